@@ -1,0 +1,195 @@
+"""Importing a long-format paper list: one row per (paper, category), as surveys publish them.
+
+The survey's own list (``cultural-llm-papers`` README, Adilazuarda, Mukherjee et al. 2024) has the
+columns ``taxonomy, dimension, category, authors_year, title, venue, url``; a paper appears once per
+category it was filed under. Categories are matched to taxonomy ids through the id, the label and
+the aliases, ignoring case and punctuation; the dimension, when given, must agree with the category.
+A method row filed under "Black-box Approach" or "White-box Approach" also sets the paper's access.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openpyxl.utils import get_column_letter
+
+from culture_probe.errors import InputError, did_you_mean
+from culture_probe.survey._fields import (
+    Field,
+    field_by_key,
+    normalize_label,
+    owner_of,
+    resolve_field,
+)
+from culture_probe.survey._papers import assign_paper_ids
+from culture_probe.survey._records import Issue, PaperRecord
+from culture_probe.survey._tables import read_csv_rows
+
+ACCESS_FIELD = "access"
+
+
+@dataclass
+class _Paper:
+    title: str
+    authors: str = ""
+    year: int | None = None
+    venue: str = ""
+    url: str = ""
+    paper_id: str = ""
+    labels: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, key: str, label: str) -> None:
+        labels = self.labels.setdefault(key, [])
+        if label not in labels:
+            labels.append(label)
+
+
+@dataclass(frozen=True)
+class _Row:
+    path: str
+    number: int
+    header: list[str]
+    cells: dict[str, str]
+
+    def where(self, column: str) -> str:
+        index = self.header.index(column)
+        return f"{self.path}: row {self.number}, column {get_column_letter(index + 1)} ({column})"
+
+
+def import_long_list(path: str | Path, fields: tuple[Field, ...]) -> list[PaperRecord]:
+    """Papers with their labels from a long-format (paper, category) CSV.
+
+    Raises:
+        InputError: listing every row whose dimension or category names no taxonomy entry, or
+            whose category belongs to another dimension than the row says.
+
+    Example:
+        >>> records = import_long_list("paper_categories.csv", fields)  # doctest: +SKIP
+    """
+    rows = read_csv_rows(path)
+    header = [name.strip().lower() for name in rows[0]] if rows else []
+    for required in ("title", "category"):
+        if required not in header:
+            raise InputError(
+                f"no '{required}' column in the header",
+                path=path,
+                line=1,
+                hint=did_you_mean(required, header) or f"found: {', '.join(header)}",
+            )
+    papers: dict[str, _Paper] = {}
+    issues: list[Issue] = []
+    for number, cells in enumerate(rows[1:], start=2):
+        if not any(cells):
+            continue
+        row = _Row(str(path), number, header, dict(zip(header, cells, strict=False)))
+        _import_row(row, fields, papers, issues)
+    if issues:
+        listing = "\n  ".join(str(issue) for issue in issues)
+        raise InputError(f"{len(issues)} row(s) could not be imported:\n  {listing}", path=path)
+    return assign_paper_ids(_record(paper) for paper in papers.values())
+
+
+def _import_row(
+    row: _Row, fields: tuple[Field, ...], papers: dict[str, _Paper], issues: list[Issue]
+) -> None:
+    title = row.cells.get("title", "")
+    if not title:
+        issues.append(Issue(row.where("title"), "", "the title is empty", allowed="a title"))
+        return
+    paper = papers.setdefault(normalize_label(title), _new_paper(row))
+    dimension = row.cells.get("dimension", "")
+    category = row.cells.get("category", "")
+    target = _dimension_field(row, dimension, fields, issues) if dimension else None
+    if dimension and target is None:
+        return
+    resolved = _category_label(row, category, target, fields, issues)
+    if resolved is None:
+        return
+    paper.add(resolved[0].key, resolved[1])
+    access = field_by_key(fields, ACCESS_FIELD)
+    choice = access.resolve(dimension) if access is not None and dimension else None
+    if choice is not None:
+        paper.add(ACCESS_FIELD, choice.id)
+
+
+def _new_paper(row: _Row) -> _Paper:
+    authors = row.cells.get("authors") or row.cells.get("authors_year", "")
+    year_text = row.cells.get("year") or authors
+    year = re.search(r"(19|20)\d{2}", year_text)
+    return _Paper(
+        title=row.cells["title"],
+        authors=re.sub(r"\s*\(\d{4}\)\s*$", "", authors),
+        year=int(year.group(0)) if year else None,
+        venue=row.cells.get("venue", ""),
+        url=row.cells.get("url", ""),
+        paper_id=row.cells.get("paper_id", ""),
+    )
+
+
+def _dimension_field(
+    row: _Row, dimension: str, fields: tuple[Field, ...], issues: list[Issue]
+) -> Field | None:
+    target = resolve_field(fields, dimension)
+    if target is not None and target.kind == "multi":
+        return target
+    names = [name for f in fields if f.kind == "multi" for name in (f.label, *f.aliases)]
+    issues.append(
+        Issue(
+            row.where("dimension"),
+            dimension,
+            f"unknown dimension '{dimension}'",
+            allowed=", ".join(f.label for f in fields if f.kind == "multi"),
+            suggestion=did_you_mean(dimension, names),
+        )
+    )
+    return None
+
+
+def _category_label(
+    row: _Row, category: str, target: Field | None, fields: tuple[Field, ...], issues: list[Issue]
+) -> tuple[Field, str] | None:
+    if target is not None and (choice := target.resolve(category)) is not None:
+        return target, choice.id
+    owner = owner_of(fields, category)
+    if owner is not None and target is None:
+        return owner[0], owner[1].id
+    where = row.where("category")
+    if owner is not None and target is not None:
+        issues.append(
+            Issue(
+                where,
+                category,
+                f"'{category}' is a label of '{owner[0].key}' "
+                f"({owner[0].label}), but the row's dimension names '{target.key}' "
+                f"({target.label})",
+                allowed=", ".join(c.label for c in target.choices),
+            )
+        )
+        return None
+    candidates = (
+        target.choices
+        if target is not None
+        else [c for f in fields if f.kind == "multi" for c in f.choices]
+    )
+    issues.append(
+        Issue(
+            where,
+            category,
+            f"unknown category '{category}'",
+            allowed=", ".join(c.label for c in candidates),
+            suggestion=did_you_mean(category, [c.label for c in candidates]),
+        )
+    )
+    return None
+
+
+def _record(paper: _Paper) -> PaperRecord:
+    values = {key: tuple(labels) for key, labels in paper.labels.items()}
+    access = values.get(ACCESS_FIELD, ())
+    if len(access) > 1:
+        values[ACCESS_FIELD] = ("both",)
+    return PaperRecord(
+        paper.paper_id, paper.title, paper.authors, paper.year, paper.venue, paper.url, values
+    )
