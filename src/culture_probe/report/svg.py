@@ -1,0 +1,884 @@
+"""Charts as inline SVG: pure functions from numbers and labels to :class:`markupsafe.Markup`.
+
+Every label is escaped with :func:`markupsafe.escape`, so text from study files or models is shown
+as text. Sequential scales use viridis or cividis (Smith & van der Walt 2015; Nuñez, Anderton &
+Renslow 2018), categorical series the Okabe-Ito palette (Okabe & Ito 2008): all readable with the
+common colour-vision deficiencies and in greyscale print. Missing values (NaN, None) are drawn as
+gaps or hatched grey cells, never as zero. Charts scale to the width of their container
+(``viewBox``), so they read in a narrow window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+Number = float | int | None
+
+# Anchors sampled at t = 0, 1/8, ..., 1 from the published viridis and cividis colour maps; the
+# colour between anchors is interpolated linearly in sRGB, which stays within 1% of the full maps.
+_ANCHORS: dict[str, tuple[str, ...]] = {
+    "viridis": (
+        "#440154",
+        "#472d7b",
+        "#3b528b",
+        "#2c728e",
+        "#21918c",
+        "#28ae80",
+        "#5ec962",
+        "#addc30",
+        "#fde725",
+    ),
+    "cividis": (
+        "#00224e",
+        "#1a386f",
+        "#434e6c",
+        "#61656f",
+        "#7d7c78",
+        "#9b9476",
+        "#bcae6c",
+        "#dec958",
+        "#fee838",
+    ),
+}
+
+OKABE_ITO: tuple[str, ...] = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+)
+"""Eight colours that stay distinct under protanopia, deuteranopia and tritanopia (Okabe & Ito)."""
+
+MISSING_FILL = "#e5e7eb"
+_INK = "#1f2328"
+_MUTED = "#59636e"
+_RULE = "#d1d9e0"
+_CHAR_WIDTH = 6.6  # approximate advance of a 12px sans-serif character, for layout
+_LABEL_LIMIT = 32
+
+
+def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    value = colour.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def sequential_colour(t: float, palette: str = "viridis") -> str:
+    """The colour at position ``t`` in [0, 1] of a perceptually uniform palette ("viridis",
+    "cividis").
+
+    Example:
+        >>> sequential_colour(0.0), sequential_colour(1.0)
+        ('#440154', '#fde725')
+    """
+    if palette not in _ANCHORS:
+        raise ValueError(f"unknown palette {palette!r}; expected one of {sorted(_ANCHORS)}")
+    anchors = _ANCHORS[palette]
+    position = min(max(float(t), 0.0), 1.0) * (len(anchors) - 1)
+    low = min(int(position), len(anchors) - 2)
+    fraction = position - low
+    start, end = _hex_to_rgb(anchors[low]), _hex_to_rgb(anchors[low + 1])
+    mixed = (round(a + (b - a) * fraction) for a, b in zip(start, end, strict=True))
+    return "#" + "".join(f"{channel:02x}" for channel in mixed)
+
+
+def text_colour_on(fill: str) -> str:
+    """Black or white, whichever contrasts more with ``fill`` (WCAG relative luminance)."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (linear(channel) for channel in _hex_to_rgb(fill))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return "#000000" if luminance > 0.179 else "#ffffff"
+
+
+def series_colour(index: int) -> str:
+    """The ``index``-th categorical colour (Okabe-Ito, cycling)."""
+    return OKABE_ITO[index % len(OKABE_ITO)]
+
+
+def _is_missing(value: Number) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _zero_if_missing(value: Number) -> float:
+    return 0.0 if value is None or _is_missing(value) else float(value)
+
+
+def _short(label: object, limit: int = _LABEL_LIMIT) -> str:
+    text = str(label)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(value: float) -> str:
+    """Coordinates with two decimals and no trailing zeros, to keep the markup small."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _fmt(value: Number, value_format: str) -> str:
+    return "n/a" if _is_missing(value) else value_format.format(value)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """A linear map from a data domain to a pixel range."""
+
+    low: float
+    high: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        span = self.high - self.low or 1.0
+        clipped = min(max(value, self.low), self.high)
+        return self.start + (clipped - self.low) / span * (self.end - self.start)
+
+
+def _domain(values: Sequence[Number], domain: tuple[float, float] | None) -> tuple[float, float]:
+    if domain is not None:
+        return float(domain[0]), float(domain[1])
+    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    if not present:
+        return 0.0, 1.0
+    low, high = min([*present, 0.0]), max([*present, 0.0])
+    if low == high:
+        high = low + 1.0
+    return low, high
+
+
+def _data_range(values: Sequence[Number]) -> tuple[float, float]:
+    """The smallest and largest present value (a colour scale need not include zero)."""
+    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    if not present:
+        return 0.0, 1.0
+    low, high = min(present), max(present)
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    span = high - low
+    if span <= 0:
+        return [low]
+    raw_step = span / count
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = []
+    tick = first
+    while tick <= high + step * 1e-6:
+        ticks.append(round(tick, 10))
+        tick += step
+    return ticks
+
+
+def _svg(width: float, height: float, title: str, body: list[str], kind: str) -> Markup:
+    """The ``<svg>`` element: accessible name from the title, scalable through the viewBox."""
+    return Markup(
+        '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{kind}" role="img" '
+        'viewBox="0 0 {w} {h}" width="{w}" height="{h}" aria-label="{title}">'
+        "<title>{title}</title>{body}</svg>"
+    ).format(kind=kind, w=_num(width), h=_num(height), title=title, body=Markup("".join(body)))
+
+
+def _element(tag: str, tooltip: str | None = None, **attributes: object) -> str:
+    """One SVG element; attribute values and the tooltip are escaped, numbers written compactly.
+
+    Attribute names use ``_`` for ``-`` (``stroke_width``) and ``class_`` for ``class``.
+    """
+    rendered = " ".join(
+        f'{name.rstrip("_").replace("_", "-")}="{_attribute(value)}"'
+        for name, value in attributes.items()
+    )
+    if tooltip is None:
+        return f"<{tag} {rendered}/>"
+    return f"<{tag} {rendered}><title>{escape(tooltip)}</title></{tag}>"
+
+
+def _attribute(value: object) -> str:
+    if isinstance(value, float):
+        return _num(value)
+    return str(escape(str(value)))
+
+
+def _text(
+    x: float,
+    y: float,
+    content: object,
+    *,
+    anchor: str = "start",
+    size: int = 12,
+    fill: str = _INK,
+    weight: str = "normal",
+    full: object | None = None,
+) -> str:
+    """A ``<text>``; ``full`` adds a tooltip with the untruncated label."""
+    tooltip = f"<title>{escape(str(full))}</title>" if full is not None and full != content else ""
+    return (
+        f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}" '
+        f'fill="{fill}" font-weight="{weight}">{tooltip}{escape(str(content))}</text>'
+    )
+
+
+def _title_text(width: float, title: str) -> str:
+    return _text(8, 18, title, size=14, weight="bold")
+
+
+def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) -> list[str]:
+    parts = ['<g class="axis">']
+    for tick in _nice_ticks(scale.low, scale.high):
+        x = scale(tick)
+        parts.append(_element("line", x1=x, x2=x, y1=top, y2=y, stroke=_RULE))
+        parts.append(
+            _text(x, y + 14, value_format.format(tick), anchor="middle", size=11, fill=_MUTED)
+        )
+    parts.append("</g>")
+    if label:
+        parts.append(_text((scale.start + scale.end) / 2, y + 30, label, anchor="middle", size=11))
+    return parts
+
+
+def _label_width(labels: Sequence[object]) -> float:
+    longest = max((len(_short(label)) for label in labels), default=4)
+    return min(max(longest * _CHAR_WIDTH + 12, 48), 230)
+
+
+def _legend(
+    names: Sequence[str], colours: Sequence[str], x: float, y: float, width: float
+) -> list[str]:
+    """Swatches and names, wrapped onto as many rows as the width needs."""
+    parts: list[str] = []
+    cursor_x, cursor_y = x, y
+    for name, colour in zip(names, colours, strict=True):
+        item_width = 18 + len(_short(name, 24)) * _CHAR_WIDTH + 14
+        if cursor_x + item_width > width and cursor_x > x:
+            cursor_x, cursor_y = x, cursor_y + 18
+        parts.append(
+            _element("rect", x=cursor_x, y=cursor_y - 10, width=12, height=12, fill=colour)
+        )
+        parts.append(_text(cursor_x + 16, cursor_y, _short(name, 24), size=11, full=name))
+        cursor_x += item_width
+    return parts
+
+
+def _legend_height(names: Sequence[str], width: float, x: float) -> float:
+    rows, cursor = 1, x
+    for name in names:
+        item_width = 18 + len(_short(name, 24)) * _CHAR_WIDTH + 14
+        if cursor + item_width > width and cursor > x:
+            rows, cursor = rows + 1, x
+        cursor += item_width
+    return rows * 18
+
+
+def bar_chart(
+    labels: Sequence[object],
+    values: Sequence[Number],
+    *,
+    title: str,
+    value_label: str = "",
+    domain: tuple[float, float] | None = None,
+    value_format: str = "{:.2f}",
+    colour: str = OKABE_ITO[0],
+    width: float = 640,
+) -> Markup:
+    """A horizontal bar chart, one bar per label, the value printed at the bar's end.
+
+    Example:
+        >>> "<rect" in bar_chart(["US", "JP"], [0.4, 0.7], title="Mean answer")
+        True
+    """
+    _check_lengths(labels, values=values)
+    low, high = _domain(values, domain)
+    label_width = _label_width(labels)
+    row, top = 22, 32
+    plot_bottom = top + row * len(labels)
+    scale = _Scale(low, high, label_width + 8, width - 48)
+    parts = [
+        _title_text(width, title),
+        *_x_axis(scale, plot_bottom, value_label, value_format, top),
+    ]
+    for index, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = top + index * row
+        parts.append(_text(label_width, y + 15, _short(label), anchor="end", full=label))
+        if _is_missing(value):
+            parts.append(_text(scale.start + 4, y + 15, "n/a", size=11, fill=_MUTED))
+            continue
+        start, end = sorted((scale(max(low, min(0.0, high))), scale(float(value))))  # type: ignore[arg-type]
+        parts.append(
+            _element(
+                "rect",
+                f"{label}: {_fmt(value, value_format)}",
+                class_="bar",
+                x=start,
+                y=y + 4,
+                width=max(end - start, 1.0),
+                height=row - 8,
+                fill=colour,
+            )
+        )
+        parts.append(_text(end + 4, y + 15, _fmt(value, value_format), size=11, fill=_MUTED))
+    return _svg(width, plot_bottom + 36, title, parts, "bar")
+
+
+def stacked_bar_chart(
+    labels: Sequence[object],
+    segments: Mapping[str, Sequence[Number]],
+    *,
+    title: str,
+    value_label: str = "",
+    domain: tuple[float, float] | None = None,
+    value_format: str = "{:.2f}",
+    width: float = 640,
+) -> Markup:
+    """Horizontal stacked bars: one bar per label, one coloured segment per series.
+
+    Suited to shares that add up, such as variance components.
+
+    Missing segment values count as zero in the stack but are named "n/a" in the tooltip.
+
+    Example:
+        >>> chart = stacked_bar_chart(["q1"], {"culture": [0.6], "wording": [0.4]}, title="Shares")
+        >>> chart.count('class="segment"')
+        2
+    """
+    for name, series in segments.items():
+        _check_lengths(labels, **{name: series})
+    names = list(segments)
+    colours = [series_colour(i) for i in range(len(names))]
+    totals = [
+        sum(_zero_if_missing(segments[name][i]) for name in names) for i in range(len(labels))
+    ]
+    low, high = domain if domain is not None else (0.0, max([*totals, 1e-12]))
+    label_width = _label_width(labels)
+    row, top = 22, 32
+    legend_h = _legend_height(names, width, label_width + 8)
+    plot_top = top + legend_h
+    plot_bottom = plot_top + row * len(labels)
+    scale = _Scale(low, high, label_width + 8, width - 16)
+    parts = [_title_text(width, title), *_legend(names, colours, label_width + 8, top + 10, width)]
+    parts += _x_axis(scale, plot_bottom, value_label, value_format, plot_top)
+    for index, label in enumerate(labels):
+        y = plot_top + index * row
+        parts.append(_text(label_width, y + 15, _short(label), anchor="end", full=label))
+        cumulative = 0.0
+        for name, colour in zip(names, colours, strict=True):
+            value = segments[name][index]
+            share = max(_zero_if_missing(value), 0.0)
+            start, end = scale(cumulative), scale(cumulative + share)
+            cumulative += share
+            parts.append(
+                _element(
+                    "rect",
+                    f"{label}, {name}: {_fmt(value, value_format)}",
+                    class_="segment",
+                    x=start,
+                    y=y + 4,
+                    width=max(end - start, 0.0),
+                    height=row - 8,
+                    fill=colour,
+                )
+            )
+    return _svg(width, plot_bottom + 36, title, parts, "stacked")
+
+
+def heatmap(
+    row_labels: Sequence[object],
+    column_labels: Sequence[object],
+    values: Sequence[Sequence[Number]],
+    *,
+    title: str,
+    domain: tuple[float, float] | None = None,
+    palette: str = "viridis",
+    value_format: str = "{:.2f}",
+    legend_label: str = "",
+    show_values: bool = True,
+    width: float = 640,
+) -> Markup:
+    """A grid of coloured cells (rows x columns) with a colour bar; missing cells grey, "n/a".
+
+    Example:
+        >>> chart = heatmap(["US", "JP"], ["p1", "p2"], [[0.1, 0.2], [0.8, None]], title="Answer")
+        >>> chart.count('class="cell"'), chart.count("n/a")
+        (4, 2)
+    """
+    if len(values) != len(row_labels) or any(len(row) != len(column_labels) for row in values):
+        raise ValueError(
+            f"heatmap values must be {len(row_labels)} rows x {len(column_labels)} columns"
+        )
+    low, high = domain if domain is not None else _data_range([v for row in values for v in row])
+    label_width = _label_width(row_labels)
+    longest_column = max((len(_short(c, 18)) for c in column_labels), default=2)
+    header = min(longest_column * _CHAR_WIDTH * 0.72 + 16, 110)
+    top = 32 + header
+    available = width - label_width - 16
+    cell_w = max(min(available / max(len(column_labels), 1), 90), 14)
+    cell_h = 22
+    parts = [_title_text(width, title)]
+    for j, column in enumerate(column_labels):
+        x = label_width + 8 + (j + 0.5) * cell_w
+        parts.append(
+            f'<g transform="translate({_num(x)},{_num(top - 6)}) rotate(-45)">'
+            + _text(0, 0, _short(column, 18), size=11, full=column)
+            + "</g>"
+        )
+    for i, (label, row) in enumerate(zip(row_labels, values, strict=True)):
+        y = top + i * cell_h
+        parts.append(_text(label_width, y + 15, _short(label), anchor="end", full=label))
+        for j, value in enumerate(row):
+            x = label_width + 8 + j * cell_w
+            missing = _is_missing(value)
+            t = 0.0 if missing else (float(value) - low) / (high - low)  # type: ignore[arg-type]
+            fill = MISSING_FILL if missing else sequential_colour(t, palette)
+            parts.append(
+                _element(
+                    "rect",
+                    f"{label} x {column_labels[j]}: {_fmt(value, value_format)}",
+                    class_="cell",
+                    x=x,
+                    y=float(y),
+                    width=cell_w - 1,
+                    height=cell_h - 1,
+                    fill=fill,
+                )
+            )
+            if show_values and (cell_w >= 34 or missing):
+                parts.append(
+                    _text(
+                        x + cell_w / 2,
+                        y + 15,
+                        _fmt(value, value_format),
+                        anchor="middle",
+                        size=10,
+                        fill=_MUTED if missing else text_colour_on(fill),
+                    )
+                )
+    bottom = top + cell_h * len(row_labels) + 14
+    parts += _colour_bar(
+        label_width + 8, bottom, min(available, 260), low, high, palette, value_format
+    )
+    if legend_label:
+        parts.append(
+            _text(label_width + 8 + min(available, 260) + 12, bottom + 10, legend_label, size=11)
+        )
+    return _svg(width, bottom + 34, title, parts, "heatmap")
+
+
+def _colour_bar(
+    x: float, y: float, length: float, low: float, high: float, palette: str, value_format: str
+) -> list[str]:
+    steps = 24
+    parts = []
+    for k in range(steps):
+        parts.append(
+            _element(
+                "rect",
+                x=x + k * length / steps,
+                y=y,
+                width=length / steps + 0.5,
+                height=10,
+                fill=sequential_colour(k / (steps - 1), palette),
+            )
+        )
+    parts.append(_text(x, y + 24, value_format.format(low), size=10, fill=_MUTED))
+    parts.append(
+        _text(x + length, y + 24, value_format.format(high), anchor="end", size=10, fill=_MUTED)
+    )
+    return parts
+
+
+def forest_plot(
+    labels: Sequence[object],
+    estimates: Sequence[Number],
+    lows: Sequence[Number],
+    highs: Sequence[Number],
+    *,
+    title: str,
+    reference: float | None = None,
+    value_label: str = "",
+    log_scale: bool = False,
+    value_format: str = "{:.2f}",
+    width: float = 640,
+) -> Markup:
+    """Point estimates with confidence intervals, one row per label, and a dashed reference line.
+
+    With ``log_scale`` the axis is log10 (for ratios such as the culture-vs-wording index, where 1
+    is parity); non-positive values are then clipped to the smallest positive value shown.
+
+    Example:
+        >>> chart = forest_plot(["q1", "q2"], [2.0, 0.5], [1.2, 0.2], [3.1, 0.9], title="CWI",
+        ...                     reference=1.0, log_scale=True)
+        >>> chart.count('class="interval"'), chart.count('class="estimate"')
+        (2, 2)
+    """
+    _check_lengths(labels, estimates=estimates, lows=lows, highs=highs)
+    transform = _log10 if log_scale else float
+    every = [v for v in (*estimates, *lows, *highs) if not _is_missing(v)]
+    if log_scale:
+        every = [v for v in every if float(v) > 0]  # type: ignore[arg-type]
+    points = [transform(float(v)) for v in every]  # type: ignore[arg-type]
+    if reference is not None and (not log_scale or reference > 0):
+        points.append(transform(reference))
+    low, high = (min(points), max(points)) if points else (0.0, 1.0)
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    pad = (high - low) * 0.05
+    label_width = _label_width(labels)
+    row, top = 22, 32
+    plot_bottom = top + row * len(labels)
+    scale = _Scale(low - pad, high + pad, label_width + 8, width - 56)
+    parts = [_title_text(width, title)]
+    parts += _forest_axis(scale, plot_bottom, top, value_label, log_scale, value_format)
+    if reference is not None and (not log_scale or reference > 0):
+        x = scale(transform(reference))
+        parts.append(
+            _element(
+                "line",
+                class_="reference",
+                x1=x,
+                x2=x,
+                y1=top,
+                y2=plot_bottom,
+                stroke=_MUTED,
+                stroke_dasharray="4 3",
+            )
+        )
+    floor = low - pad
+    for index, label in enumerate(labels):
+        y = top + index * row + row / 2
+        parts.append(_text(label_width, y + 4, _short(label), anchor="end", full=label))
+        estimate, lo, hi = estimates[index], lows[index], highs[index]
+
+        def place(value: Number) -> float | None:
+            if _is_missing(value):
+                return None
+            v = float(value)  # type: ignore[arg-type]
+            return scale(transform(v) if not log_scale or v > 0 else floor)
+
+        x_lo, x_hi, x_est = place(lo), place(hi), place(estimate)
+        tooltip = (
+            f"{label}: {_fmt(estimate, value_format)} "
+            f"[{_fmt(lo, value_format)}, {_fmt(hi, value_format)}]"
+        )
+        if x_lo is not None and x_hi is not None:
+            parts.append(
+                _element(
+                    "line",
+                    tooltip,
+                    class_="interval",
+                    x1=x_lo,
+                    x2=x_hi,
+                    y1=y,
+                    y2=y,
+                    stroke=OKABE_ITO[0],
+                    stroke_width=2,
+                )
+            )
+        if x_est is None:
+            parts.append(_text(scale.start + 4, y + 4, "n/a", size=11, fill=_MUTED))
+            continue
+        parts.append(
+            _element(
+                "rect",
+                tooltip,
+                class_="estimate",
+                x=x_est - 4,
+                y=y - 4,
+                width=8,
+                height=8,
+                fill=OKABE_ITO[5],
+            )
+        )
+        parts.append(_text(width - 52, y + 4, _fmt(estimate, value_format), size=11, fill=_MUTED))
+    return _svg(width, plot_bottom + 36, title, parts, "forest")
+
+
+def _log10(value: float) -> float:
+    return math.log10(value)
+
+
+def _forest_axis(
+    scale: _Scale, bottom: float, top: float, label: str, log_scale: bool, value_format: str
+) -> list[str]:
+    if not log_scale:
+        return _x_axis(scale, bottom, label, value_format, top)
+    parts = ['<g class="axis">']
+    for exponent in range(math.floor(scale.low), math.ceil(scale.high) + 1):
+        for multiple in (1, 2, 5):
+            position = exponent + math.log10(multiple)
+            if not scale.low <= position <= scale.high:
+                continue
+            x = scale(position)
+            parts.append(_element("line", x1=x, x2=x, y1=top, y2=bottom, stroke=_RULE))
+            parts.append(
+                _text(
+                    x,
+                    bottom + 14,
+                    f"{multiple * 10.0**exponent:g}",
+                    anchor="middle",
+                    size=11,
+                    fill=_MUTED,
+                )
+            )
+    parts.append("</g>")
+    if label:
+        parts.append(
+            _text((scale.start + scale.end) / 2, bottom + 30, label, anchor="middle", size=11)
+        )
+    return parts
+
+
+def histogram(
+    values: Sequence[Number],
+    *,
+    title: str,
+    bins: int = 20,
+    domain: tuple[float, float] | None = None,
+    value_label: str = "",
+    value_format: str = "{:.2f}",
+    reference: float | None = None,
+    width: float = 640,
+    height: float = 220,
+) -> Markup:
+    """A histogram with a strip (rug) of the individual values underneath; NaN counted aside.
+
+    Example:
+        >>> chart = histogram([0.1, 0.15, 0.9], title="Wording spread", bins=4, domain=(0, 1))
+        >>> chart.count('class="bin"'), chart.count('class="tick"')
+        (4, 3)
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    low, high = domain if domain is not None else _domain(present, None)
+    if low == high:
+        high = low + 1.0
+    counts = [0] * bins
+    for value in present:
+        position = int((min(max(value, low), high) - low) / (high - low) * bins)
+        counts[min(position, bins - 1)] += 1
+    left, right, top = 44.0, width - 16, 32.0
+    strip_top = height - 58
+    bottom = strip_top - 10
+    scale = _Scale(low, high, left, right)
+    count_scale = _Scale(0, max([*counts, 1]), bottom, top)
+    parts = [_title_text(width, title)]
+    for tick in _nice_ticks(0, max([*counts, 1]), 4):
+        if tick != int(tick):
+            continue
+        y = count_scale(tick)
+        parts.append(_element("line", x1=left, x2=right, y1=y, y2=y, stroke=_RULE))
+        parts.append(_text(left - 6, y + 4, f"{int(tick)}", anchor="end", size=10, fill=_MUTED))
+    bin_width = (right - left) / bins
+    for index, count in enumerate(counts):
+        x = left + index * bin_width
+        y = count_scale(count)
+        edge_low = low + index * (high - low) / bins
+        edge_high = edge_low + (high - low) / bins
+        parts.append(
+            _element(
+                "rect",
+                f"{value_format.format(edge_low)} to {value_format.format(edge_high)}: {count}",
+                class_="bin",
+                x=x + 0.5,
+                y=y,
+                width=bin_width - 1,
+                height=bottom - y,
+                fill=OKABE_ITO[0],
+            )
+        )
+    for value in present:
+        x = scale(value)
+        parts.append(
+            _element(
+                "line",
+                class_="tick",
+                x1=x,
+                x2=x,
+                y1=strip_top,
+                y2=strip_top + 12,
+                stroke=OKABE_ITO[5],
+                stroke_opacity="0.6",
+            )
+        )
+    if reference is not None:
+        x = scale(reference)
+        parts.append(
+            _element(
+                "line",
+                class_="reference",
+                x1=x,
+                x2=x,
+                y1=top,
+                y2=strip_top + 12,
+                stroke=_INK,
+                stroke_dasharray="4 3",
+            )
+        )
+    axis = _x_axis(scale, strip_top + 14, value_label, value_format, strip_top + 14)
+    parts += axis
+    missing = len(values) - len(present)
+    if missing:
+        parts.append(_text(right, 18, f"{missing} missing", anchor="end", size=11, fill=_MUTED))
+    return _svg(width, height, title, parts, "histogram")
+
+
+def distribution_bars(
+    categories: Sequence[object],
+    series: Mapping[str, Sequence[Number]],
+    *,
+    title: str,
+    value_format: str = "{:.0%}",
+    domain: tuple[float, float] | None = None,
+    width: float = 640,
+    height: float = 240,
+) -> Markup:
+    """Side-by-side vertical bars: per category (answer option), one bar per series (model, human).
+
+    Example:
+        >>> series = {"model": [0.7, 0.3], "human": [0.5, 0.5]}
+        >>> chart = distribution_bars(["agree", "disagree"], series, title="q1, JP")
+        >>> chart.count('class="dist-bar"')
+        4
+    """
+    for name, values in series.items():
+        _check_lengths(categories, **{name: values})
+    names = list(series)
+    colours = [series_colour(i) for i in range(len(names))]
+    every = [v for values in series.values() for v in values]
+    low, high = domain if domain is not None else (0.0, max(_domain(every, None)[1], 1e-12))
+    left, right = 44.0, width - 12
+    legend_h = _legend_height(names, width, left)
+    top = 32 + legend_h
+    label_rows = 2 if any(len(str(c)) > 14 for c in categories) else 1
+    bottom = height - 18 - 14 * label_rows
+    scale = _Scale(low, high, bottom, top)
+    parts = [_title_text(width, title), *_legend(names, colours, left, 42, width)]
+    for tick in _nice_ticks(low, high, 4):
+        y = scale(tick)
+        parts.append(_element("line", x1=left, x2=right, y1=y, y2=y, stroke=_RULE))
+        parts.append(
+            _text(left - 6, y + 4, value_format.format(tick), anchor="end", size=10, fill=_MUTED)
+        )
+    group = (right - left) / max(len(categories), 1)
+    bar = group * 0.8 / max(len(names), 1)
+    for index, category in enumerate(categories):
+        x0 = left + index * group + group * 0.1
+        for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
+            value = series[name][index]
+            if _is_missing(value):
+                continue
+            y = scale(float(value))  # type: ignore[arg-type]
+            parts.append(
+                _element(
+                    "rect",
+                    f"{category}, {name}: {_fmt(value, value_format)}",
+                    class_="dist-bar",
+                    x=x0 + k * bar,
+                    y=y,
+                    width=max(bar - 1, 1.0),
+                    height=bottom - y,
+                    fill=colour,
+                )
+            )
+        limit = max(int(group / _CHAR_WIDTH), 3)
+        parts.append(
+            _text(
+                left + (index + 0.5) * group,
+                bottom + 14,
+                _short(category, limit),
+                anchor="middle",
+                size=10,
+                full=category,
+            )
+        )
+    return _svg(width, height, title, parts, "distribution")
+
+
+def range_plot(
+    labels: Sequence[object],
+    lows: Sequence[Number],
+    highs: Sequence[Number],
+    points: Sequence[Number] | None = None,
+    *,
+    title: str,
+    value_label: str = "",
+    domain: tuple[float, float] | None = None,
+    value_format: str = "{:.2f}",
+    width: float = 640,
+) -> Markup:
+    """A min-max range per label (e.g. similarity to humans across wordings) and a central point.
+
+    Example:
+        >>> chart = range_plot(["US", "JP"], [0.6, 0.5], [0.8, 0.9], [0.7, 0.6], title="Similarity")
+        >>> chart.count('class="range"'), chart.count('class="point"')
+        (2, 2)
+    """
+    middle = list(points) if points is not None else [None] * len(labels)
+    _check_lengths(labels, lows=lows, highs=highs, points=middle)
+    low, high = _domain([*lows, *highs, *middle], domain)
+    label_width = _label_width(labels)
+    row, top = 22, 32
+    plot_bottom = top + row * len(labels)
+    scale = _Scale(low, high, label_width + 8, width - 110)
+    parts = [
+        _title_text(width, title),
+        *_x_axis(scale, plot_bottom, value_label, value_format, top),
+    ]
+    for index, label in enumerate(labels):
+        y = top + index * row + row / 2
+        parts.append(_text(label_width, y + 4, _short(label), anchor="end", full=label))
+        lo, hi, mid = lows[index], highs[index], middle[index]
+        summary = f"{label}: {_fmt(lo, value_format)} to {_fmt(hi, value_format)}"
+        if not _is_missing(lo) and not _is_missing(hi):
+            x_lo, x_hi = scale(float(lo)), scale(float(hi))  # type: ignore[arg-type]
+            parts.append(
+                _element(
+                    "rect",
+                    summary,
+                    class_="range",
+                    x=x_lo,
+                    y=y - 5,
+                    width=max(x_hi - x_lo, 2.0),
+                    height=10,
+                    rx=5,
+                    fill=OKABE_ITO[4],
+                )
+            )
+        if not _is_missing(mid):
+            parts.append(
+                _element(
+                    "circle",
+                    f"{summary}; mean {_fmt(mid, value_format)}",
+                    class_="point",
+                    cx=scale(float(mid)),  # type: ignore[arg-type]
+                    cy=y,
+                    r=4,
+                    fill=OKABE_ITO[5],
+                )
+            )
+        parts.append(
+            _text(
+                width - 104,
+                y + 4,
+                f"{_fmt(lo, value_format)}–{_fmt(hi, value_format)}",
+                size=11,
+                fill=_MUTED,
+            )
+        )
+    return _svg(width, plot_bottom + 36, title, parts, "range")
+
+
+def _check_lengths(labels: Sequence[object], **series: Sequence[Number]) -> None:
+    for name, values in series.items():
+        if len(values) != len(labels):
+            raise ValueError(f"{name} has {len(values)} values for {len(labels)} labels")
