@@ -1,0 +1,229 @@
+"""Run the whole robustness analysis over a tidy responses table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.analysis._cells import cell_stats, wording_cells
+from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
+from culture_probe.analysis._design import UNIT_COLUMNS
+from culture_probe.analysis._headline import headline_sentences
+from culture_probe.analysis._items import (
+    Decomposition,
+    agreement_alphas,
+    benjamini_hochberg,
+    decompose_units,
+    percentile_interval,
+)
+from culture_probe.analysis._summary import (
+    clustered_mean,
+    finite,
+    two_stage_aggregates,
+    verdict_counts,
+    verdicts,
+)
+from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
+from culture_probe.errors import InputError
+
+INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze` found.
+
+    Attributes:
+        tables: named tidy tables, written by the caller to ``stats/<name>.parquet``.
+        summary: JSON-serialisable study-level aggregates, written to ``summary.json``.
+        headline: 3-8 plain-English sentences for the terminal and the report.
+    """
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    headline: list[str] = field(default_factory=list)
+
+
+def analyze(
+    tidy: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    n_permutations: int = 999,
+    seed: int = 0,
+) -> AnalysisResult:
+    """Decompose the answers of a study into culture, wording, order and noise.
+
+    Args:
+        tidy: the tidy responses table (:func:`tidy_responses`).
+        reference: optional human reference distributions (``item_id, proxy, option, share``).
+        n_bootstrap: bootstrap resamples for every confidence interval.
+        n_permutations: permutations for every permutation test.
+        seed: random seed; the same inputs and seed give the same result.
+
+    Returns:
+        The tables, the summary and the headline.
+
+    Example:
+        >>> result = analyze(tidy_responses(plan, responses), n_bootstrap=2000)  # doctest: +SKIP
+        >>> result.tables["item_stats"][["item_id", "axis", "cwi", "verdict"]]  # doctest: +SKIP
+    """
+    _check_arguments(tidy, n_bootstrap, n_permutations)
+    from culture_probe.analysis._alignment import alignment_tables
+    from culture_probe.analysis._information import information_table
+    from culture_probe.analysis._position import position_bias
+
+    probs = probability_matrix(tidy)
+    items = sorted(tidy["item_id"].astype(str).unique())
+    item_codes = {item: code for code, item in enumerate(items)}
+    kind = tidy["proxy_kind"]
+    culture = tidy.loc[kind == "culture"]
+    core = decompose_units(culture, item_codes, n_bootstrap, seed)
+    placebo = decompose_units(tidy.loc[kind == "placebo"], item_codes, n_bootstrap, seed)
+    cells = cell_stats(tidy, probs)
+    controls = placebo_comparison(core, placebo)
+    tables: dict[str, pd.DataFrame] = {"cell_stats": cells, "wording_cells": wording_cells(tidy)}
+    if reference is not None:
+        tables.update(alignment_tables(tidy, probs, reference, n_permutations, seed))
+    item_table = _item_table(core, controls, tidy, probs, tables.get("alignment_summary"))
+    tables["item_stats"] = item_table
+    culture_probs = probs[(kind == "culture").to_numpy()]
+    tables["information"] = information_table(culture, culture_probs, n_permutations, seed)
+    tables["position_bias"] = position_bias(tidy, probs)
+    tables["controls"] = controls.merge(
+        baseline_comparison(cells), on=list(UNIT_COLUMNS), how="outer"
+    )
+    summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
+    ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
+    return AnalysisResult(ordered, summary, headline_sentences(summary))
+
+
+_TABLE_ORDER = (
+    "item_stats",
+    "cell_stats",
+    "wording_cells",
+    "information",
+    "position_bias",
+    "controls",
+    "alignment",
+    "alignment_summary",
+)
+
+
+def _check_arguments(tidy: pd.DataFrame, n_bootstrap: int, n_permutations: int) -> None:
+    require_columns(tidy, TIDY_COLUMNS, where="tidy responses table")
+    for name, value in (("n_bootstrap", n_bootstrap), ("n_permutations", n_permutations)):
+        if value < 1:
+            raise InputError(f"must be at least 1, got {value}", key=name)
+
+
+def _item_table(
+    core: Decomposition,
+    controls: pd.DataFrame,
+    tidy: pd.DataFrame,
+    probs: np.ndarray,
+    alignment_summary: pd.DataFrame | None,
+) -> pd.DataFrame:
+    table = core.table.copy()
+    if table.empty:
+        return table.assign(verdict=pd.Series(dtype=str))
+    scales = tidy.groupby("item_id")["scale"].first()
+    table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
+    for name in INTERVAL_COLUMNS:
+        low, high = percentile_interval(core.replicates[name])
+        table.insert(table.columns.get_loc(name) + 1, f"{name}_low", low)
+        table.insert(table.columns.get_loc(name) + 2, f"{name}_high", high)
+    for test in ("proxy", "wording", "interaction"):
+        table[f"p_{test}_bh"] = benjamini_hochberg(table[f"p_{test}"].to_numpy())
+    culture_rows = tidy.loc[tidy["proxy_kind"] == "culture"]
+    culture_probs = probs[(tidy["proxy_kind"] == "culture").to_numpy()]
+    alphas = agreement_alphas(culture_rows, culture_probs, table)
+    table = table.merge(alphas, on=list(UNIT_COLUMNS), how="left")
+    placebo_columns = [c for c in controls.columns if c not in (*UNIT_COLUMNS, "culture_var_proxy")]
+    table = table.merge(
+        controls[[*UNIT_COLUMNS, *placebo_columns]], on=list(UNIT_COLUMNS), how="left"
+    )
+    if alignment_summary is not None and not alignment_summary.empty:
+        nsr = alignment_summary.groupby(list(UNIT_COLUMNS), observed=True)["nsr"].first()
+        table = table.merge(nsr.reset_index(), on=list(UNIT_COLUMNS), how="left")
+    table["verdict"] = verdicts(table)
+    return table
+
+
+def _summary(
+    item_table: pd.DataFrame,
+    core: Decomposition,
+    tables: dict[str, pd.DataFrame],
+    tidy: pd.DataFrame,
+    seed: int,
+    n_bootstrap: int,
+    n_permutations: int,
+) -> dict[str, Any]:
+    axes: dict[str, Any] = {}
+    for axis, rows in item_table.groupby("axis", sort=True):
+        positions = rows.index.to_numpy()
+        replicates = {name: values[positions] for name, values in core.replicates.items()}
+        axes[str(axis)] = _axis_summary(rows, replicates, tables, tidy, str(axis), seed)
+    counts = verdict_counts(item_table) if not item_table.empty else {}
+    return {
+        "n_responses": len(tidy),
+        "n_items": int(tidy["item_id"].nunique()),
+        "n_units": len(item_table),
+        "rows_dropped_to_balance": core.rows_dropped,
+        "n_bootstrap": n_bootstrap,
+        "n_permutations": n_permutations,
+        "seed": seed,
+        "verdicts": counts,
+        "has_placebo": bool((tidy["proxy_kind"] == "placebo").any()),
+        "has_baseline": bool((tidy["proxy_kind"] == "baseline").any()),
+        "has_reference": "alignment" in tables,
+        "axes": axes,
+    }
+
+
+def _axis_summary(
+    rows: pd.DataFrame,
+    replicates: dict[str, np.ndarray],
+    tables: dict[str, pd.DataFrame],
+    tidy: pd.DataFrame,
+    axis: str,
+    seed: int,
+) -> dict[str, Any]:
+    cells = tables["cell_stats"]
+    cells = cells.loc[(cells["axis"] == axis) & (cells["proxy_kind"] == "culture")]
+    culture = tidy.loc[(tidy["axis"] == axis) & (tidy["proxy_kind"] == "culture")]
+    proxy_means = {
+        str(proxy): clustered_mean(
+            group["score"].to_numpy(dtype=np.float64), group["item_id"].to_numpy()
+        )
+        for proxy, group in culture.groupby("proxy", sort=True)
+    }
+    out: dict[str, Any] = {
+        "n_items": len(rows),
+        "verdicts": verdict_counts(rows),
+        "aggregates": two_stage_aggregates(rows, replicates, seed),
+        "share_bh_significant_culture": float(rows["p_proxy_bh"].lt(0.05).mean()),
+        "median_paraphrases_needed_for_0_8": rows["paraphrases_needed_for_0_8"].median(),
+        "wording_spread": _clustered(cells, "wording_spread"),
+        "wording_flip_rate": _clustered(cells, "wording_flip_rate"),
+        "order_flip_rate": _clustered(cells, "order_flip_rate"),
+        "refusal_rate": _clustered(cells, "refusal_rate"),
+        "share_beating_placebo": rows["beats_placebo"].astype("float64").mean(),
+        "proxy_means": proxy_means,
+    }
+    return _json_safe(out)
+
+
+def _clustered(cells: pd.DataFrame, column: str) -> dict[str, float]:
+    return clustered_mean(cells[column].to_numpy(dtype=np.float64), cells["item_id"].to_numpy())
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return finite(value)

@@ -1,0 +1,232 @@
+"""Proxy x wording variance decomposition with wording as a random facet (robustness.md §3.3, §3.4).
+
+All functions take cell means of shape (..., C, P) so that the same code serves the point estimates
+(G units) and the paraphrase bootstrap (G units x B resamples).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+Arrays = dict[str, np.ndarray]
+RELIABILITY_TARGET = 0.8
+
+
+def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
+    """Sums of squares, mean squares and random-effects variance components.
+
+    Two-way proxy (C) x wording (P) ANOVA with n replicates per cell and expected mean squares of
+    the unrestricted random model (Cronbach et al. 1972; Brennan 2001): E[MS_C] = s2_E + n s2_CP +
+    P n s2_C, E[MS_P] = s2_E + n s2_CP + C n s2_P, E[MS_CP] = s2_E + n s2_CP, E[MS_E] = s2_E.
+    Components are method-of-moments estimates truncated at 0. With one replicate the interaction
+    and the residual are confounded: ``var_interaction`` then holds both and ``var_residual`` is NaN.
+
+    Args:
+        means: cell means, shape (..., C, P).
+        within_ss: within-cell sums of squares, shape (..., C, P).
+        n_replicates: replicates per cell.
+
+    Returns:
+        Arrays of shape (...) keyed ``ss_proxy``, ``df_proxy``, ``ms_proxy`` and so on for
+        ``wording``, ``interaction`` and ``residual``, and ``var_proxy`` ... ``var_residual``.
+    """
+    n = n_replicates
+    n_proxies, n_wordings = means.shape[-2:]
+    grand = means.mean(axis=(-2, -1), keepdims=True)
+    proxy_means = means.mean(axis=-1, keepdims=True)
+    wording_means = means.mean(axis=-2, keepdims=True)
+    interaction = means - proxy_means - wording_means + grand
+    out: Arrays = {
+        "ss_proxy": n_wordings * n * ((proxy_means - grand) ** 2).sum(axis=(-2, -1)),
+        "ss_wording": n_proxies * n * ((wording_means - grand) ** 2).sum(axis=(-2, -1)),
+        "ss_interaction": n * (interaction**2).sum(axis=(-2, -1)),
+        "ss_residual": within_ss.sum(axis=(-2, -1)),
+    }
+    dfs = {
+        "proxy": n_proxies - 1,
+        "wording": n_wordings - 1,
+        "interaction": (n_proxies - 1) * (n_wordings - 1),
+        "residual": n_proxies * n_wordings * (n - 1),
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for source, df in dfs.items():
+            out[f"df_{source}"] = np.full(out["ss_proxy"].shape, float(df))
+            out[f"ms_{source}"] = (
+                out[f"ss_{source}"] / df if df > 0 else np.full_like(out["ss_proxy"], np.nan)
+            )
+    ms_e = np.nan_to_num(out["ms_residual"]) if n > 1 else np.zeros_like(out["ms_proxy"])
+    out["var_proxy"] = np.maximum((out["ms_proxy"] - out["ms_interaction"]) / (n_wordings * n), 0)
+    out["var_wording"] = np.maximum(
+        (out["ms_wording"] - out["ms_interaction"]) / (n_proxies * n), 0
+    )
+    out["var_interaction"] = np.maximum((out["ms_interaction"] - ms_e) / n, 0)
+    out["var_residual"] = out["ms_residual"] if n > 1 else np.full_like(out["ms_proxy"], np.nan)
+    return out
+
+
+def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
+    """Shares, culture-vs-wording index, G-theory reliability and effect sizes.
+
+    Culture share, wording-level share, wording-contrast share and CWI = s2_C / (s2_P + s2_CP)
+    (robustness.md §3.3); relative G coefficient Erho2(n') = s2_C / (s2_C + s2_CP/n' + s2_E/(n' n))
+    and the number of wordings n' that reaches 0.8 (D-study, Brennan 2001); omega^2 and partial
+    eta^2 with MS_CP as error term (Olejnik & Algina 2003).
+    """
+    var_c, var_p = parts["var_proxy"], parts["var_wording"]
+    var_cp = parts["var_interaction"]
+    var_e = np.nan_to_num(parts["var_residual"])
+    total = var_c + var_p + var_cp + var_e
+    error_per_wording = var_cp + var_e / n_replicates
+    ss_total = parts["ss_proxy"] + parts["ss_wording"] + parts["ss_interaction"]
+    ss_total = ss_total + parts["ss_residual"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: Arrays = {
+            "culture_share": var_c / total,
+            "wording_share": var_p / total,
+            "wording_contrast_share": var_cp / total,
+            "residual_share": var_e / total,
+            "cwi": var_c / (var_p + var_cp),
+            "rho2_1": var_c / (var_c + error_per_wording),
+            "rho2_at_n_wordings": var_c / (var_c + error_per_wording / n_wordings),
+            "eta2": parts["ss_proxy"] / ss_total,
+            "partial_eta2": parts["ss_proxy"] / (parts["ss_proxy"] + parts["ss_interaction"]),
+            "omega2": (parts["ss_proxy"] - parts["df_proxy"] * parts["ms_interaction"])
+            / (ss_total + parts["ms_interaction"]),
+        }
+        needed = np.ceil(RELIABILITY_TARGET / (1 - RELIABILITY_TARGET) * error_per_wording / var_c)
+    out["paraphrases_needed_for_0_8"] = np.where(var_c > 0, np.maximum(needed, 1), np.nan)
+    return out
+
+
+def f_tests(parts: Arrays) -> Arrays:
+    """F ratios with wording as a random facet (Clark 1973).
+
+    F_C = MS_C / MS_CP tests a culture effect that generalises over wordings; F_P = MS_P / MS_CP the
+    wording level effect (unrestricted model); F_CP = MS_CP / MS_E the interaction (needs n > 1).
+    """
+    out: Arrays = {}
+    tests = {
+        "proxy": ("ms_proxy", "ms_interaction", "df_proxy", "df_interaction"),
+        "wording": ("ms_wording", "ms_interaction", "df_wording", "df_interaction"),
+        "interaction": ("ms_interaction", "ms_residual", "df_interaction", "df_residual"),
+    }
+    for name, (num, den, df_num, df_den) in tests.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = parts[num] / parts[den]
+        ratio = np.where((parts[num] == 0) & (parts[den] == 0), np.nan, ratio)
+        out[f"f_{name}"] = ratio
+        out[f"p_{name}"] = stats.f.sf(ratio, parts[df_num], parts[df_den])
+    return out
+
+
+def block_ranks(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks of the proxies within each wording, and each wording's tie term sum(t^3 - t).
+
+    Args:
+        means: cell means, shape (..., C, P).
+
+    Returns:
+        ``(ranks, ties)`` of shapes (..., C, P) and (..., P).
+    """
+    ranks = stats.rankdata(means, axis=-2)
+    low = stats.rankdata(means, axis=-2, method="min")
+    high = stats.rankdata(means, axis=-2, method="max")
+    # A tie group of size t contributes t^3 - t; each of its t members has high - low + 1 = t.
+    ties = ((high - low + 1) ** 2 - 1).sum(axis=-2)
+    return ranks, ties
+
+
+def friedman(ranks: np.ndarray, ties: np.ndarray) -> Arrays:
+    """Friedman test of proxies (treatments) across wordings (blocks) and Kendall's W.
+
+    chi2_F with the usual tie correction (Friedman 1937; as ``scipy.stats.friedmanchisquare``) and
+    W = chi2_F / (P (C - 1)) (Kendall & Babington Smith 1939), the concordance of the proxy ranking
+    across wordings; W = 1 when every wording orders the proxies identically.
+
+    Args:
+        ranks: within-wording ranks, shape (..., C, P).
+        ties: per-wording tie terms, shape (..., P).
+    """
+    n_proxies, n_wordings = ranks.shape[-2:]
+    rank_sums = ranks.sum(axis=-1)
+    numerator = 12.0 / (n_wordings * n_proxies * (n_proxies + 1)) * (rank_sums**2).sum(axis=-1)
+    numerator = numerator - 3.0 * n_wordings * (n_proxies + 1)
+    correction = 1.0 - ties.sum(axis=-1) / (n_wordings * n_proxies * (n_proxies**2 - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.where(correction > 0, numerator / correction, np.nan)
+    return {
+        "friedman_stat": chi2,
+        "friedman_p": stats.chi2.sf(chi2, n_proxies - 1),
+        "kendall_w": chi2 / (n_wordings * (n_proxies - 1)),
+    }
+
+
+def icc_2_1(means: np.ndarray) -> np.ndarray:
+    """ICC(2,1), two-way random, absolute agreement, targets = proxies, raters = wordings.
+
+    (MS_R - MS_E) / (MS_R + (k - 1) MS_E + k (MS_J - MS_E) / n) on the cell means (Shrout & Fleiss
+    1979), with k wordings and n proxies: high when a single wording reproduces the proxy profile.
+    """
+    n_targets, n_raters = means.shape[-2:]
+    parts = decompose(means, np.zeros_like(means), 1)
+    ms_r, ms_j = parts["ms_proxy"], parts["ms_wording"]
+    ms_e = parts["ms_interaction"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denominator = ms_r + (n_raters - 1) * ms_e + n_raters * (ms_j - ms_e) / n_targets
+        return np.asarray((ms_r - ms_e) / denominator)
+
+
+def item_statistics(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
+    """Everything §3.3-3.4 reports per unit from cell means: decomposition, tests, W, ICC."""
+    parts = decompose(means, within_ss, n_replicates)
+    out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
+    out.update(friedman(*block_ranks(means)))
+    out["icc2_1"] = icc_2_1(means)
+    return out
+
+
+BOOTSTRAPPED = (
+    "var_proxy",
+    "var_wording",
+    "var_interaction",
+    "culture_share",
+    "wording_share",
+    "wording_contrast_share",
+    "cwi",
+    "rho2_1",
+    "kendall_w",
+)
+
+
+def paraphrase_bootstrap(
+    means: np.ndarray,
+    within_ss: np.ndarray,
+    n_replicates: int,
+    draws: np.ndarray,
+) -> Arrays:
+    """Recompute the bootstrapped statistics on wordings resampled with replacement.
+
+    Proxies stay fixed and wordings are the random facet (robustness.md §3.6), so a resample picks
+    P wordings of the unit with replacement and keeps all proxies.
+
+    Args:
+        means: cell means, shape (G, C, P).
+        within_ss: within-cell sums of squares, shape (G, C, P).
+        n_replicates: replicates per cell.
+        draws: wording indices, shape (G, B, P).
+
+    Returns:
+        Arrays of shape (G, B) keyed by :data:`BOOTSTRAPPED`.
+    """
+    take = draws[:, :, None, :]
+    resampled = np.take_along_axis(means[:, None], take, axis=-1)
+    resampled_ss = np.take_along_axis(within_ss[:, None], take, axis=-1)
+    parts = decompose(resampled, resampled_ss, n_replicates)
+    out = {**parts, **indices(parts, n_replicates, means.shape[-1])}
+    ranks, ties = block_ranks(means)
+    out["kendall_w"] = friedman(
+        np.take_along_axis(ranks[:, None], take, axis=-1),
+        np.take_along_axis(ties[:, None], draws, axis=-1),
+    )["kendall_w"]
+    return {name: out[name] for name in BOOTSTRAPPED}

@@ -1,0 +1,120 @@
+"""Arrange the responses of each item x axis into balanced proxy x wording blocks.
+
+The variance decomposition (robustness.md §3.3) needs a balanced design: every proxy seen under every
+wording with the same number n of replicates (option orders x seeds). A run that was stopped early or
+lost responses to refusals is made balanced by keeping the wordings that every proxy has and the first
+n replicates of each cell, n being the smallest cell count; what was dropped is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+UNIT_COLUMNS = ("item_id", "axis")
+
+
+@dataclass(frozen=True)
+class Cube:
+    """Units (item x axis) of one shape, stacked for vectorised statistics.
+
+    Attributes:
+        units: one row per unit, in the order of the first axis of the arrays (``item_id``,
+            ``axis``, ``unit``, the integer unit code).
+        proxies: proxy labels, shape (G, C).
+        wordings: wording labels, shape (G, P).
+        means: cell mean scores, shape (G, C, P).
+        within_ss: sum of squared deviations of the replicates around the cell mean, (G, C, P).
+        n_replicates: replicates per cell (option orders x seeds), the same for the whole cube.
+    """
+
+    units: pd.DataFrame
+    proxies: np.ndarray
+    wordings: np.ndarray
+    means: np.ndarray
+    within_ss: np.ndarray
+    n_replicates: int
+
+
+@dataclass(frozen=True)
+class BalancedDesign:
+    """The balanced blocks and what balancing dropped."""
+
+    cubes: list[Cube]
+    rows_used: int
+    rows_dropped: int
+
+
+def balanced_cubes(
+    rows: pd.DataFrame, unit_columns: tuple[str, ...] = UNIT_COLUMNS
+) -> BalancedDesign:
+    """Build balanced proxy x wording blocks, one per unit, grouped by shape.
+
+    Args:
+        rows: tidy responses of one kind of proxy (``score``, ``proxy``, ``wording``, ``order``,
+            ``seed`` and the unit columns).
+        unit_columns: the columns that identify a unit of analysis.
+
+    Returns:
+        The cubes, one per distinct (C, P, n) shape, and the row counts.
+    """
+    kept = _balanced_rows(rows.loc[rows["score"].notna()], unit_columns)
+    cells = _cell_table(kept)
+    cubes = [
+        _stack(group, unit_columns)
+        for _, group in cells.groupby(["n_proxies", "n_wordings", "n"], sort=True)
+        if group["n_proxies"].iat[0] >= 2 and group["n_wordings"].iat[0] >= 2
+    ]
+    return BalancedDesign(cubes=cubes, rows_used=len(kept), rows_dropped=len(rows) - len(kept))
+
+
+def _balanced_rows(rows: pd.DataFrame, unit_columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = rows.loc[:, [*unit_columns, "proxy", "wording", "order", "seed", "score"]].copy()
+    frame["unit"] = frame.groupby(list(unit_columns), sort=True, observed=True).ngroup()
+    frame = frame.sort_values(["unit", "proxy", "wording", "order", "seed"], kind="stable")
+    cell = ["unit", "proxy", "wording"]
+    counts = frame.groupby(cell, observed=True).size().rename("count").reset_index()
+    proxies_per_unit = counts.groupby("unit")["proxy"].transform("nunique")
+    proxies_per_wording = counts.groupby(["unit", "wording"])["proxy"].transform("nunique")
+    complete = counts.loc[proxies_per_wording == proxies_per_unit]
+    complete = complete.assign(n=complete.groupby("unit")["count"].transform("min"))
+    frame = frame.merge(complete[[*cell, "n"]], on=cell, how="inner")
+    frame["replicate"] = frame.groupby(cell, observed=True).cumcount()
+    return frame.loc[frame["replicate"] < frame["n"]]
+
+
+def _cell_table(kept: pd.DataFrame) -> pd.DataFrame:
+    """One row per (unit, proxy, wording): mean, within-cell sum of squares and codes."""
+    cell = ["unit", "proxy", "wording"]
+    grouped = kept.groupby(cell, observed=True, sort=True)
+    cells = grouped.agg(mean=("score", "mean"), n=("n", "first")).reset_index()
+    deviation = kept["score"] - grouped["score"].transform("mean")
+    within = (deviation**2).groupby([kept[c] for c in cell], observed=True, sort=True).sum()
+    cells["within_ss"] = within.to_numpy()
+    first_rows = kept.groupby("unit", sort=True).first()
+    for column in first_rows.columns.intersection(UNIT_COLUMNS):
+        cells[column] = cells["unit"].map(first_rows[column])
+    cells["n_proxies"] = cells.groupby("unit")["proxy"].transform("nunique")
+    cells["n_wordings"] = cells.groupby("unit")["wording"].transform("nunique")
+    return cells
+
+
+def _stack(cells: pd.DataFrame, unit_columns: tuple[str, ...]) -> Cube:
+    n_proxies = int(cells["n_proxies"].iat[0])
+    n_wordings = int(cells["n_wordings"].iat[0])
+    ordered = cells.sort_values(["unit", "proxy", "wording"], kind="stable")
+    shape = (-1, n_proxies, n_wordings)
+    units = ordered.groupby("unit", sort=True).first().reset_index()
+    units = units.loc[:, ["unit", *unit_columns]]
+    labels_p = ordered["proxy"].to_numpy().reshape(shape)[:, :, 0]
+    labels_w = ordered["wording"].to_numpy().reshape(shape)[:, 0, :]
+    return Cube(
+        units=units,
+        proxies=labels_p,
+        wordings=labels_w,
+        means=ordered["mean"].to_numpy(dtype=np.float64).reshape(shape),
+        within_ss=ordered["within_ss"].to_numpy(dtype=np.float64).reshape(shape),
+        n_replicates=int(ordered["n"].iat[0]),
+    )

@@ -1,0 +1,142 @@
+"""The per item x axis table: decomposition, tests, agreement, bootstrap CIs, placebo comparison."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from culture_probe.analysis._agreement import answer_counts, krippendorff_alpha, modal_answers
+from culture_probe.analysis._anova import BOOTSTRAPPED, item_statistics, paraphrase_bootstrap
+from culture_probe.analysis._design import UNIT_COLUMNS, Cube, balanced_cubes
+
+CONFIDENCE = 0.95
+CHUNK_ELEMENTS = 4_000_000  # units x resamples x C x P held at once by the paraphrase bootstrap
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """Per-unit statistics and the paraphrase-bootstrap replicates they came with.
+
+    Attributes:
+        table: one row per unit (item x axis) with the statistics of :func:`item_statistics`.
+        replicates: per statistic in :data:`BOOTSTRAPPED`, shape (units, B), rows aligned with
+            ``table``.
+        rows_dropped: responses left out to balance the design.
+    """
+
+    table: pd.DataFrame
+    replicates: dict[str, np.ndarray]
+    rows_dropped: int
+
+
+def decompose_units(
+    rows: pd.DataFrame, item_codes: dict[str, int], n_bootstrap: int, seed: int
+) -> Decomposition:
+    """Decompose every unit of ``rows`` and bootstrap its wordings.
+
+    The wording resamples of an item depend only on (seed, item, number of wordings), so the culture
+    and the placebo decompositions of one item use the same resampled wordings: their difference is
+    a paired bootstrap.
+    """
+    design = balanced_cubes(rows)
+    tables, replicates = [], []
+    for cube in design.cubes:
+        codes = cube.units["item_id"].map(item_codes).to_numpy()
+        draws = _wording_draws(codes, len(item_codes), n_bootstrap, cube.means.shape[-1], seed)
+        tables.append(_cube_table(cube))
+        replicates.append(_cube_bootstrap(cube, draws))
+    if not tables:
+        empty = pd.DataFrame(columns=[*UNIT_COLUMNS])
+        return Decomposition(
+            empty, {k: np.zeros((0, n_bootstrap)) for k in BOOTSTRAPPED}, design.rows_dropped
+        )
+    table = pd.concat(tables, ignore_index=True)
+    merged = {k: np.concatenate([r[k] for r in replicates]) for k in BOOTSTRAPPED}
+    return Decomposition(table, merged, design.rows_dropped)
+
+
+def _wording_draws(
+    item_codes: np.ndarray, n_items: int, n_bootstrap: int, n_wordings: int, seed: int
+) -> np.ndarray:
+    rng = np.random.default_rng([seed, n_wordings])
+    bank = rng.integers(0, n_wordings, size=(n_items, n_bootstrap, n_wordings), dtype=np.int32)
+    return bank[item_codes]
+
+
+def _cube_table(cube: Cube) -> pd.DataFrame:
+    table = cube.units.loc[:, list(UNIT_COLUMNS)].copy()
+    table["n_proxies"], table["n_wordings"] = cube.means.shape[1], cube.means.shape[2]
+    table["n_replicates"] = cube.n_replicates
+    for name, values in item_statistics(cube.means, cube.within_ss, cube.n_replicates).items():
+        table[name] = values
+    return table
+
+
+def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
+    n_units, n_proxies, n_wordings = cube.means.shape
+    n_bootstrap = draws.shape[1]
+    step = max(1, CHUNK_ELEMENTS // max(1, n_bootstrap * n_proxies * n_wordings))
+    chunks = [
+        paraphrase_bootstrap(
+            cube.means[start : start + step],
+            cube.within_ss[start : start + step],
+            cube.n_replicates,
+            draws[start : start + step],
+        )
+        for start in range(0, n_units, step)
+    ]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in BOOTSTRAPPED}
+
+
+def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval along the last axis, ignoring NaN replicates."""
+    tail = (1 - CONFIDENCE) / 2 * 100
+    with quiet():
+        low, high = np.nanpercentile(replicates, [tail, 100 - tail], axis=-1)
+    return low, high
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence numpy's all-NaN and division warnings, expected for units without variation."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (Benjamini & Hochberg 1995); NaN stays NaN."""
+    adjusted = np.full(len(pvalues), np.nan)
+    present = ~np.isnan(pvalues)
+    if present.any():
+        adjusted[present] = stats.false_discovery_control(pvalues[present], method="bh")
+    return adjusted
+
+
+def agreement_alphas(tidy: pd.DataFrame, probs: np.ndarray, units: pd.DataFrame) -> pd.DataFrame:
+    """Krippendorff's alpha of the modal answers across wordings and across option orders.
+
+    Across wordings the units are the proxies and the coders the wordings; across orders the units
+    are proxy x wording cells and the coders the orders. The metric is ordinal for ordinal items and
+    nominal for nominal ones (Krippendorff 2011).
+    """
+    unit_keys = list(UNIT_COLUMNS)
+    codes = units.loc[:, unit_keys].reset_index(drop=True)
+    codes["group"] = np.arange(len(codes))
+    ordinal = (units["scale"] == "ordinal").to_numpy()
+    out = codes.loc[:, unit_keys].copy()
+    width = probs.shape[1]
+    for name, extra in (("alpha_wording", ["proxy"]), ("alpha_order", ["proxy", "wording"])):
+        coder = "wording" if name == "alpha_wording" else "order"
+        modal = modal_answers(tidy, probs, [*unit_keys, *extra, coder])
+        counts = answer_counts(modal, [*unit_keys, *extra], width).reset_index()
+        counts = counts.merge(codes, on=unit_keys, how="inner")
+        matrix = counts.loc[:, list(range(width))].to_numpy(dtype=np.float64)
+        out[name] = krippendorff_alpha(matrix, counts["group"].to_numpy(), ordinal)
+    return out

@@ -1,0 +1,124 @@
+"""Verdicts per item and study-level aggregates with two-stage bootstrap CIs (robustness.md §3.6, §3.11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.analysis._items import percentile_interval, quiet
+
+SIGNIFICANCE = 0.05
+VERDICTS = ("culture-dominant", "wording-dominated", "mixed", "no culture effect")
+
+# Study-level aggregates: (name, per-item statistic, how the items are combined).
+AGGREGATES = (
+    ("mean_culture_share", "culture_share", "mean"),
+    ("mean_wording_share", "wording_share", "mean"),
+    ("mean_wording_contrast_share", "wording_contrast_share", "mean"),
+    ("median_cwi", "cwi", "median"),
+    ("mean_kendall_w", "kendall_w", "mean"),
+    ("mean_rho2_1", "rho2_1", "mean"),
+    ("share_culture_exceeds_contrast", "culture_exceeds_contrast", "mean"),
+)
+
+
+def verdicts(table: pd.DataFrame) -> pd.Series:
+    """The decision rule of robustness.md §3.11, applied per item x axis.
+
+    "culture-dominant": F_C = MS_C / MS_CP significant after Benjamini-Hochberg, CWI > 1, real
+    proxies beat placebo proxies (not applied when the study has none) and, with a human reference,
+    a noise-to-human-signal ratio below 1. "wording-dominated": s2_P + s2_CP > s2_C with a
+    significant wording or interaction term, or NSR >= 1. "no culture effect": F_C not significant.
+    "mixed": a significant culture effect that meets neither description.
+    """
+    culture_significant = table["p_proxy_bh"].lt(SIGNIFICANCE)
+    wording_significant = table["p_wording_bh"].lt(SIGNIFICANCE) | table["p_interaction_bh"].lt(
+        SIGNIFICANCE
+    )
+    wording_larger = (table["var_wording"] + table["var_interaction"]) > table["var_proxy"]
+    beats_placebo = table["beats_placebo"].astype("float64").fillna(1.0).astype(bool)
+    noisy = table["nsr"].ge(1) if "nsr" in table.columns else pd.Series(False, index=table.index)
+    culture_dominant = culture_significant & table["cwi"].gt(1) & beats_placebo & ~noisy
+    wording_dominated = (wording_larger & wording_significant) | noisy
+    choice = np.select(
+        [
+            culture_dominant.to_numpy(),
+            wording_dominated.to_numpy(),
+            ~culture_significant.to_numpy(),
+        ],
+        list(VERDICTS[:2]) + [VERDICTS[3]],
+        default=VERDICTS[2],
+    )
+    return pd.Series(choice, index=table.index, name="verdict")
+
+
+def two_stage_aggregates(
+    table: pd.DataFrame, replicates: dict[str, np.ndarray], seed: int
+) -> dict[str, dict[str, float]]:
+    """Aggregate per-item statistics with a two-stage bootstrap CI.
+
+    Stage one resamples items with replacement; stage two gives every drawn item an independent
+    resample of its wordings, taken from the item's paraphrase-bootstrap replicates (Field & Welsh
+    2007; robustness.md §3.6). Proxies and orders stay fixed.
+
+    Args:
+        table: rows of one axis of ``item_stats``.
+        replicates: the matching paraphrase-bootstrap replicates, shape (items, B).
+        seed: random seed.
+
+    Returns:
+        name -> {"estimate", "ci_low", "ci_high"}.
+    """
+    n_items = len(table)
+    n_bootstrap = next(iter(replicates.values())).shape[1] if replicates else 0
+    rng = np.random.default_rng([seed, 2])
+    items = rng.integers(0, n_items, size=(n_bootstrap, n_items))
+    draws = rng.integers(0, n_bootstrap, size=(n_bootstrap, n_items))
+    point = table.assign(culture_exceeds_contrast=table["var_proxy"] > table["var_interaction"])
+    replicates = {
+        **replicates,
+        "culture_exceeds_contrast": replicates["var_proxy"] > replicates["var_interaction"],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, column, how in AGGREGATES:
+        combine = np.nanmedian if how == "median" else np.nanmean
+        values = point[column].to_numpy(dtype=np.float64)
+        resampled = replicates[column].astype(np.float64)[items, draws]
+        with quiet():
+            estimate = float(combine(values)) if n_items else float("nan")
+            low, high = percentile_interval(combine(resampled, axis=1))
+        out[name] = {"estimate": estimate, "ci_low": float(low), "ci_high": float(high)}
+    return out
+
+
+def clustered_mean(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+    """Mean and its cluster-robust standard error, clusters = items (Miller 2024).
+
+    SE = sqrt(sum_g (sum_{j in g} (x_j - mean))^2) / N.
+    """
+    present = ~np.isnan(values)
+    values, clusters = values[present], clusters[present]
+    if len(values) == 0:
+        return {"mean": float("nan"), "se": float("nan"), "n_items": 0}
+    deviations = pd.Series(values - values.mean()).groupby(clusters).sum()
+    se = float(np.sqrt((deviations.to_numpy() ** 2).sum()) / len(values))
+    return {"mean": float(values.mean()), "se": se, "n_items": len(np.unique(clusters))}
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many item x axis units got each verdict."""
+    counts = table["verdict"].value_counts()
+    return {verdict: int(counts.get(verdict, 0)) for verdict in VERDICTS}
+
+
+def finite(value: Any) -> Any:
+    """A JSON-safe scalar: NaN and infinities become None, numpy scalars Python ones."""
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
