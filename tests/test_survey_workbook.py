@@ -42,7 +42,9 @@ def fields() -> tuple:
 
 
 @pytest.fixture(scope="module")
-def survey_workbook(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, fields: tuple) -> Path:
+def survey_workbook(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path, fields: tuple
+) -> Path:
     records = import_long_list(data_dir / SURVEY_LIST, fields)
     return write_workbook(tmp_path_factory.mktemp("survey") / "review.xlsx", records, fields)
 
@@ -58,7 +60,9 @@ def test_survey_list_round_trips_into_a_report_with_its_paper_counts(
 ) -> None:
     sheet = read_review(str(survey_workbook), fields)
     assert sheet.issues == []
-    coverage = compute_coverage(sheet.records, fields, load_study_coverage(TAXONOMY.parent, TAXONOMY))
+    coverage = compute_coverage(
+        sheet.records, fields, load_study_coverage(TAXONOMY.parent, TAXONOMY)
+    )
     out = render_coverage_report(coverage, str(survey_workbook), tmp_path / "coverage.html")
     reported = {row["label"]: row["papers"] for row in _embedded_coverage(out.read_text())}
 
@@ -131,8 +135,8 @@ def test_template_has_dropdowns_frozen_header_and_codebook(
     assert "languages" not in by_column  # free lists have no dropdown
     checkboxes = [name for name in header if name.startswith("demographic:")]
     assert len(checkboxes) == len(next(f for f in fields if f.key == "demographic").choices)
-    codebook = pd.DataFrame(list(workbook["codebook"].values)[1:],
-                            columns=list(workbook["codebook"].values)[0])
+    header_row, *rows = workbook["codebook"].values
+    codebook = pd.DataFrame(rows, columns=header_row)
     aboutness = codebook[codebook["label_id"] == "aboutness"].iloc[0]
     assert aboutness["label"] == "Aboutness" and "Hershcovich" in aboutness["citation"]
     assert aboutness["status"] == "not_yet_studied"
@@ -145,11 +149,23 @@ def test_libreoffice_opens_the_workbook_and_its_csv_export_validates(
     assert soffice, "LibreOffice is needed: apt-get install -y libreoffice-calc-nogui"
     profile = tmp_path / "profile"
     # A private profile: a second LibreOffice (or a user's open one) cannot block the conversion.
-    command = [soffice, f"-env:UserInstallation=file://{profile}", "--headless",
-               "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir",
-               str(tmp_path), str(survey_workbook)]
-    subprocess.run(command, check=True, capture_output=True, timeout=180,
-                   env={**os.environ, "HOME": str(tmp_path)})
+    command = [
+        soffice,
+        f"-env:UserInstallation=file://{profile}",
+        "--headless",
+        "--convert-to",
+        "csv:Text - txt - csv (StarCalc):44,34,76,1",
+        "--outdir",
+        str(tmp_path),
+        str(survey_workbook),
+    ]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        timeout=180,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     exported = tmp_path / "review.csv"
     from_libreoffice = read_review(str(exported), fields)
     from_openpyxl = read_review(str(survey_workbook), fields)
@@ -183,7 +199,9 @@ def test_bibtex_prefills_the_template(tmp_path: Path, fields: tuple) -> None:
     records = read_bibtex(bib)
     assert [r.paper_id for r in records] == ["naous2024beer", "koksal2023"]
     naous, koksal = records
-    assert naous.title == "Having Beer after Prayer? Measuring Cultural Bias in Large Language Models"
+    assert (
+        naous.title == "Having Beer after Prayer? Measuring Cultural Bias in Large Language Models"
+    )
     assert naous.venue == "Proceedings of EMNLP 2024" and naous.year == 2024
     assert naous.url == "https://doi.org/10.18653/v1/2024.acl-long.862"
     assert koksal.authors == "Köksal, Ayşe" and koksal.title == "Cultural NLP in Türkiye"
@@ -202,10 +220,20 @@ def test_empty_template_reads_back_with_no_papers(tmp_path: Path, fields: tuple)
 
 
 def test_a_labelled_record_survives_the_workbook(tmp_path: Path, fields: tuple) -> None:
-    record = PaperRecord("p1", "A paper", year=2023, values={
-        "demographic": ("region", "religion"), "semantic": ("food_and_drink",),
-        "access": ("black-box",), "turns": ("multi-turn",), "languages": ("en", "sw"),
-        "notes": ("uses GPT-4; see appendix",), "annotator": ("AB",)})
+    record = PaperRecord(
+        "p1",
+        "A paper",
+        year=2023,
+        values={
+            "demographic": ("region", "religion"),
+            "semantic": ("food_and_drink",),
+            "access": ("black-box",),
+            "turns": ("multi-turn",),
+            "languages": ("en", "sw"),
+            "notes": ("uses GPT-4; see appendix",),
+            "annotator": ("AB",),
+        },
+    )
     workbook = write_workbook(tmp_path / "one.xlsx", [record], fields)
     (back,) = read_review(str(workbook), fields).records
     # Labels come back in taxonomy order, list items in the order written.

@@ -23,6 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from culture_probe.errors import did_you_mean
 from culture_probe.taxonomy import Category, Taxonomy
 
 FieldKind = Literal["multi", "single", "list", "text"]
@@ -88,6 +89,16 @@ class Field:
             if any(normalize_label(name) == wanted for name in choice.names()):
                 return choice
         return None
+
+
+def suggest_choice(text: str, choices: tuple[Choice, ...]) -> str | None:
+    """'did you mean X?' with X the id of the choice whose id, label or alias is closest."""
+    names = {name: choice.id for choice in choices for name in choice.names()}
+    suggestion = did_you_mean(text, list(names))
+    if suggestion is None:
+        return None
+    closest = suggestion.removeprefix("did you mean '").removesuffix("'?")
+    return f"did you mean '{names[closest]}'?"
 
 
 def normalize_label(text: str) -> str:

@@ -18,6 +18,7 @@ from culture_probe.survey._fields import (
     Field,
     field_by_key,
     owner_of,
+    suggest_choice,
 )
 from culture_probe.survey._tables import RawTable, read_table
 
@@ -352,7 +353,7 @@ def _resolve(
             )
         )
         return None
-    suggestion = did_you_mean(text, [name for c in entry.choices for name in c.names()])
+    suggestion = suggest_choice(text, entry.choices)
     issues.append(
         Issue(
             where,

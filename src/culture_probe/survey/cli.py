@@ -28,8 +28,9 @@ app = typer.Typer(
     help="Literature reviews annotated along the taxonomy: workbooks, checks, agreement, coverage.",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
+# Soft wrap: a message names a file path and a cell; breaking it across lines would hide both.
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 TaxonomyOption = Annotated[
