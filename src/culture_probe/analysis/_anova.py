@@ -94,7 +94,8 @@ def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
             "omega2": (parts["ss_proxy"] - parts["df_proxy"] * parts["ms_interaction"])
             / (ss_total + parts["ms_interaction"]),
         }
-        needed = np.ceil(RELIABILITY_TARGET / (1 - RELIABILITY_TARGET) * error_per_wording / var_c)
+        ratio = RELIABILITY_TARGET / (1 - RELIABILITY_TARGET) * error_per_wording / var_c
+        needed = np.ceil(ratio - 1e-9)  # 1e-9: 4.0000000001 from rounding means 4
     out["paraphrases_needed_for_0_8"] = np.where(var_c > 0, np.maximum(needed, 1), np.nan)
     return out
 

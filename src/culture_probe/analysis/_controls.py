@@ -58,19 +58,20 @@ def baseline_comparison(cells: pd.DataFrame) -> pd.DataFrame:
     culture proxies and of the placebo proxies, and their ratio (> 1: culture moves answers more
     than an irrelevant persona does).
     """
-    baseline = cells.loc[cells["proxy_kind"] == "baseline"].groupby("item_id")["mean_score"].mean()
+    baseline_rows = cells.loc[cells["proxy_kind"] == "baseline"]
+    baseline = baseline_rows.groupby("item_id")["mean_score"].mean().astype(np.float64)
     placebo = cells.loc[cells["proxy_kind"] == "placebo"]
     culture = cells.loc[cells["proxy_kind"] == "culture"]
     out = culture.groupby(list(UNIT_COLUMNS), observed=True)["mean_score"].mean()
     out = out.rename("culture_mean_score").reset_index()
-    out["baseline_mean_score"] = out["item_id"].map(baseline)
-    shift = (culture["mean_score"] - culture["item_id"].map(baseline)).abs()
+    out["baseline_mean_score"] = out["item_id"].map(baseline).astype(np.float64)
+    shift = (culture["mean_score"] - culture["item_id"].map(baseline).astype(np.float64)).abs()
     out["culture_shift_from_baseline"] = (
         shift.groupby([culture[c] for c in UNIT_COLUMNS], observed=True).mean().to_numpy()
     )
-    placebo_shift = (placebo["mean_score"] - placebo["item_id"].map(baseline)).abs()
+    placebo_shift = (placebo["mean_score"] - placebo["item_id"].map(baseline).astype(np.float64)).abs()
     per_item = placebo_shift.groupby(placebo["item_id"]).mean()
-    out["placebo_shift_from_baseline"] = out["item_id"].map(per_item)
+    out["placebo_shift_from_baseline"] = out["item_id"].map(per_item).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["shift_ratio"] = out["culture_shift_from_baseline"] / out["placebo_shift_from_baseline"]
     return out

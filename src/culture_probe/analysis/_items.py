@@ -98,7 +98,9 @@ def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Percentile bootstrap interval along the last axis, ignoring NaN replicates."""
     tail = (1 - CONFIDENCE) / 2 * 100
     with quiet():
-        low, high = np.nanpercentile(replicates, [tail, 100 - tail], axis=-1)
+        low, high = np.nanpercentile(
+            replicates, [tail, 100 - tail], axis=-1, method="inverted_cdf"
+        )
     return low, high
 
 

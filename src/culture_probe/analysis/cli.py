@@ -1,0 +1,79 @@
+"""Analyse a run directory: read the plan and the responses, write ``stats/`` and ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from culture_probe.analysis._analyze import AnalysisResult, analyze
+from culture_probe.analysis._tidy import tidy_responses
+from culture_probe.errors import InputError
+
+STATS_DIR = "stats"
+SUMMARY_FILE = "summary.json"
+
+
+def analyze_run(
+    run_dir: Path, *, n_bootstrap: int = 1000, n_permutations: int = 999, seed: int = 0
+) -> AnalysisResult:
+    """Analyse ``RUN_DIR/plan.parquet`` and ``responses.parquet`` (and ``reference.parquet``).
+
+    Writes ``RUN_DIR/stats/<table>.parquet`` and ``RUN_DIR/summary.json`` (the summary with the
+    headline sentences under ``"headline"``). Everything is computed before anything is written,
+    and every file is written to a temporary name and renamed, so a failure leaves the previous
+    results intact.
+
+    Example:
+        >>> result = analyze_run(Path("reports/values/run-1"))  # doctest: +SKIP
+        >>> print("\\n".join(result.headline))  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    plan = _read(run_dir / "plan.parquet", "run the plan stage first: culture-probe plan STUDY")
+    responses = _read(run_dir / "responses.parquet", "score the plan first: culture-probe score")
+    reference_path = run_dir / "reference.parquet"
+    reference = _read(reference_path, "") if reference_path.exists() else None
+    result = analyze(
+        tidy_responses(plan, responses),
+        reference,
+        n_bootstrap=n_bootstrap,
+        n_permutations=n_permutations,
+        seed=seed,
+    )
+    write_result(result, run_dir)
+    return result
+
+
+def write_result(result: AnalysisResult, run_dir: Path) -> None:
+    """Write the tables and the summary of ``result`` into ``run_dir`` atomically per file."""
+    stats_dir = Path(run_dir) / STATS_DIR
+    stats_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, table in result.tables.items():
+            target = stats_dir / f"{name}.parquet"
+            temporary = target.with_suffix(".parquet.tmp")
+            staged.append((temporary, target))
+            table.to_parquet(temporary, index=False)
+        summary = {**result.summary, "headline": result.headline}
+        target = Path(run_dir) / SUMMARY_FILE
+        temporary = target.with_suffix(".json.tmp")
+        staged.append((temporary, target))
+        temporary.write_text(json.dumps(summary, indent=2, allow_nan=False), encoding="utf-8")
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, target in staged:
+        os.replace(temporary, target)
+
+
+def _read(path: Path, hint: str) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError("file not found", path=path, hint=hint or None)
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise InputError(f"not a readable parquet file ({error})", path=path) from error

@@ -1,0 +1,322 @@
+"""Each statistic of culture_probe.analysis against an independent computation or a worked example."""
+
+from __future__ import annotations
+
+import itertools
+
+import krippendorff
+import numpy as np
+import pandas as pd
+import pingouin
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+from statsmodels.stats.anova import anova_lm
+from statsmodels.stats.multitest import multipletests
+
+from culture_probe.analysis import AnalysisResult, analyze, tidy_responses
+from culture_probe.analysis._summary import clustered_mean
+from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
+
+EFFECTS = PlantedEffects(culture=0.1, wording=0.05, interaction=0.04, noise=0.03, position_bias=0.1)
+
+
+@pytest.fixture(scope="module")
+def study() -> tuple[pd.DataFrame, AnalysisResult]:
+    plan, responses = simulate_study(
+        EFFECTS, n_items=6, n_proxies=5, n_paraphrases=4, n_orders=2, n_seeds=2, n_placebos=2,
+        baseline=True, seed=7,
+    )
+    tidy = tidy_responses(plan, responses)
+    return tidy, analyze(tidy, n_bootstrap=200, n_permutations=199, seed=3)
+
+
+def _culture(tidy: pd.DataFrame, item: str) -> pd.DataFrame:
+    return tidy.loc[(tidy["item_id"] == item) & (tidy["proxy_kind"] == "culture")]
+
+
+def _item_row(result: AnalysisResult, item: str) -> pd.Series:
+    table = result.tables["item_stats"]
+    return table.loc[table["item_id"] == item].iloc[0]
+
+
+def _cell_means(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.groupby(["proxy", "wording"], as_index=False)["score"].mean()
+
+
+def _two_option_tidy(scores: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    """A tidy table of a two-option item whose scores are given per (proxy, wording) cell."""
+    records = []
+    for (proxy, wording), values in scores.items():
+        for replicate, score in enumerate(values):
+            records.append({
+                "prompt_id": f"{proxy}-{wording}-{replicate}", "item_id": "Q1", "scale": "ordinal",
+                "n_options": 2, "axis": "region", "proxy": proxy, "proxy_kind": "culture",
+                "wording": wording, "order": ["canonical", "reversed"][replicate],
+                "display_to_canonical": [[0, 1], [1, 0]][replicate], "seed": 0,
+                "probs": [1 - score, score], "option_mass": 1.0, "outcome": "answered",
+            })
+    frame = pd.DataFrame(records)
+    return tidy_responses(frame.drop(columns=["probs", "option_mass", "outcome"]),
+                          frame[["prompt_id", "probs", "option_mass", "outcome"]])
+
+
+def test_hand_worked_two_by_two_decomposition() -> None:
+    # Cells (scaled by 1/20): C1/W1 {1,3}, C1/W2 {3,5}, C2/W1 {5,7}, C2/W2 {11,13}. Grand mean 6;
+    # proxy means 3, 9 -> SS_C = 2*2*(9+9) = 72; wording means 4, 8 -> SS_P = 2*2*(4+4) = 32;
+    # interaction residuals +-1 -> SS_CP = 2*4 = 8; within cells (+-1)^2 -> SS_E = 8.
+    # MS_C = 72, MS_CP = 8, MS_E = 2, F_C = 9; s2_C = (72-8)/4 = 16, s2_P = (32-8)/4 = 6,
+    # s2_CP = (8-2)/2 = 3, s2_E = 2; CWI = 16/9; culture share = 16/27.
+    cells = {("C1", "W1"): [1, 3], ("C1", "W2"): [3, 5], ("C2", "W1"): [5, 7],
+             ("C2", "W2"): [11, 13]}
+    tidy = _two_option_tidy({k: [v / 20 for v in vs] for k, vs in cells.items()})
+    row = _item_row(analyze(tidy, n_bootstrap=20, n_permutations=9), "Q1")
+    scale = 1 / 400
+    assert row["ss_proxy"] == pytest.approx(72 * scale)
+    assert row["ss_wording"] == pytest.approx(32 * scale)
+    assert row["ss_interaction"] == pytest.approx(8 * scale)
+    assert row["ss_residual"] == pytest.approx(8 * scale)
+    assert row["f_proxy"] == pytest.approx(9.0)
+    assert row["p_proxy"] == pytest.approx(stats.f.sf(9.0, 1, 1))
+    assert row["var_proxy"] == pytest.approx(16 * scale)
+    assert row["var_wording"] == pytest.approx(6 * scale)
+    assert row["var_interaction"] == pytest.approx(3 * scale)
+    assert row["var_residual"] == pytest.approx(2 * scale)
+    assert row["cwi"] == pytest.approx(16 / 9)
+    assert row["culture_share"] == pytest.approx(16 / 27)
+    # Erho2(1) = 16 / (16 + 3 + 2/2) = 0.8, so one wording suffices for 0.8.
+    assert row["rho2_1"] == pytest.approx(0.8)
+    assert row["paraphrases_needed_for_0_8"] == 1
+
+
+def test_sums_of_squares_match_statsmodels_anova(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    tidy, result = study
+    for item in ("Q0", "Q3"):
+        rows = _culture(tidy, item)
+        fit = smf.ols("score ~ C(proxy) * C(wording)", data=rows).fit()
+        table = anova_lm(fit, typ=2)
+        row = _item_row(result, item)
+        assert row["ss_proxy"] == pytest.approx(table.loc["C(proxy)", "sum_sq"])
+        assert row["ss_wording"] == pytest.approx(table.loc["C(wording)", "sum_sq"])
+        assert row["ss_interaction"] == pytest.approx(table.loc["C(proxy):C(wording)", "sum_sq"])
+        assert row["ss_residual"] == pytest.approx(table.loc["Residual", "sum_sq"])
+        assert row["df_residual"] == table.loc["Residual", "df"]
+        # The mixed-model F for culture uses the interaction mean square, not the residual.
+        ms = table["sum_sq"] / table["df"]
+        expected_f = ms["C(proxy)"] / ms["C(proxy):C(wording)"]
+        assert row["f_proxy"] == pytest.approx(expected_f)
+        assert row["f_interaction"] == pytest.approx(table.loc["C(proxy):C(wording)", "F"])
+
+
+def test_single_replicate_uses_interaction_as_error_like_an_additive_model() -> None:
+    plan, responses = simulate_study(EFFECTS, n_items=2, n_proxies=4, n_paraphrases=5,
+                                     n_orders=1, n_seeds=1, seed=11)
+    tidy = tidy_responses(plan, responses)
+    result = analyze(tidy, n_bootstrap=50, n_permutations=19)
+    row = _item_row(result, "Q1")
+    fit = smf.ols("score ~ C(proxy) + C(wording)", data=_culture(tidy, "Q1")).fit()
+    table = anova_lm(fit, typ=2)
+    assert row["n_replicates"] == 1
+    assert np.isnan(row["var_residual"]) and np.isnan(row["f_interaction"])
+    assert row["ss_interaction"] == pytest.approx(table.loc["Residual", "sum_sq"])
+    assert row["f_proxy"] == pytest.approx(table.loc["C(proxy)", "F"])
+    assert row["var_interaction"] == pytest.approx(row["ms_interaction"])
+
+
+def test_two_orders_are_the_replicates_of_a_cell(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    _, result = study
+    # 2 orders x 2 seeds per proxy x wording cell.
+    assert set(result.tables["item_stats"]["n_replicates"]) == {4}
+
+
+def test_icc_matches_pingouin(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    tidy, result = study
+    means = _cell_means(_culture(tidy, "Q2"))
+    icc = pingouin.intraclass_corr(data=means, targets="proxy", raters="wording", ratings="score")
+    expected = icc.set_index("Type").loc["ICC(A,1)", "ICC"]  # ICC(2,1): two-way random, absolute
+    assert _item_row(result, "Q2")["icc2_1"] == pytest.approx(expected)
+
+
+def test_friedman_and_kendall_w_match_pingouin_and_scipy(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
+    tidy, result = study
+    means = _cell_means(_culture(tidy, "Q4"))
+    pg = pingouin.friedman(data=means, dv="score", within="proxy", subject="wording")
+    wide = means.pivot(index="wording", columns="proxy", values="score")
+    chi2, p_value = stats.friedmanchisquare(*[wide[c] for c in wide.columns])
+    row = _item_row(result, "Q4")
+    assert row["kendall_w"] == pytest.approx(pg["W"].iloc[0])
+    assert row["friedman_stat"] == pytest.approx(chi2)
+    assert row["friedman_p"] == pytest.approx(p_value)
+
+
+def test_friedman_tie_correction_matches_scipy() -> None:
+    # Ties within wordings: W1 ranks C1 = C2 < C3, W2 has C2 = C3.
+    cells = {("C1", "W1"): [0.2, 0.2], ("C2", "W1"): [0.2, 0.2], ("C3", "W1"): [0.6, 0.6],
+             ("C1", "W2"): [0.1, 0.1], ("C2", "W2"): [0.5, 0.5], ("C3", "W2"): [0.5, 0.5],
+             ("C1", "W3"): [0.3, 0.3], ("C2", "W3"): [0.4, 0.4], ("C3", "W3"): [0.9, 0.9]}
+    row = _item_row(analyze(_two_option_tidy(cells), n_bootstrap=20, n_permutations=9), "Q1")
+    chi2, _ = stats.friedmanchisquare([0.2, 0.1, 0.3], [0.2, 0.5, 0.4], [0.6, 0.5, 0.9])
+    assert row["friedman_stat"] == pytest.approx(chi2)
+    assert row["kendall_w"] == pytest.approx(chi2 / (3 * 2))
+
+
+@pytest.mark.parametrize("scale", ["ordinal", "nominal"])
+def test_krippendorff_alpha_matches_the_package(scale: str) -> None:
+    plan, responses = simulate_study(
+        PlantedEffects(culture=0.15, wording=0.1, interaction=0.1), n_items=3, n_proxies=8,
+        n_paraphrases=5, n_orders=3, n_options=5, scale=scale, seed=5,
+    )
+    tidy = tidy_responses(plan, responses)
+    result = analyze(tidy, n_bootstrap=20, n_permutations=9)
+    rows = _culture(tidy, "Q1")
+    probs = np.stack(rows["probs"].to_numpy())
+    frame = rows[["proxy", "wording", "order"]].assign(**{str(k): probs[:, k] for k in range(5)})
+    by_wording = frame.groupby(["proxy", "wording"])[[str(k) for k in range(5)]].mean()
+    modal = by_wording.to_numpy().argmax(axis=1)
+    coders_by_units = pd.Series(modal, index=by_wording.index).unstack("proxy")
+    expected = krippendorff.alpha(reliability_data=coders_by_units.to_numpy(dtype=float),
+                                  level_of_measurement=scale)
+    by_order = frame.groupby(["proxy", "wording", "order"])[[str(k) for k in range(5)]].mean()
+    modal_order = pd.Series(by_order.to_numpy().argmax(axis=1), index=by_order.index)
+    order_matrix = modal_order.unstack(["proxy", "wording"]).to_numpy(dtype=float)
+    expected_order = krippendorff.alpha(reliability_data=order_matrix, level_of_measurement=scale)
+    row = _item_row(result, "Q1")
+    assert row["alpha_wording"] == pytest.approx(expected)
+    assert row["alpha_order"] == pytest.approx(expected_order)
+
+
+def test_benjamini_hochberg_matches_statsmodels(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    _, result = study
+    table = result.tables["item_stats"]
+    expected = multipletests(table["p_proxy"], method="fdr_bh")[1]
+    np.testing.assert_allclose(table["p_proxy_bh"], expected)
+
+
+def test_bootstrap_intervals_bracket_the_estimates(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    _, result = study
+    table = result.tables["item_stats"]
+    for name in ("culture_share", "kendall_w", "rho2_1"):
+        assert (table[f"{name}_low"] <= table[f"{name}_high"]).all()
+        inside = (table[f"{name}_low"] <= table[name] + 1e-9) & (table[name] <= table[f"{name}_high"] + 1e-9)
+        assert inside.mean() >= 0.8
+    assert (table["cwi_low"] <= table["cwi_high"]).all()
+
+
+def test_information_terms_add_up_and_permutation_p_matches_scipy() -> None:
+    plan, responses = simulate_study(PlantedEffects(culture=0.05, wording=0.05, noise=0.02),
+                                     n_items=1, n_proxies=3, n_paraphrases=2, n_orders=2, seed=2)
+    tidy = tidy_responses(plan, responses)
+    result = analyze(tidy, n_bootstrap=20, n_permutations=4999, seed=1)
+    info = result.tables["information"].iloc[0]
+    total = info["info_culture"] + info["info_wording"] + info["info_order"] + info["noise"]
+    assert total == pytest.approx(info["entropy"], abs=1e-5)
+    rows = _culture(tidy, "Q0").sort_values(["wording", "order", "proxy"])
+    distributions = np.stack(rows["probs"].to_numpy())
+    # One sample per proxy; each holds ids of that proxy's (wording, order) cells in block order,
+    # so permutation_type="samples" shuffles proxies within every wording x order block.
+    cell_ids = np.arange(len(rows)).reshape(4, 3).T
+
+    def culture_information(*samples: np.ndarray) -> float:
+        pooled = [distributions[s].mean(axis=0) for s in samples]
+        return float(stats.entropy(np.mean(pooled, axis=0), base=2)
+                     - np.mean([stats.entropy(p, base=2) for p in pooled]))
+
+    exact = stats.permutation_test(list(cell_ids), culture_information,
+                                   permutation_type="samples", n_resamples=np.inf,
+                                   alternative="greater", vectorized=False)
+    assert culture_information(*cell_ids) == pytest.approx(info["info_culture"], abs=1e-5)
+    assert info["info_culture_p"] == pytest.approx(exact.pvalue, abs=0.02)
+    assert info["info_culture_null"] == pytest.approx(exact.null_distribution.mean(), abs=2e-3)
+
+
+def test_js_ratio_uses_base_two_distances() -> None:
+    plan, responses = simulate_study(PlantedEffects(culture=0.1, wording=0.05), n_items=1,
+                                     n_proxies=3, n_paraphrases=3, n_orders=1, seed=4)
+    tidy = tidy_responses(plan, responses)
+    info = analyze(tidy, n_bootstrap=10, n_permutations=9).tables["information"].iloc[0]
+    rows = _culture(tidy, "Q0")
+    dist = {(r.proxy, r.wording): np.asarray(r.probs) for r in rows.itertuples()}
+    proxies, wordings = sorted({p for p, _ in dist}), sorted({w for _, w in dist})
+    between_proxies = np.mean([
+        np.mean([jensenshannon(dist[a, w], dist[b, w], base=2)
+                 for a, b in itertools.combinations(proxies, 2)]) for w in wordings])
+    between_wordings = np.mean([
+        np.mean([jensenshannon(dist[c, a], dist[c, b], base=2)
+                 for a, b in itertools.combinations(wordings, 2)]) for c in proxies])
+    assert info["js_between_proxies"] == pytest.approx(between_proxies, abs=1e-5)
+    assert info["js_ratio"] == pytest.approx(between_proxies / between_wordings, rel=1e-4)
+
+
+def test_cell_flip_rates_and_spreads_by_hand() -> None:
+    # Proxy C1 under three wordings, two orders each; two options, score = P(option 1).
+    # Modal answers per wording (pooled over orders): W1 {0.2,0.4}->0, W2 {0.7,0.9}->1,
+    # W3 {0.6,0.2}->0. Wording pairs disagreeing: (1,2),(2,3) of 3 -> 2/3; majority 2/3 -> 1/3.
+    # Per wording the order modal answers: W1 (0,0), W2 (1,1), W3 (1,0) -> flip rate (0+0+1)/3.
+    # Wording spread of means 0.3, 0.8, 0.4 -> 0.5; order spread mean(0.2, 0.2, 0.4).
+    cells = {("C1", "W1"): [0.2, 0.4], ("C1", "W2"): [0.7, 0.9], ("C1", "W3"): [0.6, 0.2],
+             ("C2", "W1"): [0.5, 0.5], ("C2", "W2"): [0.5, 0.5], ("C2", "W3"): [0.5, 0.5]}
+    cell = analyze(_two_option_tidy(cells), n_bootstrap=10, n_permutations=9).tables["cell_stats"]
+    c1 = cell.loc[cell["proxy"] == "C1"].iloc[0]
+    assert c1["wording_flip_rate"] == pytest.approx(2 / 3)
+    assert c1["majority_disagreement"] == pytest.approx(1 / 3)
+    assert c1["order_flip_rate"] == pytest.approx(1 / 3)
+    assert c1["wording_spread"] == pytest.approx(0.5)
+    assert c1["order_spread"] == pytest.approx((0.2 + 0.2 + 0.4) / 3)
+    pooled = np.array([1 - 0.5, 0.5])
+    assert c1["normalised_entropy"] == pytest.approx(stats.entropy(pooled, base=2))
+
+
+def test_position_bias_by_hand() -> None:
+    # Every response puts 0.7 on whatever option is shown first: position shares 0.7 / 0.3.
+    cells = {("C1", "W1"): [0.3, 0.7], ("C2", "W1"): [0.3, 0.7], ("C1", "W2"): [0.3, 0.7],
+             ("C2", "W2"): [0.3, 0.7]}
+    table = analyze(_two_option_tidy(cells), n_bootstrap=10, n_permutations=9)
+    bias = table.tables["position_bias"].sort_values("position")
+    np.testing.assert_allclose(bias["choice_share"], [0.7, 0.3])
+    assert bias["rstd"].iloc[0] == pytest.approx(np.std([0.7, 0.3]))
+    assert bias["kl_from_uniform"].iloc[0] == pytest.approx(
+        stats.entropy([0.7, 0.3], [0.5, 0.5], base=2))
+
+
+def test_clustered_standard_error_matches_statsmodels() -> None:
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(12), 7)
+    values = rng.normal(size=len(clusters)) + rng.normal(size=12)[clusters]
+    ours = clustered_mean(values, clusters)
+    fit = smf.ols("y ~ 1", data=pd.DataFrame({"y": values})).fit(
+        cov_type="cluster", cov_kwds={"groups": clusters, "use_correction": False})
+    assert ours["mean"] == pytest.approx(fit.params["Intercept"])
+    assert ours["se"] == pytest.approx(fit.bse["Intercept"])
+
+
+def test_placebo_and_baseline_controls(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    tidy, result = study
+    controls = result.tables["controls"]
+    placebo_rows = tidy.loc[(tidy["item_id"] == "Q1") & (tidy["proxy_kind"] == "placebo")]
+    fit = smf.ols("score ~ C(proxy) * C(wording)", data=placebo_rows).fit()
+    ms = anova_lm(fit, typ=2)
+    ms = ms["sum_sq"] / ms["df"]
+    q1 = controls.loc[controls["item_id"] == "Q1"].iloc[0]
+    assert q1["placebo_f_proxy"] == pytest.approx(ms["C(proxy)"] / ms["C(proxy):C(wording)"])
+    baseline = tidy.loc[(tidy["item_id"] == "Q1") & (tidy["proxy_kind"] == "baseline"), "score"]
+    assert q1["baseline_mean_score"] == pytest.approx(baseline.mean())
+    culture_means = _culture(tidy, "Q1").groupby("proxy")["score"].mean()
+    assert q1["culture_shift_from_baseline"] == pytest.approx(
+        (culture_means - baseline.mean()).abs().mean())
+    assert controls["beats_placebo"].sum() >= 4  # planted culture sd 0.1, placebo sd 0
+
+
+def test_summary_is_json_and_headline_is_short(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+    import json
+
+    _, result = study
+    text = json.dumps(result.summary, allow_nan=False)
+    assert "mean_culture_share" in text
+    assert 3 <= len(result.headline) <= 8
+    aggregate = result.summary["axes"]["region"]["aggregates"]["mean_culture_share"]
+    assert aggregate["ci_low"] <= aggregate["estimate"] <= aggregate["ci_high"]
+    counts = result.summary["verdicts"]
+    assert sum(counts.values()) == len(result.tables["item_stats"])
