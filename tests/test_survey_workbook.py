@@ -238,3 +238,38 @@ def test_a_labelled_record_survives_the_workbook(tmp_path: Path, fields: tuple) 
     (back,) = read_review(str(workbook), fields).records
     # Labels come back in taxonomy order, list items in the order written.
     assert back.values == {**record.values, "demographic": ("religion", "region")}
+
+
+def test_commands_run_the_survey_list_from_import_to_report(tmp_path: Path, data_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from culture_probe.survey.cli import app
+
+    runner = CliRunner()
+    taxonomy = ["--taxonomy", str(TAXONOMY)]
+    workbook, html, tidy = tmp_path / "review.xlsx", tmp_path / "coverage.html", tmp_path / "t.csv"
+    steps = [
+        ["import-list", str(data_dir / SURVEY_LIST), "-o", str(workbook), *taxonomy],
+        ["validate", str(workbook), *taxonomy],
+        ["report", str(workbook), "-o", str(html), *taxonomy],
+        ["merge", str(workbook), "-o", str(tidy), *taxonomy],
+        [
+            "template",
+            "--papers",
+            str(data_dir / SURVEY_LIST),
+            "-o",
+            str(tmp_path / "t.xlsx"),
+            *taxonomy,
+        ],
+    ]
+    for step in steps:
+        result = runner.invoke(app, step)
+        assert result.exit_code == 0, (step, result.output)
+    assert "43 papers" in runner.invoke(app, ["validate", str(workbook), *taxonomy]).output
+    reported = {row["label_id"]: row["papers"] for row in _embedded_coverage(html.read_text())}
+    assert reported["region"] == 21 and reported["aboutness"] == 0
+    assert pd.read_csv(tidy).query("label == 'language'")["paper_id"].nunique() == 19
+    # The long list as a plain paper list: one row per distinct title, no labels yet.
+    template = read_review(str(tmp_path / "t.xlsx"), build_fields(load_taxonomy(TAXONOMY)))
+    assert len(template.records) == 43 and template.issues == []
+    assert all(not record.values for record in template.records)

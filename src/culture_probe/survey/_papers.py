@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from culture_probe.errors import InputError, did_you_mean
+from culture_probe.survey._fields import normalize_label
 from culture_probe.survey._records import PaperRecord
 from culture_probe.survey._tables import decode_text, read_csv_rows
 
@@ -248,7 +249,10 @@ def read_bibtex(path: str | Path) -> list[PaperRecord]:
 
 
 def read_paper_csv(path: str | Path) -> list[PaperRecord]:
-    """Papers of a CSV table with a ``title`` column; other columns as in the papers sheet."""
+    """Papers of a CSV table with a ``title`` column; other columns as in the papers sheet.
+
+    Rows repeating a title (up to case and punctuation) are the same paper and are skipped.
+    """
     rows = read_csv_rows(path)
     if not rows:
         raise InputError("the paper list is empty", path=path)
@@ -261,10 +265,16 @@ def read_paper_csv(path: str | Path) -> list[PaperRecord]:
             hint=did_you_mean("title", header) or f"found: {', '.join(header)}",
         )
     records: list[PaperRecord] = []
+    seen_titles: set[str] = set()
     for line, cells in enumerate(rows[1:], start=2):
         row = dict(zip(header, cells, strict=False))
         if not any(cells):
             continue
+        # A title listed twice (a long-format list has one row per category) is one paper.
+        title_key = normalize_label(row.get("title", ""))
+        if title_key and title_key in seen_titles:
+            continue
+        seen_titles.add(title_key)
         if not row.get("title"):
             raise InputError("empty title", path=path, line=line, key="title")
         year = re.search(r"\d{4}", row.get("year", "") or row.get("authors_year", ""))
