@@ -23,6 +23,7 @@ from culture_probe.yamlio import load_yaml
 LABEL_COLUMNS = (
     "dimension",
     "field",
+    "field_label",
     "label_id",
     "label",
     "status",
@@ -106,6 +107,7 @@ def compute_coverage(
                 {
                     "dimension": entry.dimension or entry.key,
                     "field": entry.key,
+                    "field_label": entry.label,
                     "label_id": choice.id,
                     "label": choice.label,
                     "status": choice.status,

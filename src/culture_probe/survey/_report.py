@@ -73,7 +73,7 @@ def _json_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
 def _labels_section(coverage: Coverage) -> Markup:
     parts: list[Markup] = []
     for dimension, rows in coverage.per_label.groupby("dimension", sort=False):
-        parts.append(heading(str(rows["field"].iloc[0]).capitalize() + f" ({dimension})"))
+        parts.append(heading(str(rows["field_label"].iloc[0])))
         parts.append(
             figure(
                 bar_chart(
