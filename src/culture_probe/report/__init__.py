@@ -15,6 +15,7 @@ Page (:mod:`culture_probe.report.page`)
     sections, *, lead, footer, data, scripts) -> str``; ``write_page(path, html)`` (atomic);
     fragments returning Markup: ``figure(svg, caption)``, ``paragraph(text, class_name)``
     (``"verdict"`` for a headline), ``note(text)``, ``heading(text, level)``,
+    ``collapsible(summary, body)``,
     ``bullet_list(entries)``, ``key_values(pairs)``, ``join(*parts)``; ``json_for_script(data)``
     for JSON inside ``<script>``.
 Charts (:mod:`culture_probe.report.svg`)
@@ -52,6 +53,7 @@ Example: a page with a heading, a chart and a table.
 from culture_probe.report.page import (
     Section,
     bullet_list,
+    collapsible,
     figure,
     heading,
     join,
@@ -81,6 +83,7 @@ __all__ = [
     "Section",
     "bar_chart",
     "bullet_list",
+    "collapsible",
     "distribution_bars",
     "figure",
     "forest_plot",

@@ -225,3 +225,11 @@ def key_values(pairs: Iterable[tuple[str, Any]]) -> Markup:
 def join(*parts: Markup | str) -> Markup:
     """Concatenate fragments; plain strings are escaped."""
     return Markup("").join(parts)
+
+
+def collapsible(summary: str, body: Markup | str, *, open: bool = False) -> Markup:
+    """A fold inside a section (``<details>``): the summary line shows, the body on demand."""
+    state = Markup(" open") if open else Markup("")
+    return Markup('<details class="fold"{}><summary>{}</summary>\n{}</details>\n').format(
+        state, summary, body
+    )

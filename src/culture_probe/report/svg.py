@@ -467,10 +467,8 @@ def heatmap(
         label_width + 8, bottom, min(available, 260), low, high, palette, value_format
     )
     if legend_label:
-        parts.append(
-            _text(label_width + 8 + min(available, 260) + 12, bottom + 10, legend_label, size=11)
-        )
-    return _svg(width, bottom + 34, title, parts, "heatmap")
+        parts.append(_text(label_width + 8, bottom + 40, legend_label, size=11))
+    return _svg(width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
 
 
 def _colour_bar(
