@@ -154,8 +154,9 @@ def _verdict_section(data: RunData) -> Section:
     if data.headline:
         parts.append(heading("What the analysis found"))
         parts.append(bullet_list(data.headline, "verdicts"))
-    parts.append(heading("Per item"))
-    parts.append(bullet_list([_item_verdict(row) for row in _records(items)], "verdicts"))
+    per_item = bullet_list([_item_verdict(row) for row in _records(items)], "verdicts")
+    # a long list would push the charts off the first screen; it folds away past a handful of items
+    parts.append(collapsible(f"Per item ({len(items)})", per_item, open=len(items) <= 6))
     return Section("Verdict", join(*parts))
 
 

@@ -289,7 +289,7 @@ def bar_chart(
     domain: tuple[float, float] | None = None,
     value_format: str = "{:.2f}",
     colour: str = OKABE_ITO[0],
-    width: float = 640,
+    width: float = 720,
 ) -> Markup:
     """A horizontal bar chart, one bar per label, the value printed at the bar's end.
 
@@ -338,7 +338,7 @@ def stacked_bar_chart(
     value_label: str = "",
     domain: tuple[float, float] | None = None,
     value_format: str = "{:.2f}",
-    width: float = 640,
+    width: float = 720,
 ) -> Markup:
     """Horizontal stacked bars: one bar per label, one coloured segment per series.
 
@@ -402,7 +402,7 @@ def heatmap(
     value_format: str = "{:.2f}",
     legend_label: str = "",
     show_values: bool = True,
-    width: float = 640,
+    width: float = 720,
 ) -> Markup:
     """A grid of coloured cells (rows x columns) with a colour bar; missing cells grey, "n/a".
 
@@ -505,7 +505,7 @@ def forest_plot(
     value_label: str = "",
     log_scale: bool = False,
     value_format: str = "{:.2f}",
-    width: float = 640,
+    width: float = 720,
 ) -> Markup:
     """Point estimates with confidence intervals, one row per label, and a dashed reference line.
 
@@ -644,7 +644,7 @@ def histogram(
     value_label: str = "",
     value_format: str = "{:.2f}",
     reference: float | None = None,
-    width: float = 640,
+    width: float = 720,
     height: float = 220,
 ) -> Markup:
     """A histogram with a strip (rug) of the individual values underneath; NaN counted aside.
@@ -737,7 +737,7 @@ def distribution_bars(
     title: str,
     value_format: str = "{:.0%}",
     domain: tuple[float, float] | None = None,
-    width: float = 640,
+    width: float = 720,
     height: float = 240,
 ) -> Markup:
     """Side-by-side vertical bars: per category (answer option), one bar per series (model, human).
@@ -812,7 +812,7 @@ def range_plot(
     value_label: str = "",
     domain: tuple[float, float] | None = None,
     value_format: str = "{:.2f}",
-    width: float = 640,
+    width: float = 720,
 ) -> Markup:
     """A min-max range per label (e.g. similarity to humans across wordings) and a central point.
 
