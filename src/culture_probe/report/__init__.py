@@ -64,6 +64,7 @@ from culture_probe.report.page import (
     render_page,
     write_page,
 )
+from culture_probe.report.run_report import render_run_report
 from culture_probe.report.svg import (
     OKABE_ITO,
     bar_chart,
@@ -98,6 +99,7 @@ __all__ = [
     "paragraph",
     "range_plot",
     "render_page",
+    "render_run_report",
     "sequential_colour",
     "series_colour",
     "stacked_bar_chart",
