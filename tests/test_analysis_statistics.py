@@ -320,3 +320,17 @@ def test_summary_is_json_and_headline_is_short(study: tuple[pd.DataFrame, Analys
     assert aggregate["ci_low"] <= aggregate["estimate"] <= aggregate["ci_high"]
     counts = result.summary["verdicts"]
     assert sum(counts.values()) == len(result.tables["item_stats"])
+
+
+def test_bias_corrected_interval_equals_percentiles_when_unbiased_and_shifts_when_biased() -> None:
+    from culture_probe.analysis._items import bias_corrected_interval
+
+    replicates = np.linspace(-1, 1, 2001)[None, :]
+    low, high = bias_corrected_interval(replicates, np.array([0.0]))
+    np.testing.assert_allclose([low[0], high[0]], np.quantile(replicates, [0.025, 0.975]),
+                               atol=2e-3)
+    # Replicates centred below the estimate (z0 > 0) move both bounds up (Efron 1981).
+    shifted_low, shifted_high = bias_corrected_interval(replicates, np.array([0.3]))
+    assert shifted_low[0] > low[0] and shifted_high[0] > high[0]
+    assert shifted_high[0] == pytest.approx(
+        np.quantile(replicates, stats.norm.cdf(2 * stats.norm.ppf(0.65) + 1.959964)), abs=2e-3)

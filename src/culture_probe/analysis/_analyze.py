@@ -17,7 +17,7 @@ from culture_probe.analysis._items import (
     agreement_alphas,
     benjamini_hochberg,
     decompose_units,
-    percentile_interval,
+    bias_corrected_interval,
 )
 from culture_probe.analysis._summary import (
     clustered_mean,
@@ -133,7 +133,7 @@ def _item_table(
     scales = tidy.groupby("item_id")["scale"].first()
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
     for name in INTERVAL_COLUMNS:
-        low, high = percentile_interval(core.replicates[name])
+        low, high = bias_corrected_interval(core.replicates[name], table[name].to_numpy())
         table.insert(table.columns.get_loc(name) + 1, f"{name}_low", low)
         table.insert(table.columns.get_loc(name) + 2, f"{name}_high", high)
     for test in ("proxy", "wording", "interaction"):

@@ -209,7 +209,8 @@ def paraphrase_bootstrap(
     """Recompute the bootstrapped statistics on wordings resampled with replacement.
 
     Proxies stay fixed and wordings are the random facet (robustness.md §3.6), so a resample picks
-    P wordings of the unit with replacement and keeps all proxies.
+    P wordings of the unit with replacement and keeps all proxies. Kendall's W is recomputed from
+    the resampled wordings' proxy ranks.
 
     Args:
         means: cell means, shape (G, C, P).
@@ -223,8 +224,14 @@ def paraphrase_bootstrap(
     take = draws[:, :, None, :]
     resampled = np.take_along_axis(means[:, None], take, axis=-1)
     resampled_ss = np.take_along_axis(within_ss[:, None], take, axis=-1)
+    # Rescaled bootstrap (Rao & Wu 1988): a resample of P wordings repeats some, which shrinks the
+    # spread between wordings by (P - 1) / P on average; stretching each proxy's deviations from
+    # its own mean by sqrt(P / (P - 1)) restores it, so s2_P and s2_CP are not biased downwards.
+    n_wordings = means.shape[-1]
+    proxy_means = resampled.mean(axis=-1, keepdims=True)
+    resampled = proxy_means + np.sqrt(n_wordings / (n_wordings - 1)) * (resampled - proxy_means)
     parts = decompose(resampled, resampled_ss, n_replicates)
-    out = {**parts, **indices(parts, n_replicates, means.shape[-1])}
+    out = {**parts, **indices(parts, n_replicates, n_wordings)}
     ranks, ties = block_ranks(means)
     out["kendall_w"] = friedman(
         np.take_along_axis(ranks[:, None], take, axis=-1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from culture_probe.analysis._agreement import (
     answer_counts,
@@ -103,6 +104,4 @@ def _rates(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def entropy_bits(distributions: np.ndarray) -> np.ndarray:
     """Shannon entropy in bits of each distribution along the last axis (0 log 0 = 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(distributions > 0, distributions * np.log2(distributions), 0.0)
-    return np.asarray(-terms.sum(axis=-1))
+    return np.asarray(special.entr(distributions).sum(axis=-1) / np.log(2))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.analysis._design import UNIT_COLUMNS
-from culture_probe.analysis._items import Decomposition, percentile_interval
+from culture_probe.analysis._items import Decomposition, bias_corrected_interval
 
 PLACEBO_COLUMNS = ("var_proxy", "f_proxy", "p_proxy", "culture_share")
 
@@ -39,10 +39,10 @@ def placebo_comparison(core: Decomposition, placebo: Decomposition) -> pd.DataFr
     for column in PLACEBO_COLUMNS:
         out[f"placebo_{column}"] = np.where(has, placebo.table[column].to_numpy()[rows], np.nan)
     difference = core.replicates["var_proxy"] - placebo.replicates["var_proxy"][rows]
-    low, high = percentile_interval(difference)
     out["culture_minus_placebo"] = np.where(
         has, out["culture_var_proxy"] - out["placebo_var_proxy"], np.nan
     )
+    low, high = bias_corrected_interval(difference, out["culture_minus_placebo"].to_numpy())
     out["culture_minus_placebo_low"] = np.where(has, low, np.nan)
     out["culture_minus_placebo_high"] = np.where(has, high, np.nan)
     beats = pd.array(np.where(has, low > 0, False), dtype="boolean")

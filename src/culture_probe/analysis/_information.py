@@ -16,6 +16,11 @@ from culture_probe.analysis._cells import entropy_bits
 from culture_probe.analysis._design import UNIT_COLUMNS
 
 GATHER_ELEMENTS = 8_000_000  # permuted values held at once
+# Each permutation of a null re-pools every distribution it shuffles. At a million responses the
+# seed-level order null alone would move 10^10 values for 999 permutations, so a null moves at most
+# this many values across a shape group; the permutations actually used are reported per term.
+NULL_VALUE_BUDGET = 400_000_000
+MIN_PERMUTATIONS = 19
 
 
 def information_table(
@@ -25,8 +30,9 @@ def information_table(
 
     Columns: ``entropy`` H(A); ``info_culture`` I(A;C), ``info_wording`` I(A;P|C), ``info_order``
     I(A;O|C,P), each with ``_null`` (mean under permutation), ``_excess`` (observed - null mean;
-    plug-in mutual information is biased upwards, Miller 1955) and ``_p`` ((1 + #null >= observed) /
-    (1 + B)); ``noise`` H(A|C,P,O); ``culture_info_share`` I(A;C)/H(A); ``js_between_proxies``,
+    plug-in mutual information is biased upwards, Miller 1955), ``_p`` ((1 + #null >= observed) /
+    (1 + B)) and ``_permutations`` (B: ``n_permutations``, fewer for very large designs, see
+    :data:`NULL_VALUE_BUDGET`; the order null needs several seeds per order); ``noise`` H(A|C,P,O); ``culture_info_share`` I(A;C)/H(A); ``js_between_proxies``,
     ``js_between_wordings`` and ``js_ratio``, mean Jensen-Shannon distances (base 2) between proxies
     under one wording and between wordings for one proxy, and their ratio. All in bits. Items
     whose design is incomplete are left out.
@@ -85,10 +91,14 @@ def _group_table(
         "info_order": h_wording - h_cell,
     }
     rng = np.random.default_rng([seed, 3])
+    n_units = cube.shape[0]
+    shuffled_values = cells[0].size  # culture and wording nulls re-pool every cell
+    cell_level = _affordable(n_permutations, n_units * shuffled_values)
+    seed_level = _affordable(n_permutations, n_units * cube[0].size)
     nulls = {
-        "info_culture": entropy[:, None] - _culture_null(cells, n_permutations, rng),
-        "info_wording": h_proxy[:, None] - _wording_null(cells, n_permutations, rng),
-        "info_order": h_wording[:, None] - _order_null(cube, n_permutations, rng),
+        "info_culture": entropy[:, None] - _culture_null(cells, cell_level, rng),
+        "info_wording": h_proxy[:, None] - _wording_null(cells, cell_level, rng),
+        "info_order": h_wording[:, None] - _order_null(cube, seed_level, rng),
     }
     for name, value in observed.items():
         table[name] = value
@@ -97,12 +107,19 @@ def _group_table(
         table[f"{name}_excess"] = value - null.mean(axis=1)
         exceed = (null >= value[:, None] - 1e-9).sum(axis=1)
         p_value = (1 + exceed) / (1 + null.shape[1])
-        table[f"{name}_p"] = np.where(np.isnan(null).all(axis=1), np.nan, p_value)
+        undefined = np.isnan(null).all(axis=1)
+        table[f"{name}_p"] = np.where(undefined, np.nan, p_value)
+        table[f"{name}_permutations"] = np.where(undefined, 0, null.shape[1])
     table["noise"] = h_cell
     with np.errstate(divide="ignore", invalid="ignore"):
         table["culture_info_share"] = observed["info_culture"] / entropy
     table = pd.concat([table, _js_ratio(by_wording)], axis=1)
     return table
+
+
+def _affordable(n_permutations: int, values_per_permutation: int) -> int:
+    affordable = NULL_VALUE_BUDGET // max(1, values_per_permutation)
+    return int(min(n_permutations, max(MIN_PERMUTATIONS, affordable)))
 
 
 def _permuted_block_means(

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._items import percentile_interval, quiet
+from culture_probe.analysis._items import bias_corrected_interval, quiet
 
 SIGNIFICANCE = 0.05
 VERDICTS = ("culture-dominant", "wording-dominated", "mixed", "no culture effect")
@@ -88,7 +88,7 @@ def two_stage_aggregates(
         resampled = replicates[column].astype(np.float64)[items, draws]
         with quiet():
             estimate = float(combine(values)) if n_items else float("nan")
-            low, high = percentile_interval(combine(resampled, axis=1))
+            low, high = bias_corrected_interval(combine(resampled, axis=1), np.asarray(estimate))
         out[name] = {"estimate": estimate, "ci_low": float(low), "ci_high": float(high)}
     return out
 
