@@ -129,8 +129,17 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
         raw,
         required=["study", "items", "template", "framings", "axes"],
         optional=[
-            "title", "description", "semantic_proxy", "controls", "option_orders",
-            "option_labels", "seeds", "language", "taxonomy", "interaction", "method",
+            "title",
+            "description",
+            "semantic_proxy",
+            "controls",
+            "option_orders",
+            "option_labels",
+            "seeds",
+            "language",
+            "taxonomy",
+            "interaction",
+            "method",
         ],
         what="a study",
     )
@@ -145,7 +154,9 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
         files[str(extra)] = _sha256(extra)
 
     semantic = require_str(raw, "semantic_proxy", default="emotions_and_values")
-    taxonomy.require_category(semantic, "semantic", path=str(path), line=raw.line_of("semantic_proxy"))
+    taxonomy.require_category(
+        semantic, "semantic", path=str(path), line=raw.line_of("semantic_proxy")
+    )
     framings, baseline = load_framings(framings_path)
     study = Study(
         id=require_str(raw, "study"),
@@ -189,9 +200,7 @@ def _resolve_taxonomy(raw: Located, path: Path, override: str | Path | None) -> 
 def _relative_file(raw: Located, key: str, study_path: Path) -> Path:
     target = (study_path.parent / require_str(raw, key)).resolve()
     if not target.is_file():
-        raise InputError(
-            f"file not found: {target}", path=raw.path, line=raw.line_of(key), key=key
-        )
+        raise InputError(f"file not found: {target}", path=raw.path, line=raw.line_of(key), key=key)
     return _display_path(target)
 
 
@@ -255,11 +264,15 @@ def _seeds(raw: Located) -> tuple[int, ...]:
 def load_items(path: Path) -> tuple[ProbeItem, ...]:
     """Load a probe items file: ``items:`` a list of questions with paraphrases and options."""
     raw = require_mapping(load_yaml(path), "a probe items file", path=str(path))
-    check_keys(raw, required=["items"], optional=["description", "source"], what="a probe items file")
+    check_keys(
+        raw, required=["items"], optional=["description", "source"], what="a probe items file"
+    )
     entries = require_list(raw, "items")
     items = []
     for index, entry in enumerate(entries):
-        mapping = require_mapping(entry, "a probe item", path=str(path), line=entries.line_of(index))
+        mapping = require_mapping(
+            entry, "a probe item", path=str(path), line=entries.line_of(index)
+        )
         items.append(_load_item(mapping))
     ids = [item.id for item in items]
     for index, item_id in enumerate(ids):
@@ -311,7 +324,9 @@ def _load_template(path: Path) -> Template:
 def load_framings(path: Path) -> tuple[tuple[Framing, ...], Framing | None]:
     """Load the framings file: persona framings and the optional no-proxy ``baseline``."""
     raw = require_mapping(load_yaml(path), "a framings file", path=str(path))
-    check_keys(raw, required=["framings"], optional=["baseline", "description"], what="a framings file")
+    check_keys(
+        raw, required=["framings"], optional=["baseline", "description"], what="a framings file"
+    )
     entries = require_list(raw, "framings")
     framings = tuple(
         _load_framing(
@@ -322,8 +337,9 @@ def load_framings(path: Path) -> tuple[tuple[Framing, ...], Framing | None]:
     )
     baseline = None
     if "baseline" in raw:
-        mapping = require_mapping(raw["baseline"], "a framing", path=str(path),
-                                  line=raw.line_of("baseline"))
+        mapping = require_mapping(
+            raw["baseline"], "a framing", path=str(path), line=raw.line_of("baseline")
+        )
         baseline = _load_framing(mapping, framing_id="none")
     return framings, baseline
 
@@ -348,14 +364,21 @@ def _inline_template(entry: Located, key: str) -> Template:
 def _load_proxies(raw: Located, taxonomy: Taxonomy) -> tuple[Proxy, ...]:
     axes = require_mapping(raw["axes"], "axes", path=raw.path, line=raw.line_of("axes"))
     if not axes:
-        raise InputError("a study needs at least one axis", path=raw.path, line=axes.line, key="axes")
+        raise InputError(
+            "a study needs at least one axis", path=raw.path, line=axes.line, key="axes"
+        )
     proxies: list[Proxy] = []
     for axis_id, value_ids in axes.items():
-        category = taxonomy.require_category(axis_id, "demographic", path=raw.path,
-                                             line=axes.line_of(axis_id))
+        category = taxonomy.require_category(
+            axis_id, "demographic", path=raw.path, line=axes.line_of(axis_id)
+        )
         if not isinstance(value_ids, LocatedList) or not value_ids:
-            raise InputError("expected a non-empty list of value ids", path=raw.path,
-                             line=axes.line_of(axis_id), key=f"axes.{axis_id}")
+            raise InputError(
+                "expected a non-empty list of value ids",
+                path=raw.path,
+                line=axes.line_of(axis_id),
+                key=f"axes.{axis_id}",
+            )
         for index, value_id in enumerate(value_ids):
             value = category.value(str(value_id))
             if value is None:
@@ -374,14 +397,17 @@ def _load_proxies(raw: Located, taxonomy: Taxonomy) -> tuple[Proxy, ...]:
 def _load_controls(raw: Located, taxonomy: Taxonomy) -> list[Proxy]:
     if "controls" not in raw:
         return []
-    controls = require_mapping(raw["controls"], "controls", path=raw.path, line=raw.line_of("controls"))
+    controls = require_mapping(
+        raw["controls"], "controls", path=raw.path, line=raw.line_of("controls")
+    )
     check_keys(controls, required=[], optional=["baseline", "placebos"], what="controls")
     proxies: list[Proxy] = []
     if controls.get("baseline"):
         proxies.append(Proxy("none", None, "baseline", ""))
     if "placebos" in controls:
-        placebo = taxonomy.require_category(PLACEBO_CATEGORY, "control", path=raw.path,
-                                            line=controls.line_of("placebos"))
+        placebo = taxonomy.require_category(
+            PLACEBO_CATEGORY, "control", path=raw.path, line=controls.line_of("placebos")
+        )
         entries = require_list(controls, "placebos")
         for index, value_id in enumerate(entries):
             value = placebo.value(str(value_id))
@@ -393,8 +419,9 @@ def _load_controls(raw: Located, taxonomy: Taxonomy) -> list[Proxy]:
                     key="controls.placebos",
                     hint=expected_one_of(str(value_id), [v.id for v in placebo.values]),
                 )
-            proxies.append(Proxy(PLACEBO_CATEGORY, value, "placebo",
-                                 _persona(value, placebo.persona)))
+            proxies.append(
+                Proxy(PLACEBO_CATEGORY, value, "placebo", _persona(value, placebo.persona))
+            )
     return proxies
 
 

