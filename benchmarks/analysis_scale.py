@@ -27,22 +27,35 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--permutations", type=int, default=999)
     args = parser.parse_args()
-    effects = PlantedEffects(culture=0.1, wording=0.05, interaction=0.03, noise=0.05,
-                             position_bias=0.05)
+    effects = PlantedEffects(
+        culture=0.1, wording=0.05, interaction=0.03, noise=0.05, position_bias=0.05
+    )
     start = time.perf_counter()
-    plan, responses = simulate_study(effects, n_items=100, n_proxies=50, n_paraphrases=10,
-                                     n_orders=4, n_seeds=5, n_options=5, seed=0)
+    plan, responses = simulate_study(
+        effects,
+        n_items=100,
+        n_proxies=50,
+        n_paraphrases=10,
+        n_orders=4,
+        n_seeds=5,
+        n_options=5,
+        seed=0,
+    )
     built = time.perf_counter()
-    print(f"synthetic study: {len(responses):,} responses in {built - start:.1f} s; "
-          f"peak RSS so far {peak_rss_gib():.2f} GiB")
+    print(
+        f"synthetic study: {len(responses):,} responses in {built - start:.1f} s; "
+        f"peak RSS so far {peak_rss_gib():.2f} GiB"
+    )
     tidy = tidy_responses(plan, responses)
     del plan, responses
     joined = time.perf_counter()
     result = analyze(tidy, n_bootstrap=args.bootstrap, n_permutations=args.permutations)
     done = time.perf_counter()
     print(f"tidy_responses: {joined - built:.1f} s")
-    print(f"analyze (bootstrap {args.bootstrap}, permutations {args.permutations}): "
-          f"{done - joined:.1f} s")
+    print(
+        f"analyze (bootstrap {args.bootstrap}, permutations {args.permutations}): "
+        f"{done - joined:.1f} s"
+    )
     print(f"tidy + analyze: {done - built:.1f} s")
     print(f"peak RSS: {peak_rss_gib():.2f} GiB")
     print(f"python {sys.version.split()[0]} on {platform.machine()}, {platform.processor() or ''}")

@@ -20,8 +20,15 @@ from culture_probe.errors import InputError
 
 @pytest.fixture(scope="module")
 def small_study() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return simulate_study(PlantedEffects(culture=0.1, wording=0.04, noise=0.02), n_items=3,
-                          n_proxies=4, n_paraphrases=3, n_orders=2, baseline=True, seed=9)
+    return simulate_study(
+        PlantedEffects(culture=0.1, wording=0.04, noise=0.02),
+        n_items=3,
+        n_proxies=4,
+        n_paraphrases=3,
+        n_orders=2,
+        baseline=True,
+        seed=9,
+    )
 
 
 def test_tidy_keeps_plan_order_and_scores_expected_position(
@@ -102,25 +109,32 @@ def test_alignment_against_scipy_distances(small_study: tuple[pd.DataFrame, pd.D
     for item in ("Q0", "Q1", "Q2"):
         for proxy in proxies:
             share = rng.dirichlet(np.ones(4))
-            records += [{"item_id": item, "proxy": proxy, "option": k, "share": share[k]}
-                        for k in range(4)]
+            records += [
+                {"item_id": item, "proxy": proxy, "option": k, "share": share[k]} for k in range(4)
+            ]
     reference = pd.DataFrame(records)
     result = analyze(tidy, reference, n_bootstrap=20, n_permutations=99)
     alignment = result.tables["alignment"]
     row = alignment.iloc[5]
-    cell = tidy.loc[(tidy["item_id"] == row["item_id"]) & (tidy["proxy"] == row["proxy"])
-                    & (tidy["wording"] == row["wording"])]
+    cell = tidy.loc[
+        (tidy["item_id"] == row["item_id"])
+        & (tidy["proxy"] == row["proxy"])
+        & (tidy["wording"] == row["wording"])
+    ]
     model = np.stack(cell["probs"].to_numpy()).mean(axis=0)
-    human = reference.loc[(reference["item_id"] == row["item_id"])
-                          & (reference["proxy"] == row["proxy"])].sort_values("option")["share"]
+    human = reference.loc[
+        (reference["item_id"] == row["item_id"]) & (reference["proxy"] == row["proxy"])
+    ].sort_values("option")["share"]
     assert row["sim_jsd"] == pytest.approx(1 - jensenshannon(model, human, base=2), abs=1e-9)
     positions = np.arange(4)
     w1 = wasserstein_distance(positions, positions, model, human.to_numpy())
     assert row["representativeness"] == pytest.approx(1 - w1 / 3)
     summary = result.tables["alignment_summary"]
     first = summary.iloc[0]
-    sims = alignment.loc[(alignment["item_id"] == first["item_id"])
-                         & (alignment["proxy"] == first["proxy"]), "sim_jsd"]
+    sims = alignment.loc[
+        (alignment["item_id"] == first["item_id"]) & (alignment["proxy"] == first["proxy"]),
+        "sim_jsd",
+    ]
     assert first["max_p"] == pytest.approx(sims.max())
     assert first["cps"] == pytest.approx(sims.max() * (1 - (sims.max() - sims.mean())))
     assert first["steering_effect"] == pytest.approx(first["avg_p"] - first["baseline_sim"])
@@ -129,15 +143,17 @@ def test_alignment_against_scipy_distances(small_study: tuple[pd.DataFrame, pd.D
 
 def test_reference_shares_must_sum_to_one(small_study: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     plan, responses = small_study
-    reference = pd.DataFrame({"item_id": ["Q0", "Q0"], "proxy": ["C00", "C00"], "option": [0, 1],
-                              "share": [0.5, 0.3]})
-    with pytest.raises(InputError, match="sum to 0.8") as caught:
+    reference = pd.DataFrame(
+        {"item_id": ["Q0", "Q0"], "proxy": ["C00", "C00"], "option": [0, 1], "share": [0.5, 0.3]}
+    )
+    with pytest.raises(InputError, match=r"sum to 0\.8") as caught:
         analyze(tidy_responses(plan, responses), reference, n_bootstrap=10, n_permutations=9)
     assert caught.value.path == "reference.parquet" and caught.value.key == "share"
 
 
 def test_analyze_run_writes_every_table_and_the_summary(
-    tmp_path: Path, small_study: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+    small_study: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     plan, responses = small_study
     plan.to_parquet(tmp_path / "plan.parquet")
@@ -145,8 +161,14 @@ def test_analyze_run_writes_every_table_and_the_summary(
     result = analyze_run(tmp_path, n_bootstrap=30, n_permutations=19)
     written = sorted(p.name for p in (tmp_path / "stats").iterdir())
     assert written == sorted(f"{name}.parquet" for name in result.tables)
-    assert {"item_stats", "cell_stats", "wording_cells", "information", "position_bias",
-            "controls"} <= set(result.tables)
+    assert {
+        "item_stats",
+        "cell_stats",
+        "wording_cells",
+        "information",
+        "position_bias",
+        "controls",
+    } <= set(result.tables)
     reread = pd.read_parquet(tmp_path / "stats" / "item_stats.parquet")
     assert list(reread["verdict"]) == list(result.tables["item_stats"]["verdict"])
     summary = json.loads((tmp_path / "summary.json").read_text())

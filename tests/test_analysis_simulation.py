@@ -20,8 +20,13 @@ PLANTED = 0.12
 
 def _verdicts(effects: PlantedEffects, seed: int, n_placebos: int = 2) -> pd.Series:
     plan, responses = simulate_study(
-        effects, n_items=REPLICATES, n_proxies=6, n_paraphrases=5, n_orders=2,
-        n_placebos=n_placebos, seed=seed,
+        effects,
+        n_items=REPLICATES,
+        n_proxies=6,
+        n_paraphrases=5,
+        n_orders=2,
+        n_placebos=n_placebos,
+        seed=seed,
     )
     result = analyze(tidy_responses(plan, responses), n_bootstrap=50, n_permutations=19, seed=seed)
     return result.tables["item_stats"]["verdict"]

@@ -25,8 +25,15 @@ EFFECTS = PlantedEffects(culture=0.1, wording=0.05, interaction=0.04, noise=0.03
 @pytest.fixture(scope="module")
 def study() -> tuple[pd.DataFrame, AnalysisResult]:
     plan, responses = simulate_study(
-        EFFECTS, n_items=6, n_proxies=5, n_paraphrases=4, n_orders=2, n_seeds=2, n_placebos=2,
-        baseline=True, seed=7,
+        EFFECTS,
+        n_items=6,
+        n_proxies=5,
+        n_paraphrases=4,
+        n_orders=2,
+        n_seeds=2,
+        n_placebos=2,
+        baseline=True,
+        seed=7,
     )
     tidy = tidy_responses(plan, responses)
     return tidy, analyze(tidy, n_bootstrap=200, n_permutations=199, seed=3)
@@ -50,16 +57,29 @@ def _two_option_tidy(scores: dict[tuple[str, str], list[float]]) -> pd.DataFrame
     records = []
     for (proxy, wording), values in scores.items():
         for replicate, score in enumerate(values):
-            records.append({
-                "prompt_id": f"{proxy}-{wording}-{replicate}", "item_id": "Q1", "scale": "ordinal",
-                "n_options": 2, "axis": "region", "proxy": proxy, "proxy_kind": "culture",
-                "wording": wording, "order": ["canonical", "reversed"][replicate],
-                "display_to_canonical": [[0, 1], [1, 0]][replicate], "seed": 0,
-                "probs": [1 - score, score], "option_mass": 1.0, "outcome": "answered",
-            })
+            records.append(
+                {
+                    "prompt_id": f"{proxy}-{wording}-{replicate}",
+                    "item_id": "Q1",
+                    "scale": "ordinal",
+                    "n_options": 2,
+                    "axis": "region",
+                    "proxy": proxy,
+                    "proxy_kind": "culture",
+                    "wording": wording,
+                    "order": ["canonical", "reversed"][replicate],
+                    "display_to_canonical": [[0, 1], [1, 0]][replicate],
+                    "seed": 0,
+                    "probs": [1 - score, score],
+                    "option_mass": 1.0,
+                    "outcome": "answered",
+                }
+            )
     frame = pd.DataFrame(records)
-    return tidy_responses(frame.drop(columns=["probs", "option_mass", "outcome"]),
-                          frame[["prompt_id", "probs", "option_mass", "outcome"]])
+    return tidy_responses(
+        frame.drop(columns=["probs", "option_mass", "outcome"]),
+        frame[["prompt_id", "probs", "option_mass", "outcome"]],
+    )
 
 
 def test_hand_worked_two_by_two_decomposition() -> None:
@@ -68,8 +88,12 @@ def test_hand_worked_two_by_two_decomposition() -> None:
     # interaction residuals +-1 -> SS_CP = 2*4 = 8; within cells (+-1)^2 -> SS_E = 8.
     # MS_C = 72, MS_CP = 8, MS_E = 2, F_C = 9; s2_C = (72-8)/4 = 16, s2_P = (32-8)/4 = 6,
     # s2_CP = (8-2)/2 = 3, s2_E = 2; CWI = 16/9; culture share = 16/27.
-    cells = {("C1", "W1"): [1, 3], ("C1", "W2"): [3, 5], ("C2", "W1"): [5, 7],
-             ("C2", "W2"): [11, 13]}
+    cells = {
+        ("C1", "W1"): [1, 3],
+        ("C1", "W2"): [3, 5],
+        ("C2", "W1"): [5, 7],
+        ("C2", "W2"): [11, 13],
+    }
     tidy = _two_option_tidy({k: [v / 20 for v in vs] for k, vs in cells.items()})
     row = _item_row(analyze(tidy, n_bootstrap=20, n_permutations=9), "Q1")
     scale = 1 / 400
@@ -90,7 +114,9 @@ def test_hand_worked_two_by_two_decomposition() -> None:
     assert row["paraphrases_needed_for_0_8"] == 1
 
 
-def test_sums_of_squares_match_statsmodels_anova(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+def test_sums_of_squares_match_statsmodels_anova(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
     tidy, result = study
     for item in ("Q0", "Q3"):
         rows = _culture(tidy, item)
@@ -110,8 +136,9 @@ def test_sums_of_squares_match_statsmodels_anova(study: tuple[pd.DataFrame, Anal
 
 
 def test_single_replicate_uses_interaction_as_error_like_an_additive_model() -> None:
-    plan, responses = simulate_study(EFFECTS, n_items=2, n_proxies=4, n_paraphrases=5,
-                                     n_orders=1, n_seeds=1, seed=11)
+    plan, responses = simulate_study(
+        EFFECTS, n_items=2, n_proxies=4, n_paraphrases=5, n_orders=1, n_seeds=1, seed=11
+    )
     tidy = tidy_responses(plan, responses)
     result = analyze(tidy, n_bootstrap=50, n_permutations=19)
     row = _item_row(result, "Q1")
@@ -124,7 +151,9 @@ def test_single_replicate_uses_interaction_as_error_like_an_additive_model() -> 
     assert row["var_interaction"] == pytest.approx(row["ms_interaction"])
 
 
-def test_two_orders_are_the_replicates_of_a_cell(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+def test_two_orders_are_the_replicates_of_a_cell(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
     _, result = study
     # 2 orders x 2 seeds per proxy x wording cell.
     assert set(result.tables["item_stats"]["n_replicates"]) == {4}
@@ -154,9 +183,17 @@ def test_friedman_and_kendall_w_match_pingouin_and_scipy(
 
 def test_friedman_tie_correction_matches_scipy() -> None:
     # Ties within wordings: W1 ranks C1 = C2 < C3, W2 has C2 = C3.
-    cells = {("C1", "W1"): [0.2, 0.2], ("C2", "W1"): [0.2, 0.2], ("C3", "W1"): [0.6, 0.6],
-             ("C1", "W2"): [0.1, 0.1], ("C2", "W2"): [0.5, 0.5], ("C3", "W2"): [0.5, 0.5],
-             ("C1", "W3"): [0.3, 0.3], ("C2", "W3"): [0.4, 0.4], ("C3", "W3"): [0.9, 0.9]}
+    cells = {
+        ("C1", "W1"): [0.2, 0.2],
+        ("C2", "W1"): [0.2, 0.2],
+        ("C3", "W1"): [0.6, 0.6],
+        ("C1", "W2"): [0.1, 0.1],
+        ("C2", "W2"): [0.5, 0.5],
+        ("C3", "W2"): [0.5, 0.5],
+        ("C1", "W3"): [0.3, 0.3],
+        ("C2", "W3"): [0.4, 0.4],
+        ("C3", "W3"): [0.9, 0.9],
+    }
     row = _item_row(analyze(_two_option_tidy(cells), n_bootstrap=20, n_permutations=9), "Q1")
     chi2, _ = stats.friedmanchisquare([0.2, 0.1, 0.3], [0.2, 0.5, 0.4], [0.6, 0.5, 0.9])
     assert row["friedman_stat"] == pytest.approx(chi2)
@@ -166,8 +203,14 @@ def test_friedman_tie_correction_matches_scipy() -> None:
 @pytest.mark.parametrize("scale", ["ordinal", "nominal"])
 def test_krippendorff_alpha_matches_the_package(scale: str) -> None:
     plan, responses = simulate_study(
-        PlantedEffects(culture=0.15, wording=0.1, interaction=0.1), n_items=3, n_proxies=8,
-        n_paraphrases=5, n_orders=3, n_options=5, scale=scale, seed=5,
+        PlantedEffects(culture=0.15, wording=0.1, interaction=0.1),
+        n_items=3,
+        n_proxies=8,
+        n_paraphrases=5,
+        n_orders=3,
+        n_options=5,
+        scale=scale,
+        seed=5,
     )
     tidy = tidy_responses(plan, responses)
     result = analyze(tidy, n_bootstrap=20, n_permutations=9)
@@ -177,8 +220,9 @@ def test_krippendorff_alpha_matches_the_package(scale: str) -> None:
     by_wording = frame.groupby(["proxy", "wording"])[[str(k) for k in range(5)]].mean()
     modal = by_wording.to_numpy().argmax(axis=1)
     coders_by_units = pd.Series(modal, index=by_wording.index).unstack("proxy")
-    expected = krippendorff.alpha(reliability_data=coders_by_units.to_numpy(dtype=float),
-                                  level_of_measurement=scale)
+    expected = krippendorff.alpha(
+        reliability_data=coders_by_units.to_numpy(dtype=float), level_of_measurement=scale
+    )
     by_order = frame.groupby(["proxy", "wording", "order"])[[str(k) for k in range(5)]].mean()
     modal_order = pd.Series(by_order.to_numpy().argmax(axis=1), index=by_order.index)
     order_matrix = modal_order.unstack(["proxy", "wording"]).to_numpy(dtype=float)
@@ -195,19 +239,29 @@ def test_benjamini_hochberg_matches_statsmodels(study: tuple[pd.DataFrame, Analy
     np.testing.assert_allclose(table["p_proxy_bh"], expected)
 
 
-def test_bootstrap_intervals_bracket_the_estimates(study: tuple[pd.DataFrame, AnalysisResult]) -> None:
+def test_bootstrap_intervals_bracket_the_estimates(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
     _, result = study
     table = result.tables["item_stats"]
     for name in ("culture_share", "kendall_w", "rho2_1"):
         assert (table[f"{name}_low"] <= table[f"{name}_high"]).all()
-        inside = (table[f"{name}_low"] <= table[name] + 1e-9) & (table[name] <= table[f"{name}_high"] + 1e-9)
+        inside = (table[f"{name}_low"] <= table[name] + 1e-9) & (
+            table[name] <= table[f"{name}_high"] + 1e-9
+        )
         assert inside.mean() >= 0.8
     assert (table["cwi_low"] <= table["cwi_high"]).all()
 
 
 def test_information_terms_add_up_and_permutation_p_matches_scipy() -> None:
-    plan, responses = simulate_study(PlantedEffects(culture=0.05, wording=0.05, noise=0.02),
-                                     n_items=1, n_proxies=3, n_paraphrases=2, n_orders=2, seed=2)
+    plan, responses = simulate_study(
+        PlantedEffects(culture=0.05, wording=0.05, noise=0.02),
+        n_items=1,
+        n_proxies=3,
+        n_paraphrases=2,
+        n_orders=2,
+        seed=2,
+    )
     tidy = tidy_responses(plan, responses)
     result = analyze(tidy, n_bootstrap=20, n_permutations=4999, seed=1)
     info = result.tables["information"].iloc[0]
@@ -221,31 +275,60 @@ def test_information_terms_add_up_and_permutation_p_matches_scipy() -> None:
 
     def culture_information(*samples: np.ndarray) -> float:
         pooled = [distributions[s].mean(axis=0) for s in samples]
-        return float(stats.entropy(np.mean(pooled, axis=0), base=2)
-                     - np.mean([stats.entropy(p, base=2) for p in pooled]))
+        return float(
+            stats.entropy(np.mean(pooled, axis=0), base=2)
+            - np.mean([stats.entropy(p, base=2) for p in pooled])
+        )
 
-    exact = stats.permutation_test(list(cell_ids), culture_information,
-                                   permutation_type="samples", n_resamples=np.inf,
-                                   alternative="greater", vectorized=False)
+    exact = stats.permutation_test(
+        list(cell_ids),
+        culture_information,
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative="greater",
+        vectorized=False,
+    )
     assert culture_information(*cell_ids) == pytest.approx(info["info_culture"], abs=1e-5)
     assert info["info_culture_p"] == pytest.approx(exact.pvalue, abs=0.02)
     assert info["info_culture_null"] == pytest.approx(exact.null_distribution.mean(), abs=2e-3)
 
 
 def test_js_ratio_uses_base_two_distances() -> None:
-    plan, responses = simulate_study(PlantedEffects(culture=0.1, wording=0.05), n_items=1,
-                                     n_proxies=3, n_paraphrases=3, n_orders=1, seed=4)
+    plan, responses = simulate_study(
+        PlantedEffects(culture=0.1, wording=0.05),
+        n_items=1,
+        n_proxies=3,
+        n_paraphrases=3,
+        n_orders=1,
+        seed=4,
+    )
     tidy = tidy_responses(plan, responses)
     info = analyze(tidy, n_bootstrap=10, n_permutations=9).tables["information"].iloc[0]
     rows = _culture(tidy, "Q0")
     dist = {(r.proxy, r.wording): np.asarray(r.probs) for r in rows.itertuples()}
     proxies, wordings = sorted({p for p, _ in dist}), sorted({w for _, w in dist})
-    between_proxies = np.mean([
-        np.mean([jensenshannon(dist[a, w], dist[b, w], base=2)
-                 for a, b in itertools.combinations(proxies, 2)]) for w in wordings])
-    between_wordings = np.mean([
-        np.mean([jensenshannon(dist[c, a], dist[c, b], base=2)
-                 for a, b in itertools.combinations(wordings, 2)]) for c in proxies])
+    between_proxies = np.mean(
+        [
+            np.mean(
+                [
+                    jensenshannon(dist[a, w], dist[b, w], base=2)
+                    for a, b in itertools.combinations(proxies, 2)
+                ]
+            )
+            for w in wordings
+        ]
+    )
+    between_wordings = np.mean(
+        [
+            np.mean(
+                [
+                    jensenshannon(dist[c, a], dist[c, b], base=2)
+                    for a, b in itertools.combinations(wordings, 2)
+                ]
+            )
+            for c in proxies
+        ]
+    )
     assert info["js_between_proxies"] == pytest.approx(between_proxies, abs=1e-5)
     assert info["js_ratio"] == pytest.approx(between_proxies / between_wordings, rel=1e-4)
 
@@ -256,8 +339,14 @@ def test_cell_flip_rates_and_spreads_by_hand() -> None:
     # W3 {0.6,0.2}->0. Wording pairs disagreeing: (1,2),(2,3) of 3 -> 2/3; majority 2/3 -> 1/3.
     # Per wording the order modal answers: W1 (0,0), W2 (1,1), W3 (1,0) -> flip rate (0+0+1)/3.
     # Wording spread of means 0.3, 0.8, 0.4 -> 0.5; order spread mean(0.2, 0.2, 0.4).
-    cells = {("C1", "W1"): [0.2, 0.4], ("C1", "W2"): [0.7, 0.9], ("C1", "W3"): [0.6, 0.2],
-             ("C2", "W1"): [0.5, 0.5], ("C2", "W2"): [0.5, 0.5], ("C2", "W3"): [0.5, 0.5]}
+    cells = {
+        ("C1", "W1"): [0.2, 0.4],
+        ("C1", "W2"): [0.7, 0.9],
+        ("C1", "W3"): [0.6, 0.2],
+        ("C2", "W1"): [0.5, 0.5],
+        ("C2", "W2"): [0.5, 0.5],
+        ("C2", "W3"): [0.5, 0.5],
+    }
     cell = analyze(_two_option_tidy(cells), n_bootstrap=10, n_permutations=9).tables["cell_stats"]
     c1 = cell.loc[cell["proxy"] == "C1"].iloc[0]
     assert c1["wording_flip_rate"] == pytest.approx(2 / 3)
@@ -271,14 +360,19 @@ def test_cell_flip_rates_and_spreads_by_hand() -> None:
 
 def test_position_bias_by_hand() -> None:
     # Every response puts 0.7 on whatever option is shown first: position shares 0.7 / 0.3.
-    cells = {("C1", "W1"): [0.3, 0.7], ("C2", "W1"): [0.3, 0.7], ("C1", "W2"): [0.3, 0.7],
-             ("C2", "W2"): [0.3, 0.7]}
+    cells = {
+        ("C1", "W1"): [0.3, 0.7],
+        ("C2", "W1"): [0.3, 0.7],
+        ("C1", "W2"): [0.3, 0.7],
+        ("C2", "W2"): [0.3, 0.7],
+    }
     table = analyze(_two_option_tidy(cells), n_bootstrap=10, n_permutations=9)
     bias = table.tables["position_bias"].sort_values("position")
     np.testing.assert_allclose(bias["choice_share"], [0.7, 0.3])
     assert bias["rstd"].iloc[0] == pytest.approx(np.std([0.7, 0.3]))
     assert bias["kl_from_uniform"].iloc[0] == pytest.approx(
-        stats.entropy([0.7, 0.3], [0.5, 0.5], base=2))
+        stats.entropy([0.7, 0.3], [0.5, 0.5], base=2)
+    )
 
 
 def test_clustered_standard_error_matches_statsmodels() -> None:
@@ -287,7 +381,8 @@ def test_clustered_standard_error_matches_statsmodels() -> None:
     values = rng.normal(size=len(clusters)) + rng.normal(size=12)[clusters]
     ours = clustered_mean(values, clusters)
     fit = smf.ols("y ~ 1", data=pd.DataFrame({"y": values})).fit(
-        cov_type="cluster", cov_kwds={"groups": clusters, "use_correction": False})
+        cov_type="cluster", cov_kwds={"groups": clusters, "use_correction": False}
+    )
     assert ours["mean"] == pytest.approx(fit.params["Intercept"])
     assert ours["se"] == pytest.approx(fit.bse["Intercept"])
 
@@ -305,7 +400,8 @@ def test_placebo_and_baseline_controls(study: tuple[pd.DataFrame, AnalysisResult
     assert q1["baseline_mean_score"] == pytest.approx(baseline.mean())
     culture_means = _culture(tidy, "Q1").groupby("proxy")["score"].mean()
     assert q1["culture_shift_from_baseline"] == pytest.approx(
-        (culture_means - baseline.mean()).abs().mean())
+        (culture_means - baseline.mean()).abs().mean()
+    )
     assert controls["beats_placebo"].sum() >= 4  # planted culture sd 0.1, placebo sd 0
 
 
@@ -327,10 +423,12 @@ def test_bias_corrected_interval_equals_percentiles_when_unbiased_and_shifts_whe
 
     replicates = np.linspace(-1, 1, 2001)[None, :]
     low, high = bias_corrected_interval(replicates, np.array([0.0]))
-    np.testing.assert_allclose([low[0], high[0]], np.quantile(replicates, [0.025, 0.975]),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        [low[0], high[0]], np.quantile(replicates, [0.025, 0.975]), atol=2e-3
+    )
     # Replicates centred below the estimate (z0 > 0) move both bounds up (Efron 1981).
     shifted_low, shifted_high = bias_corrected_interval(replicates, np.array([0.3]))
     assert shifted_low[0] > low[0] and shifted_high[0] > high[0]
     assert shifted_high[0] == pytest.approx(
-        np.quantile(replicates, stats.norm.cdf(2 * stats.norm.ppf(0.65) + 1.959964)), abs=2e-3)
+        np.quantile(replicates, stats.norm.cdf(2 * stats.norm.ppf(0.65) + 1.959964)), abs=2e-3
+    )

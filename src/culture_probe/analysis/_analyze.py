@@ -16,8 +16,8 @@ from culture_probe.analysis._items import (
     Decomposition,
     agreement_alphas,
     benjamini_hochberg,
-    decompose_units,
     bias_corrected_interval,
+    decompose_units,
 )
 from culture_probe.analysis._summary import (
     clustered_mean,
@@ -214,7 +214,8 @@ def _axis_summary(
         "share_beating_placebo": rows["beats_placebo"].astype("float64").mean(),
         "proxy_means": proxy_means,
     }
-    return _json_safe(out)
+    safe: dict[str, Any] = _json_safe(out)
+    return safe
 
 
 def _clustered(cells: pd.DataFrame, column: str) -> dict[str, float]:

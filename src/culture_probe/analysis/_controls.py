@@ -69,7 +69,9 @@ def baseline_comparison(cells: pd.DataFrame) -> pd.DataFrame:
     out["culture_shift_from_baseline"] = (
         shift.groupby([culture[c] for c in UNIT_COLUMNS], observed=True).mean().to_numpy()
     )
-    placebo_shift = (placebo["mean_score"] - placebo["item_id"].map(baseline).astype(np.float64)).abs()
+    placebo_shift = (
+        placebo["mean_score"] - placebo["item_id"].map(baseline).astype(np.float64)
+    ).abs()
     per_item = placebo_shift.groupby(placebo["item_id"]).mean()
     out["placebo_shift_from_baseline"] = out["item_id"].map(per_item).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

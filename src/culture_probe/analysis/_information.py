@@ -32,7 +32,8 @@ def information_table(
     I(A;O|C,P), each with ``_null`` (mean under permutation), ``_excess`` (observed - null mean;
     plug-in mutual information is biased upwards, Miller 1955), ``_p`` ((1 + #null >= observed) /
     (1 + B)) and ``_permutations`` (B: ``n_permutations``, fewer for very large designs, see
-    :data:`NULL_VALUE_BUDGET`; the order null needs several seeds per order); ``noise`` H(A|C,P,O); ``culture_info_share`` I(A;C)/H(A); ``js_between_proxies``,
+    :data:`NULL_VALUE_BUDGET`; the order null needs several seeds per order); ``noise``
+    H(A|C,P,O); ``culture_info_share`` I(A;C)/H(A); ``js_between_proxies``,
     ``js_between_wordings`` and ``js_ratio``, mean Jensen-Shannon distances (base 2) between proxies
     under one wording and between wordings for one proxy, and their ratio. All in bits. Items
     whose design is incomplete are left out.
@@ -157,15 +158,14 @@ def _culture_null(cells: np.ndarray, n_permutations: int, rng: np.random.Generat
     g, c, p, o, k = cells.shape
     blocks = cells.transpose(0, 2, 3, 1, 4).reshape(g, 1, p * o, c, k)
     permuted = _permuted_block_means(blocks, n_permutations, rng)[:, :, 0]
-    return entropy_bits(permuted).mean(axis=-1)
+    return np.asarray(entropy_bits(permuted).mean(axis=-1))
 
 
 def _wording_null(cells: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
     """Mean over proxy x wording of H(pooled cell), wordings shuffled within (c, o)."""
-    g, c, p, o, k = cells.shape
     blocks = cells.transpose(0, 1, 3, 2, 4)  # (G, C, O, P, K)
     permuted = _permuted_block_means(blocks, n_permutations, rng)  # (G, B, C, P, K)
-    return entropy_bits(permuted).mean(axis=(-2, -1))
+    return np.asarray(entropy_bits(permuted).mean(axis=(-2, -1)))
 
 
 def _order_null(cube: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
@@ -182,7 +182,7 @@ def _order_null(cube: np.ndarray, n_permutations: int, rng: np.random.Generator)
         shuffled = _shuffle_pool(pool[unit : unit + 1], n_permutations, rng)  # (1, B, CP, OS, K)
         grouped = shuffled.reshape(1, n_permutations, c * p, o, s, k).mean(axis=4)
         means[unit] = entropy_bits(grouped)[0]
-    return means.mean(axis=(-2, -1))
+    return np.asarray(means.mean(axis=(-2, -1)))
 
 
 def _shuffle_pool(pool: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,7 +190,7 @@ def _shuffle_pool(pool: np.ndarray, n_permutations: int, rng: np.random.Generato
     base = np.broadcast_to(np.arange(n_pool, dtype=np.int32), (n_permutations, n_cells, n_pool))
     order = rng.permuted(base, axis=-1) + (np.arange(n_cells) * n_pool)[:, None]
     flat = pool[0].reshape(n_cells * n_pool, -1)
-    return flat[order][None]
+    return np.asarray(flat[order][None])
 
 
 def _js_ratio(by_wording: np.ndarray) -> pd.DataFrame:
@@ -207,7 +207,7 @@ def _js_ratio(by_wording: np.ndarray) -> pd.DataFrame:
 
 def _mean_pairwise_js(distributions: np.ndarray) -> np.ndarray:
     """Mean over pairs j < j' of JSdist(d[..., j, :], d[..., j', :]), base 2; shape (G, M)."""
-    g, m, j, k = distributions.shape
+    g, m, j, _ = distributions.shape
     left, right = np.triu_indices(j, k=1)
     out = np.empty((g, m))
     for unit in range(g):

@@ -66,7 +66,7 @@ def _wording_draws(
 ) -> np.ndarray:
     rng = np.random.default_rng([seed, n_wordings])
     bank = rng.integers(0, n_wordings, size=(n_items, n_bootstrap, n_wordings), dtype=np.int32)
-    return bank[item_codes]
+    return np.asarray(bank[item_codes])
 
 
 def _cube_table(cube: Cube) -> pd.DataFrame:

@@ -48,7 +48,7 @@ def verdicts(table: pd.DataFrame) -> pd.Series:
             wording_dominated.to_numpy(),
             ~culture_significant.to_numpy(),
         ],
-        list(VERDICTS[:2]) + [VERDICTS[3]],
+        [VERDICTS[0], VERDICTS[1], VERDICTS[3]],
         default=VERDICTS[2],
     )
     return pd.Series(choice, index=table.index, name="verdict")

@@ -135,7 +135,7 @@ def _answer_distribution(
     probs /= probs.sum(axis=1, keepdims=True)
     first_shown = np.zeros_like(probs)
     first_shown[np.arange(len(probs)), display[:, 0]] = 1.0
-    return (1 - effects.position_bias) * probs + effects.position_bias * first_shown
+    return np.asarray((1 - effects.position_bias) * probs + effects.position_bias * first_shown)
 
 
 def _plan(
