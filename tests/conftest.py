@@ -1,0 +1,38 @@
+"""Shared fixtures: the public reference data and one embedded model per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Tests never reach a model hub: everything they load is on disk.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout (public datasets; never copied into the project)."""
+    assert SHARED_DATA.is_dir(), f"expected the shared reference data at {SHARED_DATA}"
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def hf_backend() -> Iterator[object]:
+    """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session."""
+    from culture_probe.backends import create_backend
+
+    backend = create_backend("hf", model="embedded")
+    yield backend
+    backend.close()
