@@ -193,3 +193,13 @@ def test_terminal_summary_renders_shares_and_verdicts(
     text = console.export_text()
     assert "region" in text and "culture-dominant" in text
     assert result.headline[0][:40] in text.replace("\n", " ")
+
+
+def test_design_without_two_proxies_and_two_wordings_still_describes_the_cells() -> None:
+    plan, responses = simulate_study(
+        PlantedEffects(culture=0.1), n_items=2, n_proxies=1, n_paraphrases=1, baseline=True, seed=1
+    )
+    result = analyze(tidy_responses(plan, responses), n_bootstrap=10, n_permutations=9)
+    assert result.tables["item_stats"].empty and "verdict" in result.tables["item_stats"]
+    assert len(result.tables["cell_stats"]) == 4  # 2 items x (1 culture proxy + baseline)
+    assert "could not be separated" in " ".join(result.headline)

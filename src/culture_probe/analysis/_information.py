@@ -210,6 +210,8 @@ def _mean_pairwise_js(distributions: np.ndarray) -> np.ndarray:
     g, m, j, _ = distributions.shape
     left, right = np.triu_indices(j, k=1)
     out = np.empty((g, m))
+    if len(left) == 0:  # one proxy or one wording: no pairs to compare
+        return np.full((g, m), np.nan)
     for unit in range(g):
         a, b = distributions[unit][:, left], distributions[unit][:, right]
         out[unit] = js_distance(a, b).mean(axis=-1)

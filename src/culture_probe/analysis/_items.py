@@ -52,10 +52,17 @@ def decompose_units(
         tables.append(_cube_table(cube))
         replicates.append(_cube_bootstrap(cube, draws))
     if not tables:
-        empty = pd.DataFrame(columns=[*UNIT_COLUMNS])
-        return Decomposition(
-            empty, {k: np.zeros((0, n_bootstrap)) for k in BOOTSTRAPPED}, design.rows_dropped
+        # No unit has two proxies under two wordings: an empty table with every column.
+        empty = Cube(
+            units=pd.DataFrame(columns=["unit", *UNIT_COLUMNS]),
+            proxies=np.zeros((0, 2), dtype=object),
+            wordings=np.zeros((0, 2), dtype=object),
+            means=np.zeros((0, 2, 2)),
+            within_ss=np.zeros((0, 2, 2)),
+            n_replicates=1,
         )
+        replicates_empty = {k: np.zeros((0, n_bootstrap)) for k in BOOTSTRAPPED}
+        return Decomposition(_cube_table(empty), replicates_empty, design.rows_dropped)
     table = pd.concat(tables, ignore_index=True)
     merged = {k: np.concatenate([r[k] for r in replicates]) for k in BOOTSTRAPPED}
     return Decomposition(table, merged, design.rows_dropped)
