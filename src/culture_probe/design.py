@@ -1,8 +1,14 @@
 """Expand a study into its plan: one row per prompt, the full factorial design.
 
-items x proxies x paraphrases x framings x option orders x seeds, plus the no-proxy baseline (which has
-no framing). Each row carries the rendered messages and a stable content-hash id, so that a run can be
-resumed and two runs compared prompt by prompt.
+items x languages x proxies x paraphrases x framings x option orders x seeds, plus the no-proxy baseline
+(which has no framing). Each row carries the rendered messages and a stable content-hash id, so that a run
+can be resumed and two runs compared prompt by prompt.
+
+Prompt ids do not depend on whether a study has one language or several: the language enters the id only
+for prompts not in English, and a prompt's text differs between languages anyway. When a study has more
+than one language, the ``wording`` facet is ``paraphrase/framing@language``, so that the culture-vs-wording
+decomposition counts the prompt language as part of the wording; the language effect itself is reported
+by a proxy x language decomposition.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from typing import Any
 
 import pandas as pd
 
-from culture_probe.study import Framing, ProbeItem, Proxy, Study
+from culture_probe.study import (
+    SHORT_ANSWER_SCALE,
+    Framing,
+    LanguageSetup,
+    ProbeItem,
+    Proxy,
+    Study,
+)
+
+BASE_LANGUAGE = "en"  # prompts in this language keep the ids they had before languages were an axis
 
 
 @dataclass(frozen=True)
@@ -76,96 +91,146 @@ def build_plan(study: Study) -> pd.DataFrame:
 
 def _plan_rows(study: Study) -> Iterator[dict[str, Any]]:
     for item in study.items:
-        labels = option_labels(study.option_labels, len(item.options))
-        for proxy in study.proxies:
-            framings = _framings_for(study, proxy)
-            for paraphrase in item.paraphrases:
-                for order in option_orders(study.option_orders, len(item.options)):
-                    question = _question_block(study, item, paraphrase.text, order, labels)
-                    for framing in framings:
-                        system, user = _frame(framing, question, proxy)
-                        for seed in study.seeds:
-                            yield _row(
-                                study,
-                                item,
-                                proxy,
-                                paraphrase.id,
-                                framing.id,
-                                order,
-                                labels,
-                                seed,
-                                system,
-                                user,
-                            )
+        for language in study.languages or (study.language,):
+            setup = study.setup(language)
+            if item.kind == "short_answer":
+                yield from _short_answer_rows(study, setup, item)
+            else:
+                yield from _choice_rows(study, setup, item)
 
 
-def _framings_for(study: Study, proxy: Proxy) -> tuple[Framing, ...]:
+def _choice_rows(study: Study, setup: LanguageSetup, item: ProbeItem) -> Iterator[dict[str, Any]]:
+    text = item.text(setup.language)
+    labels = option_labels(study.option_labels, len(text.options))
+    for proxy in study.proxies:
+        framings = _framings_for(setup, proxy)
+        for paraphrase in text.paraphrases:
+            for order in option_orders(study.option_orders, len(text.options)):
+                question = _question_block(
+                    study, setup, item, paraphrase.text, text.options, order, labels
+                )
+                for framing in framings:
+                    system, user = _frame(framing, question, proxy, setup.persona(proxy))
+                    for seed in study.seeds:
+                        cell = Cell(item, proxy, paraphrase.id, framing.id, order, seed)
+                        yield _row(study, setup.language, cell, text.options, labels, system, user)
+
+
+def _short_answer_rows(
+    study: Study, setup: LanguageSetup, item: ProbeItem
+) -> Iterator[dict[str, Any]]:
+    """Short-answer items: one question per proxy in its own words, no options to order."""
+    order = OptionOrder("canonical", ())
+    for proxy in study.proxies:
+        question_text = item.questions_by_proxy.get(proxy.id, {}).get(setup.language)
+        if question_text is None:
+            continue
+        question = _question_block(study, setup, item, question_text, (), order, [])
+        for framing in _framings_for(setup, proxy):
+            system, user = _frame(framing, question, proxy, setup.persona(proxy))
+            for seed in study.seeds:
+                cell = Cell(item, proxy, "p1", framing.id, order, seed)
+                yield _row(study, setup.language, cell, (), [], system, user)
+
+
+def _framings_for(setup: LanguageSetup, proxy: Proxy) -> tuple[Framing, ...]:
     if proxy.kind == "baseline":
-        assert study.baseline_framing is not None  # checked when the study was loaded
-        return (study.baseline_framing,)
-    return study.framings
+        assert setup.baseline is not None  # checked when the study was loaded
+        return (setup.baseline,)
+    return setup.framings
 
 
 def _question_block(
-    study: Study, item: ProbeItem, question: str, order: OptionOrder, labels: list[str]
+    study: Study,
+    setup: LanguageSetup,
+    item: ProbeItem,
+    question: str,
+    options: tuple[str, ...],
+    order: OptionOrder,
+    labels: list[str],
 ) -> str:
     shown = [
-        {"label": labels[position], "text": item.options[canonical]}
+        {"label": labels[position], "text": options[canonical]}
         for position, canonical in enumerate(order.display_to_canonical)
     ]
-    return study.question_template.render(
+    return setup.template.render(
         question=question,
         options=shown,
         scale=item.scale,
+        kind=item.kind,
         label_style=study.option_labels,
-        language=study.language,
+        language=setup.language,
         item_id=item.id,
     )
 
 
-def _frame(framing: Framing, question: str, proxy: Proxy) -> tuple[str, str]:
+def _frame(framing: Framing, question: str, proxy: Proxy, persona: str) -> tuple[str, str]:
     proxy_fields = {"id": proxy.id, "name": proxy.name, "axis": proxy.axis}
     if proxy.value is not None:
         proxy_fields.update(proxy.value.attributes)
-    context = {"question": question, "persona": proxy.persona, "proxy": proxy_fields}
+    context = {"question": question, "persona": persona, "proxy": proxy_fields}
     system = framing.system.render(**context) if framing.system is not None else ""
     return system, framing.user.render(**context)
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the design, before rendering."""
+
+    item: ProbeItem
+    proxy: Proxy
+    paraphrase: str
+    framing: str
+    order: OptionOrder
+    seed: int
+
+
 def _row(
     study: Study,
-    item: ProbeItem,
-    proxy: Proxy,
-    paraphrase: str,
-    framing: str,
-    order: OptionOrder,
+    language: str,
+    cell: Cell,
+    options: tuple[str, ...],
     labels: list[str],
-    seed: int,
     system: str,
     user: str,
 ) -> dict[str, Any]:
-    cell = (study.id, item.id, proxy.axis, proxy.id, paraphrase, framing, order.id, seed)
+    item, proxy = cell.item, cell.proxy
+    key: tuple[Any, ...] = (
+        study.id,
+        item.id,
+        proxy.axis,
+        proxy.id,
+        cell.paraphrase,
+        cell.framing,
+        cell.order.id,
+        cell.seed,
+    )
+    if language != BASE_LANGUAGE:
+        key = (*key, language)
+    wording = f"{cell.paraphrase}/{cell.framing}"
+    if len(study.languages) > 1:
+        wording = f"{wording}@{language}"
     return {
-        "prompt_id": short_hash(*cell, system, user),
+        "prompt_id": short_hash(*key, system, user),
         "study": study.id,
         "item_id": item.id,
         "wvs_id": item.wvs_id or "",
         "topic": item.topic or "",
-        "scale": item.scale,
-        "n_options": len(item.options),
+        "scale": item.scale if item.kind != "short_answer" else SHORT_ANSWER_SCALE,
+        "n_options": len(options),
         "axis": proxy.axis,
         "proxy": proxy.id,
         "proxy_name": proxy.name,
         "proxy_kind": proxy.kind,
-        "paraphrase": paraphrase,
-        "framing": framing,
-        "wording": f"{paraphrase}/{framing}",
-        "order": order.id,
-        "display_to_canonical": list(order.display_to_canonical),
+        "paraphrase": cell.paraphrase,
+        "framing": cell.framing,
+        "wording": wording,
+        "order": cell.order.id,
+        "display_to_canonical": list(cell.order.display_to_canonical),
         "option_labels": labels,
-        "options": list(item.options),
-        "seed": seed,
-        "language": study.language,
+        "options": list(options),
+        "seed": cell.seed,
+        "language": language,
         "system": system,
         "user": user,
         "text_hash": short_hash(system, user),
@@ -187,6 +252,8 @@ def describe_design(plan: pd.DataFrame) -> str:
         f"{framed['framing'].nunique()} framings",
         f"{'/'.join(map(str, orders))} option orders",
     ]
+    if plan["language"].nunique() > 1:
+        parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:
         parts.append(f"{plan['seed'].nunique()} seeds")
     line = " x ".join(parts)

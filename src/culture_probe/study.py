@@ -1,4 +1,4 @@
-"""Studies: which probe items to ask, crossed with which proxies, in which wordings and orders.
+"""Studies: which probe items to ask, crossed with which proxies, in which wordings, orders and languages.
 
 A study file is a few readable lines of YAML (see ``taxonomy/values.yaml``)::
 
@@ -6,8 +6,10 @@ A study file is a few readable lines of YAML (see ``taxonomy/values.yaml``)::
     title: Emotions and Values
     semantic_proxy: emotions_and_values
     items: ../probes/values/items.yaml
-    template: ../probes/templates/multiple_choice.en.j2
-    framings: ../probes/framings/persona.en.yaml
+    template: ../probes/templates/multiple_choice.{lang}.j2
+    framings: ../probes/framings/persona.{lang}.yaml
+    languages: [en, ja]            # optional; default [en] (or the single ``language:``)
+    reference: reference.parquet   # optional human answer distributions
     axes:
       region: [US, DE, JP, ...]
     controls:
@@ -17,6 +19,48 @@ A study file is a few readable lines of YAML (see ``taxonomy/values.yaml``)::
 
 Paths are relative to the study file. Everything is validated on load, so that a bad file stops the run
 before anything is written.
+
+**Prompt language** is an axis of its own, separate from the culture asked about: ``languages: [en, ja]``
+crosses every item, proxy and wording with each language, so that "asked in English about Japan" and
+"asked in Japanese about Japan" sit side by side in the plan's ``language`` column. A ``{lang}`` in the
+``template`` and ``framings`` paths is replaced by each language code (``multiple_choice.ja.j2``).
+The language codes are ISO 639-1 values of the taxonomy's Language category.
+
+*Translated items.* An items file is written in one language (``language: en`` at its top, the default)
+and each item carries its other languages in a ``translations`` block, with the same number of
+paraphrases and options in the same canonical order::
+
+    - id: family_importance
+      options: [Very important, Rather important, Not very important, Not at all important]
+      paraphrases: [How much does family matter in your life?, ...]
+      translations:
+        ja:
+          options: [とても重要, やや重要, あまり重要でない, まったく重要でない]
+          paraphrases: [あなたの人生にとって、家族はどのくらい大切ですか。, ...]
+
+Paraphrase ``p2`` in Japanese translates ``p2`` in English, so a wording keeps its id across languages.
+
+*Localised personas.* A framings file in another language names, in that language, the personas it
+puts the model into: ``persona`` maps an axis to a template over the value's local name, ``names`` gives
+the local names, and ``personas`` gives whole noun phrases for values a template does not suit::
+
+    language: ja
+    persona: {region: "{{ name }}出身の人"}
+    names: {JP: 日本, US: アメリカ}
+    personas: {colour_green: 好きな色が緑の人}
+
+An English framings file needs none of this: personas come from the taxonomy.
+
+**Short-answer items** (``kind: short_answer``) have no options: the model writes an answer (generate
+mode) that is scored by matching it against annotated human answers (BLEnD, Myung et al. 2024). Their
+question usually names the culture, so the text is given per proxy and language::
+
+    - id: Al-en-01
+      kind: short_answer
+      questions_by_proxy:
+        DZ: {en: What is a common snack for preschool kids in Algeria?, ar: ...}
+
+Only the (proxy, language) pairs that have a text are planned.
 """
 
 from __future__ import annotations
@@ -24,6 +68,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from culture_probe.errors import InputError, expected_one_of
 from culture_probe.schema import (
@@ -38,10 +83,18 @@ from culture_probe.taxonomy import ProxyValue, Taxonomy, find_taxonomy, load_tax
 from culture_probe.templates import Template
 from culture_probe.yamlio import Located, LocatedList, load_yaml
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SCALES = ("ordinal", "nominal")
 ORDERS = ("canonical", "reversed", "cyclic")
 LABEL_STYLES = ("letters", "numbers")
+ITEM_KINDS = ("choice", "short_answer")
 PLACEBO_CATEGORY = "placebo"
+LANGUAGE_CATEGORY = "language"
+LANGUAGE_PLACEHOLDER = "{lang}"
+SHORT_ANSWER_SCALE = "short_answer"  # the plan's ``scale`` for items without options
+REFERENCE_TOLERANCE = 1e-3  # shares of a stored reference sum to 1 up to rounding
 
 
 @dataclass(frozen=True)
@@ -51,8 +104,21 @@ class Paraphrase:
 
 
 @dataclass(frozen=True)
+class ItemText:
+    """An item's paraphrases and options in one language (options in canonical order)."""
+
+    paraphrases: tuple[Paraphrase, ...]
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ProbeItem:
-    """One question with its paraphrases and its answer options in canonical order."""
+    """One question with its paraphrases and its answer options in canonical order.
+
+    ``paraphrases`` and ``options`` are in the items file's own ``language``; ``translations`` holds
+    the same paraphrases and options in other languages. A short-answer item has no options and
+    its question text per proxy and language in ``questions_by_proxy``.
+    """
 
     id: str
     paraphrases: tuple[Paraphrase, ...]
@@ -61,6 +127,18 @@ class ProbeItem:
     wvs_id: str | None = None
     topic: str | None = None
     source: str | None = None
+    kind: str = "choice"
+    language: str = "en"
+    translations: dict[str, ItemText] = field(default_factory=dict, compare=False, hash=False)
+    questions_by_proxy: dict[str, dict[str, str]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
+
+    def text(self, language: str) -> ItemText:
+        """Paraphrases and options in ``language`` (checked to exist when the study is loaded)."""
+        if language == self.language:
+            return ItemText(self.paraphrases, self.options)
+        return self.translations[language]
 
 
 @dataclass(frozen=True)
@@ -91,6 +169,20 @@ class Proxy:
 
 
 @dataclass(frozen=True)
+class LanguageSetup:
+    """What a study needs to ask in one language: template, framings and localised personas."""
+
+    language: str
+    template: Template
+    framings: tuple[Framing, ...]
+    baseline: Framing | None
+    personas: dict[str, str] = field(default_factory=dict)  # proxy id -> noun phrase
+
+    def persona(self, proxy: Proxy) -> str:
+        return self.personas.get(proxy.id, proxy.persona)
+
+
+@dataclass(frozen=True)
 class Study:
     """A fully loaded and validated study."""
 
@@ -110,6 +202,9 @@ class Study:
     seeds: tuple[int, ...]
     language: str
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256 of its bytes
+    languages: tuple[str, ...] = ()
+    setups: dict[str, LanguageSetup] = field(default_factory=dict)
+    reference: str | None = None  # path of the human reference distributions
 
     @property
     def content_hash(self) -> str:
@@ -120,9 +215,15 @@ class Study:
             digest.update(self.files[path].encode())
         return digest.hexdigest()
 
+    def setup(self, language: str) -> LanguageSetup:
+        """The template, framings and personas of one prompt language."""
+        if language in self.setups:
+            return self.setups[language]
+        return LanguageSetup(language, self.question_template, self.framings, self.baseline_framing)
+
 
 def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Study:
-    """Load a study, its items, template, framings and the taxonomy its proxies come from."""
+    """Load a study, its items, templates, framings and the taxonomy its proxies come from."""
     path = Path(path)
     raw = require_mapping(load_yaml(path), "a study", path=str(path))
     check_keys(
@@ -137,6 +238,8 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
             "option_labels",
             "seeds",
             "language",
+            "languages",
+            "reference",
             "taxonomy",
             "interaction",
             "method",
@@ -146,18 +249,22 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
     taxonomy_file = _resolve_taxonomy(raw, path, taxonomy_path)
     taxonomy = load_taxonomy(taxonomy_file)
     files = {str(path): _sha256(path), str(taxonomy_file): _sha256(taxonomy_file)}
+    languages = _languages(raw, taxonomy)
 
     items_path = _relative_file(raw, "items", path)
-    template_path = _relative_file(raw, "template", path)
-    framings_path = _relative_file(raw, "framings", path)
-    for extra in (items_path, template_path, framings_path):
-        files[str(extra)] = _sha256(extra)
-
+    files[str(items_path)] = _sha256(items_path)
     semantic = require_str(raw, "semantic_proxy", default="emotions_and_values")
     taxonomy.require_category(
         semantic, "semantic", path=str(path), line=raw.line_of("semantic_proxy")
     )
-    framings, baseline = load_framings(framings_path)
+    proxies = _load_proxies(raw, taxonomy)
+    setups = {language: _load_setup(raw, path, language, proxies, files) for language in languages}
+    items = load_items(items_path)
+    _check_item_languages(items, languages, items_path)
+    reference = _relative_file(raw, "reference", path) if "reference" in raw else None
+    if reference is not None:
+        files[str(reference)] = _sha256(reference)
+    first = setups[languages[0]]
     study = Study(
         id=require_str(raw, "study"),
         title=require_str(raw, "title", default=require_str(raw, "study")),
@@ -165,24 +272,98 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
         path=str(path),
         taxonomy=taxonomy,
         semantic_proxy=semantic,
-        items=load_items(items_path),
-        question_template=_load_template(template_path),
-        framings=framings,
-        baseline_framing=baseline,
-        proxies=_load_proxies(raw, taxonomy),
+        items=items,
+        question_template=first.template,
+        framings=first.framings,
+        baseline_framing=first.baseline,
+        proxies=proxies,
         option_orders=_choices(raw, "option_orders", ORDERS, default=("canonical", "reversed")),
         option_labels=_choice(raw, "option_labels", LABEL_STYLES, default="letters"),
         seeds=_seeds(raw),
-        language=require_str(raw, "language", default="en"),
+        language=languages[0],
         files=files,
+        languages=languages,
+        setups=setups,
+        reference=str(reference) if reference is not None else None,
     )
-    if any(proxy.kind == "baseline" for proxy in study.proxies) and baseline is None:
-        raise InputError(
-            "the study asks for a no-proxy baseline but the framings file has no 'baseline' entry",
-            path=str(framings_path),
-            key="baseline",
-        )
+    if any(proxy.kind == "baseline" for proxy in study.proxies):
+        for language, setup in setups.items():
+            if setup.baseline is None:
+                raise InputError(
+                    "the study asks for a no-proxy baseline but the framings file has no "
+                    "'baseline' entry",
+                    path=str(_language_file(raw, "framings", path, language)),
+                    key="baseline",
+                )
     return study
+
+
+def _languages(raw: Located, taxonomy: Taxonomy) -> tuple[str, ...]:
+    if "languages" in raw and "language" in raw:
+        raise InputError(
+            "give either 'language' or 'languages', not both",
+            path=raw.path,
+            line=raw.line_of("languages"),
+            key="languages",
+        )
+    if "languages" in raw:
+        codes = string_list(raw, "languages")
+        lines = [raw["languages"].line_of(index) for index in range(len(codes))]
+    else:
+        codes = [require_str(raw, "language", default="en")]
+        lines = [raw.line_of("language")]
+    category = taxonomy.category(LANGUAGE_CATEGORY)
+    known = [value.id for value in category.values] if category is not None else []
+    for code, line in zip(codes, lines, strict=True):
+        if known and code not in known:
+            raise InputError(
+                f"unknown language code '{code}' (ISO 639-1 codes of the taxonomy's Language "
+                "category)",
+                path=raw.path,
+                line=line,
+                key="languages" if "languages" in raw else "language",
+                hint=expected_one_of(code, known),
+            )
+    return tuple(dict.fromkeys(codes))
+
+
+def _language_file(raw: Located, key: str, study_path: Path, language: str) -> Path:
+    """The study's ``key`` file for one language: ``{lang}`` in the path becomes the code."""
+    name = require_str(raw, key)
+    target = (study_path.parent / name.replace(LANGUAGE_PLACEHOLDER, language)).resolve()
+    if not target.is_file():
+        where = f" for language '{language}'" if LANGUAGE_PLACEHOLDER in name else ""
+        raise InputError(
+            f"file not found{where}: {target}", path=raw.path, line=raw.line_of(key), key=key
+        )
+    return _display_path(target)
+
+
+def _load_setup(
+    raw: Located, path: Path, language: str, proxies: tuple[Proxy, ...], files: dict[str, str]
+) -> LanguageSetup:
+    template_path = _language_file(raw, "template", path, language)
+    framings_path = _language_file(raw, "framings", path, language)
+    for extra in (template_path, framings_path):
+        files[str(extra)] = _sha256(extra)
+    framings, baseline, personas = load_language_framings(framings_path, proxies)
+    return LanguageSetup(language, _load_template(template_path), framings, baseline, personas)
+
+
+def _check_item_languages(
+    items: tuple[ProbeItem, ...], languages: tuple[str, ...], path: Path
+) -> None:
+    for item in items:
+        if item.kind == "short_answer":
+            continue
+        for language in languages:
+            if language != item.language and language not in item.translations:
+                raise InputError(
+                    f"item '{item.id}' has no '{language}' translation, which the study asks in",
+                    path=str(path),
+                    key=f"{item.id}.translations",
+                    hint=f"has: {', '.join([item.language, *item.translations])}",
+                )
 
 
 def _sha256(path: Path) -> str:
@@ -265,15 +446,19 @@ def load_items(path: Path) -> tuple[ProbeItem, ...]:
     """Load a probe items file: ``items:`` a list of questions with paraphrases and options."""
     raw = require_mapping(load_yaml(path), "a probe items file", path=str(path))
     check_keys(
-        raw, required=["items"], optional=["description", "source"], what="a probe items file"
+        raw,
+        required=["items"],
+        optional=["description", "source", "language"],
+        what="a probe items file",
     )
+    language = require_str(raw, "language", default="en")
     entries = require_list(raw, "items")
     items = []
     for index, entry in enumerate(entries):
         mapping = require_mapping(
             entry, "a probe item", path=str(path), line=entries.line_of(index)
         )
-        items.append(_load_item(mapping))
+        items.append(_load_item(mapping, language))
     ids = [item.id for item in items]
     for index, item_id in enumerate(ids):
         if ids.index(item_id) != index:
@@ -286,13 +471,33 @@ def load_items(path: Path) -> tuple[ProbeItem, ...]:
     return tuple(items)
 
 
-def _load_item(entry: Located) -> ProbeItem:
+def _load_item(entry: Located, language: str) -> ProbeItem:
+    kind = _choice(entry, "kind", ITEM_KINDS, default="choice")
+    if kind == "short_answer":
+        return _load_short_answer_item(entry, language)
     check_keys(
         entry,
         required=["id", "paraphrases", "options"],
-        optional=["scale", "wvs_id", "topic", "source", "notes"],
+        optional=["scale", "wvs_id", "topic", "source", "notes", "kind", "translations"],
         what="a probe item",
     )
+    text = _item_text(entry)
+    item_id = require_str(entry, "id")
+    return ProbeItem(
+        id=item_id,
+        paraphrases=text.paraphrases,
+        options=text.options,
+        scale=_choice(entry, "scale", SCALES, default="ordinal"),
+        wvs_id=optional_str(entry, "wvs_id"),
+        topic=optional_str(entry, "topic"),
+        source=optional_str(entry, "source"),
+        kind=kind,
+        language=language,
+        translations=_translations(entry, text, item_id),
+    )
+
+
+def _item_text(entry: Located) -> ItemText:
     texts = string_list(entry, "paraphrases")
     options = string_list(entry, "options")
     if len(options) < 2:
@@ -302,14 +507,71 @@ def _load_item(entry: Located) -> ProbeItem:
             line=entry.line_of("options"),
             key="options",
         )
+    paraphrases = tuple(Paraphrase(f"p{n + 1}", text) for n, text in enumerate(texts))
+    return ItemText(paraphrases, tuple(options))
+
+
+def _translations(entry: Located, original: ItemText, item_id: str) -> dict[str, ItemText]:
+    if "translations" not in entry:
+        return {}
+    block = require_mapping(
+        entry["translations"], "translations", path=entry.path, line=entry.line_of("translations")
+    )
+    out: dict[str, ItemText] = {}
+    for language, value in block.items():
+        mapping = require_mapping(
+            value, f"a '{language}' translation", path=entry.path, line=block.line_of(language)
+        )
+        check_keys(
+            mapping, required=["paraphrases", "options"], optional=["notes"], what="a translation"
+        )
+        text = _item_text(mapping)
+        for what, ours, theirs in (
+            ("paraphrases", text.paraphrases, original.paraphrases),
+            ("options", text.options, original.options),
+        ):
+            if len(ours) != len(theirs):
+                raise InputError(
+                    f"item '{item_id}': the '{language}' translation has {len(ours)} {what}, "
+                    f"the original {len(theirs)}; they must match one to one",
+                    path=entry.path,
+                    line=mapping.line_of(what),
+                    key=f"translations.{language}.{what}",
+                )
+        out[str(language)] = text
+    return out
+
+
+def _load_short_answer_item(entry: Located, language: str) -> ProbeItem:
+    check_keys(
+        entry,
+        required=["id", "kind", "questions_by_proxy"],
+        optional=["topic", "source", "notes", "wvs_id"],
+        what="a short-answer item",
+    )
+    block = require_mapping(
+        entry["questions_by_proxy"],
+        "questions per proxy",
+        path=entry.path,
+        line=entry.line_of("questions_by_proxy"),
+    )
+    questions: dict[str, dict[str, str]] = {}
+    for proxy_id, texts in block.items():
+        mapping = require_mapping(
+            texts, "questions per language", path=entry.path, line=block.line_of(proxy_id)
+        )
+        questions[str(proxy_id)] = {str(code): require_str(mapping, code) for code in mapping}
     return ProbeItem(
         id=require_str(entry, "id"),
-        paraphrases=tuple(Paraphrase(f"p{n + 1}", text) for n, text in enumerate(texts)),
-        options=tuple(options),
-        scale=_choice(entry, "scale", SCALES, default="ordinal"),
+        paraphrases=(),
+        options=(),
+        scale=SHORT_ANSWER_SCALE,
         wvs_id=optional_str(entry, "wvs_id"),
         topic=optional_str(entry, "topic"),
         source=optional_str(entry, "source"),
+        kind="short_answer",
+        language=language,
+        questions_by_proxy=questions,
     )
 
 
@@ -323,9 +585,20 @@ def _load_template(path: Path) -> Template:
 
 def load_framings(path: Path) -> tuple[tuple[Framing, ...], Framing | None]:
     """Load the framings file: persona framings and the optional no-proxy ``baseline``."""
+    framings, baseline, _ = load_language_framings(path, ())
+    return framings, baseline
+
+
+def load_language_framings(
+    path: Path, proxies: tuple[Proxy, ...]
+) -> tuple[tuple[Framing, ...], Framing | None, dict[str, str]]:
+    """Load a framings file with its localised personas for ``proxies`` (see the module docs)."""
     raw = require_mapping(load_yaml(path), "a framings file", path=str(path))
     check_keys(
-        raw, required=["framings"], optional=["baseline", "description"], what="a framings file"
+        raw,
+        required=["framings"],
+        optional=["baseline", "description", "language", "persona", "names", "personas"],
+        what="a framings file",
     )
     entries = require_list(raw, "framings")
     framings = tuple(
@@ -341,7 +614,42 @@ def load_framings(path: Path) -> tuple[tuple[Framing, ...], Framing | None]:
             raw["baseline"], "a framing", path=str(path), line=raw.line_of("baseline")
         )
         baseline = _load_framing(mapping, framing_id="none")
-    return framings, baseline
+    return framings, baseline, _localised_personas(raw, proxies)
+
+
+def _localised_personas(raw: Located, proxies: tuple[Proxy, ...]) -> dict[str, str]:
+    """Noun phrases in the framings file's language for each proxy; {} for taxonomy personas."""
+    if not any(key in raw for key in ("persona", "names", "personas")):
+        return {}
+    templates = _string_mapping(raw, "persona")
+    names = _string_mapping(raw, "names")
+    phrases = _string_mapping(raw, "personas")
+    out: dict[str, str] = {}
+    for proxy in proxies:
+        if proxy.kind == "baseline":
+            continue
+        if proxy.id in phrases:
+            out[proxy.id] = phrases[proxy.id]
+        elif proxy.axis in templates and proxy.id in names:
+            source = templates[proxy.axis]
+            template = Template.compile(source, path=raw.path, first_line=raw.line_of("persona"))
+            out[proxy.id] = template.render(name=names[proxy.id], id=proxy.id)
+        else:
+            raise InputError(
+                f"no persona for {proxy.axis} value '{proxy.id}' in this language: add it to "
+                f"'names' (with a 'persona' template for axis '{proxy.axis}') or to 'personas'",
+                path=raw.path,
+                line=raw.line,
+                key="names",
+            )
+    return out
+
+
+def _string_mapping(raw: Located, key: str) -> dict[str, str]:
+    if key not in raw:
+        return {}
+    block = require_mapping(raw[key], key, path=raw.path, line=raw.line_of(key))
+    return {str(name): require_str(block, name) for name in block}
 
 
 def _load_framing(entry: Located, framing_id: str | None) -> Framing:
@@ -433,3 +741,42 @@ def _persona(value: ProxyValue, category_persona: str | None) -> str:
         context = {"name": value.name, "id": value.id, **value.attributes}
         return Template.compile(category_persona, path="taxonomy persona").render(**context)
     return f"a person ({value.name})"
+
+
+def read_reference(path: str | Path) -> pd.DataFrame:
+    """Read human reference distributions (parquet or CSV) in the tidy format of ``columns.py``.
+
+    Columns ``item_id, proxy, option, share``: ``option`` is the canonical option index and the
+    shares of one (item_id, proxy) sum to 1 (checked to within :data:`REFERENCE_TOLERANCE`).
+    """
+    import pandas as pd
+
+    from culture_probe.columns import REFERENCE_COLUMNS
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except Exception as error:  # pyarrow and the csv parser raise several types
+        raise InputError(f"not a readable reference table ({error})", path=path) from error
+    for column in REFERENCE_COLUMNS:
+        if column not in frame.columns:
+            raise InputError(
+                f"missing column; has: {', '.join(map(str, frame.columns))}",
+                path=path,
+                key=column,
+                hint=expected_one_of(column, map(str, frame.columns)),
+            )
+    frame = frame.loc[:, list(REFERENCE_COLUMNS)].astype(
+        {"item_id": str, "proxy": str, "option": int, "share": float}
+    )
+    totals = frame.groupby(["item_id", "proxy"])["share"].sum()
+    off = totals[(totals - 1).abs() > REFERENCE_TOLERANCE]
+    if len(off):
+        (item_id, proxy), total = next(iter(off.items()))
+        raise InputError(
+            f"the shares of item '{item_id}', proxy '{proxy}' sum to {total:.4f}, not 1 "
+            f"(tolerance {REFERENCE_TOLERANCE})",
+            path=path,
+            key="share",
+        )
+    return frame
