@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from culture_probe.errors import CultureProbeError
+from culture_probe.importers.cli import app as import_app
 from culture_probe.survey.cli import app as survey_app
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(survey_app, name="survey")
+app.add_typer(import_app, name="import")
 
 StudyArg = Annotated[
     Path, typer.Argument(help="Study file, e.g. taxonomy/values.yaml.", show_default=False)
@@ -230,7 +232,7 @@ def _score(
     from rich.console import Console
 
     from culture_probe.backends import create_backend
-    from culture_probe.runner import build_manifest, default_run_dir
+    from culture_probe.runner import build_manifest, copy_reference, default_run_dir
     from culture_probe.store import RunDirectory
 
     console = Console(stderr=True)
@@ -243,6 +245,7 @@ def _score(
         manifest = build_manifest(prepared, engine)
         run_dir = out or default_run_dir(prepared, manifest, Path("reports"))
         run_store = RunDirectory.open(run_dir, manifest, prepared.plan)
+        copy_reference(prepared.study, run_dir)
         _score_with_progress(run_store, prepared, engine, console)
         run_store.finalise_responses(prepared.plan)
     finally:

@@ -176,3 +176,19 @@ def _score_chunk(chunk: pd.DataFrame, backend: Backend) -> pd.DataFrame:
         )
     ]
     return pd.DataFrame(rows)
+
+
+def copy_reference(study: Study, run_dir: Path) -> Path | None:
+    """Copy the study's ``reference:`` table into ``RUN_DIR/reference.parquet``, checked.
+
+    The analysis reads that file for its alignment tables (1 - JSD, representativeness, MaxP/AvgP/
+    CPS, steering, noise-to-human-signal ratio). Returns the written path, or None without one.
+    """
+    if study.reference is None:
+        return None
+    from culture_probe.store import atomic_write_parquet
+    from culture_probe.study import read_reference
+
+    target = Path(run_dir) / "reference.parquet"
+    atomic_write_parquet(target, read_reference(study.reference))
+    return target

@@ -1,0 +1,40 @@
+"""Turn public datasets into ordinary studies with human reference answers.
+
+Each importer reads a dataset's own files (or a Hugging Face hub id, where ``datasets`` and a network
+are available), maps its country names to taxonomy regions, checks every distribution, and returns an
+:class:`ImportedStudy` that :func:`write_study` writes as a study folder (``study.yaml``,
+``items.yaml``, templates, framings, ``reference.parquet``) in one rename.
+
+Example:
+    >>> from culture_probe.importers import RegionResolver, import_wvs, write_study
+    >>> resolver = RegionResolver.from_taxonomy(load_taxonomy("taxonomy/taxonomy.yaml"))  # doctest: +SKIP
+    >>> study = import_wvs([Path("sft_wvs_valid.json")], resolver, min_countries=8)  # doctest: +SKIP
+    >>> write_study(study, Path("studies/wvs"), Path("taxonomy/taxonomy.yaml"))  # doctest: +SKIP
+"""
+
+from culture_probe.importers._alkhamissi import import_alkhamissi, read_paraphrase_sets
+from culture_probe.importers._countries import RegionResolver, normalise_name
+from culture_probe.importers._distributions import MIN_COVERAGE, SUM_TOLERANCE, checked_shares
+from culture_probe.importers._writer import ImportedStudy, write_study
+from culture_probe.importers._wvs import (
+    CountryDistribution,
+    import_wvs,
+    read_distribution_file,
+    reference_table,
+)
+
+__all__ = [
+    "MIN_COVERAGE",
+    "SUM_TOLERANCE",
+    "CountryDistribution",
+    "ImportedStudy",
+    "RegionResolver",
+    "checked_shares",
+    "import_alkhamissi",
+    "import_wvs",
+    "normalise_name",
+    "read_distribution_file",
+    "read_paraphrase_sets",
+    "reference_table",
+    "write_study",
+]
