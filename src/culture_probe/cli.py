@@ -79,6 +79,10 @@ DtypeOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Prompts per forward pass.", min=1)]
+ChunkOpt = Annotated[
+    int | None,
+    typer.Option("--chunk-size", help="Prompts per saved chunk (default: the backend's).", min=1),
+]
 BootstrapOpt = Annotated[
     int, typer.Option("--bootstrap", help="Bootstrap replicates for the intervals.", min=100)
 ]
@@ -175,10 +179,13 @@ def run(
     batch_size: BatchOpt = 16,
     bootstrap: BootstrapOpt = 1000,
     option: BackendOptionOpt = None,
+    chunk_size: ChunkOpt = None,
 ) -> None:
     """Plan, score, analyse and report a study in one go. Kill it at any time: the same command
     resumes where it stopped."""
-    run_dir = _score(study, model, backend, out, items, proxies, dtype, batch_size, option)
+    run_dir = _score(
+        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size
+    )
     _analyze_and_report(run_dir, bootstrap)
 
 
@@ -193,9 +200,10 @@ def score(
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 16,
     option: BackendOptionOpt = None,
+    chunk_size: ChunkOpt = None,
 ) -> None:
     """Score a study's plan with a model, resumably, and stop before the analysis."""
-    _score(study, model, backend, out, items, proxies, dtype, batch_size, option)
+    _score(study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size)
 
 
 @app.command()
@@ -228,6 +236,7 @@ def _score(
     dtype: str,
     batch_size: int,
     option: list[str] | None,
+    chunk_size: int | None = None,
 ) -> Path:
     from rich.console import Console
 
@@ -246,7 +255,7 @@ def _score(
         run_dir = out or default_run_dir(prepared, manifest, Path("reports"))
         run_store = RunDirectory.open(run_dir, manifest, prepared.plan)
         copy_reference(prepared.study, run_dir)
-        _score_with_progress(run_store, prepared, engine, console)
+        _score_with_progress(run_store, prepared, engine, console, chunk_size)
         run_store.finalise_responses(prepared.plan)
     finally:
         engine.close()
@@ -255,7 +264,7 @@ def _score(
 
 
 def _score_with_progress(
-    run_store: Any, prepared: PreparedStudy, engine: Backend, console: Any
+    run_store: Any, prepared: PreparedStudy, engine: Backend, console: Any, chunk_size: int | None
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -288,7 +297,7 @@ def _score_with_progress(
             speed = progress.tasks[0].speed
             progress.update(task, rate=f"{speed:.1f} prompts/s" if speed else "")
 
-        score_plan(run_store, prepared.plan, engine, advance)
+        score_plan(run_store, prepared.plan, engine, advance, chunk_size)
 
 
 def _analyze(run_dir: Path, bootstrap: int) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest
+from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.design import build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError, expected_one_of
 from culture_probe.store import RunDirectory
@@ -118,7 +118,18 @@ def requests_for(plan: pd.DataFrame) -> list[ScoringRequest]:
 
 
 def to_canonical(result: ScoredPrompt, display_to_canonical: Sequence[int]) -> dict[str, Any]:
-    """A result row with probabilities moved from display order to canonical option order."""
+    """A result row with probabilities moved from display order to canonical option order.
+
+    A refused or invalid result has no distribution: its ``probs`` stay empty and ``answer`` is -1.
+    """
+    if not result.label_probs:
+        return {
+            "probs": [],
+            "option_mass": float(result.option_mass),
+            "answer": -1,
+            "outcome": result.outcome,
+            "generated": result.generated,
+        }
     probs = np.zeros(len(display_to_canonical))
     for position, canonical in enumerate(display_to_canonical):
         probs[canonical] = result.label_probs[position]
@@ -137,6 +148,7 @@ def score_plan(
     plan: pd.DataFrame,
     backend: Backend,
     on_progress: ProgressCallback | None = None,
+    chunk_size: int | None = None,
 ) -> int:
     """Score every prompt that has no result yet, saving a chunk at a time; returns how many.
 
@@ -147,8 +159,13 @@ def score_plan(
     done = set(run.scored()["prompt_id"])
     todo = plan[~plan["prompt_id"].isin(done)]
     scored = 0
-    for chunk in _chunks(todo, backend.preferred_chunk_size):
-        run.append_chunk(_score_chunk(chunk, backend))
+    for chunk in _chunks(todo, chunk_size or backend.preferred_chunk_size):
+        try:
+            results = _score_chunk(chunk, backend)
+        except ScoringStopped as stopped:
+            _save_completed(run, chunk, stopped)
+            raise
+        run.append_chunk(results)
         scored += len(chunk)
         if on_progress is not None:
             on_progress(len(chunk))
@@ -158,6 +175,22 @@ def score_plan(
 def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(plan), size):
         yield plan.iloc[start : start + size]
+
+
+def _save_completed(run: RunDirectory, chunk: pd.DataFrame, stopped: ScoringStopped) -> None:
+    """Save the results a backend finished before it stopped, so that a rerun skips them."""
+    dedup_key = chunk["text_hash"] + ":" + chunk["seed"].astype(str)
+    unique_keys = list(dedup_key.loc[~dedup_key.duplicated()])
+    by_key = {unique_keys[position]: result for position, result in stopped.completed.items()}
+    rows = [
+        {"prompt_id": prompt_id, **to_canonical(by_key[key], display)}
+        for prompt_id, key, display in zip(
+            chunk["prompt_id"], dedup_key, chunk["display_to_canonical"], strict=True
+        )
+        if key in by_key
+    ]
+    if rows:
+        run.append_chunk(pd.DataFrame(rows))
 
 
 def _score_chunk(chunk: pd.DataFrame, backend: Backend) -> pd.DataFrame:
@@ -182,13 +215,16 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     """Copy the study's ``reference:`` table into ``RUN_DIR/reference.parquet``, checked.
 
     The analysis reads that file for its alignment tables (1 - JSD, representativeness, MaxP/AvgP/
-    CPS, steering, noise-to-human-signal ratio). Returns the written path, or None without one.
+    CPS, steering, noise-to-human-signal ratio). A study's annotated short ``answers:`` go to
+    ``RUN_DIR/answers.parquet``. Returns the reference path, or None without one.
     """
-    if study.reference is None:
-        return None
     from culture_probe.store import atomic_write_parquet
     from culture_probe.study import read_reference
 
+    if study.answers is not None:
+        atomic_write_parquet(Path(run_dir) / "answers.parquet", pd.read_parquet(study.answers))
+    if study.reference is None:
+        return None
     target = Path(run_dir) / "reference.parquet"
     atomic_write_parquet(target, read_reference(study.reference))
     return target

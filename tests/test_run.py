@@ -1,0 +1,159 @@
+"""Running a study on the embedded model: real scores, a complete run directory, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan
+from culture_probe.store import RunDirectory
+
+SLICE = ["--items", "family_importance", "--proxies", "JP,NG"]
+
+
+def _cli(repo: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "culture_probe.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "160", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+    """One uninterrupted `culture-probe run` on a small slice of the values study."""
+    out = tmp_path_factory.mktemp("run") / "values"
+    subprocess.run(
+        _cli(repo, "run", "taxonomy/values.yaml", *SLICE, "--out", str(out), "--bootstrap", "200"),
+        cwd=repo, env=_env(), check=True, capture_output=True, text=True,
+    )
+    return out
+
+
+def test_run_directory_holds_every_stage(finished_run: Path) -> None:
+    for name in ("manifest.json", "plan.parquet", "responses.parquet", "summary.json",
+                 "report.html"):
+        assert (finished_run / name).is_file(), name
+    assert list((finished_run / "stats").glob("*.parquet"))
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["backend"]["model"] == "SmolLM2-135M-Instruct"
+    assert manifest["backend"]["backend"] == "hf"
+    assert len(manifest["backend"]["model_hash"]) == 64
+    assert manifest["versions"]["transformers"]
+    assert manifest["files"] and all(len(digest) == 64 for digest in manifest["files"].values())
+    assert manifest["n_prompts"] == len(pd.read_parquet(finished_run / "plan.parquet"))
+
+
+def test_scores_are_distributions_over_the_options(finished_run: Path) -> None:
+    plan = pd.read_parquet(finished_run / "plan.parquet")
+    responses = pd.read_parquet(finished_run / "responses.parquet")
+    assert list(responses["prompt_id"]) == list(plan["prompt_id"])
+    probs = np.stack(responses["probs"].to_numpy())
+    assert probs.shape == (len(plan), 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert (probs >= 0).all()
+    assert ((responses["option_mass"] > 0) & (responses["option_mass"] <= 1.0 + 1e-6)).all()
+    # the model reads the prompt: answers are not all the same distribution
+    assert np.ptp(probs[:, 0]) > 0.05
+    assert (responses["answer"] == probs.argmax(axis=1)).all()
+
+
+def test_canonical_order_undoes_the_display_order(hf_backend: object, repo: Path) -> None:
+    plan = prepare(repo / "taxonomy" / "values.yaml",
+                   PlanFilter(items=("family_importance",), proxies=("JP",))).plan
+    pair = plan[(plan["paraphrase"] == "p1") & (plan["framing"] == "imagine")]
+    results = hf_backend.score(requests_for(pair))  # type: ignore[attr-defined]
+    canonical, reversed_ = (pair["order"] == "canonical").to_numpy().nonzero()[0][0], None
+    reversed_ = (pair["order"] == "reversed").to_numpy().nonzero()[0][0]
+    # label "A" is the first canonical option in one prompt and the last in the other
+    assert pair.iloc[reversed_]["display_to_canonical"][0] == 3
+    run = RunDirectory(Path("unused"))
+    del run
+    from culture_probe.runner import to_canonical
+
+    shown_first = to_canonical(results[reversed_], pair.iloc[reversed_]["display_to_canonical"])
+    assert shown_first["probs"][3] == pytest.approx(results[reversed_].label_probs[0])
+    assert to_canonical(results[canonical], [0, 1, 2, 3])["probs"][0] == pytest.approx(
+        results[canonical].label_probs[0]
+    )
+
+
+def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
+    tmp_path: Path, repo: Path, finished_run: Path
+) -> None:
+    out = tmp_path / "killed"
+    command = _cli(repo, "score", "taxonomy/values.yaml", *SLICE, "--out", str(out),
+                   "--chunk-size", "6")
+    process = subprocess.Popen(command, cwd=repo, env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(list((out / "chunks").glob("chunk-*.parquet"))) < 2:
+        assert process.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline, "no chunk was written in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written_before = len(RunDirectory(out).scored())
+    total = len(pd.read_parquet(out / "plan.parquet"))
+    assert 0 < written_before < total
+    assert not (out / "responses.parquet").exists()
+
+    resumed = subprocess.run(command, cwd=repo, env=_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {written_before:,} of {total:,} prompts already scored" in resumed.stderr
+    chunks = pd.concat(pd.read_parquet(p) for p in sorted((out / "chunks").glob("chunk-*.parquet")))
+    assert len(chunks) == total and chunks["prompt_id"].is_unique  # none twice, none lost
+    assert not list(out.rglob("*.tmp"))
+
+    expected = pd.read_parquet(finished_run / "responses.parquet")
+    actual = pd.read_parquet(out / "responses.parquet")
+    assert list(actual["prompt_id"]) == list(expected["prompt_id"])
+    np.testing.assert_allclose(np.stack(actual["probs"]), np.stack(expected["probs"]), atol=1e-6)
+    assert list(actual["answer"]) == list(expected["answer"])
+
+
+def test_a_run_directory_refuses_another_design(tmp_path: Path, repo: Path,
+                                                hf_backend: object) -> None:
+    from culture_probe.errors import CultureProbeError
+    from culture_probe.runner import build_manifest
+
+    first = prepare(repo / "taxonomy" / "values.yaml",
+                    PlanFilter(items=("family_importance",), proxies=("JP",)))
+    second = prepare(repo / "taxonomy" / "values.yaml",
+                     PlanFilter(items=("family_importance",), proxies=("NG",)))
+    RunDirectory.open(tmp_path / "run", build_manifest(first, hf_backend), first.plan)  # type: ignore[arg-type]
+    with pytest.raises(CultureProbeError, match="holds a different run"):
+        RunDirectory.open(tmp_path / "run", build_manifest(second, hf_backend), second.plan)  # type: ignore[arg-type]
+
+
+def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
+    prepared = prepare(repo / "taxonomy" / "values.yaml",
+                       PlanFilter(items=("family_importance",), proxies=("JP",)))
+    plan = prepared.plan.head(3)
+    doubled = pd.concat([plan, plan.assign(prompt_id=plan["prompt_id"] + "-copy")],
+                        ignore_index=True)
+
+    class CountingBackend:
+        preferred_chunk_size = 100
+        seen = 0
+
+        def score(self, requests: list) -> list:  # type: ignore[type-arg]
+            from culture_probe.backends import ScoredPrompt
+
+            self.seen += len(requests)
+            return [ScoredPrompt(r.prompt_id, (0.4, 0.3, 0.2, 0.1), 0.9) for r in requests]
+
+    backend = CountingBackend()
+    run = RunDirectory(tmp_path)
+    score_plan(run, doubled, backend)  # type: ignore[arg-type]
+    assert backend.seen == 3
+    assert len(run.scored()) == 6
