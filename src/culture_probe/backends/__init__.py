@@ -14,6 +14,7 @@ from culture_probe.backends.base import (
     BackendInfo,
     ScoredPrompt,
     ScoringRequest,
+    ScoringStopped,
     renormalise,
 )
 from culture_probe.errors import CultureProbeError, expected_one_of
@@ -21,6 +22,8 @@ from culture_probe.errors import CultureProbeError, expected_one_of
 #: backend name -> (module, class name)
 REGISTRY: dict[str, tuple[str, str]] = {
     "hf": ("culture_probe.backends.hf", "HFBackend"),
+    "vllm": ("culture_probe.backends.vllm", "VLLMBackend"),
+    "openai": ("culture_probe.backends.openai", "OpenAIBackend"),
 }
 
 
@@ -40,6 +43,7 @@ __all__ = [
     "BackendInfo",
     "ScoredPrompt",
     "ScoringRequest",
+    "ScoringStopped",
     "create_backend",
     "renormalise",
 ]

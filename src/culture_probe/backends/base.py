@@ -4,7 +4,14 @@ A backend is one small class. It takes a batch of :class:`ScoringRequest` (the c
 labels of the options, in the order they are shown) and returns one :class:`ScoredPrompt` each: the
 probability of each label as the model's next token, renormalised over the labels, and the mass the
 labels had before renormalising (a low mass means the model wanted to say something else). Backends in
-``generate`` mode sample text instead and parse it back to an option.
+``generate`` mode sample text instead and parse it back to an option
+(:mod:`culture_probe.backends.generation`).
+
+Outcomes. ``answered`` results carry a distribution over the labels (in ``generate`` mode one-hot on
+the parsed option). ``refused`` and ``invalid`` results carry NO distribution: ``label_probs`` is
+empty and ``option_mass`` is 0. Neither uniform nor zeros would be honest: uniform reads as "the model
+is undecided", zeros do not sum to 1; an empty vector is what the analysis treats as "no answer"
+(a row of NaN probabilities) while it still counts the refusal and invalid rates.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from culture_probe.errors import CultureProbeError
 
 OUTCOMES = ("answered", "refused", "invalid")
 
@@ -37,7 +46,10 @@ class ScoringRequest:
 
 @dataclass(frozen=True)
 class ScoredPrompt:
-    """The backend's answer for one prompt; ``label_probs`` are in display order and sum to 1."""
+    """The backend's answer for one prompt; ``label_probs`` are in display order and sum to 1.
+
+    ``label_probs`` is empty for a ``refused`` or ``invalid`` outcome (see the module docstring).
+    """
 
     prompt_id: str
     label_probs: tuple[float, ...]
@@ -66,6 +78,18 @@ class BackendInfo:
             "mode": self.mode,
             **{k: v for k, v in sorted(self.options.items()) if k in ("temperature", "max_tokens")},
         }
+
+
+class ScoringStopped(CultureProbeError):
+    """A backend stopped in the middle of a batch (server gone, request budget spent).
+
+    ``completed`` maps positions in the batch to the results that did arrive, so that the runner
+    saves them before it stops; running the same command again scores the rest.
+    """
+
+    def __init__(self, message: str, completed: dict[int, ScoredPrompt] | None = None) -> None:
+        super().__init__(message)
+        self.completed = dict(completed or {})
 
 
 class Backend(abc.ABC):

@@ -19,8 +19,9 @@ from culture_probe.backends.base import (
     BackendInfo,
     ScoredPrompt,
     ScoringRequest,
-    renormalise,
 )
+from culture_probe.backends.generation import GenerationSettings, hf_generate, require_mode
+from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -61,6 +62,9 @@ class HFBackend(Backend):
         device: str = "auto",
         batch_size: int = 16,
         threads: int | None = None,
+        mode: str = "logprobs",
+        temperature: float = 0.7,
+        max_new_tokens: int = 32,
         **_: Any,
     ) -> None:
         import torch
@@ -87,6 +91,8 @@ class HFBackend(Backend):
         self.model.eval()
         self.batch_size = batch_size
         self._label_tokens: dict[str, list[int]] = {}
+        self.mode = require_mode(mode)
+        self.generation = GenerationSettings(temperature, max_new_tokens)
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -94,22 +100,22 @@ class HFBackend(Backend):
             model=self.source.name,
             model_hash=self.source.content_hash,
             dtype=self.dtype,
-            options={"device": self.device, "batch_size": self.batch_size},
+            mode=self.mode,
+            options={"device": self.device, "batch_size": self.batch_size, **self._decoding()},
         )
+
+    def _decoding(self) -> dict[str, Any]:
+        if self.mode != "generate":
+            return {}
+        return {
+            "temperature": self.generation.temperature,
+            "max_tokens": self.generation.max_new_tokens,
+        }
 
     def label_token_ids(self, label: str) -> list[int]:
         """Token ids a label can be spoken as in first position: "A" and " A" where distinct."""
         if label not in self._label_tokens:
-            found: list[int] = []
-            for spelling in (label, " " + label):
-                ids = self.tokenizer.encode(spelling, add_special_tokens=False)
-                spoken = str(self.tokenizer.decode(ids[:1])) if ids else ""
-                if spoken.strip() == label and ids[0] not in found:
-                    found.append(ids[0])
-            if not found:
-                first = self.tokenizer.encode(label, add_special_tokens=False)[:1]
-                found = first
-            self._label_tokens[label] = found
+            self._label_tokens[label] = label_token_ids(self.tokenizer, label)
         return self._label_tokens[label]
 
     def prompt_text(self, request: ScoringRequest) -> str:
@@ -120,6 +126,9 @@ class HFBackend(Backend):
 
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         import torch
+
+        if self.mode == "generate":
+            return hf_generate(self.model, self.tokenizer, requests, self.generation, self.device)
 
         encoded = [
             self.tokenizer.encode(self.prompt_text(r), add_special_tokens=False) for r in requests
@@ -152,11 +161,10 @@ class HFBackend(Backend):
         return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1).cpu()
 
     def _score_one(self, request: ScoringRequest, log_probs: Any) -> ScoredPrompt:
-        masses = [
-            float(log_probs[self.label_token_ids(label)].exp().sum())
-            for label in request.option_labels
-        ]
-        probs, mass = renormalise(masses)
+        probs, mass = label_probabilities(
+            lambda token: float(log_probs[token]),
+            [self.label_token_ids(label) for label in request.option_labels],
+        )
         return ScoredPrompt(request.prompt_id, probs, mass)
 
 

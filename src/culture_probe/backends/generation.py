@@ -1,0 +1,278 @@
+"""``generate`` mode: sample an answer, then read it back as one of the options.
+
+Sampling is seeded per prompt (the plan's ``seed`` column), so a run is reproducible and the study's
+``seeds:`` list becomes a design axis: several samples of the same prompt estimate the answer
+distribution that ``logprobs`` mode reads off directly.
+
+:func:`parse_answer` maps free text to an option, in this order: an explicit label ("B", "(B)", "B.",
+"Answer: B", "答案是B"), a refusal ("I can't answer that", "Lo siento, no puedo", "申し訳ありませんが"),
+the text of an option ("Rather important", "muy importante"), then a fragment that only one option
+contains ("rather"). What matches none of these, or several options at once, is ``invalid``. Refusals
+and invalid answers are kept as outcomes with no distribution (see :mod:`culture_probe.backends.base`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from culture_probe.backends.base import ScoredPrompt, ScoringRequest
+from culture_probe.errors import CultureProbeError, expected_one_of
+
+#: scoring modes: read the next-token distribution, or sample text and parse it
+MODES = ("logprobs", "generate")
+
+#: scripts where a bare Latin letter or digit cannot be an English word or a year
+_NON_LATIN_LANGUAGES = {
+    "zh",
+    "ja",
+    "ko",
+    "ar",
+    "fa",
+    "ur",
+    "he",
+    "hi",
+    "bn",
+    "th",
+    "ru",
+    "uk",
+    "el",
+}
+
+# Words that introduce an answer, in the languages the probes are written in.
+_CUES = (
+    r"answer(?:\s+is)?|my\s+answer(?:\s+is)?|option|choice|i\s+(?:would\s+)?(?:choose|pick|select)"
+    r"|i\s*'?d\s+(?:choose|pick|say)|would\s+say|respuesta(?:\s+es)?|opci[oó]n|elijo|escojo"
+    r"|r[ée]ponse|antwort|resposta|答案(?:是|为)?|回答(?:是)?|选择?|選択肢|答え(?:は)?|回答は"
+    r"|الإجابة(?:\s+هي)?|الجواب|الخيار|उत्तर(?:\s+है)?|विकल्प"
+)
+
+# Declines to answer. A refusal that still names an option ("I can't be sure, but B") is an answer.
+_REFUSALS = (
+    r"\bi\s*(?:cannot|can\s*'?t|can\s+not|am\s+unable\s+to|'m\s+unable\s+to|won\s*'?t|will\s+not)"
+    r"\s+(?:answer|provide|say|give|share|choose|pick|express|determine|speak|help)",
+    r"\bas\s+an\s+ai\b",
+    r"\bi\s+(?:do\s+not|don\s*'?t)\s+have\s+(?:personal|an?\s+opinion|opinions|feelings|beliefs)",
+    r"\bi\s*'?m\s+sorry\b|\bi\s+am\s+sorry\b|\bi\s+apologi[sz]e\b",
+    r"\bno\s+puedo\b|\blo\s+siento\b|\bcomo\s+(?:una\s+)?(?:ia|inteligencia\s+artificial)\b",
+    r"\bje\s+ne\s+peux\s+pas\b|\bich\s+kann\s+(?:nicht|keine)\b|\bnão\s+posso\b",
+    r"无法回答|不能回答|我无法|我不能|抱歉|作为一个?(?:人工智能|AI)",
+    r"申し訳|お答えできません|答えられません|回答できません|できかねます",
+    r"لا\s+أستطيع|لا\s+يمكنني|عذرا|عذراً|آسف|بصفتي\s+(?:نموذج|ذكاء)",
+    r"क्षमा\s+करें|माफ़\s+कीजिए|माफ\s+कीजिए|मैं\s+.{0,40}नहीं\s+(?:दे|कर)\s+सकता",
+)
+_REFUSAL_PATTERN = re.compile("|".join(_REFUSALS), re.IGNORECASE)
+
+#: shortest fragment of an option text that may stand for the option on its own
+_MIN_FRAGMENT = 4
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What a generated text says: an outcome, and the display position of the option if answered."""
+
+    outcome: str
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding options for ``generate`` mode."""
+
+    temperature: float = 0.7
+    max_new_tokens: int = 32
+    top_p: float = 1.0
+
+
+def require_mode(mode: str, allowed: Sequence[str] = MODES) -> str:
+    """The scoring mode, or a clear error naming the ones a backend offers."""
+    if mode not in allowed:
+        raise CultureProbeError(
+            f"unknown mode '{mode}' (option mode=...; {expected_one_of(mode, allowed)})"
+        )
+    return mode
+
+
+def normalise_text(text: str) -> str:
+    """Case-, width- and accent-insensitive form used to compare answers with option texts.
+
+    Example:
+        >>> normalise_text("  Ｍuy  IMPORTANTE. ")
+        'muy importante'
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
+    text = "".join(char for char in decomposed if not unicodedata.combining(char))
+    text = re.sub(r"[*_`\"'“”‘’«»「」『』【】]", "", text)
+    text = re.sub(r"\s+", " ", text)
+    return text.strip(" \t\n.,;:!?。、，；：！？")
+
+
+def parse_answer(
+    text: str, labels: Sequence[str], options: Sequence[str] = (), language: str = "en"
+) -> ParsedAnswer:
+    """Read a generated answer back as one of the shown options.
+
+    Args:
+        text: the generated text.
+        labels: option labels in display order ("A", "B", ... or "1", "2", ...).
+        options: option texts in display order (the same order as ``labels``); may be empty.
+        language: ISO 639-1 code of the prompt; in non-Latin scripts a lone Latin letter is a label.
+
+    Returns:
+        ``answered`` with the display position, ``refused``, or ``invalid``.
+
+    Example:
+        >>> parse_answer("B. Rather important", ["A", "B"], ["Very important", "Rather important"])
+        ParsedAnswer(outcome='answered', position=1)
+        >>> parse_answer("Lo siento, no puedo responder.", ["A", "B"], language="es").outcome
+        'refused'
+    """
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    if not cleaned:
+        return ParsedAnswer("invalid")
+    position = _explicit_label(cleaned, labels, options, language)
+    if position is None and _REFUSAL_PATTERN.search(cleaned):
+        return ParsedAnswer("refused")
+    if position is None:
+        position = _option_text(cleaned, options)
+    if position is None:
+        return ParsedAnswer("invalid")
+    return ParsedAnswer("answered", position)
+
+
+def _label_alternatives(labels: Sequence[str]) -> str:
+    return "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
+
+
+def _explicit_label(
+    text: str, labels: Sequence[str], options: Sequence[str], language: str
+) -> int | None:
+    """A label the text gives as its answer, or None when it gives none or several."""
+    plain = re.sub(r"[*_`]", "", text)
+    alternatives = _label_alternatives(labels)
+    lone = rf"(?<![A-Za-z0-9])({alternatives})(?![A-Za-z0-9])"
+    found: list[str] = []
+    # "B", "B.", "B)", "(B)", "[B]", "B: ..." at the very start
+    start = re.match(rf"^\s*[\(\[（]?\s*({alternatives})\s*(?:[\.\)\]:：、）]|$)", plain)
+    if start:
+        found.append(start.group(1))
+    # "Answer: B", "I choose B", "答案是B"; cue words in any case, labels only as written
+    # ("I would say a lot" names no option)
+    found += re.findall(
+        rf"(?i:{_CUES})\s*(?i:is|es|est|ist|:|：|-|是|は|为)?\s*[\(\[（]?{lone}", plain
+    )
+    # "A Very important": a bare label followed by exactly the text of its own option (and not the
+    # article in "A very important part of my life")
+    bare = re.match(rf"^\s*({alternatives})\s+(.+)", plain, re.S)
+    if bare and _is_own_option_text(bare.group(2), bare.group(1), labels, options):
+        found.append(bare.group(1))
+    if not found and language.split("-")[0] in _NON_LATIN_LANGUAGES:
+        found += re.findall(lone, plain)
+    distinct = list(dict.fromkeys(found))
+    if len(distinct) == 1:
+        return list(labels).index(distinct[0])
+    return None
+
+
+def _is_own_option_text(
+    rest: str, label: str, labels: Sequence[str], options: Sequence[str]
+) -> bool:
+    if not options:
+        return False
+    option = normalise_text(options[list(labels).index(label)])
+    first_line = rest.strip().splitlines()[0] if rest.strip() else ""
+    return bool(option) and normalise_text(first_line) == option
+
+
+def _option_text(text: str, options: Sequence[str]) -> int | None:
+    """The one option whose text the answer contains, or that the answer is a fragment of."""
+    answer = normalise_text(text)
+    if not answer:
+        return None
+    texts = [normalise_text(option) for option in options]
+    contained = [index for index, option in enumerate(texts) if option and option in answer]
+    # "not very important" contains "very important": a match inside a longer match does not count
+    contained = [
+        index
+        for index in contained
+        if not any(
+            texts[index] != texts[other] and texts[index] in texts[other] for other in contained
+        )
+    ]
+    if len(contained) == 1:
+        return contained[0]
+    if contained:
+        return None
+    fragment_of = [index for index, option in enumerate(texts) if answer in option]
+    if len(fragment_of) == 1 and len(answer) >= _MIN_FRAGMENT:
+        return fragment_of[0]
+    return None
+
+
+def generated_result(request: ScoringRequest, text: str) -> ScoredPrompt:
+    """A sampled answer as a result: one-hot on the chosen option, or no distribution at all.
+
+    A single sample is one draw from the model's answer distribution, so an answered prompt puts
+    probability 1 on the chosen option; averaging over the study's seeds estimates the distribution.
+    """
+    parsed = parse_answer(text, request.option_labels, request.options, request.language)
+    if parsed.outcome != "answered" or parsed.position is None:
+        return ScoredPrompt(request.prompt_id, (), 0.0, parsed.outcome, text)
+    one_hot = tuple(
+        1.0 if position == parsed.position else 0.0
+        for position in range(len(request.option_labels))
+    )
+    return ScoredPrompt(request.prompt_id, one_hot, 1.0, "answered", text)
+
+
+def hf_generate(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[ScoringRequest],
+    settings: GenerationSettings,
+    device: str = "cpu",
+) -> list[ScoredPrompt]:
+    """Sample one answer per request with a transformers model, each under its own seed.
+
+    Prompts are generated one at a time: a sample then depends on its prompt and seed only, not on
+    which other prompts shared its batch, so a resumed run draws the same answers.
+    """
+    import torch
+
+    results = []
+    for request in requests:
+        text = tokenizer.apply_chat_template(
+            request.messages(), tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(str(text), return_tensors="pt", add_special_tokens=False).to(device)
+        torch.manual_seed(request.seed)
+        with torch.inference_mode():
+            output = model.generate(
+                **ids,
+                do_sample=settings.temperature > 0,
+                temperature=settings.temperature if settings.temperature > 0 else None,
+                top_p=settings.top_p if settings.temperature > 0 else None,
+                max_new_tokens=settings.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        answer = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        results.append(generated_result(request, str(answer)))
+    return results
+
+
+def outcome_rates(results: Sequence[ScoredPrompt]) -> dict[str, float]:
+    """Share of answered, refused and invalid results (0 for an empty list).
+
+    Example:
+        >>> outcome_rates([ScoredPrompt("a", (1.0,), 1.0), ScoredPrompt("b", (), 0.0, "refused")])
+        {'answered': 0.5, 'refused': 0.5, 'invalid': 0.0}
+    """
+    total = len(results)
+    counts = {"answered": 0, "refused": 0, "invalid": 0}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return {outcome: (count / total if total else 0.0) for outcome, count in counts.items()}
