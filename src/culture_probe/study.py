@@ -10,6 +10,7 @@ A study file is a few readable lines of YAML (see ``taxonomy/values.yaml``)::
     framings: ../probes/framings/persona.{lang}.yaml
     languages: [en, ja]            # optional; default [en] (or the single ``language:``)
     reference: reference.parquet   # optional human answer distributions
+    answers: answers.parquet       # optional annotated short answers (short-answer items)
     axes:
       region: [US, DE, JP, ...]
     controls:
@@ -205,6 +206,7 @@ class Study:
     languages: tuple[str, ...] = ()
     setups: dict[str, LanguageSetup] = field(default_factory=dict)
     reference: str | None = None  # path of the human reference distributions
+    answers: str | None = None  # path of annotated short answers (item_id, proxy, language, ...)
 
     @property
     def content_hash(self) -> str:
@@ -240,6 +242,7 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
             "language",
             "languages",
             "reference",
+            "answers",
             "taxonomy",
             "interaction",
             "method",
@@ -264,6 +267,9 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
     reference = _relative_file(raw, "reference", path) if "reference" in raw else None
     if reference is not None:
         files[str(reference)] = _sha256(reference)
+    answers = _relative_file(raw, "answers", path) if "answers" in raw else None
+    if answers is not None:
+        files[str(answers)] = _sha256(answers)
     first = setups[languages[0]]
     study = Study(
         id=require_str(raw, "study"),
@@ -285,6 +291,7 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
         languages=languages,
         setups=setups,
         reference=str(reference) if reference is not None else None,
+        answers=str(answers) if answers is not None else None,
     )
     if any(proxy.kind == "baseline" for proxy in study.proxies):
         for language, setup in setups.items():

@@ -13,8 +13,21 @@ Example:
 """
 
 from culture_probe.importers._alkhamissi import import_alkhamissi, read_paraphrase_sets
+from culture_probe.importers._blend import import_blend
 from culture_probe.importers._countries import RegionResolver, normalise_name
 from culture_probe.importers._distributions import MIN_COVERAGE, SUM_TOLERANCE, checked_shares
+from culture_probe.importers._globalopinionqa import (
+    import_globalopinionqa,
+    parse_options,
+    parse_selections,
+)
+from culture_probe.importers._short_answer import (
+    ANSWER_COLUMNS,
+    answer_matches,
+    best_match,
+    normalise_answer,
+    score_short_answers,
+)
 from culture_probe.importers._writer import ImportedStudy, write_study
 from culture_probe.importers._wvs import (
     CountryDistribution,
@@ -24,17 +37,26 @@ from culture_probe.importers._wvs import (
 )
 
 __all__ = [
+    "ANSWER_COLUMNS",
     "MIN_COVERAGE",
     "SUM_TOLERANCE",
     "CountryDistribution",
     "ImportedStudy",
     "RegionResolver",
+    "answer_matches",
+    "best_match",
     "checked_shares",
     "import_alkhamissi",
+    "import_blend",
+    "import_globalopinionqa",
     "import_wvs",
+    "normalise_answer",
     "normalise_name",
+    "parse_options",
+    "parse_selections",
     "read_distribution_file",
     "read_paraphrase_sets",
     "reference_table",
+    "score_short_answers",
     "write_study",
 ]

@@ -109,8 +109,11 @@ def _fill(folder: Path, imported: ImportedStudy, out: Path, taxonomy_path: Path)
         items="items.yaml",
         template="template.{lang}.j2" if len(languages) > 1 else f"template.{languages[0]}.j2",
         framings="framings.{lang}.yaml" if len(languages) > 1 else f"framings.{languages[0]}.yaml",
-        reference=imported.reference_name,
         taxonomy=os.path.relpath(Path(taxonomy_path).resolve(), out.resolve()),
+    )
+    # Short-answer data comes as annotated answers, distributions as a reference.
+    study["answers" if imported.reference_name == "answers.parquet" else "reference"] = (
+        imported.reference_name
     )
     if len(languages) > 1:
         study["languages"] = languages
