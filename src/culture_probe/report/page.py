@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from culture_probe import __version__
+from culture_probe.store import atomic_write_bytes
 
 _PACKAGE = "culture_probe.report"
 
@@ -175,15 +174,7 @@ def render_page(
 
 def write_page(path: Path, html: str) -> Path:
     """Write ``html`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, html.encode("utf-8"))
     return path
 
 
