@@ -236,6 +236,8 @@ def _title_text(width: float, title: str) -> str:
 def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) -> list[str]:
     parts = ['<g class="axis">']
     for tick in _nice_ticks(scale.low, scale.high):
+        if value_format == "{:.0f}" and tick != int(tick):
+            continue  # counts: a tick at 2.5 would be labelled "2" beside the real 2
         x = scale(tick)
         parts.append(_element("line", x1=x, x2=x, y1=top, y2=y, stroke=_RULE))
         parts.append(
