@@ -211,11 +211,17 @@ def test_page_is_self_contained_with_a_policy_that_forbids_fetches() -> None:
     )
 
 
-def test_write_page_is_atomic(tmp_path: Path) -> None:
+def test_write_page_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "report.html"
     write_page(target, "<p>first</p>")
-    with pytest.raises(TypeError):
-        write_page(target, 123)  # type: ignore[arg-type]
+
+    def interrupted_rename(source: str, destination: str) -> None:
+        raise KeyboardInterrupt  # as if the process were stopped between write and rename
+
+    monkeypatch.setattr(os, "replace", interrupted_rename)
+    with pytest.raises(KeyboardInterrupt):
+        write_page(target, "<p>second</p>")
+    monkeypatch.undo()
     assert target.read_text() == "<p>first</p>"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
