@@ -19,6 +19,7 @@ from culture_probe.analysis._items import (
     bias_corrected_interval,
     decompose_units,
 )
+from culture_probe.analysis._order import order_summary, pride_columns, reversal_table
 from culture_probe.analysis._summary import (
     clustered_mean,
     finite,
@@ -26,7 +27,9 @@ from culture_probe.analysis._summary import (
     verdict_counts,
     verdicts,
 )
+from culture_probe.analysis._three_way import order_columns
 from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
+from culture_probe.analysis._wording import flip_columns, wording_stats
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
@@ -86,13 +89,17 @@ def analyze(
     cells = cell_stats(tidy, probs)
     controls = placebo_comparison(core, placebo)
     tables: dict[str, pd.DataFrame] = {"cell_stats": cells, "wording_cells": wording_cells(tidy)}
+    culture_probs = probs[(kind == "culture").to_numpy()]
+    tables["wording_stats"] = wording_stats(culture, culture_probs)
     if reference is not None:
         tables.update(alignment_tables(tidy, probs, reference, n_permutations, seed))
-    item_table = _item_table(core, controls, tidy, probs, tables.get("alignment_summary"))
+    flips = flip_columns(tables["wording_stats"], cells)
+    item_table = _item_table(core, controls, tidy, probs, tables.get("alignment_summary"), flips)
     tables["item_stats"] = item_table
-    culture_probs = probs[(kind == "culture").to_numpy()]
     tables["information"] = information_table(culture, culture_probs, n_permutations, seed)
-    tables["position_bias"] = position_bias(tidy, probs)
+    tables["position_bias"] = position_bias(tidy, probs).merge(
+        pride_columns(tidy, probs), on=["item_id", "position"], how="left"
+    )
     tables["controls"] = controls.merge(
         baseline_comparison(cells), on=list(UNIT_COLUMNS), how="outer"
     )
@@ -105,6 +112,7 @@ _TABLE_ORDER = (
     "item_stats",
     "cell_stats",
     "wording_cells",
+    "wording_stats",
     "information",
     "position_bias",
     "controls",
@@ -126,6 +134,7 @@ def _item_table(
     tidy: pd.DataFrame,
     probs: np.ndarray,
     alignment_summary: pd.DataFrame | None,
+    flips: pd.DataFrame,
 ) -> pd.DataFrame:
     table = core.table.copy()
     if table.empty:
@@ -142,6 +151,10 @@ def _item_table(
     culture_probs = probs[(tidy["proxy_kind"] == "culture").to_numpy()]
     alphas = agreement_alphas(culture_rows, culture_probs, table)
     table = table.merge(alphas, on=list(UNIT_COLUMNS), how="left")
+    table = table.merge(order_columns(culture_rows), on=list(UNIT_COLUMNS), how="left")
+    reversal = reversal_table(culture_rows, culture_probs)
+    for columns in (reversal, flips):
+        table = table.merge(columns, on=list(UNIT_COLUMNS), how="left")
     placebo_columns = [c for c in controls.columns if c not in (*UNIT_COLUMNS, "culture_var_proxy")]
     table = table.merge(
         controls[[*UNIT_COLUMNS, *placebo_columns]], on=list(UNIT_COLUMNS), how="left"
@@ -212,6 +225,9 @@ def _axis_summary(
         "order_flip_rate": _clustered(cells, "order_flip_rate"),
         "refusal_rate": _clustered(cells, "refusal_rate"),
         "share_beating_placebo": rows["beats_placebo"].astype("float64").mean(),
+        "proxy_flip_rate": _clustered(rows, "proxy_flip_rate"),
+        "median_cow_ratio": _median(rows["cow_ratio"]),
+        "order": order_summary(rows, tables["position_bias"]),
         "proxy_means": proxy_means,
     }
     safe: dict[str, Any] = _json_safe(out)
@@ -220,6 +236,12 @@ def _axis_summary(
 
 def _clustered(cells: pd.DataFrame, column: str) -> dict[str, float]:
     return clustered_mean(cells[column].to_numpy(dtype=np.float64), cells["item_id"].to_numpy())
+
+
+def _median(values: pd.Series) -> float:
+    # An infinite ratio (the wording never flips the answer) counts; only missing ones are left out.
+    present = values.astype("float64").dropna()
+    return float(present.median()) if len(present) else float("nan")
 
 
 def _json_safe(value: Any) -> Any:

@@ -194,6 +194,7 @@ BOOTSTRAPPED = (
     "culture_share",
     "wording_share",
     "wording_contrast_share",
+    "residual_share",
     "cwi",
     "rho2_1",
     "kendall_w",

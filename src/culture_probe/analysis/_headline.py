@@ -31,33 +31,112 @@ def headline_sentences(summary: dict[str, Any]) -> list[str]:
 
 def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     aggregates = facts["aggregates"]
-    verdicts = facts["verdicts"]
     n_items = facts["n_items"]
     sentences = [
         f"On the {axis} axis ({n_items} items), culture explains "
         f"{_share(aggregates['mean_culture_share'])} of the answer variance, the wording level "
         f"{_share(aggregates['mean_wording_share'])} and wording-by-culture changes "
         f"{_share(aggregates['mean_wording_contrast_share'])}.",
-        f"{verdicts['culture-dominant']} of {n_items} items are culture-dominant, "
-        f"{verdicts['wording-dominated']} wording-dominated, {verdicts['mixed']} mixed and "
-        f"{verdicts['no culture effect']} show no culture effect.",
+    ]
+    rest = _remainder_sentence(aggregates)
+    if rest:
+        sentences.append(rest)
+    sentences.append(_verdict_sentence(facts["verdicts"], n_items))
+    if _order_leads(facts):
+        sentences.append(_position_sentence(facts))
+    sentences.append(
         f"The ranking of the proxies agrees across wordings with Kendall's W = "
         f"{_interval(aggregates['mean_kendall_w'])}; a single wording compares cultures with "
-        f"reliability {_interval(aggregates['mean_rho2_1'])}.",
-    ]
-    flips = facts["wording_flip_rate"]["mean"]
-    order_flips = facts["order_flip_rate"]["mean"]
-    if flips is not None and order_flips is not None:
-        sentences.append(
-            f"Changing the wording changes the most likely answer in {flips:.0%} of wording "
-            f"pairs; changing the option order in {order_flips:.0%} of order pairs."
-        )
+        f"reliability {_interval(aggregates['mean_rho2_1'])}."
+    )
+    flips = _flip_sentence(facts)
+    if flips:
+        sentences.append(flips)
     if summary.get("has_placebo") and facts.get("share_beating_placebo") is not None:
         sentences.append(
             f"Real proxies move the answers more than placebo personas on "
             f"{facts['share_beating_placebo']:.0%} of items."
         )
     return sentences
+
+
+def _remainder_sentence(aggregates: dict[str, Any]) -> str | None:
+    """Where the variance goes when neither culture nor wording holds it."""
+    residual = aggregates.get("mean_residual_share", {}).get("estimate")
+    order = aggregates.get("mean_order_share", {}).get("estimate")
+    if residual is None and order is None:
+        return None
+    parts = []
+    if residual is not None:
+        parts.append(
+            f"The remaining {_share(aggregates['mean_residual_share'])} varies within a "
+            f"proxy-by-wording prompt, between its option orders and seeds"
+        )
+    if order is not None:
+        lead = "as" if residual is not None else "As"
+        parts.append(
+            f"{lead} a third factor beside proxy and wording, option order alone explains "
+            f"{_share(aggregates['mean_order_share'])}"
+        )
+    return "; ".join(parts) + "."
+
+
+def _verdict_sentence(verdicts: dict[str, int], n_items: int) -> str:
+    return (
+        f"{verdicts['culture-dominant']} of {n_items} items are culture-dominant, "
+        f"{verdicts['wording-dominated']} wording-dominated, {verdicts['order-dominated']} "
+        f"order-dominated, {verdicts['mixed']} mixed and {verdicts['no culture effect']} show no "
+        f"culture effect."
+    )
+
+
+def _order_leads(facts: dict[str, Any]) -> bool:
+    """Order is the story: most items are order-dominated, or order holds most of the variance."""
+    order_share = facts["aggregates"].get("mean_order_share", {}).get("estimate")
+    most_items = facts["verdicts"]["order-dominated"] * 2 > facts["n_items"]
+    return most_items or (order_share is not None and order_share > 0.5)
+
+
+def _position_sentence(facts: dict[str, Any]) -> str:
+    order = facts.get("order", {})
+    details = []
+    shift = order.get("reversal_shift")
+    if shift is not None:
+        test = order.get("reversal_p")
+        tested = f" (Wilcoxon over items, p = {test:.2g})" if test is not None else ""
+        details.append(
+            f"reversing the options moves the mean answer by {shift:+.2f} on the 0-1 scale{tested}"
+        )
+    order_flips = facts["order_flip_rate"]["mean"]
+    if order_flips is not None:
+        details.append(f"the most likely answer changes in {order_flips:.0%} of order pairs")
+    first = order.get("first_position_share")
+    if first is not None:
+        details.append(f"the first option shown gets {first:.0%} of the probability")
+    text = "The answers follow the position of the options, not their content"
+    return text + (": " + ", ".join(details) if details else "") + "."
+
+
+def _flip_sentence(facts: dict[str, Any]) -> str | None:
+    flips = facts["wording_flip_rate"]["mean"]
+    proxy_flips = facts.get("proxy_flip_rate", {}).get("mean")
+    order_flips = facts["order_flip_rate"]["mean"]
+    if flips is None or order_flips is None:
+        return None
+    sentence = ""
+    if proxy_flips is not None:
+        sentence = f"Changing the proxy changes the most likely answer in {proxy_flips:.0%} of "
+        sentence += "proxy pairs"
+        ratio = facts.get("median_cow_ratio")
+        if ratio is not None:
+            sentence += f" (median culture-over-wording flip ratio {ratio:.2f})"
+        sentence += "; changing the wording"
+    else:
+        sentence = "Changing the wording changes the most likely answer"
+    return sentence + (
+        f" in {flips:.0%} of wording pairs; changing the option order in {order_flips:.0%} "
+        f"of order pairs."
+    )
 
 
 def _share(aggregate: dict[str, Any]) -> str:

@@ -10,13 +10,21 @@ import pandas as pd
 from culture_probe.analysis._items import bias_corrected_interval, quiet
 
 SIGNIFICANCE = 0.05
-VERDICTS = ("culture-dominant", "wording-dominated", "mixed", "no culture effect")
+VERDICTS = (
+    "culture-dominant",
+    "wording-dominated",
+    "order-dominated",
+    "mixed",
+    "no culture effect",
+)
 
 # Study-level aggregates: (name, per-item statistic, how the items are combined).
 AGGREGATES = (
     ("mean_culture_share", "culture_share", "mean"),
     ("mean_wording_share", "wording_share", "mean"),
     ("mean_wording_contrast_share", "wording_contrast_share", "mean"),
+    ("mean_residual_share", "residual_share", "mean"),
+    ("mean_order_share", "order_share", "mean"),
     ("median_cwi", "cwi", "median"),
     ("mean_kendall_w", "kendall_w", "mean"),
     ("mean_rho2_1", "rho2_1", "mean"),
@@ -25,13 +33,20 @@ AGGREGATES = (
 
 
 def verdicts(table: pd.DataFrame) -> pd.Series:
-    """The decision rule of robustness.md §3.11, applied per item x axis.
+    """The decision rule of robustness.md §3.11, applied per item x axis, first match wins.
 
-    "culture-dominant": F_C = MS_C / MS_CP significant after Benjamini-Hochberg, CWI > 1, real
-    proxies beat placebo proxies (not applied when the study has none) and, with a human reference,
-    a noise-to-human-signal ratio below 1. "wording-dominated": s2_P + s2_CP > s2_C with a
-    significant wording or interaction term, or NSR >= 1. "no culture effect": F_C not significant.
-    "mixed": a significant culture effect that meets neither description.
+    1. "order-dominated": the option order moves the answer significantly (``p_order_bh`` < 0.05,
+       the order main effect over the proxy x wording cells) and the order terms of the
+       proxy x wording x order decomposition outweigh culture, wording and their interaction
+       together (``order_share`` > ``non_order_share``): the answers follow the position of the
+       options more than anything the prompt says.
+    2. "culture-dominant": F_C = MS_C / MS_CP significant after Benjamini-Hochberg, CWI > 1, real
+       proxies beat placebo proxies (not applied when the study has none) and, with a human
+       reference, a noise-to-human-signal ratio below 1.
+    3. "wording-dominated": s2_P + s2_CP > s2_C with a significant wording or interaction term, or
+       NSR >= 1.
+    4. "no culture effect": F_C not significant.
+    5. "mixed": a significant culture effect that meets none of the above.
     """
     culture_significant = table["p_proxy_bh"].lt(SIGNIFICANCE)
     wording_significant = table["p_wording_bh"].lt(SIGNIFICANCE) | table["p_interaction_bh"].lt(
@@ -44,14 +59,24 @@ def verdicts(table: pd.DataFrame) -> pd.Series:
     wording_dominated = (wording_larger & wording_significant) | noisy
     choice = np.select(
         [
+            _order_dominated(table).to_numpy(),
             culture_dominant.to_numpy(),
             wording_dominated.to_numpy(),
             ~culture_significant.to_numpy(),
         ],
-        [VERDICTS[0], VERDICTS[1], VERDICTS[3]],
-        default=VERDICTS[2],
+        ["order-dominated", "culture-dominant", "wording-dominated", "no culture effect"],
+        default="mixed",
     )
     return pd.Series(choice, index=table.index, name="verdict")
+
+
+def _order_dominated(table: pd.DataFrame) -> pd.Series:
+    if "order_share" not in table.columns:
+        return pd.Series(False, index=table.index)
+    order_larger = table["order_share"].astype("float64") > table["non_order_share"].astype(
+        "float64"
+    )
+    return order_larger & table["p_order_bh"].astype("float64").lt(SIGNIFICANCE)
 
 
 def two_stage_aggregates(
@@ -85,7 +110,11 @@ def two_stage_aggregates(
     for name, column, how in AGGREGATES:
         combine = np.nanmedian if how == "median" else np.nanmean
         values = point[column].to_numpy(dtype=np.float64)
-        resampled = replicates[column].astype(np.float64)[items, draws]
+        # A statistic without paraphrase replicates (the order share) gets the item stage only.
+        if column in replicates:
+            resampled = replicates[column].astype(np.float64)[items, draws]
+        else:
+            resampled = values[items]
         with quiet():
             estimate = float(combine(values)) if n_items else float("nan")
             low, high = bias_corrected_interval(combine(resampled, axis=1), np.asarray(estimate))

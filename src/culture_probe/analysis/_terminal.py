@@ -1,61 +1,103 @@
-"""A one-screen summary of an analysis for the terminal."""
+"""A one-screen summary of an analysis for the terminal, 80 columns wide."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.table import Table
+
+from culture_probe.analysis._summary import VERDICTS
 
 if TYPE_CHECKING:
     from culture_probe.analysis._analyze import AnalysisResult
+
+# Short headers keep the table within 80 columns; the caption says what each one means.
+COLUMNS = (
+    ("axis", ""),
+    ("culture", "mean_culture_share"),
+    ("wording", "mean_wording_share"),
+    ("w×c", "mean_wording_contrast_share"),
+    ("order", "mean_order_share"),
+    ("CWI", "median_cwi"),
+    ("W", "mean_kendall_w"),
+    ("verdicts", ""),
+)
+LEGEND = (
+    "culture, wording, w×c: mean share of the answer variance due to the proxy, the wording level "
+    "and wording-by-culture changes; order: share due to the option order when it is a third "
+    "factor; CWI: median culture-vs-wording index; W: Kendall's W of the proxy ranking across "
+    "wordings. Each estimate has its 95% interval below it."
+)
+SHORT_VERDICTS = {
+    "culture-dominant": "culture",
+    "wording-dominated": "wording",
+    "order-dominated": "order",
+    "mixed": "mixed",
+    "no culture effect": "none",
+}
 
 
 def format_terminal_summary(result: AnalysisResult) -> Table:
     """A rich table: per axis, the variance shares with CIs and the verdict counts.
 
-    The headline sentences are the table's caption, so printing the table shows everything.
+    The legend and the headline sentences are the table's caption, so printing the table shows
+    everything; the table itself fits an 80-column terminal.
     """
     table = Table(
-        title="Culture or wording?", caption="\n".join(result.headline), caption_justify="left"
+        title="Culture or wording?",
+        caption="\n".join([LEGEND, "", *result.headline]),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in (
-        "axis",
-        "items",
-        "culture share",
-        "wording share",
-        "contrast share",
-        "median CWI",
-        "Kendall's W",
-        "culture-dominant",
-        "wording-dominated",
-        "mixed",
-        "no effect",
-    ):
-        table.add_column(column, justify="left" if column == "axis" else "right")
+    for header, _ in COLUMNS:
+        left = header in ("axis", "verdicts")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True)
     for axis, facts in result.summary.get("axes", {}).items():
         aggregates, verdicts = facts["aggregates"], facts["verdicts"]
         table.add_row(
-            axis,
-            str(facts["n_items"]),
-            _with_interval(aggregates["mean_culture_share"], percent=True),
-            _with_interval(aggregates["mean_wording_share"], percent=True),
-            _with_interval(aggregates["mean_wording_contrast_share"], percent=True),
-            _with_interval(aggregates["median_cwi"], percent=False),
-            _with_interval(aggregates["mean_kendall_w"], percent=False),
-            *(
-                str(verdicts[v])
-                for v in ("culture-dominant", "wording-dominated", "mixed", "no culture effect")
-            ),
+            f"{axis}\n{facts['n_items']} items",
+            *(_cell(aggregates.get(key), percent=True) for _, key in COLUMNS[1:5]),
+            *(_cell(aggregates.get(key), percent=False) for _, key in COLUMNS[5:7]),
+            "\n".join(
+                f"{verdicts[v]} {SHORT_VERDICTS[v]}" for v in VERDICTS if verdicts.get(v, 0) > 0
+            )
+            or "-",
         )
     return table
 
 
-def _with_interval(aggregate: dict[str, float | None], *, percent: bool) -> str:
-    def show(value: float | None) -> str:
-        if value is None:
-            return "-"
-        return f"{value:.0%}" if percent else f"{value:.2f}"
+def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
+    """The estimate, and below it the interval: "41%" over "19-60", "0.94" over ".91-.96"."""
+    if not aggregate or aggregate.get("estimate") is None:
+        return "-"
+    estimate = aggregate["estimate"]
+    low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
+    if percent:
+        shown = f"{estimate:.0%}"
+        interval = (
+            f"{low:.0%}-{high:.0%}".replace("%-", "-").rstrip("%") if _both(low, high) else ""
+        )
+    else:
+        shown = _number(estimate)
+        interval = (
+            f"{_number(low, short=True)}-{_number(high, short=True)}" if _both(low, high) else ""
+        )
+    return f"{shown}\n{interval}" if interval else shown
 
-    return (
-        f"{show(aggregate['estimate'])} [{show(aggregate['ci_low'])}, {show(aggregate['ci_high'])}]"
-    )
+
+def _both(low: float | None, high: float | None) -> bool:
+    return low is not None and high is not None
+
+
+def _number(value: float | None, *, short: bool = False) -> str:
+    """Two significant digits (three from 100 up); ``short`` drops the leading zero of 0.x."""
+    if value is None:
+        return "-"
+    text = f"{value:.2f}" if 0.1 <= abs(value) < 10 else f"{value:.2g}"
+    if abs(value) >= 100:
+        text = f"{value:.0f}"
+    return text.replace("0.", ".", 1) if short and text.startswith("0.") else text

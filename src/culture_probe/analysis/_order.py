@@ -1,0 +1,174 @@
+"""Option order: the reversal shift, agreement between orders and the PriDe prior (robustness.md §3.8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from culture_probe.analysis._agreement import modal_answers
+from culture_probe.analysis._design import UNIT_COLUMNS
+from culture_probe.analysis._items import benjamini_hochberg
+from culture_probe.analysis._tidy import list_column_matrix
+
+ASCENDING, DESCENDING = "canonical", "reversed"
+MATCH = ["proxy", "wording", "seed"]
+# Log-probabilities are floored here so a zero probability (a sampled, one-hot answer) stays finite.
+PROBABILITY_FLOOR = 1e-12
+REVERSAL_COLUMNS = (
+    "n_matched_cells",
+    "reversal_shift",
+    "reversal_shift_sd",
+    "reversal_p",
+    "reversal_p_bh",
+    "order_kappa",
+)
+
+
+def reversal_table(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """Direction effect of reversing the options, per item x axis (Khan et al. 2025).
+
+    ``reversal_shift`` is the mean of Delta = z_canonical - z_reversed over the matched
+    proxy x wording x seed cells (mean score, 0 = first canonical option), ``reversal_shift_sd``
+    its standard deviation; ``reversal_p`` the two-sided Wilcoxon signed-rank test of the matched
+    differences (``scipy.stats.wilcoxon``), Benjamini-Hochberg adjusted over the items in
+    ``reversal_p_bh``. A model that picks the first displayed option has Delta = -1 everywhere.
+    ``order_kappa`` is Cohen's kappa (Cohen 1960) between the modal answers under the canonical
+    and the reversed order over the proxy x wording cells: 1 when reversing never changes the
+    answer, <= 0 when the answers agree no more than chance.
+
+    Args:
+        rows: tidy responses (one kind of proxy).
+        probs: their probability matrix.
+
+    Returns:
+        One row per item x axis with both orders: :data:`REVERSAL_COLUMNS`.
+    """
+    keys = [*UNIT_COLUMNS, *MATCH]
+    scores = rows.loc[rows["order"].isin([ASCENDING, DESCENDING]) & rows["score"].notna()]
+    wide = scores.pivot_table(index=keys, columns="order", values="score", aggfunc="mean")
+    if wide.empty or not {ASCENDING, DESCENDING} <= set(wide.columns):
+        return pd.DataFrame(columns=[*UNIT_COLUMNS, *REVERSAL_COLUMNS])
+    shift = (wide[ASCENDING] - wide[DESCENDING]).dropna().rename("shift").reset_index()
+    grouped = shift.groupby(list(UNIT_COLUMNS), sort=True)["shift"]
+    table = grouped.agg(n_matched_cells="size", reversal_shift="mean", reversal_shift_sd="std")
+    table["reversal_p"] = grouped.apply(_wilcoxon_p)
+    table = table.reset_index()
+    table["reversal_p_bh"] = benjamini_hochberg(table["reversal_p"].to_numpy(dtype=np.float64))
+    kappa = _order_kappa(rows, probs)
+    table = table.merge(kappa, on=list(UNIT_COLUMNS), how="left")
+    return table[[*UNIT_COLUMNS, *REVERSAL_COLUMNS]]
+
+
+def _wilcoxon_p(differences: pd.Series) -> float:
+    values = differences.to_numpy(dtype=np.float64)
+    if len(values) < 2 or np.all(values == 0):
+        return float("nan")
+    return float(stats.wilcoxon(values).pvalue)
+
+
+def _order_kappa(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    chosen = rows["order"].isin([ASCENDING, DESCENDING]).to_numpy()
+    modal = modal_answers(
+        rows.loc[chosen], probs[chosen], [*UNIT_COLUMNS, "proxy", "wording", "order"]
+    )
+    pairs = modal.pivot_table(
+        index=[*UNIT_COLUMNS, "proxy", "wording"], columns="order", values="answer"
+    ).dropna()
+    kappas = {
+        unit: cohen_kappa(group[ASCENDING].to_numpy(), group[DESCENDING].to_numpy())
+        for unit, group in pairs.groupby(level=list(UNIT_COLUMNS), sort=True)
+    }
+    index = pd.MultiIndex.from_tuples(list(kappas), names=list(UNIT_COLUMNS))
+    return pd.Series(list(kappas.values()), index=index, name="order_kappa").reset_index()
+
+
+def cohen_kappa(first: np.ndarray, second: np.ndarray) -> float:
+    """Cohen's kappa of two codings of the same units: (p_o - p_e) / (1 - p_e) (Cohen 1960).
+
+    NaN when chance agreement is already perfect (both codings constant and equal).
+    """
+    labels, codes = np.unique(np.concatenate([first, second]), return_inverse=True)
+    a, b = codes[: len(first)], codes[len(first) :]
+    observed = float(np.mean(a == b))
+    share_a = np.bincount(a, minlength=len(labels)) / len(a)
+    share_b = np.bincount(b, minlength=len(labels)) / len(b)
+    expected = float(share_a @ share_b)
+    return (observed - expected) / (1 - expected) if expected < 1 else float("nan")
+
+
+def displayed_probabilities(rows: pd.DataFrame, probs: np.ndarray) -> np.ndarray:
+    """Probabilities by displayed position: column j is the option shown j-th (NaN past K)."""
+    display, _ = list_column_matrix(rows["display_to_canonical"], fill=-1)
+    canonical = display.astype(np.int64)
+    gathered = np.take_along_axis(probs, np.maximum(canonical, 0), axis=1)
+    return np.where(canonical >= 0, gathered, np.nan)
+
+
+def pride_prior(shown: np.ndarray) -> np.ndarray:
+    """The PriDe prior over displayed positions (Zheng et al. 2024, ICLR).
+
+    prior_j = softmax_j(mean over responses of log P(ID_j)): the model's preference for the j-th
+    option identifier whatever content it carries, estimated from responses whose orders permute
+    the contents over the positions. Probabilities are floored at 1e-12 before the log.
+
+    Args:
+        shown: probabilities by displayed position, shape (N, K), rows of one K and no NaN.
+
+    Returns:
+        The prior, shape (K,).
+    """
+    mean_log = np.log(np.maximum(shown, PROBABILITY_FLOOR)).mean(axis=0)
+    return np.asarray(special.softmax(mean_log))
+
+
+def pride_columns(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """Per item and displayed position: ``pride_prior``, and per item ``pride_entropy`` (bits).
+
+    The entropy is log2 K for a model without position preference and 0 for one that always picks
+    the same position.
+    """
+    answered = ~np.isnan(probs).any(axis=1)
+    shown = displayed_probabilities(rows.loc[answered], probs[answered])
+    items = rows.loc[answered, "item_id"].to_numpy()
+    records = []
+    for item in np.unique(items):
+        block = shown[items == item]
+        block = block[:, ~np.isnan(block).all(axis=0)]
+        prior = pride_prior(block[~np.isnan(block).any(axis=1)])
+        entropy = float(stats.entropy(prior, base=2))
+        for position, value in enumerate(prior):
+            records.append((item, position, float(value), entropy))
+    return pd.DataFrame(records, columns=["item_id", "position", "pride_prior", "pride_entropy"])
+
+
+def order_summary(items: pd.DataFrame, positions: pd.DataFrame) -> dict[str, float | None]:
+    """Study-level order facts for one axis, with the items as clusters.
+
+    ``reversal_shift`` is the mean over items of the item's reversal shift and ``reversal_p`` the
+    Wilcoxon signed-rank test of those item means against 0, so an item weighs the same however
+    many cells it has (the clustered test of robustness.md §3.8). ``first_position_share`` and
+    ``first_position_prior`` are the mean choice share and PriDe prior of the first displayed
+    position over the axis's items; ``order_kappa`` is the mean of the items' kappas.
+
+    Args:
+        items: rows of ``item_stats`` for one axis.
+        positions: the ``position_bias`` table.
+    """
+    shifts = items["reversal_shift"].dropna().to_numpy(dtype=np.float64) if len(items) else []
+    shifts = np.asarray(shifts, dtype=np.float64)
+    first = positions.loc[
+        positions["item_id"].isin(items["item_id"]) & (positions["position"] == 0)
+    ]
+    p_value = (
+        float(stats.wilcoxon(shifts).pvalue)
+        if len(shifts) >= 2 and np.any(shifts != 0)
+        else float("nan")
+    )
+    return {
+        "reversal_shift": float(shifts.mean()) if len(shifts) else float("nan"),
+        "reversal_p": p_value,
+        "order_kappa": float(items["order_kappa"].astype("float64").mean()),
+        "first_position_share": float(first["choice_share"].mean()),
+        "first_position_prior": float(first["pride_prior"].mean()),
+    }
