@@ -107,7 +107,7 @@ def import_blend(
     """A short-answer study of BLEnD questions, in English and each country's language."""
     files = country_files(folder)
     by_item: dict[str, dict[str, Any]] = {}
-    answers: list[tuple[str, str, str, str, int]] = []
+    answers: list[tuple[str, str, str, int, str, int]] = []
     templates: dict[str, str] = {}
     regions: list[str] = []
     for stem, path in files.items():
@@ -178,7 +178,7 @@ def _split_axes(study: dict[str, Any], taxonomy: Taxonomy) -> None:
 
 def _answers(
     question_id: str, region: str, language: str, entry: Any, path: Path
-) -> list[tuple[str, str, str, str, int]]:
+) -> list[tuple[str, str, str, int, str, int]]:
     out = []
     for index, annotation in enumerate(entry.get("annotations", [])):
         if "count" not in annotation:
@@ -189,8 +189,8 @@ def _answers(
             )
         votes = int(annotation["count"])
         for answer in annotation.get("answers", []):
-            out.append((question_id, region, language, str(answer), votes))
+            out.append((question_id, region, language, index, str(answer), votes))
         if language != "en":
             for answer in annotation.get("en_answers", []):
-                out.append((question_id, region, "en", str(answer), votes))
+                out.append((question_id, region, "en", index, str(answer), votes))
     return out

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-ANSWER_COLUMNS = ("item_id", "proxy", "language", "answer", "votes")
+# ``group``: the annotation an answer belongs to; its synonyms and translations share its votes.
+ANSWER_COLUMNS = ("item_id", "proxy", "language", "group", "answer", "votes")
 NO_SPACE_SCRIPTS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
 
 
@@ -58,9 +59,11 @@ def best_match(generated: str, answers: pd.DataFrame) -> Match:
 
     Args:
         generated: the model's text.
-        answers: rows of one question and culture, columns ``answer`` and ``votes``.
+        answers: rows of one question and culture, columns ``answer``, ``votes`` and (for
+            synonyms that share one annotation's votes) ``group``.
     """
-    total = int(answers["votes"].sum())
+    distinct = answers.drop_duplicates("group") if "group" in answers.columns else answers
+    total = int(distinct["votes"].sum())
     for answer, votes in answers.sort_values("votes", ascending=False)[["answer", "votes"]].values:
         if answer_matches(str(answer), generated):
             return Match(True, str(answer), int(votes), int(votes) / total if total else 0.0)

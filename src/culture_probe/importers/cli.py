@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from culture_probe.importers import ImportedStudy, RegionResolver
 
 app = typer.Typer(
     help="Import public datasets (GlobalOpinionQA, WVS distributions, AlKhamissi et al. "
@@ -47,14 +50,16 @@ def _split(values: str) -> list[str]:
     return [value.strip() for value in values.split(",") if value.strip()]
 
 
-def _resolver(taxonomy: Path):  # type: ignore[no-untyped-def]
+def _resolver(taxonomy: Path) -> RegionResolver:
     from culture_probe.importers import RegionResolver
     from culture_probe.taxonomy import load_taxonomy
 
     return RegionResolver.from_taxonomy(load_taxonomy(taxonomy))
 
 
-def _finish(imported, out: Path, taxonomy: Path, framings: str, overwrite: bool) -> None:  # type: ignore[no-untyped-def]
+def _finish(
+    imported: ImportedStudy, out: Path, taxonomy: Path, framings: str, overwrite: bool
+) -> None:
     from culture_probe.importers import write_study
     from culture_probe.importers._writer import keep_framings
 
@@ -131,3 +136,72 @@ def alkhamissi(
         strict=not skip_invalid,
     )
     _finish(imported, out, taxonomy, framings, overwrite)
+
+
+@app.command("globalopinionqa")
+def globalopinionqa(
+    source: Annotated[
+        str,
+        typer.Argument(help="global_opinions.csv, or the hub id Anthropic/llm_global_opinions."),
+    ],
+    out: OutArg,
+    taxonomy: TaxonomyOpt = Path("taxonomy/taxonomy.yaml"),
+    countries: CountriesOpt = "",
+    survey: Annotated[str, typer.Option("--source", help="Only GAS or WVS questions.")] = "",
+    min_countries: MinCountriesOpt = 1,
+    max_questions: MaxQuestionsOpt = None,
+    framings: FramingsOpt = "",
+    study_id: StudyIdOpt = None,
+    skip_invalid: SkipOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """GlobalOpinionQA (Durmus et al. 2023): questions with per-country answer shares."""
+    from culture_probe.importers import import_globalopinionqa
+
+    imported = import_globalopinionqa(
+        source,
+        _resolver(taxonomy),
+        study_id=study_id or out.name,
+        countries=_split(countries),
+        sources=_split(survey),
+        min_countries=min_countries,
+        max_questions=max_questions,
+        strict=not skip_invalid,
+    )
+    _finish(imported, out, taxonomy, framings, overwrite)
+
+
+@app.command("blend")
+def blend(
+    folder: Annotated[Path, typer.Argument(help="BLEnD's data/ folder (annotations, prompts).")],
+    out: OutArg,
+    taxonomy: TaxonomyOpt = Path("taxonomy/taxonomy.yaml"),
+    countries: CountriesOpt = "",
+    questions: QuestionsOpt = "",
+    max_questions: MaxQuestionsOpt = None,
+    english_only: Annotated[
+        bool, typer.Option("--english-only", help="Ask in English only, not the local language.")
+    ] = False,
+    study_id: StudyIdOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """BLEnD (Myung et al. 2024): short-answer questions scored against annotated answers."""
+    from culture_probe.importers import import_blend, write_study
+    from culture_probe.taxonomy import load_taxonomy
+
+    loaded = load_taxonomy(taxonomy)
+    imported = import_blend(
+        folder,
+        _resolver(taxonomy),
+        loaded,
+        study_id=study_id or out.name,
+        countries=_split(countries),
+        questions=_split(questions),
+        max_questions=max_questions,
+        local_languages=not english_only,
+    )
+    path = write_study(imported, out, taxonomy, overwrite=overwrite)
+    typer.echo(
+        f"{path}: {len(imported.items)} short-answer items, {len(imported.templates)} languages, "
+        f"{len(imported.reference)} annotated answers"
+    )
