@@ -8,6 +8,7 @@ A study file is a few readable lines of YAML (see ``taxonomy/values.yaml``)::
     items: ../probes/values/items.yaml
     template: ../probes/templates/multiple_choice.{lang}.j2
     framings: ../probes/framings/persona.{lang}.yaml
+    use_framings: [imagine]        # optional; default: every framing in the file
     languages: [en, ja]            # optional; default [en] (or the single ``language:``)
     reference: reference.parquet   # optional human answer distributions
     answers: answers.parquet       # optional annotated short answers (short-answer items)
@@ -243,6 +244,7 @@ def load_study(path: str | Path, taxonomy_path: str | Path | None = None) -> Stu
             "languages",
             "reference",
             "answers",
+            "use_framings",
             "taxonomy",
             "interaction",
             "method",
@@ -354,7 +356,28 @@ def _load_setup(
     for extra in (template_path, framings_path):
         files[str(extra)] = _sha256(extra)
     framings, baseline, personas = load_language_framings(framings_path, proxies)
+    framings = _used_framings(raw, framings, framings_path)
     return LanguageSetup(language, _load_template(template_path), framings, baseline, personas)
+
+
+def _used_framings(
+    raw: Located, framings: tuple[Framing, ...], framings_path: Path
+) -> tuple[Framing, ...]:
+    """The framings named by the study's ``use_framings`` (all of them when it is absent)."""
+    if "use_framings" not in raw:
+        return framings
+    known = {framing.id: framing for framing in framings}
+    wanted = string_list(raw, "use_framings")
+    for index, framing_id in enumerate(wanted):
+        if framing_id not in known:
+            raise InputError(
+                f"framing '{framing_id}' is not in {framings_path}",
+                path=raw.path,
+                line=raw["use_framings"].line_of(index),
+                key="use_framings",
+                hint=expected_one_of(framing_id, known),
+            )
+    return tuple(known[framing_id] for framing_id in dict.fromkeys(wanted))
 
 
 def _check_item_languages(
