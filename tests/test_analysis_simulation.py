@@ -39,8 +39,9 @@ def _verdicts(effects: PlantedEffects, seed: int, n_placebos: int = 2) -> pd.Ser
         (PlantedEffects(wording=PLANTED, noise=NOISE), "wording-dominated", 0.05),
         (PlantedEffects(interaction=PLANTED, noise=NOISE), "wording-dominated", 0.05),
         (PlantedEffects(noise=NOISE), "no culture effect", 0.05),
+        (PlantedEffects(culture=PLANTED, position_bias=0.6, noise=NOISE), "order-dominated", 0.05),
     ],
-    ids=["pure-culture", "pure-wording", "culture-x-wording", "null"],
+    ids=["pure-culture", "pure-wording", "culture-x-wording", "null", "position-over-culture"],
 )
 def test_planted_effect_gets_its_verdict(
     effects: PlantedEffects, expected: str, max_error_rate: float

@@ -49,16 +49,51 @@ def wording_stats(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
 
 def _association(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     answered = ~np.isnan(probs).any(axis=1)
-    frame = rows.loc[answered, [*WORDING_UNIT, "proxy"]].copy()
-    frame["answer"] = probs[answered].argmax(axis=1)
-    tables = frame.groupby([*WORDING_UNIT, "proxy", "answer"], observed=True).size()
-    records = {}
-    for unit, block in tables.groupby(level=WORDING_UNIT, sort=True, observed=True):
-        contingency = block.droplevel(WORDING_UNIT).unstack("answer", fill_value=0).to_numpy()
-        records[unit] = (int(contingency.sum()), *cramers_v(contingency))
-    index = pd.MultiIndex.from_tuples(list(records), names=WORDING_UNIT)
-    columns = ["n_responses", "cramers_v", "cramers_v_corrected"]
-    return pd.DataFrame(list(records.values()), index=index, columns=columns)
+    frame = rows.loc[answered, [*WORDING_UNIT, "proxy"]].reset_index(drop=True)
+    unit = frame.groupby(WORDING_UNIT, sort=True, observed=True).ngroup().to_numpy()
+    # Proxy codes numbered within each item x axis, so the table has as many rows as its proxies.
+    proxy_keys = [*UNIT_COLUMNS, "proxy"]
+    global_code = frame.groupby(proxy_keys, sort=True, observed=True).ngroup()
+    first_code = global_code.groupby([frame[c] for c in UNIT_COLUMNS], observed=True).transform(
+        "min"
+    )
+    proxy = (global_code - first_code).to_numpy()
+    answer = probs[answered].argmax(axis=1)
+    n_units = int(unit.max()) + 1 if len(unit) else 0
+    counts = np.zeros((n_units, int(proxy.max(initial=0)) + 1, probs.shape[1]))
+    np.add.at(counts, (unit, proxy, answer), 1.0)
+    plain, corrected = cramers_v_many(counts)
+    index = frame.groupby(WORDING_UNIT, sort=True, observed=True).size().index
+    return pd.DataFrame(
+        {
+            "n_responses": counts.sum(axis=(1, 2)).astype(np.int64),
+            "cramers_v": plain,
+            "cramers_v_corrected": corrected,
+        },
+        index=index,
+    )
+
+
+def cramers_v_many(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cramers_v` of a stack of r x k tables, shape (U, r, k)."""
+    tables = np.asarray(tables, dtype=np.float64)
+    row_sums, column_sums = tables.sum(axis=2), tables.sum(axis=1)
+    total = row_sums.sum(axis=1)
+    n_rows = (row_sums > 0).sum(axis=1).astype(np.float64)
+    n_columns = (column_sums > 0).sum(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = row_sums[:, :, None] * column_sums[:, None, :] / total[:, None, None]
+        # Empty rows and columns have expected 0 and observed 0: they add nothing, as if dropped.
+        terms = np.where(expected > 0, (tables - expected) ** 2 / expected, 0.0)
+        chi2 = terms.sum(axis=(1, 2))
+        valid = (np.minimum(n_rows, n_columns) >= 2) & (total >= 2)
+        plain = np.sqrt(chi2 / (total * (np.minimum(n_rows, n_columns) - 1)))
+        phi2 = np.maximum(0.0, chi2 / total - (n_columns - 1) * (n_rows - 1) / (total - 1))
+        columns_corrected = n_columns - (n_columns - 1) ** 2 / (total - 1)
+        rows_corrected = n_rows - (n_rows - 1) ** 2 / (total - 1)
+        denominator = np.minimum(columns_corrected, rows_corrected) - 1
+        corrected = np.where(denominator > 0, np.sqrt(phi2 / denominator), np.nan)
+    return np.where(valid, plain, np.nan), np.where(valid, corrected, np.nan)
 
 
 def cramers_v(table: np.ndarray) -> tuple[float, float]:
@@ -72,21 +107,8 @@ def cramers_v(table: np.ndarray) -> tuple[float, float]:
 
     Empty rows and columns are dropped first; a table left with one row or one column gives NaN.
     """
-    table = np.asarray(table, dtype=np.float64)
-    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
-    n_rows, n_columns = table.shape
-    total = table.sum()
-    if min(n_rows, n_columns) < 2 or total < 2:
-        return float("nan"), float("nan")
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    plain = np.sqrt(chi2 / (total * (min(n_rows, n_columns) - 1)))
-    phi2 = max(0.0, chi2 / total - (n_columns - 1) * (n_rows - 1) / (total - 1))
-    columns_corrected = n_columns - (n_columns - 1) ** 2 / (total - 1)
-    rows_corrected = n_rows - (n_rows - 1) ** 2 / (total - 1)
-    denominator = min(columns_corrected - 1, rows_corrected - 1)
-    corrected = np.sqrt(phi2 / denominator) if denominator > 0 else float("nan")
-    return float(plain), float(corrected)
+    plain, corrected = cramers_v_many(np.asarray(table, dtype=np.float64)[None])
+    return float(plain[0]), float(corrected[0])
 
 
 def flip_columns(wordings: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
