@@ -20,6 +20,7 @@ from culture_probe.analysis._items import (
     decompose_units,
 )
 from culture_probe.analysis._order import order_summary, pride_columns, reversal_table
+from culture_probe.analysis._ranking import human_mean_scores, rank_agreement, rank_summary
 from culture_probe.analysis._summary import (
     clustered_mean,
     finite,
@@ -91,10 +92,17 @@ def analyze(
     tables: dict[str, pd.DataFrame] = {"cell_stats": cells, "wording_cells": wording_cells(tidy)}
     culture_probs = probs[(kind == "culture").to_numpy()]
     tables["wording_stats"] = wording_stats(culture, culture_probs)
+    extra = [flip_columns(tables["wording_stats"], cells)]
     if reference is not None:
         tables.update(alignment_tables(tidy, probs, reference, n_permutations, seed))
-    flips = flip_columns(tables["wording_stats"], cells)
-    item_table = _item_table(core, controls, tidy, probs, tables.get("alignment_summary"), flips)
+        per_wording, per_item = rank_agreement(
+            tables["wording_cells"], human_mean_scores(reference, tidy)
+        )
+        tables["wording_stats"] = tables["wording_stats"].merge(
+            per_wording, on=[*UNIT_COLUMNS, "wording"], how="left"
+        )
+        extra.append(per_item)
+    item_table = _item_table(core, controls, tidy, probs, tables.get("alignment_summary"), extra)
     tables["item_stats"] = item_table
     tables["information"] = information_table(culture, culture_probs, n_permutations, seed)
     tables["position_bias"] = position_bias(tidy, probs).merge(
@@ -134,7 +142,7 @@ def _item_table(
     tidy: pd.DataFrame,
     probs: np.ndarray,
     alignment_summary: pd.DataFrame | None,
-    flips: pd.DataFrame,
+    extra: list[pd.DataFrame],
 ) -> pd.DataFrame:
     table = core.table.copy()
     if table.empty:
@@ -153,7 +161,7 @@ def _item_table(
     table = table.merge(alphas, on=list(UNIT_COLUMNS), how="left")
     table = table.merge(order_columns(culture_rows), on=list(UNIT_COLUMNS), how="left")
     reversal = reversal_table(culture_rows, culture_probs)
-    for columns in (reversal, flips):
+    for columns in (reversal, *extra):
         table = table.merge(columns, on=list(UNIT_COLUMNS), how="left")
     placebo_columns = [c for c in controls.columns if c not in (*UNIT_COLUMNS, "culture_var_proxy")]
     table = table.merge(
@@ -228,6 +236,9 @@ def _axis_summary(
         "proxy_flip_rate": _clustered(rows, "proxy_flip_rate"),
         "median_cow_ratio": _median(rows["cow_ratio"]),
         "order": order_summary(rows, tables["position_bias"]),
+        "human_rank_agreement": rank_summary(
+            rows, tables["wording_stats"].loc[tables["wording_stats"]["axis"] == axis]
+        ),
         "proxy_means": proxy_means,
     }
     safe: dict[str, Any] = _json_safe(out)

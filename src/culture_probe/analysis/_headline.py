@@ -52,6 +52,9 @@ def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -
     flips = _flip_sentence(facts)
     if flips:
         sentences.append(flips)
+    ranking = _ranking_sentence(axis, facts.get("human_rank_agreement"))
+    if ranking:
+        sentences.append(ranking)
     if summary.get("has_placebo") and facts.get("share_beating_placebo") is not None:
         sentences.append(
             f"Real proxies move the answers more than placebo personas on "
@@ -137,6 +140,22 @@ def _flip_sentence(facts: dict[str, Any]) -> str | None:
         f" in {flips:.0%} of wording pairs; changing the option order in {order_flips:.0%} "
         f"of order pairs."
     )
+
+
+def _ranking_sentence(axis: str, ranking: dict[str, Any] | None) -> str | None:
+    if not ranking or ranking.get("mean_spearman") is None:
+        return None
+    sentence = (
+        f"The model orders the {axis} proxies as people do with Spearman's rho = "
+        f"{ranking['mean_spearman']:.2f} on average"
+    )
+    low, high = ranking.get("wording_spearman_q05"), ranking.get("wording_spearman_q95")
+    if low is not None and high is not None:
+        sentence += (
+            f"; a single wording gives anything from {low:.2f} to {high:.2f} (5th to 95th "
+            f"percentile over wordings)"
+        )
+    return sentence + "."
 
 
 def _share(aggregate: dict[str, Any]) -> str:
