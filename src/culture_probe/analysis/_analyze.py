@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.analysis._cells import cell_stats, wording_cells
+from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._headline import headline_sentences
@@ -236,6 +237,7 @@ def _axis_summary(
         "proxy_flip_rate": _clustered(rows, "proxy_flip_rate"),
         "median_cow_ratio": _median(rows["cow_ratio"]),
         "order": order_summary(rows, tables["position_bias"]),
+        "significant_baseline_contrasts": _significant_contrasts(tables["contrasts"], axis),
         "human_rank_agreement": rank_summary(
             rows, tables["wording_stats"].loc[tables["wording_stats"]["axis"] == axis]
         ),
@@ -243,6 +245,11 @@ def _axis_summary(
     }
     safe: dict[str, Any] = _json_safe(out)
     return safe
+
+
+def _significant_contrasts(contrasts: pd.DataFrame, axis: str) -> dict[str, int]:
+    rows = contrasts.loc[contrasts["axis"] == axis]
+    return {"n_contrasts": len(rows), "n_significant": int(rows["significant"].sum())}
 
 
 def _clustered(cells: pd.DataFrame, column: str) -> dict[str, float]:
