@@ -112,6 +112,7 @@ def analyze(
     tables["controls"] = controls.merge(
         baseline_comparison(cells), on=list(UNIT_COLUMNS), how="outer"
     )
+    tables["contrasts"] = baseline_contrasts(tidy, item_table)
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
     return AnalysisResult(ordered, summary, headline_sentences(summary))
@@ -125,6 +126,7 @@ _TABLE_ORDER = (
     "information",
     "position_bias",
     "controls",
+    "contrasts",
     "alignment",
     "alignment_summary",
 )
