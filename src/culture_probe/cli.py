@@ -83,6 +83,17 @@ ChunkOpt = Annotated[
     int | None,
     typer.Option("--chunk-size", help="Prompts per saved chunk (default: the backend's).", min=1),
 ]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Spread the plan over Ray actors, one backend replica each: 'local' (start Ray here), "
+        "'auto' (a running cluster) or a cluster address such as ray://head:10001.",
+    ),
+]
+ReplicasOpt = Annotated[
+    int, typer.Option("--replicas", help="Backend replicas (Ray actors) with --ray.", min=1)
+]
 BootstrapOpt = Annotated[
     int, typer.Option("--bootstrap", help="Bootstrap replicates for the intervals.", min=100)
 ]
@@ -180,12 +191,15 @@ def run(
     bootstrap: BootstrapOpt = 1000,
     option: BackendOptionOpt = None,
     chunk_size: ChunkOpt = None,
+    ray: RayOpt = None,
+    replicas: ReplicasOpt = 1,
 ) -> None:
     """Plan, score, analyse and report a study in one go. Kill it at any time: the same command
     resumes where it stopped."""
     run_dir = _score(
-        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size
-    )
+        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
+        ray=ray, replicas=replicas,
+    )  # fmt: skip
     _analyze_and_report(run_dir, bootstrap)
 
 
@@ -201,9 +215,14 @@ def score(
     batch_size: BatchOpt = 16,
     option: BackendOptionOpt = None,
     chunk_size: ChunkOpt = None,
+    ray: RayOpt = None,
+    replicas: ReplicasOpt = 1,
 ) -> None:
     """Score a study's plan with a model, resumably, and stop before the analysis."""
-    _score(study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size)
+    _score(
+        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
+        ray=ray, replicas=replicas,
+    )  # fmt: skip
 
 
 @app.command()
@@ -237,10 +256,11 @@ def _score(
     batch_size: int,
     option: list[str] | None,
     chunk_size: int | None = None,
+    ray: str | None = None,
+    replicas: int = 1,
 ) -> Path:
     from rich.console import Console
 
-    from culture_probe.backends import create_backend
     from culture_probe.runner import build_manifest, copy_reference, default_run_dir
     from culture_probe.store import RunDirectory
 
@@ -249,7 +269,7 @@ def _score(
     console.print(f"[bold]{prepared.study.title}[/]\n{prepared.design}")
     options = {"model": model, "dtype": dtype, "batch_size": batch_size, **_parse_options(option)}
     with console.status(f"loading {model} ({backend_name})"):
-        engine = create_backend(backend_name, **options)
+        engine = _create_engine(backend_name, options, ray, replicas)
     try:
         manifest = build_manifest(prepared, engine)
         run_dir = out or default_run_dir(prepared, manifest, Path("reports"))
@@ -261,6 +281,19 @@ def _score(
         engine.close()
     console.print(f"responses: {run_dir / 'responses.parquet'}")
     return run_dir
+
+
+def _create_engine(
+    backend_name: str, options: dict[str, Any], ray: str | None, replicas: int
+) -> Backend:
+    """One backend here, or with --ray one replica per Ray actor."""
+    if ray is None:
+        from culture_probe.backends import create_backend
+
+        return create_backend(backend_name, **options)
+    from culture_probe.distributed import RayBackend
+
+    return RayBackend(backend_name, options, address=ray, replicas=replicas)
 
 
 def _score_with_progress(

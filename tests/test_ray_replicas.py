@@ -1,0 +1,83 @@
+"""Scoring over Ray actors: a local Ray instance, two CPU actors each holding the hf backend.
+
+A slice of 2 items x 2 proxies is scored once in this process and once sharded over the two
+actors; the responses must be the same, and a run stopped half-way and resumed under Ray must end
+with every prompt scored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from culture_probe.distributed import RayBackend, shard
+from culture_probe.runner import PlanFilter, build_manifest, prepare, score_plan
+from culture_probe.store import RunDirectory
+
+SLICE = PlanFilter(("family_importance", "generalised_trust"), ("JP", "none"))
+
+
+@pytest.fixture(scope="module")
+def prepared(repo: Path) -> Any:
+    return prepare(repo / "taxonomy" / "values.yaml", SLICE)
+
+
+@pytest.fixture(scope="module")
+def replicas() -> Iterator[RayBackend]:
+    import ray
+
+    backend = RayBackend(
+        "hf", {"model": "embedded", "dtype": "float32", "threads": 1}, address="local", replicas=2
+    )
+    yield backend
+    backend.close()
+    ray.shutdown()
+
+
+def score_into(path: Path, prepared: Any, backend: Any, plan: pd.DataFrame) -> RunDirectory:
+    run = RunDirectory.open(path, build_manifest(prepared, backend), prepared.plan)
+    score_plan(run, plan, backend)
+    return run
+
+
+def test_two_actors_give_the_responses_of_one_process(
+    hf_backend: Any, replicas: RayBackend, prepared: Any, tmp_path: Path
+) -> None:
+    plan = prepared.plan
+    assert len(plan) == 64
+    single = score_into(tmp_path / "single", prepared, hf_backend, plan).finalise_responses(plan)
+    sharded = score_into(tmp_path / "ray", prepared, replicas, plan).finalise_responses(plan)
+    assert sharded["prompt_id"].tolist() == single["prompt_id"].tolist()
+    assert sharded["answer"].tolist() == single["answer"].tolist()
+    # the same prompts in other batches: float32 rounding of the padded batch only
+    for ours, theirs in zip(sharded["probs"], single["probs"], strict=True):
+        assert list(ours) == pytest.approx(list(theirs), abs=1e-5)
+    assert sharded["option_mass"].tolist() == pytest.approx(
+        single["option_mass"].tolist(), abs=1e-5
+    )
+
+
+def test_a_run_resumed_under_ray_keeps_its_key_and_scores_only_the_rest(
+    hf_backend: Any, replicas: RayBackend, prepared: Any, tmp_path: Path
+) -> None:
+    single_manifest = build_manifest(prepared, hf_backend)
+    ray_manifest = build_manifest(prepared, replicas)
+    assert ray_manifest["run_key"] == single_manifest["run_key"]
+    assert ray_manifest["backend"]["options"]["ray"] == {"address": "local", "replicas": 2}
+    plan = prepared.plan
+    run = score_into(tmp_path / "run", prepared, hf_backend, plan.iloc[:20])
+    assert score_plan(run, plan, replicas) == 44
+    responses = run.finalise_responses(plan)
+    assert responses["prompt_id"].is_unique and len(responses) == 64
+
+
+def test_each_replica_gets_one_contiguous_shard_of_a_chunk(
+    hf_backend: Any, replicas: RayBackend
+) -> None:
+    assert [len(part) for part in shard(list(range(9)), 2)] == [5, 4]
+    assert shard(list(range(3)), 4) == [[0], [1], [2]]
+    assert replicas.preferred_chunk_size == 2 * hf_backend.preferred_chunk_size
