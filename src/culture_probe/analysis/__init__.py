@@ -23,22 +23,46 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison
     ``placebo_var_proxy, placebo_f_proxy, placebo_p_proxy, placebo_culture_share,
     culture_minus_placebo`` (+ ``_low``, ``_high``), ``beats_placebo``; ``nsr`` with a reference;
-    ``verdict`` ("culture-dominant", "wording-dominated", "mixed", "no culture effect").
+    the proxy x wording x order decomposition (replicates = seeds; robustness.md §3.3):
+    ``n_orders, n_seeds``, ``ss_`` and ``var_`` for ``order``, ``proxy_order``, ``wording_order``,
+    ``proxy_wording_order`` and ``seed`` (with one seed ``var_seed`` is NaN and sits in the
+    three-way term), ``order_share`` = (s2_O + s2_CO + s2_PO) / total, ``non_order_share`` =
+    (s2_C + s2_P + s2_CP) / total, ``f_order`` = MS_O / MS_(order x cell), ``p_order``,
+    ``p_order_bh``; the reversal shift (§3.8) ``n_matched_cells, reversal_shift`` (mean of
+    z_canonical - z_reversed), ``reversal_shift_sd, reversal_p`` (Wilcoxon), ``reversal_p_bh``,
+    ``order_kappa`` (Cohen's kappa, canonical vs reversed modal answers); flips (§3.1)
+    ``proxy_flip_rate`` (mean over wordings of FR^C), ``mean_wording_flip_rate``,
+    ``mean_order_flip_rate``, ``cow_ratio`` = mean_p FR^C / mean_c FR^P; ``cramers_v`` and the
+    bias-corrected ``cramers_v_corrected`` (Bergsma 2013), means over wordings (§3.10); with a
+    reference, ``human_spearman, human_spearman_p, human_kendall, human_kendall_p`` of the proxy
+    means against the human means and ``human_spearman_wording_min``, ``_median``, ``_max`` over
+    wordings (§3.7); ``verdict`` ("order-dominated", "culture-dominant", "wording-dominated",
+    "mixed", "no culture effect"; the rule is in ``_summary.verdicts``: "order-dominated" when the
+    order test is significant after BH and ``order_share`` > ``non_order_share``).
 ``cell_stats`` (item x axis x proxy, every kind of proxy)
     ``proxy_kind, scale, n_options, n_rows, mean_score, n_wordings, n_orders, wording_spread,
     order_spread, wording_flip_rate, majority_disagreement, order_flip_rate, normalised_entropy,
     low_option_mass_rate, refusal_rate, invalid_rate``.
 ``wording_cells`` (item x axis x proxy x wording)
     ``proxy_kind, mean_score, n_rows``.
+``wording_stats`` (item x axis x wording, culture proxies)
+    ``n_proxies, proxy_flip_rate`` (FR^C_ip), ``n_responses, cramers_v, cramers_v_corrected``;
+    with a reference ``n_ranked, human_spearman, human_kendall``.
 ``information`` (item x axis, culture proxies)
     ``entropy``; ``info_culture``, ``info_wording``, ``info_order`` each with ``_null``,
     ``_excess``, ``_p``; ``noise``; ``culture_info_share``; ``js_between_proxies``,
     ``js_between_wordings``, ``js_ratio`` (bits).
 ``position_bias`` (item x display position)
-    ``choice_share, n_responses, n_orders, rstd, kl_from_uniform``.
+    ``choice_share, n_responses, n_orders, rstd, kl_from_uniform``; the PriDe prior
+    ``pride_prior`` = softmax_j(mean log P(position j)) and its entropy ``pride_entropy`` (bits;
+    Zheng et al. 2024).
 ``controls`` (item x axis)
     ``culture_var_proxy`` and the placebo columns of ``item_stats``; ``culture_mean_score,
     baseline_mean_score, culture_shift_from_baseline, placebo_shift_from_baseline, shift_ratio``.
+``contrasts`` (item x axis x culture proxy; with a no-proxy baseline)
+    ``matched_on, n_wordings, mean_difference, sd_difference, cohen_dz, t, p, p_holm,
+    item_p_proxy_bh, significant``: each proxy against the baseline, paired on the paraphrase,
+    Holm within the item, significant only where the item's culture test is (§3.9).
 ``alignment`` (item x axis x proxy x wording; with a reference)
     ``sim_jsd, representativeness``.
 ``alignment_summary`` (item x axis x proxy; with a reference)

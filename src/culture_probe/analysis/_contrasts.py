@@ -72,8 +72,12 @@ def baseline_contrasts(tidy: pd.DataFrame, item_table: pd.DataFrame) -> pd.DataF
     table["p_holm"] = table.groupby(list(UNIT_COLUMNS), observed=True)["p"].transform(
         lambda p: holm(p.to_numpy(dtype=np.float64))
     )
-    omnibus = item_table.loc[:, [*UNIT_COLUMNS, "p_proxy_bh"]]
-    table = table.merge(omnibus.rename(columns={"p_proxy_bh": "item_p_proxy_bh"}), how="left")
+    # A design without two proxies under two wordings has no item-level test: nothing is gated in.
+    omnibus = item_table.reindex(columns=[*UNIT_COLUMNS, "p_proxy_bh"]).astype(
+        {"p_proxy_bh": float}
+    )
+    omnibus = omnibus.rename(columns={"p_proxy_bh": "item_p_proxy_bh"})
+    table = table.merge(omnibus, on=list(UNIT_COLUMNS), how="left")
     table["significant"] = table["item_p_proxy_bh"].lt(SIGNIFICANCE) & table["p_holm"].lt(
         SIGNIFICANCE
     )

@@ -65,6 +65,9 @@ ITEM_COLUMNS = {
     "alpha_order": ("α orders", "Krippendorff's alpha of the answers across option orders"),
     "beats_placebo": ("beats placebo", "Culture variance above the placebo personas' (CI > 0)"),
     "nsr": ("NSR", "Noise-to-human-signal ratio; >= 1: wording moves answers as much as countries"),
+    "order_share": ("order", "Share of variance due to the option order as a third factor"),
+    "reversal_shift": ("reversal shift", "Mean answer, canonical minus reversed option order"),
+    "cow_ratio": ("COW", "Proxy flip rate / wording flip rate; > 1: culture flips answers more"),
 }
 CELL_COLUMNS = {
     "item_id": ("item", "Probe item"),
