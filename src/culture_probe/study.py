@@ -331,9 +331,26 @@ def _languages(raw: Located, taxonomy: Taxonomy) -> tuple[str, ...]:
                 path=raw.path,
                 line=line,
                 key="languages" if "languages" in raw else "language",
-                hint=expected_one_of(code, known),
+                hint=_language_hint(code, taxonomy, known),
             )
     return tuple(dict.fromkeys(codes))
+
+
+def _language_hint(code: str, taxonomy: Taxonomy, known: list[str]) -> str:
+    """A suggestion for a wrong language code: a language name, or a country code given instead."""
+    language = taxonomy.category(LANGUAGE_CATEGORY)
+    region = taxonomy.category("region")
+    by_name = {v.name.lower(): v.id for v in language.values} if language else {}
+    if code.lower() in by_name:
+        return f"did you mean '{by_name[code.lower()]}'? {expected_one_of(code, known)}"
+    country = region.value(code.upper()) if region else None
+    spoken = country.attributes.get("languages") if country else None
+    if country is not None and spoken:
+        return (
+            f"did you mean '{spoken[0]}'? '{code}' looks like the country code of "
+            f"{country.name}, whose main language is '{spoken[0]}'"
+        )
+    return expected_one_of(code, known)
 
 
 def _language_file(raw: Located, key: str, study_path: Path, language: str) -> Path:

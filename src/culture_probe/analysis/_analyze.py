@@ -113,6 +113,10 @@ def analyze(
         baseline_comparison(cells), on=list(UNIT_COLUMNS), how="outer"
     )
     tables["contrasts"] = baseline_contrasts(tidy, item_table)
+    if "language" in tidy.columns and tidy["language"].nunique() > 1:
+        from culture_probe.analysis._language import language_table
+
+        tables["language_effect"] = language_table(tidy)
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
     return AnalysisResult(ordered, summary, headline_sentences(summary))
@@ -125,6 +129,7 @@ _TABLE_ORDER = (
     "wording_stats",
     "information",
     "position_bias",
+    "language_effect",
     "controls",
     "contrasts",
     "alignment",
