@@ -153,6 +153,30 @@ def _coerce(value: str) -> Any:
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
+@app.command("list")
+def list_cells(
+    taxonomy: Annotated[
+        Path, typer.Option("--taxonomy", help="Taxonomy file; studies are read from its folder.")
+    ] = Path("taxonomy/taxonomy.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show the taxonomy (dimensions, cells, status) with the studies and probes covering each."""
+    from culture_probe.catalogue import build_catalogue, render_catalogue
+
+    catalogue = build_catalogue(taxonomy)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(catalogue.as_json(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(render_catalogue(catalogue))
+    for path, problem in catalogue.problems.items():
+        console.print(f"[red]could not load {path}:[/] {problem}", highlight=False)
+
+
 @app.command()
 def plan(
     study: StudyArg,
