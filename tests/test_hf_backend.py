@@ -1,0 +1,218 @@
+"""The ``hf`` backend's scoring path: prefix-tree packing, and its fidelity on real values-study prompts.
+
+The reference is the plainest computation there is: one forward pass per prompt, no padding, no
+shared prefixes, float32, softmax over the full vocabulary at the last position. Distances between
+distributions are Jensen-Shannon distances in bits from scipy (Lin 1991; Endres & Schindelin 2003).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+
+from culture_probe.backends import ScoringRequest
+from culture_probe.backends.hf import HFBackend, pack_prefix_trees
+
+#: the fidelity bound: every prompt's option distribution within this JS distance of the reference
+MAX_JS_DISTANCE_BITS = 0.01
+
+
+def test_pack_shares_the_common_prefix_and_positions_follow_depth() -> None:
+    [pack] = pack_prefix_trees([[5, 6, 9], [5, 6, 7, 8], [5, 1]])
+
+    # lexicographic order: [5, 1], [5, 6, 7, 8], [5, 6, 9]
+    assert pack.token_ids == [5, 1, 6, 7, 8, 9]
+    assert pack.positions == [0, 1, 1, 2, 3, 2]
+    assert pack.members == [2, 1, 0]
+    assert pack.leaves == [1, 4, 5]
+    assert pack.ancestors[4] == [0, 2, 3, 4]
+    assert pack.ancestors[5] == [0, 2, 5]
+
+
+def test_attention_mask_lets_each_node_see_exactly_its_path() -> None:
+    [pack] = pack_prefix_trees([[1, 2, 3], [1, 2, 4]])
+
+    mask = pack.attention_mask()[0, 0]
+
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [1, 1, 1, 0],
+            [1, 1, 0, 1],  # token 4 sees 1, 2 and itself, not its sibling 3
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+
+
+def test_identical_sequences_share_every_node() -> None:
+    [pack] = pack_prefix_trees([[3, 4], [3, 4], [3, 5]])
+
+    assert pack.token_ids == [3, 4, 5]
+    assert sorted(zip(pack.members, pack.leaves, strict=True)) == [(0, 1), (1, 1), (2, 2)]
+
+
+def test_a_sequence_that_does_not_fit_starts_a_new_pack_with_its_whole_prefix() -> None:
+    packs = pack_prefix_trees([[1, 2, 3], [1, 2, 4], [1, 2, 5]], pack_tokens=4)
+
+    assert [pack.token_ids for pack in packs] == [[1, 2, 3, 4], [1, 2, 5]]
+    assert [pack.positions for pack in packs] == [[0, 1, 2, 2], [0, 1, 2]]
+    assert [pack.members for pack in packs] == [[0, 1], [2]]
+
+
+def test_a_sequence_longer_than_a_pack_gets_a_pack_of_its_own() -> None:
+    packs = pack_prefix_trees([[1, 2, 3, 4, 5], [9]], pack_tokens=2)
+
+    assert [pack.token_ids for pack in packs] == [[1, 2, 3, 4, 5], [9]]
+
+
+def test_an_empty_sequence_is_refused() -> None:
+    with pytest.raises(ValueError, match="sequence 1 is empty"):
+        pack_prefix_trees([[1], []])
+
+
+@pytest.fixture(scope="module")
+def values_requests(repo: Any) -> list[ScoringRequest]:
+    """30 real prompts of the values study: two questions, five personas, all framings and orders.
+
+    Picked so that they share prefixes at every depth: the chat header, a persona's system message,
+    a question's wording, and the first options of the two orders.
+    """
+    from culture_probe.runner import prepare, requests_for
+
+    plan = prepare(repo / "taxonomy" / "values.yaml").plan
+    items = sorted(plan["item_id"].unique())[:2]
+    proxies = sorted(plan["proxy"].unique())[:5]
+    chosen = plan[plan["item_id"].isin(items) & plan["proxy"].isin(proxies)]
+    chosen = chosen[chosen["paraphrase"] == chosen["paraphrase"].min()]
+    chosen = chosen.sample(n=30, random_state=7) if len(chosen) > 30 else chosen
+    requests = requests_for(chosen)
+    assert len(requests) == 30
+    return requests
+
+
+def reference_distributions(backend: HFBackend, requests: list[ScoringRequest]) -> np.ndarray:
+    """Option distributions from one unpadded float32 forward pass per prompt."""
+    model = backend.model.float()
+    rows = []
+    with torch.inference_mode():
+        for request in requests:
+            ids = backend.tokenizer.encode(backend.prompt_text(request), add_special_tokens=False)
+            logits = model(input_ids=torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
+            probs = torch.softmax(logits.double(), dim=-1)
+            mass = [
+                float(probs[backend.label_token_ids(label)].sum())
+                for label in request.option_labels
+            ]
+            rows.append(np.array(mass) / sum(mass))
+    return np.array(rows)
+
+
+@pytest.fixture(scope="module")
+def reference(hf_backend: HFBackend, values_requests: list[ScoringRequest]) -> np.ndarray:
+    assert hf_backend.dtype == "float32", "the reference is a float32 run"
+    return reference_distributions(hf_backend, values_requests)
+
+
+def scored_distributions(
+    backend: HFBackend, requests: list[ScoringRequest], **settings: Any
+) -> np.ndarray:
+    saved = {name: getattr(backend, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(backend, name, value)
+        results = backend.score(requests)
+    finally:
+        for name, value in saved.items():
+            setattr(backend, name, value)
+    assert [result.prompt_id for result in results] == [r.prompt_id for r in requests]
+    return np.array([result.label_probs for result in results])
+
+
+def js_distances_bits(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return np.array([jensenshannon(p, q, base=2) for p, q in zip(first, second, strict=True)])
+
+
+@pytest.mark.parametrize("pack_tokens", [512, 200])
+def test_prefix_sharing_matches_one_pass_per_prompt(
+    hf_backend: HFBackend,
+    values_requests: list[ScoringRequest],
+    reference: np.ndarray,
+    pack_tokens: int,
+) -> None:
+    shared = scored_distributions(
+        hf_backend, values_requests, prefix_sharing=True, pack_tokens=pack_tokens
+    )
+
+    distances = js_distances_bits(shared, reference)
+    assert distances.max() < MAX_JS_DISTANCE_BITS
+    # float32 with another summation order: far tighter than the bound
+    assert np.abs(shared - reference).max() < 1e-4
+
+
+def test_one_pack_holds_each_distinct_prefix_once(
+    hf_backend: HFBackend, values_requests: list[ScoringRequest]
+) -> None:
+    encoded = [
+        hf_backend.tokenizer.encode(hf_backend.prompt_text(r), add_special_tokens=False)
+        for r in values_requests
+    ]
+    distinct_prefixes = {tuple(ids[:end]) for ids in encoded for end in range(1, len(ids) + 1)}
+
+    [pack] = pack_prefix_trees(encoded, pack_tokens=10_000)
+
+    assert len(pack.token_ids) == len(distinct_prefixes)
+    assert len(pack.token_ids) < 0.75 * sum(len(ids) for ids in encoded)
+
+
+def test_padded_batches_match_one_pass_per_prompt(
+    hf_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    batched = scored_distributions(hf_backend, values_requests, prefix_sharing=False, batch_size=8)
+
+    assert js_distances_bits(batched, reference).max() < MAX_JS_DISTANCE_BITS
+
+
+def test_distributions_sum_to_one_and_report_the_label_mass(
+    hf_backend: HFBackend, values_requests: list[ScoringRequest]
+) -> None:
+    results = hf_backend.score(values_requests[:6])
+
+    for result in results:
+        assert sum(result.label_probs) == pytest.approx(1.0, abs=1e-9)
+        assert all(p >= 0 for p in result.label_probs)
+        assert 0.0 < result.option_mass <= 1.0
+
+
+def test_label_tokens_are_the_bare_and_spaced_letter(hf_backend: HFBackend) -> None:
+    tokenizer = hf_backend.tokenizer
+
+    for label in ("A", "B", "E"):
+        ids = hf_backend.label_token_ids(label)
+        assert [tokenizer.decode([token]) for token in ids] == [label, " " + label]
+        assert ids == [
+            tokenizer.convert_tokens_to_ids(label),
+            tokenizer.convert_tokens_to_ids("Ġ" + label),
+        ]
+
+
+def test_option_mass_is_the_label_tokens_share_of_the_next_token(
+    hf_backend: HFBackend, values_requests: list[ScoringRequest]
+) -> None:
+    request = values_requests[0]
+    ids = hf_backend.tokenizer.encode(hf_backend.prompt_text(request), add_special_tokens=False)
+    with torch.inference_mode():
+        logits = hf_backend.model(input_ids=torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
+    probs = torch.softmax(logits.double(), dim=-1)
+    expected_mass = sum(
+        float(probs[hf_backend.label_token_ids(label)].sum()) for label in request.option_labels
+    )
+
+    [result] = hf_backend.score([request])
+
+    assert result.option_mass == pytest.approx(expected_mass, rel=1e-4)
