@@ -285,7 +285,12 @@ def _score(
 ) -> Path:
     from rich.console import Console
 
-    from culture_probe.runner import build_manifest, copy_reference, default_run_dir
+    from culture_probe.runner import (
+        build_manifest,
+        copy_reference,
+        default_run_dir,
+        finalise_responses,
+    )
     from culture_probe.store import RunDirectory
 
     console = Console(stderr=True)
@@ -300,7 +305,7 @@ def _score(
         run_store = RunDirectory.open(run_dir, manifest, prepared.plan)
         copy_reference(prepared.study, run_dir)
         _score_with_progress(run_store, prepared, engine, console, chunk_size)
-        run_store.finalise_responses(prepared.plan)
+        finalise_responses(run_store, prepared.plan)
     finally:
         engine.close()
     console.print(f"responses: {run_dir / 'responses.parquet'}")

@@ -15,10 +15,12 @@ from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, Scorin
 from culture_probe.design import build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError, expected_one_of
 from culture_probe.store import RunDirectory
-from culture_probe.study import Study, load_study
+from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
 
 #: called after each chunk with the number of prompts just finished
 ProgressCallback = Callable[[int], None]
+#: a backend method that turns requests into results (``score`` or ``write_short_answers``)
+ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 
 
 @dataclass
@@ -73,7 +75,11 @@ def build_manifest(prepared: PreparedStudy, backend: Backend) -> dict[str, Any]:
     info = backend.info()
     study = prepared.study
     key = info.key()
-    return {
+    writes = has_short_answers(prepared.plan)
+    if writes:
+        # Written answers depend on the decoding even when choice items read log-probabilities.
+        key = {**key, "short_answers": backend.short_answer_decoding()}
+    manifest = {
         "study": study.id,
         "title": study.title,
         "study_path": study.path,
@@ -88,6 +94,14 @@ def build_manifest(prepared: PreparedStudy, backend: Backend) -> dict[str, Any]:
         "semantic_proxy": study.semantic_proxy,
         "axes": sorted({p.axis for p in study.proxies if p.kind == "culture"}),
     }
+    if writes:
+        manifest["short_answers"] = {"decoding": key["short_answers"]}
+    return manifest
+
+
+def has_short_answers(plan: pd.DataFrame) -> bool:
+    """Whether the plan has short-answer items, which are written rather than read off labels."""
+    return bool((plan["scale"] == SHORT_ANSWER_SCALE).any())
 
 
 def default_run_dir(prepared: PreparedStudy, manifest: dict[str, Any], root: Path) -> Path:
@@ -153,23 +167,34 @@ def score_plan(
     """Score every prompt that has no result yet, saving a chunk at a time; returns how many.
 
     Prompts with identical messages (and seed) are sent to the backend once; in ``logprobs`` mode
-    their answer is deterministic, so the result is shared.
+    their answer is deterministic, and a sample is seeded by its prompt, so the result is shared.
+    Short-answer items (the plan's ``scale`` is ``short_answer``) have no labels to read: they go
+    to :meth:`Backend.write_short_answers`, and their text is kept in ``generated``.
     """
     run.remove_stale_temporaries()
     done = set(run.scored()["prompt_id"])
     todo = plan[~plan["prompt_id"].isin(done)]
     scored = 0
     for chunk in _chunks(todo, chunk_size or backend.preferred_chunk_size):
-        try:
-            results = _score_chunk(chunk, backend)
-        except ScoringStopped as stopped:
-            _save_completed(run, chunk, stopped)
-            raise
-        run.append_chunk(results)
-        scored += len(chunk)
-        if on_progress is not None:
-            on_progress(len(chunk))
+        for part, score in _by_scoring(chunk, backend):
+            try:
+                results = _score_chunk(part, score)
+            except ScoringStopped as stopped:
+                _save_completed(run, part, stopped)
+                raise
+            run.append_chunk(results)
+            scored += len(part)
+            if on_progress is not None:
+                on_progress(len(part))
     return scored
+
+
+def _by_scoring(chunk: pd.DataFrame, backend: Backend) -> Iterator[tuple[pd.DataFrame, ScoreCall]]:
+    """The chunk's choice rows with ``score``, its short-answer rows with ``write_short_answers``."""
+    writes = (chunk["scale"] == SHORT_ANSWER_SCALE).to_numpy()
+    for rows, call in ((~writes, backend.score), (writes, backend.write_short_answers)):
+        if rows.any():
+            yield chunk.loc[rows], call
 
 
 def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
@@ -193,10 +218,10 @@ def _save_completed(run: RunDirectory, chunk: pd.DataFrame, stopped: ScoringStop
         run.append_chunk(pd.DataFrame(rows))
 
 
-def _score_chunk(chunk: pd.DataFrame, backend: Backend) -> pd.DataFrame:
+def _score_chunk(chunk: pd.DataFrame, score: ScoreCall) -> pd.DataFrame:
     dedup_key = chunk["text_hash"] + ":" + chunk["seed"].astype(str)
     unique = chunk.loc[~dedup_key.duplicated()]
-    results = backend.score(requests_for(unique))
+    results = score(requests_for(unique))
     if len(results) != len(unique):
         raise CultureProbeError(
             f"the backend returned {len(results)} results for {len(unique)} prompts"
@@ -228,3 +253,55 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     target = Path(run_dir) / "reference.parquet"
     atomic_write_parquet(target, read_reference(study.reference))
     return target
+
+
+#: columns :func:`finalise_responses` adds for short-answer items (NaN / "" for choice items)
+MATCH_COLUMNS = ("match", "matched_answer", "match_share")
+
+
+def finalise_responses(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:
+    """Write ``responses.parquet``; short-answer texts are scored against the annotated answers.
+
+    For short-answer rows, ``match`` is 1.0 when an annotated answer for the question and culture
+    occurs in the generated text and 0.0 otherwise, ``matched_answer`` is the annotated answer with
+    the most votes that occurs, and ``match_share`` is the share of annotators who gave it (0 when
+    none matches): BLEnD's short-answer scoring (Myung et al. 2024), see
+    :mod:`culture_probe.importers._short_answer`. Choice rows get NaN and "".
+    """
+    from culture_probe.store import atomic_write_parquet
+
+    responses = run.finalise_responses(plan)
+    if not has_short_answers(plan):
+        return responses
+    answers_path = run.path / "answers.parquet"
+    if not answers_path.is_file():
+        raise InputError(
+            "the study has short-answer items but the run has no annotated answers",
+            path=answers_path,
+            hint="add 'answers: answers.parquet' to the study (culture-probe import blend writes it)",
+        )
+    responses = with_matches(plan, responses, pd.read_parquet(answers_path))
+    atomic_write_parquet(run.path / "responses.parquet", responses)
+    return responses
+
+
+def with_matches(
+    plan: pd.DataFrame, responses: pd.DataFrame, answers: pd.DataFrame
+) -> pd.DataFrame:
+    """``responses`` with :data:`MATCH_COLUMNS` filled in for the short-answer rows."""
+    from culture_probe.importers import score_short_answers
+
+    written = plan.loc[plan["scale"] == SHORT_ANSWER_SCALE]
+    scored = score_short_answers(written, responses, answers).set_index("prompt_id")
+    answered = responses["outcome"].eq("answered").to_numpy()
+    ids = responses["prompt_id"]
+    out = responses.drop(columns=[c for c in MATCH_COLUMNS if c in responses.columns])
+    # A refusal or an empty text matches nothing, whatever words it happens to contain.
+    matched = ids.map(scored["matched"]).astype("float64").to_numpy()
+    share = ids.map(scored["vote_share"]).astype("float64").to_numpy()
+    out["match"] = np.where(np.isnan(matched), np.nan, np.where(answered, matched, 0.0))
+    out["matched_answer"] = np.where(
+        out["match"].to_numpy() == 1.0, ids.map(scored["answer"]).fillna("").to_numpy(), ""
+    )
+    out["match_share"] = np.where(np.isnan(matched), np.nan, np.where(answered, share, 0.0))
+    return out

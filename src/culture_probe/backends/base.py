@@ -12,6 +12,10 @@ the parsed option). ``refused`` and ``invalid`` results carry NO distribution: `
 empty and ``option_mass`` is 0. Neither uniform nor zeros would be honest: uniform reads as "the model
 is undecided", zeros do not sum to 1; an empty vector is what the analysis treats as "no answer"
 (a row of NaN probabilities) while it still counts the refusal and invalid rates.
+
+Short answers. Items without options (``kind: short_answer``) are written, whatever the backend's
+mode: the runner hands them to :meth:`Backend.write_short_answers`, whose results carry the text in
+``generated`` and no distribution. A backend that cannot write text says so with an error.
 """
 
 from __future__ import annotations
@@ -105,6 +109,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Score a batch; return one result per request, in the same order."""
+
+    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Write one free-text answer per request (requests without option labels)."""
+        raise CultureProbeError(
+            f"the {self.info().backend} backend cannot write short answers; "
+            "score short-answer items with the hf backend"
+        )
+
+    def short_answer_decoding(self) -> dict[str, Any]:
+        """Decoding options of :meth:`write_short_answers`; they go into the run key."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connections."""

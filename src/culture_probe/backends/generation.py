@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,17 +229,40 @@ def generated_result(request: ScoringRequest, text: str) -> ScoredPrompt:
     return ScoredPrompt(request.prompt_id, one_hot, 1.0, "answered", text)
 
 
+def short_answer_result(request: ScoringRequest, text: str) -> ScoredPrompt:
+    """A written short answer as a result: no options, so no distribution, only the outcome.
+
+    The text is kept for matching against annotated answers; an empty text is ``invalid`` and a
+    refusal ("I'm sorry, I can't answer") is ``refused``.
+
+    Example:
+        >>> short_answer_result(ScoringRequest("p", "", "Q?", ()), " Kimchi").outcome
+        'answered'
+    """
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    if not cleaned:
+        outcome = "invalid"
+    elif _REFUSAL_PATTERN.search(cleaned):
+        outcome = "refused"
+    else:
+        outcome = "answered"
+    return ScoredPrompt(request.prompt_id, (), 0.0, outcome, text)
+
+
 def hf_generate(
     model: Any,
     tokenizer: Any,
     requests: Sequence[ScoringRequest],
     settings: GenerationSettings,
     device: str = "cpu",
+    read: Callable[[ScoringRequest, str], ScoredPrompt] = generated_result,
 ) -> list[ScoredPrompt]:
     """Sample one answer per request with a transformers model, each under its own seed.
 
     Prompts are generated one at a time: a sample then depends on its prompt and seed only, not on
-    which other prompts shared its batch, so a resumed run draws the same answers.
+    which other prompts shared its batch, so a resumed run draws the same answers. ``read`` turns
+    the text into a result: :func:`generated_result` for options, :func:`short_answer_result` for
+    short answers.
     """
     import torch
 
@@ -260,7 +283,7 @@ def hf_generate(
                 pad_token_id=tokenizer.pad_token_id,
             )
         answer = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-        results.append(generated_result(request, str(answer)))
+        results.append(read(request, str(answer)))
     return results
 
 

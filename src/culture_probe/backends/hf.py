@@ -29,7 +29,12 @@ from culture_probe.backends.base import (
     ScoredPrompt,
     ScoringRequest,
 )
-from culture_probe.backends.generation import GenerationSettings, hf_generate, require_mode
+from culture_probe.backends.generation import (
+    GenerationSettings,
+    hf_generate,
+    require_mode,
+    short_answer_result,
+)
 from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -239,6 +244,23 @@ class HFBackend(Backend):
         if self.prefix_sharing:
             return self._score_packed(requests, encoded)
         return self._score_batched(requests, encoded)
+
+    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Sampled free-text answers (greedy at ``temperature=0``), each under its prompt's seed."""
+        return hf_generate(
+            self.model,
+            self.tokenizer,
+            requests,
+            self.generation,
+            self.device,
+            read=short_answer_result,
+        )
+
+    def short_answer_decoding(self) -> dict[str, Any]:
+        return {
+            "temperature": self.generation.temperature,
+            "max_tokens": self.generation.max_new_tokens,
+        }
 
     def _score_packed(
         self, requests: Sequence[ScoringRequest], encoded: list[list[int]]
