@@ -66,6 +66,9 @@ _REFUSALS = (
 )
 _REFUSAL_PATTERN = re.compile("|".join(_REFUSALS), re.IGNORECASE)
 
+#: an option's text counts as the answer only in a short reply: a longer one that mentions options
+#: is reasoning about them ("To determine which option represents A. not at all important, ...")
+_MAX_WORDS_FOR_TEXT = 12
 #: shortest fragment of an option text that may stand for the option on its own
 _MIN_FRAGMENT = 4
 
@@ -137,7 +140,7 @@ def parse_answer(
     position = _explicit_label(cleaned, labels, options, language)
     if position is None and _REFUSAL_PATTERN.search(cleaned):
         return ParsedAnswer("refused")
-    if position is None:
+    if position is None and len(cleaned.split()) <= _MAX_WORDS_FOR_TEXT:
         position = _option_text(cleaned, options)
     if position is None:
         return ParsedAnswer("invalid")
@@ -156,10 +159,9 @@ def _explicit_label(
     alternatives = _label_alternatives(labels)
     lone = rf"(?<![A-Za-z0-9])({alternatives})(?![A-Za-z0-9])"
     found: list[str] = []
-    # "B", "B.", "B)", "(B)", "[B]", "B: ..." at the very start
-    start = re.match(rf"^\s*[\(\[（]?\s*({alternatives})\s*(?:[\.\)\]:：、）]|$)", plain)
-    if start:
-        found.append(start.group(1))
+    # "B", "B.", "B)", "(B)", "[B]", "B: ..." at the start of a line
+    # (on any line: "A. ...\nE. ..." lists two options and answers neither)
+    found += re.findall(rf"^\s*[\(\[（]?\s*({alternatives})\s*(?:[\.\)\]:：、）]|$)", plain, re.M)
     # "Answer: B", "I choose B", "答案是B"; cue words in any case, labels only as written
     # ("I would say a lot" names no option)
     found += re.findall(
