@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
@@ -11,6 +12,9 @@ from culture_probe.analysis._summary import VERDICTS
 
 if TYPE_CHECKING:
     from culture_probe.analysis._analyze import AnalysisResult
+
+#: estimates and bounds beyond this are shown as ">100"
+LARGEST_SHOWN = 100
 
 # Short headers keep the table within 80 columns; the caption says what each one means.
 COLUMNS = (
@@ -28,6 +32,10 @@ LEGEND = (
     "and wording-by-culture changes; order: share due to the option order when it is a third "
     "factor; CWI: median culture-vs-wording index; W: Kendall's W of the proxy ranking across "
     "wordings. Each estimate has its 95% interval below it."
+)
+SHORT_ANSWER_LEGEND = (
+    "match: share of written answers that contain an answer the annotators gave (BLEnD, Myung et "
+    "al. 2024), each question weighing the same; 95% CI: questions resampled."
 )
 SHORT_VERDICTS = {
     "culture-dominant": "culture",
@@ -53,6 +61,9 @@ def format_terminal_summary(result: AnalysisResult) -> Table:
         pad_edge=False,
         collapse_padding=True,
     )
+    short_answer = result.summary.get("short_answer")
+    if short_answer and not result.summary.get("axes"):
+        return _short_answer_table(short_answer, result.headline)
     for header, _ in COLUMNS:
         left = header in ("axis", "verdicts")
         table.add_column(header, justify="left" if left else "right", no_wrap=True)
@@ -89,14 +100,49 @@ def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
     return f"{shown}\n{interval}" if interval else shown
 
 
+def _short_answer_table(summary: dict[str, Any], headline: list[str]) -> Table:
+    """Match rates of a run of short-answer items only: overall, per language, per proxy."""
+    table = Table(
+        title="Short answers among the annotators'?",
+        caption="\n".join([SHORT_ANSWER_LEGEND, "", *headline]),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for header in ("", "match", "95% CI", "items"):
+        table.add_column(header, justify="left" if not header else "right", no_wrap=True)
+    rows = [("all", summary["match_rate"])]
+    rows += [(f"in {code}", rate) for code, rate in summary.get("by_language", {}).items()]
+    rows += [(f"about {proxy}", rate) for proxy, rate in summary.get("by_proxy", {}).items()]
+    for label, rate in rows:
+        if rate.get("estimate") is None:
+            continue
+        interval = (
+            f"{rate['ci_low']:.0%}-{rate['ci_high']:.0%}"
+            if _both(rate.get("ci_low"), rate.get("ci_high"))
+            else ""
+        )
+        table.add_row(label, f"{rate['estimate']:.0%}", interval, str(rate.get("n_items", "")))
+    return table
+
+
 def _both(low: float | None, high: float | None) -> bool:
     return low is not None and high is not None
 
 
 def _number(value: float | None, *, short: bool = False) -> str:
-    """Two significant digits (three from 100 up); ``short`` drops the leading zero of 0.x."""
+    """Two significant digits (three from 100 up, ">100" and "∞" past that); ``short`` drops
+    the leading zero of 0.x.
+    """
     if value is None:
         return "-"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    # A bound past 100 says only "huge" (a near-zero denominator); its digits would overflow.
+    if abs(value) > LARGEST_SHOWN:
+        return f">{LARGEST_SHOWN}" if value > 0 else f"<-{LARGEST_SHOWN}"
     text = f"{value:.2f}" if 0.1 <= abs(value) < 10 else f"{value:.2g}"
     if abs(value) >= 100:
         text = f"{value:.0f}"

@@ -9,8 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from culture_probe.analysis._analyze import AnalysisResult, analyze
+from culture_probe.analysis._short_answer import add_short_answers
 from culture_probe.analysis._tidy import tidy_responses
 from culture_probe.errors import InputError
+from culture_probe.study import SHORT_ANSWER_SCALE
 
 STATS_DIR = "stats"
 SUMMARY_FILE = "summary.json"
@@ -35,13 +37,21 @@ def analyze_run(
     responses = _read(run_dir / "responses.parquet", "score the plan first: culture-probe score")
     reference_path = run_dir / "reference.parquet"
     reference = _read(reference_path, "") if reference_path.exists() else None
-    result = analyze(
-        tidy_responses(plan, responses),
-        reference,
-        n_bootstrap=n_bootstrap,
-        n_permutations=n_permutations,
-        seed=seed,
-    )
+    # Short-answer items have no options to decompose: they get a match-rate table of their own.
+    written = plan["scale"].eq(SHORT_ANSWER_SCALE) if "scale" in plan.columns else None
+    choice = plan.loc[~written] if written is not None else plan
+    result = None
+    if len(choice) or written is None or not written.any():
+        result = analyze(
+            tidy_responses(choice, responses),
+            reference,
+            n_bootstrap=n_bootstrap,
+            n_permutations=n_permutations,
+            seed=seed,
+        )
+    if written is not None and written.any():
+        result = add_short_answers(result, plan.loc[written], responses, n_bootstrap, seed)
+    assert result is not None  # the plan has choice items, short-answer items, or both
     write_result(result, run_dir)
     return result
 
