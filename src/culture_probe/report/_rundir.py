@@ -25,6 +25,8 @@ STATS_TABLES = (
     "controls",
     "alignment",
     "alignment_summary",
+    "short_answer",
+    "language_effect",
 )
 """The tables the analysis writes to ``stats/``; each one that is present adds a section."""
 

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from culture_probe.report._prompts import prompt_blob
 from culture_probe.report._rundir import RunData, load_run
+from culture_probe.report._short_answer import language_section, short_answer_section
 from culture_probe.report.page import (
     Section,
     bullet_list,
@@ -127,7 +128,9 @@ def build_run_page(data: RunData) -> str:
     names = _proxy_names(data.plan)
     sections = [
         _verdict_section(data),
+        short_answer_section(data),
         _charts_section(data, names),
+        language_section(data),
         _alignment_section(data, names),
         _tables_section(data, names),
         _prompts_section(data),
@@ -139,7 +142,7 @@ def build_run_page(data: RunData) -> str:
     lead = f"{len(data.plan)} prompts" + (f" put to {model}" if model else "")
     return render_page(
         f"culture-probe report: {study}",
-        sections,
+        [section for section in sections if section is not None],
         lead=lead + ". Is it culture, or is it the wording?",
         data={"prompt-data": prompt_blob(data.plan, data.responses)},
         scripts=("prompts.js",),
