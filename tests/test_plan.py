@@ -26,7 +26,9 @@ def values_plan(values_study: Study) -> pd.DataFrame:
     return build_plan(values_study)
 
 
-def test_plan_size_is_the_product_of_the_design(values_study: Study, values_plan: pd.DataFrame) -> None:
+def test_plan_size_is_the_product_of_the_design(
+    values_study: Study, values_plan: pd.DataFrame
+) -> None:
     framed = [p for p in values_study.proxies if p.kind != "baseline"]
     has_baseline = any(p.kind == "baseline" for p in values_study.proxies)
     expected = 0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan
+from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan, to_canonical
 from culture_probe.store import RunDirectory
 
 SLICE = ["--items", "family_importance", "--proxies", "JP,NG"]
@@ -34,14 +34,23 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
     out = tmp_path_factory.mktemp("run") / "values"
     subprocess.run(
         _cli(repo, "run", "taxonomy/values.yaml", *SLICE, "--out", str(out), "--bootstrap", "200"),
-        cwd=repo, env=_env(), check=True, capture_output=True, text=True,
+        cwd=repo,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out
 
 
 def test_run_directory_holds_every_stage(finished_run: Path) -> None:
-    for name in ("manifest.json", "plan.parquet", "responses.parquet", "summary.json",
-                 "report.html"):
+    for name in (
+        "manifest.json",
+        "plan.parquet",
+        "responses.parquet",
+        "summary.json",
+        "report.html",
+    ):
         assert (finished_run / name).is_file(), name
     assert list((finished_run / "stats").glob("*.parquet"))
     manifest = json.loads((finished_run / "manifest.json").read_text())
@@ -68,33 +77,33 @@ def test_scores_are_distributions_over_the_options(finished_run: Path) -> None:
 
 
 def test_canonical_order_undoes_the_display_order(hf_backend: object, repo: Path) -> None:
-    plan = prepare(repo / "taxonomy" / "values.yaml",
-                   PlanFilter(items=("family_importance",), proxies=("JP",))).plan
-    pair = plan[(plan["paraphrase"] == "p1") & (plan["framing"] == "imagine")]
+    plan = prepare(
+        repo / "taxonomy" / "values.yaml",
+        PlanFilter(items=("family_importance",), proxies=("JP",)),
+    ).plan
+    pair = plan[(plan["paraphrase"] == "p1") & (plan["framing"] == "imagine")].reset_index()
     results = hf_backend.score(requests_for(pair))  # type: ignore[attr-defined]
-    canonical, reversed_ = (pair["order"] == "canonical").to_numpy().nonzero()[0][0], None
-    reversed_ = (pair["order"] == "reversed").to_numpy().nonzero()[0][0]
-    # label "A" is the first canonical option in one prompt and the last in the other
-    assert pair.iloc[reversed_]["display_to_canonical"][0] == 3
-    run = RunDirectory(Path("unused"))
-    del run
-    from culture_probe.runner import to_canonical
-
-    shown_first = to_canonical(results[reversed_], pair.iloc[reversed_]["display_to_canonical"])
-    assert shown_first["probs"][3] == pytest.approx(results[reversed_].label_probs[0])
-    assert to_canonical(results[canonical], [0, 1, 2, 3])["probs"][0] == pytest.approx(
-        results[canonical].label_probs[0]
-    )
+    canonical = int(pair.index[pair["order"] == "canonical"][0])
+    reversed_ = int(pair.index[pair["order"] == "reversed"][0])
+    # label "A" shows the first canonical option in one prompt and the last in the other
+    assert list(pair.loc[reversed_, "display_to_canonical"]) == [3, 2, 1, 0]
+    moved = to_canonical(results[reversed_], pair.loc[reversed_, "display_to_canonical"])
+    assert moved["probs"][3] == pytest.approx(results[reversed_].label_probs[0])
+    assert moved["probs"][0] == pytest.approx(results[reversed_].label_probs[3])
+    kept = to_canonical(results[canonical], pair.loc[canonical, "display_to_canonical"])
+    assert kept["probs"] == pytest.approx(list(results[canonical].label_probs))
 
 
 def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
     tmp_path: Path, repo: Path, finished_run: Path
 ) -> None:
     out = tmp_path / "killed"
-    command = _cli(repo, "score", "taxonomy/values.yaml", *SLICE, "--out", str(out),
-                   "--chunk-size", "6")
-    process = subprocess.Popen(command, cwd=repo, env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = _cli(
+        repo, "score", "taxonomy/values.yaml", *SLICE, "--out", str(out), "--chunk-size", "6"
+    )
+    process = subprocess.Popen(
+        command, cwd=repo, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while len(list((out / "chunks").glob("chunk-*.parquet"))) < 2:
         assert process.poll() is None, "the run finished before it could be killed"
@@ -121,26 +130,31 @@ def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
     assert list(actual["answer"]) == list(expected["answer"])
 
 
-def test_a_run_directory_refuses_another_design(tmp_path: Path, repo: Path,
-                                                hf_backend: object) -> None:
+def test_a_run_directory_refuses_another_design(
+    tmp_path: Path, repo: Path, hf_backend: object
+) -> None:
     from culture_probe.errors import CultureProbeError
     from culture_probe.runner import build_manifest
 
-    first = prepare(repo / "taxonomy" / "values.yaml",
-                    PlanFilter(items=("family_importance",), proxies=("JP",)))
-    second = prepare(repo / "taxonomy" / "values.yaml",
-                     PlanFilter(items=("family_importance",), proxies=("NG",)))
+    first = prepare(
+        repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("JP",))
+    )
+    second = prepare(
+        repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("NG",))
+    )
     RunDirectory.open(tmp_path / "run", build_manifest(first, hf_backend), first.plan)  # type: ignore[arg-type]
     with pytest.raises(CultureProbeError, match="holds a different run"):
         RunDirectory.open(tmp_path / "run", build_manifest(second, hf_backend), second.plan)  # type: ignore[arg-type]
 
 
 def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
-    prepared = prepare(repo / "taxonomy" / "values.yaml",
-                       PlanFilter(items=("family_importance",), proxies=("JP",)))
+    prepared = prepare(
+        repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("JP",))
+    )
     plan = prepared.plan.head(3)
-    doubled = pd.concat([plan, plan.assign(prompt_id=plan["prompt_id"] + "-copy")],
-                        ignore_index=True)
+    doubled = pd.concat(
+        [plan, plan.assign(prompt_id=plan["prompt_id"] + "-copy")], ignore_index=True
+    )
 
     class CountingBackend:
         preferred_chunk_size = 100

@@ -114,8 +114,11 @@ def test_template_reaching_python_internals_is_refused(project: Path) -> None:
 
 def test_framing_reaching_internals_names_the_yaml_line(project: Path) -> None:
     framings = project / "probes" / "framings" / "persona.en.yaml"
-    _edit(framings, 'system: "Imagine you are {{ persona }}."',
-          'system: "{{ persona.__class__.__base__.__subclasses__() }}"')
+    _edit(
+        framings,
+        'system: "Imagine you are {{ persona }}."',
+        'system: "{{ persona.__class__.__base__.__subclasses__() }}"',
+    )
     message = _error(project / "taxonomy" / "values.yaml")
     assert f"{framings}:{_line_of(framings, '__subclasses__')}" in message
     assert "key 'system'" in message and "Python internals" in message
