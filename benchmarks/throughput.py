@@ -201,7 +201,7 @@ def ensure_lm_eval() -> Path:
     probe = [
         str(python),
         "-c",
-        "import lm_eval, importlib.metadata as m; print(m.version('lm_eval'))",
+        "import lm_eval.models.huggingface, importlib.metadata as m; print(m.version('lm_eval'))",
     ]
     if python.exists():
         found = subprocess.run(probe, capture_output=True, text=True)
@@ -211,7 +211,8 @@ def ensure_lm_eval() -> Path:
     pip = [str(python), "-m", "pip", "install", "-q"]
     # the project's CPU torch first, so that lm-eval's dependency on torch is already met
     subprocess.run([*pip, f"torch=={TORCH_VERSION}"], check=True)
-    subprocess.run([*pip, f"lm-eval=={LM_EVAL_VERSION}"], check=True)
+    # the hf extra brings transformers and accelerate, which the ``hf`` model type needs
+    subprocess.run([*pip, f"lm-eval[hf]=={LM_EVAL_VERSION}"], check=True)
     return python
 
 
