@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
 from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan, to_canonical
 from culture_probe.store import RunDirectory
 
@@ -33,7 +35,18 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
     """One uninterrupted `culture-probe run` on a small slice of the values study."""
     out = tmp_path_factory.mktemp("run") / "values"
     subprocess.run(
-        _cli(repo, "run", "taxonomy/values.yaml", *SLICE, "--out", str(out), "--bootstrap", "200"),
+        _cli(
+            repo,
+            "run",
+            "taxonomy/values.yaml",
+            *SLICE,
+            "--out",
+            str(out),
+            "--bootstrap",
+            "200",
+            "--chunk-size",
+            "6",
+        ),
         cwd=repo,
         env=_env(),
         check=True,
@@ -156,18 +169,19 @@ def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
         [plan, plan.assign(prompt_id=plan["prompt_id"] + "-copy")], ignore_index=True
     )
 
-    class CountingBackend:
+    class CountingBackend(Backend):
         preferred_chunk_size = 100
         seen = 0
 
-        def score(self, requests: list) -> list:  # type: ignore[type-arg]
-            from culture_probe.backends import ScoredPrompt
+        def info(self) -> BackendInfo:
+            return BackendInfo("counting", "none", "0", "float32")
 
+        def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
             self.seen += len(requests)
             return [ScoredPrompt(r.prompt_id, (0.4, 0.3, 0.2, 0.1), 0.9) for r in requests]
 
     backend = CountingBackend()
     run = RunDirectory(tmp_path)
-    score_plan(run, doubled, backend)  # type: ignore[arg-type]
+    score_plan(run, doubled, backend)
     assert backend.seen == 3
     assert len(run.scored()) == 6

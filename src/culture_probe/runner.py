@@ -192,9 +192,10 @@ def score_plan(
 def _by_scoring(chunk: pd.DataFrame, backend: Backend) -> Iterator[tuple[pd.DataFrame, ScoreCall]]:
     """The chunk's choice rows with ``score``, its short-answer rows with ``write_short_answers``."""
     writes = (chunk["scale"] == SHORT_ANSWER_SCALE).to_numpy()
-    for rows, call in ((~writes, backend.score), (writes, backend.write_short_answers)):
-        if rows.any():
-            yield chunk.loc[rows], call
+    if (~writes).any():
+        yield chunk.loc[~writes], backend.score
+    if writes.any():
+        yield chunk.loc[writes], backend.write_short_answers
 
 
 def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
