@@ -12,29 +12,74 @@ Example:
     >>> write_study(study, Path("studies/wvs"), Path("taxonomy/taxonomy.yaml"))  # doctest: +SKIP
 """
 
-from culture_probe.importers._alkhamissi import import_alkhamissi, read_paraphrase_sets
-from culture_probe.importers._blend import import_blend
-from culture_probe.importers._countries import RegionResolver, normalise_name
-from culture_probe.importers._distributions import MIN_COVERAGE, SUM_TOLERANCE, checked_shares
-from culture_probe.importers._globalopinionqa import (
-    import_globalopinionqa,
-    parse_options,
-    parse_selections,
-)
-from culture_probe.importers._short_answer import (
-    ANSWER_COLUMNS,
-    answer_matches,
-    best_match,
-    normalise_answer,
-    score_short_answers,
-)
-from culture_probe.importers._writer import ImportedStudy, write_study
-from culture_probe.importers._wvs import (
-    CountryDistribution,
-    import_wvs,
-    read_distribution_file,
-    reference_table,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The public names are loaded on first use (PEP 562): the importers pull in pandas, and the CLI
+# imports this package only to list its commands.
+_SOURCES = {
+    "import_alkhamissi": "_alkhamissi",
+    "read_paraphrase_sets": "_alkhamissi",
+    "import_blend": "_blend",
+    "RegionResolver": "_countries",
+    "normalise_name": "_countries",
+    "MIN_COVERAGE": "_distributions",
+    "SUM_TOLERANCE": "_distributions",
+    "checked_shares": "_distributions",
+    "import_globalopinionqa": "_globalopinionqa",
+    "parse_options": "_globalopinionqa",
+    "parse_selections": "_globalopinionqa",
+    "ANSWER_COLUMNS": "_short_answer",
+    "answer_matches": "_short_answer",
+    "best_match": "_short_answer",
+    "normalise_answer": "_short_answer",
+    "score_short_answers": "_short_answer",
+    "ImportedStudy": "_writer",
+    "write_study": "_writer",
+    "CountryDistribution": "_wvs",
+    "import_wvs": "_wvs",
+    "read_distribution_file": "_wvs",
+    "reference_table": "_wvs",
+}
+
+if TYPE_CHECKING:
+    from culture_probe.importers._alkhamissi import import_alkhamissi, read_paraphrase_sets
+    from culture_probe.importers._blend import import_blend
+    from culture_probe.importers._countries import RegionResolver, normalise_name
+    from culture_probe.importers._distributions import (
+        MIN_COVERAGE,
+        SUM_TOLERANCE,
+        checked_shares,
+    )
+    from culture_probe.importers._globalopinionqa import (
+        import_globalopinionqa,
+        parse_options,
+        parse_selections,
+    )
+    from culture_probe.importers._short_answer import (
+        ANSWER_COLUMNS,
+        answer_matches,
+        best_match,
+        normalise_answer,
+        score_short_answers,
+    )
+    from culture_probe.importers._writer import ImportedStudy, write_study
+    from culture_probe.importers._wvs import (
+        CountryDistribution,
+        import_wvs,
+        read_distribution_file,
+        reference_table,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_SOURCES[name]}")
+    return getattr(module, name)
+
 
 __all__ = [
     "ANSWER_COLUMNS",

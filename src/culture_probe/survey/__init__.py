@@ -12,12 +12,54 @@ Example:
     >>> write_workbook("review.xlsx", papers, fields)  # doctest: +SKIP
 """
 
-from culture_probe.survey._fields import Choice, Field, build_fields, normalize_label
-from culture_probe.survey._importer import import_long_list
-from culture_probe.survey._papers import parse_bibtex, read_bibtex, read_paper_csv, read_papers
-from culture_probe.survey._records import Issue, PaperRecord, ReviewSheet, parse_table, read_review
-from culture_probe.survey._tables import RawTable, read_table
-from culture_probe.survey._workbook import write_workbook
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use (PEP 562): the workbook modules pull in openpyxl and pandas, and the CLI
+# imports this package only to list its commands.
+_SOURCES = {
+    "Choice": "_fields",
+    "Field": "_fields",
+    "build_fields": "_fields",
+    "normalize_label": "_fields",
+    "import_long_list": "_importer",
+    "parse_bibtex": "_papers",
+    "read_bibtex": "_papers",
+    "read_paper_csv": "_papers",
+    "read_papers": "_papers",
+    "Issue": "_records",
+    "PaperRecord": "_records",
+    "ReviewSheet": "_records",
+    "parse_table": "_records",
+    "read_review": "_records",
+    "RawTable": "_tables",
+    "read_table": "_tables",
+    "write_workbook": "_workbook",
+}
+
+if TYPE_CHECKING:
+    from culture_probe.survey._fields import Choice, Field, build_fields, normalize_label
+    from culture_probe.survey._importer import import_long_list
+    from culture_probe.survey._papers import parse_bibtex, read_bibtex, read_paper_csv, read_papers
+    from culture_probe.survey._records import (
+        Issue,
+        PaperRecord,
+        ReviewSheet,
+        parse_table,
+        read_review,
+    )
+    from culture_probe.survey._tables import RawTable, read_table
+    from culture_probe.survey._workbook import write_workbook
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_SOURCES[name]}")
+    return getattr(module, name)
+
 
 __all__ = [
     "Choice",

@@ -5,24 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from culture_probe.errors import CultureProbeError, InputError
-from culture_probe.survey._agreement import compute_agreement
-from culture_probe.survey._coverage import compute_coverage, load_study_coverage
-from culture_probe.survey._fields import Field, build_fields
-from culture_probe.survey._importer import import_long_list
-from culture_probe.survey._papers import read_papers
-from culture_probe.survey._records import PaperRecord, read_review
-from culture_probe.survey._report import render_coverage_report
-from culture_probe.survey._tidy import tidy_table, write_table
-from culture_probe.survey._workbook import write_workbook
-from culture_probe.taxonomy import load_taxonomy
+
+# The commands import their modules (pandas, openpyxl, ...) when they run, so that
+# `culture-probe --help` does not pay for them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from culture_probe.survey._fields import Field
+    from culture_probe.survey._records import PaperRecord
 
 app = typer.Typer(
     help="Literature reviews annotated along the taxonomy: workbooks, checks, agreement, coverage.",
@@ -40,6 +37,9 @@ DEFAULT_TAXONOMY = Path("taxonomy/taxonomy.yaml")
 
 
 def _fields(taxonomy: Path) -> tuple[Field, ...]:
+    from culture_probe.survey._fields import build_fields
+    from culture_probe.taxonomy import load_taxonomy
+
     return build_fields(load_taxonomy(taxonomy))
 
 
@@ -63,6 +63,8 @@ def template(
     """Write an annotation workbook generated from the taxonomy."""
 
     def run() -> None:
+        from culture_probe.survey._papers import read_papers
+
         fields = _fields(taxonomy)
         records = read_papers(papers) if papers is not None else []
         _write(out, records, fields)
@@ -79,6 +81,8 @@ def import_list(
     """Turn a published (paper, category) list into an annotation workbook."""
 
     def run() -> None:
+        from culture_probe.survey._importer import import_long_list
+
         fields = _fields(taxonomy)
         _write(out, import_long_list(file, fields), fields)
 
@@ -88,6 +92,8 @@ def import_list(
 def _write(out: Path, records: list[PaperRecord], fields: tuple[Field, ...]) -> None:
     if out.suffix.lower() != ".xlsx":
         raise InputError("the workbook must be an .xlsx file", path=out)
+    from culture_probe.survey._workbook import write_workbook
+
     write_workbook(out, records, fields)
     _out.print(f"wrote {out} ({len(records)} papers, {len(fields)} fields)")
 
@@ -100,6 +106,8 @@ def validate(
     """Check every cell; list each problem with sheet, row, column and what is allowed."""
 
     def run() -> int:
+        from culture_probe.survey._records import read_review
+
         fields = _fields(taxonomy)
         failed = 0
         for file in files:
@@ -137,6 +145,10 @@ def agreement(
     """Cohen's or Fleiss' kappa and Krippendorff's alpha per field; list the disagreements."""
 
     def run() -> None:
+        from culture_probe.survey._agreement import compute_agreement
+        from culture_probe.survey._records import read_review
+        from culture_probe.survey._tidy import write_table
+
         fields = _fields(taxonomy)
         result = compute_agreement([read_review(str(f), fields) for f in files], fields)
         write_table(result.disagreements, out)
@@ -172,6 +184,9 @@ def merge(
     """One tidy table: a row per paper x field x label."""
 
     def run() -> None:
+        from culture_probe.survey._records import read_review
+        from culture_probe.survey._tidy import tidy_table, write_table
+
         fields = _fields(taxonomy)
         sheet = read_review(str(file), fields)
         sheet.raise_for_errors()
@@ -197,6 +212,10 @@ def report(
     """Coverage per label, demographic x semantic co-occurrence, papers per year and the gaps."""
 
     def run() -> None:
+        from culture_probe.survey._coverage import compute_coverage, load_study_coverage
+        from culture_probe.survey._records import read_review
+        from culture_probe.survey._report import render_coverage_report
+
         fields = _fields(taxonomy)
         sheet = read_review(str(file), fields)
         sheet.raise_for_errors()
