@@ -256,7 +256,7 @@ def test_a_broken_manifest_is_rejected_with_its_line(run_dir: Path, tmp_path: Pa
 
 
 def test_a_study_of_5000_prompts_stays_under_5_mb(tmp_path: Path) -> None:
-    """The real values study (5,152 prompts), with every prompt and probability in the page."""
+    """The real values study (4,144 prompts), with every prompt and probability in the page."""
     from culture_probe.design import build_plan
     from culture_probe.study import load_study
 

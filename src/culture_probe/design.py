@@ -238,7 +238,7 @@ def _row(
 
 
 def describe_design(plan: pd.DataFrame) -> str:
-    """One line that multiplies out the design, e.g. '14 items x 15 proxies x ... = 5,152 prompts'."""
+    """One line that multiplies out the design, e.g. '14 items x 12 proxies x ... = 4,144 prompts'."""
     proxies = plan.drop_duplicates("proxy")["proxy_kind"].value_counts()
     cultures, placebos = int(proxies.get("culture", 0)), int(proxies.get("placebo", 0))
     framed = plan[plan["proxy_kind"] != "baseline"]
