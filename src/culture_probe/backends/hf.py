@@ -171,6 +171,10 @@ class HFBackend(Backend):
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # our own progress bar reports the scoring; the loader's bars would only clutter it
+        transformers_logging.disable_progress_bar()
 
         if threads:
             torch.set_num_threads(threads)
