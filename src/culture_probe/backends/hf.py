@@ -174,7 +174,7 @@ class HFBackend(Backend):
         from transformers.utils import logging as transformers_logging
 
         # our own progress bar reports the scoring; the loader's bars would only clutter it
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if threads:
             torch.set_num_threads(threads)
