@@ -14,8 +14,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from culture_probe._lazy import lazy_attributes
 
 # Loaded on first use (PEP 562): the workbook modules pull in openpyxl and pandas, and the CLI
 # imports this package only to list its commands.
@@ -54,11 +55,7 @@ if TYPE_CHECKING:
     from culture_probe.survey._workbook import write_workbook
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_SOURCES[name]}")
-    return getattr(module, name)
+__getattr__ = lazy_attributes(__name__, _SOURCES)
 
 
 __all__ = [
