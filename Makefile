@@ -10,6 +10,12 @@ BIN := $(VENV)/bin
 STUDY ?= taxonomy/values.yaml
 # CPU build of torch: an unpinned torch would pull several GB of CUDA libraries.
 TORCH ?= torch==2.13.0
+# llama.cpp's OpenAI-compatible server for the openai backend tests, compiled from source for
+# AVX2: a native build on a CPU with AMX takes llama.cpp's AMX kernels, which die with SIGILL where
+# the kernel has not granted the process the AMX tile state. --no-cache-dir keeps pip from reusing
+# a wheel it built earlier with other flags.
+LLAMA_CPP ?= llama-cpp-python[server]==0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: run test install install-test system-packages lint clean
 
@@ -36,6 +42,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir '$(LLAMA_CPP)'
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

@@ -6,7 +6,7 @@ up), so it imports nothing from culture_probe. It does what ``lm_eval --model hf
 (``HFLM.loglikelihood``) so that prompts per second exclude the model load.
 
 Run: <lm-eval venv>/bin/python benchmarks/lm_eval_driver.py --task-dir D --task NAME --model PATH
-         --dtype float32 --batch-size 16 --out results.json
+         [--gguf-file FILE] --dtype bfloat16 --batch-size 16 --out results.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task-dir", required=True)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, help="a model folder")
+    parser.add_argument("--gguf-file", help="a GGUF file inside --model, dequantized at load")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", required=True)
@@ -35,7 +36,13 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    model = HFLM(pretrained=args.model, dtype=args.dtype, batch_size=args.batch_size, device="cpu")
+    model = HFLM(
+        pretrained=args.model,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        device="cpu",
+    )
     timing = {"scoring_s": 0.0, "requests": 0}
     loglikelihood = model.loglikelihood
 

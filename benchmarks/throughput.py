@@ -1,13 +1,18 @@
 """Scoring throughput: the ``hf`` backend against lm-evaluation-harness on the values study's prompts.
 
-Both harnesses score the same prompts (a seeded sample of the default values study, chat template
-applied) with the same weights (the safetensors folder ``culture_probe.models.converted_copy`` makes
-of the embedded SmolLM2-135M-Instruct GGUF) in the same dtype, each as a whole process of its own
-from start to written results. The table gives prompts per second over the scoring calls alone,
-whole-process seconds, peak resident memory, the ratios, and the fraction of the machine's compute
-limit (a 2048 x 2048 float32 matmul measured here) that the FLOPs each harness actually computed
-reach. Fidelity: every prompt's distribution from the default (prefix-sharing) path against a
-float32 run with no reuse (padded batches), as a Jensen-Shannon distance in bits.
+Both harnesses score the same prompts (the default values study in plan order, or a seeded sample of
+it, chat template applied) from the same weights in the same dtype, each as a whole process of its own
+from start to written results. lm-eval reads the safetensors folder that
+``culture_probe.models.converted_copy`` makes of the embedded SmolLM2-135M-Instruct GGUF (its fastest
+start) and, in a second row, the GGUF file itself, as a user pointing it at the model would (it then
+dequantizes the file on every start). The table gives prompts per second over the scoring calls
+alone, whole-process seconds, peak resident memory, the ratios, the fraction of the machine's compute
+limit (a 2048 x 2048 matmul in the run's dtype, measured here) that the FLOPs each harness computed
+reach, and fidelity: the largest Jensen-Shannon distance in bits from a float32 run with no reuse
+(padded batches), prompt by prompt.
+
+The ``hf`` backend scores in chunks of its ``preferred_chunk_size``, as ``culture-probe run`` does, so
+prefix sharing finds what a real run finds.
 
 lm-evaluation-harness (``lm-eval==0.4.13``) is installed in its own virtual environment under
 ``.bench/`` (ignored by git), with the same CPU torch wheel as the project. Its task is written as
@@ -15,18 +20,18 @@ local files: a JSONL dataset whose ``text`` is the prompt with the chat template
 (its ``--apply_chat_template`` and ``--system_instruction`` cannot vary the system message per
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
 
-Run: python benchmarks/throughput.py [--prompts 200] [--batch-size 16] [--repeats 1]
-         [--dtype float32] [--sweep]
+Run: python benchmarks/throughput.py [--prompts 200 | --prompts 0 (the whole study)]
+         [--dtype bfloat16] [--batch-size 16] [--repeats 1] [--sweep] [--no-gguf]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -47,11 +52,12 @@ STUDY = REPO / "taxonomy" / "values.yaml"
 # Machine and FLOP accounting
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` float32 ``size x size`` matmul rate: the machine's compute limit."""
+def matmul_gflops(dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` ``size x size`` matmul rate in ``dtype``: the machine's compute limit."""
     import torch
 
-    left, right = torch.randn(size, size), torch.randn(size, size)
+    kind = getattr(torch, dtype)
+    left, right = torch.randn(size, size).to(kind), torch.randn(size, size).to(kind)
     left @ right  # warm-up: thread pool and caches
     best = float("inf")
     for _ in range(repeats):
@@ -141,14 +147,17 @@ def batched_flops(
 
 
 def sample_prompts(count: int, seed: int) -> list[dict[str, Any]]:
-    """A seeded sample of the values study's prompts, with the chat template rendered."""
+    """A seeded sample of the values study's prompts (``count`` 0: all, in plan order), rendered."""
     from transformers import AutoTokenizer
 
     from culture_probe.models import converted_copy, resolve_model
     from culture_probe.runner import prepare, requests_for
 
     plan = prepare(STUDY).plan
-    chosen = sorted(random.Random(seed).sample(range(len(plan)), min(count, len(plan))))
+    if count <= 0 or count >= len(plan):
+        chosen = list(range(len(plan)))
+    else:
+        chosen = sorted(random.Random(seed).sample(range(len(plan)), count))
     tokenizer = AutoTokenizer.from_pretrained(str(converted_copy(resolve_model("embedded"))))
     prompts = []
     for request in requests_for(plan.iloc[chosen]):
@@ -256,7 +265,10 @@ def score_in_process(args: argparse.Namespace) -> None:
     options = json.loads(args.backend_options)
     backend = create_backend("hf", model="embedded", dtype=args.dtype, **options)
     loaded = time.perf_counter()
-    results = backend.score(requests)
+    chunk = backend.preferred_chunk_size or len(requests)
+    results = []
+    for first in range(0, len(requests), chunk):
+        results.extend(backend.score(requests[first : first + chunk]))
     scored = time.perf_counter()
     output = {
         "timing": {"load_s": loaded - start, "scoring_s": scored - loaded},
@@ -277,7 +289,9 @@ def score_in_process(args: argparse.Namespace) -> None:
 def js_distance_bits(first: list[float], second: list[float]) -> float:
     from scipy.spatial.distance import jensenshannon
 
-    return float(jensenshannon(first, second, base=2))
+    distance = float(jensenshannon(first, second, base=2))
+    # scipy's square root of a divergence rounded a hair below zero (equal rows) is NaN
+    return 0.0 if math.isnan(distance) else distance
 
 
 def run_ours(prompts_file: Path, work: Path, dtype: str, options: dict[str, Any]) -> ProcessRun:
@@ -298,8 +312,10 @@ def run_ours(prompts_file: Path, work: Path, dtype: str, options: dict[str, Any]
     return run_process(command, out)
 
 
-def run_lm_eval(python: Path, work: Path, model: Path, dtype: str, batch_size: int) -> ProcessRun:
-    out = work / f"lm-eval-{dtype}.json"
+def run_lm_eval(
+    python: Path, work: Path, model: Path, dtype: str, batch_size: int, gguf: Path | None = None
+) -> ProcessRun:
+    out = work / f"lm-eval-{dtype}{'-gguf' if gguf else ''}.json"
     command = [
         str(python),
         str(Path(__file__).resolve().parent / "lm_eval_driver.py"),
@@ -308,7 +324,8 @@ def run_lm_eval(python: Path, work: Path, model: Path, dtype: str, batch_size: i
         "--task",
         TASK_NAME,
         "--model",
-        str(model),
+        str(gguf.parent if gguf else model),
+        *(["--gguf-file", gguf.name] if gguf else []),
         "--dtype",
         dtype,
         "--batch-size",
@@ -333,12 +350,13 @@ def main() -> None:
     child.add_argument("--out", required=True)
     child.add_argument("--dtype", default="float32")
     child.add_argument("--backend-options", default="{}")
-    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--prompts", type=int, default=200, help="0: the whole study")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="bfloat16", help="lm-eval's and the hf backend's")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sweep", action="store_true", help="also time pack sizes")
+    parser.add_argument("--no-gguf", action="store_true", help="skip lm-eval reading the GGUF")
     args = parser.parse_args()
     if args.command == "score":
         score_in_process(args)
@@ -346,8 +364,18 @@ def main() -> None:
     compare(args)
 
 
+@dataclass
+class Row:
+    name: str
+    run: ProcessRun
+    flops: dict[str, int]
+    dtype: str
+    ours: bool
+
+
 def compare(args: argparse.Namespace) -> None:
-    from culture_probe.models import converted_copy, resolve_model
+    from culture_probe.backends.hf import DEFAULT_PACK_TOKENS
+    from culture_probe.models import converted_copy, embedded_gguf, resolve_model
 
     model = converted_copy(resolve_model("embedded"))
     shape = ModelShape.read(model)
@@ -359,98 +387,138 @@ def compare(args: argparse.Namespace) -> None:
     prompts_file.write_text("".join(json.dumps(p) + "\n" for p in prompts))
     write_lm_eval_task(prompts, work / "task")
     load_before = os.getloadavg()
-    peak = matmul_gflops()
+    dtypes = sorted({args.dtype, "float32", "bfloat16"})
+    limits = {dtype: matmul_gflops(dtype) for dtype in dtypes}
     sequences = [p["token_ids"] for p in prompts]
     lengths = [len(s) for s in sequences]
-    from culture_probe.backends.hf import DEFAULT_PACK_TOKENS
+    batch = args.batch_size
+    every_position = batched_flops(shape, lengths, batch, True)
+    last_position = batched_flops(shape, lengths, batch, False)
 
-    rows: list[tuple[str, ProcessRun, dict[str, int]]] = []
-    lm_eval = best_of(
-        args.repeats, lambda: run_lm_eval(python, work, model, args.dtype, args.batch_size)
-    )
-    rows.append(("lm-eval 0.4.13", lm_eval, batched_flops(shape, lengths, args.batch_size, True)))
-    plain_options = {"prefix_sharing": False, "batch_size": args.batch_size}
-    plain = best_of(args.repeats, lambda: run_ours(prompts_file, work, args.dtype, plain_options))
+    def ours(dtype: str, options: dict[str, Any]) -> ProcessRun:
+        return best_of(args.repeats, lambda: run_ours(prompts_file, work, dtype, options))
+
+    rows = [
+        Row(
+            f"lm-eval 0.4.13, {args.dtype}",
+            best_of(args.repeats, lambda: run_lm_eval(python, work, model, args.dtype, batch)),
+            every_position,
+            args.dtype,
+            False,
+        )
+    ]
+    if not args.no_gguf:
+        gguf = embedded_gguf()
+        lm_eval_gguf = run_lm_eval(python, work, model, args.dtype, batch, gguf)
+        rows.append(
+            Row(
+                f"lm-eval, {args.dtype}, from the GGUF",
+                lm_eval_gguf,
+                every_position,
+                args.dtype,
+                False,
+            )
+        )
+    padded = {"prefix_sharing": False, "batch_size": batch}
+    reference = ours("float32", padded)
+    rows.append(Row("hf, float32, padded batches", reference, last_position, "float32", True))
     rows.append(
-        ("hf, padded batches", plain, batched_flops(shape, lengths, args.batch_size, False))
+        Row(
+            f"hf, {args.dtype}, padded batches",
+            ours(args.dtype, padded),
+            last_position,
+            args.dtype,
+            True,
+        )
     )
     sizes = [256, DEFAULT_PACK_TOKENS, 1024] if args.sweep else [DEFAULT_PACK_TOKENS]
-    for size in sizes:
-        options = {"pack_tokens": size}
-        shared = best_of(
-            args.repeats, lambda o=options: run_ours(prompts_file, work, args.dtype, o)
-        )
-        rows.append((f"hf, prefix trees ({size})", shared, packed_flops(shape, sequences, size)))
-    peak_after = matmul_gflops()
+    dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
+    for dtype in dtypes_shared:
+        for size in sizes:
+            rows.append(
+                Row(
+                    f"hf, {dtype}, prefix trees ({size})",
+                    ours(dtype, {"pack_tokens": size}),
+                    packed_flops(shape, sequences, size),
+                    dtype,
+                    True,
+                )
+            )
+    limits_after = {dtype: matmul_gflops(dtype) for dtype in dtypes}
     load_after = os.getloadavg()
-    print_report(args, rows, plain, peak, peak_after, load_before, load_after, model)
+    report = Report(args, rows, reference, limits, limits_after, load_before, load_after, model)
+    report.print()
 
 
-def print_report(
-    args: argparse.Namespace,
-    rows: list[tuple[str, ProcessRun, dict[str, int]]],
-    reference: ProcessRun,
-    peak: float,
-    peak_after: float,
-    load_before: tuple[float, float, float],
-    load_after: tuple[float, float, float],
-    model: Path,
-) -> None:
-    count = len(reference.output["samples"])
-    lm_eval = rows[0][1]
-    lm_rate = count / lm_eval.output["timing"]["scoring_s"]
-    limit = max(peak, peak_after)
-    print(
-        f"date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, {platform.processor() or 'cpu'}; python {platform.python_version()}"
-    )
-    print(
-        f"prompts: {count} sampled (seed {args.seed}) from {STUDY.name}; dtype {args.dtype}; "
-        f"batch {args.batch_size}; weights: {model}"
-    )
-    print(
-        f"compute limit: float32 2048x2048 matmul {peak:.1f} GFLOP/s before, "
-        f"{peak_after:.1f} after (limit = the higher)"
-    )
-    print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
-    header = (
-        "harness",
-        "prompts/s",
-        "x lm-eval",
-        "whole s",
-        "x lm-eval",
-        "peak MiB",
-        "tokens",
-        "GFLOP",
-        "of limit",
-    )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for name, run, flops in rows:
-        scoring = run.output["timing"]["scoring_s"]
-        rate = count / scoring
-        cells = (
-            name,
-            f"{rate:.2f}",
-            f"{rate / lm_rate:.2f}",
-            f"{run.wall_s:.1f}",
-            f"{lm_eval.wall_s / run.wall_s:.2f}",
-            f"{run.peak_rss_mib:.0f}",
-            f"{flops['tokens']:,}",
-            f"{flops['flops'] / 1e9:.0f}",
-            f"{flops['flops'] / scoring / 1e9 / limit:.0%}",
-        )
-        print("| " + " | ".join(cells) + " |")
-    reference_probs = {s["prompt_id"]: s["probs"] for s in reference.output["samples"]}
-    for name, run, _ in rows[2:]:
-        distances = [
-            js_distance_bits(s["probs"], reference_probs[s["prompt_id"]])
-            for s in run.output["samples"]
-        ]
+@dataclass
+class Report:
+    args: argparse.Namespace
+    rows: list[Row]
+    reference: ProcessRun
+    limits: dict[str, float]
+    limits_after: dict[str, float]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    model: Path
+
+    def limit(self, dtype: str) -> float:
+        """GFLOP/s of the units a dtype computes on: mixed runs its products in bfloat16."""
+        kind = "bfloat16" if dtype == "mixed" else dtype
+        return max(self.limits[kind], self.limits_after[kind])
+
+    def print(self) -> None:
+        count = len(self.reference.output["samples"])
         print(
-            f"fidelity, {name} vs padded float32 batches: max JS distance "
-            f"{max(distances):.2e} bits, median {statistics.median(distances):.2e}"
+            f"date: {time.strftime('%Y-%m-%d %H:%M')}; machine: {platform.machine()}, "
+            f"{os.cpu_count()} cores; python {platform.python_version()}"
         )
+        sample = (
+            "all prompts" if self.args.prompts <= 0 else f"{count} sampled (seed {self.args.seed})"
+        )
+        print(
+            f"prompts: {count} ({sample}) of {STUDY.name}; batch {self.args.batch_size}; "
+            f"weights: {self.model}"
+        )
+        for dtype in sorted(self.limits):
+            print(
+                f"compute limit, {dtype} 2048x2048 matmul: {self.limits[dtype]:.0f} GFLOP/s before, "
+                f"{self.limits_after[dtype]:.0f} after (limit = the higher)"
+            )
+        print(f"load average (1/5/15 min): before {self.load_before}, after {self.load_after}")
+        self.print_table(count)
+
+    def print_table(self, count: int) -> None:
+        header = (
+            "harness", "prompts/s", "x lm-eval", "whole s", "x lm-eval", "x lm-eval (GGUF)",
+            "peak MiB", "tokens", "GFLOP", "of limit", "max JS vs float32 (bits)",
+        )  # fmt: skip
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        lm_eval = self.rows[0].run
+        lm_rate = count / lm_eval.output["timing"]["scoring_s"]
+        gguf_runs = [row.run for row in self.rows if "GGUF" in row.name]
+        reference = {s["prompt_id"]: s["probs"] for s in self.reference.output["samples"]}
+        for row in self.rows:
+            scoring = row.run.output["timing"]["scoring_s"]
+            rate = count / scoring
+            distances = [
+                js_distance_bits(s["probs"], reference[s["prompt_id"]])
+                for s in row.run.output["samples"]
+            ] if row.ours else []  # fmt: skip
+            cells = (
+                row.name,
+                f"{rate:.2f}",
+                f"{rate / lm_rate:.2f}",
+                f"{row.run.wall_s:.1f}",
+                f"{lm_eval.wall_s / row.run.wall_s:.2f}",
+                f"{gguf_runs[0].wall_s / row.run.wall_s:.2f}" if gguf_runs else "-",
+                f"{row.run.peak_rss_mib:.0f}",
+                f"{row.flops['tokens']:,}",
+                f"{row.flops['flops'] / 1e9:.0f}",
+                f"{row.flops['flops'] / scoring / 1e9 / self.limit(row.dtype):.0%}",
+                f"{max(distances):.4f}" if distances else "-",
+            )
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def hf_backend() -> Iterator[object]:
-    """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session."""
+    """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session.
+
+    float32 on every machine, so that the reference computations and tolerances do not depend on
+    whether the CPU has bfloat16 units (``auto`` would pick ``mixed`` where it has).
+    """
     from culture_probe.backends import create_backend
 
-    backend = create_backend("hf", model="embedded")
+    backend = create_backend("hf", model="embedded", dtype="float32")
     yield backend
     backend.close()

@@ -7,6 +7,7 @@ distributions are Jensen-Shannon distances in bits from scipy (Lin 1991; Endres 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -135,7 +136,16 @@ def scored_distributions(
 
 
 def js_distances_bits(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    return np.array([jensenshannon(p, q, base=2) for p, q in zip(first, second, strict=True)])
+    """scipy's distance, with 0 where rounding makes the divergence of near-equal rows negative.
+
+    scipy takes the square root of a divergence that can come out a hair below zero for two
+    distributions equal to about 1e-12, which gives NaN; real NaNs in the inputs still fail.
+    """
+    assert np.isfinite(first).all() and np.isfinite(second).all()
+    distances = np.array(
+        [jensenshannon(p, q, base=2) for p, q in zip(first, second, strict=True)]
+    )
+    return np.nan_to_num(distances, nan=0.0)
 
 
 @pytest.mark.parametrize("pack_tokens", [512, 200])
@@ -216,3 +226,34 @@ def test_option_mass_is_the_label_tokens_share_of_the_next_token(
     [result] = hf_backend.score([request])
 
     assert result.option_mass == pytest.approx(expected_mass, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mixed_backend() -> Iterator[HFBackend]:
+    backend = HFBackend(model="embedded", dtype="mixed")
+    yield backend
+    backend.close()
+
+
+def test_mixed_precision_stays_within_the_bound_of_float32(
+    mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    mixed = scored_distributions(mixed_backend, values_requests)
+
+    distances = js_distances_bits(mixed, reference)
+    assert distances.max() < MAX_JS_DISTANCE_BITS
+    # the weights' rounding to bfloat16 does move the answers: this is not a float32 run in disguise
+    assert distances.max() > 1e-4
+
+
+def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_projection(
+    mixed_backend: HFBackend,
+) -> None:
+    linears = [m for m in mixed_backend.model.modules() if isinstance(m, torch.nn.Linear)]
+    layers = mixed_backend.model.config.num_hidden_layers
+
+    assert [type(m).__name__ for m in linears] == ["Linear"]  # lm_head alone
+    assert mixed_backend.model.lm_head.weight.dtype == torch.float32
+    split = [m for m in mixed_backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
+    assert len(split) == 7 * layers  # q, k, v, o, gate, up, down
+    assert mixed_backend.info().dtype == "mixed"

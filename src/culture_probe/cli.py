@@ -75,7 +75,10 @@ ProxiesOpt = Annotated[
 DtypeOpt = Annotated[
     str,
     typer.Option(
-        "--dtype", help="auto (bfloat16 where the hardware has it), bfloat16, float16 or float32."
+        "--dtype",
+        help="auto, mixed, bfloat16, float16 or float32. auto: on a CPU with bfloat16 units, "
+        "mixed (bfloat16 matrix products, float32 elsewhere; within 0.01 bits of float32), "
+        "else float32; bfloat16 on a GPU.",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Prompts per forward pass.", min=1)]

@@ -1,0 +1,140 @@
+"""Mixed precision on the CPU: bfloat16 matrix products, float32 everything else.
+
+On CPUs with AMX or AVX512-BF16 a bfloat16 matrix product runs three to four times faster than a
+float32 one. Running the whole model in bfloat16 costs fidelity, though: on the values study it moves
+option distributions by a median 0.02 and up to 0.06 bits (Jensen-Shannon distance) from a float32
+run, and most of that comes from rounding every activation and every product to 8 significant bits.
+
+``mixed`` keeps the model in float32 (embeddings, residual stream, norms, rotary embeddings,
+attention, the vocabulary projection) and computes the linear layers of the decoder with MKL's
+``cblas_gemm_bf16bf16f32``: bfloat16 operands, float32 accumulation and float32 output. Each
+activation ``x`` is split into a bfloat16 head and a bfloat16 remainder, ``x = hi + lo`` to about
+16 significant bits, and the two products accumulate into one float32 output, so the only rounding
+left is the weights' (to bfloat16, once, at load). That keeps every option distribution within
+about 0.005 bits of float32 and still runs the products on the bfloat16 units.
+
+MKL is the one inside PyTorch's own CPU library, which exports the function; nothing extra is
+installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+from typing import Any
+
+from culture_probe.errors import CultureProbeError
+
+# CBLAS enumerations (mkl_cblas.h)
+_ROW_MAJOR = 101
+_NO_TRANSPOSE = 111
+_TRANSPOSE = 112
+
+
+@functools.cache
+def bfloat16_gemm() -> Any:
+    """MKL's ``cblas_gemm_bf16bf16f32`` from PyTorch's CPU library, with its C signature set."""
+    import torch
+
+    library_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    try:
+        function = ctypes.CDLL(str(library_path)).cblas_gemm_bf16bf16f32
+    except (OSError, AttributeError) as error:
+        raise CultureProbeError(
+            f"--dtype mixed needs MKL's cblas_gemm_bf16bf16f32, which {library_path.name} does not "
+            f"export ({error}); use --dtype float32 or bfloat16"
+        ) from error
+    integer, pointer = ctypes.c_int, ctypes.c_void_p
+    function.restype = None
+    function.argtypes = [
+        *(integer,) * 6,  # layout, transa, transb, m, n, k
+        ctypes.c_float,  # alpha
+        pointer,  # a
+        integer,  # lda
+        pointer,  # b
+        integer,  # ldb
+        ctypes.c_float,  # beta
+        pointer,  # c
+        integer,  # ldc
+    ]
+    return function
+
+
+def linear_bfloat16_split(inputs: Any, weight: Any, accumulate: bool = False, out: Any = None) -> Any:
+    """``inputs @ weight.T`` in float32 from bfloat16 products on the split ``inputs``.
+
+    Args:
+        inputs: float32 ``[m, k]``, contiguous.
+        weight: bfloat16 ``[n, k]``, contiguous.
+        accumulate: add to ``out`` instead of overwriting it.
+        out: float32 ``[m, n]`` to write into; a new tensor when omitted.
+    """
+    import torch
+
+    rows, inner = inputs.shape
+    columns = weight.shape[0]
+    if out is None:
+        out = torch.empty((rows, columns), dtype=torch.float32)
+    if rows == 0:
+        return out
+    head = inputs.to(torch.bfloat16)
+    # the remainder the head could not hold; float32 - bfloat16 promotes to float32, exactly
+    tail = (inputs - head).to(torch.bfloat16)
+    gemm = bfloat16_gemm()
+    for part, beta in ((head, 1.0 if accumulate else 0.0), (tail, 1.0)):
+        gemm(
+            _ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE, rows, columns, inner,
+            1.0, part.data_ptr(), inner, weight.data_ptr(), inner,
+            beta, out.data_ptr(), columns,
+        )  # fmt: skip
+    return out
+
+
+@functools.cache
+def split_linear_class() -> type:
+    """The module class, built on first use so that importing this file does not import torch."""
+    import torch
+
+    class SplitBfloat16Linear(torch.nn.Module):
+        """A drop-in for ``nn.Linear`` (float32 in and out) with bfloat16 weights."""
+
+        def __init__(self, linear: torch.nn.Linear) -> None:
+            super().__init__()
+            self.in_features = linear.in_features
+            self.out_features = linear.out_features
+            weight = linear.weight.detach().to(torch.bfloat16).contiguous()
+            self.register_buffer("weight", weight)
+            bias = None if linear.bias is None else linear.bias.detach().float()
+            self.register_buffer("bias", bias)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            leading = inputs.shape[:-1]
+            flat = inputs.reshape(-1, self.in_features).float().contiguous()
+            out = linear_bfloat16_split(flat, self.weight)
+            if self.bias is not None:
+                out += self.bias
+            return out.reshape(*leading, self.out_features)
+
+    return SplitBfloat16Linear
+
+
+def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int:
+    """Swap every ``nn.Linear`` of a float32 model for the split-bfloat16 one; returns how many.
+
+    ``keep`` names modules left in float32: the vocabulary projection by default, which the
+    backends only apply at the positions they read and which is tied to the embeddings in many
+    models.
+    """
+    import torch
+
+    bfloat16_gemm()  # fail before touching the model when MKL's function is missing
+    module_class = split_linear_class()
+    swapped = 0
+    for parent_name, parent in list(model.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            qualified = f"{parent_name}.{child_name}" if parent_name else child_name
+            if isinstance(child, torch.nn.Linear) and qualified not in keep:
+                setattr(parent, child_name, module_class(child))
+                swapped += 1
+    return swapped
