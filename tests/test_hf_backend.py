@@ -142,9 +142,7 @@ def js_distances_bits(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     distributions equal to about 1e-12, which gives NaN; real NaNs in the inputs still fail.
     """
     assert np.isfinite(first).all() and np.isfinite(second).all()
-    distances = np.array(
-        [jensenshannon(p, q, base=2) for p, q in zip(first, second, strict=True)]
-    )
+    distances = np.array([jensenshannon(p, q, base=2) for p, q in zip(first, second, strict=True)])
     return np.nan_to_num(distances, nan=0.0)
 
 

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from culture_probe.backends.hf import pick_dtype
-from culture_probe.backends.mixed import linear_bfloat16_split, split_linear_class
+from culture_probe.backends.mixed import (
+    linear_bfloat16_split,
+    split_linear_class,
+    use_mixed_precision,
+)
 from culture_probe.errors import CultureProbeError
 
 
@@ -65,3 +69,42 @@ def test_dtype_choices_are_checked_and_mixed_is_for_cpus() -> None:
         pick_dtype("float8", "cpu")
     with pytest.raises(CultureProbeError, match="mixed is for CPUs"):
         pick_dtype("mixed", "cuda")
+
+
+class Projections(torch.nn.Module):
+    """The shape of a decoder's attention: three projections of one input, one of another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj = torch.nn.Linear(16, 12)
+        self.k_proj = torch.nn.Linear(16, 4)
+        self.v_proj = torch.nn.Linear(16, 4, bias=False)
+        self.o_proj = torch.nn.Linear(12, 16)
+
+
+def test_projections_of_one_input_share_one_product_and_match_their_own() -> None:
+    torch.manual_seed(2)
+    reference = Projections()
+    model = Projections()
+    model.load_state_dict(reference.state_dict())
+
+    swapped = use_mixed_precision(model, keep=())
+
+    assert swapped == 4
+    shared = model.q_proj.shared
+    assert shared is not None and model.v_proj.shared is shared and model.o_proj.shared is None
+    inputs, other = torch.randn(3, 16), torch.randn(3, 16)
+    for name in ("q_proj", "k_proj", "v_proj"):
+        expected = torch.nn.functional.linear(
+            inputs.double(),
+            getattr(reference, name).weight.detach().to(torch.bfloat16).double(),
+            None
+            if getattr(reference, name).bias is None
+            else getattr(reference, name).bias.double(),
+        )
+        assert torch.allclose(getattr(model, name)(inputs).double(), expected, atol=1e-5)
+    # every member has taken its columns: nothing is held until the next input
+    assert shared._input is None and shared._output is None
+    # a member called with another tensor computes for that tensor
+    assert torch.allclose(model.k_proj(other), reference.k_proj(other), atol=0.05)
+    assert not torch.allclose(model.k_proj(other), model.k_proj(inputs))

@@ -37,6 +37,7 @@ from culture_probe.backends.generation import (
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.backends.mixed import use_mixed_precision
+from culture_probe.backends.tree_attention import tree_blocks, use_tree_attention
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -148,9 +149,7 @@ def pick_dtype(requested: str, device: str) -> str:
     it is bfloat16 (float16 where bfloat16 is missing).
     """
     if requested not in DTYPES:
-        raise CultureProbeError(
-            f"unknown dtype {requested!r}: expected one of {', '.join(DTYPES)}"
-        )
+        raise CultureProbeError(f"unknown dtype {requested!r}: expected one of {', '.join(DTYPES)}")
     on_gpu = device.startswith("cuda")
     if requested == "mixed" and on_gpu:
         raise CultureProbeError("--dtype mixed is for CPUs; on a GPU use bfloat16 or float32")
@@ -213,12 +212,21 @@ class HFBackend(Backend):
             use_mixed_precision(model_on_host)
         self.model = model_on_host.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
+        self.tree_attention = self._try_tree_attention()
         self.batch_size = batch_size
         self.prefix_sharing = prefix_sharing
         self.pack_tokens = pack_tokens
         self._label_tokens: dict[str, list[int]] = {}
         self.mode = require_mode(mode)
         self.generation = GenerationSettings(temperature, max_new_tokens)
+
+    def _try_tree_attention(self) -> bool:
+        """Sparse attention over packs where the architecture takes transformers' interface."""
+        try:
+            use_tree_attention(self.model)
+        except (ValueError, NotImplementedError):
+            return False  # packs then go through the dense mask
+        return True
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -300,15 +308,30 @@ class HFBackend(Backend):
     def _leaf_log_probs(self, pack: PrefixTreePack) -> Any:
         import torch
 
+        if self.tree_attention:
+            # the blocks carry the tree; a 4D mask passes through transformers untouched, so a
+            # one-element placeholder keeps it from building a dense causal mask of its own
+            mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
+            blocks = tree_blocks(pack.ancestors, device=self.device, dtype=self._activation_dtype())
+            extra = {"tree_blocks": blocks}
+        else:
+            mask, extra = pack.attention_mask().to(self.device), {}
         hidden = self.model.model(
             input_ids=torch.tensor([pack.token_ids], device=self.device),
             position_ids=torch.tensor([pack.positions], device=self.device),
-            attention_mask=pack.attention_mask().to(self.device),
+            attention_mask=mask,
             use_cache=False,
+            **extra,
         ).last_hidden_state
         # the vocabulary projection only where a prompt ends: the other nodes need no logits
         logits = self.model.lm_head(hidden[0, pack.leaves])
         return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _activation_dtype(self) -> Any:
+        """The dtype the layers compute in: float32 under ``mixed``, else the weights'."""
+        import torch
+
+        return torch.float32 if self.dtype == "mixed" else getattr(torch, self.dtype)
 
     def _score_batched(
         self, requests: Sequence[ScoringRequest], encoded: list[list[int]]

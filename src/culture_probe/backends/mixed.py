@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def bfloat16_gemm() -> Any:
     return function
 
 
-def linear_bfloat16_split(inputs: Any, weight: Any, accumulate: bool = False, out: Any = None) -> Any:
+def linear_bfloat16_split(
+    inputs: Any, weight: Any, accumulate: bool = False, out: Any = None
+) -> Any:
     """``inputs @ weight.T`` in float32 from bfloat16 products on the split ``inputs``.
 
     Args:
@@ -91,27 +94,43 @@ def linear_bfloat16_split(inputs: Any, weight: Any, accumulate: bool = False, ou
     return out
 
 
+#: sibling projections that transformers' decoders feed the same tensor: one product serves each set
+SHARED_INPUT_SETS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
 @functools.cache
 def split_linear_class() -> type:
     """The module class, built on first use so that importing this file does not import torch."""
     import torch
 
     class SplitBfloat16Linear(torch.nn.Module):
-        """A drop-in for ``nn.Linear`` (float32 in and out) with bfloat16 weights."""
+        """A drop-in for ``nn.Linear`` (float32 in and out) with bfloat16 weights.
 
-        def __init__(self, linear: torch.nn.Linear) -> None:
+        Members of a :class:`SharedInputProduct` give the whole set's output for an input once
+        and hand out their own columns of it to the other members called with the same tensor.
+        """
+
+        def __init__(
+            self, linear: torch.nn.Linear, shared: SharedInputProduct | None = None, column: int = 0
+        ) -> None:
             super().__init__()
             self.in_features = linear.in_features
             self.out_features = linear.out_features
-            weight = linear.weight.detach().to(torch.bfloat16).contiguous()
-            self.register_buffer("weight", weight)
-            bias = None if linear.bias is None else linear.bias.detach().float()
-            self.register_buffer("bias", bias)
+            self.shared = shared
+            self.column = column
+            if shared is None:
+                weight = linear.weight.detach().to(torch.bfloat16).contiguous()
+                self.register_buffer("weight", weight)
+                bias = None if linear.bias is None else linear.bias.detach().float()
+                self.register_buffer("bias", bias)
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             leading = inputs.shape[:-1]
+            if self.shared is not None:
+                columns: torch.Tensor = self.shared.output_for(inputs)
+                return columns[..., self.column : self.column + self.out_features]
             flat = inputs.reshape(-1, self.in_features).float().contiguous()
-            out = linear_bfloat16_split(flat, self.weight)
+            out: torch.Tensor = linear_bfloat16_split(flat, self.weight)
             if self.bias is not None:
                 out += self.bias
             return out.reshape(*leading, self.out_features)
@@ -119,12 +138,56 @@ def split_linear_class() -> type:
     return SplitBfloat16Linear
 
 
-def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int:
-    """Swap every ``nn.Linear`` of a float32 model for the split-bfloat16 one; returns how many.
+class SharedInputProduct:
+    """One split-bfloat16 product for a set of projections of the same input.
 
-    ``keep`` names modules left in float32: the vocabulary projection by default, which the
-    backends only apply at the positions they read and which is tied to the embeddings in many
-    models.
+    The first member called with a tensor computes every member's columns at once (one larger
+    product, one split of the input) and keeps the result with a reference to that tensor; members
+    called with the same tensor object take their columns. A member called with another tensor
+    just computes anew, so a model that feeds its projections differently stays correct.
+    """
+
+    def __init__(self, linears: Sequence[Any]) -> None:
+        import torch
+
+        self.in_features = linears[0].in_features
+        weights = [linear.weight.detach() for linear in linears]
+        self.weight = torch.cat(weights).to(torch.bfloat16).contiguous()
+        biases = [
+            linear.bias.detach().float()
+            if linear.bias is not None
+            else torch.zeros(linear.out_features)
+            for linear in linears
+        ]
+        has_bias = any(linear.bias is not None for linear in linears)
+        self.bias = torch.cat(biases) if has_bias else None
+        self.members = len(linears)
+        self._input: Any = None
+        self._output: Any = None
+        self._unclaimed = 0
+
+    def output_for(self, inputs: Any) -> Any:
+        if inputs is not self._input or self._unclaimed == 0:
+            flat = inputs.reshape(-1, self.in_features).float().contiguous()
+            out = linear_bfloat16_split(flat, self.weight)
+            if self.bias is not None:
+                out += self.bias
+            self._input, self._output = inputs, out.reshape(*inputs.shape[:-1], -1)
+            self._unclaimed = self.members
+        output = self._output
+        self._unclaimed -= 1
+        if self._unclaimed == 0:  # every member has its columns: hold no activations between calls
+            self._input = self._output = None
+        return output
+
+
+def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int:
+    """Swap every ``nn.Linear`` of a float32 model for a split-bfloat16 one; returns how many.
+
+    Projections of one input (:data:`SHARED_INPUT_SETS`, where a module has them all with the same
+    input width) share one product. ``keep`` names modules left in float32: the vocabulary
+    projection by default, which the backends only apply at the positions they read and which is
+    tied to the embeddings in many models.
     """
     import torch
 
@@ -132,6 +195,18 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
     module_class = split_linear_class()
     swapped = 0
     for parent_name, parent in list(model.named_modules()):
+        children = dict(parent.named_children())
+        for names in SHARED_INPUT_SETS:
+            members = [children.get(name) for name in names]
+            if all(isinstance(m, torch.nn.Linear) for m in members) and (
+                len({m.in_features for m in members}) == 1  # type: ignore[union-attr]
+            ):
+                shared = SharedInputProduct(members)
+                column = 0
+                for name, member in zip(names, members, strict=True):
+                    setattr(parent, name, module_class(member, shared, column))
+                    column += member.out_features  # type: ignore[union-attr]
+                    swapped += 1
         for child_name, child in list(parent.named_children()):
             qualified = f"{parent_name}.{child_name}" if parent_name else child_name
             if isinstance(child, torch.nn.Linear) and qualified not in keep:

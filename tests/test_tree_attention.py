@@ -1,0 +1,77 @@
+"""Sparse attention over a packed prefix tree against dense masked attention on the same pack."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.nn.functional import scaled_dot_product_attention
+
+from culture_probe.backends.hf import pack_prefix_trees
+from culture_probe.backends.tree_attention import tree_attention_forward, tree_blocks
+
+
+class GroupedAttention(torch.nn.Module):
+    """Stands in for a decoder's attention module: the function reads nothing else from it."""
+
+    num_key_value_groups = 3
+    is_causal = True
+
+
+def random_pack(seed: int) -> list[list[int]]:
+    """Prompts that share a few system prompts and questions, like a persona study's."""
+    rng = random.Random(seed)
+    systems = [[rng.randrange(50) for _ in range(rng.randint(3, 9))] for _ in range(3)]
+    questions = [[rng.randrange(50) for _ in range(rng.randint(2, 6))] for _ in range(4)]
+    return [
+        rng.choice(systems) + rng.choice(questions) + [rng.randrange(50) for _ in range(4)]
+        for _ in range(12)
+    ]
+
+
+@pytest.mark.parametrize("rows", [1, 5, 64])
+def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
+    [pack] = pack_prefix_trees(random_pack(seed=rows), pack_tokens=10_000)
+    nodes = len(pack.token_ids)
+    generator = torch.Generator().manual_seed(rows)
+    query = torch.randn(1, 9, nodes, 16, generator=generator)
+    key = torch.randn(1, 3, nodes, 16, generator=generator)
+    value = torch.randn(1, 3, nodes, 16, generator=generator)
+
+    sparse, _ = tree_attention_forward(
+        GroupedAttention(), query, key, value, None, scaling=0.25,
+        tree_blocks=tree_blocks(pack.ancestors, rows=rows),
+    )  # fmt: skip
+
+    dense = scaled_dot_product_attention(
+        query,
+        key.repeat_interleave(3, dim=1),
+        value.repeat_interleave(3, dim=1),
+        attn_mask=pack.attention_mask(),
+        scale=0.25,
+    ).transpose(1, 2)
+    assert sparse.shape == (1, nodes, 9, 16)
+    assert torch.allclose(sparse, dense, atol=1e-6)
+
+
+def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:
+    ancestors = [[0], [0, 1], [0, 1, 2], [0, 3], [0, 3, 4]]
+
+    first, second = tree_blocks(ancestors, rows=3)
+
+    assert first.keys.tolist() == [0, 1, 2]
+    assert second.keys.tolist() == [0, 3, 4]  # not 1 and 2, which only the first block's rows see
+    assert (second.mask[0, 0] == 0).tolist() == [[True, True, False], [True, True, True]]
+
+
+def test_without_blocks_it_is_causal_scaled_dot_product_attention() -> None:
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 8, generator=generator) for _ in range(3))
+    module = GroupedAttention()
+    module.num_key_value_groups = 1
+
+    output, _ = tree_attention_forward(module, query, key, value, None, scaling=0.5)
+
+    expected = scaled_dot_product_attention(query, key, value, is_causal=True, scale=0.5)
+    assert torch.allclose(output, expected.transpose(1, 2), atol=1e-6)
