@@ -11,7 +11,8 @@ through the model as one sequence whose attention mask lets each token see exact
 with position ids set to the token's depth. Every prompt's last token then has the same keys, values
 and positions as in a forward pass of that prompt alone, so the distribution is the same up to
 float rounding; on the values study this computes about 0.55 of the tokens that one pass per prompt
-would, with no padding. ``prefix_sharing=False`` is the reference: prompts sorted by length,
+would, with no padding. Attention over a pack gathers, block by block, only the keys the block's
+rows can see (:mod:`culture_probe.backends.tree_attention`) instead of masking a dense square. ``prefix_sharing=False`` is the reference: prompts sorted by length,
 batched with right padding, the vocabulary projection at each prompt's last token only.
 """
 

@@ -132,7 +132,7 @@ def split_linear_class() -> type:
             flat = inputs.reshape(-1, self.in_features).float().contiguous()
             out: torch.Tensor = linear_bfloat16_split(flat, self.weight)
             if self.bias is not None:
-                out += self.bias
+                out += self.bias  # type: ignore[arg-type]  # buffers type as Tensor | Module
             return out.reshape(*leading, self.out_features)
 
     return SplitBfloat16Linear
