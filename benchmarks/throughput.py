@@ -210,7 +210,8 @@ def ensure_lm_eval() -> Path:
     probe = [
         str(python),
         "-c",
-        "import lm_eval.models.huggingface, importlib.metadata as m; print(m.version('lm_eval'))",
+        "import gguf, lm_eval.models.huggingface, importlib.metadata as m; "
+        "print(m.version('lm_eval'))",
     ]
     if python.exists():
         found = subprocess.run(probe, capture_output=True, text=True)
@@ -221,7 +222,8 @@ def ensure_lm_eval() -> Path:
     # the project's CPU torch first, so that lm-eval's dependency on torch is already met
     subprocess.run([*pip, f"torch=={TORCH_VERSION}"], check=True)
     # the hf extra brings transformers and accelerate, which the ``hf`` model type needs
-    subprocess.run([*pip, f"lm-eval[hf]=={LM_EVAL_VERSION}"], check=True)
+    # gguf: transformers' reader, for the row where lm-eval loads the GGUF file itself
+    subprocess.run([*pip, f"lm-eval[hf]=={LM_EVAL_VERSION}", "gguf"], check=True)
     return python
 
 
@@ -374,7 +376,7 @@ class Row:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from culture_probe.backends.hf import DEFAULT_PACK_TOKENS
+    from culture_probe.backends.hf import default_pack_tokens
     from culture_probe.models import converted_copy, embedded_gguf, resolve_model
 
     model = converted_copy(resolve_model("embedded"))
@@ -431,9 +433,9 @@ def compare(args: argparse.Namespace) -> None:
             True,
         )
     )
-    sizes = [256, DEFAULT_PACK_TOKENS, 1024] if args.sweep else [DEFAULT_PACK_TOKENS]
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
     for dtype in dtypes_shared:
+        sizes = [512, 1024, 2048] if args.sweep else [default_pack_tokens(dtype)]
         for size in sizes:
             rows.append(
                 Row(
