@@ -109,12 +109,17 @@ class ModelShape:
 
 
 def packed_flops(shape: ModelShape, sequences: list[list[int]], pack_tokens: int) -> dict[str, int]:
-    """FLOPs of the prefix-tree path: every node once, dense attention inside each pack."""
+    """FLOPs of the prefix-tree path: every node once, each block's rows against its keys."""
     from culture_probe.backends.hf import pack_prefix_trees
+    from culture_probe.backends.tree_attention import tree_blocks
 
     packs = pack_prefix_trees(sequences, pack_tokens)
     nodes = sum(len(pack.token_ids) for pack in packs)
-    pairs = sum(len(pack.token_ids) ** 2 for pack in packs)
+    pairs = sum(
+        (block.stop - block.start) * len(block.keys)
+        for pack in packs
+        for block in tree_blocks(pack.ancestors)
+    )
     flops = (
         nodes * shape.linear_flops_per_token()
         + pairs * shape.attention_flops_per_pair()
@@ -338,10 +343,20 @@ def run_lm_eval(
     return run_process(command, out)
 
 
-def best_of(repeats: int, run: Any) -> ProcessRun:
-    """The fastest of ``repeats`` runs: other load on a shared machine only ever slows a run down."""
-    runs = [run() for _ in range(repeats)]
-    return min(runs, key=lambda r: r.output["timing"]["scoring_s"])
+def interleaved_best(repeats: int, runs: dict[str, Any]) -> dict[str, ProcessRun]:
+    """Each run ``repeats`` times, taking turns, and the fastest scoring of each.
+
+    On a shared machine other load only ever slows a run down, and it comes and goes: taking turns
+    gives every harness the same chances at a quiet moment.
+    """
+    results: dict[str, list[ProcessRun]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {
+        name: min(done, key=lambda r: r.output["timing"]["scoring_s"])
+        for name, done in results.items()
+    }
 
 
 def main() -> None:
@@ -397,55 +412,39 @@ def compare(args: argparse.Namespace) -> None:
     every_position = batched_flops(shape, lengths, batch, True)
     last_position = batched_flops(shape, lengths, batch, False)
 
-    def ours(dtype: str, options: dict[str, Any]) -> ProcessRun:
-        return best_of(args.repeats, lambda: run_ours(prompts_file, work, dtype, options))
+    def ours(dtype: str, options: dict[str, Any]) -> Any:
+        return lambda: run_ours(prompts_file, work, dtype, options)
 
-    rows = [
-        Row(
-            f"lm-eval 0.4.13, {args.dtype}",
-            best_of(args.repeats, lambda: run_lm_eval(python, work, model, args.dtype, batch)),
-            every_position,
-            args.dtype,
-            False,
-        )
-    ]
+    lm_eval_name = f"lm-eval 0.4.13, {args.dtype}"
+    runs: dict[str, Any] = {
+        lm_eval_name: lambda: run_lm_eval(python, work, model, args.dtype, batch)
+    }
+    kinds: dict[str, tuple[dict[str, int], str, bool]] = {
+        lm_eval_name: (every_position, args.dtype, False)
+    }
     if not args.no_gguf:
+        name = f"lm-eval, {args.dtype}, from the GGUF"
         gguf = embedded_gguf()
-        lm_eval_gguf = run_lm_eval(python, work, model, args.dtype, batch, gguf)
-        rows.append(
-            Row(
-                f"lm-eval, {args.dtype}, from the GGUF",
-                lm_eval_gguf,
-                every_position,
-                args.dtype,
-                False,
-            )
-        )
+        runs[name] = lambda: run_lm_eval(python, work, model, args.dtype, batch, gguf)
+        kinds[name] = (every_position, args.dtype, False)
     padded = {"prefix_sharing": False, "batch_size": batch}
-    reference = ours("float32", padded)
-    rows.append(Row("hf, float32, padded batches", reference, last_position, "float32", True))
-    rows.append(
-        Row(
-            f"hf, {args.dtype}, padded batches",
-            ours(args.dtype, padded),
-            last_position,
-            args.dtype,
-            True,
-        )
-    )
+    reference_name = "hf, float32, padded batches"
+    for dtype, name in (
+        ("float32", reference_name),
+        (args.dtype, f"hf, {args.dtype}, padded batches"),
+    ):
+        runs[name] = ours(dtype, padded)
+        kinds[name] = (last_position, dtype, True)
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
     for dtype in dtypes_shared:
         sizes = [512, 1024, 2048] if args.sweep else [default_pack_tokens(dtype)]
         for size in sizes:
-            rows.append(
-                Row(
-                    f"hf, {dtype}, prefix trees ({size})",
-                    ours(dtype, {"pack_tokens": size}),
-                    packed_flops(shape, sequences, size),
-                    dtype,
-                    True,
-                )
-            )
+            name = f"hf, {dtype}, prefix trees ({size})"
+            runs[name] = ours(dtype, {"pack_tokens": size})
+            kinds[name] = (packed_flops(shape, sequences, size), dtype, True)
+    done = interleaved_best(args.repeats, runs)
+    rows = [Row(name, done[name], *kinds[name]) for name in runs]
+    reference = done[reference_name]
     limits_after = {dtype: matmul_gflops(dtype) for dtype in dtypes}
     load_after = os.getloadavg()
     report = Report(args, rows, reference, limits, limits_after, load_before, load_after, model)
