@@ -149,6 +149,11 @@ def test_engine_options_turn_on_prefix_caching_and_pass_parallelism() -> None:
     assert engine_options("/m", top_logprobs=50)["max_logprobs"] == 50
 
 
+def test_the_cpu_only_mixed_dtype_is_refused_with_the_choices_vllm_takes() -> None:
+    with pytest.raises(CultureProbeError, match="vLLM takes auto, bfloat16, float16 or float32"):
+        engine_options("/models/x", dtype="mixed")
+
+
 def test_sampling_fields_ask_for_one_token_with_top_logprobs_or_a_seeded_sample() -> None:
     assert scoring_sampling_fields() == {
         "max_tokens": 1,

@@ -61,6 +61,11 @@ def engine_options(
         >>> engine_options("/models/x", tensor_parallel_size=2)["enable_prefix_caching"]
         True
     """
+    if dtype == "mixed":
+        raise CultureProbeError(
+            "--dtype mixed is the hf backend's CPU arithmetic; vLLM takes auto, bfloat16, "
+            "float16 or float32"
+        )
     options: dict[str, Any] = {
         "model": location,
         "tokenizer": location,
