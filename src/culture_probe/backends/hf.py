@@ -214,10 +214,9 @@ class HFBackend(Backend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        weights_dtype = "float32" if self.dtype == "mixed" else self.dtype
-        model_on_host = AutoModelForCausalLM.from_pretrained(
-            location, dtype=getattr(torch, weights_dtype)
-        )
+        # under mixed the layers compute in float32 around their bfloat16 products
+        self.activation_dtype = getattr(torch, "float32" if self.dtype == "mixed" else self.dtype)
+        model_on_host = AutoModelForCausalLM.from_pretrained(location, dtype=self.activation_dtype)
         if self.dtype == "mixed":
             use_mixed_precision(model_on_host)
         self.model = model_on_host.to(self.device)  # type: ignore[arg-type]
@@ -322,7 +321,7 @@ class HFBackend(Backend):
             # the blocks carry the tree; a 4D mask passes through transformers untouched, so a
             # one-element placeholder keeps it from building a dense causal mask of its own
             mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
-            blocks = tree_blocks(pack.ancestors, device=self.device, dtype=self._activation_dtype())
+            blocks = tree_blocks(pack.ancestors, device=self.device, dtype=self.activation_dtype)
             extra = {"tree_blocks": blocks}
         else:
             mask, extra = pack.attention_mask().to(self.device), {}
@@ -336,12 +335,6 @@ class HFBackend(Backend):
         # the vocabulary projection only where a prompt ends: the other nodes need no logits
         logits = self.model.lm_head(hidden[0, pack.leaves])
         return torch.log_softmax(logits.float(), dim=-1).cpu()
-
-    def _activation_dtype(self) -> Any:
-        """The dtype the layers compute in: float32 under ``mixed``, else the weights'."""
-        import torch
-
-        return torch.float32 if self.dtype == "mixed" else getattr(torch, self.dtype)
 
     def _score_batched(
         self, requests: Sequence[ScoringRequest], encoded: list[list[int]]

@@ -62,30 +62,25 @@ def bfloat16_gemm() -> Any:
     return function
 
 
-def linear_bfloat16_split(
-    inputs: Any, weight: Any, accumulate: bool = False, out: Any = None
-) -> Any:
+def linear_bfloat16_split(inputs: Any, weight: Any) -> Any:
     """``inputs @ weight.T`` in float32 from bfloat16 products on the split ``inputs``.
 
     Args:
         inputs: float32 ``[m, k]``, contiguous.
         weight: bfloat16 ``[n, k]``, contiguous.
-        accumulate: add to ``out`` instead of overwriting it.
-        out: float32 ``[m, n]`` to write into; a new tensor when omitted.
     """
     import torch
 
     rows, inner = inputs.shape
     columns = weight.shape[0]
-    if out is None:
-        out = torch.empty((rows, columns), dtype=torch.float32)
+    out = torch.empty((rows, columns), dtype=torch.float32)
     if rows == 0:
         return out
     head = inputs.to(torch.bfloat16)
     # the remainder the head could not hold; float32 - bfloat16 promotes to float32, exactly
     tail = (inputs - head).to(torch.bfloat16)
     gemm = bfloat16_gemm()
-    for part, beta in ((head, 1.0 if accumulate else 0.0), (tail, 1.0)):
+    for part, beta in ((head, 0.0), (tail, 1.0)):  # the tail's product adds to the head's
         gemm(
             _ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE, rows, columns, inner,
             1.0, part.data_ptr(), inner, weight.data_ptr(), inner,
@@ -104,10 +99,10 @@ def split_linear_class() -> type:
     import torch
 
     class SplitBfloat16Linear(torch.nn.Module):
-        """A drop-in for ``nn.Linear`` (float32 in and out) with bfloat16 weights.
+        """A drop-in for ``nn.Linear`` (float32 in and out): its columns of a shared product.
 
-        Members of a :class:`SharedInputProduct` give the whole set's output for an input once
-        and hand out their own columns of it to the other members called with the same tensor.
+        A projection alone has a product of its own; the members of a set that reads one tensor
+        share one (see :class:`SharedInputProduct`).
         """
 
         def __init__(
@@ -116,24 +111,12 @@ def split_linear_class() -> type:
             super().__init__()
             self.in_features = linear.in_features
             self.out_features = linear.out_features
-            self.shared = shared
+            self.shared = shared or SharedInputProduct([linear])
             self.column = column
-            if shared is None:
-                weight = linear.weight.detach().to(torch.bfloat16).contiguous()
-                self.register_buffer("weight", weight)
-                bias = None if linear.bias is None else linear.bias.detach().float()
-                self.register_buffer("bias", bias)
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-            leading = inputs.shape[:-1]
-            if self.shared is not None:
-                columns: torch.Tensor = self.shared.output_for(inputs)
-                return columns[..., self.column : self.column + self.out_features]
-            flat = inputs.reshape(-1, self.in_features).float().contiguous()
-            out: torch.Tensor = linear_bfloat16_split(flat, self.weight)
-            if self.bias is not None:
-                out += self.bias  # type: ignore[arg-type]  # buffers type as Tensor | Module
-            return out.reshape(*leading, self.out_features)
+            columns: torch.Tensor = self.shared.output_for(inputs)
+            return columns[..., self.column : self.column + self.out_features]
 
     return SplitBfloat16Linear
 
