@@ -53,26 +53,16 @@ def tree_blocks(
     """
     import torch
 
-    dtype = dtype or torch.float32
-
     blocks = []
     for start in range(0, len(ancestors), rows):
         stop = min(start + rows, len(ancestors))
         keys = sorted({node for path in ancestors[start:stop] for node in path})
         column = {node: index for index, node in enumerate(keys)}
-        mask = torch.zeros((stop - start, len(keys)), dtype=torch.bool)
+        mask = torch.full((stop - start, len(keys)), float("-inf"), dtype=dtype or torch.float32)
         for row, path in enumerate(ancestors[start:stop]):
-            mask[row, [column[node] for node in path]] = True
-        blocks.append(
-            TreeBlock(
-                start,
-                stop,
-                torch.tensor(keys, dtype=torch.long, device=device),
-                torch.zeros(mask.shape, dtype=dtype)
-                .masked_fill(~mask, float("-inf"))[None, None]
-                .to(device),
-            )
-        )
+            mask[row, [column[node] for node in path]] = 0.0
+        keys_tensor = torch.tensor(keys, dtype=torch.long, device=device)
+        blocks.append(TreeBlock(start, stop, keys_tensor, mask[None, None].to(device)))
     return blocks
 
 
