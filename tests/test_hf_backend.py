@@ -255,3 +255,7 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     split = [m for m in mixed_backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
     assert len(split) == 7 * layers  # q, k, v, o, gate, up, down
     assert mixed_backend.info().dtype == "mixed"
+    assert mixed_backend.info().options["tail_channels"] == mixed_backend.tail_channels == 64
+    tails = {id(module.shared): module.shared.tail for module in split}
+    assert len(tails) == 4 * layers  # q/k/v share one product, gate/up another
+    assert all(tail is not None and len(tail.channels) == 64 for tail in tails.values())

@@ -7,6 +7,9 @@ import torch
 
 from culture_probe.backends.hf import pick_dtype
 from culture_probe.backends.mixed import (
+    SharedInputProduct,
+    TailChannels,
+    calibrate_tail_channels,
     linear_bfloat16_split,
     split_linear_class,
     use_mixed_precision,
@@ -99,3 +102,79 @@ def test_projections_of_one_input_share_one_product_and_match_their_own() -> Non
     # a member called with another tensor computes for that tensor
     assert torch.allclose(model.k_proj(other), reference.k_proj(other), atol=0.05)
     assert not torch.allclose(model.k_proj(other), model.k_proj(inputs))
+
+
+def test_tail_channels_carry_their_remainder_and_the_others_are_rounded_once() -> None:
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(9, 8, generator=generator).to(torch.bfloat16)
+    inputs = torch.randint(-60_000, 60_000, (4, 8), generator=generator).float()
+    chosen = torch.tensor([1, 6])
+    tail = TailChannels(chosen, weight.index_select(1, chosen).contiguous())
+
+    product = linear_bfloat16_split(inputs, weight, tail)
+
+    # worked by hand: channels 1 and 6 exactly, the other six rounded to bfloat16 first
+    expected_inputs = inputs.to(torch.bfloat16).double()
+    expected_inputs[:, chosen] = inputs[:, chosen].double()
+    expected = expected_inputs @ weight.double().T
+    assert torch.allclose(product.double(), expected, rtol=1e-6, atol=1e-6 * expected.abs().max())
+    assert not torch.allclose(product, linear_bfloat16_split(inputs, weight), rtol=1e-6)
+
+
+def test_an_empty_tail_is_a_single_bfloat16_product() -> None:
+    torch.manual_seed(4)
+    weight, inputs = torch.randn(5, 6).to(torch.bfloat16), torch.randn(3, 6)
+    tail = TailChannels(torch.tensor([], dtype=torch.long), weight[:, :0].contiguous())
+
+    product = linear_bfloat16_split(inputs, weight, tail)
+
+    rounded = inputs.to(torch.bfloat16).double() @ weight.double().T
+    assert torch.allclose(product.double(), rounded, atol=1e-6)
+
+
+def test_the_tail_is_the_channels_whose_rounding_costs_most() -> None:
+    linear = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():  # column norms squared: 1, 4, 9, 1
+        linear.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 0.0], [0.0, 0.0, 0.0, 1.0]]))
+    product = SharedInputProduct([linear])
+    product.start_calibration()
+    # summed squares per channel: 100, 1, 1, 25; scores 100, 4, 9, 25
+    product.output_for(torch.tensor([[10.0, 1.0, 1.0, 3.0], [0.0, 0.0, 0.0, 4.0]]))
+
+    product.keep_tail(2)
+
+    assert product.tail is not None
+    assert product.tail.channels.tolist() == [0, 3]
+    assert torch.equal(product.tail.weight, product.weight[:, [0, 3]])
+    with pytest.raises(RuntimeError, match="start_calibration"):
+        product.keep_tail(2)
+
+
+class TinyDecoder(torch.nn.Module):
+    """Token ids in, the projections called the way a decoder layer calls them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 16)
+        self.attention = Projections()
+
+    def forward(self, input_ids: torch.Tensor, **_: object) -> torch.Tensor:
+        hidden = self.embed(input_ids)
+        queries = self.attention.q_proj(hidden)
+        keys = self.attention.k_proj(hidden).repeat(1, 1, 3)
+        values = self.attention.v_proj(hidden).repeat(1, 1, 3)
+        return self.attention.o_proj(queries * keys + values)
+
+
+def test_calibration_gives_every_product_its_tail_and_none_means_every_channel() -> None:
+    torch.manual_seed(5)
+    model = TinyDecoder()
+    use_mixed_precision(model, keep=())
+    shared_qkv, own_o = model.attention.q_proj.shared, model.attention.o_proj.shared
+
+    calibrate_tail_channels(model, [1, 2, 3, 4], channels=3)
+    assert shared_qkv.tail is not None and own_o.tail is not None
+    assert len(shared_qkv.tail.channels) == len(own_o.tail.channels) == 3
+
+    calibrate_tail_channels(model, [1, 2, 3, 4], channels=None)
+    assert shared_qkv.tail is None and own_o.tail is None

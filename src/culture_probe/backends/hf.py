@@ -38,25 +38,31 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
-from culture_probe.backends.mixed import use_mixed_precision
+from culture_probe.backends.mixed import (
+    CALIBRATION_MESSAGES,
+    DEFAULT_TAIL_CHANNELS,
+    calibrate_tail_channels,
+    use_mixed_precision,
+)
 from culture_probe.backends.tree_attention import tree_blocks, use_tree_attention
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
 DTYPES = ("auto", "mixed", "bfloat16", "float16", "float32")
 
-#: tree nodes per packed sequence. With attention gathered block by block, a bigger pack shares
-#: more prefixes and feeds the matrix products more rows; measured on 200 values-study prompts
-#: (best of 4), bfloat16 scored 35.8 / 42.4 / 50.9 prompts/s with packs of 512 / 1,024 / 2,048
-#: nodes, while the float32-activation dtypes (float32, mixed) slow down past 512 (mixed: 20.5 /
-#: 18.7 / 17.1), their activations outgrowing the caches.
-DEFAULT_PACK_TOKENS = 512
-HALF_PRECISION_PACK_TOKENS = 2048
+#: tree nodes per packed sequence, by dtype. With attention gathered block by block, a bigger pack
+#: shares more prefixes and feeds the matrix products more rows, until its activations outgrow the
+#: caches. Measured on 600 values-study prompts (best of 4, one process, packs of 1,024 / 2,048 /
+#: 4,096 / 8,192 nodes): bfloat16 65.8 / 80.3 / 88.7 prompts/s, and 77.9 / 87.9 / 91.1 in a second
+#: sweep; mixed (float32 activations, about 1.1 products) 40.0 / 47.9 / 46.5 with packs of 512 /
+#: 1,024 / 2,048; float32 22.5 / 21.6 with 512 / 1,024.
+PACK_TOKENS = {"bfloat16": 4096, "float16": 4096, "mixed": 1024, "float32": 512}
+DEFAULT_PACK_TOKENS = PACK_TOKENS["float32"]
 
 
 def default_pack_tokens(dtype: str) -> int:
-    """The pack size that scored fastest for a dtype (see :data:`DEFAULT_PACK_TOKENS`)."""
-    return HALF_PRECISION_PACK_TOKENS if dtype in ("bfloat16", "float16") else DEFAULT_PACK_TOKENS
+    """The pack size that scored fastest for a dtype (see :data:`PACK_TOKENS`)."""
+    return PACK_TOKENS.get(dtype, DEFAULT_PACK_TOKENS)
 
 
 @dataclass
@@ -191,6 +197,7 @@ class HFBackend(Backend):
         max_new_tokens: int = 32,
         prefix_sharing: bool = True,
         pack_tokens: int | None = None,
+        tail_channels: int | None = DEFAULT_TAIL_CHANNELS,
         **_: Any,
     ) -> None:
         import torch
@@ -217,8 +224,10 @@ class HFBackend(Backend):
         # under mixed the layers compute in float32 around their bfloat16 products
         self.activation_dtype = getattr(torch, "float32" if self.dtype == "mixed" else self.dtype)
         model_on_host = AutoModelForCausalLM.from_pretrained(location, dtype=self.activation_dtype)
+        self.tail_channels = tail_channels if self.dtype == "mixed" else None
         if self.dtype == "mixed":
             use_mixed_precision(model_on_host)
+            calibrate_tail_channels(model_on_host, self._calibration_tokens(), tail_channels)
         self.model = model_on_host.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self.tree_attention = self._try_tree_attention()
@@ -228,6 +237,12 @@ class HFBackend(Backend):
         self._label_tokens: dict[str, list[int]] = {}
         self.mode = require_mode(mode)
         self.generation = GenerationSettings(temperature, max_new_tokens)
+
+    def _calibration_tokens(self) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            list(CALIBRATION_MESSAGES), tokenize=False, add_generation_prompt=True
+        )
+        return list(self.tokenizer.encode(str(text), add_special_tokens=False))
 
     def _try_tree_attention(self) -> bool:
         """Sparse attention over packs where the architecture takes transformers' interface."""
@@ -249,6 +264,7 @@ class HFBackend(Backend):
                 "batch_size": self.batch_size,
                 "prefix_sharing": self.prefix_sharing,
                 "pack_tokens": self.pack_tokens,
+                **({"tail_channels": self.tail_channels} if self.dtype == "mixed" else {}),
                 **self._decoding(),
             },
         )

@@ -13,6 +13,15 @@ activation ``x`` is split into a bfloat16 head and a bfloat16 remainder, ``x = h
 left is the weights' (to bfloat16, once, at load). That keeps every option distribution within
 about 0.005 bits of float32 and still runs the products on the bfloat16 units.
 
+The remainder's product costs as much as the head's, yet the rounding error it repairs is not spread
+evenly: an input channel ``i`` contributes about ``E[x_i^2] * |W[:, i]|^2`` of it, and a few channels
+(the large activations transformers are known for, and the weight columns they meet) carry much of
+that. So the remainder is carried for the ``tail_channels`` input channels of each projection that
+score highest on a fixed calibration conversation (:data:`CALIBRATION_MESSAGES`, run once at load),
+and the other channels are rounded once. With 64 channels (a ninth of a 576-wide input) the products
+cost about 1.1 times one bfloat16 product instead of 2, and the values study stays within 0.01 bits
+of float32 (``README``'s dtype table has the figures). ``tail_channels=None`` carries every channel.
+
 MKL is the one inside PyTorch's own CPU library, which exports the function; nothing extra is
 installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,31 +72,55 @@ def bfloat16_gemm() -> Any:
     return function
 
 
-def linear_bfloat16_split(inputs: Any, weight: Any) -> Any:
+@dataclass(frozen=True)
+class TailChannels:
+    """The input channels whose bfloat16 remainder a projection carries, with its weight columns.
+
+    Attributes:
+        channels: LongTensor ``[c]``, ascending.
+        weight: bfloat16 ``[n, c]``, contiguous: the weight's columns at ``channels``.
+    """
+
+    channels: Any
+    weight: Any
+
+
+def linear_bfloat16_split(inputs: Any, weight: Any, tail: TailChannels | None = None) -> Any:
     """``inputs @ weight.T`` in float32 from bfloat16 products on the split ``inputs``.
 
     Args:
         inputs: float32 ``[m, k]``, contiguous.
         weight: bfloat16 ``[n, k]``, contiguous.
+        tail: the channels whose remainder is carried; ``None``: all of them.
     """
     import torch
 
-    rows, inner = inputs.shape
+    rows = inputs.shape[0]
     columns = weight.shape[0]
     out = torch.empty((rows, columns), dtype=torch.float32)
     if rows == 0:
         return out
     head = inputs.to(torch.bfloat16)
-    # the remainder the head could not hold; float32 - bfloat16 promotes to float32, exactly
-    tail = (inputs - head).to(torch.bfloat16)
-    gemm = bfloat16_gemm()
-    for part, beta in ((head, 0.0), (tail, 1.0)):  # the tail's product adds to the head's
-        gemm(
-            _ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE, rows, columns, inner,
-            1.0, part.data_ptr(), inner, weight.data_ptr(), inner,
-            beta, out.data_ptr(), columns,
-        )  # fmt: skip
+    _accumulate_product(head, weight, out, beta=0.0)
+    if tail is None:
+        # the remainder the head could not hold; float32 - bfloat16 promotes to float32, exactly
+        _accumulate_product((inputs - head).to(torch.bfloat16), weight, out, beta=1.0)
+    elif len(tail.channels):
+        chosen = inputs.index_select(1, tail.channels)
+        remainder = (chosen - chosen.to(torch.bfloat16)).to(torch.bfloat16)
+        _accumulate_product(remainder, tail.weight, out, beta=1.0)
     return out
+
+
+def _accumulate_product(part: Any, weight: Any, out: Any, beta: float) -> None:
+    """``out = part @ weight.T + beta * out`` with MKL, ``part`` and ``weight`` contiguous bfloat16."""
+    rows, inner = part.shape
+    columns = weight.shape[0]
+    bfloat16_gemm()(
+        _ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE, rows, columns, inner,
+        1.0, part.data_ptr(), inner, weight.data_ptr(), inner,
+        beta, out.data_ptr(), columns,
+    )  # fmt: skip
 
 
 #: sibling projections that transformers' decoders feed the same tensor: one product serves each set
@@ -145,14 +179,41 @@ class SharedInputProduct:
         has_bias = any(linear.bias is not None for linear in linears)
         self.bias = torch.cat(biases) if has_bias else None
         self.members = len(linears)
+        self.tail: TailChannels | None = None  # None: every channel's remainder
+        self._energy: Any = None  # per input channel, summed while calibrating
         self._input: Any = None
         self._output: Any = None
         self._unclaimed = 0
 
+    def start_calibration(self) -> None:
+        """Carry every remainder and sum each input channel's square until :meth:`keep_tail`."""
+        import torch
+
+        self.tail = None
+        self._energy = torch.zeros(self.in_features, dtype=torch.float64)
+
+    def keep_tail(self, channels: int | None) -> None:
+        """Carry the remainder of the ``channels`` channels whose rounding would cost the most.
+
+        A channel's score is its calibration energy times its weight column's squared norm: the
+        expected size of the error its rounding leaves in the output.
+        """
+        if self._energy is None:
+            raise RuntimeError("keep_tail needs start_calibration and a forward pass first")
+        if channels is None or channels >= self.in_features:
+            self.tail = None
+        else:
+            score = self._energy * self.weight.double().square().sum(dim=0)
+            chosen = score.topk(channels).indices.sort().values
+            self.tail = TailChannels(chosen, self.weight.index_select(1, chosen).contiguous())
+        self._energy = None
+
     def output_for(self, inputs: Any) -> Any:
         if inputs is not self._input or self._unclaimed == 0:
             flat = inputs.reshape(-1, self.in_features).float().contiguous()
-            out = linear_bfloat16_split(flat, self.weight)
+            if self._energy is not None:
+                self._energy += flat.double().square().sum(dim=0)
+            out = linear_bfloat16_split(flat, self.weight, self.tail)
             if self.bias is not None:
                 out += self.bias
             self._input, self._output = inputs, out.reshape(*inputs.shape[:-1], -1)
@@ -196,3 +257,44 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
                 setattr(parent, child_name, module_class(child))
                 swapped += 1
     return swapped
+
+
+#: what the tail channels are chosen on: a persona survey conversation of the kind studies render,
+#: fixed so that the choice, and every score, depend on the model alone
+CALIBRATION_MESSAGES = (
+    {
+        "role": "system",
+        "content": "You are a 45-year-old teacher who lives in a small town. Answer as yourself, "
+        "in the way people from your country and community usually would.",
+    },
+    {
+        "role": "user",
+        "content": "For each of the following, indicate how important it is in your life. "
+        "Would you say family, friends, leisure time, politics, work and religion are very "
+        "important, rather important, not very important or not at all important? When jobs "
+        "are scarce, should employers give priority to people of this country over "
+        "immigrants?\nA. Very important\nB. Rather important\nC. Not very important\n"
+        "D. Not at all important\nAnswer with the letter of one option only.",
+    },
+)
+
+#: remainder channels a projection carries under ``mixed``: see the module docstring
+DEFAULT_TAIL_CHANNELS = 64
+
+
+def calibrate_tail_channels(model: Any, token_ids: Sequence[int], channels: int | None) -> None:
+    """Choose every split product's tail channels from one forward pass over ``token_ids``."""
+    import torch
+
+    split_class = split_linear_class()
+    products: dict[int, SharedInputProduct] = {}
+    for module in model.modules():
+        if isinstance(module, split_class):
+            shared: SharedInputProduct = getattr(module, "shared")  # noqa: B009 (a dynamic class)
+            products[id(shared)] = shared
+    for product in products.values():
+        product.start_calibration()
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([list(token_ids)]), use_cache=False, logits_to_keep=1)
+    for product in products.values():
+        product.keep_tail(channels)

@@ -87,10 +87,9 @@ def tree_attention_forward(
     import torch
     from torch.nn.functional import scaled_dot_product_attention
 
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
+    # grouped-query attention: each key/value head serves several query heads, which SDPA pairs
+    # up itself, so only the key/value heads are gathered
+    grouped = query.shape[1] != key.shape[1]
     output = torch.empty_like(query)
     for block in tree_blocks:
         output[:, :, block.start : block.stop] = scaled_dot_product_attention(
@@ -99,6 +98,7 @@ def tree_attention_forward(
             value.index_select(2, block.keys),
             attn_mask=block.mask,
             scale=scaling,
+            enable_gqa=grouped,
         )
     return output.transpose(1, 2).contiguous(), None
 
