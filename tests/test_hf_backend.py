@@ -255,7 +255,24 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     split = [m for m in mixed_backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
     assert len(split) == 7 * layers  # q, k, v, o, gate, up, down
     assert mixed_backend.info().dtype == "mixed"
-    assert mixed_backend.info().options["tail_channels"] == mixed_backend.tail_channels == 64
-    tails = {id(module.shared): module.shared.tail for module in split}
-    assert len(tails) == 4 * layers  # q/k/v share one product, gate/up another
-    assert all(tail is not None and len(tail.channels) == 64 for tail in tails.values())
+    products = {id(module.shared): module.shared for module in split}
+    assert len(products) == 4 * layers  # q/k/v share one product, gate/up another
+    # by default every channel's remainder is carried
+    assert mixed_backend.info().options["tail_channels"] is None
+    assert all(product.tail is None for product in products.values())
+
+
+def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(
+    values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    backend = HFBackend(model="embedded", dtype="mixed", tail_channels=64)
+    try:
+        split = [m for m in backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
+        tails = [module.shared.tail for module in split]
+        assert all(tail is not None and len(tail.channels) == 64 for tail in tails)
+        assert backend.info().options["tail_channels"] == 64
+        distances = js_distances_bits(scored_distributions(backend, values_requests), reference)
+    finally:
+        backend.close()
+    # measured on the whole values study: max 0.0112 bits, 99th percentile 0.0070
+    assert distances.max() < 0.015

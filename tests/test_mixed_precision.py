@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from culture_probe.backends.hf import pick_dtype
+from culture_probe.backends.hf import HFBackend, pick_dtype
 from culture_probe.backends.mixed import (
     SharedInputProduct,
     TailChannels,
@@ -178,3 +178,9 @@ def test_calibration_gives_every_product_its_tail_and_none_means_every_channel()
 
     calibrate_tail_channels(model, [1, 2, 3, 4], channels=None)
     assert shared_qkv.tail is None and own_o.tail is None
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "many", True])
+def test_a_tail_that_is_not_a_channel_count_is_refused_before_loading(value: object) -> None:
+    with pytest.raises(CultureProbeError, match="tail_channels expects a whole number"):
+        HFBackend(model="embedded", dtype="mixed", tail_channels=value)  # type: ignore[arg-type]
