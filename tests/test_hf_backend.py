@@ -259,6 +259,7 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     assert len(products) == 4 * layers  # q/k/v share one product, gate/up another
     # by default every channel's remainder is carried
     assert mixed_backend.info().options["tail_channels"] is None
+    assert "tail_channels" not in mixed_backend.info().key()
     assert all(product.tail is None for product in products.values())
 
 
@@ -271,6 +272,8 @@ def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(
         tails = [module.shared.tail for module in split]
         assert all(tail is not None and len(tail.channels) == 64 for tail in tails)
         assert backend.info().options["tail_channels"] == 64
+        # a partial split gives other answers, so it is part of the run's key; the default is not
+        assert backend.info().key()["tail_channels"] == 64
         distances = js_distances_bits(scored_distributions(backend, values_requests), reference)
     finally:
         backend.close()

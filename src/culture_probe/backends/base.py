@@ -62,6 +62,11 @@ class ScoredPrompt:
     generated: str = ""
 
 
+#: backend options that change the answers, so runs that differ in them must not share a key;
+#: ``tail_channels`` counts only when set (``None``, every channel split, is mixed's default)
+ANSWER_OPTIONS = ("temperature", "max_tokens", "tail_channels")
+
+
 @dataclass
 class BackendInfo:
     """What identifies a backend's answers: goes into the manifest and the cache key."""
@@ -80,7 +85,11 @@ class BackendInfo:
             "model_hash": self.model_hash,
             "dtype": self.dtype,
             "mode": self.mode,
-            **{k: v for k, v in sorted(self.options.items()) if k in ("temperature", "max_tokens")},
+            **{
+                k: v
+                for k, v in sorted(self.options.items())
+                if k in ANSWER_OPTIONS and not (k == "tail_channels" and v is None)
+            },
         }
 
 
