@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,29 +105,45 @@ def folder_hash(path: Path) -> str:
 
 
 def converted_copy(source: ModelSource) -> Path:
-    """A safetensors copy of a GGUF model in the cache, converting it the first time."""
+    """A safetensors copy of a GGUF model in the cache, converting it the first time.
+
+    The conversion runs in a process of its own: dequantizing holds the float32 model and the
+    file's tensors at once, and memory the allocator keeps after that would otherwise stay with the
+    run that then loads the copy (1.53 GB peak for the default study on a first run, against 1.39 GB
+    once the copy exists).
+    """
     assert source.gguf_file is not None
     target = cache_dir() / "models" / f"{source.name}-{source.content_hash[:12]}"
     if (target / "config.json").is_file():
         return target
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.location,
-            gguf_file=source.gguf_file,
-            dtype=torch.float32,
-            quantization_config=GgufConfig(dequantize=True),
-        )
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as converter:
+            converter.submit(_convert_gguf, source.location, source.gguf_file, staging).result()
         # another process may have finished the same conversion meanwhile: keep theirs
         if not (target / "config.json").is_file():
             staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _convert_gguf(location: str, gguf_file: str, staging: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as transformers_logging
+
+    # the dequantizing keeps its own bar; loading and saving would only add two more
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+    tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(
+        location,
+        gguf_file=gguf_file,
+        dtype=torch.float32,
+        quantization_config=GgufConfig(dequantize=True),
+    )
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
