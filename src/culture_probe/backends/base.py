@@ -62,8 +62,8 @@ class ScoredPrompt:
     generated: str = ""
 
 
-#: backend options that change the answers, so runs that differ in them must not share a key;
-#: ``tail_channels`` counts only when set (``None``, every channel split, is mixed's default)
+#: backend options that change the answers, so runs that differ in them must not share a key; one
+#: left unset (``None``: for ``tail_channels``, mixed's default full split) stays out of it
 ANSWER_OPTIONS = ("temperature", "max_tokens", "tail_channels")
 
 
@@ -88,7 +88,7 @@ class BackendInfo:
             **{
                 k: v
                 for k, v in sorted(self.options.items())
-                if k in ANSWER_OPTIONS and not (k == "tail_channels" and v is None)
+                if k in ANSWER_OPTIONS and v is not None
             },
         }
 
