@@ -61,13 +61,18 @@ def matmul_gflops(dtype: str, size: int = 2048, repeats: int = 5) -> float:
 
     kind = getattr(torch, dtype)
     left, right = torch.randn(size, size).to(kind), torch.randn(size, size).to(kind)
-    left @ right  # warm-up: thread pool and caches
+    return 2 * size**3 / best_seconds(lambda: left @ right, repeats) / 1e9
+
+
+def best_seconds(call: Any, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls, after one untimed call (thread pool and caches)."""
+    call()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        left @ right
+        call()
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return best
 
 
 def model_products_gflops(
@@ -94,14 +99,8 @@ def model_products_gflops(
     for inner, outer in products:
         activations = torch.randn(rows, inner).to(kind)
         weight = torch.randn(outer, inner).to(kind)
-        activations @ weight.T  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            activations @ weight.T
-            best = min(best, time.perf_counter() - start)
         flops += 2 * rows * inner * outer
-        seconds += best
+        seconds += best_seconds(lambda: activations @ weight.T, repeats)  # noqa: B023 (called now)
     return flops / seconds / 1e9
 
 
@@ -517,6 +516,11 @@ def compare(args: argparse.Namespace) -> None:
     report.print()
 
 
+def product_dtype(dtype: str) -> str:
+    """The dtype a run's matrix products compute in: mixed runs them in bfloat16."""
+    return "bfloat16" if dtype == "mixed" else dtype
+
+
 @dataclass
 class Report:
     args: argparse.Namespace
@@ -530,12 +534,12 @@ class Report:
     model: Path
 
     def limit(self, dtype: str) -> float:
-        """GFLOP/s of the units a dtype computes on: mixed runs its products in bfloat16."""
-        kind = "bfloat16" if dtype == "mixed" else dtype
-        return max(self.limits[kind], self.limits_after[kind])
+        """GFLOP/s of the units a dtype computes on (the higher of the two square readings)."""
+        units = product_dtype(dtype)
+        return max(self.limits[units], self.limits_after[units])
 
     def shaped_limit(self, dtype: str) -> float:
-        return self.shaped_limits["bfloat16" if dtype == "mixed" else dtype]
+        return self.shaped_limits[product_dtype(dtype)]
 
     def print(self) -> None:
         count = len(self.reference.output["samples"])
