@@ -17,6 +17,7 @@ from scipy.spatial.distance import jensenshannon
 
 from culture_probe.backends import ScoringRequest
 from culture_probe.backends.hf import HFBackend, pack_prefix_trees
+from culture_probe.backends.mixed import split_linear_class
 
 #: the fidelity bound: every prompt's option distribution within this JS distance of the reference
 MAX_JS_DISTANCE_BITS = 0.01
@@ -244,6 +245,10 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
+def split_projections(backend: HFBackend) -> list[Any]:
+    return [m for m in backend.model.modules() if isinstance(m, split_linear_class())]
+
+
 def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_projection(
     mixed_backend: HFBackend,
 ) -> None:
@@ -252,7 +257,7 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
 
     assert [type(m).__name__ for m in linears] == ["Linear"]  # lm_head alone
     assert mixed_backend.model.lm_head.weight.dtype == torch.float32
-    split = [m for m in mixed_backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
+    split = split_projections(mixed_backend)
     assert len(split) == 7 * layers  # q, k, v, o, gate, up, down
     assert mixed_backend.info().dtype == "mixed"
     products = {id(module.shared): module.shared for module in split}
@@ -268,7 +273,7 @@ def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(
 ) -> None:
     backend = HFBackend(model="embedded", dtype="mixed", tail_channels=64)
     try:
-        split = [m for m in backend.model.modules() if type(m).__name__ == "SplitBfloat16Linear"]
+        split = split_projections(backend)
         tails = [module.shared.tail for module in split]
         assert all(tail is not None and len(tail.channels) == 64 for tail in tails)
         assert backend.info().options["tail_channels"] == 64
