@@ -152,11 +152,8 @@ def packed_flops(shape: ModelShape, sequences: list[list[int]], pack_tokens: int
 
     packs = pack_prefix_trees(sequences, pack_tokens)
     nodes = sum(len(pack.token_ids) for pack in packs)
-    pairs = sum(
-        (block.stop - block.start) * len(block.keys)
-        for pack in packs
-        for block in tree_blocks(pack.ancestors)
-    )
+    # the pairs the tree needs; the padding that evens out the blocks' widths is not counted
+    pairs = sum(tree_blocks(pack.ancestors).pairs() for pack in packs)
     flops = (
         nodes * shape.linear_flops_per_token()
         + pairs * shape.attention_flops_per_pair()

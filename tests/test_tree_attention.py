@@ -30,7 +30,7 @@ def random_pack(seed: int) -> list[list[int]]:
     ]
 
 
-@pytest.mark.parametrize("rows", [1, 5, 64])
+@pytest.mark.parametrize("rows", [1, 5, 7, 64])
 def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
     [pack] = pack_prefix_trees(random_pack(seed=rows), pack_tokens=10_000)
     nodes = len(pack.token_ids)
@@ -58,11 +58,26 @@ def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
 def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:
     ancestors = [[0], [0, 1], [0, 1, 2], [0, 3], [0, 3, 4]]
 
-    first, second = tree_blocks(ancestors, rows=3)
+    blocks = tree_blocks(ancestors, rows=3)
 
-    assert first.keys.tolist() == [0, 1, 2]
-    assert second.keys.tolist() == [0, 3, 4]  # not 1 and 2, which only the first block's rows see
-    assert (second.mask[0, 0] == 0).tolist() == [[True, True, False], [True, True, True]]
+    assert blocks.keys.tolist() == [[0, 1, 2], [0, 3, 4]]  # not 1 and 2 for the second block
+    assert (blocks.mask[1, 0] == 0).tolist() == [
+        [True, True, False],
+        [True, True, True],
+        [True, False, False],  # a padding row: node 0 alone
+    ]
+    assert blocks.pairs() == 3 * 3 + 2 * 3
+
+
+def test_narrower_blocks_are_padded_with_keys_nobody_sees() -> None:
+    ancestors = [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 4]]
+
+    blocks = tree_blocks(ancestors, rows=4)
+
+    assert blocks.widths == (4, 2)
+    assert blocks.keys.tolist() == [[0, 1, 2, 3], [0, 4, 0, 0]]
+    assert torch.isinf(blocks.mask[1, 0, :, 2:]).all()
+    assert blocks.pairs() == 4 * 4 + 1 * 2
 
 
 def test_without_blocks_it_is_causal_scaled_dot_product_attention() -> None:
