@@ -7,6 +7,7 @@ distributions are Jensen-Shannon distances in bits from scipy (Lin 1991; Endres 
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 
 from culture_probe.backends import ScoringRequest
-from culture_probe.backends.hf import HFBackend, pack_prefix_trees
+from culture_probe.backends.hf import HFBackend, pack_prefix_trees, reuse_freed_activations
 from culture_probe.backends.mixed import split_linear_class
 
 #: the fidelity bound: every prompt's option distribution within this JS distance of the reference
@@ -284,3 +285,32 @@ def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(
         backend.close()
     # measured on the whole values study: max 0.0112 bits, 99th percentile 0.0070
     assert distances.max() < 0.015
+
+
+class MallocInfo(ctypes.Structure):
+    """glibc's ``struct mallinfo2``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def mapped_bytes() -> int:
+    """Bytes glibc holds in mappings of their own, outside the heap."""
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = MallocInfo
+    return int(mallinfo2().hblkhd)
+
+
+def test_activation_sized_buffers_come_from_the_heap_once_freed_memory_is_kept() -> None:
+    assert reuse_freed_activations()  # glibc: the machines this runs on
+    before = mapped_bytes()
+
+    buffer = torch.empty(4096, 3072, dtype=torch.bfloat16)  # 25 MB: a bfloat16 pack's gate/up
+
+    assert mapped_bytes() - before < 1_000_000  # glibc's default would map all 25 MB apart
+    del buffer
