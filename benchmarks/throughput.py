@@ -22,8 +22,13 @@ local files: a JSONL dataset whose ``text`` is the prompt with the chat template
 (its ``--apply_chat_template`` and ``--system_instruction`` cannot vary the system message per
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
 
+A row with ``compile: true`` compiles the decoder layers at load (``torch.compile``; counted in its
+whole-process time, not in its prompts per second). Inductor keeps what it compiled on disk, so its
+first process compiles from scratch and the later ones mostly read the cache; with ``--repeats`` the
+best of the repeats is a warm one.
+
 Run: python benchmarks/throughput.py [--prompts 200 | --prompts 0 (the whole study)]
-         [--dtype bfloat16] [--batch-size 16] [--repeats 1] [--sweep] [--no-gguf]
+         [--dtype bfloat16] [--batch-size 16] [--repeats 1] [--sweep] [--no-gguf] [--no-compile]
 """
 
 from __future__ import annotations
@@ -430,6 +435,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sweep", action="store_true", help="also time pack sizes")
     parser.add_argument("--no-gguf", action="store_true", help="skip lm-eval reading the GGUF")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip the hf row with --option compile=true"
+    )
     args = parser.parse_args()
     if args.command == "score":
         score_in_process(args)
@@ -500,6 +508,11 @@ def compare(args: argparse.Namespace) -> None:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
             kinds[name] = (packed_flops(shape, sequences, size), dtype, True)
+    if not args.no_compile and args.dtype != "mixed":
+        size = default_pack_tokens(args.dtype)
+        name = f"hf, {args.dtype}, prefix trees ({size}), compiled"
+        runs[name] = ours(args.dtype, {"compile": True})
+        kinds[name] = (packed_flops(shape, sequences, size), args.dtype, True)
     done = interleaved_best(args.repeats, runs)
     rows = [Row(name, done[name], *kinds[name]) for name in runs]
     reference = done[reference_name]

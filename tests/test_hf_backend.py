@@ -19,6 +19,7 @@ from scipy.spatial.distance import jensenshannon
 from culture_probe.backends import ScoringRequest
 from culture_probe.backends.hf import HFBackend, pack_prefix_trees, reuse_freed_activations
 from culture_probe.backends.mixed import split_linear_class
+from culture_probe.errors import CultureProbeError
 
 #: the fidelity bound: every prompt's option distribution within this JS distance of the reference
 MAX_JS_DISTANCE_BITS = 0.01
@@ -314,3 +315,36 @@ def test_activation_sized_buffers_come_from_the_heap_once_freed_memory_is_kept()
 
     assert mapped_bytes() - before < 1_000_000  # glibc's default would map all 25 MB apart
     del buffer
+
+
+def test_compiled_layers_score_what_the_uncompiled_model_scores(
+    values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    from torch._dynamo.utils import counters
+
+    graphs_before = counters["stats"]["unique_graphs"]
+    backend = HFBackend(model="embedded", dtype="float32", compile=True)
+    try:
+        # compiled at load, by the warm-up packs: scoring itself compiles nothing more
+        graphs_after_load = counters["stats"]["unique_graphs"]
+        compiled = scored_distributions(backend, values_requests, pack_tokens=200)
+        assert counters["stats"]["unique_graphs"] == graphs_after_load > graphs_before
+        assert backend.info().key()["compile"] is True
+    finally:
+        backend.close()
+    # float32 either way: fusing only changes the order of a few sums
+    assert js_distances_bits(compiled, reference).max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "message"),
+    [
+        ("mixed", True, "works with --dtype bfloat16, float16 or float32"),
+        ("float32", "yes", "expects true or false, got 'yes'"),
+    ],
+)
+def test_compile_refuses_mixed_and_values_that_are_not_true_or_false(
+    dtype: str, value: Any, message: str
+) -> None:
+    with pytest.raises(CultureProbeError, match=message):
+        HFBackend(model="embedded", dtype=dtype, compile=value)

@@ -46,7 +46,11 @@ from culture_probe.backends.mixed import (
     calibrate_tail_channels,
     use_mixed_precision,
 )
-from culture_probe.backends.tree_attention import tree_blocks, use_tree_attention
+from culture_probe.backends.tree_attention import (
+    DEFAULT_BLOCK_ROWS,
+    tree_blocks,
+    use_tree_attention,
+)
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -202,6 +206,7 @@ class HFBackend(Backend):
         prefix_sharing: bool = True,
         pack_tokens: int | None = None,
         tail_channels: int | None = DEFAULT_TAIL_CHANNELS,
+        compile: bool = False,
         **_: Any,
     ) -> None:
         # MKL's own allocator pools the packing buffers of the bfloat16 products and grew by a
@@ -226,6 +231,7 @@ class HFBackend(Backend):
         self.tail_channels = (
             _checked_tail_channels(tail_channels) if self.dtype == "mixed" else None
         )
+        self.compiled = _checked_compile(compile, self.dtype)
         location = (
             str(converted_copy(self.source)) if self.source.gguf_file else self.source.location
         )
@@ -252,6 +258,42 @@ class HFBackend(Backend):
         self._label_tokens: dict[str, list[int]] = {}
         self.mode = require_mode(mode)
         self.generation = GenerationSettings(temperature, max_new_tokens)
+        if self.compiled:
+            self._compile_decoder_layers()
+
+    def _compile_decoder_layers(self) -> None:
+        """Fuse each decoder layer's elementwise work with ``torch.compile``, compiling at load.
+
+        Three warm-up packs of 1, 2 and 3 attention blocks compile the layer once with the block
+        count fixed, then once for any count (and for one), so scoring itself does not stop to
+        compile; a missing C++ compiler shows here, not in the middle of a run.
+        """
+        import torch
+        from torch.fx.experimental import _config as fx_config
+
+        layers = getattr(getattr(self.model, "model", None), "layers", None)
+        if not isinstance(layers, torch.nn.ModuleList):
+            raise CultureProbeError(
+                f"--option compile=true compiles the decoder layers at model.model.layers, which "
+                f"{self.source.name} does not have; leave the option out"
+            )
+        for layer in layers:
+            layer.compile(dynamic=True)
+        tokens = self._calibration_tokens()
+        try:
+            # sizes that happen to be equal in a warm-up pack (its width and its rows, say) would
+            # otherwise be compiled as one and recompiled when a real pack tells them apart
+            with torch.inference_mode(), fx_config.patch(use_duck_shape=False):
+                for nodes in (DEFAULT_BLOCK_ROWS * 2 - 8, DEFAULT_BLOCK_ROWS * 3 - 8, 8):
+                    [pack] = pack_prefix_trees([(tokens * 4)[:nodes]], nodes)
+                    self._leaf_log_probs(pack)
+        except Exception as error:  # torch.compile raises many kinds; all mean the same here
+            summary = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            raise CultureProbeError(
+                f"--option compile=true: torch.compile could not compile {self.source.name} "
+                f"({type(error).__name__}: {summary}). On a CPU it needs a C++ compiler (g++); "
+                f"leave the option out to run uncompiled"
+            ) from error
 
     def _calibration_tokens(self) -> list[int]:
         text = self.tokenizer.apply_chat_template(
@@ -280,6 +322,7 @@ class HFBackend(Backend):
                 "prefix_sharing": self.prefix_sharing,
                 "pack_tokens": self.pack_tokens,
                 **({"tail_channels": self.tail_channels} if self.dtype == "mixed" else {}),
+                **({"compile": True} if self.compiled else {}),
                 **self._decoding(),
             },
         )
@@ -453,6 +496,17 @@ def _copy_out_of_the_file(model: Any) -> None:
     """
     for parameter in model.parameters():
         parameter.data = parameter.data.clone()
+
+
+def _checked_compile(value: Any, dtype: str) -> bool:
+    if not isinstance(value, bool):
+        raise CultureProbeError(f"--option compile expects true or false, got {value!r}")
+    if value and dtype == "mixed":
+        raise CultureProbeError(
+            "--option compile=true works with --dtype bfloat16, float16 or float32; mixed calls "
+            "MKL's products directly, which torch.compile cannot fuse"
+        )
+    return value
 
 
 def _checked_tail_channels(value: Any) -> int | None:
