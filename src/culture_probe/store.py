@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from culture_probe.atomic import atomic_write_bytes
 from culture_probe.columns import RESPONSE_COLUMNS
 from culture_probe.errors import CultureProbeError
 
@@ -46,22 +47,6 @@ VERSIONED_PACKAGES = (
     "scipy",
     "jinja2",
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old content or the new, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

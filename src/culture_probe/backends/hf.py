@@ -283,7 +283,9 @@ class HFBackend(Backend):
         try:
             # sizes that happen to be equal in a warm-up pack (its width and its rows, say) would
             # otherwise be compiled as one and recompiled when a real pack tells them apart
-            with torch.inference_mode(), fx_config.patch(use_duck_shape=False):
+            # (``patch`` is made at run time by torch's config module, so the stubs lack it)
+            no_duck_shapes = fx_config.patch(use_duck_shape=False)  # type: ignore[attr-defined]
+            with torch.inference_mode(), no_duck_shapes:
                 for nodes in (DEFAULT_BLOCK_ROWS * 2 - 8, DEFAULT_BLOCK_ROWS * 3 - 8, 8):
                     [pack] = pack_prefix_trees([(tokens * 4)[:nodes]], nodes)
                     self._leaf_log_probs(pack)

@@ -24,7 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from culture_probe import __version__
-from culture_probe.store import atomic_write_bytes
+from culture_probe.atomic import atomic_write_bytes
 
 _PACKAGE = "culture_probe.report"
 
