@@ -185,3 +185,14 @@ def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
     score_plan(run, doubled, backend)
     assert backend.seen == 3
     assert len(run.scored()) == 6
+
+
+def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
+    from culture_probe.cli import ScoringRate
+
+    rate = ScoringRate(started=10.0)
+
+    assert rate.add(1024, now=42.0) == "32.0 prompts/s"  # 1,024 in 32 s
+    assert rate.add(1024, now=74.0) == "32.0 prompts/s"  # 2,048 in 64 s
+    assert rate.add(96, now=75.0) == "33.0 prompts/s"  # 2,144 in 65 s, not the last chunk's 96/s
+    assert ScoringRate(started=5.0).add(3, now=5.0) == ""  # no time has passed yet

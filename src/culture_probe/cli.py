@@ -7,6 +7,8 @@ answers at once.
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -328,6 +330,23 @@ def _create_engine(
     return RayBackend(backend_name, options, address=ray, replicas=replicas)
 
 
+@dataclass
+class ScoringRate:
+    """Prompts scored in this session per second since scoring began, as the progress bar shows.
+
+    rich's own speed is an estimate over the last few updates; updated a chunk at a time, it read a
+    quarter low on the values study (24.7 prompts/s shown for 31.6 scored).
+    """
+
+    started: float
+    scored: int = 0
+
+    def add(self, count: int, now: float) -> str:
+        self.scored += count
+        elapsed = now - self.started
+        return f"{self.scored / elapsed:.1f} prompts/s" if elapsed > 0 else ""
+
+
 def _score_with_progress(
     run_store: Any, prepared: PreparedStudy, engine: Backend, console: Any, chunk_size: int | None
 ) -> None:
@@ -356,11 +375,11 @@ def _score_with_progress(
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("score", total=len(prepared.plan), completed=already, rate="")
+        rate = ScoringRate(started=time.perf_counter())
 
         def advance(count: int) -> None:
             progress.advance(task, count)
-            speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed:.1f} prompts/s" if speed else "")
+            progress.update(task, rate=rate.add(count, now=time.perf_counter()))
 
         score_plan(run_store, prepared.plan, engine, advance, chunk_size)
 
