@@ -264,9 +264,9 @@ class HFBackend(Backend):
     def _compile_decoder_layers(self) -> None:
         """Fuse each decoder layer's elementwise work with ``torch.compile``, compiling at load.
 
-        Three warm-up packs of 1, 2 and 3 attention blocks compile the layer once with the block
-        count fixed, then once for any count (and for one), so scoring itself does not stop to
-        compile; a missing C++ compiler shows here, not in the middle of a run.
+        Warm-up packs of 2, 3 and 1 attention blocks compile the layer for a fixed block count,
+        then for any count, one included, so scoring itself does not stop to compile (two graphs in
+        all); a missing C++ compiler shows here, not in the middle of a run.
         """
         import torch
         from torch.fx.experimental import _config as fx_config

@@ -48,7 +48,7 @@ class TreeBlocks:
     widths: tuple[int, ...]  # each block's own number of keys, without the padding
 
     def pairs(self) -> int:
-        """(query, key) pairs the tree needs: each real row against its block's own keys."""
+        """(query, key) pairs of each block's real rows against its own keys, padding left out."""
         rows_in = [min(self.rows, self.nodes - start) for start in range(0, self.nodes, self.rows)]
         return sum(rows * width for rows, width in zip(rows_in, self.widths, strict=True))
 
