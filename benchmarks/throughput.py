@@ -158,7 +158,7 @@ def packed_flops(shape: ModelShape, sequences: list[list[int]], pack_tokens: int
     packs = pack_prefix_trees(sequences, pack_tokens)
     nodes = sum(len(pack.token_ids) for pack in packs)
     # each block's real rows against its own keys; the padding that evens out widths is left out
-    pairs = sum(tree_blocks(pack.ancestors).pairs() for pack in packs)
+    pairs = sum(tree_blocks(pack.positions).pairs() for pack in packs)
     flops = (
         nodes * shape.linear_flops_per_token()
         + pairs * shape.attention_flops_per_pair()

@@ -41,7 +41,7 @@ def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
 
     sparse, _ = tree_attention_forward(
         GroupedAttention(), query, key, value, None, scaling=0.25,
-        tree_blocks=tree_blocks(pack.ancestors, rows=rows),
+        tree_blocks=tree_blocks(pack.positions, rows=rows),
     )  # fmt: skip
 
     dense = scaled_dot_product_attention(
@@ -56,9 +56,9 @@ def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
 
 
 def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:
-    ancestors = [[0], [0, 1], [0, 1, 2], [0, 3], [0, 3, 4]]
+    depths = [0, 1, 2, 1, 2]  # paths 0, 0-1, 0-1-2, 0-3, 0-3-4
 
-    blocks = tree_blocks(ancestors, rows=3)
+    blocks = tree_blocks(depths, rows=3)
 
     assert blocks.keys.tolist() == [[0, 1, 2], [0, 3, 4]]  # not 1 and 2 for the second block
     assert (blocks.mask[1, 0] == 0).tolist() == [
@@ -70,9 +70,9 @@ def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:
 
 
 def test_narrower_blocks_are_padded_with_keys_nobody_sees() -> None:
-    ancestors = [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 4]]
+    depths = [0, 1, 2, 3, 1]  # paths 0, 0-1, 0-1-2, 0-1-2-3, 0-4
 
-    blocks = tree_blocks(ancestors, rows=4)
+    blocks = tree_blocks(depths, rows=4)
 
     assert blocks.widths == (4, 2)
     assert blocks.keys.tolist() == [[0, 1, 2, 3], [0, 4, 0, 0]]

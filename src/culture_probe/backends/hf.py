@@ -397,7 +397,7 @@ class HFBackend(Backend):
             # the blocks carry the tree; a 4D mask passes through transformers untouched, so a
             # one-element placeholder keeps it from building a dense causal mask of its own
             mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
-            blocks = tree_blocks(pack.ancestors, device=self.device, dtype=self.activation_dtype)
+            blocks = tree_blocks(pack.positions, device=self.device, dtype=self.activation_dtype)
             extra = {"tree_blocks": blocks}
         else:
             mask, extra = pack.attention_mask().to(self.device), {}

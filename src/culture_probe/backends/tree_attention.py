@@ -54,18 +54,20 @@ class TreeBlocks:
 
 
 def tree_blocks(
-    ancestors: Sequence[Sequence[int]],
+    depths: Sequence[int],
     rows: int = DEFAULT_BLOCK_ROWS,
     device: str = "cpu",
     dtype: Any = None,
 ) -> TreeBlocks:
     """Cut a pack's nodes into blocks of ``rows`` with the keys and mask of each.
 
-    The masks are additive, in the attention's ``dtype`` (float32 by default), so that the layers
-    that share them do not each convert a boolean mask again.
+    ``depths`` is each node's depth in its tree, the nodes in depth-first order (a pack's
+    ``positions``): that alone fixes every node's ancestors. The masks are additive, in the
+    attention's ``dtype`` (float32 by default), so that the layers that share them do not each
+    convert a boolean mask again.
 
     Example:
-        >>> blocks = tree_blocks([[0], [0, 1], [0, 2]], rows=2)
+        >>> blocks = tree_blocks([0, 1, 1], rows=2)  # node 0 with children 1 and 2
         >>> blocks.keys.tolist(), blocks.widths
         ([[0, 1], [0, 2]], (2, 2))
         >>> (blocks.mask[1, 0] == 0).int().tolist()  # row 3 is padding and sees node 0 alone
@@ -73,8 +75,8 @@ def tree_blocks(
     """
     import torch
 
-    nodes = len(ancestors)
-    ends = torch.tensor(subtree_ends([len(path) - 1 for path in ancestors]))
+    nodes = len(depths)
+    ends = torch.tensor(subtree_ends(depths))
     starts = torch.arange(0, nodes, rows)
     # a node k is on the path of some row in [start, start + rows) if k < start + rows and its
     # subtree reaches past start: the union of the block's paths, found without walking them
