@@ -38,6 +38,7 @@ from culture_probe.report import (
     write_page,
 )
 from culture_probe.report.page import content_security_policy
+from culture_probe.report.tables import display_text
 
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=1">'
 
@@ -125,6 +126,15 @@ def test_bar_chart_draws_present_values_and_names_missing_ones() -> None:
     widths = [float(w) for w in re.findall(r'class="bar"[^>]*width="([0-9.]+)"', chart)]
     assert len(widths) == 2 and widths[1] == pytest.approx(2 * widths[0], rel=0.01)
     assert "n/a" in chart
+
+
+@pytest.mark.parametrize(
+    "missing", [None, math.nan, np.float32("nan"), np.float64("nan"), pd.NA, pd.NaT]
+)
+def test_every_kind_of_missing_value_is_shown_as_missing(missing: object) -> None:
+    chart = bar_chart(["a", "b"], [0.5, missing], title="t", domain=(0, 1))  # type: ignore[list-item]
+    assert len(re.findall(r'class="bar"', chart)) == 1 and "n/a" in chart
+    assert display_text(missing) == ""
 
 
 def test_stacked_bar_segments_are_proportional_to_the_shares() -> None:

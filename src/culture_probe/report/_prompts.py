@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from culture_probe.report._missing import is_missing
+
 PROMPT_FIELDS = (
     "proxy",
     "wording",
@@ -97,14 +99,14 @@ def _packed(record: dict[str, Any], table: _LineTable) -> list[Any]:
         table.encode(record.get("user")),
         _probabilities(record.get("probs")),
         _integer(record.get("answer")),
-        "not scored" if _missing(record.get("outcome")) else str(record.get("outcome")),
+        "not scored" if is_missing(record.get("outcome")) else str(record.get("outcome")),
         _rounded(record.get("option_mass")),
-        "" if _missing(record.get("generated")) else str(record.get("generated")),
+        "" if is_missing(record.get("generated")) else str(record.get("generated")),
     ]
 
 
 def _sequence(value: Any) -> list[Any]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return []
     return list(value.tolist() if isinstance(value, np.ndarray) else value)
 
@@ -113,12 +115,8 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in _sequence(value)]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _rounded(value: Any, digits: int = 4) -> float | None:
-    if _missing(value):
+    if is_missing(value):
         return None
     number = float(value)
     return round(number, digits) if math.isfinite(number) else None
@@ -130,4 +128,4 @@ def _probabilities(value: Any) -> list[float | None] | None:
 
 
 def _integer(value: Any) -> int:
-    return -1 if _missing(value) else int(value)
+    return -1 if is_missing(value) else int(value)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from culture_probe.report._missing import is_missing
 from culture_probe.report._prompts import prompt_blob
 from culture_probe.report._rundir import RunData, load_run
 from culture_probe.report._short_answer import language_section, short_answer_section
@@ -618,7 +619,7 @@ def _first(frame: pd.DataFrame, column: str) -> str | None:
     if column not in frame or frame.empty:
         return None
     value = frame[column].iloc[0]
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return None if is_missing(value) else str(value)
 
 
 def _model_name(manifest: dict[str, Any]) -> str | None:

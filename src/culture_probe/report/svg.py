@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from culture_probe.report._missing import is_missing
+
 Number = float | int | None
 
 # Anchors sampled at t = 0, 1/8, ..., 1 from the published viridis and cividis colour maps; the
@@ -106,12 +108,8 @@ def series_colour(index: int) -> str:
     return OKABE_ITO[index % len(OKABE_ITO)]
 
 
-def _is_missing(value: Number) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _zero_if_missing(value: Number) -> float:
-    return 0.0 if value is None or _is_missing(value) else float(value)
+    return 0.0 if value is None or is_missing(value) else float(value)
 
 
 def _short(label: object, limit: int = _LABEL_LIMIT) -> str:
@@ -126,7 +124,7 @@ def _num(value: float) -> str:
 
 
 def _fmt(value: Number, value_format: str) -> str:
-    return "n/a" if _is_missing(value) else value_format.format(value)
+    return "n/a" if is_missing(value) else value_format.format(value)
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ class _Scale:
 def _domain(values: Sequence[Number], domain: tuple[float, float] | None) -> tuple[float, float]:
     if domain is not None:
         return float(domain[0]), float(domain[1])
-    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    present = [float(v) for v in values if not is_missing(v)]  # type: ignore[arg-type]
     if not present:
         return 0.0, 1.0
     low, high = min([*present, 0.0]), max([*present, 0.0])
@@ -158,7 +156,7 @@ def _domain(values: Sequence[Number], domain: tuple[float, float] | None) -> tup
 
 def _data_range(values: Sequence[Number]) -> tuple[float, float]:
     """The smallest and largest present value (a colour scale need not include zero)."""
-    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    present = [float(v) for v in values if not is_missing(v)]  # type: ignore[arg-type]
     if not present:
         return 0.0, 1.0
     low, high = min(present), max(present)
@@ -312,7 +310,7 @@ def bar_chart(
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = top + index * row
         parts.append(_text(label_width, y + 15, _short(label), anchor="end", full=label))
-        if _is_missing(value):
+        if is_missing(value):
             parts.append(_text(scale.start + 4, y + 15, "n/a", size=11, fill=_MUTED))
             continue
         start, end = sorted((scale(max(low, min(0.0, high))), scale(float(value))))  # type: ignore[arg-type]
@@ -438,7 +436,7 @@ def heatmap(
         parts.append(_text(label_width, y + 15, _short(label), anchor="end", full=label))
         for j, value in enumerate(row):
             x = label_width + 8 + j * cell_w
-            missing = _is_missing(value)
+            missing = is_missing(value)
             t = 0.0 if missing else (float(value) - low) / (high - low)  # type: ignore[arg-type]
             fill = MISSING_FILL if missing else sequential_colour(t, palette)
             parts.append(
@@ -522,7 +520,7 @@ def forest_plot(
     """
     _check_lengths(labels, estimates=estimates, lows=lows, highs=highs)
     transform = _log10 if log_scale else float
-    every = [v for v in (*estimates, *lows, *highs) if not _is_missing(v)]
+    every = [v for v in (*estimates, *lows, *highs) if not is_missing(v)]
     if log_scale:
         every = [v for v in every if float(v) > 0]  # type: ignore[arg-type]
     points = [transform(float(v)) for v in every]  # type: ignore[arg-type]
@@ -559,7 +557,7 @@ def forest_plot(
         estimate, lo, hi = estimates[index], lows[index], highs[index]
 
         def place(value: Number) -> float | None:
-            if _is_missing(value):
+            if is_missing(value):
                 return None
             v = float(value)  # type: ignore[arg-type]
             return scale(transform(v) if not log_scale or v > 0 else floor)
@@ -658,7 +656,7 @@ def histogram(
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
-    present = [float(v) for v in values if not _is_missing(v)]  # type: ignore[arg-type]
+    present = [float(v) for v in values if not is_missing(v)]  # type: ignore[arg-type]
     low, high = domain if domain is not None else _domain(present, None)
     if low == high:
         high = low + 1.0
@@ -775,7 +773,7 @@ def distribution_bars(
         x0 = left + index * group + group * 0.1
         for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
             value = series[name][index]
-            if _is_missing(value):
+            if is_missing(value):
                 continue
             y = scale(float(value))  # type: ignore[arg-type]
             parts.append(
@@ -839,7 +837,7 @@ def range_plot(
         parts.append(_text(label_width, y + 4, _short(label), anchor="end", full=label))
         lo, hi, mid = lows[index], highs[index], middle[index]
         summary = f"{label}: {_fmt(lo, value_format)} to {_fmt(hi, value_format)}"
-        if not _is_missing(lo) and not _is_missing(hi):
+        if not is_missing(lo) and not is_missing(hi):
             x_lo, x_hi = scale(float(lo)), scale(float(hi))  # type: ignore[arg-type]
             parts.append(
                 _element(
@@ -854,7 +852,7 @@ def range_plot(
                     fill=OKABE_ITO[4],
                 )
             )
-        if not _is_missing(mid):
+        if not is_missing(mid):
             parts.append(
                 _element(
                     "circle",

@@ -7,7 +7,6 @@ format; missing values (NaN, None) show as an empty cell and always sort last.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from culture_probe.report._missing import is_missing
 from culture_probe.report.page import render_template, slug
 
 CellFormat = str | Callable[[Any], str]
@@ -82,13 +82,6 @@ def html_table(
         truncated=len(visible) < total,
         filterable=filterable,
     )
-
-
-def is_missing(value: Any) -> bool:
-    """True for None, NaN and pandas' missing markers."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _is_number(value: Any) -> bool:
