@@ -40,3 +40,25 @@ def hf_backend() -> Iterator[object]:
     backend = create_backend("hf", model="embedded", dtype="float32")
     yield backend
     backend.close()
+
+
+#: BLEnD's "What is a popular food to go with beer in ...?"
+BLEND_QUESTION = "Al-en-02"
+
+
+@pytest.fixture(scope="session")
+def blend_study(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """BLEnD's beer-food question about the UK and South Korea: 3 prompts (en, en, ko)."""
+    from culture_probe.importers import RegionResolver, import_blend, write_study
+    from culture_probe.taxonomy import load_taxonomy
+
+    taxonomy_path = REPO / "taxonomy" / "taxonomy.yaml"
+    taxonomy = load_taxonomy(taxonomy_path)
+    imported = import_blend(
+        shared_data / "blend",
+        RegionResolver.from_taxonomy(taxonomy),
+        taxonomy,
+        countries=["GB", "KR"],
+        questions=[BLEND_QUESTION],
+    )
+    return write_study(imported, tmp_path_factory.mktemp("blend") / "study", taxonomy_path)

@@ -36,10 +36,19 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from culture_probe.backends import ScoringStopped, create_backend
+from culture_probe.backends.generation import short_answer_result
 from culture_probe.backends.openai import NoLogprobsWarning, OpenAIBackend, RetryPolicy
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import embedded_gguf
-from culture_probe.runner import PlanFilter, build_manifest, prepare, requests_for, score_plan
+from culture_probe.runner import (
+    PlanFilter,
+    build_manifest,
+    copy_reference,
+    finalise_responses,
+    prepare,
+    requests_for,
+    score_plan,
+)
 from culture_probe.store import RunDirectory
 
 ITEMS = ("family_importance", "generalised_trust")
@@ -323,6 +332,43 @@ def test_generate_mode_is_reproducible_under_the_same_seed(
         backend.close()
     assert texts[0] == texts[1]
     assert all(texts[0])
+
+
+def test_short_answers_are_the_servers_completions_and_a_rerun_resumes(
+    server: LlamaServer, blend_study: Path, tmp_path: Path
+) -> None:
+    backend = OpenAIBackend(base_url=server.url, temperature=0.0, max_new_tokens=12)
+    try:
+        prepared = prepare(blend_study)
+        manifest = build_manifest(prepared, backend)
+        assert manifest["short_answers"]["decoding"] == {"temperature": 0.0, "max_tokens": 12}
+        run = RunDirectory.open(tmp_path / "run", manifest, prepared.plan)
+        copy_reference(prepared.study, run.path)
+        assert score_plan(run, prepared.plan, backend) == 3
+        assert score_plan(run, prepared.plan, backend) == 0  # resumed: nothing left
+    finally:
+        backend.close()
+    stored = finalise_responses(run, prepared.plan).set_index("prompt_id")
+    for request in requests_for(prepared.plan):
+        # the same request sent by hand: the stored text is this prompt's answer, not another's
+        reply = httpx.post(
+            f"{server.url}/chat/completions",
+            json={
+                "messages": request.messages(),
+                "max_tokens": 12,
+                "temperature": 0.0,
+                "top_p": 1.0,
+                "seed": request.seed,
+            },
+            timeout=60,
+        ).json()
+        text = reply["choices"][0]["message"]["content"]
+        assert text.strip(), "llama.cpp wrote nothing"
+        assert stored.loc[request.prompt_id, "generated"] == text
+        assert (
+            stored.loc[request.prompt_id, "outcome"] == short_answer_result(request, text).outcome
+        )
+    assert stored["match"].notna().all()
 
 
 def test_the_request_budget_stops_the_run_after_saving_what_it_has(

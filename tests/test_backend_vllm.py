@@ -24,7 +24,7 @@ import torch
 
 from culture_probe.backends import create_backend
 from culture_probe.backends.base import ScoringRequest
-from culture_probe.backends.generation import GenerationSettings
+from culture_probe.backends.generation import GenerationSettings, hf_generate, short_answer_result
 from culture_probe.backends.labels import label_token_ids
 from culture_probe.backends.vllm import (
     VLLMBackend,
@@ -260,6 +260,29 @@ def test_generate_mode_sends_one_seeded_sampling_request_per_prompt(
         12,
     )
     assert info.key()["temperature"] == 0.7
+
+
+def test_short_answers_come_from_one_sampling_call_with_each_prompts_seed(
+    hf_backend: Any, blend_study: Path
+) -> None:
+    engine = TransformersEngine(hf_backend.model, hf_backend.tokenizer)
+    settings = GenerationSettings(0.7, 12)
+    backend = VLLMBackend.from_parts(
+        engine, hf_backend.tokenizer, dict, hf_backend.source, generation=settings
+    )
+    requests = requests_for(prepare(blend_study).plan)
+    written = backend.write_short_answers(requests)
+    n_prompts, params = engine.calls[-1]
+    assert n_prompts == len(requests) == 3
+    assert [p["seed"] for p in params] == [r.seed for r in requests]
+    assert {p["max_tokens"] for p in params} == {12}
+    # transformers' own sampler under the same seeds writes the same texts, in the same order
+    expected = hf_generate(
+        hf_backend.model, hf_backend.tokenizer, requests, settings, read=short_answer_result
+    )
+    assert [r.generated for r in written] == [r.generated for r in expected]
+    assert [r.outcome for r in written] == [r.outcome for r in expected]
+    assert backend.short_answer_decoding() == {"temperature": 0.7, "max_tokens": 12}
 
 
 def test_without_vllm_installed_the_backend_says_how_to_install_it() -> None:

@@ -17,7 +17,6 @@ from culture_probe.analysis._terminal import _number, format_terminal_summary
 from culture_probe.analysis.cli import analyze_run
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
-from culture_probe.importers import RegionResolver, import_blend, write_study
 from culture_probe.report import render_run_report
 from culture_probe.runner import (
     build_manifest,
@@ -28,24 +27,6 @@ from culture_probe.runner import (
     with_matches,
 )
 from culture_probe.store import RunDirectory
-from culture_probe.taxonomy import load_taxonomy
-
-QUESTION = "Al-en-02"  # "What is a popular food to go with beer in ...?"
-
-
-@pytest.fixture(scope="module")
-def blend_study(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, repo: Path) -> Path:
-    """BLEnD's beer-food question about the UK and South Korea: 3 prompts (en, en, ko)."""
-    taxonomy_path = repo / "taxonomy" / "taxonomy.yaml"
-    taxonomy = load_taxonomy(taxonomy_path)
-    imported = import_blend(
-        shared_data / "blend",
-        RegionResolver.from_taxonomy(taxonomy),
-        taxonomy,
-        countries=["GB", "KR"],
-        questions=[QUESTION],
-    )
-    return write_study(imported, tmp_path_factory.mktemp("blend") / "study", taxonomy_path)
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ class Backend(abc.ABC):
         """Write one free-text answer per request (requests without option labels)."""
         raise CultureProbeError(
             f"the {self.info().backend} backend cannot write short answers; "
-            "score short-answer items with the hf backend"
+            "score short-answer items with the hf, vllm or openai backend"
         )
 
     def short_answer_decoding(self) -> dict[str, Any]:

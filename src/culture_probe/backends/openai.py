@@ -43,7 +43,12 @@ from culture_probe.backends.base import (
     ScoringRequest,
     ScoringStopped,
 )
-from culture_probe.backends.generation import GenerationSettings, generated_result, require_mode
+from culture_probe.backends.generation import (
+    GenerationSettings,
+    generated_result,
+    require_mode,
+    short_answer_result,
+)
 from culture_probe.backends.labels import label_probabilities, label_spellings
 from culture_probe.errors import CultureProbeError
 
@@ -268,6 +273,21 @@ class OpenAIBackend(Backend):
         return ScoredPrompt(request.prompt_id, probs, mass)
 
     def _score_generate(self, request: ScoringRequest) -> ScoredPrompt:
+        return generated_result(request, self._sampled_text(request))
+
+    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Free-text answers under each prompt's seed, with the generate mode's decoding."""
+        return self._run_all(
+            requests, lambda request: short_answer_result(request, self._sampled_text(request))
+        )
+
+    def short_answer_decoding(self) -> dict[str, Any]:
+        return {
+            "temperature": self.generation.temperature,
+            "max_tokens": self.generation.max_new_tokens,
+        }
+
+    def _sampled_text(self, request: ScoringRequest) -> str:
         body = {
             "model": self.server_model,
             "messages": request.messages(),
@@ -276,7 +296,7 @@ class OpenAIBackend(Backend):
             "top_p": self.generation.top_p,
             "seed": request.seed,
         }
-        return generated_result(request, message_text(self._post_chat(body)))
+        return message_text(self._post_chat(body))
 
     def _logprobs_body(self, messages: list[dict[str, str]], seed: int) -> dict[str, Any]:
         return {

@@ -24,7 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from culture_probe.backends.base import Backend, BackendInfo, ScoredPrompt, ScoringRequest
-from culture_probe.backends.generation import GenerationSettings, generated_result, require_mode
+from culture_probe.backends.generation import (
+    GenerationSettings,
+    generated_result,
+    require_mode,
+    short_answer_result,
+)
 from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
@@ -236,25 +241,46 @@ class VLLMBackend(Backend):
         return self._label_tokens[label]
 
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
-        prompts = [{"prompt_token_ids": prompt_token_ids(self.tokenizer, r)} for r in requests]
         if self.mode == "generate":
-            params = [
-                self.sampling_params(**generation_sampling_fields(self.generation, r.seed))
-                for r in requests
-            ]
-            outputs = self.engine.generate(prompts, params, use_tqdm=False)
+            texts = self._sampled_texts(requests)
             return [
-                generated_result(request, str(output.outputs[0].text))
-                for request, output in zip(requests, outputs, strict=True)
+                generated_result(request, text)
+                for request, text in zip(requests, texts, strict=True)
             ]
         shared = self.sampling_params(**scoring_sampling_fields(self.top_logprobs))
-        outputs = self.engine.generate(prompts, shared, use_tqdm=False)
+        outputs = self.engine.generate(self._prompts(requests), shared, use_tqdm=False)
         return [
             scored_from_output(
                 output, request, [self.label_token_ids(label) for label in request.option_labels]
             )
             for request, output in zip(requests, outputs, strict=True)
         ]
+
+    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Free-text answers under each prompt's seed, with the generate mode's decoding."""
+        texts = self._sampled_texts(requests)
+        return [
+            short_answer_result(request, text)
+            for request, text in zip(requests, texts, strict=True)
+        ]
+
+    def short_answer_decoding(self) -> dict[str, Any]:
+        return {
+            "temperature": self.generation.temperature,
+            "max_tokens": self.generation.max_new_tokens,
+        }
+
+    def _prompts(self, requests: Sequence[ScoringRequest]) -> list[dict[str, list[int]]]:
+        return [{"prompt_token_ids": prompt_token_ids(self.tokenizer, r)} for r in requests]
+
+    def _sampled_texts(self, requests: Sequence[ScoringRequest]) -> list[str]:
+        """One sampled completion per request, each under its own seed, in one engine call."""
+        params = [
+            self.sampling_params(**generation_sampling_fields(self.generation, r.seed))
+            for r in requests
+        ]
+        outputs = self.engine.generate(self._prompts(requests), params, use_tqdm=False)
+        return [str(output.outputs[0].text) for output in outputs]
 
     def close(self) -> None:
         self.engine = None
