@@ -225,6 +225,31 @@ def test_blend_matching_on_real_annotations(shared_data: Path) -> None:
     assert not answer_matches("rice", "licorice")
 
 
+def test_numbers_match_whole_and_answers_the_prompt_contains_are_left_out(
+    shared_data: Path,
+) -> None:
+    assert answer_matches("12", "About 12 years.") and not answer_matches("1", "12 years")
+    assert not answer_matches("8", "80 weeks") and answer_matches("18:00", "At 18:00.")
+    korea = json.loads((shared_data / "blend/annotations/South_Korea_data.json").read_text())
+    snacks = korea["Al-en-01"]  # "What is a common snack for preschool kids in South Korea?"
+    answers = pd.DataFrame(
+        [
+            (group, answer, entry["count"])
+            for group, entry in enumerate(snacks["annotations"])
+            for answer in [*entry["answers"], *entry["en_answers"]]
+        ],
+        columns=["group", "answer", "votes"],
+    )
+    question = snacks["en_question"]
+    echo = "In South Korea, a common snack for preschool kids is often made of rice flour."
+    assert best_match(echo, answers).answer == "snack"  # an echo of the question scored
+    assert not best_match(echo, answers, prompt=question).matched
+    # the other aliases of the same annotation still count, with the same share of all votes
+    total = sum(entry["count"] for entry in snacks["annotations"])
+    cookies = best_match("Cookies, mostly.", answers, prompt=question)
+    assert (cookies.answer, cookies.votes, cookies.vote_share) == ("cookie", 3, 3 / total)
+
+
 def test_imported_wvs_study_runs_with_the_embedded_model(
     tmp_path: Path, shared_data: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
 ) -> None:

@@ -6,7 +6,15 @@ written with spaces between words an annotated answer must start at a word bound
 not match inside "licorice") but may run on ("apple" matches "apples", Korean "김치" matches
 "김치입니다"); in scripts without spaces (Han, kana, Thai) a plain substring match is used. BLEnD's own
 evaluation lemmatises with one tool per language; boundary-aware substring matching needs none and
-gives the same decision on the inflections above.
+gives the same decision on the inflections above. A number is a whole token: "1" does not match
+"12", nor "8" "80".
+
+An annotated answer that the prompt itself contains is left out of that prompt's matching, because
+a reply that merely repeats the question would match it: "snack" (an English rendering of 과자) for
+"What is a common snack for preschool kids in South Korea?", or "12" where the question asks for
+"Arabic numerals (e.g., 12)". Of the 28,293 answer groups in BLEnD's annotation files, 511 (in 456
+question-country pairs) have an alias that their own question, local or English, contains. The
+group's other aliases still count, and its votes stay in the total that vote shares are taken of.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ def answer_matches(answer: str, generated: str) -> bool:
         return False
     if NO_SPACE_SCRIPTS.search(needle):
         return needle in haystack
-    return re.search(r"(?<!\w)" + re.escape(needle), haystack) is not None
+    # a word may run on into an inflection ("apples"), a number not into more digits ("12")
+    ending = r"(?!\d)" if needle[-1].isdigit() else ""
+    return re.search(r"(?<!\w)" + re.escape(needle) + ending, haystack) is not None
 
 
 @dataclass(frozen=True)
@@ -54,17 +64,20 @@ class Match:
     vote_share: float
 
 
-def best_match(generated: str, answers: pd.DataFrame) -> Match:
-    """The annotated answer with most votes that occurs in ``generated``.
+def best_match(generated: str, answers: pd.DataFrame, prompt: str = "") -> Match:
+    """The annotated answer with most votes that occurs in ``generated`` and not in ``prompt``.
 
     Args:
         generated: the model's text.
         answers: rows of one question and culture, columns ``answer``, ``votes`` and (for
             synonyms that share one annotation's votes) ``group``.
+        prompt: the text the model was given; answers it contains are left out (module docs).
     """
     distinct = answers.drop_duplicates("group") if "group" in answers.columns else answers
     total = int(distinct["votes"].sum())
     for answer, votes in answers.sort_values("votes", ascending=False)[["answer", "votes"]].values:
+        if prompt and answer_matches(str(answer), prompt):
+            continue
         if answer_matches(str(answer), generated):
             return Match(True, str(answer), int(votes), int(votes) / total if total else 0.0)
     return Match(False, "", 0, 0.0)
@@ -79,7 +92,8 @@ def score_short_answers(
     each answer in the local language and in English).
 
     Args:
-        plan: the plan (``prompt_id, item_id, proxy, language``).
+        plan: the plan (``prompt_id, item_id, proxy, language``, and the prompt's ``system`` and
+            ``user`` text where it has them, whose answers are left out: see the module docs).
         responses: ``prompt_id, generated`` (generate mode).
         answers: the annotated answers, columns :data:`ANSWER_COLUMNS`.
 
@@ -87,6 +101,7 @@ def score_short_answers(
         One row per prompt: ``prompt_id, item_id, proxy, language, generated, matched, answer,
         votes, vote_share``.
     """
+    prompts = _prompt_texts(plan)
     joined = plan[["prompt_id", "item_id", "proxy", "language"]].merge(
         responses[["prompt_id", "generated"]], on="prompt_id", how="inner"
     )
@@ -95,9 +110,18 @@ def score_short_answers(
     for record in joined.itertuples(index=False):
         candidates = grouped.get((record.item_id, record.proxy))
         match = (
-            best_match(str(record.generated), candidates)
+            best_match(str(record.generated), candidates, prompts.get(record.prompt_id, ""))
             if candidates is not None
             else Match(False, "", 0, 0.0)
         )
         rows.append({**record._asdict(), **match.__dict__})
     return pd.DataFrame(rows)
+
+
+def _prompt_texts(plan: pd.DataFrame) -> dict[str, str]:
+    """Each prompt's system and user text, joined; empty where the plan does not carry them."""
+    parts = [plan[column].fillna("").astype(str) for column in ("system", "user") if column in plan]
+    if not parts:
+        return {}
+    joined = parts[0] if len(parts) == 1 else parts[0] + "\n" + parts[1]
+    return dict(zip(plan["prompt_id"], joined, strict=True))
