@@ -16,6 +16,12 @@ from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 
 from culture_probe.analysis import AnalysisResult, analyze, tidy_responses
+from culture_probe.analysis._anova import (
+    block_ranks,
+    friedman,
+    paraphrase_bootstrap,
+    resampled_concordance,
+)
 from culture_probe.analysis._summary import clustered_mean
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 
@@ -198,6 +204,40 @@ def test_friedman_tie_correction_matches_scipy() -> None:
     chi2, _ = stats.friedmanchisquare([0.2, 0.1, 0.3], [0.2, 0.5, 0.4], [0.6, 0.5, 0.9])
     assert row["friedman_stat"] == pytest.approx(chi2)
     assert row["kendall_w"] == pytest.approx(chi2 / (3 * 2))
+
+
+def test_resampled_kendall_w_pairs_distinct_wordings_only() -> None:
+    rng = np.random.default_rng(4)
+    means = rng.normal(size=(1, 6, 5))  # 6 proxies x 5 wordings, no ties
+    ranks = block_ranks(means)[0]
+    long = pd.DataFrame(
+        [(c, p, means[0, c, p]) for c in range(6) for p in range(5)],
+        columns=["proxy", "wording", "score"],
+    )
+    expected_w = pingouin.friedman(data=long, dv="score", within="proxy", subject="wording")["W"]
+    identity = np.arange(5)[None, None, :]
+    assert resampled_concordance(ranks, identity)[0, 0] == pytest.approx(expected_w.iloc[0])
+    # a resample drawing wordings 0 and 3 twice: the 8 pairs of distinct wordings, by hand
+    draws = np.array([0, 0, 2, 3, 3])
+    pairs = [
+        stats.spearmanr(means[0, :, draws[i]], means[0, :, draws[j]]).statistic
+        for i, j in itertools.combinations(range(5), 2)
+        if draws[i] != draws[j]
+    ]
+    assert len(pairs) == 8
+    expected = (4 * np.mean(pairs) + 1) / 5
+    assert resampled_concordance(ranks, draws[None, None, :])[0, 0] == pytest.approx(expected)
+    assert np.isnan(resampled_concordance(ranks, np.zeros((1, 1, 5), dtype=int))[0, 0])
+
+
+def test_resampled_kendall_w_is_centred_on_the_estimate_with_three_wordings() -> None:
+    # Pairing a drawn-twice wording with itself used to lift the replicates 0.13 above the estimate.
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(150, 10, 1)) + rng.normal(size=(150, 10, 3))
+    estimate = friedman(*block_ranks(means))["kendall_w"]
+    draws = rng.integers(0, 3, size=(150, 400, 3))
+    replicates = paraphrase_bootstrap(means, np.zeros_like(means), 1, draws)["kendall_w"]
+    assert abs(np.nanmean(replicates) - estimate.mean()) < 0.01
 
 
 @pytest.mark.parametrize("scale", ["ordinal", "nominal"])
