@@ -16,7 +16,9 @@ from culture_probe.analysis._anova import BOOTSTRAPPED, item_statistics, paraphr
 from culture_probe.analysis._design import UNIT_COLUMNS, Cube, balanced_cubes
 
 CONFIDENCE = 0.95
-CHUNK_ELEMENTS = 4_000_000  # units x resamples x C x P held at once by the paraphrase bootstrap
+#: units x resamples x (C x P cells, or wording pairs for Kendall's W, whichever is more) held at
+#: once by the paraphrase bootstrap
+CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def _cube_table(cube: Cube) -> pd.DataFrame:
 def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
     n_units, n_proxies, n_wordings = cube.means.shape
     n_bootstrap = draws.shape[1]
-    step = max(1, CHUNK_ELEMENTS // max(1, n_bootstrap * n_proxies * n_wordings))
+    per_resample = max(n_proxies * n_wordings, n_wordings * (n_wordings - 1) // 2, 1)
+    step = max(1, CHUNK_ELEMENTS // (max(1, n_bootstrap) * per_resample))
     chunks = [
         paraphrase_bootstrap(
             cube.means[start : start + step],
