@@ -246,7 +246,7 @@ def resampled_concordance(ranks: np.ndarray, draws: np.ndarray) -> np.ndarray:
     ties two proxies). A resample that draws a wording twice would pair it with itself, a
     correlation of 1 that no two real wordings have, and push W up: in a simulation with 3
     wordings the replicates sat 0.15 above the estimate and the bias-corrected 95% interval
-    covered the true W 29% of the time (74% with 12 wordings; benchmarks/kendall_w_coverage.py).
+    covered the true W 29% of the time (74% with 12 wordings; benchmarks/interval_coverage.py).
     So r is averaged over the resample's pairs of distinct wordings only, each as often as it is
     drawn, and W keeps the full P: coverage 59% with 3 wordings, 86-93% with 4 to 12.
 
