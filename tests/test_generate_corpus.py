@@ -26,9 +26,11 @@ def test_the_parser_reads_real_answers_as_a_careful_reader_does() -> None:
         got = parsed.position if parsed.outcome == "answered" else parsed.outcome
         if got != expected[sample["id"]]:
             disagreements.append((sample["text"], got, expected[sample["id"]]))
-    # measured: 37 of 48 agree. The other 11 contradict themselves ("A. Not very happy ... The correct
-    # answer is indeed D"), list two options on separate lines, or name a letter the question does not
-    # have; the rules and the reader part ways there. A parser change that loses ground fails here.
-    assert len(disagreements) <= 11, disagreements
+    # measured: 43 of 48 agree (37 before lists and contradicting "the answer is" lines became
+    # invalid). The other 5 hinge on what a reader makes of "To determine the correct answer (A)",
+    # "it is A. Very happy" (A is "Not at all happy"), a letter the question does not have ("F.
+    # Slightly important"), and a list the reader took for its first line ("A) ...\nE). Yes").
+    # A parser change that loses ground fails here.
+    assert len(disagreements) <= 5, disagreements
     answered = [s for s in samples if expected[s["id"]] != "invalid"]
     assert len(answered) == 21

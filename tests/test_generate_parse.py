@@ -32,6 +32,9 @@ ANSWERED = [
     ("(C)", ENGLISH, "en", 2),
     ("**D**", ENGLISH, "en", 3),
     ("[A] Very important", ENGLISH, "en", 0),
+    # a stated answer that picks one line of a list
+    ("B. Rather important\nE. Not at all\n\nThe correct answer is B.", ENGLISH, "en", 1),
+    ("The answer is indeed C", ENGLISH, "en", 2),
     ("Answer: C", ENGLISH, "en", 2),
     ("The answer is B. Rather important", ENGLISH, "en", 1),
     ("I would choose D, because religion plays no role for me.", ENGLISH, "en", 3),
@@ -86,6 +89,11 @@ INVALID = [
     ("important", ENGLISH, "en"),
     # a letter that is not a label of this question
     ("E.", ENGLISH, "en"),
+    # a list of options, not an answer, even where the list runs past the options
+    ("A. Very important\nB. Rather important", ENGLISH, "en"),
+    ("A. Very important\nE. Both C and D", ENGLISH, "en"),
+    # a first line that names one option and a stated answer that names another
+    ("A. Very important\n\nThe best answer is indeed D. Not at all important.", ENGLISH, "en"),
     ("Depende.", SPANISH, "es"),
     ("重要", CHINESE, "zh"),
 ]

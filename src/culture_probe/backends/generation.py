@@ -138,6 +138,8 @@ def parse_answer(
     if not cleaned:
         return ParsedAnswer("invalid")
     position = _explicit_label(cleaned, labels, options, language)
+    if position is _CONFLICT:
+        return ParsedAnswer("invalid")
     if position is None and _REFUSAL_PATTERN.search(cleaned):
         return ParsedAnswer("refused")
     if position is None and len(cleaned.split()) <= _MAX_WORDS_FOR_TEXT:
@@ -151,33 +153,69 @@ def _label_alternatives(labels: Sequence[str]) -> str:
     return "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
 
 
+#: what :func:`_explicit_label` returns for a text whose labels name different options
+_CONFLICT = -1
+
+
 def _explicit_label(
     text: str, labels: Sequence[str], options: Sequence[str], language: str
 ) -> int | None:
-    """A label the text gives as its answer, or None when it gives none or several."""
+    r"""The position of the label the text gives as its answer.
+
+    None when it gives none, :data:`_CONFLICT` when its labels disagree: lines that list several
+    options ("A. ...\nE. ..."), or a first line that names one option and a later "the answer is"
+    another. A stated answer picks one of the listed lines ("A. ...\nE. ...\nThe answer is A").
+    """
     plain = re.sub(r"[*_`]", "", text)
     alternatives = _label_alternatives(labels)
     lone = rf"(?<![A-Za-z0-9])({alternatives})(?![A-Za-z0-9])"
-    found: list[str] = []
-    # "B", "B.", "B)", "(B)", "[B]", "B: ..." at the start of a line
-    # (on any line: "A. ...\nE. ..." lists two options and answers neither)
-    found += re.findall(rf"^\s*[\(\[（]?\s*({alternatives})\s*(?:[\.\)\]:：、）]|$)", plain, re.M)
-    # "Answer: B", "I choose B", "答案是B"; cue words in any case, labels only as written
-    # ("I would say a lot" names no option)
-    found += re.findall(
-        rf"(?i:{_CUES})\s*(?i:is|es|est|ist|:|：|-|是|は|为)?\s*[\(\[（]?{lone}", plain
+    listed = _listed_labels(plain, labels)
+    # "Answer: B", "I choose B", "the answer is indeed B", "答案是B"; cue words in any case,
+    # labels only as written ("I would say a lot" names no option)
+    stated = re.findall(
+        rf"(?i:{_CUES})\s*(?i:is|es|est|ist|:|：|-|是|は|为)?\s*(?i:indeed|probably|clearly)?\s*"
+        rf"[\(\[（]?{lone}",
+        plain,
     )
     # "A Very important": a bare label followed by exactly the text of its own option (and not the
     # article in "A very important part of my life")
     bare = re.match(rf"^\s*({alternatives})\s+(.+)", plain, re.S)
     if bare and _is_own_option_text(bare.group(2), bare.group(1), labels, options):
-        found.append(bare.group(1))
-    if not found and language.split("-")[0] in _NON_LATIN_LANGUAGES:
-        found += re.findall(lone, plain)
-    distinct = list(dict.fromkeys(found))
-    if len(distinct) == 1:
-        return list(labels).index(distinct[0])
-    return None
+        listed.append(bare.group(1))
+    found = _agreed_label(list(dict.fromkeys(listed)), list(dict.fromkeys(stated)))
+    if found == "":
+        return _CONFLICT
+    if found is None and language.split("-")[0] in _NON_LATIN_LANGUAGES:
+        # in a script without Latin words, a lone Latin letter anywhere is a label
+        lone_labels = list(dict.fromkeys(re.findall(lone, plain)))
+        found = lone_labels[0] if len(lone_labels) == 1 else None
+    # a line that starts with a letter the question does not offer ("F. ...") names no option
+    return list(labels).index(found) if found is not None and found in labels else None
+
+
+def _listed_labels(text: str, labels: Sequence[str]) -> list[str]:
+    r"""Labels that start a line: "B", "B.", "B)", "(B)", "[B]", "B: ...".
+
+    Where the labels are capital letters, a line that starts with one of the next two letters
+    ("E." or "F." under A-D) counts too, so that a list running past the options is seen as a list.
+    """
+    alternatives = _label_alternatives(labels)
+    letters = bool(labels) and all(len(label) == 1 and "A" <= label <= "Z" for label in labels)
+    last = max(labels) if letters else ""
+    pattern = f"[A-{chr(min(ord(last) + 2, ord('Z')))}]" if letters else f"(?:{alternatives})"
+    return re.findall(rf"^\s*[\(\[（]?\s*({pattern})\s*(?:[\.\)\]:：、）]|$)", text, re.M)
+
+
+def _agreed_label(listed: list[str], stated: list[str]) -> str | None:
+    """The one label the listed lines and stated answers agree on; "" if they disagree."""
+    if len(stated) > 1:
+        return ""
+    if stated:
+        # a stated answer must be one of the listed lines, if there are any
+        return stated[0] if not listed or stated[0] in listed else ""
+    if len(listed) > 1:
+        return ""
+    return listed[0] if listed else None
 
 
 def _is_own_option_text(
