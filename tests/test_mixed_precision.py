@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,6 +13,8 @@ from culture_probe.backends.mixed import (
     TailChannels,
     calibrate_tail_channels,
     linear_bfloat16_split,
+    release_file_pages,
+    safetensors_mappings,
     split_linear_class,
     use_mixed_precision,
 )
@@ -184,3 +188,53 @@ def test_calibration_gives_every_product_its_tail_and_none_means_every_channel()
 def test_a_tail_that_is_not_a_channel_count_is_refused_before_loading(value: object) -> None:
     with pytest.raises(CultureProbeError, match="tail_channels expects a whole number"):
         HFBackend(model="embedded", dtype="mixed", tail_channels=value)  # type: ignore[arg-type]
+
+
+def _tiny_llama_on_disk(folder: Path) -> Path:
+    """A two-layer Llama saved as safetensors, which transformers maps from the file on load."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(11)
+    config = LlamaConfig(
+        vocab_size=300,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_file_pages_of_read_weights_are_dropped_and_read_back_unchanged(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    folder = _tiny_llama_on_disk(tmp_path / "tiny")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    weight = model.model.layers[0].mlp.up_proj.weight.detach()
+    start = weight.data_ptr()
+    assert any(low <= start < high for low, high in safetensors_mappings())
+    before = weight.clone()
+    released = release_file_pages([weight])
+    # 512 x 256 float32 is 128 pages; the partial pages at either end stay
+    assert 126 * 4096 <= released <= weight.numel() * 4
+    assert torch.equal(weight, before)  # the pages come back from the file
+    in_memory = torch.randn(512, 256)
+    kept = in_memory.clone()
+    assert release_file_pages([in_memory]) == 0 and torch.equal(in_memory, kept)
+
+
+def test_mixed_precision_on_a_mapped_model_equals_it_on_a_copy_in_memory(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    folder = _tiny_llama_on_disk(tmp_path / "tiny")
+    mapped = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    copied = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    for parameter in copied.parameters():
+        parameter.data = parameter.data.clone()  # anonymous memory: nothing to release
+    use_mixed_precision(mapped)
+    use_mixed_precision(copied)
+    ids = torch.tensor([[1, 5, 9, 200, 17]])
+    with torch.inference_mode():
+        assert torch.equal(mapped(input_ids=ids).logits, copied(input_ids=ids).logits)

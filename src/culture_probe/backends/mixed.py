@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,8 @@ class SharedInputProduct:
 
         self.in_features = linears[0].in_features
         weights = [linear.weight.detach() for linear in linears]
-        self.weight = torch.cat(weights).to(torch.bfloat16).contiguous()
+        # rounded one by one: a float32 concatenation would be a transient copy of every weight
+        self.weight = torch.cat([weight.to(torch.bfloat16) for weight in weights]).contiguous()
         biases = [
             linear.bias.detach().float()
             if linear.bias is not None
@@ -226,6 +228,58 @@ class SharedInputProduct:
         return output
 
 
+#: madvise(2): drop the pages; a file-backed page is read from the file again if touched
+_MADV_DONTNEED = 4
+
+
+def release_file_pages(
+    tensors: Sequence[Any], files: Sequence[tuple[int, int]] | None = None
+) -> int:
+    """Drop the resident pages of tensors that lie in a mapped safetensors file; returns bytes.
+
+    Under ``mixed`` the float32 projection weights are read once, to make their bfloat16 copies,
+    and never again, but the pages read stay resident (0.4 GB for the embedded model) until the
+    whole file is unmapped. Only whole pages inside a tensor and inside a mapping of a
+    ``.safetensors`` file are dropped: such a page is read from the file again if anything touches
+    it, so no value can change. Anywhere else (anonymous memory, another platform) nothing happens.
+    ``files``: the mappings, from :func:`safetensors_mappings` (read anew when not given).
+    """
+    files = safetensors_mappings() if files is None else files
+    if not files or not tensors:
+        return 0
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except AttributeError:
+        return 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = os.sysconf("SC_PAGE_SIZE")
+    released = 0
+    for tensor in tensors:
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        if not any(low <= start and end <= high for low, high in files):
+            continue
+        first, last = -(-start // page) * page, end // page * page
+        if last > first and madvise(first, last - first, _MADV_DONTNEED) == 0:
+            released += last - first
+    return released
+
+
+def safetensors_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's mappings of ``.safetensors`` files (Linux only)."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    ranges = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].endswith(".safetensors"):
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            ranges.append((low, high))
+    return ranges
+
+
 def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int:
     """Swap every ``nn.Linear`` of a float32 model for a split-bfloat16 one; returns how many.
 
@@ -238,6 +292,8 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
 
     bfloat16_gemm()  # fail before touching the model when MKL's function is missing
     module_class = split_linear_class()
+    # each float32 weight is read once, for its bfloat16 copy: drop its file pages right after
+    files = safetensors_mappings()
     swapped = 0
     for parent_name, parent in list(model.named_modules()):
         children = dict(parent.named_children())
@@ -247,6 +303,7 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
                 len({m.in_features for m in members}) == 1  # type: ignore[union-attr]
             ):
                 shared = SharedInputProduct(members)
+                release_file_pages([m.weight for m in members], files)  # type: ignore[union-attr]
                 column = 0
                 for name, member in zip(names, members, strict=True):
                     setattr(parent, name, module_class(member, shared, column))
@@ -256,6 +313,7 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
             qualified = f"{parent_name}.{child_name}" if parent_name else child_name
             if isinstance(child, torch.nn.Linear) and qualified not in keep:
                 setattr(parent, child_name, module_class(child))
+                release_file_pages([child.weight], files)
                 swapped += 1
     return swapped
 
