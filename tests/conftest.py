@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,25 @@ def blend_study(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> 
         questions=[BLEND_QUESTION],
     )
     return write_study(imported, tmp_path_factory.mktemp("blend") / "study", taxonomy_path)
+
+
+@pytest.fixture
+def scored_blend_run(blend_study: Path, tmp_path: Path) -> Callable[[Any], tuple[Any, Any]]:
+    """Scores the BLEnD study with a backend set to greedy 12-token answers, then scores it again.
+
+    The second pass must find nothing left (a resumed run). Returns the prepared study and the run.
+    """
+    from culture_probe.runner import build_manifest, copy_reference, prepare, score_plan
+    from culture_probe.store import RunDirectory
+
+    def score_twice(backend: Any) -> tuple[Any, Any]:
+        prepared = prepare(blend_study)
+        manifest = build_manifest(prepared, backend)
+        assert manifest["short_answers"]["decoding"] == {"temperature": 0.0, "max_tokens": 12}
+        run = RunDirectory.open(tmp_path / "run", manifest, prepared.plan)
+        copy_reference(prepared.study, run.path)
+        assert score_plan(run, prepared.plan, backend) == 3
+        assert score_plan(run, prepared.plan, backend) == 0  # resumed: nothing left
+        return prepared, run
+
+    return score_twice

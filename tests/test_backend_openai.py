@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,6 @@ from culture_probe.models import embedded_gguf
 from culture_probe.runner import (
     PlanFilter,
     build_manifest,
-    copy_reference,
     finalise_responses,
     prepare,
     requests_for,
@@ -335,17 +334,11 @@ def test_generate_mode_is_reproducible_under_the_same_seed(
 
 
 def test_short_answers_are_the_servers_completions_and_a_rerun_resumes(
-    server: LlamaServer, blend_study: Path, tmp_path: Path
+    server: LlamaServer, scored_blend_run: Callable[[Any], tuple[Any, Any]]
 ) -> None:
     backend = OpenAIBackend(base_url=server.url, temperature=0.0, max_new_tokens=12)
     try:
-        prepared = prepare(blend_study)
-        manifest = build_manifest(prepared, backend)
-        assert manifest["short_answers"]["decoding"] == {"temperature": 0.0, "max_tokens": 12}
-        run = RunDirectory.open(tmp_path / "run", manifest, prepared.plan)
-        copy_reference(prepared.study, run.path)
-        assert score_plan(run, prepared.plan, backend) == 3
-        assert score_plan(run, prepared.plan, backend) == 0  # resumed: nothing left
+        prepared, run = scored_blend_run(backend)
     finally:
         backend.close()
     stored = finalise_responses(run, prepared.plan).set_index("prompt_id")

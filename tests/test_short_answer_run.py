@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,14 +20,10 @@ from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
 from culture_probe.report import render_run_report
 from culture_probe.runner import (
-    build_manifest,
-    copy_reference,
     finalise_responses,
     prepare,
-    score_plan,
     with_matches,
 )
-from culture_probe.store import RunDirectory
 
 
 @pytest.fixture
@@ -38,15 +35,10 @@ def short_decoding(hf_backend: object) -> Iterator[object]:
     hf_backend.generation = saved  # type: ignore[attr-defined]
 
 
-def test_blend_study_runs_end_to_end(blend_study: Path, short_decoding, tmp_path: Path) -> None:
-    prepared = prepare(blend_study)
-    manifest = build_manifest(prepared, short_decoding)
-    assert manifest["short_answers"]["decoding"] == {"temperature": 0.0, "max_tokens": 12}
-    run = RunDirectory.open(tmp_path / "run", manifest, prepared.plan)
-    copy_reference(prepared.study, run.path)
-
-    assert score_plan(run, prepared.plan, short_decoding) == 3
-    assert score_plan(run, prepared.plan, short_decoding) == 0  # resumed: nothing left
+def test_blend_study_runs_end_to_end(
+    short_decoding: object, scored_blend_run: Callable[[Any], tuple[Any, Any]]
+) -> None:
+    prepared, run = scored_blend_run(short_decoding)
     responses = finalise_responses(run, prepared.plan)
 
     stored = pd.read_parquet(run.path / "responses.parquet")
