@@ -255,6 +255,8 @@ def release_file_pages(
     page = os.sysconf("SC_PAGE_SIZE")
     released = 0
     for tensor in tensors:
+        if not tensor.is_contiguous():  # its bytes are not one range of its own
+            continue
         start = tensor.data_ptr()
         end = start + tensor.numel() * tensor.element_size()
         if not any(low <= start and end <= high for low, high in files):
