@@ -303,9 +303,11 @@ class ProcessRun:
     output: dict[str, Any]
 
 
-def run_process(command: list[str], out: Path) -> ProcessRun:
+def run_process(
+    command: list[str], out: Path, extra_env: dict[str, str] | None = None
+) -> ProcessRun:
     """Run a command to its end; wall time, the child's peak RSS, and the JSON it wrote."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(extra_env or {})}
     out.unlink(missing_ok=True)
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -362,9 +364,15 @@ def js_distance_bits(first: list[float], second: list[float]) -> float:
 
 
 def run_ours(
-    python: Path, prompts_file: Path, work: Path, dtype: str, options: dict[str, Any]
+    python: Path,
+    prompts_file: Path,
+    work: Path,
+    dtype: str,
+    options: dict[str, Any],
+    extra_env: dict[str, str] | None = None,
 ) -> ProcessRun:
-    out = work / f"ours-{dtype}-{'-'.join(f'{k}{v}' for k, v in options.items())}.json"
+    settings = {**options, **(extra_env or {})}
+    out = work / f"ours-{dtype}-{'-'.join(f'{k}{v}' for k, v in settings.items())}.json"
     command = [
         str(python),
         str(Path(__file__).resolve()),
@@ -378,7 +386,7 @@ def run_ours(
         "--backend-options",
         json.dumps(options),
     ]
-    return run_process(command, out)
+    return run_process(command, out, extra_env)
 
 
 def run_lm_eval(
@@ -456,6 +464,7 @@ class Row:
 
 
 def compare(args: argparse.Namespace) -> None:
+    from culture_probe.backends.amx import DISABLE_VARIABLE, amx_kernel
     from culture_probe.backends.hf import default_pack_tokens
     from culture_probe.models import converted_copy, embedded_gguf, resolve_model
 
@@ -479,8 +488,8 @@ def compare(args: argparse.Namespace) -> None:
     every_position = batched_flops(shape, lengths, batch, True)
     last_position = batched_flops(shape, lengths, batch, False)
 
-    def ours(dtype: str, options: dict[str, Any]) -> Any:
-        return lambda: run_ours(ours_python, prompts_file, work, dtype, options)
+    def ours(dtype: str, options: dict[str, Any], extra_env: dict[str, str] | None = None) -> Any:
+        return lambda: run_ours(ours_python, prompts_file, work, dtype, options, extra_env)
 
     @functools.cache  # rows with the same pack size (compiled or not) compute the same FLOPs
     def tree_flops(pack_tokens: int) -> dict[str, int]:
@@ -513,11 +522,20 @@ def compare(args: argparse.Namespace) -> None:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
             kinds[name] = (tree_flops(size), dtype, True)
-    if not args.no_compile and args.dtype != "mixed":
-        size = default_pack_tokens(args.dtype)
-        name = f"hf, {args.dtype}, prefix trees ({size}), compiled"
-        runs[name] = ours(args.dtype, {"compile": True})
-        kinds[name] = (tree_flops(size), args.dtype, True)
+    if "mixed" in dtypes_shared and amx_kernel() is not None:
+        # the same row with MKL's products, as on CPUs without AMX
+        size = default_pack_tokens("mixed")
+        name = f"hf, mixed with MKL instead of the AMX kernel, prefix trees ({size})"
+        runs[name] = ours("mixed", {}, {DISABLE_VARIABLE: "0"})
+        kinds[name] = (tree_flops(size), "mixed", True)
+    compiled = [] if args.no_compile else [args.dtype]
+    if "mixed" in dtypes_shared and not args.no_compile and amx_kernel() is not None:
+        compiled = [*compiled, "mixed"] if args.dtype != "mixed" else compiled
+    for dtype in dict.fromkeys(compiled):
+        size = default_pack_tokens(dtype)
+        name = f"hf, {dtype}, prefix trees ({size}), compiled"
+        runs[name] = ours(dtype, {"compile": True})
+        kinds[name] = (tree_flops(size), dtype, True)
     done = interleaved_best(args.repeats, runs)
     rows = [Row(name, done[name], *kinds[name]) for name in runs]
     reference = done[reference_name]

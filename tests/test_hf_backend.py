@@ -16,7 +16,7 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from culture_probe.backends import ScoringRequest
+from culture_probe.backends import ScoringRequest, amx
 from culture_probe.backends.hf import HFBackend, pack_prefix_trees, reuse_freed_activations
 from culture_probe.backends.mixed import split_linear_class
 from culture_probe.errors import CultureProbeError
@@ -247,6 +247,56 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
+@pytest.fixture
+def without_amx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``mixed`` as on a CPU without AMX tiles: MKL computes the products."""
+    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
+    amx._load.cache_clear()
+    yield
+    monkeypatch.delenv("CULTURE_PROBE_AMX")
+    amx._load.cache_clear()
+
+
+@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
+def test_mixed_scores_the_same_with_the_amx_kernel_as_with_mkl(
+    mixed_backend: HFBackend,
+    values_requests: list[ScoringRequest],
+    request: pytest.FixtureRequest,
+) -> None:
+    # the module's backend packed its weights for the kernel at its first product
+    with_kernel = scored_distributions(mixed_backend, values_requests)
+    assert all(module.shared.packed is not None for module in split_projections(mixed_backend))
+    request.getfixturevalue("without_amx")
+    backend = HFBackend(model="embedded", dtype="mixed")
+    try:
+        with_mkl = scored_distributions(backend, values_requests)
+        assert all(module.shared.packed is None for module in split_projections(backend))
+    finally:
+        backend.close()
+    # both accumulate float32 products of the same bfloat16 parts
+    assert np.abs(with_kernel - with_mkl).max() < 1e-6
+
+
+@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
+def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
+    mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    from torch._dynamo.utils import counters
+
+    backend = HFBackend(model="embedded", dtype="mixed", compile=True)
+    try:
+        graphs_after_load = counters["stats"]["unique_graphs"]
+        compiled = scored_distributions(backend, values_requests, pack_tokens=200)
+        assert counters["stats"]["unique_graphs"] == graphs_after_load
+        assert backend.info().key()["compile"] is True
+        assert not split_projections(backend)  # each projection calls the kernel on its own
+    finally:
+        backend.close()
+    uncompiled = scored_distributions(mixed_backend, values_requests)
+    assert js_distances_bits(compiled, uncompiled).max() < 1e-4
+    assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
+
+
 def split_projections(backend: HFBackend) -> list[Any]:
     return [m for m in backend.model.modules() if isinstance(m, split_linear_class())]
 
@@ -337,14 +387,19 @@ def test_compiled_layers_score_what_the_uncompiled_model_scores(
 
 
 @pytest.mark.parametrize(
-    ("dtype", "value", "message"),
+    ("dtype", "options", "message"),
     [
-        ("mixed", True, "works with --dtype bfloat16, float16 or float32"),
-        ("float32", "yes", "expects true or false, got 'yes'"),
+        ("float32", {"compile": "yes"}, "expects true or false, got 'yes'"),
+        ("mixed", {"compile": True, "tail_channels": 64}, "splits every channel"),
     ],
 )
-def test_compile_refuses_mixed_and_values_that_are_not_true_or_false(
-    dtype: str, value: Any, message: str
+def test_compile_refuses_values_that_are_not_true_or_false_and_partial_splits(
+    dtype: str, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(CultureProbeError, match=message):
-        HFBackend(model="embedded", dtype=dtype, compile=value)
+        HFBackend(model="embedded", dtype=dtype, **options)
+
+
+def test_compile_refuses_mixed_without_the_amx_kernel_and_says_why(without_amx: None) -> None:
+    with pytest.raises(CultureProbeError, match="needs the AMX kernel, and CULTURE_PROBE_AMX=0"):
+        HFBackend(model="embedded", dtype="mixed", compile=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from culture_probe.backends.amx import amx_kernel, amx_unavailable_reason
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
@@ -44,6 +45,7 @@ from culture_probe.backends.mixed import (
     CALIBRATION_MESSAGES,
     DEFAULT_TAIL_CHANNELS,
     calibrate_tail_channels,
+    use_compilable_products,
     use_mixed_precision,
 )
 from culture_probe.backends.tree_attention import (
@@ -231,7 +233,7 @@ class HFBackend(Backend):
         self.tail_channels = (
             _checked_tail_channels(tail_channels) if self.dtype == "mixed" else None
         )
-        self.compiled = _checked_compile(compile, self.dtype)
+        self.compiled = _checked_compile(compile, self.dtype, self.tail_channels)
         location = (
             str(converted_copy(self.source)) if self.source.gguf_file else self.source.location
         )
@@ -277,6 +279,8 @@ class HFBackend(Backend):
                 f"--option compile=true compiles the decoder layers at model.model.layers, which "
                 f"{self.source.name} does not have; leave the option out"
             )
+        if self.dtype == "mixed":
+            use_compilable_products(self.model)
         for layer in layers:
             layer.compile(dynamic=True)
         tokens = self._calibration_tokens()
@@ -500,13 +504,18 @@ def _copy_out_of_the_file(model: Any) -> None:
         parameter.data = parameter.data.clone()
 
 
-def _checked_compile(value: Any, dtype: str) -> bool:
+def _checked_compile(value: Any, dtype: str, tail_channels: int | None) -> bool:
     if not isinstance(value, bool):
         raise CultureProbeError(f"--option compile expects true or false, got {value!r}")
-    if value and dtype == "mixed":
+    if value and dtype == "mixed" and amx_kernel() is None:
         raise CultureProbeError(
-            "--option compile=true works with --dtype bfloat16, float16 or float32; mixed calls "
-            "MKL's products directly, which torch.compile cannot fuse"
+            f"--option compile=true with --dtype mixed needs the AMX kernel, and "
+            f"{amx_unavailable_reason()}; MKL's products, which mixed uses instead, cannot be "
+            f"compiled. Leave the option out, or use --dtype bfloat16 or float32"
+        )
+    if value and dtype == "mixed" and tail_channels is not None:
+        raise CultureProbeError(
+            "--option compile=true with --dtype mixed splits every channel: leave tail_channels out"
         )
     return value
 

@@ -1,0 +1,194 @@
+"""The AMX kernel behind ``--dtype mixed``: bfloat16 products with float32 output, at tile speed.
+
+``mixed`` needs bfloat16 products that accumulate and return float32 (see
+:mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product on the CPU rounds its output
+to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not, ran at about half of
+PyTorch's speed here and needs the activation split in a separate pass. ``amx_split.c`` does the
+split and both products in one pass on the AMX tiles: on the model's shapes it matched PyTorch's
+own bfloat16 product in floating-point operations a second, and its results equal MKL's bit for
+bit on this CPU (both accumulate in float32 along the same inner order).
+
+The C file ships with the package and is compiled at first use with the system's C compiler
+(``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,
+under a name that holds a hash of the source, the flags and the CPU's feature flags; later
+processes load it in milliseconds. Where the CPU has no AMX, Linux does not grant the tile state,
+there is no C compiler, or ``CULTURE_PROBE_AMX=0`` is set, :func:`amx_kernel` returns ``None``,
+says why in :func:`amx_unavailable_reason`, and ``mixed`` uses MKL as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from culture_probe.models import cache_dir
+
+SOURCE = Path(__file__).with_name("amx_split.c")
+FLAGS = ("-O3", "-march=native", "-mamx-tile", "-mamx-bf16", "-fopenmp", "-shared", "-fPIC")
+#: a thread's share of the split activations: a band of rows that stays in the core's 2 MB cache
+SCRATCH_BYTES = 1 << 20
+#: the kernel works in 32 x 32 output blocks and steps of 32 along the inner dimension
+ALIGNMENT = 32
+DISABLE_VARIABLE = "CULTURE_PROBE_AMX"
+
+
+class AmxSplitKernel:
+    """The compiled ``amx_split.c``: :meth:`pack` a weight once, then :meth:`product` per call."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        integer, pointer = ctypes.c_int64, ctypes.c_void_p
+        self._pack = library.pack_weight
+        self._pack.argtypes = [pointer, integer, integer, pointer]
+        self._pack.restype = None
+        self._product = library.split_product
+        self._product.argtypes = [pointer, integer, integer, pointer, integer, integer, pointer]
+        self._product.restype = ctypes.c_int
+
+    @staticmethod
+    def supports(inner: int, columns: int) -> bool:
+        """Whether a ``[columns, inner]`` weight fits the kernel's blocks."""
+        return inner % ALIGNMENT == 0 and columns % ALIGNMENT == 0 and inner > 0 < columns
+
+    def pack(self, weight: Any) -> Any:
+        """The tile layout of a bfloat16 ``[columns, inner]`` weight (a flat bfloat16 tensor).
+
+        Columns ``[c, c + n)`` with ``c`` and ``n`` multiples of 32 are the contiguous slice
+        ``[c * inner, (c + n) * inner)`` of it, so projections that share a packed weight can each
+        take their own columns.
+        """
+        import torch
+
+        columns, inner = weight.shape
+        if weight.dtype != torch.bfloat16 or not self.supports(inner, columns):
+            raise ValueError(f"cannot pack a {weight.dtype} weight of shape {tuple(weight.shape)}")
+        weight = weight.contiguous()
+        packed = torch.empty(columns * inner, dtype=torch.bfloat16)
+        self._pack(weight.data_ptr(), columns, inner, packed.data_ptr())
+        return packed
+
+    def product(self, inputs: Any, packed: Any, columns: int) -> Any:
+        """float32 ``inputs @ weight.T`` for float32 ``inputs [rows, inner]`` and a packed weight."""
+        import torch
+
+        inputs = inputs.to(torch.float32).contiguous()
+        rows, inner = inputs.shape
+        if packed.numel() != columns * inner:
+            raise ValueError(f"packed weight holds {packed.numel()} values, not {columns}x{inner}")
+        out = torch.empty((rows, columns), dtype=torch.float32)
+        if rows == 0:
+            return out
+        status = self._product(
+            inputs.data_ptr(), rows, inner, packed.data_ptr(), columns, SCRATCH_BYTES,
+            out.data_ptr(),
+        )  # fmt: skip
+        if status != 0:
+            raise MemoryError(f"the AMX kernel could not allocate its scratch ({rows}x{inner})")
+        return out
+
+
+@functools.cache
+def _load() -> tuple[AmxSplitKernel | None, str]:
+    if os.environ.get(DISABLE_VARIABLE, "").strip().lower() in ("0", "false", "no", "off"):
+        return None, f"{DISABLE_VARIABLE}={os.environ[DISABLE_VARIABLE]} turns it off"
+    cpu_flags = _cpu_flags()
+    if not {"amx_tile", "amx_bf16"} <= cpu_flags:
+        return None, "this CPU has no AMX-BF16 tiles"
+    import torch  # first: the kernel's OpenMP calls must resolve to PyTorch's own runtime
+
+    del torch
+    try:
+        library = ctypes.CDLL(str(_compiled(sorted(cpu_flags))))
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"the kernel could not be built or loaded ({error})"
+    if library.amx_request() != 0:
+        return None, "Linux did not grant this process AMX's tile state"
+    return AmxSplitKernel(library), ""
+
+
+def amx_kernel() -> AmxSplitKernel | None:
+    """The kernel, compiled and loaded once per process, or ``None`` where it cannot run."""
+    return _load()[0]
+
+
+def amx_unavailable_reason() -> str:
+    """Why :func:`amx_kernel` is ``None``; empty when it is not."""
+    return _load()[1]
+
+
+@functools.cache
+def split_product_op() -> Any:
+    """``culture_probe::amx_split_product(inputs, packed, columns)`` as a PyTorch operator.
+
+    An operator rather than a plain call so that ``torch.compile`` keeps it as one opaque call
+    (with a shape-only version for tracing) and fuses the float32 work around it.
+    """
+    import torch
+
+    @torch.library.custom_op(
+        "culture_probe::amx_split_product",
+        mutates_args=(),
+        schema="(Tensor inputs, Tensor packed, SymInt columns) -> Tensor",
+    )
+    def amx_split_product(inputs: Any, packed: Any, columns: int) -> Any:
+        kernel = amx_kernel()
+        if kernel is None:
+            raise RuntimeError(f"the AMX kernel is not available: {amx_unavailable_reason()}")
+        return kernel.product(inputs, packed, columns)
+
+    @amx_split_product.register_fake
+    def _(inputs: Any, packed: Any, columns: int) -> Any:
+        return inputs.new_empty((inputs.shape[0], columns), dtype=torch.float32)
+
+    return amx_split_product
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def _compiled(cpu_flags: list[str]) -> Path:
+    """The shared library for this source, flags and CPU, built once into the cache."""
+    compiler = _compiler()
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(
+        b"\0".join(
+            [source, " ".join(FLAGS).encode(), compiler.encode(), *map(str.encode, cpu_flags)]
+        )
+    ).hexdigest()[:16]
+    target = cache_dir() / "kernels" / f"amx_split-{digest}.so"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # built beside the target and renamed into place: a concurrent process never loads half a file
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
+        result = subprocess.run(
+            [compiler, *FLAGS, "-o", str(built), str(SOURCE)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            summary = (result.stderr.strip().splitlines() or ["no output"])[0][:300]
+            raise OSError(f"{compiler} exited with {result.returncode}: {summary}")
+        os.replace(built, target)
+    return target
+
+
+def _compiler() -> str:
+    for candidate in (os.environ.get("CC"), "cc", "gcc"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    raise OSError("no C compiler: set CC or install gcc")

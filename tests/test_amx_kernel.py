@@ -1,0 +1,167 @@
+"""The AMX kernel behind ``--dtype mixed``, against exact arithmetic, MKL and its own layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from culture_probe.backends import amx
+from culture_probe.backends.amx import AmxSplitKernel, amx_kernel, amx_unavailable_reason
+from culture_probe.backends.mixed import SharedInputProduct, linear_bfloat16_split
+
+requires_amx = pytest.mark.skipif(
+    amx_kernel() is None, reason=f"the AMX kernel cannot run here: {amx_unavailable_reason()}"
+)
+
+
+@pytest.fixture
+def kernel() -> AmxSplitKernel:
+    found = amx_kernel()
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def reloaded_kernel() -> Iterator[None]:
+    """Forget the loaded kernel for one test, and find it again afterwards."""
+    amx._load.cache_clear()
+    yield
+    amx._load.cache_clear()
+
+
+@requires_amx
+@pytest.mark.parametrize(
+    ("rows", "inner", "columns"),
+    [(1, 32, 32), (31, 64, 96), (33, 96, 64), (70, 576, 960), (300, 160, 32)],
+)
+def test_products_of_integers_are_exact(
+    kernel: AmxSplitKernel, rows: int, inner: int, columns: int
+) -> None:
+    generator = torch.Generator().manual_seed(rows)
+    # integers of up to 13 bits take both bfloat16 parts (8 bits each), and with weights of at
+    # most 4 over 576 terms no partial sum reaches 2**24, where float32 would start to round
+    inputs = torch.randint(-7_000, 7_001, (rows, inner), generator=generator).float()
+    weight = torch.randint(-4, 5, (columns, inner), generator=generator).to(torch.bfloat16)
+
+    product = kernel.product(inputs, kernel.pack(weight), columns)
+
+    exact = inputs.double() @ weight.double().T
+    assert product.dtype == torch.float32 and product.shape == (rows, columns)
+    assert torch.equal(product.double(), exact)
+
+
+@requires_amx
+@pytest.mark.parametrize(
+    ("rows", "inner", "columns"), [(1, 64, 32), (37, 576, 192), (257, 1536, 64)]
+)
+def test_products_match_float64_and_mkl_on_random_values(
+    kernel: AmxSplitKernel, rows: int, inner: int, columns: int
+) -> None:
+    generator = torch.Generator().manual_seed(inner)
+    inputs = torch.randn(rows, inner, generator=generator)
+    weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
+
+    product = kernel.product(inputs, kernel.pack(weight), columns)
+
+    exact = inputs.double() @ weight.double().T
+    scale = exact.abs().max()
+    # the split holds about 16 bits of each input; the rest is float32 accumulation
+    assert (product.double() - exact).abs().max() < 2e-5 * scale
+    mkl = linear_bfloat16_split(inputs, weight)
+    assert (product - mkl).abs().max() <= 1e-6 * scale
+
+
+@requires_amx
+def test_a_block_of_columns_is_a_slice_of_the_packed_weight(kernel: AmxSplitKernel) -> None:
+    weight = torch.randn(128, 96).to(torch.bfloat16)
+
+    packed = kernel.pack(weight)
+
+    assert torch.equal(packed[32 * 96 : 96 * 96], kernel.pack(weight[32:96]))
+
+
+@requires_amx
+def test_the_result_does_not_depend_on_the_number_of_threads(kernel: AmxSplitKernel) -> None:
+    inputs = torch.randn(100, 576)
+    packed = kernel.pack(torch.randn(64, 576).to(torch.bfloat16))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = kernel.product(inputs, packed, 64)
+        torch.set_num_threads(2)
+        together = kernel.product(inputs, packed, 64)
+    finally:
+        torch.set_num_threads(threads)
+
+    assert torch.equal(alone, together)
+
+
+def test_shapes_off_the_kernel_blocks_are_not_supported() -> None:
+    assert AmxSplitKernel.supports(576, 960)
+    assert not AmxSplitKernel.supports(16, 64)  # the inner dimension steps by 32
+    assert not AmxSplitKernel.supports(64, 20)  # so do the columns
+    assert not AmxSplitKernel.supports(0, 32)
+
+
+@requires_amx
+def test_a_product_of_aligned_projections_packs_its_weight_and_keeps_its_results() -> None:
+    torch.manual_seed(4)
+    linears = [torch.nn.Linear(64, 32), torch.nn.Linear(64, 64, bias=False)]
+    product = SharedInputProduct(linears)
+    rounded = product.weight.clone()
+    inputs = torch.randn(5, 64)
+
+    first, second = product.output_for(inputs), product.output_for(inputs)
+
+    assert first is second  # both members' columns from one product
+    assert product.packed is not None and product.weight is None  # packed once, kept once
+    bias = torch.cat([linears[0].bias.detach(), torch.zeros(64)])
+    expected = linear_bfloat16_split(inputs, rounded) + bias
+    assert torch.allclose(first, expected, rtol=0, atol=1e-6)
+    with pytest.raises(RuntimeError, match="calibrate tail channels before the first product"):
+        product.start_calibration()
+
+
+def test_the_switch_turns_the_kernel_off_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None
+) -> None:
+    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
+
+    assert amx_kernel() is None
+    assert amx_unavailable_reason() == "CULTURE_PROBE_AMX=0 turns it off"
+
+
+@requires_amx
+def test_a_missing_or_failing_compiler_leaves_the_kernel_out_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))  # nothing built there yet
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+    assert amx_kernel() is None
+    assert "no C compiler: set CC or install gcc" in amx_unavailable_reason()
+
+    amx._load.cache_clear()
+    monkeypatch.setenv("CC", "/bin/false")
+    assert amx_kernel() is None
+    assert "/bin/false exited with 1" in amx_unavailable_reason()
+    assert not list((tmp_path / "kernels").iterdir())  # no half-built library left behind
+
+
+@requires_amx
+def test_the_library_is_built_once_and_loaded_from_the_cache(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))
+
+    assert amx_kernel() is not None
+    [built] = (tmp_path / "kernels").iterdir()
+    stamp = built.stat().st_mtime_ns
+    amx._load.cache_clear()
+    assert amx_kernel() is not None
+    assert [built] == list((tmp_path / "kernels").iterdir())
+    assert built.stat().st_mtime_ns == stamp
