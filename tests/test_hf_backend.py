@@ -318,6 +318,10 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     assert mixed_backend.info().options["tail_channels"] is None
     assert "tail_channels" not in mixed_backend.info().key()
     assert all(product.tail is None for product in products.values())
+    # where the AMX kernel runs, each weight is packed for it at load and held only in that layout
+    packed_at_load = amx.amx_kernel() is not None
+    assert all((p.packed is not None) == packed_at_load for p in products.values())
+    assert all((p.weight is None) == packed_at_load for p in products.values())
 
 
 def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(

@@ -65,7 +65,9 @@ DTYPES = ("auto", "mixed", "bfloat16", "float16", "float32")
 #: sweep; mixed 32.1 / 36.3 / 33.1 with packs of 512 / 1,024 / 2,048 (40.0 / 47.9 / 46.5 with 64
 #: tail channels); float32 22.5 / 21.6 with 512 / 1,024. With attention batched over blocks and the
 #: heap kept (:func:`reuse_freed_activations`): bfloat16 85.9 / 91.8 / 88.3 with 2,048 / 4,096 /
-#: 8,192; mixed 35.9 / 36.4 / 35.6 with 1,024 / 2,048 / 4,096, so it keeps the smaller pack.
+#: 8,192; mixed 35.9 / 36.4 / 35.6 with 1,024 / 2,048 / 4,096, so it keeps the smaller pack. With
+#: the AMX kernel (600 prompts, best of 3 taking turns): mixed 33.6 / 30.1 / 31.4, compiled
+#: 36.3 / 38.6 / 35.0, within the host's spread of each other.
 PACK_TOKENS = {"bfloat16": 4096, "float16": 4096, "mixed": 1024, "float32": 512}
 DEFAULT_PACK_TOKENS = PACK_TOKENS["float32"]
 
@@ -245,7 +247,8 @@ class HFBackend(Backend):
         self.activation_dtype = getattr(torch, "float32" if self.dtype == "mixed" else self.dtype)
         model_on_host = AutoModelForCausalLM.from_pretrained(location, dtype=self.activation_dtype)
         if self.dtype == "mixed":
-            use_mixed_precision(model_on_host)
+            # weights packed for the AMX kernel at once, unless tail channels are calibrated first
+            use_mixed_precision(model_on_host, pack=self.tail_channels is None)
             _copy_out_of_the_file(model_on_host)
             if self.tail_channels is not None:
                 calibrate_tail_channels(

@@ -148,12 +148,16 @@ def split_linear_class() -> type:
         """
 
         def __init__(
-            self, linear: torch.nn.Linear, shared: SharedInputProduct | None = None, column: int = 0
+            self,
+            linear: torch.nn.Linear,
+            shared: SharedInputProduct | None = None,
+            column: int = 0,
+            pack: bool = False,
         ) -> None:
             super().__init__()
             self.in_features = linear.in_features
             self.out_features = linear.out_features
-            self.shared = shared or SharedInputProduct([linear])
+            self.shared = shared or SharedInputProduct([linear], pack)
             self.column = column
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -172,7 +176,9 @@ class SharedInputProduct:
     just computes anew, so a model that feeds its projections differently stays correct.
     """
 
-    def __init__(self, linears: Sequence[Any]) -> None:
+    def __init__(self, linears: Sequence[Any], pack: bool = False) -> None:
+        """``pack``: pack the weight for the AMX kernel now (where it runs) rather than at the
+        first product; a product packed at once cannot be calibrated for tail channels."""
         import torch
 
         self.in_features = linears[0].in_features
@@ -195,6 +201,8 @@ class SharedInputProduct:
         self._input: Any = None
         self._output: Any = None
         self._unclaimed = 0
+        if pack:
+            self.amx_packed()
 
     def start_calibration(self) -> None:
         """Carry every remainder and sum each input channel's square until :meth:`keep_tail`."""
@@ -377,13 +385,17 @@ def safetensors_mappings() -> list[tuple[int, int]]:
     return ranges
 
 
-def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int:
+def use_mixed_precision(
+    model: Any, keep: tuple[str, ...] = ("lm_head",), pack: bool = False
+) -> int:
     """Swap every ``nn.Linear`` of a float32 model for a split-bfloat16 one; returns how many.
 
     Projections of one input (:data:`SHARED_INPUT_SETS`, where a module has them all with the same
     input width) share one product. ``keep`` names modules left in float32: the vocabulary
     projection by default, which the backends only apply at the positions they read and which is
-    tied to the embeddings in many models.
+    tied to the embeddings in many models. ``pack``: pack each weight for the AMX kernel as soon
+    as it is rounded (where the kernel runs), so that the row-major copies never all exist at
+    once; leave it off to calibrate tail channels first.
     """
     import torch
 
@@ -399,7 +411,7 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
             if all(isinstance(m, torch.nn.Linear) for m in members) and (
                 len({m.in_features for m in members}) == 1  # type: ignore[union-attr]
             ):
-                shared = SharedInputProduct(members)
+                shared = SharedInputProduct(members, pack)
                 release_file_pages([m.weight for m in members], files)  # type: ignore[union-attr]
                 column = 0
                 for name, member in zip(names, members, strict=True):
@@ -409,7 +421,7 @@ def use_mixed_precision(model: Any, keep: tuple[str, ...] = ("lm_head",)) -> int
         for child_name, child in list(parent.named_children()):
             qualified = f"{parent_name}.{child_name}" if parent_name else child_name
             if isinstance(child, torch.nn.Linear) and qualified not in keep:
-                setattr(parent, child_name, module_class(child))
+                setattr(parent, child_name, module_class(child, pack=pack))
                 release_file_pages([child.weight], files)
                 swapped += 1
     return swapped
