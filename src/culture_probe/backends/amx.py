@@ -4,9 +4,10 @@
 :mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product on the CPU rounds its output
 to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not, ran at about half of
 PyTorch's speed here and needs the activation split in a separate pass. ``amx_split.c`` does the
-split and both products in one pass on the AMX tiles: on the model's shapes it matched PyTorch's
-own bfloat16 product in floating-point operations a second, and its results equal MKL's bit for
-bit on this CPU (both accumulate in float32 along the same inner order).
+split and both products in one pass on the AMX tiles. On the model's shapes it ran at 80-90% of
+PyTorch's own bfloat16 product in floating-point operations a second (one thread, counting both
+products of the split), and its results equal MKL's bit for bit on the embedded model (both
+accumulate in float32 along the same inner order).
 
 The C file ships with the package and is compiled at first use with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,

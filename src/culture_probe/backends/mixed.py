@@ -27,9 +27,10 @@ MKL is the one inside PyTorch's own CPU library, which exports the function; not
 installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
 
 On CPUs with AMX tiles the products of every channel go through :mod:`culture_probe.backends.amx`
-instead: one pass that splits the activations and runs both products on the tiles, about twice
-MKL's speed here, with the same float32 accumulation (bit for bit the same results on the
-embedded model). MKL stays for the tail channels and for CPUs without AMX.
+instead: one pass that splits the activations and runs both products on the tiles, with the same
+float32 accumulation as MKL (bit for bit the same scores on the embedded model). On the values
+study it made ``mixed`` 1.25 times faster, and it lets the layers be compiled (another 1.43
+times). MKL stays for the tail channels and for CPUs without AMX.
 """
 
 from __future__ import annotations
