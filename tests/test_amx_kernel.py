@@ -10,7 +10,13 @@ import torch
 
 from culture_probe.backends import amx
 from culture_probe.backends.amx import AmxSplitKernel, amx_kernel, amx_unavailable_reason
-from culture_probe.backends.mixed import SharedInputProduct, linear_bfloat16_split
+from culture_probe.backends.mixed import (
+    SharedInputProduct,
+    amx_projection_class,
+    linear_bfloat16_split,
+    use_compilable_products,
+    use_mixed_precision,
+)
 
 requires_amx = pytest.mark.skipif(
     amx_kernel() is None, reason=f"the AMX kernel cannot run here: {amx_unavailable_reason()}"
@@ -123,6 +129,33 @@ def test_a_product_of_aligned_projections_packs_its_weight_and_keeps_its_results
     assert torch.allclose(first, expected, rtol=0, atol=1e-6)
     with pytest.raises(RuntimeError, match="calibrate tail channels before the first product"):
         product.start_calibration()
+
+
+class Attention(torch.nn.Module):
+    """Three projections of one input; k's and v's columns do not start on a 32-column block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj = torch.nn.Linear(64, 64)
+        self.k_proj = torch.nn.Linear(64, 48)
+        self.v_proj = torch.nn.Linear(64, 48, bias=False)
+
+
+@requires_amx
+def test_compilable_projections_give_what_the_shared_product_gives() -> None:
+    torch.manual_seed(5)
+    model = Attention()
+    use_mixed_precision(model, keep=(), pack=True)
+    inputs = torch.randn(2, 9, 64)
+    shared = {name: getattr(model, name)(inputs) for name in ("q_proj", "k_proj", "v_proj")}
+
+    assert use_compilable_products(model) == 3
+
+    assert all(isinstance(getattr(model, name), amx_projection_class()) for name in shared)
+    assert model.q_proj.packed.numel() == 64 * 64  # its own slice of the packed weight
+    assert model.k_proj.packed.numel() == 160 * 64  # off the blocks: the whole product, sliced
+    for name, expected in shared.items():
+        assert torch.equal(getattr(model, name)(inputs), expected)
 
 
 def test_the_switch_turns_the_kernel_off_and_says_so(

@@ -233,9 +233,10 @@ class SharedInputProduct:
     def amx_packed(self) -> Any:
         """The weight in the AMX kernel's layout, or ``None`` where MKL computes the product.
 
-        Packed at the first product that carries every channel's remainder (not while
-        calibrating). The row-major copy is dropped then: the kernel serves every later call, and
-        keeping both would hold the projections twice (0.2 GB for the embedded model).
+        Packed at construction (``pack=True``), or else at the first product that carries every
+        channel's remainder (not while calibrating). The row-major copy is dropped then: the
+        kernel serves every later call, and keeping both would hold the projections twice (0.2 GB
+        for the embedded model).
         """
         if self.packed is None and self.tail is None and self._energy is None:
             kernel = amx_kernel()
