@@ -98,7 +98,7 @@ class AmxSplitKernel:
 def _load() -> tuple[AmxSplitKernel | None, str]:
     if os.environ.get(DISABLE_VARIABLE, "").strip().lower() in ("0", "false", "no", "off"):
         return None, f"{DISABLE_VARIABLE}={os.environ[DISABLE_VARIABLE]} turns it off"
-    cpu_flags = _cpu_flags()
+    cpu_flags = cpu_feature_flags()
     if not {"amx_tile", "amx_bf16"} <= cpu_flags:
         return None, "this CPU has no AMX-BF16 tiles"
     import torch  # first: the kernel's OpenMP calls must resolve to PyTorch's own runtime
@@ -150,7 +150,8 @@ def split_product_op() -> Any:
     return amx_split_product
 
 
-def _cpu_flags() -> set[str]:
+def cpu_feature_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them; empty where ``/proc/cpuinfo`` is not there."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

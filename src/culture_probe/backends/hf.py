@@ -24,10 +24,9 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from culture_probe.backends.amx import amx_kernel, amx_unavailable_reason
+from culture_probe.backends.amx import amx_kernel, amx_unavailable_reason, cpu_feature_flags
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
@@ -161,10 +160,7 @@ def cpu_supports_bfloat16() -> bool:
 
     Without it, PyTorch emulates bfloat16 matrix products, which is many times slower than float32.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = cpu_feature_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
