@@ -522,16 +522,16 @@ def compare(args: argparse.Namespace) -> None:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
             kinds[name] = (tree_flops(size), dtype, True)
-    if "mixed" in dtypes_shared and amx_kernel() is not None:
+    kernel = amx_kernel() is not None
+    if "mixed" in dtypes_shared and kernel:
         # the same row with MKL's products, as on CPUs without AMX
         size = default_pack_tokens("mixed")
         name = f"hf, mixed with MKL instead of the AMX kernel, prefix trees ({size})"
         runs[name] = ours("mixed", {}, {DISABLE_VARIABLE: "0"})
         kinds[name] = (tree_flops(size), "mixed", True)
-    compiled = [] if args.no_compile else [args.dtype]
-    if "mixed" in dtypes_shared and not args.no_compile and amx_kernel() is not None:
-        compiled = [*compiled, "mixed"] if args.dtype != "mixed" else compiled
-    for dtype in dict.fromkeys(compiled):
+    # mixed layers compile only around the AMX kernel
+    compiled = [d for d in dtypes_shared if d != "mixed" or kernel]
+    for dtype in [] if args.no_compile else compiled:
         size = default_pack_tokens(dtype)
         name = f"hf, {dtype}, prefix trees ({size}), compiled"
         runs[name] = ours(dtype, {"compile": True})
