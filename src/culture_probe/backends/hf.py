@@ -506,15 +506,16 @@ def _copy_out_of_the_file(model: Any) -> None:
 def _checked_compile(value: Any, dtype: str, tail_channels: int | None) -> bool:
     if not isinstance(value, bool):
         raise CultureProbeError(f"--option compile expects true or false, got {value!r}")
+    # the option's own conflict first: it does not depend on the CPU
+    if value and dtype == "mixed" and tail_channels is not None:
+        raise CultureProbeError(
+            "--option compile=true with --dtype mixed splits every channel: leave tail_channels out"
+        )
     if value and dtype == "mixed" and amx_kernel() is None:
         raise CultureProbeError(
             f"--option compile=true with --dtype mixed needs the AMX kernel, and "
             f"{amx_unavailable_reason()}; MKL's products, which mixed uses instead, cannot be "
             f"compiled. Leave the option out, or use --dtype bfloat16 or float32"
-        )
-    if value and dtype == "mixed" and tail_channels is not None:
-        raise CultureProbeError(
-            "--option compile=true with --dtype mixed splits every channel: leave tail_channels out"
         )
     return value
 
