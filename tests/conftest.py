@@ -34,7 +34,7 @@ def hf_backend() -> Iterator[object]:
     """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session.
 
     float32 on every machine, so that the reference computations and tolerances do not depend on
-    whether the CPU has bfloat16 units (``auto`` would pick ``mixed`` where it has).
+    whether the CPU has AMX tiles (``auto`` would pick ``mixed`` where it has).
     """
     from culture_probe.backends import create_backend
 
