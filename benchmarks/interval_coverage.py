@@ -15,6 +15,8 @@ assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effect
 replicates a cell (sd 0.6). The proxies are the unit's own fixed set, as the bootstrap keeps them:
 the true culture share is s2_C / (s2_C + 0.7^2 + 0.5^2 + 0.6^2) and the true rho2(1) is
 s2_C / (s2_C + 0.5^2 + 0.6^2 / 2), with s2_C the variance of the unit's drawn proxy effects.
+The rows "rho2_1, F interval" are the interval ``analyze`` reports for rho2(1): the noncentral
+F interval of ``rho2_interval``; the other rows are the bootstrap's.
 
 Run: python benchmarks/interval_coverage.py [--units 150] [--bootstrap 400] [--seed 1]
 """
@@ -31,6 +33,7 @@ from culture_probe.analysis._anova import (
     friedman,
     item_statistics,
     paraphrase_bootstrap,
+    rho2_interval,
 )
 from culture_probe.analysis._items import bias_corrected_interval
 
@@ -71,6 +74,10 @@ def coverage(
     replicates: np.ndarray, estimate: np.ndarray, truth: np.ndarray
 ) -> tuple[float, float]:
     low, high = bias_corrected_interval(replicates, estimate)
+    return covered_share(low, high, truth)
+
+
+def covered_share(low: np.ndarray, high: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float(np.mean((low <= truth) & (truth <= high))), float(np.mean(high - low))
 
 
@@ -126,6 +133,12 @@ def components_table(units: int, bootstrap: int, rng: np.random.Generator) -> No
                 f"| {wordings} | {name} | {np.nanmean(estimates[name]):.3f} | {truth.mean():.3f} "
                 f"| {np.nanmean(resampled[name]):.3f} | {covered:.0%} | {width:.3f} |"
             )
+        # what analyze reports for rho2(1): the exact interval from MS_C / MS_CP
+        covered, width = covered_share(*rho2_interval(estimates, wordings, 0.95), truths["rho2_1"])
+        print(
+            f"| {wordings} | rho2_1, F interval | {np.nanmean(estimates['rho2_1']):.3f} "
+            f"| {truths['rho2_1'].mean():.3f} | - | {covered:.0%} | {width:.3f} |"
+        )
 
 
 def main() -> None:

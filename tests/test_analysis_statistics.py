@@ -18,9 +18,13 @@ from statsmodels.stats.multitest import multipletests
 from culture_probe.analysis import AnalysisResult, analyze, tidy_responses
 from culture_probe.analysis._anova import (
     block_ranks,
+    decompose,
     friedman,
+    indices,
+    noncentrality_bound,
     paraphrase_bootstrap,
     resampled_concordance,
+    rho2_interval,
 )
 from culture_probe.analysis._summary import clustered_mean
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
@@ -171,6 +175,74 @@ def test_icc_matches_pingouin(study: tuple[pd.DataFrame, AnalysisResult]) -> Non
     icc = pingouin.intraclass_corr(data=means, targets="proxy", raters="wording", ratings="score")
     expected = icc.set_index("Type").loc["ICC(A,1)", "ICC"]  # ICC(2,1): two-way random, absolute
     assert _item_row(result, "Q2")["icc2_1"] == pytest.approx(expected)
+
+
+def test_noncentrality_bounds_put_the_right_share_below_the_ratio_by_simulation() -> None:
+    # numpy's noncentral chi-square, not scipy's ncf that the bisection reads
+    rng = np.random.default_rng(4)
+    ratio, df_num, df_den = np.array([3.2, 9.0]), np.array([9.0, 4.0]), np.array([18.0, 44.0])
+    for probability in (0.975, 0.025):
+        bound = noncentrality_bound(ratio, df_num, df_den, probability)
+        assert (bound > 0).all()
+        for value, lam, d1, d2 in zip(ratio, bound, df_num, df_den, strict=True):
+            draws = (rng.noncentral_chisquare(d1, lam, 400_000) / d1) / (
+                rng.chisquare(d2, 400_000) / d2
+            )
+            assert (draws <= value).mean() == pytest.approx(probability, abs=0.003)
+    # a ratio that even lambda = 0 rarely reaches from above: the lower bound is 0
+    assert noncentrality_bound(np.array([0.3]), np.array([9.0]), np.array([18.0]), 0.975)[0] == 0
+
+
+def test_rho2_interval_covers_the_proxies_own_rho2_about_95_percent() -> None:
+    rng = np.random.default_rng(7)
+    units, proxies, wordings, replicates = 400, 8, 4, 2
+    effects = rng.normal(size=(units, proxies, 1))
+    cells = (
+        effects
+        + rng.normal(size=(units, 1, wordings)) * 0.7
+        + rng.normal(size=(units, proxies, wordings)) * 0.5
+    )
+    draws = cells[..., None] + rng.normal(size=(*cells.shape, replicates)) * 0.6
+    means = draws.mean(axis=-1)
+    within = ((draws - means[..., None]) ** 2).sum(axis=-1)
+    parts = decompose(means, within, replicates)
+    low, high = rho2_interval(parts, wordings, 0.95)
+    s2_proxy = effects[..., 0].var(axis=1, ddof=1)
+    truth = s2_proxy / (s2_proxy + 0.5**2 + 0.6**2 / replicates)
+    assert 0.92 <= np.mean((low <= truth) & (truth <= high)) <= 0.98
+    estimate = indices(parts, replicates, wordings)["rho2_1"]
+    assert (low <= estimate + 1e-12).mean() > 0.99 and (estimate <= high + 1e-12).mean() > 0.99
+
+
+def test_rho2_interval_edges() -> None:
+    parts = {
+        "ms_proxy": np.array([2.0, 3e-1, 0.0, 3.0]),
+        "ms_interaction": np.array([0.0, 1e-31, 0.0, 1.0]),
+        "df_proxy": np.array([4.0, 4.0, 4.0, 4.0]),
+        "df_interaction": np.array([12.0, 12.0, 12.0, 0.0]),
+    }
+    low, high = rho2_interval(parts, 4, 0.95)
+    # no interaction at all, or only rounding noise: the wordings agree exactly
+    assert (low[:2] == 1.0).all() and (high[:2] == 1.0).all()
+    assert np.isnan(low[2:]).all() and np.isnan(high[2:]).all()
+    # just below the cut-off, with one degree of freedom each, the exact bounds are near 1 too
+    near = {"ms_proxy": np.array([0.99e7]), "ms_interaction": np.array([1.0])}
+    near |= {"df_proxy": np.array([1.0]), "df_interaction": np.array([1.0])}
+    assert rho2_interval(near, 2, 0.95)[0][0] > 0.999
+
+
+def test_analyze_reports_the_f_based_rho2_interval(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
+    _, result = study
+    table = result.tables["item_stats"]
+    parts = {
+        c: table[c].to_numpy() for c in ("ms_proxy", "ms_interaction", "df_proxy", "df_interaction")
+    }
+    low, high = rho2_interval(parts, table["n_wordings"].to_numpy(), 0.95)
+    assert table["rho2_1_low"].to_numpy() == pytest.approx(low)
+    assert table["rho2_1_high"].to_numpy() == pytest.approx(high)
+    assert ((low > 0) & (high < 1)).sum() >= 2
 
 
 def test_friedman_and_kendall_w_match_pingouin_and_scipy(

@@ -17,7 +17,9 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =
     MS_CP/MS_E with ``p_*`` and Benjamini-Hochberg ``p_*_bh``; ``culture_share`` (+ ``_low``,
     ``_high``), ``wording_share``, ``wording_contrast_share``, ``residual_share``, ``cwi`` (+
-    ``cwi_low``, ``cwi_high``); ``rho2_1`` (+ CI), ``rho2_at_n_wordings``,
+    ``cwi_low``, ``cwi_high``); ``rho2_1`` (+ ``_low``, ``_high``: the noncentral-F interval
+    for the study's own proxies, ``_anova.rho2_interval``; the other intervals resample wordings),
+    ``rho2_at_n_wordings``,
     ``paraphrases_needed_for_0_8``; ``eta2``, ``partial_eta2``, ``omega2``; ``friedman_stat``,
     ``friedman_p``, ``kendall_w`` (+ CI); ``icc2_1``; ``alpha_wording``, ``alpha_order``
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison

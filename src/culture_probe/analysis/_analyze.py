@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from culture_probe.analysis._anova import rho2_interval
 from culture_probe.analysis._cells import cell_stats, wording_cells
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._headline import headline_sentences
 from culture_probe.analysis._items import (
+    CONFIDENCE,
     Decomposition,
     agreement_alphas,
     benjamini_hochberg,
@@ -35,6 +37,8 @@ from culture_probe.analysis._wording import flip_columns, wording_stats
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
+#: the mean squares and degrees of freedom rho2(1)'s exact interval reads
+RHO2_COLUMNS = ("ms_proxy", "ms_interaction", "df_proxy", "df_interaction")
 
 
 @dataclass
@@ -158,7 +162,14 @@ def _item_table(
     scales = tidy.groupby("item_id")["scale"].first()
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
     for name in INTERVAL_COLUMNS:
-        low, high = bias_corrected_interval(core.replicates[name], table[name].to_numpy())
+        if name == "rho2_1":  # exact under the model; the bootstrap undercovered it
+            low, high = rho2_interval(
+                {column: table[column].to_numpy() for column in RHO2_COLUMNS},
+                table["n_wordings"].to_numpy(),
+                CONFIDENCE,
+            )
+        else:
+            low, high = bias_corrected_interval(core.replicates[name], table[name].to_numpy())
         table.insert(table.columns.get_loc(name) + 1, f"{name}_low", low)
         table.insert(table.columns.get_loc(name) + 2, f"{name}_high", high)
     for test in ("proxy", "wording", "interaction"):
