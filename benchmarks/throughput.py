@@ -516,6 +516,8 @@ def compare(args: argparse.Namespace) -> None:
         runs[name] = ours(dtype, padded)
         kinds[name] = (last_position, dtype, True)
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
+    if amx_kernel() is None and args.dtype != "float32":
+        dtypes_shared.append("float32")  # what --dtype auto takes on a CPU without the kernel
     for dtype in dtypes_shared:
         sizes = [512, 1024, 2048] if args.sweep else [default_pack_tokens(dtype)]
         for size in sizes:
