@@ -29,6 +29,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def without_amx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``mixed`` as on a CPU without AMX tiles: MKL computes the products."""
+    from culture_probe.backends import amx
+
+    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
+    amx._load.cache_clear()
+    yield
+    monkeypatch.delenv("CULTURE_PROBE_AMX")
+    amx._load.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def hf_backend() -> Iterator[object]:
     """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session.

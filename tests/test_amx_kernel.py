@@ -158,11 +158,7 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
         assert torch.equal(getattr(model, name)(inputs), expected)
 
 
-def test_the_switch_turns_the_kernel_off_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None
-) -> None:
-    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
-
+def test_the_switch_turns_the_kernel_off_and_says_so(without_amx: None) -> None:
     assert amx_kernel() is None
     assert amx_unavailable_reason() == "CULTURE_PROBE_AMX=0 turns it off"
 

@@ -247,16 +247,6 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
-@pytest.fixture
-def without_amx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``mixed`` as on a CPU without AMX tiles: MKL computes the products."""
-    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
-    amx._load.cache_clear()
-    yield
-    monkeypatch.delenv("CULTURE_PROBE_AMX")
-    amx._load.cache_clear()
-
-
 @pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
 def test_mixed_scores_the_same_with_the_amx_kernel_as_with_mkl(
     mixed_backend: HFBackend,

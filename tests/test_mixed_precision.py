@@ -69,18 +69,12 @@ def test_dtype_choices_are_checked_and_mixed_is_for_cpus() -> None:
         pick_dtype("mixed", "cuda")
 
 
-def test_auto_is_mixed_only_where_the_amx_kernel_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_is_mixed_only_where_the_amx_kernel_runs(request: pytest.FixtureRequest) -> None:
     # without the tiles, mixed's MKL products are slower than float32 on some CPUs (AMD Zen 4)
-    amx._load.cache_clear()
-    try:
-        expected = "mixed" if {"amx_tile", "amx_bf16"} <= amx.cpu_feature_flags() else "float32"
-        assert pick_dtype("auto", "cpu") == expected
-        monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
-        amx._load.cache_clear()
-        assert pick_dtype("auto", "cpu") == "float32"
-    finally:
-        monkeypatch.delenv("CULTURE_PROBE_AMX", raising=False)
-        amx._load.cache_clear()
+    expected = "mixed" if {"amx_tile", "amx_bf16"} <= amx.cpu_feature_flags() else "float32"
+    assert pick_dtype("auto", "cpu") == expected
+    request.getfixturevalue("without_amx")
+    assert pick_dtype("auto", "cpu") == "float32"
 
 
 class Projections(torch.nn.Module):
