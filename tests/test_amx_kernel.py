@@ -1,4 +1,4 @@
-"""The AMX kernel behind ``--dtype mixed``, against exact arithmetic, MKL and its own layout."""
+"""The AMX kernel behind ``--dtype mixed``, against exact arithmetic, its formula and its layout."""
 
 from __future__ import annotations
 
@@ -52,41 +52,88 @@ def test_products_of_integers_are_exact(
     inputs = torch.randint(-7_000, 7_001, (rows, inner), generator=generator).float()
     weight = torch.randint(-4, 5, (columns, inner), generator=generator).to(torch.bfloat16)
 
-    product = kernel.product(inputs, kernel.pack(weight), columns)
+    product = kernel.product(inputs, kernel.pack(weight))
 
     exact = inputs.double() @ weight.double().T
     assert product.dtype == torch.float32 and product.shape == (rows, columns)
     assert torch.equal(product.double(), exact)
 
 
+def power_of_two_scale(largest: torch.Tensor) -> torch.Tensor:
+    """The smallest power of two ``s`` with ``largest / s <= 127``, and 0 for (near) zeros."""
+    mantissa, exponent = torch.frexp(largest.float() / 127)
+    exponent = torch.where(mantissa == 0.5, exponent - 1, exponent)
+    scale = torch.ldexp(torch.ones_like(largest, dtype=torch.float32), exponent)
+    return torch.where(largest > 2.0**-100, scale, torch.zeros_like(scale))
+
+
+def split_formula(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The kernel's arithmetic in float64: bfloat16 head, int8 remainder and int8 weight."""
+    head = inputs.to(torch.bfloat16)
+    rest = inputs - head.float()  # exact in float32
+    row_scales = power_of_two_scale(rest.abs().amax(dim=1))
+    steps = torch.round(rest / torch.where(row_scales > 0, row_scales, 1).unsqueeze(1))
+    column_scales = power_of_two_scale(weight.float().abs().amax(dim=1))
+    weight_steps = torch.round(
+        weight.float() / torch.where(column_scales > 0, column_scales, 1).unsqueeze(1)
+    )
+    rest_product = steps.double() @ weight_steps.double().T
+    scaled = rest_product * row_scales.double().unsqueeze(1) * column_scales.double()
+    return head.double() @ weight.double().T + scaled
+
+
 @requires_amx
 @pytest.mark.parametrize(
-    ("rows", "inner", "columns"), [(1, 64, 32), (37, 576, 192), (257, 1536, 64)]
+    ("rows", "inner", "columns"), [(1, 64, 32), (37, 576, 192), (257, 1536, 64), (40, 96, 32)]
 )
-def test_products_match_float64_and_mkl_on_random_values(
+def test_products_follow_the_split_formula_and_come_close_to_float64(
     kernel: AmxSplitKernel, rows: int, inner: int, columns: int
 ) -> None:
     generator = torch.Generator().manual_seed(inner)
     inputs = torch.randn(rows, inner, generator=generator)
+    inputs[0, : inner // 2] *= 50  # a row with a wide range, and (below) one with none at all
+    inputs[-1] = inputs[-1].to(torch.bfloat16).float() if rows > 1 else inputs[-1]
     weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
 
-    product = kernel.product(inputs, kernel.pack(weight), columns)
+    product = kernel.product(inputs, kernel.pack(weight))
 
     exact = inputs.double() @ weight.double().T
     scale = exact.abs().max()
-    # the split holds about 16 bits of each input; the rest is float32 accumulation
-    assert (product.double() - exact).abs().max() < 2e-5 * scale
+    # float32 accumulation of the same terms in another order
+    assert (product.double() - split_formula(inputs, weight)).abs().max() < 1e-6 * scale
+    # the int8 remainder keeps about 16 bits of each input; bfloat16 inputs alone are 20 times off
+    assert (product.double() - exact).abs().max() < 1e-4 * scale
+    rounded_inputs = inputs.to(torch.bfloat16).double() @ weight.double().T
+    assert (rounded_inputs - exact).abs().max() > 5e-4 * scale
+
+
+@requires_amx
+def test_the_kernel_stays_close_to_mkl_s_exact_split(kernel: AmxSplitKernel) -> None:
+    generator = torch.Generator().manual_seed(7)
+    inputs = torch.randn(64, 576, generator=generator)
+    weight = (torch.randn(96, 576, generator=generator) * 0.05).to(torch.bfloat16)
+
+    product = kernel.product(inputs, kernel.pack(weight))
+
     mkl = linear_bfloat16_split(inputs, weight)
-    assert (product - mkl).abs().max() <= 1e-6 * scale
+    exact = inputs.double() @ weight.double().T
+    assert (product - mkl).abs().max() <= 1e-4 * exact.abs().max()
+    assert not torch.equal(product, mkl)  # the remainder is rounded to int8 here
 
 
 @requires_amx
 def test_a_block_of_columns_is_a_slice_of_the_packed_weight(kernel: AmxSplitKernel) -> None:
     weight = torch.randn(128, 96).to(torch.bfloat16)
 
-    packed = kernel.pack(weight)
+    whole = kernel.pack(weight)
+    packed, expected = whole.select(32, 64), kernel.pack(weight[32:96])
 
-    assert torch.equal(packed[32 * 96 : 96 * 96], kernel.pack(weight[32:96]))
+    for part in ("head", "rest", "scales"):
+        assert torch.equal(getattr(packed, part), getattr(expected, part))
+        storage = getattr(packed, part).untyped_storage().data_ptr()
+        assert storage == getattr(whole, part).untyped_storage().data_ptr()  # a view, no copy
+    with pytest.raises(ValueError, match=r"columns 16\.\.48 are not whole 32-column blocks"):
+        whole.select(16, 32)
 
 
 @requires_amx
@@ -96,9 +143,9 @@ def test_the_result_does_not_depend_on_the_number_of_threads(kernel: AmxSplitKer
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        alone = kernel.product(inputs, packed, 64)
+        alone = kernel.product(inputs, packed)
         torch.set_num_threads(2)
-        together = kernel.product(inputs, packed, 64)
+        together = kernel.product(inputs, packed)
     finally:
         torch.set_num_threads(threads)
 
@@ -125,8 +172,8 @@ def test_a_product_of_aligned_projections_packs_its_weight_and_keeps_its_results
     assert first is second  # both members' columns from one product
     assert product.packed is not None and product.weight is None  # packed once, kept once
     bias = torch.cat([linears[0].bias.detach(), torch.zeros(64)])
-    expected = linear_bfloat16_split(inputs, rounded) + bias
-    assert torch.allclose(first, expected, rtol=0, atol=1e-6)
+    expected = split_formula(inputs, rounded) + bias
+    assert torch.allclose(first.double(), expected, rtol=0, atol=1e-6)
     with pytest.raises(RuntimeError, match="calibrate tail channels before the first product"):
         product.start_calibration()
 
@@ -152,8 +199,11 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
     assert use_compilable_products(model) == 3
 
     assert all(isinstance(getattr(model, name), amx_projection_class()) for name in shared)
-    assert model.q_proj.packed.numel() == 64 * 64  # its own slice of the packed weight
-    assert model.k_proj.packed.numel() == 160 * 64  # off the blocks: the whole product, sliced
+    assert model.q_proj.packed_head.numel() == 64 * 64  # its own slice of the packed weight
+    assert model.k_proj.packed_head.numel() == 160 * 64  # off the blocks: the whole product, sliced
+    assert (
+        model.k_proj.packed_rest.numel() == 160 * 64 and model.k_proj.packed_scales.numel() == 160
+    )
     for name, expected in shared.items():
         assert torch.equal(getattr(model, name)(inputs), expected)
 

@@ -248,9 +248,10 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
 
 
 @pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
-def test_mixed_scores_the_same_with_the_amx_kernel_as_with_mkl(
+def test_mixed_scores_as_faithfully_with_the_amx_kernel_as_with_mkl(
     mixed_backend: HFBackend,
     values_requests: list[ScoringRequest],
+    reference: np.ndarray,
     request: pytest.FixtureRequest,
 ) -> None:
     # the module's backend packed its weights for the kernel at its first product
@@ -263,8 +264,13 @@ def test_mixed_scores_the_same_with_the_amx_kernel_as_with_mkl(
         assert all(module.shared.packed is None for module in split_projections(backend))
     finally:
         backend.close()
-    # both accumulate float32 products of the same bfloat16 parts
-    assert np.abs(with_kernel - with_mkl).max() < 1e-6
+    # the kernel rounds the activations' remainder to int8, MKL keeps it in bfloat16: a few
+    # millionths of each product apart, and as close to float32 as each other
+    apart = js_distances_bits(with_kernel, with_mkl)
+    assert 0 < apart.max() < 1e-3  # measured: 4.1e-4
+    from_kernel, from_mkl = (js_distances_bits(d, reference) for d in (with_kernel, with_mkl))
+    assert from_kernel.max() < MAX_JS_DISTANCE_BITS
+    assert abs(from_kernel.max() - from_mkl.max()) < 1e-3
 
 
 @pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
@@ -283,7 +289,9 @@ def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     finally:
         backend.close()
     uncompiled = scored_distributions(mixed_backend, values_requests)
-    assert js_distances_bits(compiled, uncompiled).max() < 1e-4
+    # compiled float32 work differs in its last bits, and that can move an activation's int8
+    # remainder by a step (2**-16 of its row's largest value): as far apart as kernel and MKL
+    assert js_distances_bits(compiled, uncompiled).max() < 1e-3
     assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
 
 

@@ -4,10 +4,12 @@
 :mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product on the CPU rounds its output
 to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not, ran at about half of
 PyTorch's speed here and needs the activation split in a separate pass. ``amx_split.c`` does the
-split and both products in one pass on the AMX tiles. On the model's shapes it ran at 80-90% of
-PyTorch's own bfloat16 product in floating-point operations a second (one thread, counting both
-products of the split), and its results equal MKL's bit for bit on the embedded model (both
-accumulate in float32 along the same inner order).
+split and both products in one pass on the AMX tiles: the bfloat16 head on the bfloat16 tiles and
+the remainder, which needs only a few significant bits, in int8 on the int8 tiles, which do twice
+the work per instruction (see the C file for the scales and the error bound). The remainder's
+product thus costs half the head's instead of as much. On all 4,144 prompts of the values study
+the option distributions stay as close to float32 as with MKL's exact split (largest distance
+0.0049 against 0.0051 bits on every 8th prompt, emulated in PyTorch; see ``benchmarks/RESULTS.md``).
 
 The C file ships with the package and is compiled at first use with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,
@@ -26,18 +28,59 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from culture_probe.models import cache_dir
 
 SOURCE = Path(__file__).with_name("amx_split.c")
-FLAGS = ("-O3", "-march=native", "-mamx-tile", "-mamx-bf16", "-fopenmp", "-shared", "-fPIC")
+FLAGS = (
+    "-O3", "-march=native", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-fopenmp", "-shared", "-fPIC",
+)  # fmt: skip
 #: a thread's share of the split activations: a band of rows that stays in the core's 2 MB cache
 SCRATCH_BYTES = 1 << 20
 #: the kernel works in 32 x 32 output blocks and steps of 32 along the inner dimension
 ALIGNMENT = 32
+#: the int8 layout steps by 64 along the inner dimension, padded with zeros up to it
+INT8_STEP = 64
 DISABLE_VARIABLE = "CULTURE_PROBE_AMX"
+
+
+def int8_depth(inner: int) -> int:
+    """The inner dimension of a weight's int8 layout: ``inner`` rounded up to a step of 64."""
+    return -(-inner // INT8_STEP) * INT8_STEP
+
+
+@dataclass(frozen=True)
+class PackedWeight:
+    """A bfloat16 ``[columns, inner]`` weight in the kernel's two layouts.
+
+    Attributes:
+        head: bfloat16 ``[columns * inner]``, the layout of the bfloat16 tiles.
+        rest: int8 ``[columns * int8_depth(inner)]``, the layout of the int8 tiles.
+        scales: float32 ``[columns]``, the power of two each column's int8 values are scaled by.
+    """
+
+    head: Any
+    rest: Any
+    scales: Any
+
+    @property
+    def columns(self) -> int:
+        return int(self.scales.numel())
+
+    def select(self, first: int, count: int) -> PackedWeight:
+        """Columns ``[first, first + count)``, multiples of 32: slices of the same storage."""
+        if first % ALIGNMENT or count % ALIGNMENT or first + count > self.columns:
+            raise ValueError(f"columns {first}..{first + count} are not whole 32-column blocks")
+        inner = self.head.numel() // self.columns
+        depth = int8_depth(inner)
+        return PackedWeight(
+            self.head[first * inner : (first + count) * inner],
+            self.rest[first * depth : (first + count) * depth],
+            self.scales[first : first + count],
+        )
 
 
 class AmxSplitKernel:
@@ -48,8 +91,13 @@ class AmxSplitKernel:
         self._pack = library.pack_weight
         self._pack.argtypes = [pointer, integer, integer, pointer]
         self._pack.restype = None
+        self._pack_int8 = library.pack_weight_int8
+        self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer]
+        self._pack_int8.restype = None
         self._product = library.split_product
-        self._product.argtypes = [pointer, integer, integer, pointer, integer, integer, pointer]
+        self._product.argtypes = [
+            pointer, integer, integer, pointer, pointer, pointer, integer, integer, pointer,
+        ]  # fmt: skip
         self._product.restype = ctypes.c_int
 
     @staticmethod
@@ -57,12 +105,12 @@ class AmxSplitKernel:
         """Whether a ``[columns, inner]`` weight fits the kernel's blocks."""
         return inner % ALIGNMENT == 0 and columns % ALIGNMENT == 0 and inner > 0 < columns
 
-    def pack(self, weight: Any) -> Any:
-        """The tile layout of a bfloat16 ``[columns, inner]`` weight (a flat bfloat16 tensor).
+    def pack(self, weight: Any) -> PackedWeight:
+        """The tile layouts of a bfloat16 ``[columns, inner]`` weight.
 
-        Columns ``[c, c + n)`` with ``c`` and ``n`` multiples of 32 are the contiguous slice
-        ``[c * inner, (c + n) * inner)`` of it, so projections that share a packed weight can each
-        take their own columns.
+        Columns ``[c, c + n)`` with ``c`` and ``n`` multiples of 32 are contiguous slices of
+        each layout (:meth:`PackedWeight.select`), so projections that share a packed weight can
+        each take their own columns.
         """
         import torch
 
@@ -70,24 +118,30 @@ class AmxSplitKernel:
         if weight.dtype != torch.bfloat16 or not self.supports(inner, columns):
             raise ValueError(f"cannot pack a {weight.dtype} weight of shape {tuple(weight.shape)}")
         weight = weight.contiguous()
-        packed = torch.empty(columns * inner, dtype=torch.bfloat16)
-        self._pack(weight.data_ptr(), columns, inner, packed.data_ptr())
-        return packed
+        head = torch.empty(columns * inner, dtype=torch.bfloat16)
+        self._pack(weight.data_ptr(), columns, inner, head.data_ptr())
+        rest = torch.empty(columns * int8_depth(inner), dtype=torch.int8)
+        scales = torch.empty(columns, dtype=torch.float32)
+        self._pack_int8(weight.data_ptr(), columns, inner, rest.data_ptr(), scales.data_ptr())
+        return PackedWeight(head, rest, scales)
 
-    def product(self, inputs: Any, packed: Any, columns: int) -> Any:
+    def product(self, inputs: Any, packed: PackedWeight) -> Any:
         """float32 ``inputs @ weight.T`` for float32 ``inputs [rows, inner]`` and a packed weight."""
         import torch
 
         inputs = inputs.to(torch.float32).contiguous()
         rows, inner = inputs.shape
-        if packed.numel() != columns * inner:
-            raise ValueError(f"packed weight holds {packed.numel()} values, not {columns}x{inner}")
+        columns = packed.columns
+        if packed.head.numel() != columns * inner or (
+            packed.rest.numel() != columns * int8_depth(inner)
+        ):
+            raise ValueError(f"the packed weight is not {columns}x{inner}")
         out = torch.empty((rows, columns), dtype=torch.float32)
         if rows == 0:
             return out
         status = self._product(
-            inputs.data_ptr(), rows, inner, packed.data_ptr(), columns, SCRATCH_BYTES,
-            out.data_ptr(),
+            inputs.data_ptr(), rows, inner, packed.head.data_ptr(), packed.rest.data_ptr(),
+            packed.scales.data_ptr(), columns, SCRATCH_BYTES, out.data_ptr(),
         )  # fmt: skip
         if status != 0:
             raise MemoryError(f"the AMX kernel could not allocate its scratch ({rows}x{inner})")
@@ -99,8 +153,8 @@ def _load() -> tuple[AmxSplitKernel | None, str]:
     if os.environ.get(DISABLE_VARIABLE, "").strip().lower() in ("0", "false", "no", "off"):
         return None, f"{DISABLE_VARIABLE}={os.environ[DISABLE_VARIABLE]} turns it off"
     cpu_flags = cpu_feature_flags()
-    if not {"amx_tile", "amx_bf16"} <= cpu_flags:
-        return None, "this CPU has no AMX-BF16 tiles"
+    if not {"amx_tile", "amx_bf16", "amx_int8"} <= cpu_flags:
+        return None, "this CPU has no AMX-BF16 and AMX-INT8 tiles"
     import torch  # first: the kernel's OpenMP calls must resolve to PyTorch's own runtime
 
     del torch
@@ -125,7 +179,7 @@ def amx_unavailable_reason() -> str:
 
 @functools.cache
 def split_product_op() -> Any:
-    """``culture_probe::amx_split_product(inputs, packed, columns)`` as a PyTorch operator.
+    """``culture_probe::amx_split_product(inputs, head, rest, scales)`` as a PyTorch operator.
 
     An operator rather than a plain call so that ``torch.compile`` keeps it as one opaque call
     (with a shape-only version for tracing) and fuses the float32 work around it.
@@ -135,17 +189,17 @@ def split_product_op() -> Any:
     @torch.library.custom_op(
         "culture_probe::amx_split_product",
         mutates_args=(),
-        schema="(Tensor inputs, Tensor packed, SymInt columns) -> Tensor",
+        schema="(Tensor inputs, Tensor head, Tensor rest, Tensor scales) -> Tensor",
     )
-    def amx_split_product(inputs: Any, packed: Any, columns: int) -> Any:
+    def amx_split_product(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
         kernel = amx_kernel()
         if kernel is None:
             raise RuntimeError(f"the AMX kernel is not available: {amx_unavailable_reason()}")
-        return kernel.product(inputs, packed, columns)
+        return kernel.product(inputs, PackedWeight(head, rest, scales))
 
     @amx_split_product.register_fake
-    def _(inputs: Any, packed: Any, columns: int) -> Any:
-        return inputs.new_empty((inputs.shape[0], columns), dtype=torch.float32)
+    def _(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
+        return inputs.new_empty((inputs.shape[0], scales.shape[0]), dtype=torch.float32)
 
     return amx_split_product
 
