@@ -5,13 +5,14 @@
    by W in bfloat16 on the tiles, with float32 accumulation and float32 output, which PyTorch's
    own bfloat16 products on the CPU do not offer (they round their output to bfloat16).
 
-   The remainder is at most half a unit in the head's last place, 2**-9 of the input, so its
+   The remainder is at most half a unit in the head's last place, 2**-8 of the input, so its
    product needs only a few significant bits: it is carried in int8, each row with a power-of-two
-   scale (its largest value lands in 64..127), and multiplied on the int8 tiles, which do twice
-   the bfloat16 tiles' work per instruction, by an int8 copy of W with a power-of-two scale per
-   column. Power-of-two scales keep every rescaling exact. Rounding the remainder to int8 moves
-   each value by at most 2**-16 of its row's largest input, where a bfloat16 input alone is off by
-   up to 2**-9 of its own size; the int8 weights are within 1/128 of their column's largest.
+   scale (its largest value lands above 63.5 and at most 127), and multiplied on the int8 tiles,
+   which do twice the bfloat16 tiles' work per instruction, by an int8 copy of W with a
+   power-of-two scale per column. Power-of-two scales keep every rescaling exact. Rounding the
+   remainder to int8 moves each value by less than 2**-8 / 127 (about 2**-15) of its row's largest
+   input, where a bfloat16 input alone is off by up to 2**-8 of its own size; the int8 weights are
+   within 1/127 of their column's largest.
 
    W is packed once, by pack_weight, into the layout a B tile reads: groups of 16 columns, each a
    run of `inner / 2` rows of 16 column pairs (bfloat16 pairs along `inner`, "VNNI"); and by
@@ -50,13 +51,6 @@ typedef struct {
 /* Linux hands AMX's tile state to a process only when asked; 0 when granted. */
 int amx_request(void) {
     return (int)syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
-}
-
-static inline uint16_t to_bfloat16(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    bits += 0x7FFF + ((bits >> 16) & 1); /* round to nearest, ties to even (finite inputs) */
-    return (uint16_t)(bits >> 16);
 }
 
 static inline float from_bfloat16(uint16_t value) {
