@@ -67,16 +67,18 @@ def power_of_two_scale(largest: torch.Tensor) -> torch.Tensor:
     return torch.where(largest > 2.0**-100, scale, torch.zeros_like(scale))
 
 
+def int8_steps(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's power-of-two scale, and the row in whole steps of it (rounded, ties to even)."""
+    scales = power_of_two_scale(rows.abs().amax(dim=1))
+    return scales, torch.round(rows / torch.where(scales > 0, scales, 1).unsqueeze(1))
+
+
 def split_formula(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The kernel's arithmetic in float64: bfloat16 head, int8 remainder and int8 weight."""
     head = inputs.to(torch.bfloat16)
     rest = inputs - head.float()  # exact in float32
-    row_scales = power_of_two_scale(rest.abs().amax(dim=1))
-    steps = torch.round(rest / torch.where(row_scales > 0, row_scales, 1).unsqueeze(1))
-    column_scales = power_of_two_scale(weight.float().abs().amax(dim=1))
-    weight_steps = torch.round(
-        weight.float() / torch.where(column_scales > 0, column_scales, 1).unsqueeze(1)
-    )
+    row_scales, steps = int8_steps(rest)
+    column_scales, weight_steps = int8_steps(weight.float())
     rest_product = steps.double() @ weight_steps.double().T
     scaled = rest_product * row_scales.double().unsqueeze(1) * column_scales.double()
     return head.double() @ weight.double().T + scaled
@@ -92,7 +94,8 @@ def test_products_follow_the_split_formula_and_come_close_to_float64(
     generator = torch.Generator().manual_seed(inner)
     inputs = torch.randn(rows, inner, generator=generator)
     inputs[0, : inner // 2] *= 50  # a row with a wide range, and (below) one with none at all
-    inputs[-1] = inputs[-1].to(torch.bfloat16).float() if rows > 1 else inputs[-1]
+    if rows > 1:
+        inputs[-1] = inputs[-1].to(torch.bfloat16).float()
     weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
 
     product = kernel.product(inputs, kernel.pack(weight))
