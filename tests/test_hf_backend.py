@@ -295,6 +295,34 @@ def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
 
 
+@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
+def test_fused_mixed_layers_score_what_transformers_layers_score(
+    mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
+) -> None:
+    layers = mixed_backend.model.config.num_hidden_layers
+    assert mixed_backend.fused_layers == layers  # the default, where the kernel runs
+    assert mixed_backend.info().options["fused_layers"] == layers
+    backend = HFBackend(model="embedded", dtype="mixed", fused_layers=False)
+    try:
+        assert backend.fused_layers == 0
+        by_layer = scored_distributions(backend, values_requests)
+        padded_by_layer = scored_distributions(backend, values_requests, prefix_sharing=False)
+    finally:
+        backend.close()
+    fused = scored_distributions(mixed_backend, values_requests)
+    # a last-bit difference in a norm can move an int8 remainder by a step, as for compiled layers
+    assert 0 < js_distances_bits(fused, by_layer).max() < 1e-3
+    assert js_distances_bits(fused, reference).max() < MAX_JS_DISTANCE_BITS
+    # padded batches are not packed trees: the layers' own forward, the very same numbers
+    padded = scored_distributions(mixed_backend, values_requests, prefix_sharing=False)
+    assert np.array_equal(padded, padded_by_layer)
+
+
+def test_fused_layers_must_be_true_or_false() -> None:
+    with pytest.raises(CultureProbeError, match="fused_layers expects true or false, got 'yes'"):
+        HFBackend(model="embedded", dtype="float32", fused_layers="yes")
+
+
 def split_projections(backend: HFBackend) -> list[Any]:
     return [m for m in backend.model.modules() if isinstance(m, split_linear_class())]
 

@@ -37,6 +37,8 @@ from culture_probe.models import cache_dir
 SOURCE = Path(__file__).with_name("amx_split.c")
 FLAGS = (
     "-O3", "-march=native", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-fopenmp", "-shared", "-fPIC",
+    # a * b + c stays two roundings, as in PyTorch's separate operations, unless written as an FMA
+    "-ffp-contract=off",
 )  # fmt: skip
 #: a thread's share of the split activations: a band of rows that stays in the core's 2 MB cache
 SCRATCH_BYTES = 1 << 20
@@ -96,9 +98,13 @@ class AmxSplitKernel:
         self._pack_int8.restype = None
         self._product = library.split_product
         self._product.argtypes = [
-            pointer, integer, integer, pointer, pointer, pointer, integer, integer, pointer,
+            pointer, integer, integer, pointer, pointer, pointer, integer, integer,
+            pointer, ctypes.c_float, pointer, ctypes.c_int, pointer,
         ]  # fmt: skip
         self._product.restype = ctypes.c_int
+        self._rotary = library.rotary_embedding
+        self._rotary.argtypes = [pointer, integer, integer, integer, integer, pointer, pointer]
+        self._rotary.restype = None
 
     @staticmethod
     def supports(inner: int, columns: int) -> bool:
@@ -125,8 +131,25 @@ class AmxSplitKernel:
         self._pack_int8(weight.data_ptr(), columns, inner, rest.data_ptr(), scales.data_ptr())
         return PackedWeight(head, rest, scales)
 
-    def product(self, inputs: Any, packed: PackedWeight) -> Any:
-        """float32 ``inputs @ weight.T`` for float32 ``inputs [rows, inner]`` and a packed weight."""
+    def product(
+        self,
+        inputs: Any,
+        packed: PackedWeight,
+        norm: Any = None,
+        eps: float = 0.0,
+        residual: Any = None,
+        gated: bool = False,
+    ) -> Any:
+        """float32 ``inputs @ weight.T`` for float32 ``inputs [rows, inner]`` and a packed weight.
+
+        What a decoder layer does around its products can be folded into the same pass:
+
+        - ``norm`` (float32 ``[inner]``) and ``eps``: each row of ``inputs`` is RMS-normalised
+          first, ``(x / sqrt(mean(x ** 2) + eps)) * norm``, as transformers' ``RMSNorm``;
+        - ``residual`` (float32 ``[rows, columns]``): the result is ``residual + inputs @ W.T``;
+        - ``gated``: the weight is a gate and an up projection, one above the other, and the
+          result ``[rows, columns / 2]`` is ``silu(inputs @ gate.T) * (inputs @ up.T)``.
+        """
         import torch
 
         inputs = inputs.to(torch.float32).contiguous()
@@ -136,16 +159,50 @@ class AmxSplitKernel:
             packed.rest.numel() != columns * int8_depth(inner)
         ):
             raise ValueError(f"the packed weight is not {columns}x{inner}")
-        out = torch.empty((rows, columns), dtype=torch.float32)
+        if gated and columns % (2 * ALIGNMENT):
+            raise ValueError(f"a gated product needs two halves of whole blocks, not {columns}")
+        width = columns // 2 if gated else columns
+        if norm is not None and tuple(norm.shape) != (inner,):
+            raise ValueError(f"the norm's weight is {tuple(norm.shape)}, not ({inner},)")
+        if residual is not None and tuple(residual.shape) != (rows, width):
+            raise ValueError(f"the residual is {tuple(residual.shape)}, not ({rows}, {width})")
+        out = torch.empty((rows, width), dtype=torch.float32)
         if rows == 0:
             return out
+        norm = None if norm is None else norm.to(torch.float32).contiguous()
+        residual = None if residual is None else residual.to(torch.float32).contiguous()
         status = self._product(
             inputs.data_ptr(), rows, inner, packed.head.data_ptr(), packed.rest.data_ptr(),
-            packed.scales.data_ptr(), columns, SCRATCH_BYTES, out.data_ptr(),
+            packed.scales.data_ptr(), columns, SCRATCH_BYTES,
+            None if norm is None else norm.data_ptr(), eps,
+            None if residual is None else residual.data_ptr(), int(gated), out.data_ptr(),
         )  # fmt: skip
         if status != 0:
             raise MemoryError(f"the AMX kernel could not allocate its scratch ({rows}x{inner})")
         return out
+
+    def rotate(self, states: Any, heads: int, cos: Any, sin: Any) -> None:
+        """transformers' rotary position embedding, in place, on the first ``heads`` heads.
+
+        ``states`` is float32 ``[rows, columns]``, contiguous, its heads side by side from column
+        0; ``cos`` and ``sin`` are ``[rows, head_dim]``, as the model's rotary embedding gives
+        them. Each head ``x`` becomes ``x * cos + rotate_half(x) * sin``.
+        """
+        import torch
+
+        rows, columns = states.shape
+        head_dim = int(cos.shape[-1])
+        if not states.is_contiguous() or states.dtype != torch.float32:
+            raise ValueError("rotary embedding works in place on a contiguous float32 tensor")
+        if head_dim % ALIGNMENT or heads * head_dim > columns:
+            raise ValueError(
+                f"{heads} heads of {head_dim} do not fit the kernel's rows of {columns}"
+            )
+        cos = cos.reshape(rows, head_dim).to(torch.float32).contiguous()
+        sin = sin.reshape(rows, head_dim).to(torch.float32).contiguous()
+        self._rotary(
+            states.data_ptr(), rows, columns, heads, head_dim, cos.data_ptr(), sin.data_ptr()
+        )
 
 
 @functools.cache

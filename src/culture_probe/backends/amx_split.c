@@ -121,19 +121,38 @@ typedef struct {
     float *rest_scales; /* [band] */
 } split_band;
 
-/* 16 values of x: their bfloat16 head (rounded to nearest, ties to even) and the remainder */
-static inline __m512 split16(const float *x, uint16_t *head) {
-    __m512 value = _mm512_loadu_ps(x);
+/* 16 values: their bfloat16 head (rounded to nearest, ties to even) and the remainder */
+static inline __m512 split16(__m512 value, uint16_t *head) {
     __m256i top = (__m256i)_mm512_cvtneps_pbh(value);
     _mm256_storeu_si256((__m256i *)head, top);
     __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(top), 16));
     return _mm512_sub_ps(value, back); /* exact in float32 */
 }
 
-/* rows [first, first + count) of x as head and int8 remainder, zero rows up to `padded`; two
-   passes over each row (in the core's cache): the first finds the remainder's scale */
+/* 16 inputs of a row, RMS-normalised first where `norm` is given: (x * factor) * norm, in the
+   order of transformers' RMSNorm, each product rounded to float32 */
+static inline __m512 input16(const float *x, const float *norm, __m512 factor) {
+    __m512 value = _mm512_loadu_ps(x);
+    if (!norm) return value;
+    return _mm512_mul_ps(_mm512_mul_ps(value, factor), _mm512_loadu_ps(norm));
+}
+
+/* RMSNorm's factor for a row: 1 / sqrt(mean(x^2) + eps) */
+static inline float norm_factor(const float *row, int64_t inner, float eps) {
+    __m512 squares = _mm512_setzero_ps();
+    for (int64_t k = 0; k < inner; k += 16) {
+        __m512 value = _mm512_loadu_ps(row + k);
+        squares = _mm512_fmadd_ps(value, value, squares);
+    }
+    return 1.0f / sqrtf(_mm512_reduce_add_ps(squares) / (float)inner + eps);
+}
+
+/* rows [first, first + count) of x (RMS-normalised where `norm` is given) as head and int8
+   remainder, zero rows up to `padded`; two passes over each row (in the core's cache): the first
+   finds the remainder's scale */
 static void split_rows(const float *x, int64_t first, int64_t count, int64_t padded,
-                       int64_t inner, int64_t depth, split_band band) {
+                       int64_t inner, int64_t depth, const float *norm, float eps,
+                       split_band band) {
     for (int64_t r = 0; r < padded; ++r) {
         uint16_t *h = band.head + r * inner;
         int8_t *l = band.rest + r * depth;
@@ -145,13 +164,16 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
             continue;
         }
         const float *row = x + (first + r) * inner;
+        __m512 factor = _mm512_set1_ps(norm ? norm_factor(row, inner, eps) : 1.0f);
         __m512 largest = _mm512_setzero_ps();
-        for (int64_t k = 0; k < inner; k += 16)
-            largest = _mm512_max_ps(largest, _mm512_abs_ps(split16(row + k, h + k)));
+        for (int64_t k = 0; k < inner; k += 16) {
+            __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
+            largest = _mm512_max_ps(largest, _mm512_abs_ps(rest));
+        }
         float scale = power_of_two_scale(_mm512_reduce_max_ps(largest));
         __m512 inverse = _mm512_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
         for (int64_t k = 0; k < inner; k += 16) {
-            __m512 rest = split16(row + k, h + k);
+            __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
             /* to the nearest integer (the default rounding mode), at most 127 in size */
             __m512i steps = _mm512_cvtps_epi32(_mm512_mul_ps(rest, inverse));
             _mm_storeu_si128((__m128i *)(l + k), _mm512_cvtsepi32_epi8(steps));
@@ -222,12 +244,70 @@ static void add_rest(float *block, int64_t stride, const int32_t *sums, const fl
     }
 }
 
+/* e^x for 16 values, to within a few units in the last place: Cephes' expf (ln 2 in two parts
+   for the range reduction, a degree-6 polynomial), scaled by 2^n with scalef, which gives 0 and
+   infinity beyond float32's range */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* the 32 x 32 block of x @ W.T at band row r and column pair b (bfloat16) / c (int8): head plus
+   remainder, into `values`, rows `stride` floats apart */
+static void block_product(const split_band *band, int64_t r, int64_t inner, int64_t depth,
+                          const uint16_t *b, int64_t pair_stride, const int8_t *c,
+                          int64_t int8_pair_stride, const float *column_scales, float *values,
+                          int64_t stride, int32_t *sums) {
+    head_product(band->head + r * inner, inner, b, b + pair_stride / 2);
+    store_tiles(values, stride * 4);
+    rest_product(band->rest + r * depth, depth, c, c + int8_pair_stride / 2);
+    store_tiles(sums, BLOCK * 4);
+    add_rest(values, stride, sums, band->rest_scales + r, column_scales);
+}
+
+/* the first `count` rows of a 32-wide block of values to `out`, rows `stride` floats apart:
+   as they are, added to `residual` (laid out as out; it may be out itself), or, with `up`,
+   as silu(values) * up, SiLU computed as x / (1 + e^-x), the way PyTorch does */
+static void write_block(float *out, int64_t stride, const float *values, const float *residual,
+                        const float *up, int64_t count) {
+    __m512 one = _mm512_set1_ps(1.0f), sign = _mm512_set1_ps(-0.0f);
+    for (int64_t r = 0; r < count; ++r)
+        for (int half = 0; half < BLOCK; half += 16) {
+            __m512 value = _mm512_loadu_ps(values + r * BLOCK + half);
+            if (up) {
+                __m512 decay = exp16(_mm512_xor_ps(value, sign));
+                value = _mm512_div_ps(value, _mm512_add_ps(one, decay));
+                value = _mm512_mul_ps(value, _mm512_loadu_ps(up + r * BLOCK + half));
+            } else if (residual) {
+                value = _mm512_add_ps(_mm512_loadu_ps(residual + r * stride + half), value);
+            }
+            _mm512_storeu_ps(out + r * stride + half, value);
+        }
+}
+
 /* out = x @ W.T as described above; inner and columns multiples of 32, W packed by pack_weight
-   and pack_weight_int8. scratch_bytes: how much of x's split a thread holds at once. Returns 0,
-   or -1 when the threads' scratch could not be allocated (out is then untouched). */
+   and pack_weight_int8. scratch_bytes: how much of x's split a thread holds at once.
+   Folded in where asked (NULL / 0 for a plain product):
+     norm, eps: each row of x is RMS-normalised first, (x / sqrt(mean(x^2) + eps)) * norm;
+     residual: out = residual + x @ W.T, residual [rows, columns] (it may be out itself);
+     gated: W holds two halves of columns, gate and up (columns a multiple of 64), and out
+       [rows, columns / 2] = silu(x @ gate.T) * (x @ up.T), a SwiGLU layer's activation.
+   Returns 0, or -1 when the threads' scratch could not be allocated (out is then untouched). */
 int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *packed,
                   const int8_t *packed_int8, const float *column_scales, int64_t columns,
-                  int64_t scratch_bytes, float *out) {
+                  int64_t scratch_bytes, const float *norm, float eps, const float *residual,
+                  int gated, float *out) {
     int64_t threads = omp_get_max_threads();
     int64_t depth = int8_depth(inner);
     int64_t row_bytes = 2 * inner + depth + 4;
@@ -240,10 +320,13 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
     if (bands > blocks) bands = blocks;
     int64_t band_rows = (blocks + bands - 1) / bands * BLOCK;
     bands = (rows + band_rows - 1) / band_rows;
-    /* fewer bands than threads: the threads also share out the column pairs */
+    /* the output's 32-column blocks: one column pair of W each, or, gated, a gate and an up pair */
     int64_t pairs = columns / BLOCK;
+    int64_t units = gated ? pairs / 2 : pairs;
+    int64_t width = gated ? columns / 2 : columns;
+    /* fewer bands than threads: the threads also share out the output's column blocks */
     int64_t parts = bands >= threads ? 1 : (threads + bands - 1) / bands;
-    if (parts > pairs) parts = pairs;
+    if (parts > units) parts = units;
     int64_t pair_stride = inner / 2 * 16 * 2 * 2;   /* two 16-column groups of bfloat16 */
     int64_t int8_pair_stride = depth / 4 * 16 * 4 * 2; /* and of int8 */
     int64_t scratch = (band_rows * row_bytes + 63) / 64 * 64;
@@ -254,7 +337,7 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
         char *mine = scratches + omp_get_thread_num() * scratch;
         split_band band = {(uint16_t *)mine, (int8_t *)(mine + band_rows * 2 * inner),
                            (float *)(mine + band_rows * (2 * inner + depth))};
-        float spare[BLOCK * BLOCK];
+        float values[BLOCK * BLOCK], up[BLOCK * BLOCK];
         int32_t sums[BLOCK * BLOCK];
         configure_tiles();
 #pragma omp for schedule(static)
@@ -262,26 +345,29 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
             int64_t first = item / parts * band_rows, part = item % parts;
             int64_t count = rows - first < band_rows ? rows - first : band_rows;
             int64_t padded = (count + BLOCK - 1) / BLOCK * BLOCK;
-            split_rows(x, first, count, padded, inner, depth, band);
-            int64_t pair_end = pairs * (part + 1) / parts;
-            for (int64_t pair = pairs * part / parts; pair < pair_end; ++pair) {
-                const uint16_t *b0 = packed + pair * pair_stride;
-                const int8_t *c0 = packed_int8 + pair * int8_pair_stride;
+            split_rows(x, first, count, padded, inner, depth, norm, eps, band);
+            int64_t unit_end = units * (part + 1) / parts;
+            for (int64_t unit = units * part / parts; unit < unit_end; ++unit) {
+                const uint16_t *b = packed + unit * pair_stride;
+                const int8_t *c = packed_int8 + unit * int8_pair_stride;
+                const float *scales = column_scales + unit * BLOCK;
                 for (int64_t r = 0; r < padded; r += BLOCK) {
-                    /* a whole block straight into out; the last, partial one through spare */
-                    int whole = first + r + BLOCK <= rows;
-                    float *block = whole ? out + (first + r) * columns + pair * BLOCK : spare;
-                    int64_t stride = whole ? columns : BLOCK;
-                    head_product(band.head + r * inner, inner, b0, b0 + pair_stride / 2);
-                    store_tiles(block, stride * 4);
-                    rest_product(band.rest + r * depth, depth, c0, c0 + int8_pair_stride / 2);
-                    store_tiles(sums, BLOCK * 4);
-                    add_rest(block, stride, sums, band.rest_scales + r,
-                             column_scales + pair * BLOCK);
-                    if (!whole)
-                        for (int64_t row = first + r; row < rows; ++row)
-                            memcpy(out + row * columns + pair * BLOCK,
-                                   spare + (row - first - r) * BLOCK, BLOCK * 4);
+                    int64_t valid = count - r < BLOCK ? count - r : BLOCK;
+                    float *target = out + (first + r) * width + unit * BLOCK;
+                    if (!gated && !residual && valid == BLOCK) { /* straight into out */
+                        block_product(&band, r, inner, depth, b, pair_stride, c,
+                                      int8_pair_stride, scales, target, width, sums);
+                        continue;
+                    }
+                    block_product(&band, r, inner, depth, b, pair_stride, c, int8_pair_stride,
+                                  scales, values, BLOCK, sums);
+                    if (gated) /* the up projection's block: the same rows, `units` pairs on */
+                        block_product(&band, r, inner, depth, b + units * pair_stride,
+                                      pair_stride, c + units * int8_pair_stride,
+                                      int8_pair_stride, scales + units * BLOCK, up, BLOCK, sums);
+                    const float *base =
+                        residual ? residual + (first + r) * width + unit * BLOCK : NULL;
+                    write_block(target, width, values, base, gated ? up : NULL, valid);
                 }
             }
         }
@@ -289,4 +375,33 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
     }
     free(scratches);
     return 0;
+}
+
+/* transformers' rotary position embedding, in place: each of the first `heads` heads of
+   `head_dim` columns in every row (rows `stride` floats apart) becomes
+   x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1) for the head's halves x1 and x2,
+   each product rounded before the sum as in PyTorch's separate operations. cos and sin are
+   [rows][head_dim]; head_dim is a multiple of 32. */
+void rotary_embedding(float *x, int64_t rows, int64_t stride, int64_t heads, int64_t head_dim,
+                      const float *cos, const float *sin) {
+    int64_t half = head_dim / 2;
+    __m512 sign = _mm512_set1_ps(-0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+        const float *c = cos + row * head_dim, *s = sin + row * head_dim;
+        for (int64_t head = 0; head < heads; ++head) {
+            float *v = x + row * stride + head * head_dim;
+            for (int64_t k = 0; k < half; k += 16) {
+                __m512 low = _mm512_loadu_ps(v + k), high = _mm512_loadu_ps(v + half + k);
+                __m512 new_low = _mm512_add_ps(
+                    _mm512_mul_ps(low, _mm512_loadu_ps(c + k)),
+                    _mm512_mul_ps(_mm512_xor_ps(high, sign), _mm512_loadu_ps(s + k)));
+                __m512 new_high = _mm512_add_ps(
+                    _mm512_mul_ps(high, _mm512_loadu_ps(c + half + k)),
+                    _mm512_mul_ps(low, _mm512_loadu_ps(s + half + k)));
+                _mm512_storeu_ps(v + k, new_low);
+                _mm512_storeu_ps(v + half + k, new_high);
+            }
+        }
+    }
 }

@@ -33,6 +33,7 @@ from culture_probe.backends.base import (
     ScoredPrompt,
     ScoringRequest,
 )
+from culture_probe.backends.fused import use_fused_layers
 from culture_probe.backends.generation import (
     GenerationSettings,
     hf_generate,
@@ -201,6 +202,7 @@ class HFBackend(Backend):
         pack_tokens: int | None = None,
         tail_channels: int | None = DEFAULT_TAIL_CHANNELS,
         compile: bool = False,
+        fused_layers: bool = True,
         **_: Any,
     ) -> None:
         # MKL's own allocator pools the packing buffers of the bfloat16 products and grew by a
@@ -226,6 +228,10 @@ class HFBackend(Backend):
             _checked_tail_channels(tail_channels) if self.dtype == "mixed" else None
         )
         self.compiled = _checked_compile(compile, self.dtype, self.tail_channels)
+        if not isinstance(fused_layers, bool):
+            raise CultureProbeError(
+                f"--option fused_layers expects true or false, got {fused_layers!r}"
+            )
         location = (
             str(converted_copy(self.source)) if self.source.gguf_file else self.source.location
         )
@@ -253,8 +259,16 @@ class HFBackend(Backend):
         self._label_tokens: dict[str, list[int]] = {}
         self.mode = require_mode(mode)
         self.generation = GenerationSettings(temperature, max_new_tokens)
+        self.fused_layers = self._fuse_layers(fused_layers)
         if self.compiled:
             self._compile_decoder_layers()
+
+    def _fuse_layers(self, requested: bool) -> int:
+        """Fuse the decoder layers around the AMX kernel where they can be; how many were."""
+        # compiled layers fuse their own elementwise work; tail channels and MKL have no kernel
+        if not requested or self.compiled or self.dtype != "mixed" or not self.tree_attention:
+            return 0
+        return use_fused_layers(self.model)
 
     def _compile_decoder_layers(self) -> None:
         """Fuse each decoder layer's elementwise work with ``torch.compile``, compiling at load.
@@ -322,6 +336,7 @@ class HFBackend(Backend):
                 "pack_tokens": self.pack_tokens,
                 **({"tail_channels": self.tail_channels} if self.dtype == "mixed" else {}),
                 **({"compile": True} if self.compiled else {}),
+                **({"fused_layers": self.fused_layers} if self.dtype == "mixed" else {}),
                 **self._decoding(),
             },
         )

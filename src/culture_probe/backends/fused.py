@@ -1,0 +1,172 @@
+"""Llama-style decoder layers in five kernel passes, for ``mixed`` on packed prefix trees.
+
+Uncompiled, a transformers decoder layer under ``mixed`` spends a third of its time outside its
+matrix products: RMSNorm, the rotary embedding, SiLU and the residual sums are each a few PyTorch
+operations, and each operation is a pass over the whole pack in float32 (on the values study,
+0.18 of 0.61 ms per token). The AMX kernel (:mod:`culture_probe.backends.amx`) already reads
+every input row once to split it, and writes every output block once, so this work can ride
+along. A fused layer is
+
+1. ``qkv = RMSNorm(x) @ [Wq; Wk; Wv].T``: the norm applied to each row as the kernel splits it;
+2. the rotary embedding of q and k, in place, in one pass;
+3. attention over the pack's tree (:mod:`culture_probe.backends.tree_attention`), then
+   ``x = x + attention @ Wo.T``: the residual sum in the product's epilogue;
+4. ``h = silu(RMSNorm(x) @ Wg.T) * (RMSNorm(x) @ Wu.T)``: norm, both products and the gate in
+   one call, each output block of the gate next to the same block of the up projection;
+5. ``x = x + h @ Wd.T``.
+
+Every step computes what transformers' layer computes, in float32 and in the same operations,
+except for the order of the norm's sum of squares and the SiLU's exponential (Cephes' where
+PyTorch uses SLEEF's); a difference in the last bit can move an activation's int8 remainder by one
+step, so the scores agree with the layer-by-layer path to about 1e-4 bits (tested), not exactly.
+
+Only layers whose computation is known to be this one are fused: transformers'
+``LlamaDecoderLayer`` (Llama, SmolLM2 and the many models that reuse it) without biases, with
+SiLU, head and intermediate widths the kernel's blocks divide, and every projection packed for
+the kernel. Any call that is not a single packed tree (padded batches, generation, a key/value
+cache) goes through the layer's own forward, which still uses the kernel projection by
+projection.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from culture_probe.backends.amx import ALIGNMENT, AmxSplitKernel, PackedWeight, amx_kernel
+from culture_probe.backends.tree_attention import tree_attention_forward
+
+#: the decoder layer classes whose forward :func:`fused_layer_forward` reproduces
+FUSABLE_LAYERS = ("LlamaDecoderLayer",)
+
+
+@dataclass(frozen=True)
+class FusedLayerWeights:
+    """What a fused layer needs: its packed products, its norms and its attention's shape."""
+
+    qkv: PackedWeight
+    output: PackedWeight
+    gate_up: PackedWeight
+    down: PackedWeight
+    input_norm: Any  # float32 [hidden]
+    post_norm: Any  # float32 [hidden]
+    eps: float
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+def fusable_weights(layer: Any) -> FusedLayerWeights | None:
+    """The packed weights of a layer :func:`use_fused_layers` can fuse, or ``None``."""
+    if type(layer).__name__ not in FUSABLE_LAYERS:
+        return None
+    attention, mlp = layer.self_attn, layer.mlp
+    qkv = _shared_packed(attention.q_proj, attention.k_proj, attention.v_proj)
+    output = _shared_packed(attention.o_proj)
+    gate_up = _shared_packed(mlp.gate_proj, mlp.up_proj)
+    down = _shared_packed(mlp.down_proj)
+    norms = (layer.input_layernorm, layer.post_attention_layernorm)
+    head_dim = int(attention.head_dim)
+    silu = type(mlp.act_fn).__name__ in ("SiLUActivation", "SiLU")
+    if None in (qkv, output, gate_up, down) or not silu or head_dim % ALIGNMENT:
+        return None
+    if mlp.gate_proj.out_features % ALIGNMENT or not all(_is_rms_norm(norm) for norm in norms):
+        return None
+    assert qkv and output and gate_up and down  # narrowed for the type checker
+    heads = attention.q_proj.out_features // head_dim
+    kv_heads = attention.k_proj.out_features // head_dim
+    return FusedLayerWeights(
+        qkv=qkv,
+        output=output,
+        gate_up=gate_up,
+        down=down,
+        input_norm=norms[0].weight.detach().float().contiguous(),
+        post_norm=norms[1].weight.detach().float().contiguous(),
+        eps=float(norms[0].variance_epsilon),
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+    )
+
+
+def _shared_packed(*members: Any) -> PackedWeight | None:
+    """The packed weight that ``members`` share, in their order, without biases; else ``None``."""
+    shared: Any = getattr(members[0], "shared", None)
+    if shared is None or shared.bias is not None or shared.members != len(members):
+        return None
+    column = 0
+    for member in members:
+        if getattr(member, "shared", None) is not shared or member.column != column:
+            return None
+        column += member.out_features
+    packed: PackedWeight | None = shared.amx_packed()
+    return packed
+
+
+def _is_rms_norm(norm: Any) -> bool:
+    """transformers' Llama RMSNorm: ``weight * (x / sqrt(mean(x ** 2) + eps))``."""
+    return type(norm).__name__ == "LlamaRMSNorm" and hasattr(norm, "variance_epsilon")
+
+
+def use_fused_layers(model: Any) -> int:
+    """Fuse every fusable decoder layer of ``model`` (prepared by ``use_mixed_precision`` with
+    packed weights, its attention the tree attention); returns how many layers were fused."""
+    kernel = amx_kernel()
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if kernel is None or layers is None:
+        return 0
+    fused = 0
+    for layer in layers:
+        weights = fusable_weights(layer)
+        if weights is not None:
+            own_forward = type(layer).forward.__get__(layer)
+            layer.forward = functools.partial(
+                fused_layer_forward, kernel, weights, layer.self_attn, own_forward
+            )
+            fused += 1
+    return fused
+
+
+def fused_layer_forward(
+    kernel: AmxSplitKernel,
+    weights: FusedLayerWeights,
+    attention: Any,
+    own_forward: Any,
+    hidden_states: Any,
+    attention_mask: Any = None,
+    position_ids: Any = None,
+    past_key_values: Any = None,
+    use_cache: bool | None = False,
+    position_embeddings: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """The layer on one packed tree (``tree_blocks`` given); its own forward for anything else."""
+    blocks = kwargs.get("tree_blocks")
+    if blocks is None or past_key_values is not None or hidden_states.shape[0] != 1:
+        return own_forward(
+            hidden_states,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            position_embeddings=position_embeddings,
+            **kwargs,
+        )
+    w = weights
+    residual = hidden_states[0]
+    nodes = residual.shape[0]
+    qkv = kernel.product(residual, w.qkv, norm=w.input_norm, eps=w.eps)
+    cos, sin = position_embeddings
+    kernel.rotate(qkv, w.heads + w.kv_heads, cos[0], sin[0])
+    query_width, kv_width = w.heads * w.head_dim, w.kv_heads * w.head_dim
+    query, key, value = (
+        part.view(nodes, -1, w.head_dim).transpose(0, 1)[None]
+        for part in qkv.split([query_width, kv_width, kv_width], dim=1)
+    )
+    attended, _ = tree_attention_forward(
+        attention, query, key, value, None, scaling=attention.scaling, tree_blocks=blocks
+    )
+    residual = kernel.product(attended.view(nodes, query_width), w.output, residual=residual)
+    gated = kernel.product(residual, w.gate_up, norm=w.post_norm, eps=w.eps, gated=True)
+    return kernel.product(gated, w.down, residual=residual)[None]
