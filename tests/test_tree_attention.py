@@ -9,7 +9,11 @@ import torch
 from torch.nn.functional import scaled_dot_product_attention
 
 from culture_probe.backends.hf import pack_prefix_trees
-from culture_probe.backends.tree_attention import tree_attention_forward, tree_blocks
+from culture_probe.backends.tree_attention import (
+    tree_attention_forward,
+    tree_attention_on_rows,
+    tree_blocks,
+)
 
 
 class GroupedAttention(torch.nn.Module):
@@ -53,6 +57,26 @@ def test_tree_blocks_give_what_dense_masked_attention_gives(rows: int) -> None:
     ).transpose(1, 2)
     assert sparse.shape == (1, nodes, 9, 16)
     assert torch.allclose(sparse, dense, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 32])
+def test_attention_on_projection_rows_is_the_interface_s_attention(rows: int) -> None:
+    [pack] = pack_prefix_trees(random_pack(seed=rows + 1), pack_tokens=10_000)
+    nodes = len(pack.token_ids)
+    # each node's 6 query heads, 2 key heads and 2 value heads side by side, as a fused product
+    states = torch.randn(nodes, (6 + 2 + 2) * 16, generator=torch.Generator().manual_seed(rows))
+    query, key, value = (
+        part.view(nodes, -1, 16).transpose(0, 1)[None] for part in states.split([96, 32, 32], 1)
+    )
+    blocks = tree_blocks(pack.positions, rows=rows)
+
+    on_rows = tree_attention_on_rows(states, blocks, heads=6, kv_heads=2, head_dim=16, scaling=0.25)
+
+    per_head, _ = tree_attention_forward(
+        GroupedAttention(), query, key, value, None, scaling=0.25, tree_blocks=blocks
+    )
+    assert on_rows.shape == (nodes, 96)
+    assert torch.allclose(on_rows, per_head.reshape(nodes, 96), atol=1e-6)
 
 
 def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:

