@@ -22,6 +22,10 @@ local files: a JSONL dataset whose ``text`` is the prompt with the chat template
 (its ``--apply_chat_template`` and ``--system_instruction`` cannot vary the system message per
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
 
+Where the AMX kernel runs, ``mixed`` fuses each decoder layer around it
+(:mod:`culture_probe.backends.fused`); a row with ``fused_layers: false`` runs transformers' own
+layers around the same products instead, to show what the fusion gains.
+
 A row with ``compile: true`` compiles the decoder layers at load (``torch.compile``; counted in its
 whole-process time, not in its prompts per second). Inductor keeps what it compiled on disk, so its
 first process compiles from scratch and the later ones mostly read the cache; with ``--repeats`` the
@@ -151,15 +155,18 @@ class ModelShape:
         return 2 * self.hidden * self.vocab
 
 
-def packed_flops(shape: ModelShape, sequences: list[list[int]], pack_tokens: int) -> dict[str, int]:
+def packed_flops(
+    shape: ModelShape, sequences: list[list[int]], pack_tokens: int, dtype: str
+) -> dict[str, int]:
     """FLOPs of the prefix-tree path: every node once, each block's rows against its keys."""
-    from culture_probe.backends.hf import pack_prefix_trees
-    from culture_probe.backends.tree_attention import tree_blocks
+    from culture_probe.backends.hf import BLOCK_ROWS, pack_prefix_trees
+    from culture_probe.backends.tree_attention import DEFAULT_BLOCK_ROWS, tree_blocks
 
     packs = pack_prefix_trees(sequences, pack_tokens)
     nodes = sum(len(pack.token_ids) for pack in packs)
     # each block's real rows against its own keys; the padding that evens out widths is left out
-    pairs = sum(tree_blocks(pack.positions).pairs() for pack in packs)
+    rows = BLOCK_ROWS.get(dtype, DEFAULT_BLOCK_ROWS)
+    pairs = sum(tree_blocks(pack.positions, rows=rows).pairs() for pack in packs)
     flops = (
         nodes * shape.linear_flops_per_token()
         + pairs * shape.attention_flops_per_pair()
@@ -492,8 +499,8 @@ def compare(args: argparse.Namespace) -> None:
         return lambda: run_ours(ours_python, prompts_file, work, dtype, options, extra_env)
 
     @functools.cache  # rows with the same pack size (compiled or not) compute the same FLOPs
-    def tree_flops(pack_tokens: int) -> dict[str, int]:
-        return packed_flops(shape, sequences, pack_tokens)
+    def tree_flops(pack_tokens: int, dtype: str) -> dict[str, int]:
+        return packed_flops(shape, sequences, pack_tokens, dtype)
 
     lm_eval_name = f"lm-eval 0.4.13, {args.dtype}"
     runs: dict[str, Any] = {
@@ -523,21 +530,27 @@ def compare(args: argparse.Namespace) -> None:
         for size in sizes:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
-            kinds[name] = (tree_flops(size), dtype, True)
+            kinds[name] = (tree_flops(size, dtype), dtype, True)
     kernel = amx_kernel() is not None
+    if "mixed" in dtypes_shared and kernel:
+        # transformers' own layers around the kernel's products, as before layers were fused
+        size = default_pack_tokens("mixed")
+        name = f"hf, mixed, prefix trees ({size}), layer by layer"
+        runs[name] = ours("mixed", {"fused_layers": False})
+        kinds[name] = (tree_flops(size, "mixed"), "mixed", True)
     if "mixed" in dtypes_shared and kernel:
         # the same row with MKL's products, as on CPUs without AMX
         size = default_pack_tokens("mixed")
         name = f"hf, mixed with MKL instead of the AMX kernel, prefix trees ({size})"
         runs[name] = ours("mixed", {}, {DISABLE_VARIABLE: "0"})
-        kinds[name] = (tree_flops(size), "mixed", True)
+        kinds[name] = (tree_flops(size, "mixed"), "mixed", True)
     # mixed layers compile only around the AMX kernel
     compiled = [d for d in dtypes_shared if d != "mixed" or kernel]
     for dtype in [] if args.no_compile else compiled:
         size = default_pack_tokens(dtype)
         name = f"hf, {dtype}, prefix trees ({size}), compiled"
         runs[name] = ours(dtype, {"compile": True})
-        kinds[name] = (tree_flops(size), dtype, True)
+        kinds[name] = (tree_flops(size, dtype), dtype, True)
     done = interleaved_best(args.repeats, runs)
     rows = [Row(name, done[name], *kinds[name]) for name in runs]
     reference = done[reference_name]
