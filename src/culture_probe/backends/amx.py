@@ -11,6 +11,10 @@ product thus costs half the head's instead of as much. On all 4,144 prompts of t
 the option distributions stay as close to float32 as with MKL's exact split (largest distance
 0.0049 against 0.0051 bits on every 8th prompt, emulated in PyTorch; see ``benchmarks/RESULTS.md``).
 
+The same pass can fold in what a decoder layer does around its products (an RMSNorm of the input,
+a residual sum, a SwiGLU gate), and the library has the rotary embedding too: that is how
+:mod:`culture_probe.backends.fused` runs whole layers.
+
 The C file ships with the package and is compiled at first use with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,
 under a name that holds a hash of the source, the flags and the CPU's feature flags; later

@@ -24,8 +24,16 @@
    The rows are cut into bands (their head and remainder fit a thread's scratch, which stays in
    the core's cache while every column pair passes over it); the bands, and for few rows the
    column pairs too, are shared among the OpenMP threads, which are PyTorch's own when this
-   library is loaded after torch. Built at run time by culture_probe.backends.amx with
-   -march=native -mamx-tile -mamx-bf16 -mamx-int8 -fopenmp. */
+   library is loaded after torch.
+
+   For whole decoder layers (culture_probe.backends.fused) the same pass folds in the float32 work
+   next to a product: an RMSNorm of each input row before it is split, a residual sum or a SwiGLU
+   gate as each output block is written; rotary_embedding rotates q and k in place. They compute
+   what PyTorch's separate operations compute, in the same order of roundings, except the norm's
+   sum of squares (another order) and SiLU's exponential (Cephes' polynomial).
+
+   Built at run time by culture_probe.backends.amx with -march=native -mamx-tile -mamx-bf16
+   -mamx-int8 -fopenmp -ffp-contract=off (no fused multiply-adds but the ones written out). */
 
 #include <immintrin.h>
 #include <math.h>

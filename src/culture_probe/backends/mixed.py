@@ -33,7 +33,8 @@ accumulation. The int8 remainder keeps the same 16 or so bits of each activation
 are as close to float32 as MKL's (on the embedded model, within 0.0004 bits of MKL's on the test
 prompts, and 0.0058 bits of float32 at most on the values study's 4,144 prompts, against 0.0061
 with MKL), and its product costs half the head's instead of as much. The kernel
-also lets the layers be compiled. MKL stays for the tail channels and for CPUs without AMX.
+also lets the layers be compiled, or fused whole around it (:mod:`culture_probe.backends.fused`).
+MKL stays for the tail channels and for CPUs without AMX.
 """
 
 from __future__ import annotations
