@@ -1,4 +1,4 @@
-"""Llama-style decoder layers in five kernel passes, for ``mixed`` on packed prefix trees.
+"""Llama-style decoder layers in five passes around the AMX kernel, for ``mixed`` on packed trees.
 
 Uncompiled, a transformers decoder layer under ``mixed`` spends a third of its time outside its
 matrix products: RMSNorm, the rotary embedding, SiLU and the residual sums are each a few PyTorch
@@ -18,7 +18,9 @@ along. A fused layer is
 Every step computes what transformers' layer computes, in float32 and in the same operations,
 except for the order of the norm's sum of squares and the SiLU's exponential (Cephes' where
 PyTorch uses SLEEF's); a difference in the last bit can move an activation's int8 remainder by one
-step, so the scores agree with the layer-by-layer path to about 1e-4 bits (tested), not exactly.
+step, so the scores agree with the layer-by-layer path to within 0.001 bits (tested), not exactly.
+On the whole values study (4,144 prompts) fused layers scored 1.52 times as many prompts a second
+as transformers' layers around the same kernel, 0.0063 against 0.0061 bits from float32 at most.
 
 Only layers whose computation is known to be this one are fused: transformers'
 ``LlamaDecoderLayer`` (Llama, SmolLM2 and the many models that reuse it) without biases, with
