@@ -9,12 +9,7 @@ import pytest
 import torch
 
 from culture_probe.backends import amx
-from culture_probe.backends.amx import (
-    AmxSplitKernel,
-    PackedWeightStore,
-    amx_kernel,
-    amx_unavailable_reason,
-)
+from culture_probe.backends.amx import AmxSplitKernel, amx_kernel, amx_unavailable_reason
 from culture_probe.backends.mixed import (
     SharedInputProduct,
     amx_projection_class,
@@ -214,59 +209,6 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
     )
     for name, expected in shared.items():
         assert torch.equal(getattr(model, name)(inputs), expected)
-
-
-@requires_amx
-def test_packed_weights_are_read_back_from_the_cache_instead_of_packed_again(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))
-    torch.manual_seed(6)
-    first = Attention()
-    second = Attention()
-    second.load_state_dict(first.state_dict())
-    inputs = torch.randn(7, 64)
-    store = PackedWeightStore("0123456789abcdef-and-more")
-    use_mixed_precision(first, keep=(), pack=True, store=store)
-    store.save()
-    assert store.path.parent == tmp_path / "packed" and store.path.is_file()
-
-    def no_packing(*_: object) -> None:
-        raise AssertionError("packed again")
-
-    monkeypatch.setattr(AmxSplitKernel, "pack", no_packing)
-    again = PackedWeightStore("0123456789abcdef-and-more")
-    use_mixed_precision(second, keep=(), pack=True, store=again)
-
-    assert not again.added
-    for name in ("q_proj", "k_proj", "v_proj"):
-        assert torch.equal(getattr(second, name)(inputs), getattr(first, name)(inputs))
-
-
-@requires_amx
-def test_a_stored_weight_of_another_shape_or_a_broken_file_is_packed_anew(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))
-    store = PackedWeightStore("feedfacefeedface")
-    use_mixed_precision(Attention(), keep=(), pack=True, store=store)
-    store.save()
-    older = store.path.with_name("feedfacefeedface-000000000000.safetensors")
-    other_model = store.path.with_name("0000000000000000-000000000000.safetensors")
-    older.write_bytes(b"an older layout")
-    other_model.write_bytes(b"another model")
-
-    wider = torch.nn.Module()
-    wider.q_proj = torch.nn.Linear(64, 96)  # the name of a stored weight, another shape
-    again = PackedWeightStore("feedfacefeedface")
-    assert again.get("q_proj", 96, 64) is None and again.get("q_proj", 160, 64) is not None
-    use_mixed_precision(wider, keep=(), pack=True, store=again)
-    assert again.added
-    again.save()
-    assert not older.exists() and other_model.exists()  # only this model's older layouts go
-
-    store.path.write_bytes(store.path.read_bytes()[:1000])  # cut short, as by a killed writer
-    assert PackedWeightStore("feedfacefeedface").weights == {}
 
 
 def test_the_switch_turns_the_kernel_off_and_says_so(without_amx: None) -> None:

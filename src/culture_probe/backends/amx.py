@@ -76,14 +76,6 @@ class PackedWeight:
     def columns(self) -> int:
         return int(self.scales.numel())
 
-    def fits(self, columns: int, inner: int) -> bool:
-        """Whether these are the layouts of a ``[columns, inner]`` weight."""
-        return (
-            self.columns == columns
-            and self.head.numel() == columns * inner
-            and self.rest.numel() == columns * int8_depth(inner)
-        )
-
     def select(self, first: int, count: int) -> PackedWeight:
         """Columns ``[first, first + count)``, multiples of 32: slices of the same storage."""
         if first % ALIGNMENT or count % ALIGNMENT or first + count > self.columns:
@@ -215,70 +207,6 @@ class AmxSplitKernel:
         self._rotary(
             states.data_ptr(), rows, columns, heads, head_dim, cos.data_ptr(), sin.data_ptr()
         )
-
-
-class PackedWeightStore:
-    """A model's packed weights, kept in the cache directory between processes.
-
-    Rounding every projection of the embedded model to bfloat16 and packing both layouts takes
-    about 2 s at each start, a fifth of a 200-prompt run's whole process; reading the packed
-    weights back takes a tenth of that. The file is named after the model's content hash and the
-    kernel's source (its layouts), holds safetensors, and is written beside its final name and
-    renamed into place; a file that cannot be read, or a weight of another shape, is packed anew.
-    """
-
-    def __init__(self, model_hash: str) -> None:
-        self.model_hash = model_hash[:16]
-        layout = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-        self.path = cache_dir() / "packed" / f"{self.model_hash}-{layout}.safetensors"
-        self.weights = self._read()
-        self.added = False
-
-    def _read(self) -> dict[str, PackedWeight]:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(self.path))
-        except (OSError, SafetensorError):  # missing, or cut short by a killed writer
-            return {}
-        names = {key.rpartition(".")[0] for key in tensors}
-        parts = ("head", "rest", "scales")
-        return {
-            name: PackedWeight(*(tensors[f"{name}.{part}"] for part in parts))
-            for name in names
-            if all(f"{name}.{part}" in tensors for part in parts)
-        }
-
-    def get(self, name: str, columns: int, inner: int) -> PackedWeight | None:
-        """The stored layouts of the projection(s) at ``name``, if they fit ``[columns, inner]``."""
-        found = self.weights.get(name)
-        return found if found is not None and found.fits(columns, inner) else None
-
-    def put(self, name: str, packed: PackedWeight) -> None:
-        self.weights[name] = packed
-        self.added = True
-
-    def save(self) -> None:
-        """Write the file if anything was packed anew, and drop this model's older layouts."""
-        from safetensors.torch import save_file
-
-        if not self.added:
-            return
-        tensors = {
-            f"{name}.{part}": getattr(packed, part).contiguous()
-            for name, packed in self.weights.items()
-            for part in ("head", "rest", "scales")
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.path.parent) as scratch:
-            written = Path(scratch) / self.path.name
-            save_file(tensors, str(written))
-            os.replace(written, self.path)
-        for older in self.path.parent.glob(f"{self.model_hash}-*.safetensors"):
-            if older != self.path:
-                older.unlink(missing_ok=True)
-        self.added = False
 
 
 @functools.cache

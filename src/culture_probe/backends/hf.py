@@ -13,8 +13,6 @@ and positions as in a forward pass of that prompt alone, so the distribution is 
 float rounding; on the values study this computes about 0.55 of the tokens that one pass per prompt
 would, with no padding. Attention over a pack gathers, block by block, only the keys the block's
 rows can see (:mod:`culture_probe.backends.tree_attention`) instead of masking a dense square.
-Under ``mixed``, where the AMX kernel runs, Llama-style decoder layers run fused around it on
-packs (:mod:`culture_probe.backends.fused`); ``fused_layers=False`` keeps transformers' own.
 ``prefix_sharing=False`` is the reference: prompts sorted by length, batched with right padding,
 the vocabulary projection at each prompt's last token only.
 """
@@ -28,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from culture_probe.backends.amx import PackedWeightStore, amx_kernel, amx_unavailable_reason
+from culture_probe.backends.amx import amx_kernel, amx_unavailable_reason
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
@@ -81,10 +79,9 @@ DEFAULT_PACK_TOKENS = PACK_TOKENS["float32"]
 BLOCK_ROWS = {"mixed": 32}
 
 #: prompt ends that go through the vocabulary projection together. A pack ends only 20 or so
-#: prompts, and each call reads the projection's float32 weight (113 MB for the embedded model)
-#: from memory again: on every 4th values-study prompt under mixed the projection took 0.74 s of
-#: 21.9 one pack at a time, 0.34 s with 256 ends a call. Their logits and log-probabilities take
-#: 100 MB.
+#: prompts, and the projection's float32 weight (113 MB for the embedded model) is read from memory
+#: once a call: one call for several packs read it once for all of them (3% of mixed's scoring
+#: time before, with 256). 256 rows of logits and log-probabilities take 100 MB.
 LEAVES_PER_PROJECTION = 256
 
 
@@ -244,7 +241,6 @@ class HFBackend(Backend):
             _checked_tail_channels(tail_channels) if self.dtype == "mixed" else None
         )
         self.compiled = _checked_compile(compile, self.dtype, self.tail_channels)
-        self.block_rows = BLOCK_ROWS.get(self.dtype, DEFAULT_BLOCK_ROWS)
         if not isinstance(fused_layers, bool):
             raise CultureProbeError(
                 f"--option fused_layers expects true or false, got {fused_layers!r}"
@@ -261,11 +257,7 @@ class HFBackend(Backend):
         model_on_host = AutoModelForCausalLM.from_pretrained(location, dtype=self.activation_dtype)
         if self.dtype == "mixed":
             # weights packed for the AMX kernel at once, unless tail channels are calibrated first
-            pack = self.tail_channels is None
-            store = PackedWeightStore(self.source.content_hash) if pack and amx_kernel() else None
-            use_mixed_precision(model_on_host, pack=pack, store=store)
-            if store is not None:
-                _save_quietly(store)
+            use_mixed_precision(model_on_host, pack=self.tail_channels is None)
             _copy_out_of_the_file(model_on_host)
             if self.tail_channels is not None:
                 calibrate_tail_channels(
@@ -318,7 +310,7 @@ class HFBackend(Backend):
             # (``patch`` is made at run time by torch's config module, so the stubs lack it)
             no_duck_shapes = fx_config.patch(use_duck_shape=False)  # type: ignore[attr-defined]
             with torch.inference_mode(), no_duck_shapes:
-                rows = self.block_rows
+                rows = BLOCK_ROWS.get(self.dtype, DEFAULT_BLOCK_ROWS)
                 for nodes in (rows * 2 - 8, rows * 3 - 8, 8):
                     [pack] = pack_prefix_trees([(tokens * 4)[:nodes]], nodes)
                     self._leaf_log_probs(pack)
@@ -454,7 +446,10 @@ class HFBackend(Backend):
             # one-element placeholder keeps it from building a dense causal mask of its own
             mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
             blocks = tree_blocks(
-                pack.positions, self.block_rows, device=self.device, dtype=self.activation_dtype
+                pack.positions,
+                rows=BLOCK_ROWS.get(self.dtype, DEFAULT_BLOCK_ROWS),
+                device=self.device,
+                dtype=self.activation_dtype,
             )
             extra = {"tree_blocks": blocks}
         else:
@@ -545,14 +540,6 @@ def reuse_freed_activations() -> bool:
         mallopt(_M_MMAP_THRESHOLD, _HEAP_ALLOCATIONS_UP_TO)
         and mallopt(_M_TRIM_THRESHOLD, _HEAP_KEEPS)
     )
-
-
-def _save_quietly(store: PackedWeightStore) -> None:
-    """Keep the packed weights for the next process, unless the cache cannot be written."""
-    try:
-        store.save()
-    except OSError as error:  # a read-only or full cache costs the next start 2 s, nothing else
-        print(f"culture-probe: packed weights not cached ({error})", file=sys.stderr)
 
 
 def _copy_out_of_the_file(model: Any) -> None:

@@ -47,13 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culture_probe.backends.amx import (
-    ALIGNMENT,
-    PackedWeight,
-    PackedWeightStore,
-    amx_kernel,
-    split_product_op,
-)
+from culture_probe.backends.amx import ALIGNMENT, PackedWeight, amx_kernel, split_product_op
 from culture_probe.errors import CultureProbeError
 
 # CBLAS enumerations (mkl_cblas.h)
@@ -187,23 +181,15 @@ class SharedInputProduct:
     just computes anew, so a model that feeds its projections differently stays correct.
     """
 
-    def __init__(
-        self, linears: Sequence[Any], pack: bool = False, packed: PackedWeight | None = None
-    ) -> None:
+    def __init__(self, linears: Sequence[Any], pack: bool = False) -> None:
         """``pack``: pack the weight for the AMX kernel now (where it runs) rather than at the
-        first product; a product packed at once cannot be calibrated for tail channels.
-        ``packed``: these layouts, packed before from the same weights, instead (``pack`` then
-        follows); the float32 weights are not read at all."""
+        first product; a product packed at once cannot be calibrated for tail channels."""
         import torch
 
         self.in_features = linears[0].in_features
-        if packed is not None and amx_kernel() is not None:
-            self.weight: Any = None
-        else:
-            packed = None
-            weights = [linear.weight.detach() for linear in linears]
-            # rounded one by one: a float32 concatenation would be a transient copy of every weight
-            self.weight = torch.cat([w.to(torch.bfloat16) for w in weights]).contiguous()
+        weights = [linear.weight.detach() for linear in linears]
+        # rounded one by one: a float32 concatenation would be a transient copy of every weight
+        self.weight: Any = torch.cat([w.to(torch.bfloat16) for w in weights]).contiguous()
         biases = [
             linear.bias.detach().float()
             if linear.bias is not None
@@ -213,9 +199,9 @@ class SharedInputProduct:
         has_bias = any(linear.bias is not None for linear in linears)
         self.bias = torch.cat(biases) if has_bias else None
         self.members = len(linears)
-        self.columns = sum(int(linear.out_features) for linear in linears)
+        self.columns = int(self.weight.shape[0])
         self.tail: TailChannels | None = None  # None: every channel's remainder
-        self.packed: PackedWeight | None = packed  # the weight in the AMX kernel's layouts
+        self.packed: PackedWeight | None = None  # the weight in the AMX kernel's layouts
         self._energy: Any = None  # per input channel, summed while calibrating
         self._input: Any = None
         self._output: Any = None
@@ -410,10 +396,7 @@ def safetensors_mappings() -> list[tuple[int, int]]:
 
 
 def use_mixed_precision(
-    model: Any,
-    keep: tuple[str, ...] = ("lm_head",),
-    pack: bool = False,
-    store: PackedWeightStore | None = None,
+    model: Any, keep: tuple[str, ...] = ("lm_head",), pack: bool = False
 ) -> int:
     """Swap every ``nn.Linear`` of a float32 model for a split-bfloat16 one; returns how many.
 
@@ -422,8 +405,7 @@ def use_mixed_precision(
     projection by default, which the backends only apply at the positions they read and which is
     tied to the embeddings in many models. ``pack``: pack each weight for the AMX kernel as soon
     as it is rounded (where the kernel runs), so that the row-major copies never all exist at
-    once; leave it off to calibrate tail channels first. ``store`` (with ``pack``): take the
-    layouts it holds for a projection rather than packing them, and give it those packed here.
+    once; leave it off to calibrate tail channels first.
     """
     import torch
 
@@ -439,8 +421,7 @@ def use_mixed_precision(
             if all(isinstance(m, torch.nn.Linear) for m in members) and (
                 len({m.in_features for m in members}) == 1  # type: ignore[union-attr]
             ):
-                name = f"{parent_name}.{names[0]}" if parent_name else names[0]
-                shared = _product(members, name, pack, store)
+                shared = SharedInputProduct(members, pack)
                 release_file_pages([m.weight for m in members], files)  # type: ignore[union-attr]
                 column = 0
                 for name, member in zip(names, members, strict=True):
@@ -450,28 +431,10 @@ def use_mixed_precision(
         for child_name, child in list(parent.named_children()):
             qualified = f"{parent_name}.{child_name}" if parent_name else child_name
             if isinstance(child, torch.nn.Linear) and qualified not in keep:
-                setattr(
-                    parent,
-                    child_name,
-                    module_class(child, _product([child], qualified, pack, store)),
-                )
+                setattr(parent, child_name, module_class(child, pack=pack))
                 release_file_pages([child.weight], files)
                 swapped += 1
     return swapped
-
-
-def _product(
-    linears: Sequence[Any], name: str, pack: bool, store: PackedWeightStore | None
-) -> SharedInputProduct:
-    """The product of ``linears`` (named after the first), its layouts from ``store`` if there."""
-    if not pack or store is None:
-        return SharedInputProduct(linears, pack)
-    columns = sum(int(linear.out_features) for linear in linears)
-    stored = store.get(name, columns, int(linears[0].in_features))
-    product = SharedInputProduct(linears, pack, stored)
-    if stored is None and product.packed is not None:
-        store.put(name, product.packed)
-    return product
 
 
 #: what the tail channels are chosen on: a persona survey conversation of the kind studies render,
