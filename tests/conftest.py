@@ -41,6 +41,16 @@ def without_amx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     amx._load.cache_clear()
 
 
+@pytest.fixture
+def kernel() -> Any:
+    """The AMX kernel, for tests that skip where it cannot run."""
+    from culture_probe.backends.amx import amx_kernel
+
+    found = amx_kernel()
+    assert found is not None
+    return found
+
+
 @pytest.fixture(scope="session")
 def hf_backend() -> Iterator[object]:
     """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session.

@@ -24,13 +24,6 @@ requires_amx = pytest.mark.skipif(
 
 
 @pytest.fixture
-def kernel() -> AmxSplitKernel:
-    found = amx_kernel()
-    assert found is not None
-    return found
-
-
-@pytest.fixture
 def reloaded_kernel() -> Iterator[None]:
     """Forget the loaded kernel for one test, and find it again afterwards."""
     amx._load.cache_clear()

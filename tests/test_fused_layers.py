@@ -21,13 +21,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def kernel() -> AmxSplitKernel:
-    found = amx_kernel()
-    assert found is not None
-    return found
-
-
 def packed_weight(kernel: AmxSplitKernel, columns: int, inner: int, seed: int) -> Any:
     generator = torch.Generator().manual_seed(seed)
     weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
