@@ -65,7 +65,8 @@ class ScoredPrompt:
 #: backend options that change the answers, so runs that differ in them must not share a key; one
 #: left unset (``None``: for ``tail_channels``, mixed's default full split) stays out of it.
 #: ``compile`` fuses bfloat16 operations, which rounds differently, so it is one of them, and so is
-#: ``fused_layers`` (mixed's fused layers sum a norm in another order: about 1e-4 bits apart).
+#: ``fused_layers`` (mixed's fused layers sum a norm in another order: 4e-4 bits apart at most on
+#: the test prompts).
 ANSWER_OPTIONS = ("temperature", "max_tokens", "tail_channels", "compile", "fused_layers")
 
 
