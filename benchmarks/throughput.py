@@ -22,7 +22,7 @@ local files: a JSONL dataset whose ``text`` is the prompt with the chat template
 (its ``--apply_chat_template`` and ``--system_instruction`` cannot vary the system message per
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
 
-Where the AMX kernel runs, ``mixed`` fuses each decoder layer around it
+Where the split kernel runs, ``mixed`` fuses each decoder layer around it
 (:mod:`culture_probe.backends.fused`); a row with ``fused_layers: false`` runs transformers' own
 layers around the same products instead, to show what the fusion gains.
 
@@ -471,8 +471,8 @@ class Row:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from culture_probe.backends.amx import DISABLE_VARIABLE, amx_kernel
     from culture_probe.backends.hf import default_pack_tokens
+    from culture_probe.backends.split_kernel import KERNEL_VARIABLE, split_kernel
     from culture_probe.models import converted_copy, embedded_gguf, resolve_model
 
     model = converted_copy(resolve_model("embedded"))
@@ -523,7 +523,7 @@ def compare(args: argparse.Namespace) -> None:
         runs[name] = ours(dtype, padded)
         kinds[name] = (last_position, dtype, True)
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
-    if amx_kernel() is None and args.dtype != "float32":
+    if split_kernel() is None and args.dtype != "float32":
         dtypes_shared.append("float32")  # what --dtype auto takes on a CPU without the kernel
     for dtype in dtypes_shared:
         sizes = [512, 1024, 2048] if args.sweep else [default_pack_tokens(dtype)]
@@ -531,7 +531,7 @@ def compare(args: argparse.Namespace) -> None:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
             kinds[name] = (tree_flops(size, dtype), dtype, True)
-    kernel = amx_kernel() is not None
+    kernel = split_kernel() is not None
     if "mixed" in dtypes_shared and kernel:
         # transformers' own layers around the kernel's products, as before layers were fused
         size = default_pack_tokens("mixed")
@@ -539,12 +539,12 @@ def compare(args: argparse.Namespace) -> None:
         runs[name] = ours("mixed", {"fused_layers": False})
         kinds[name] = (tree_flops(size, "mixed"), "mixed", True)
     if "mixed" in dtypes_shared and kernel:
-        # the same row with MKL's products, as on CPUs without AMX
+        # the same row with MKL's products, as on CPUs where the split kernel cannot run
         size = default_pack_tokens("mixed")
-        name = f"hf, mixed with MKL instead of the AMX kernel, prefix trees ({size})"
-        runs[name] = ours("mixed", {}, {DISABLE_VARIABLE: "0"})
+        name = f"hf, mixed with MKL instead of the split kernel, prefix trees ({size})"
+        runs[name] = ours("mixed", {}, {KERNEL_VARIABLE: "off"})
         kinds[name] = (tree_flops(size, "mixed"), "mixed", True)
-    # mixed layers compile only around the AMX kernel
+    # mixed layers compile only around the split kernel
     compiled = [d for d in dtypes_shared if d != "mixed" or kernel]
     for dtype in [] if args.no_compile else compiled:
         size = default_pack_tokens(dtype)

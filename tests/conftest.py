@@ -30,24 +30,34 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def without_amx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``mixed`` as on a CPU without AMX tiles: MKL computes the products."""
-    from culture_probe.backends import amx
+def without_kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``mixed`` as on a CPU where the split kernel cannot run: MKL computes the products."""
+    from culture_probe.backends import split_kernel
 
-    monkeypatch.setenv("CULTURE_PROBE_AMX", "0")
-    amx._load.cache_clear()
+    monkeypatch.setenv("CULTURE_PROBE_KERNEL", "off")
+    split_kernel._load.cache_clear()
     yield
-    monkeypatch.delenv("CULTURE_PROBE_AMX")
-    amx._load.cache_clear()
+    monkeypatch.delenv("CULTURE_PROBE_KERNEL")
+    split_kernel._load.cache_clear()
 
 
-@pytest.fixture
-def kernel() -> Any:
-    """The AMX kernel, for tests that skip where it cannot run."""
-    from culture_probe.backends.amx import amx_kernel
+def kernel_builds() -> list[str]:
+    """The split kernel's builds this CPU has the instructions for: ``amx``, ``avx512``, both."""
+    from culture_probe.backends.split_kernel import BUILDS, cpu_feature_flags
 
-    found = amx_kernel()
-    assert found is not None
+    flags = cpu_feature_flags()
+    return [build for build, needs in BUILDS.items() if needs <= flags]
+
+
+@pytest.fixture(params=kernel_builds() or ["none"])
+def kernel(request: pytest.FixtureRequest) -> Any:
+    """Each build of the split kernel this CPU runs, in turn; the test skips where none does."""
+    from culture_probe.backends.split_kernel import cpu_feature_flags, load_build
+
+    if request.param == "none":
+        pytest.skip("this CPU has neither AMX tiles nor AVX-512's bfloat16 and VNNI instructions")
+    found, reason = load_build(request.param, cpu_feature_flags())
+    assert found is not None, reason
     return found
 
 
@@ -56,7 +66,7 @@ def hf_backend() -> Iterator[object]:
     """The embedded SmolLM2-135M-Instruct behind the ``hf`` backend, loaded once per session.
 
     float32 on every machine, so that the reference computations and tolerances do not depend on
-    whether the CPU has AMX tiles (``auto`` would pick ``mixed`` where it has).
+    whether the split kernel runs (``auto`` would pick ``mixed`` where it does).
     """
     from culture_probe.backends import create_backend
 

@@ -10,18 +10,19 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from culture_probe.backends.amx import AmxSplitKernel, amx_kernel, amx_unavailable_reason
 from culture_probe.backends.fused import fusable_weights, use_fused_layers
 from culture_probe.backends.hf import pack_prefix_trees
 from culture_probe.backends.mixed import use_mixed_precision
+from culture_probe.backends.split_kernel import SplitKernel, kernel_unavailable_reason, split_kernel
 from culture_probe.backends.tree_attention import tree_blocks, use_tree_attention
 
 pytestmark = pytest.mark.skipif(
-    amx_kernel() is None, reason=f"the AMX kernel cannot run here: {amx_unavailable_reason()}"
+    split_kernel() is None,
+    reason=f"the split kernel cannot run here: {kernel_unavailable_reason()}",
 )
 
 
-def packed_weight(kernel: AmxSplitKernel, columns: int, inner: int, seed: int) -> Any:
+def packed_weight(kernel: SplitKernel, columns: int, inner: int, seed: int) -> Any:
     generator = torch.Generator().manual_seed(seed)
     weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
     return kernel.pack(weight)
@@ -29,7 +30,7 @@ def packed_weight(kernel: AmxSplitKernel, columns: int, inner: int, seed: int) -
 
 @pytest.mark.parametrize("rows", [5, 100])  # 5: fewer bands than threads, so columns are shared
 def test_the_norm_folded_into_the_split_is_transformers_rmsnorm(
-    kernel: AmxSplitKernel, rows: int
+    kernel: SplitKernel, rows: int
 ) -> None:
     generator = torch.Generator().manual_seed(rows)
     inputs = torch.randn(rows, 576, generator=generator) * 3
@@ -49,7 +50,7 @@ def test_the_norm_folded_into_the_split_is_transformers_rmsnorm(
     assert not torch.allclose(folded, kernel.product(inputs, packed), atol=0.1 * scale)
 
 
-def test_the_residual_is_added_to_the_product(kernel: AmxSplitKernel) -> None:
+def test_the_residual_is_added_to_the_product(kernel: SplitKernel) -> None:
     inputs, residual = torch.randn(70, 64), torch.randn(70, 96)
     packed = packed_weight(kernel, 96, 64, 2)
 
@@ -62,7 +63,7 @@ def test_the_residual_is_added_to_the_product(kernel: AmxSplitKernel) -> None:
 
 @pytest.mark.parametrize("rows", [3, 70])
 def test_a_gated_product_is_silu_of_the_gate_times_the_up_projection(
-    kernel: AmxSplitKernel, rows: int
+    kernel: SplitKernel, rows: int
 ) -> None:
     generator = torch.Generator().manual_seed(3)
     # inputs large enough that the gate reaches far into both tails of SiLU
@@ -82,7 +83,7 @@ def test_a_gated_product_is_silu_of_the_gate_times_the_up_projection(
         kernel.product(inputs, packed_weight(kernel, 96, 128, 4), gated=True)
 
 
-def test_the_rotary_embedding_in_place_is_transformers_to_the_bit(kernel: AmxSplitKernel) -> None:
+def test_the_rotary_embedding_in_place_is_transformers_to_the_bit(kernel: SplitKernel) -> None:
     rows, heads, kv_heads, head_dim = 37, 3, 1, 64
     generator = torch.Generator().manual_seed(5)
     states = torch.randn(rows, (heads + 2 * kv_heads) * head_dim, generator=generator)

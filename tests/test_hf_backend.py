@@ -16,7 +16,7 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from culture_probe.backends import ScoringRequest, amx
+from culture_probe.backends import ScoringRequest, split_kernel
 from culture_probe.backends.hf import HFBackend, pack_prefix_trees, reuse_freed_activations
 from culture_probe.backends.mixed import split_linear_class
 from culture_probe.errors import CultureProbeError
@@ -247,8 +247,8 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
-@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
-def test_mixed_scores_as_faithfully_with_the_amx_kernel_as_with_mkl(
+@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+def test_mixed_scores_as_faithfully_with_the_split_kernel_as_with_mkl(
     mixed_backend: HFBackend,
     values_requests: list[ScoringRequest],
     reference: np.ndarray,
@@ -257,7 +257,7 @@ def test_mixed_scores_as_faithfully_with_the_amx_kernel_as_with_mkl(
     # the module's backend packed its weights for the kernel at its first product
     with_kernel = scored_distributions(mixed_backend, values_requests)
     assert all(module.shared.packed is not None for module in split_projections(mixed_backend))
-    request.getfixturevalue("without_amx")
+    request.getfixturevalue("without_kernel")
     backend = HFBackend(model="embedded", dtype="mixed")
     try:
         with_mkl = scored_distributions(backend, values_requests)
@@ -273,7 +273,7 @@ def test_mixed_scores_as_faithfully_with_the_amx_kernel_as_with_mkl(
     assert abs(from_kernel.max() - from_mkl.max()) < 1e-3
 
 
-@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
+@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
 def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -295,7 +295,7 @@ def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
 
 
-@pytest.mark.skipif(amx.amx_kernel() is None, reason="the AMX kernel cannot run here")
+@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
 def test_fused_mixed_layers_score_what_transformers_layers_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -344,8 +344,8 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     assert mixed_backend.info().options["tail_channels"] is None
     assert "tail_channels" not in mixed_backend.info().key()
     assert all(product.tail is None for product in products.values())
-    # where the AMX kernel runs, each weight is packed for it at load and held only in that layout
-    packed_at_load = amx.amx_kernel() is not None
+    # where the split kernel runs, each weight is packed for it at load and held only in that layout
+    packed_at_load = split_kernel.split_kernel() is not None
     assert all((p.packed is not None) == packed_at_load for p in products.values())
     assert all((p.weight is None) == packed_at_load for p in products.values())
 
@@ -430,6 +430,8 @@ def test_compile_refuses_values_that_are_not_true_or_false_and_partial_splits(
         HFBackend(model="embedded", dtype=dtype, **options)
 
 
-def test_compile_refuses_mixed_without_the_amx_kernel_and_says_why(without_amx: None) -> None:
-    with pytest.raises(CultureProbeError, match="needs the AMX kernel, and CULTURE_PROBE_AMX=0"):
+def test_compile_refuses_mixed_without_the_split_kernel_and_says_why(without_kernel: None) -> None:
+    with pytest.raises(
+        CultureProbeError, match="needs the split kernel, and CULTURE_PROBE_KERNEL=off"
+    ):
         HFBackend(model="embedded", dtype="mixed", compile=True)

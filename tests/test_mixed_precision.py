@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from culture_probe.backends import amx
+from culture_probe.backends import split_kernel
 from culture_probe.backends.hf import HFBackend, pick_dtype
 from culture_probe.backends.mixed import (
     SharedInputProduct,
@@ -69,11 +69,13 @@ def test_dtype_choices_are_checked_and_mixed_is_for_cpus() -> None:
         pick_dtype("mixed", "cuda")
 
 
-def test_auto_is_mixed_only_where_the_amx_kernel_runs(request: pytest.FixtureRequest) -> None:
-    # without the tiles, mixed's MKL products are slower than float32 on some CPUs (AMD Zen 4)
-    expected = "mixed" if {"amx_tile", "amx_bf16"} <= amx.cpu_feature_flags() else "float32"
+def test_auto_is_mixed_only_where_the_split_kernel_runs(request: pytest.FixtureRequest) -> None:
+    # without the kernel, mixed's MKL products are slower than float32 on some CPUs (AMD Zen 4)
+    flags = split_kernel.cpu_feature_flags()
+    runs = any(needs <= flags for needs in split_kernel.BUILDS.values())
+    expected = "mixed" if runs else "float32"
     assert pick_dtype("auto", "cpu") == expected
-    request.getfixturevalue("without_amx")
+    request.getfixturevalue("without_kernel")
     assert pick_dtype("auto", "cpu") == "float32"
 
 

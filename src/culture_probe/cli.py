@@ -78,8 +78,8 @@ DtypeOpt = Annotated[
     str,
     typer.Option(
         "--dtype",
-        help="auto, mixed, bfloat16, float16 or float32. auto: on a CPU with AMX tiles, "
-        "mixed (bfloat16 matrix products, float32 elsewhere; within 0.01 bits of float32), "
+        help="auto, mixed, bfloat16, float16 or float32. auto: on a CPU with AMX or "
+        "AVX512-BF16, mixed (bfloat16 matrix products, float32 elsewhere; within 0.01 bits of float32), "
         "else float32; bfloat16 on a GPU.",
     ),
 ]

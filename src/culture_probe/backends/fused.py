@@ -1,10 +1,10 @@
-"""Llama-style decoder layers in five passes around the AMX kernel, for ``mixed`` on packed trees.
+"""Llama-style decoder layers in five passes around the split kernel, for ``mixed`` on packed trees.
 
 Uncompiled, a transformers decoder layer under ``mixed`` spends a third of its time outside its
 matrix products: RMSNorm, the rotary embedding, SiLU and the residual sums are each a few PyTorch
 operations, and each operation is a pass over the whole pack in float32 (on the values study,
-0.18 of 0.61 ms per token). The AMX kernel (:mod:`culture_probe.backends.amx`) already reads
-every input row once to split it, and writes every output block once, so this work can ride
+0.18 of 0.61 ms per token). The split kernel (:mod:`culture_probe.backends.split_kernel`) already
+reads every input row once to split it, and writes every output block once, so this work can ride
 along. A fused layer is
 
 1. ``qkv = RMSNorm(x) @ [Wq; Wk; Wv].T``: the norm applied to each row as the kernel splits it;
@@ -36,7 +36,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from culture_probe.backends.amx import ALIGNMENT, AmxSplitKernel, PackedWeight, amx_kernel
+from culture_probe.backends.split_kernel import ALIGNMENT, PackedWeight, SplitKernel, split_kernel
 from culture_probe.backends.tree_attention import tree_attention_on_rows
 
 #: the decoder layer classes whose forward :func:`fused_layer_forward` reproduces
@@ -102,7 +102,7 @@ def _shared_packed(*members: Any) -> PackedWeight | None:
         if getattr(member, "shared", None) is not shared or member.column != column:
             return None
         column += member.out_features
-    packed: PackedWeight | None = shared.amx_packed()
+    packed: PackedWeight | None = shared.kernel_packed()
     return packed
 
 
@@ -114,7 +114,7 @@ def _is_rms_norm(norm: Any) -> bool:
 def use_fused_layers(model: Any) -> int:
     """Fuse every fusable decoder layer of ``model`` (prepared by ``use_mixed_precision`` with
     packed weights, its attention the tree attention); returns how many layers were fused."""
-    kernel = amx_kernel()
+    kernel = split_kernel()
     layers = getattr(getattr(model, "model", None), "layers", None)
     if kernel is None or layers is None:
         return 0
@@ -131,7 +131,7 @@ def use_fused_layers(model: Any) -> int:
 
 
 def fused_layer_forward(
-    kernel: AmxSplitKernel,
+    kernel: SplitKernel,
     weights: FusedLayerWeights,
     attention: Any,
     own_forward: Any,

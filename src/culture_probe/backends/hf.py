@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from culture_probe.backends.amx import amx_kernel, amx_unavailable_reason
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
@@ -48,6 +47,7 @@ from culture_probe.backends.mixed import (
     use_compilable_products,
     use_mixed_precision,
 )
+from culture_probe.backends.split_kernel import kernel_unavailable_reason, split_kernel
 from culture_probe.backends.tree_attention import (
     DEFAULT_BLOCK_ROWS,
     tree_blocks,
@@ -66,7 +66,7 @@ DTYPES = ("auto", "mixed", "bfloat16", "float16", "float32")
 #: tail channels); float32 22.5 / 21.6 with 512 / 1,024. With attention batched over blocks and the
 #: heap kept (:func:`reuse_freed_activations`): bfloat16 85.9 / 91.8 / 88.3 with 2,048 / 4,096 /
 #: 8,192; mixed 35.9 / 36.4 / 35.6 with 1,024 / 2,048 / 4,096, so it keeps the smaller pack. With
-#: the AMX kernel (600 prompts, best of 3 taking turns): mixed 33.6 / 30.1 / 31.4, compiled
+#: the split kernel (600 prompts, best of 3 taking turns): mixed 33.6 / 30.1 / 31.4, compiled
 #: 36.3 / 38.6 / 35.0, within the host's spread of each other.
 PACK_TOKENS = {"bfloat16": 4096, "float16": 4096, "mixed": 1024, "float32": 512}
 DEFAULT_PACK_TOKENS = PACK_TOKENS["float32"]
@@ -172,13 +172,14 @@ def _common_prefix_length(first: Sequence[int], second: Sequence[int]) -> int:
 def pick_dtype(requested: str, device: str) -> str:
     """What ``auto`` means on a device; other choices are checked and kept.
 
-    On a CPU where the AMX kernel runs (:mod:`culture_probe.backends.amx`) that is ``mixed``
-    (bfloat16 matrix products, float32 elsewhere: see :mod:`culture_probe.backends.mixed`), which
-    is faster than float32 there and, unlike plain bfloat16, keeps option distributions within
-    0.01 bits of it. On other CPUs it is float32: without the tiles ``mixed`` falls back on MKL's
-    products, which on an AMD EPYC (Zen 4, AVX512-BF16) ran at float32's speed per product, so
-    its two products per projection scored 0.6 times as fast as float32 itself (7.6 against 12.5
-    prompts/s). On a GPU it is bfloat16 (float16 where bfloat16 is missing).
+    On a CPU where the split kernel runs (:mod:`culture_probe.backends.split_kernel`: AMX tiles,
+    or AVX-512's bfloat16 and int8 dot products) that is ``mixed`` (bfloat16 matrix products,
+    float32 elsewhere: see :mod:`culture_probe.backends.mixed`), which is faster than float32 there
+    and, unlike plain bfloat16, keeps option distributions within 0.01 bits of it (on an AMD EPYC
+    Zen 4, 14.1 against 8.7 prompts/s). On other CPUs it is float32: without the kernel
+    ``mixed`` falls back on MKL's products, which on that same Zen 4 ran at float32's speed per
+    product, so its two products per projection scored 0.6 times as fast as float32 itself (7.6
+    against 12.5 prompts/s). On a GPU it is bfloat16 (float16 where bfloat16 is missing).
     """
     if requested not in DTYPES:
         raise CultureProbeError(f"unknown dtype {requested!r}: expected one of {', '.join(DTYPES)}")
@@ -191,7 +192,7 @@ def pick_dtype(requested: str, device: str) -> str:
         import torch
 
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "mixed" if amx_kernel() is not None else "float32"
+    return "mixed" if split_kernel() is not None else "float32"
 
 
 class HFBackend(Backend):
@@ -256,7 +257,7 @@ class HFBackend(Backend):
         self.activation_dtype = getattr(torch, "float32" if self.dtype == "mixed" else self.dtype)
         model_on_host = AutoModelForCausalLM.from_pretrained(location, dtype=self.activation_dtype)
         if self.dtype == "mixed":
-            # weights packed for the AMX kernel at once, unless tail channels are calibrated first
+            # weights packed for the split kernel at once, unless tail channels are calibrated first
             use_mixed_precision(model_on_host, pack=self.tail_channels is None)
             _copy_out_of_the_file(model_on_host)
             if self.tail_channels is not None:
@@ -277,7 +278,7 @@ class HFBackend(Backend):
             self._compile_decoder_layers()
 
     def _fuse_layers(self, requested: bool) -> int:
-        """Fuse the decoder layers around the AMX kernel where they can be; how many were."""
+        """Fuse the decoder layers around the split kernel where they can be; how many were."""
         # compiled layers fuse their own elementwise work; tail channels and MKL have no kernel
         if not requested or self.compiled or self.dtype != "mixed" or not self.tree_attention:
             return 0
@@ -560,10 +561,10 @@ def _checked_compile(value: Any, dtype: str, tail_channels: int | None) -> bool:
         raise CultureProbeError(
             "--option compile=true with --dtype mixed splits every channel: leave tail_channels out"
         )
-    if value and dtype == "mixed" and amx_kernel() is None:
+    if value and dtype == "mixed" and split_kernel() is None:
         raise CultureProbeError(
-            f"--option compile=true with --dtype mixed needs the AMX kernel, and "
-            f"{amx_unavailable_reason()}; MKL's products, which mixed uses instead, cannot be "
+            f"--option compile=true with --dtype mixed needs the split kernel, and "
+            f"{kernel_unavailable_reason()}; MKL's products, which mixed uses instead, cannot be "
             f"compiled. Leave the option out, or use --dtype bfloat16 or float32"
         )
     return value

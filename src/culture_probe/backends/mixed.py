@@ -1,9 +1,10 @@
 """Mixed precision on the CPU: bfloat16 matrix products, float32 everything else.
 
-On CPUs with AMX or AVX512-BF16 a bfloat16 matrix product runs three to four times faster than a
-float32 one. Running the whole model in bfloat16 costs fidelity, though: on the values study it moves
-option distributions by a median 0.02 and up to 0.06 bits (Jensen-Shannon distance) from a float32
-run, and most of that comes from rounding every activation and every product to 8 significant bits.
+On CPUs with AMX a bfloat16 matrix product runs three to four times faster than a float32 one, on
+CPUs with AVX512-BF16 (AMD Zen 4) about twice as fast. Running the whole model in bfloat16 costs
+fidelity, though: on the values study it moves option distributions by a median 0.02 and up to
+0.06 bits (Jensen-Shannon distance) from a float32 run, and most of that comes from rounding every
+activation and every product to 8 significant bits.
 
 ``mixed`` keeps the model in float32 (embeddings, residual stream, norms, rotary embeddings,
 attention, the vocabulary projection) and computes the linear layers of the decoder with MKL's
@@ -26,15 +27,16 @@ prompts of the values study the largest distance from float32 was 0.0112 bits wi
 MKL is the one inside PyTorch's own CPU library, which exports the function; nothing extra is
 installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
 
-On CPUs with AMX tiles the products of every channel go through :mod:`culture_probe.backends.amx`
-instead: one pass that splits the activations and runs both products on the tiles, the head in
-bfloat16 and the remainder in int8 (power-of-two scales per row and per column), with float32
-accumulation. The int8 remainder keeps the same 16 or so bits of each activation, so the scores
-are as close to float32 as MKL's (on the embedded model, within 0.0004 bits of MKL's on the test
-prompts, and 0.0058 bits of float32 at most on the values study's 4,144 prompts, against 0.0061
-with MKL), and its product costs half the head's instead of as much. The kernel
-also lets the layers be compiled, or fused whole around it (:mod:`culture_probe.backends.fused`).
-MKL stays for the tail channels and for CPUs without AMX.
+Where the split kernel runs (CPUs with AMX tiles, or with AVX-512's bfloat16 and int8 dot products)
+the products of every channel go through :mod:`culture_probe.backends.split_kernel` instead: one
+pass that splits the activations and runs both products, the head in bfloat16 and the remainder in
+int8 (power-of-two scales per row and per column), with float32 accumulation. The int8 remainder
+keeps the same 16 or so bits of each activation, so the scores are as close to float32 as MKL's
+(on the embedded model, within 0.0004 bits of MKL's on the test prompts, and 0.0058 bits of
+float32 at most on the values study's 4,144 prompts, against 0.0061 with MKL), and its product
+costs half the head's instead of as much. The kernel also lets the layers be compiled, or fused
+whole around it (:mod:`culture_probe.backends.fused`).
+MKL stays for the tail channels and for CPUs where the kernel cannot run.
 """
 
 from __future__ import annotations
@@ -47,7 +49,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culture_probe.backends.amx import ALIGNMENT, PackedWeight, amx_kernel, split_product_op
+from culture_probe.backends.split_kernel import (
+    ALIGNMENT,
+    PackedWeight,
+    split_kernel,
+    split_product_op,
+)
 from culture_probe.errors import CultureProbeError
 
 # CBLAS enumerations (mkl_cblas.h)
@@ -182,7 +189,7 @@ class SharedInputProduct:
     """
 
     def __init__(self, linears: Sequence[Any], pack: bool = False) -> None:
-        """``pack``: pack the weight for the AMX kernel now (where it runs) rather than at the
+        """``pack``: pack the weight for the split kernel now (where it runs) rather than at the
         first product; a product packed at once cannot be calibrated for tail channels."""
         import torch
 
@@ -201,13 +208,13 @@ class SharedInputProduct:
         self.members = len(linears)
         self.columns = int(self.weight.shape[0])
         self.tail: TailChannels | None = None  # None: every channel's remainder
-        self.packed: PackedWeight | None = None  # the weight in the AMX kernel's layouts
+        self.packed: PackedWeight | None = None  # the weight in the split kernel's layouts
         self._energy: Any = None  # per input channel, summed while calibrating
         self._input: Any = None
         self._output: Any = None
         self._unclaimed = 0
         if pack:
-            self.amx_packed()
+            self.kernel_packed()
 
     def start_calibration(self) -> None:
         """Carry every remainder and sum each input channel's square until :meth:`keep_tail`."""
@@ -234,8 +241,8 @@ class SharedInputProduct:
             self.tail = TailChannels(chosen, self.weight.index_select(1, chosen).contiguous())
         self._energy = None
 
-    def amx_packed(self) -> PackedWeight | None:
-        """The weight in the AMX kernel's layout, or ``None`` where MKL computes the product.
+    def kernel_packed(self) -> PackedWeight | None:
+        """The weight in the split kernel's layout, or ``None`` where MKL computes the product.
 
         Packed at construction (``pack=True``), or else at the first product that carries every
         channel's remainder (not while calibrating). The row-major copy is dropped then: the
@@ -243,7 +250,7 @@ class SharedInputProduct:
         for the embedded model).
         """
         if self.packed is None and self.tail is None and self._energy is None:
-            kernel = amx_kernel()
+            kernel = split_kernel()
             if kernel is not None and kernel.supports(self.in_features, self.columns):
                 self.packed = kernel.pack(self.weight)
                 self.weight = None
@@ -254,9 +261,11 @@ class SharedInputProduct:
             flat = inputs.reshape(-1, self.in_features).float().contiguous()
             if self._energy is not None:
                 self._energy += flat.double().square().sum(dim=0)
-            packed = self.amx_packed()
+            packed = self.kernel_packed()
             if packed is not None:
-                out = split_product_op()(flat, packed.head, packed.rest, packed.scales)
+                out = split_product_op()(
+                    flat, packed.head, packed.rest, packed.scales, packed.offsets
+                )
             else:
                 out = linear_bfloat16_split(flat, self.weight, self.tail)
             if self.bias is not None:
@@ -271,11 +280,11 @@ class SharedInputProduct:
 
 
 @functools.cache
-def amx_projection_class() -> type:
+def kernel_projection_class() -> type:
     """The module class, built on first use so that importing this file does not import torch."""
     import torch
 
-    class AmxProjection(torch.nn.Module):
+    class KernelProjection(torch.nn.Module):
         """A split-bfloat16 projection for ``torch.compile``: one opaque kernel call per forward.
 
         :class:`SharedInputProduct` shares one product among projections by remembering which
@@ -291,13 +300,14 @@ def amx_projection_class() -> type:
             self.in_features = shared.in_features
             self.out_features = width
             aligned = column % ALIGNMENT == 0 and width % ALIGNMENT == 0
-            whole = shared.amx_packed()
+            whole = shared.kernel_packed()
             if whole is None:
-                raise RuntimeError("a compilable projection needs the AMX kernel's packed weight")
+                raise RuntimeError("a compilable projection needs the split kernel's packed weight")
             packed = whole.select(column, width) if aligned else whole
             self.register_buffer("packed_head", packed.head, persistent=False)
             self.register_buffer("packed_rest", packed.rest, persistent=False)
             self.register_buffer("packed_scales", packed.scales, persistent=False)
+            self.register_buffer("packed_offsets", packed.offsets, persistent=False)
             self.columns = packed.columns
             self.offset = 0 if aligned else column
             self.bias_values: torch.Tensor | None = (
@@ -306,8 +316,8 @@ def amx_projection_class() -> type:
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             flat = inputs.reshape(-1, self.in_features)
-            out: torch.Tensor = torch.ops.culture_probe.amx_split_product(
-                flat, self.packed_head, self.packed_rest, self.packed_scales
+            out: torch.Tensor = torch.ops.culture_probe.split_product(
+                flat, self.packed_head, self.packed_rest, self.packed_scales, self.packed_offsets
             )
             if self.columns != self.out_features:
                 out = out[:, self.offset : self.offset + self.out_features]
@@ -315,25 +325,25 @@ def amx_projection_class() -> type:
                 out = out + self.bias_values
             return out.reshape(*inputs.shape[:-1], self.out_features)
 
-    return AmxProjection
+    return KernelProjection
 
 
 def use_compilable_products(model: Any) -> int:
     """Give every split projection of ``model`` its own kernel call, for ``torch.compile``.
 
-    Needs the AMX kernel (:func:`culture_probe.backends.amx.amx_kernel`) and a model prepared by
+    Needs the split kernel (:func:`culture_probe.backends.split_kernel.split_kernel`) and a model prepared by
     :func:`use_mixed_precision` without tail channels. Returns how many projections changed.
     """
-    split_class, projection_class = split_linear_class(), amx_projection_class()
+    split_class, projection_class = split_linear_class(), kernel_projection_class()
     changed = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if not isinstance(child, split_class):
                 continue
             shared: SharedInputProduct = getattr(child, "shared")  # noqa: B009 (a dynamic class)
-            if shared.amx_packed() is None:
+            if shared.kernel_packed() is None:
                 raise RuntimeError(
-                    "compiled mixed products need the AMX kernel and no tail channels"
+                    "compiled mixed products need the split kernel and no tail channels"
                 )
             width = int(getattr(child, "out_features"))  # noqa: B009
             setattr(parent, name, projection_class(shared, int(getattr(child, "column")), width))  # noqa: B009
@@ -403,7 +413,7 @@ def use_mixed_precision(
     Projections of one input (:data:`SHARED_INPUT_SETS`, where a module has them all with the same
     input width) share one product. ``keep`` names modules left in float32: the vocabulary
     projection by default, which the backends only apply at the positions they read and which is
-    tied to the embeddings in many models. ``pack``: pack each weight for the AMX kernel as soon
+    tied to the embeddings in many models. ``pack``: pack each weight for the split kernel as soon
     as it is rounded (where the kernel runs), so that the row-major copies never all exist at
     once; leave it off to calibrate tail channels first.
     """

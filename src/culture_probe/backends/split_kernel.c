@@ -1,14 +1,16 @@
-/* A float32 linear layer from bfloat16 and int8 products on Intel AMX tiles, for `--dtype mixed`.
+/* A float32 linear layer from bfloat16 and int8 products, for `--dtype mixed`: on Intel's AMX
+   tiles where the CPU has them (built with -mamx-*), else with AVX-512's BF16 and VNNI dot
+   products (AMD Zen 4 and 5, Intel Cooper Lake and later).
 
    out[rows, columns] = x[rows, inner] @ W.T, with x float32 and W bfloat16. Each row of x is
    split into a bfloat16 head and the remainder the head could not hold. The head is multiplied
-   by W in bfloat16 on the tiles, with float32 accumulation and float32 output, which PyTorch's
+   by W in bfloat16, with float32 accumulation and float32 output, which PyTorch's
    own bfloat16 products on the CPU do not offer (they round their output to bfloat16).
 
    The remainder is at most half a unit in the head's last place, 2**-8 of the input, so its
    product needs only a few significant bits: it is carried in int8, each row with a power-of-two
-   scale (its largest value lands above 63.5 and at most 127), and multiplied on the int8 tiles,
-   which do twice the bfloat16 tiles' work per instruction, by an int8 copy of W with a
+   scale (its largest value lands above 63.5 and at most 127), and multiplied in int8, which does
+   twice bfloat16's work per instruction (tiles or vectors alike), by an int8 copy of W with a
    power-of-two scale per column. Power-of-two scales keep every rescaling exact. Rounding the
    remainder to int8 moves each value by less than 2**-8 / 127 (about 2**-15) of its row's largest
    input, where a bfloat16 input alone is off by up to 2**-8 of its own size; the int8 weights are
@@ -19,7 +21,9 @@
    pack_weight_int8 into groups of 16 columns of `depth / 4` rows of 16 column quadruples, with
    `depth` the inner dimension padded with zeros to a multiple of 64. Each output block of
    32 x 32 is four 16 x 16 accumulator tiles fed by two A tiles (16 rows x 64 bytes) and two B
-   tiles per step: 32 inner values for the head, 64 for the remainder.
+   tiles per step: 32 inner values for the head, 64 for the remainder. With AVX-512 the same
+   layouts serve vdpbf16ps and vpdpbusd: one row of a B tile is one vector of 16 columns' pairs or
+   quadruples, met by a broadcast pair or quadruple of an input row.
 
    The rows are cut into bands (their head and remainder fit a thread's scratch, which stays in
    the core's cache while every column pair passes over it); the bands, and for few rows the
@@ -32,8 +36,9 @@
    what PyTorch's separate operations compute, in the same order of roundings, except the norm's
    sum of squares (another order) and SiLU's exponential (Cephes' polynomial).
 
-   Built at run time by culture_probe.backends.amx with -march=native -mamx-tile -mamx-bf16
-   -mamx-int8 -fopenmp -ffp-contract=off (no fused multiply-adds but the ones written out). */
+   Built at run time by culture_probe.backends.split_kernel with -march=native -fopenmp
+   -ffp-contract=off (no fused multiply-adds but the ones written out), and -mamx-tile -mamx-bf16
+   -mamx-int8 for the tiles. */
 
 #include <immintrin.h>
 #include <math.h>
@@ -44,9 +49,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define BLOCK 32
+
+#ifdef __AMX_TILE__
+/* the int8 remainder as the tiles take it: signed */
+#define REST_BIAS 0
+
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
-#define BLOCK 32
 
 typedef struct {
     uint8_t palette_id;
@@ -60,6 +70,15 @@ typedef struct {
 int amx_request(void) {
     return (int)syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
 }
+#else
+/* AVX-512's int8 dot product (vpdpbusd) takes one operand unsigned: the remainder is stored with
+   128 added, and each column's sum of int8 weights times 128 (`offsets`, from pack_weight_int8)
+   is taken off the product again, exactly, in int32 */
+#define REST_BIAS 128
+
+/* no tiles to ask for */
+int amx_request(void) { return 0; }
+#endif
 
 static inline float from_bfloat16(uint16_t value) {
     uint32_t bits = (uint32_t)value << 16;
@@ -94,7 +113,7 @@ void pack_weight(const uint16_t *weight, int64_t columns, int64_t inner, uint16_
 /* weight [columns, inner] bfloat16 -> packed [columns / 16][depth / 4][16][4] int8 and a
    power-of-two scale per column: weight ~ packed * scale */
 void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, int8_t *packed,
-                      float *scales) {
+                      float *scales, int32_t *offsets) {
     int64_t depth = int8_depth(inner);
     memset(packed, 0, columns * depth);
     for (int64_t column = 0; column < columns; ++column) {
@@ -104,13 +123,18 @@ void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, in
         float scale = power_of_two_scale(largest), inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         scales[column] = scale;
         int64_t group = column / 16, lane = column % 16;
+        int32_t sum = 0;
         for (int64_t k = 0; k < inner; ++k) {
             int64_t row = group * (depth / 4) + k / 4;
-            packed[(row * 16 + lane) * 4 + k % 4] = (int8_t)nearbyintf(from_bfloat16(values[k]) * inverse);
+            int8_t step = (int8_t)nearbyintf(from_bfloat16(values[k]) * inverse);
+            packed[(row * 16 + lane) * 4 + k % 4] = step;
+            sum += step;
         }
+        offsets[column] = REST_BIAS * sum;
     }
 }
 
+#ifdef __AMX_TILE__
 static void configure_tiles(void) {
     tile_config config;
     memset(&config, 0, sizeof config);
@@ -121,6 +145,7 @@ static void configure_tiles(void) {
     }
     _tile_loadconfig(&config);
 }
+#endif
 
 /* where a thread keeps a band of rows of x, split */
 typedef struct {
@@ -164,10 +189,10 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
     for (int64_t r = 0; r < padded; ++r) {
         uint16_t *h = band.head + r * inner;
         int8_t *l = band.rest + r * depth;
-        memset(l + inner, 0, depth - inner);
+        memset(l + inner, REST_BIAS, depth - inner);
         if (r >= count) {
             memset(h, 0, inner * sizeof *h);
-            memset(l, 0, inner);
+            memset(l, REST_BIAS, inner);
             band.rest_scales[r] = 0.0f;
             continue;
         }
@@ -184,12 +209,15 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
             __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
             /* to the nearest integer (the default rounding mode), at most 127 in size */
             __m512i steps = _mm512_cvtps_epi32(_mm512_mul_ps(rest, inverse));
-            _mm_storeu_si128((__m128i *)(l + k), _mm512_cvtsepi32_epi8(steps));
+            __m128i bytes = _mm512_cvtsepi32_epi8(steps);
+            if (REST_BIAS) bytes = _mm_xor_si128(bytes, _mm_set1_epi8((char)0x80));
+            _mm_storeu_si128((__m128i *)(l + k), bytes);
         }
         band.rest_scales[r] = scale;
     }
 }
 
+#ifdef __AMX_TILE__
 /* tiles 0-3 = the 32 x 32 block of head @ columns b0 | b1, float32 */
 static void head_product(const uint16_t *head, int64_t inner, const uint16_t *b0,
                          const uint16_t *b1) {
@@ -236,6 +264,74 @@ static void store_tiles(void *block, int64_t stride) {
     _tile_stored(3, base + 16 * stride + 64, stride);
 }
 
+/* the 32 x 32 block of head @ columns b0 | b1 into `values` (float32, rows `stride` floats
+   apart), and of rest @ int8 columns c0 | c1, less the bias's share `offsets`, into `sums` */
+static void block_products(const uint16_t *head, int64_t inner, const uint16_t *b0,
+                           const uint16_t *b1, const int8_t *rest, int64_t depth,
+                           const int8_t *c0, const int8_t *c1, const int32_t *offsets,
+                           float *values, int64_t stride, int32_t *sums) {
+    head_product(head, inner, b0, b1);
+    store_tiles(values, stride * 4);
+    rest_product(rest, depth, c0, c1);
+    store_tiles(sums, BLOCK * 4);
+    (void)offsets;
+}
+#else
+/* rows of the block each AVX-512 step holds: 8 rows x 32 columns are 16 accumulators, and each
+   step along the inner dimension loads two vectors of weights for 16 dot-product instructions */
+#define STEP_ROWS 8
+
+/* the same two products as the AMX version, with AVX-512's bfloat16 and int8 dot products: each
+   weight vector holds 16 columns' pairs (bfloat16) or quadruples (int8) of inner values, the
+   layout the tiles read, and meets a broadcast pair or quadruple of each row's inputs */
+static void block_products(const uint16_t *head, int64_t inner, const uint16_t *b0,
+                           const uint16_t *b1, const int8_t *rest, int64_t depth,
+                           const int8_t *c0, const int8_t *c1, const int32_t *offsets,
+                           float *values, int64_t stride, int32_t *sums) {
+    for (int r0 = 0; r0 < BLOCK; r0 += STEP_ROWS) {
+        __m512 left[STEP_ROWS], right[STEP_ROWS];
+        for (int i = 0; i < STEP_ROWS; ++i) left[i] = right[i] = _mm512_setzero_ps();
+        const uint16_t *a = head + r0 * inner;
+        for (int64_t k = 0; k < inner; k += 2) {
+            __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + k * 16);
+            __m512bh w1 = (__m512bh)_mm512_loadu_si512(b1 + k * 16);
+            for (int i = 0; i < STEP_ROWS; ++i) {
+                int32_t pair;
+                memcpy(&pair, a + i * inner + k, sizeof pair);
+                __m512bh x = (__m512bh)_mm512_set1_epi32(pair);
+                left[i] = _mm512_dpbf16_ps(left[i], x, w0);
+                right[i] = _mm512_dpbf16_ps(right[i], x, w1);
+            }
+        }
+        for (int i = 0; i < STEP_ROWS; ++i) {
+            _mm512_storeu_ps(values + (r0 + i) * stride, left[i]);
+            _mm512_storeu_ps(values + (r0 + i) * stride + 16, right[i]);
+        }
+    }
+    __m512i bias0 = _mm512_loadu_si512(offsets), bias1 = _mm512_loadu_si512(offsets + 16);
+    for (int r0 = 0; r0 < BLOCK; r0 += STEP_ROWS) {
+        __m512i left[STEP_ROWS], right[STEP_ROWS];
+        for (int i = 0; i < STEP_ROWS; ++i) left[i] = right[i] = _mm512_setzero_si512();
+        const int8_t *a = rest + r0 * depth;
+        for (int64_t k = 0; k < depth; k += 4) {
+            __m512i w0 = _mm512_loadu_si512(c0 + k * 16);
+            __m512i w1 = _mm512_loadu_si512(c1 + k * 16);
+            for (int i = 0; i < STEP_ROWS; ++i) {
+                int32_t quad;
+                memcpy(&quad, a + i * depth + k, sizeof quad);
+                __m512i x = _mm512_set1_epi32(quad);
+                left[i] = _mm512_dpbusd_epi32(left[i], x, w0);
+                right[i] = _mm512_dpbusd_epi32(right[i], x, w1);
+            }
+        }
+        for (int i = 0; i < STEP_ROWS; ++i) {
+            _mm512_storeu_si512(sums + (r0 + i) * BLOCK, _mm512_sub_epi32(left[i], bias0));
+            _mm512_storeu_si512(sums + (r0 + i) * BLOCK + 16, _mm512_sub_epi32(right[i], bias1));
+        }
+    }
+}
+#endif
+
 /* block[r][c] += sums[r][c] * row_scales[r] * column_scales[c]; the scales are powers of two, so
    the only rounding is the sum's (and the int32's conversion above 2**24) */
 static void add_rest(float *block, int64_t stride, const int32_t *sums, const float *row_scales,
@@ -275,12 +371,10 @@ static inline __m512 exp16(__m512 x) {
    remainder, into `values`, rows `stride` floats apart */
 static void block_product(const split_band *band, int64_t r, int64_t inner, int64_t depth,
                           const uint16_t *b, int64_t pair_stride, const int8_t *c,
-                          int64_t int8_pair_stride, const float *column_scales, float *values,
-                          int64_t stride, int32_t *sums) {
-    head_product(band->head + r * inner, inner, b, b + pair_stride / 2);
-    store_tiles(values, stride * 4);
-    rest_product(band->rest + r * depth, depth, c, c + int8_pair_stride / 2);
-    store_tiles(sums, BLOCK * 4);
+                          int64_t int8_pair_stride, const float *column_scales,
+                          const int32_t *offsets, float *values, int64_t stride, int32_t *sums) {
+    block_products(band->head + r * inner, inner, b, b + pair_stride / 2, band->rest + r * depth,
+                   depth, c, c + int8_pair_stride / 2, offsets, values, stride, sums);
     add_rest(values, stride, sums, band->rest_scales + r, column_scales);
 }
 
@@ -313,7 +407,8 @@ static void write_block(float *out, int64_t stride, const float *values, const f
        [rows, columns / 2] = silu(x @ gate.T) * (x @ up.T), a SwiGLU layer's activation.
    Returns 0, or -1 when the threads' scratch could not be allocated (out is then untouched). */
 int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *packed,
-                  const int8_t *packed_int8, const float *column_scales, int64_t columns,
+                  const int8_t *packed_int8, const float *column_scales,
+                  const int32_t *column_offsets, int64_t columns,
                   int64_t scratch_bytes, const float *norm, float eps, const float *residual,
                   int gated, float *out) {
     int64_t threads = omp_get_max_threads();
@@ -347,7 +442,9 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
                            (float *)(mine + band_rows * (2 * inner + depth))};
         float values[BLOCK * BLOCK], up[BLOCK * BLOCK];
         int32_t sums[BLOCK * BLOCK];
+#ifdef __AMX_TILE__
         configure_tiles();
+#endif
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < bands * parts; ++item) {
             int64_t first = item / parts * band_rows, part = item % parts;
@@ -359,27 +456,31 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
                 const uint16_t *b = packed + unit * pair_stride;
                 const int8_t *c = packed_int8 + unit * int8_pair_stride;
                 const float *scales = column_scales + unit * BLOCK;
+                const int32_t *offsets = column_offsets + unit * BLOCK;
                 for (int64_t r = 0; r < padded; r += BLOCK) {
                     int64_t valid = count - r < BLOCK ? count - r : BLOCK;
                     float *target = out + (first + r) * width + unit * BLOCK;
                     if (!gated && !residual && valid == BLOCK) { /* straight into out */
                         block_product(&band, r, inner, depth, b, pair_stride, c,
-                                      int8_pair_stride, scales, target, width, sums);
+                                      int8_pair_stride, scales, offsets, target, width, sums);
                         continue;
                     }
                     block_product(&band, r, inner, depth, b, pair_stride, c, int8_pair_stride,
-                                  scales, values, BLOCK, sums);
+                                  scales, offsets, values, BLOCK, sums);
                     if (gated) /* the up projection's block: the same rows, `units` pairs on */
                         block_product(&band, r, inner, depth, b + units * pair_stride,
                                       pair_stride, c + units * int8_pair_stride,
-                                      int8_pair_stride, scales + units * BLOCK, up, BLOCK, sums);
+                                      int8_pair_stride, scales + units * BLOCK,
+                                      offsets + units * BLOCK, up, BLOCK, sums);
                     const float *base =
                         residual ? residual + (first + r) * width + unit * BLOCK : NULL;
                     write_block(target, width, values, base, gated ? up : NULL, valid);
                 }
             }
         }
+#ifdef __AMX_TILE__
         _tile_release();
+#endif
     }
     free(scratches);
     return 0;

@@ -1,15 +1,21 @@
-"""The AMX kernel behind ``--dtype mixed``: bfloat16 products with float32 output, at tile speed.
+"""The split kernel behind ``--dtype mixed``: bfloat16 products with float32 output, at bfloat16 speed.
 
 ``mixed`` needs bfloat16 products that accumulate and return float32 (see
 :mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product on the CPU rounds its output
 to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not, ran at about half of
-PyTorch's speed here and needs the activation split in a separate pass. ``amx_split.c`` does the
-split and both products in one pass on the AMX tiles: the bfloat16 head on the bfloat16 tiles and
-the remainder, which needs only a few significant bits, in int8 on the int8 tiles, which do twice
-the work per instruction (see the C file for the scales and the error bound). The remainder's
-product thus costs half the head's instead of as much. On all 4,144 prompts of the values study
-the option distributions stay as close to float32 as with MKL's exact split (largest distance
-0.0049 against 0.0051 bits on every 8th prompt, emulated in PyTorch; see ``benchmarks/RESULTS.md``).
+PyTorch's speed and needs the activation split in a separate pass. ``split_kernel.c`` does the
+split and both products in one pass: the bfloat16 head in bfloat16 and the remainder, which needs
+only a few significant bits, in int8, where the CPU does twice the work per instruction (see the C
+file for the scales and the error bound). The remainder's product thus costs half the head's
+instead of as much. On all 4,144 prompts of the values study the option distributions stay as
+close to float32 as with MKL's exact split (largest distance 0.0049 against 0.0051 bits on every
+8th prompt, emulated in PyTorch; see ``benchmarks/RESULTS.md``).
+
+The same source builds two ways. Where the CPU has AMX tiles and Linux grants them, the products
+run on the tiles (``build == "amx"``). Elsewhere, on CPUs with AVX-512's bfloat16 and int8 dot
+products (AMD Zen 4 and 5, Intel Cooper Lake and later), they run on the vector units
+(``build == "avx512"``) with the same layouts and the same results up to the order of float32
+sums. ``CULTURE_PROBE_KERNEL`` chooses: ``auto`` (the default), ``amx``, ``avx512`` or ``off``.
 
 The same pass can fold in what a decoder layer does around its products (an RMSNorm of the input,
 a residual sum, a SwiGLU gate), and the library has the rotary embedding too: that is how
@@ -18,9 +24,9 @@ a residual sum, a SwiGLU gate), and the library has the rotary embedding too: th
 The C file ships with the package and is compiled at first use with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,
 under a name that holds a hash of the source, the flags and the CPU's feature flags; later
-processes load it in milliseconds. Where the CPU has no AMX, Linux does not grant the tile state,
-there is no C compiler, or ``CULTURE_PROBE_AMX=0`` is set, :func:`amx_kernel` returns ``None``,
-says why in :func:`amx_unavailable_reason`, and ``mixed`` uses MKL as before.
+processes load it in milliseconds. Where the CPU has neither build's instructions, there is no C
+compiler, or ``CULTURE_PROBE_KERNEL=off`` is set, :func:`split_kernel` returns ``None``, says why
+in :func:`kernel_unavailable_reason`, and ``mixed`` uses MKL as before.
 """
 
 from __future__ import annotations
@@ -38,19 +44,27 @@ from typing import Any
 
 from culture_probe.models import cache_dir
 
-SOURCE = Path(__file__).with_name("amx_split.c")
+SOURCE = Path(__file__).with_name("split_kernel.c")
 FLAGS = (
-    "-O3", "-march=native", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-fopenmp", "-shared", "-fPIC",
+    "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC",
     # a * b + c stays two roundings, as in PyTorch's separate operations, unless written as an FMA
     "-ffp-contract=off",
 )  # fmt: skip
+#: the products on AMX's tiles; without these flags the same source uses AVX-512 instructions
+TILE_FLAGS = ("-mamx-tile", "-mamx-bf16", "-mamx-int8")
+#: what each build needs of the CPU, as /proc/cpuinfo names it, in the order ``auto`` tries them
+BUILDS = {
+    "amx": frozenset({"amx_tile", "amx_bf16", "amx_int8", "avx512_bf16"}),
+    "avx512": frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni"}),
+}
 #: a thread's share of the split activations: a band of rows that stays in the core's 2 MB cache
 SCRATCH_BYTES = 1 << 20
 #: the kernel works in 32 x 32 output blocks and steps of 32 along the inner dimension
 ALIGNMENT = 32
 #: the int8 layout steps by 64 along the inner dimension, padded with zeros up to it
 INT8_STEP = 64
-DISABLE_VARIABLE = "CULTURE_PROBE_AMX"
+#: auto (the default: AMX where Linux grants it, else AVX-512), amx, avx512, or off
+KERNEL_VARIABLE = "CULTURE_PROBE_KERNEL"
 
 
 def int8_depth(inner: int) -> int:
@@ -66,11 +80,14 @@ class PackedWeight:
         head: bfloat16 ``[columns * inner]``, the layout of the bfloat16 tiles.
         rest: int8 ``[columns * int8_depth(inner)]``, the layout of the int8 tiles.
         scales: float32 ``[columns]``, the power of two each column's int8 values are scaled by.
+        offsets: int32 ``[columns]``, each column's sum of int8 values times the bias the
+            AVX-512 build adds to the remainder (zero for the tiles).
     """
 
     head: Any
     rest: Any
     scales: Any
+    offsets: Any
 
     @property
     def columns(self) -> int:
@@ -86,23 +103,26 @@ class PackedWeight:
             self.head[first * inner : (first + count) * inner],
             self.rest[first * depth : (first + count) * depth],
             self.scales[first : first + count],
+            self.offsets[first : first + count],
         )
 
 
-class AmxSplitKernel:
-    """The compiled ``amx_split.c``: :meth:`pack` a weight once, then :meth:`product` per call."""
+class SplitKernel:
+    """The compiled ``split_kernel.c``: :meth:`pack` a weight once, then :meth:`product` per call."""
 
-    def __init__(self, library: ctypes.CDLL) -> None:
+    def __init__(self, library: ctypes.CDLL, build: str) -> None:
+        #: "amx" (the products on AMX tiles) or "avx512" (AVX-512 BF16 and VNNI instructions)
+        self.build = build
         integer, pointer = ctypes.c_int64, ctypes.c_void_p
         self._pack = library.pack_weight
         self._pack.argtypes = [pointer, integer, integer, pointer]
         self._pack.restype = None
         self._pack_int8 = library.pack_weight_int8
-        self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer]
+        self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer, pointer]
         self._pack_int8.restype = None
         self._product = library.split_product
         self._product.argtypes = [
-            pointer, integer, integer, pointer, pointer, pointer, integer, integer,
+            pointer, integer, integer, pointer, pointer, pointer, pointer, integer, integer,
             pointer, ctypes.c_float, pointer, ctypes.c_int, pointer,
         ]  # fmt: skip
         self._product.restype = ctypes.c_int
@@ -132,8 +152,16 @@ class AmxSplitKernel:
         self._pack(weight.data_ptr(), columns, inner, head.data_ptr())
         rest = torch.empty(columns * int8_depth(inner), dtype=torch.int8)
         scales = torch.empty(columns, dtype=torch.float32)
-        self._pack_int8(weight.data_ptr(), columns, inner, rest.data_ptr(), scales.data_ptr())
-        return PackedWeight(head, rest, scales)
+        offsets = torch.empty(columns, dtype=torch.int32)
+        self._pack_int8(
+            weight.data_ptr(),
+            columns,
+            inner,
+            rest.data_ptr(),
+            scales.data_ptr(),
+            offsets.data_ptr(),
+        )
+        return PackedWeight(head, rest, scales, offsets)
 
     def product(
         self,
@@ -177,12 +205,12 @@ class AmxSplitKernel:
         residual = None if residual is None else residual.to(torch.float32).contiguous()
         status = self._product(
             inputs.data_ptr(), rows, inner, packed.head.data_ptr(), packed.rest.data_ptr(),
-            packed.scales.data_ptr(), columns, SCRATCH_BYTES,
+            packed.scales.data_ptr(), packed.offsets.data_ptr(), columns, SCRATCH_BYTES,
             None if norm is None else norm.data_ptr(), eps,
             None if residual is None else residual.data_ptr(), int(gated), out.data_ptr(),
         )  # fmt: skip
         if status != 0:
-            raise MemoryError(f"the AMX kernel could not allocate its scratch ({rows}x{inner})")
+            raise MemoryError(f"the split kernel could not allocate its scratch ({rows}x{inner})")
         return out
 
     def rotate(self, states: Any, heads: int, cos: Any, sin: Any) -> None:
@@ -210,37 +238,53 @@ class AmxSplitKernel:
 
 
 @functools.cache
-def _load() -> tuple[AmxSplitKernel | None, str]:
-    if os.environ.get(DISABLE_VARIABLE, "").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"{DISABLE_VARIABLE}={os.environ[DISABLE_VARIABLE]} turns it off"
+def _load() -> tuple[SplitKernel | None, str]:
+    choice = os.environ.get(KERNEL_VARIABLE, "auto").strip().lower() or "auto"
+    if choice in ("0", "false", "no", "off"):
+        return None, f"{KERNEL_VARIABLE}={os.environ[KERNEL_VARIABLE]} turns it off"
+    if choice != "auto" and choice not in BUILDS:
+        return None, f"{KERNEL_VARIABLE} is {choice!r}, not one of auto, amx, avx512, off"
     cpu_flags = cpu_feature_flags()
-    if not {"amx_tile", "amx_bf16", "amx_int8"} <= cpu_flags:
-        return None, "this CPU has no AMX-BF16 and AMX-INT8 tiles"
+    reasons = []
+    for build in BUILDS if choice == "auto" else [choice]:
+        kernel, reason = load_build(build, cpu_flags)
+        if kernel is not None:
+            return kernel, ""
+        reasons.append(reason)
+    return None, "; ".join(reasons)
+
+
+def load_build(build: str, cpu_flags: set[str]) -> tuple[SplitKernel | None, str]:
+    """One build of the kernel (``amx`` or ``avx512``), compiled and loaded, or why it cannot be."""
+    missing = BUILDS[build] - cpu_flags
+    if missing:
+        return None, f"this CPU lacks {', '.join(sorted(missing))} for the {build} build"
     import torch  # first: the kernel's OpenMP calls must resolve to PyTorch's own runtime
 
     del torch
+    flags = (*FLAGS, *TILE_FLAGS) if build == "amx" else FLAGS
     try:
-        library = ctypes.CDLL(str(_compiled(sorted(cpu_flags))))
+        library = ctypes.CDLL(str(_compiled(flags, sorted(cpu_flags))))
     except (OSError, subprocess.SubprocessError) as error:
-        return None, f"the kernel could not be built or loaded ({error})"
+        return None, f"the {build} kernel could not be built or loaded ({error})"
     if library.amx_request() != 0:
         return None, "Linux did not grant this process AMX's tile state"
-    return AmxSplitKernel(library), ""
+    return SplitKernel(library, build), ""
 
 
-def amx_kernel() -> AmxSplitKernel | None:
+def split_kernel() -> SplitKernel | None:
     """The kernel, compiled and loaded once per process, or ``None`` where it cannot run."""
     return _load()[0]
 
 
-def amx_unavailable_reason() -> str:
-    """Why :func:`amx_kernel` is ``None``; empty when it is not."""
+def kernel_unavailable_reason() -> str:
+    """Why :func:`split_kernel` is ``None``; empty when it is not."""
     return _load()[1]
 
 
 @functools.cache
 def split_product_op() -> Any:
-    """``culture_probe::amx_split_product(inputs, head, rest, scales)`` as a PyTorch operator.
+    """``culture_probe::split_product(inputs, head, rest, scales, offsets)``, an operator.
 
     An operator rather than a plain call so that ``torch.compile`` keeps it as one opaque call
     (with a shape-only version for tracing) and fuses the float32 work around it.
@@ -248,21 +292,21 @@ def split_product_op() -> Any:
     import torch
 
     @torch.library.custom_op(
-        "culture_probe::amx_split_product",
+        "culture_probe::split_product",
         mutates_args=(),
-        schema="(Tensor inputs, Tensor head, Tensor rest, Tensor scales) -> Tensor",
+        schema="(Tensor inputs, Tensor head, Tensor rest, Tensor scales, Tensor offsets) -> Tensor",
     )
-    def amx_split_product(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
-        kernel = amx_kernel()
+    def split_product(inputs: Any, head: Any, rest: Any, scales: Any, offsets: Any) -> Any:
+        kernel = split_kernel()
         if kernel is None:
-            raise RuntimeError(f"the AMX kernel is not available: {amx_unavailable_reason()}")
-        return kernel.product(inputs, PackedWeight(head, rest, scales))
+            raise RuntimeError(f"the split kernel is not available: {kernel_unavailable_reason()}")
+        return kernel.product(inputs, PackedWeight(head, rest, scales, offsets))
 
-    @amx_split_product.register_fake
-    def _(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
+    @split_product.register_fake
+    def _(inputs: Any, head: Any, rest: Any, scales: Any, offsets: Any) -> Any:
         return inputs.new_empty((inputs.shape[0], scales.shape[0]), dtype=torch.float32)
 
-    return amx_split_product
+    return split_product
 
 
 def cpu_feature_flags() -> set[str]:
@@ -277,16 +321,16 @@ def cpu_feature_flags() -> set[str]:
     return set()
 
 
-def _compiled(cpu_flags: list[str]) -> Path:
+def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> Path:
     """The shared library for this source, flags and CPU, built once into the cache."""
     compiler = _compiler()
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(
         b"\0".join(
-            [source, " ".join(FLAGS).encode(), compiler.encode(), *map(str.encode, cpu_flags)]
+            [source, " ".join(flags).encode(), compiler.encode(), *map(str.encode, cpu_flags)]
         )
     ).hexdigest()[:16]
-    target = cache_dir() / "kernels" / f"amx_split-{digest}.so"
+    target = cache_dir() / "kernels" / f"split_kernel-{digest}.so"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +338,7 @@ def _compiled(cpu_flags: list[str]) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         built = Path(scratch) / target.name
         result = subprocess.run(
-            [compiler, *FLAGS, "-o", str(built), str(SOURCE)],
+            [compiler, *flags, "-o", str(built), str(SOURCE)],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if result.returncode != 0:

@@ -1,4 +1,4 @@
-"""The AMX kernel behind ``--dtype mixed``, against exact arithmetic, its formula and its layout."""
+"""The split kernel behind ``--dtype mixed``, against exact arithmetic, its formula and its layout."""
 
 from __future__ import annotations
 
@@ -8,36 +8,42 @@ from pathlib import Path
 import pytest
 import torch
 
-from culture_probe.backends import amx
-from culture_probe.backends.amx import AmxSplitKernel, amx_kernel, amx_unavailable_reason
+from culture_probe.backends import split_kernel as kernel_module
 from culture_probe.backends.mixed import (
     SharedInputProduct,
-    amx_projection_class,
+    kernel_projection_class,
     linear_bfloat16_split,
     use_compilable_products,
     use_mixed_precision,
 )
+from culture_probe.backends.split_kernel import (
+    KERNEL_VARIABLE,
+    SplitKernel,
+    kernel_unavailable_reason,
+    split_kernel,
+)
 
-requires_amx = pytest.mark.skipif(
-    amx_kernel() is None, reason=f"the AMX kernel cannot run here: {amx_unavailable_reason()}"
+requires_kernel = pytest.mark.skipif(
+    split_kernel() is None,
+    reason=f"the split kernel cannot run here: {kernel_unavailable_reason()}",
 )
 
 
 @pytest.fixture
 def reloaded_kernel() -> Iterator[None]:
     """Forget the loaded kernel for one test, and find it again afterwards."""
-    amx._load.cache_clear()
+    kernel_module._load.cache_clear()
     yield
-    amx._load.cache_clear()
+    kernel_module._load.cache_clear()
 
 
-@requires_amx
+@requires_kernel
 @pytest.mark.parametrize(
     ("rows", "inner", "columns"),
     [(1, 32, 32), (31, 64, 96), (33, 96, 64), (70, 576, 960), (300, 160, 32)],
 )
 def test_products_of_integers_are_exact(
-    kernel: AmxSplitKernel, rows: int, inner: int, columns: int
+    kernel: SplitKernel, rows: int, inner: int, columns: int
 ) -> None:
     generator = torch.Generator().manual_seed(rows)
     # integers of up to 13 bits take both bfloat16 parts (8 bits each), and with weights of at
@@ -77,12 +83,12 @@ def split_formula(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return head.double() @ weight.double().T + scaled
 
 
-@requires_amx
+@requires_kernel
 @pytest.mark.parametrize(
     ("rows", "inner", "columns"), [(1, 64, 32), (37, 576, 192), (257, 1536, 64), (40, 96, 32)]
 )
 def test_products_follow_the_split_formula_and_come_close_to_float64(
-    kernel: AmxSplitKernel, rows: int, inner: int, columns: int
+    kernel: SplitKernel, rows: int, inner: int, columns: int
 ) -> None:
     generator = torch.Generator().manual_seed(inner)
     inputs = torch.randn(rows, inner, generator=generator)
@@ -103,8 +109,8 @@ def test_products_follow_the_split_formula_and_come_close_to_float64(
     assert (rounded_inputs - exact).abs().max() > 5e-4 * scale
 
 
-@requires_amx
-def test_the_kernel_stays_close_to_mkl_s_exact_split(kernel: AmxSplitKernel) -> None:
+@requires_kernel
+def test_the_kernel_stays_close_to_mkl_s_exact_split(kernel: SplitKernel) -> None:
     generator = torch.Generator().manual_seed(7)
     inputs = torch.randn(64, 576, generator=generator)
     weight = (torch.randn(96, 576, generator=generator) * 0.05).to(torch.bfloat16)
@@ -117,8 +123,8 @@ def test_the_kernel_stays_close_to_mkl_s_exact_split(kernel: AmxSplitKernel) -> 
     assert not torch.equal(product, mkl)  # the remainder is rounded to int8 here
 
 
-@requires_amx
-def test_a_block_of_columns_is_a_slice_of_the_packed_weight(kernel: AmxSplitKernel) -> None:
+@requires_kernel
+def test_a_block_of_columns_is_a_slice_of_the_packed_weight(kernel: SplitKernel) -> None:
     weight = torch.randn(128, 96).to(torch.bfloat16)
 
     whole = kernel.pack(weight)
@@ -132,8 +138,8 @@ def test_a_block_of_columns_is_a_slice_of_the_packed_weight(kernel: AmxSplitKern
         whole.select(16, 32)
 
 
-@requires_amx
-def test_the_result_does_not_depend_on_the_number_of_threads(kernel: AmxSplitKernel) -> None:
+@requires_kernel
+def test_the_result_does_not_depend_on_the_number_of_threads(kernel: SplitKernel) -> None:
     inputs = torch.randn(100, 576)
     packed = kernel.pack(torch.randn(64, 576).to(torch.bfloat16))
     threads = torch.get_num_threads()
@@ -149,13 +155,13 @@ def test_the_result_does_not_depend_on_the_number_of_threads(kernel: AmxSplitKer
 
 
 def test_shapes_off_the_kernel_blocks_are_not_supported() -> None:
-    assert AmxSplitKernel.supports(576, 960)
-    assert not AmxSplitKernel.supports(16, 64)  # the inner dimension steps by 32
-    assert not AmxSplitKernel.supports(64, 20)  # so do the columns
-    assert not AmxSplitKernel.supports(0, 32)
+    assert SplitKernel.supports(576, 960)
+    assert not SplitKernel.supports(16, 64)  # the inner dimension steps by 32
+    assert not SplitKernel.supports(64, 20)  # so do the columns
+    assert not SplitKernel.supports(0, 32)
 
 
-@requires_amx
+@requires_kernel
 def test_a_product_of_aligned_projections_packs_its_weight_and_keeps_its_results() -> None:
     torch.manual_seed(4)
     linears = [torch.nn.Linear(64, 32), torch.nn.Linear(64, 64, bias=False)]
@@ -184,7 +190,7 @@ class Attention(torch.nn.Module):
         self.v_proj = torch.nn.Linear(64, 48, bias=False)
 
 
-@requires_amx
+@requires_kernel
 def test_compilable_projections_give_what_the_shared_product_gives() -> None:
     torch.manual_seed(5)
     model = Attention()
@@ -194,7 +200,7 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
 
     assert use_compilable_products(model) == 3
 
-    assert all(isinstance(getattr(model, name), amx_projection_class()) for name in shared)
+    assert all(isinstance(getattr(model, name), kernel_projection_class()) for name in shared)
     assert model.q_proj.packed_head.numel() == 64 * 64  # its own slice of the packed weight
     assert model.k_proj.packed_head.numel() == 160 * 64  # off the blocks: the whole product, sliced
     assert (
@@ -204,12 +210,54 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
         assert torch.equal(getattr(model, name)(inputs), expected)
 
 
-def test_the_switch_turns_the_kernel_off_and_says_so(without_amx: None) -> None:
-    assert amx_kernel() is None
-    assert amx_unavailable_reason() == "CULTURE_PROBE_AMX=0 turns it off"
+def test_the_switch_turns_the_kernel_off_and_says_so(without_kernel: None) -> None:
+    assert split_kernel() is None
+    assert kernel_unavailable_reason() == "CULTURE_PROBE_KERNEL=off turns it off"
 
 
-@requires_amx
+def test_an_unknown_switch_value_leaves_the_kernel_out_and_names_the_choices(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None
+) -> None:
+    monkeypatch.setenv(KERNEL_VARIABLE, "tiles")
+    assert split_kernel() is None
+    assert kernel_unavailable_reason() == (
+        "CULTURE_PROBE_KERNEL is 'tiles', not one of auto, amx, avx512, off"
+    )
+
+
+@pytest.mark.parametrize("build", sorted(kernel_module.BUILDS))
+def test_the_switch_picks_a_build_or_says_what_the_cpu_lacks(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, build: str
+) -> None:
+    monkeypatch.setenv(KERNEL_VARIABLE, build.upper())
+    missing = kernel_module.BUILDS[build] - kernel_module.cpu_feature_flags()
+    found = split_kernel()
+    if missing:  # the AVX-512 build on a CPU without it, or the tiles on one without AMX
+        assert found is None
+        assert kernel_unavailable_reason().startswith("this CPU lacks ")
+        assert f"for the {build} build" in kernel_unavailable_reason()
+    elif found is None:  # the tiles where Linux does not grant them
+        assert kernel_unavailable_reason() == "Linux did not grant this process AMX's tile state"
+    else:
+        assert found.build == build
+
+
+def test_auto_prefers_the_tiles_and_falls_back_on_avx512(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None
+) -> None:
+    monkeypatch.setenv(KERNEL_VARIABLE, "auto")
+    flags = kernel_module.cpu_feature_flags()
+    found = split_kernel()
+    runnable = [b for b, needs in kernel_module.BUILDS.items() if needs <= flags]
+    if not runnable:
+        assert found is None and "this CPU lacks" in kernel_unavailable_reason()
+    else:
+        assert found is not None and found.build in runnable
+        # the tiles where the CPU has them and Linux grants them, else the vector build
+        assert found.build == runnable[0] or kernel_module.load_build("amx", flags)[0] is None
+
+
+@requires_kernel
 def test_a_missing_or_failing_compiler_leaves_the_kernel_out_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, tmp_path: Path
 ) -> None:
@@ -217,26 +265,26 @@ def test_a_missing_or_failing_compiler_leaves_the_kernel_out_with_the_reason(
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
 
-    assert amx_kernel() is None
-    assert "no C compiler: set CC or install gcc" in amx_unavailable_reason()
+    assert split_kernel() is None
+    assert "no C compiler: set CC or install gcc" in kernel_unavailable_reason()
 
-    amx._load.cache_clear()
+    kernel_module._load.cache_clear()
     monkeypatch.setenv("CC", "/bin/false")
-    assert amx_kernel() is None
-    assert "/bin/false exited with 1" in amx_unavailable_reason()
+    assert split_kernel() is None
+    assert "/bin/false exited with 1" in kernel_unavailable_reason()
     assert not list((tmp_path / "kernels").iterdir())  # no half-built library left behind
 
 
-@requires_amx
+@requires_kernel
 def test_the_library_is_built_once_and_loaded_from_the_cache(
     monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))
 
-    assert amx_kernel() is not None
+    assert split_kernel() is not None
     [built] = (tmp_path / "kernels").iterdir()
     stamp = built.stat().st_mtime_ns
-    amx._load.cache_clear()
-    assert amx_kernel() is not None
+    kernel_module._load.cache_clear()
+    assert split_kernel() is not None
     assert [built] == list((tmp_path / "kernels").iterdir())
     assert built.stat().st_mtime_ns == stamp
