@@ -43,10 +43,9 @@ def without_kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def kernel_builds() -> list[str]:
     """The split kernel's builds this CPU has the instructions for: ``amx``, ``avx512``, both."""
-    from culture_probe.backends.split_kernel import BUILDS, cpu_feature_flags
+    from culture_probe.backends.split_kernel import cpu_builds
 
-    flags = cpu_feature_flags()
-    return [build for build, needs in BUILDS.items() if needs <= flags]
+    return cpu_builds()
 
 
 @pytest.fixture(params=kernel_builds() or ["none"])

@@ -309,6 +309,12 @@ def split_product_op() -> Any:
     return split_product
 
 
+def cpu_builds() -> list[str]:
+    """The builds this CPU has the instructions for, in the order ``auto`` tries them."""
+    flags = cpu_feature_flags()
+    return [build for build, needs in BUILDS.items() if needs <= flags]
+
+
 def cpu_feature_flags() -> set[str]:
     """The CPU's feature flags as Linux lists them; empty where ``/proc/cpuinfo`` is not there."""
     try:
