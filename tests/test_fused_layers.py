@@ -45,8 +45,9 @@ def test_the_norm_folded_into_the_split_is_transformers_rmsnorm(
     after = kernel.product(normalised, packed)
     scale = after.abs().max()
     # the sum of squares is added in another order: a last-bit difference in a normalised input
-    # can move its int8 remainder by a step, about 2**-15 of the row's largest value
-    assert (folded - after).abs().max() < 1e-5 * scale
+    # can move its integer step by one, about 2**-15 of the row's largest value for the tiles'
+    # int8 remainder and 2**-13 of its group's for the AVX-512 build's int16 inputs
+    assert (folded - after).abs().max() < {"amx": 1e-5, "avx512": 5e-5}[kernel.build] * scale
     assert not torch.allclose(folded, kernel.product(inputs, packed), atol=0.1 * scale)
 
 
@@ -159,8 +160,9 @@ def test_fused_layers_compute_what_transformers_layers_compute() -> None:
     fused = tree_forward(model, sequences)
 
     scale = exact.abs().max()
-    # the same float32 steps up to their order, around the same products (measured: 2e-5)
-    assert 0 < (fused - by_layer).abs().max() < 1e-4 * scale
+    # the same float32 steps up to their order, around the same products (measured: 2e-5 with
+    # the tiles; none at all with the AVX-512 build, whose int16 steps absorbed the differences)
+    assert (fused - by_layer).abs().max() < 1e-4 * scale
     # both as close to float32 as bfloat16 weights allow, and not float32 itself
     assert (by_layer - exact).abs().max() > 1e-4 * scale
     assert (fused - exact).abs().max() < 2 * (by_layer - exact).abs().max()

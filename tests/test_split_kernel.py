@@ -46,8 +46,9 @@ def test_products_of_integers_are_exact(
     kernel: SplitKernel, rows: int, inner: int, columns: int
 ) -> None:
     generator = torch.Generator().manual_seed(rows)
-    # integers of up to 13 bits take both bfloat16 parts (8 bits each), and with weights of at
-    # most 4 over 576 terms no partial sum reaches 2**24, where float32 would start to round
+    # integers of up to 13 bits take both bfloat16 parts (8 bits each), or one int16 step each;
+    # with weights of at most 4 over 576 terms no partial sum reaches 2**24, where float32 would
+    # start to round
     inputs = torch.randint(-7_000, 7_001, (rows, inner), generator=generator).float()
     weight = torch.randint(-4, 5, (columns, inner), generator=generator).to(torch.bfloat16)
 
@@ -58,36 +59,55 @@ def test_products_of_integers_are_exact(
     assert torch.equal(product.double(), exact)
 
 
-def power_of_two_scale(largest: torch.Tensor) -> torch.Tensor:
-    """The smallest power of two ``s`` with ``largest / s <= 127``, and 0 for (near) zeros."""
-    mantissa, exponent = torch.frexp(largest.float() / 127)
+def power_of_two_scale(largest: torch.Tensor, levels: float = 127) -> torch.Tensor:
+    """The smallest power of two ``s`` with ``largest / s <= levels``, and 0 for (near) zeros."""
+    mantissa, exponent = torch.frexp(largest.float() / levels)
     exponent = torch.where(mantissa == 0.5, exponent - 1, exponent)
     scale = torch.ldexp(torch.ones_like(largest, dtype=torch.float32), exponent)
     return torch.where(largest > 2.0**-100, scale, torch.zeros_like(scale))
 
 
-def int8_steps(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def integer_steps(rows: torch.Tensor, levels: float = 127) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's power-of-two scale, and the row in whole steps of it (rounded, ties to even)."""
-    scales = power_of_two_scale(rows.abs().amax(dim=1))
+    scales = power_of_two_scale(rows.abs().amax(dim=1), levels)
     return scales, torch.round(rows / torch.where(scales > 0, scales, 1).unsqueeze(1))
 
 
 def split_formula(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The kernel's arithmetic in float64: bfloat16 head, int8 remainder and int8 weight."""
+    """The tiles' arithmetic in float64: bfloat16 head, int8 remainder and int8 weight."""
+    weight = weight.to(torch.bfloat16)
     head = inputs.to(torch.bfloat16)
     rest = inputs - head.float()  # exact in float32
-    row_scales, steps = int8_steps(rest)
-    column_scales, weight_steps = int8_steps(weight.float())
+    row_scales, steps = integer_steps(rest)
+    column_scales, weight_steps = integer_steps(weight.float())
     rest_product = steps.double() @ weight_steps.double().T
     scaled = rest_product * row_scales.double().unsqueeze(1) * column_scales.double()
     return head.double() @ weight.double().T + scaled
+
+
+def int16_formula(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The AVX-512 build's arithmetic in float64: int16 steps of each group of 64 inputs (at most
+    8191) and of each weight column (at most 4095), each with its power-of-two scale."""
+    column_scales, weight_steps = integer_steps(weight.float(), levels=4095)
+    total = torch.zeros(inputs.shape[0], weight.shape[0], dtype=torch.float64)
+    for start in range(0, inputs.shape[1], 64):
+        group = slice(start, start + 64)
+        row_scales, steps = integer_steps(inputs[:, group], levels=8191)
+        sums = steps.double() @ weight_steps[:, group].double().T
+        total += sums * row_scales.double().unsqueeze(1)
+    return total * column_scales.double()
+
+
+def kernel_formula(build: str, inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """What a build of the kernel computes, in float64, up to the order of its float32 sums."""
+    return split_formula(inputs, weight) if build == "amx" else int16_formula(inputs, weight)
 
 
 @requires_kernel
 @pytest.mark.parametrize(
     ("rows", "inner", "columns"), [(1, 64, 32), (37, 576, 192), (257, 1536, 64), (40, 96, 32)]
 )
-def test_products_follow_the_split_formula_and_come_close_to_float64(
+def test_products_follow_the_build_s_formula_and_come_close_to_float64(
     kernel: SplitKernel, rows: int, inner: int, columns: int
 ) -> None:
     generator = torch.Generator().manual_seed(inner)
@@ -95,18 +115,23 @@ def test_products_follow_the_split_formula_and_come_close_to_float64(
     inputs[0, : inner // 2] *= 50  # a row with a wide range, and (below) one with none at all
     if rows > 1:
         inputs[-1] = inputs[-1].to(torch.bfloat16).float()
-    weight = (torch.randn(columns, inner, generator=generator) * 0.05).to(torch.bfloat16)
+    weight = torch.randn(columns, inner, generator=generator) * 0.05
+    # the tiles take bfloat16 weights; the AVX-512 build keeps 13 bits of each float32 column
+    weight = weight.to(torch.bfloat16).float() if kernel.build == "amx" else weight
 
     product = kernel.product(inputs, kernel.pack(weight))
 
     exact = inputs.double() @ weight.double().T
     scale = exact.abs().max()
     # float32 accumulation of the same terms in another order
-    assert (product.double() - split_formula(inputs, weight)).abs().max() < 1e-6 * scale
-    # the int8 remainder keeps about 16 bits of each input; bfloat16 inputs alone are 20 times off
-    assert (product.double() - exact).abs().max() < 1e-4 * scale
-    rounded_inputs = inputs.to(torch.bfloat16).double() @ weight.double().T
-    assert (rounded_inputs - exact).abs().max() > 5e-4 * scale
+    formula = kernel_formula(kernel.build, inputs, weight)
+    assert (product.double() - formula).abs().max() < 1e-6 * scale
+    # both builds keep far more than bfloat16 products would: the tiles about 16 bits of each
+    # input, the AVX-512 build 13 bits of each group of inputs and of each weight column
+    error = (product.double() - exact).abs().max()
+    rounded = inputs.to(torch.bfloat16).double() @ weight.to(torch.bfloat16).double().T
+    assert error < {"amx": 1e-4, "avx512": 6e-4}[kernel.build] * scale
+    assert (rounded - exact).abs().max() > 4 * error
 
 
 @requires_kernel
@@ -119,8 +144,9 @@ def test_the_kernel_stays_close_to_mkl_s_exact_split(kernel: SplitKernel) -> Non
 
     mkl = linear_bfloat16_split(inputs, weight)
     exact = inputs.double() @ weight.double().T
-    assert (product - mkl).abs().max() <= 1e-4 * exact.abs().max()
-    assert not torch.equal(product, mkl)  # the remainder is rounded to int8 here
+    tolerance = {"amx": 1e-4, "avx512": 6e-4}[kernel.build]
+    assert (product - mkl).abs().max() <= tolerance * exact.abs().max()
+    assert not torch.equal(product, mkl)  # rounded to int8 (remainder) or int16 (inputs) here
 
 
 @requires_kernel
@@ -174,10 +200,28 @@ def test_a_product_of_aligned_projections_packs_its_weight_and_keeps_its_results
     assert first is second  # both members' columns from one product
     assert product.packed is not None and product.weight is None  # packed once, kept once
     bias = torch.cat([linears[0].bias.detach(), torch.zeros(64)])
-    expected = split_formula(inputs, rounded) + bias
+    build = kernel_module.split_kernel().build  # type: ignore[union-attr]
+    expected = kernel_formula(build, inputs, rounded.float()) + bias
     assert torch.allclose(first.double(), expected, rtol=0, atol=1e-6)
     with pytest.raises(RuntimeError, match="calibrate tail channels before the first product"):
         product.start_calibration()
+
+
+@requires_kernel
+def test_a_product_packed_at_once_packs_the_float32_weight() -> None:
+    torch.manual_seed(6)
+    linears = [torch.nn.Linear(128, 64, bias=False), torch.nn.Linear(128, 32, bias=False)]
+    weight = torch.cat([linear.weight.detach() for linear in linears])
+    inputs = torch.randn(7, 128)
+
+    product = SharedInputProduct(linears, pack=True)
+
+    assert product.packed is not None and product.weight is None  # never a bfloat16 copy
+    build = kernel_module.split_kernel().build  # type: ignore[union-attr]
+    expected = kernel_formula(build, inputs, weight)
+    assert torch.allclose(product.output_for(inputs).double(), expected, rtol=0, atol=1e-6)
+    if build == "avx512":  # 13 bits of each column where bfloat16 would keep 8
+        assert not torch.allclose(expected, int16_formula(inputs, weight.bfloat16().float()))
 
 
 class Attention(torch.nn.Module):
@@ -203,9 +247,10 @@ def test_compilable_projections_give_what_the_shared_product_gives() -> None:
     assert all(isinstance(getattr(model, name), kernel_projection_class()) for name in shared)
     assert model.q_proj.packed_head.numel() == 64 * 64  # its own slice of the packed weight
     assert model.k_proj.packed_head.numel() == 160 * 64  # off the blocks: the whole product, sliced
-    assert (
-        model.k_proj.packed_rest.numel() == 160 * 64 and model.k_proj.packed_scales.numel() == 160
-    )
+    kernel = kernel_module.split_kernel()
+    assert kernel is not None
+    assert model.k_proj.packed_rest.numel() == 160 * kernel.rest_depth(64)
+    assert model.k_proj.packed_scales.numel() == 160
     for name, expected in shared.items():
         assert torch.equal(getattr(model, name)(inputs), expected)
 

@@ -79,8 +79,8 @@ DtypeOpt = Annotated[
     typer.Option(
         "--dtype",
         help="auto, mixed, bfloat16, float16 or float32. auto: on a CPU with AMX or "
-        "AVX512-BF16, mixed (bfloat16 matrix products, float32 elsewhere; within 0.01 bits of float32), "
-        "else float32; bfloat16 on a GPU.",
+        "AVX512-VNNI, mixed (bfloat16 or int16 matrix products with float32 sums, float32 "
+        "elsewhere; within 0.01 bits of float32), else float32; bfloat16 on a GPU.",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Prompts per forward pass.", min=1)]

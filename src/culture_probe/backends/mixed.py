@@ -27,15 +27,17 @@ prompts of the values study the largest distance from float32 was 0.0112 bits wi
 MKL is the one inside PyTorch's own CPU library, which exports the function; nothing extra is
 installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
 
-Where the split kernel runs (CPUs with AMX tiles, or with AVX-512's bfloat16 and int8 dot products)
-the products of every channel go through :mod:`culture_probe.backends.split_kernel` instead: one
-pass that splits the activations and runs both products, the head in bfloat16 and the remainder in
-int8 (power-of-two scales per row and per column), with float32 accumulation. The int8 remainder
-keeps the same 16 or so bits of each activation, so the scores are as close to float32 as MKL's
-(on the embedded model, within 0.0004 bits of MKL's on the test prompts, and 0.0058 bits of
-float32 at most on the values study's 4,144 prompts, against 0.0061 with MKL), and its product
-costs half the head's instead of as much. The kernel also lets the layers be compiled, or fused
-whole around it (:mod:`culture_probe.backends.fused`).
+Where the split kernel runs (:mod:`culture_probe.backends.split_kernel`) the products of every
+channel go through it instead, in one pass that prepares the activations and runs the products
+with float32 accumulation. On AMX tiles it is the same split, the remainder in int8 (power-of-two
+scales per row and per column), which keeps the same 16 or so bits of each activation: the scores
+are as close to float32 as MKL's (within 0.0004 bits of MKL's on the test prompts, and 0.0058
+bits of float32 at most on the values study's 4,144 prompts, against 0.0061 with MKL), and the
+remainder's product costs half the head's instead of as much. With AVX-512 alone (AMD Zen 4) it
+is one int16 product instead: 13 bits of each group of 64 activations and 12 of each weight
+column, taken from the float32 weight, which is then never rounded to bfloat16 (0.0040 bits from
+float32 at most on 200 values-study prompts, at the cost of one product). The kernel also lets the
+layers be compiled, or fused whole around it (:mod:`culture_probe.backends.fused`).
 MKL stays for the tail channels and for CPUs where the kernel cannot run.
 """
 
@@ -195,8 +197,16 @@ class SharedInputProduct:
 
         self.in_features = linears[0].in_features
         weights = [linear.weight.detach() for linear in linears]
-        # rounded one by one: a float32 concatenation would be a transient copy of every weight
-        self.weight: Any = torch.cat([w.to(torch.bfloat16) for w in weights]).contiguous()
+        self.columns = sum(int(w.shape[0]) for w in weights)
+        self.packed: PackedWeight | None = None  # the weight in the split kernel's layouts
+        kernel = split_kernel() if pack else None
+        if kernel is not None and kernel.supports(self.in_features, self.columns):
+            # packed from float32 where the build keeps more of the weight than bfloat16 does
+            self.packed = kernel.pack(torch.cat(weights).float())
+            self.weight: Any = None
+        else:
+            # rounded one by one: a float32 concatenation would be a transient copy of every weight
+            self.weight = torch.cat([w.to(torch.bfloat16) for w in weights]).contiguous()
         biases = [
             linear.bias.detach().float()
             if linear.bias is not None
@@ -206,15 +216,11 @@ class SharedInputProduct:
         has_bias = any(linear.bias is not None for linear in linears)
         self.bias = torch.cat(biases) if has_bias else None
         self.members = len(linears)
-        self.columns = int(self.weight.shape[0])
         self.tail: TailChannels | None = None  # None: every channel's remainder
-        self.packed: PackedWeight | None = None  # the weight in the split kernel's layouts
         self._energy: Any = None  # per input channel, summed while calibrating
         self._input: Any = None
         self._output: Any = None
         self._unclaimed = 0
-        if pack:
-            self.kernel_packed()
 
     def start_calibration(self) -> None:
         """Carry every remainder and sum each input channel's square until :meth:`keep_tail`."""

@@ -1,31 +1,40 @@
-/* A float32 linear layer from bfloat16 and int8 products, for `--dtype mixed`: on Intel's AMX
-   tiles where the CPU has them (built with -mamx-*), else with AVX-512's BF16 and VNNI dot
-   products (AMD Zen 4 and 5, Intel Cooper Lake and later).
+/* A float32 linear layer from integer and bfloat16 products, for `--dtype mixed`, in two builds:
+   on Intel's AMX tiles where the CPU has them (built with -mamx-*), else with AVX-512's VNNI dot
+   products (AMD Zen 4 and 5, Intel Cascade Lake and later).
 
-   out[rows, columns] = x[rows, inner] @ W.T, with x float32 and W bfloat16. Each row of x is
-   split into a bfloat16 head and the remainder the head could not hold. The head is multiplied
-   by W in bfloat16, with float32 accumulation and float32 output, which PyTorch's
-   own bfloat16 products on the CPU do not offer (they round their output to bfloat16).
+   out[rows, columns] = x[rows, inner] @ W.T, with x and W float32, accumulated and returned in
+   float32, which PyTorch's own bfloat16 products on the CPU do not offer (they round their output
+   to bfloat16). Every scale below is a power of two, so every rescaling is exact.
 
-   The remainder is at most half a unit in the head's last place, 2**-8 of the input, so its
-   product needs only a few significant bits: it is carried in int8, each row with a power-of-two
-   scale (its largest value lands above 63.5 and at most 127), and multiplied in int8, which does
-   twice bfloat16's work per instruction (tiles or vectors alike), by an int8 copy of W with a
-   power-of-two scale per column. Power-of-two scales keep every rescaling exact. Rounding the
+   The tiles (bfloat16 and int8). W is rounded to bfloat16 once. Each row of x is split into a
+   bfloat16 head and the remainder the head could not hold. The head is multiplied by W in
+   bfloat16. The remainder is at most half a unit in the head's last place, 2**-8 of the input, so
+   its product needs only a few significant bits: it is carried in int8, each row with a scale
+   (its largest value lands above 63.5 and at most 127), and multiplied in int8, which does twice
+   bfloat16's work per instruction, by an int8 copy of W with a scale per column. Rounding the
    remainder to int8 moves each value by less than 2**-8 / 127 (about 2**-15) of its row's largest
    input, where a bfloat16 input alone is off by up to 2**-8 of its own size; the int8 weights are
-   within 1/127 of their column's largest.
+   within 1/127 of their column's largest. So a product costs 1.5 bfloat16 products.
 
-   W is packed once, by pack_weight, into the layout a B tile reads: groups of 16 columns, each a
-   run of `inner / 2` rows of 16 column pairs (bfloat16 pairs along `inner`, "VNNI"); and by
-   pack_weight_int8 into groups of 16 columns of `depth / 4` rows of 16 column quadruples, with
-   `depth` the inner dimension padded with zeros to a multiple of 64. Each output block of
-   32 x 32 is four 16 x 16 accumulator tiles fed by two A tiles (16 rows x 64 bytes) and two B
-   tiles per step: 32 inner values for the head, 64 for the remainder. With AVX-512 the same
-   layouts serve vdpbf16ps and vpdpbusd: one row of a B tile is one vector of 16 columns' pairs or
-   quadruples, met by a broadcast pair or quadruple of an input row.
+   AVX-512 (int16). Without tiles, bfloat16 and int16 dot products (vdpbf16ps, vpdpwssd) do the
+   same work per instruction, so one int16 product replaces the split: each group of 64 inputs of
+   a row is held in int16 steps of its own scale (at most 8191: 13 bits of the group's largest
+   value), and each column of W in int16 steps of its own (at most 4095, from float32: W is not
+   rounded to bfloat16 first). A group's dot products are exact in int32 (8191 * 4095 * 64 < 2**31)
+   and join the float32 sum times the group's scale. On the values study this keeps option
+   distributions closer to float32 than the tiles' split with its bfloat16 weights does (0.0040
+   against 0.0049 bits at most on 200 prompts) at the cost of one product instead of 1.5.
 
-   The rows are cut into bands (their head and remainder fit a thread's scratch, which stays in
+   W is packed once, by pack_weight (bfloat16) or pack_weight_int16, into the layout a B tile
+   reads: groups of 16 columns, each a run of `inner / 2` rows of 16 column pairs (pairs along
+   `inner`, "VNNI"); and by pack_weight_int8 into groups of 16 columns of `depth / 4` rows of 16
+   column quadruples, with `depth` the inner dimension padded with zeros to a multiple of 64. On
+   the tiles each output block of 32 x 32 is four 16 x 16 accumulator tiles fed by two A tiles
+   (16 rows x 64 bytes) and two B tiles per step: 32 inner values for the head, 64 for the
+   remainder. With AVX-512 one row of that layout is one vector of 16 columns' int16 pairs, met
+   by a broadcast pair of an input row: 8 rows x 32 columns of int32 accumulators a step.
+
+   The rows are cut into bands (their split or int16 steps fit a thread's scratch, which stays in
    the core's cache while every column pair passes over it); the bands, and for few rows the
    column pairs too, are shared among the OpenMP threads, which are PyTorch's own when this
    library is loaded after torch.
@@ -71,10 +80,13 @@ int amx_request(void) {
     return (int)syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
 }
 #else
-/* AVX-512's int8 dot product (vpdpbusd) takes one operand unsigned: the remainder is stored with
-   128 added, and each column's sum of int8 weights times 128 (`offsets`, from pack_weight_int8)
-   is taken off the product again, exactly, in int32 */
-#define REST_BIAS 128
+/* AVX-512: both operands in int16 (vpdpwssd). An input row is cut into groups of GROUP values,
+   each with its own power-of-two scale, and a weight column has one. Inputs are held in at most
+   INPUT_LEVELS steps each side of zero and weights in WEIGHT_LEVELS, so a group's dot products
+   sum to at most 8191 * 4095 * 64 < 2**31 in int32, exactly, before they join the float32 sum. */
+#define GROUP 64
+#define INPUT_LEVELS 8191.0f
+#define WEIGHT_LEVELS 4095.0f
 
 /* no tiles to ask for */
 int amx_request(void) { return 0; }
@@ -90,12 +102,12 @@ static inline float from_bfloat16(uint16_t value) {
 /* the inner dimension of the int8 layout: `inner` padded with zeros to a step of 64 */
 int64_t int8_depth(int64_t inner) { return (inner + 63) / 64 * 64; }
 
-/* the smallest power of two `scale` with largest / scale <= 127; 0 when every value is (nearly)
-   zero, which would leave no finite inverse */
-static inline float power_of_two_scale(float largest) {
+/* the smallest power of two `scale` with largest / scale <= levels; 0 when every value is
+   (nearly) zero, which would leave no finite inverse */
+static inline float power_of_two_scale(float largest, float levels) {
     if (!(largest > 0x1p-100f)) return 0.0f;
     int exponent;
-    float mantissa = frexpf(largest / 127.0f, &exponent); /* in [0.5, 1) */
+    float mantissa = frexpf(largest / levels, &exponent); /* in [0.5, 1) */
     return ldexpf(1.0f, mantissa == 0.5f ? exponent - 1 : exponent);
 }
 
@@ -110,6 +122,7 @@ void pack_weight(const uint16_t *weight, int64_t columns, int64_t inner, uint16_
     }
 }
 
+#ifdef __AMX_TILE__
 /* weight [columns, inner] bfloat16 -> packed [columns / 16][depth / 4][16][4] int8 and a
    power-of-two scale per column: weight ~ packed * scale */
 void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, int8_t *packed,
@@ -119,8 +132,10 @@ void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, in
     for (int64_t column = 0; column < columns; ++column) {
         const uint16_t *values = weight + column * inner;
         float largest = 0.0f;
-        for (int64_t k = 0; k < inner; ++k) largest = fmaxf(largest, fabsf(from_bfloat16(values[k])));
-        float scale = power_of_two_scale(largest), inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        for (int64_t k = 0; k < inner; ++k)
+            largest = fmaxf(largest, fabsf(from_bfloat16(values[k])));
+        float scale = power_of_two_scale(largest, 127.0f);
+        float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         scales[column] = scale;
         int64_t group = column / 16, lane = column % 16;
         int32_t sum = 0;
@@ -134,7 +149,6 @@ void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, in
     }
 }
 
-#ifdef __AMX_TILE__
 static void configure_tiles(void) {
     tile_config config;
     memset(&config, 0, sizeof config);
@@ -146,21 +160,6 @@ static void configure_tiles(void) {
     _tile_loadconfig(&config);
 }
 #endif
-
-/* where a thread keeps a band of rows of x, split */
-typedef struct {
-    uint16_t *head;     /* [band][inner] bfloat16 */
-    int8_t *rest;       /* [band][depth] int8 */
-    float *rest_scales; /* [band] */
-} split_band;
-
-/* 16 values: their bfloat16 head (rounded to nearest, ties to even) and the remainder */
-static inline __m512 split16(__m512 value, uint16_t *head) {
-    __m256i top = (__m256i)_mm512_cvtneps_pbh(value);
-    _mm256_storeu_si256((__m256i *)head, top);
-    __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(top), 16));
-    return _mm512_sub_ps(value, back); /* exact in float32 */
-}
 
 /* 16 inputs of a row, RMS-normalised first where `norm` is given: (x * factor) * norm, in the
    order of transformers' RMSNorm, each product rounded to float32 */
@@ -178,6 +177,22 @@ static inline float norm_factor(const float *row, int64_t inner, float eps) {
         squares = _mm512_fmadd_ps(value, value, squares);
     }
     return 1.0f / sqrtf(_mm512_reduce_add_ps(squares) / (float)inner + eps);
+}
+
+#ifdef __AMX_TILE__
+/* where a thread keeps a band of rows of x, split */
+typedef struct {
+    uint16_t *head;     /* [band][inner] bfloat16 */
+    int8_t *rest;       /* [band][depth] int8 */
+    float *rest_scales; /* [band] */
+} split_band;
+
+/* 16 values: their bfloat16 head (rounded to nearest, ties to even) and the remainder */
+static inline __m512 split16(__m512 value, uint16_t *head) {
+    __m256i top = (__m256i)_mm512_cvtneps_pbh(value);
+    _mm256_storeu_si256((__m256i *)head, top);
+    __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(top), 16));
+    return _mm512_sub_ps(value, back); /* exact in float32 */
 }
 
 /* rows [first, first + count) of x (RMS-normalised where `norm` is given) as head and int8
@@ -203,7 +218,7 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
             __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
             largest = _mm512_max_ps(largest, _mm512_abs_ps(rest));
         }
-        float scale = power_of_two_scale(_mm512_reduce_max_ps(largest));
+        float scale = power_of_two_scale(_mm512_reduce_max_ps(largest), 127.0f);
         __m512 inverse = _mm512_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
         for (int64_t k = 0; k < inner; k += 16) {
             __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
@@ -217,7 +232,6 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
     }
 }
 
-#ifdef __AMX_TILE__
 /* tiles 0-3 = the 32 x 32 block of head @ columns b0 | b1, float32 */
 static void head_product(const uint16_t *head, int64_t inner, const uint16_t *b0,
                          const uint16_t *b1) {
@@ -276,61 +290,6 @@ static void block_products(const uint16_t *head, int64_t inner, const uint16_t *
     store_tiles(sums, BLOCK * 4);
     (void)offsets;
 }
-#else
-/* rows of the block each AVX-512 step holds: 8 rows x 32 columns are 16 accumulators, and each
-   step along the inner dimension loads two vectors of weights for 16 dot-product instructions */
-#define STEP_ROWS 8
-
-/* the same two products as the AMX version, with AVX-512's bfloat16 and int8 dot products: each
-   weight vector holds 16 columns' pairs (bfloat16) or quadruples (int8) of inner values, the
-   layout the tiles read, and meets a broadcast pair or quadruple of each row's inputs */
-static void block_products(const uint16_t *head, int64_t inner, const uint16_t *b0,
-                           const uint16_t *b1, const int8_t *rest, int64_t depth,
-                           const int8_t *c0, const int8_t *c1, const int32_t *offsets,
-                           float *values, int64_t stride, int32_t *sums) {
-    for (int r0 = 0; r0 < BLOCK; r0 += STEP_ROWS) {
-        __m512 left[STEP_ROWS], right[STEP_ROWS];
-        for (int i = 0; i < STEP_ROWS; ++i) left[i] = right[i] = _mm512_setzero_ps();
-        const uint16_t *a = head + r0 * inner;
-        for (int64_t k = 0; k < inner; k += 2) {
-            __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + k * 16);
-            __m512bh w1 = (__m512bh)_mm512_loadu_si512(b1 + k * 16);
-            for (int i = 0; i < STEP_ROWS; ++i) {
-                int32_t pair;
-                memcpy(&pair, a + i * inner + k, sizeof pair);
-                __m512bh x = (__m512bh)_mm512_set1_epi32(pair);
-                left[i] = _mm512_dpbf16_ps(left[i], x, w0);
-                right[i] = _mm512_dpbf16_ps(right[i], x, w1);
-            }
-        }
-        for (int i = 0; i < STEP_ROWS; ++i) {
-            _mm512_storeu_ps(values + (r0 + i) * stride, left[i]);
-            _mm512_storeu_ps(values + (r0 + i) * stride + 16, right[i]);
-        }
-    }
-    __m512i bias0 = _mm512_loadu_si512(offsets), bias1 = _mm512_loadu_si512(offsets + 16);
-    for (int r0 = 0; r0 < BLOCK; r0 += STEP_ROWS) {
-        __m512i left[STEP_ROWS], right[STEP_ROWS];
-        for (int i = 0; i < STEP_ROWS; ++i) left[i] = right[i] = _mm512_setzero_si512();
-        const int8_t *a = rest + r0 * depth;
-        for (int64_t k = 0; k < depth; k += 4) {
-            __m512i w0 = _mm512_loadu_si512(c0 + k * 16);
-            __m512i w1 = _mm512_loadu_si512(c1 + k * 16);
-            for (int i = 0; i < STEP_ROWS; ++i) {
-                int32_t quad;
-                memcpy(&quad, a + i * depth + k, sizeof quad);
-                __m512i x = _mm512_set1_epi32(quad);
-                left[i] = _mm512_dpbusd_epi32(left[i], x, w0);
-                right[i] = _mm512_dpbusd_epi32(right[i], x, w1);
-            }
-        }
-        for (int i = 0; i < STEP_ROWS; ++i) {
-            _mm512_storeu_si512(sums + (r0 + i) * BLOCK, _mm512_sub_epi32(left[i], bias0));
-            _mm512_storeu_si512(sums + (r0 + i) * BLOCK + 16, _mm512_sub_epi32(right[i], bias1));
-        }
-    }
-}
-#endif
 
 /* block[r][c] += sums[r][c] * row_scales[r] * column_scales[c]; the scales are powers of two, so
    the only rounding is the sum's (and the int32's conversion above 2**24) */
@@ -347,6 +306,200 @@ static void add_rest(float *block, int64_t stride, const int32_t *sums, const fl
         _mm512_storeu_ps(target + 16, _mm512_fmadd_ps(b, right, _mm512_loadu_ps(target + 16)));
     }
 }
+
+/* the 32 x 32 block of x @ W.T at band row r and column pair b (bfloat16) / c (int8): head plus
+   remainder, into `values`, rows `stride` floats apart */
+static void block_product(const split_band *band, int64_t r, int64_t inner, int64_t depth,
+                          const uint16_t *b, int64_t pair_stride, const int8_t *c,
+                          int64_t int8_pair_stride, const float *column_scales,
+                          const int32_t *offsets, float *values, int64_t stride, int32_t *sums) {
+    block_products(band->head + r * inner, inner, b, b + pair_stride / 2, band->rest + r * depth,
+                   depth, c, c + int8_pair_stride / 2, offsets, values, stride, sums);
+    add_rest(values, stride, sums, band->rest_scales + r, column_scales);
+}
+
+typedef split_band kernel_band;
+
+static int64_t band_row_bytes(int64_t inner) { return 2 * inner + int8_depth(inner) + 4; }
+
+static kernel_band band_in(char *memory, int64_t band_rows, int64_t inner) {
+    split_band band = {(uint16_t *)memory, (int8_t *)(memory + band_rows * 2 * inner),
+                       (float *)(memory + band_rows * (2 * inner + int8_depth(inner)))};
+    return band;
+}
+
+static void prepare_band(const float *x, int64_t first, int64_t count, int64_t padded,
+                         int64_t inner, const float *norm, float eps, kernel_band band) {
+    split_rows(x, first, count, padded, inner, int8_depth(inner), norm, eps, band);
+}
+
+/* the weight's 32-column block `unit`: head plus remainder */
+static void unit_product(const kernel_band *band, int64_t r, int64_t inner,
+                         const uint16_t *packed, const int8_t *packed_int8,
+                         const float *column_scales, const int32_t *column_offsets,
+                         int64_t unit, float *values, int64_t stride, int32_t *sums) {
+    int64_t depth = int8_depth(inner);
+    int64_t pair_stride = inner / 2 * 16 * 2 * 2;     /* two 16-column groups of bfloat16 */
+    int64_t int8_pair_stride = depth / 4 * 16 * 4 * 2; /* and of int8 */
+    block_product(band, r, inner, depth, packed + unit * pair_stride, pair_stride,
+                  packed_int8 + unit * int8_pair_stride, int8_pair_stride,
+                  column_scales + unit * BLOCK, column_offsets + unit * BLOCK, values, stride,
+                  sums);
+}
+
+#else
+
+/* weight [columns, inner] float32, row-major -> packed [columns / 16][inner / 2][16][2] int16,
+   the layout of pack_weight, and a power-of-two scale per column: weight ~ packed * scale */
+void pack_weight_int16(const float *weight, int64_t columns, int64_t inner, int16_t *packed,
+                       float *scales) {
+    for (int64_t column = 0; column < columns; ++column) {
+        const float *values = weight + column * inner;
+        float largest = 0.0f;
+        for (int64_t k = 0; k < inner; ++k) largest = fmaxf(largest, fabsf(values[k]));
+        float scale = power_of_two_scale(largest, WEIGHT_LEVELS);
+        float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        scales[column] = scale;
+        int64_t group = column / 16, lane = column % 16;
+        for (int64_t k = 0; k < inner; ++k) {
+            int64_t row = group * (inner / 2) + k / 2;
+            packed[(row * 16 + lane) * 2 + k % 2] = (int16_t)nearbyintf(values[k] * inverse);
+        }
+    }
+}
+
+/* where a thread keeps a band of rows of x, in int16 */
+typedef struct {
+    int16_t *steps; /* [band][inner] */
+    float *scales;  /* [band][groups]: each group's power of two */
+} kernel_band;
+
+static inline int64_t group_count(int64_t inner) { return (inner + GROUP - 1) / GROUP; }
+
+static int64_t band_row_bytes(int64_t inner) { return 2 * inner + 4 * group_count(inner); }
+
+static kernel_band band_in(char *memory, int64_t band_rows, int64_t inner) {
+    kernel_band band = {(int16_t *)memory, (float *)(memory + band_rows * 2 * inner)};
+    return band;
+}
+
+/* rows [first, first + count) of x (RMS-normalised where `norm` is given) in int16, each group
+   of GROUP values scaled by its own power of two, zero rows up to `padded` */
+static void prepare_band(const float *x, int64_t first, int64_t count, int64_t padded,
+                         int64_t inner, const float *norm, float eps, kernel_band band) {
+    int64_t groups = group_count(inner);
+    for (int64_t r = 0; r < padded; ++r) {
+        int16_t *steps = band.steps + r * inner;
+        float *scales = band.scales + r * groups;
+        if (r >= count) {
+            memset(steps, 0, inner * sizeof *steps);
+            memset(scales, 0, groups * sizeof *scales);
+            continue;
+        }
+        const float *row = x + (first + r) * inner;
+        __m512 factor = _mm512_set1_ps(norm ? norm_factor(row, inner, eps) : 1.0f);
+        for (int64_t g = 0; g < groups; ++g) {
+            int64_t start = g * GROUP, width = inner - start < GROUP ? inner - start : GROUP;
+            __m512 values[GROUP / 16];
+            __m512 largest = _mm512_setzero_ps();
+            for (int64_t v = 0; v < width / 16; ++v) {
+                int64_t k = start + 16 * v;
+                values[v] = input16(row + k, norm ? norm + k : NULL, factor);
+                largest = _mm512_max_ps(largest, _mm512_abs_ps(values[v]));
+            }
+            float scale = power_of_two_scale(_mm512_reduce_max_ps(largest), INPUT_LEVELS);
+            __m512 inverse = _mm512_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
+            for (int64_t v = 0; v < width / 16; ++v) {
+                /* to the nearest integer (the default rounding mode), at most INPUT_LEVELS */
+                __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(values[v], inverse));
+                _mm256_storeu_si256((__m256i *)(steps + start + 16 * v),
+                                    _mm512_cvtsepi32_epi16(rounded));
+            }
+            scales[g] = scale;
+        }
+    }
+}
+
+/* rows of the block each step holds: 8 rows x 32 columns are 16 int32 accumulators, and each
+   step along the inner dimension loads two vectors of weights for 16 dot-product instructions */
+#define STEP_ROWS 8
+
+/* sum += pairwise dot products of x and w; written out because GCC 12 moves the accumulator of
+   _mm512_dpwssd_epi32 through a spare register (or the stack) at every call, which cost a third
+   of the kernel's speed */
+static inline __m512i dot_pairs(__m512i sum, __m512i x, __m512i w) {
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(sum) : "v"(x), "v"(w));
+    return sum;
+}
+
+/* one group's exact int32 dot products for STEP_ROWS rows of `a` (rows `inner` apart) and
+   columns b0 | b1 (16 columns' int16 pairs a vector, each met by a broadcast pair of a row's
+   inputs), added in float32, times each row's group scale, to the rows of `values` (`stride`
+   floats apart; `first`: set them instead); `last`: then times the columns' scales */
+static inline void group_product(const int16_t *a, int64_t inner, int64_t start, int64_t end,
+                                 const int16_t *b0, const int16_t *b1, const float *row_scales,
+                                 int64_t groups, int first, int last, __m512 scale0,
+                                 __m512 scale1, float *values, int64_t stride) {
+    __m512i sum0[STEP_ROWS], sum1[STEP_ROWS];
+    for (int i = 0; i < STEP_ROWS; ++i) sum0[i] = sum1[i] = _mm512_setzero_si512();
+    for (int64_t k = start; k < end; k += 2) {
+        __m512i w0 = _mm512_loadu_si512(b0 + k * 16);
+        __m512i w1 = _mm512_loadu_si512(b1 + k * 16);
+        for (int i = 0; i < STEP_ROWS; ++i) {
+            int32_t pair;
+            memcpy(&pair, a + i * inner + k, sizeof pair);
+            __m512i x = _mm512_set1_epi32(pair);
+            sum0[i] = dot_pairs(sum0[i], x, w0);
+            sum1[i] = dot_pairs(sum1[i], x, w1);
+        }
+    }
+    for (int i = 0; i < STEP_ROWS; ++i) {
+        __m512 scale = _mm512_set1_ps(row_scales[i * groups]);
+        float *row = values + i * stride;
+        __m512 left = first ? _mm512_setzero_ps() : _mm512_loadu_ps(row);
+        __m512 right = first ? _mm512_setzero_ps() : _mm512_loadu_ps(row + 16);
+        left = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum0[i]), scale, left);
+        right = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum1[i]), scale, right);
+        if (last) {
+            left = _mm512_mul_ps(left, scale0);
+            right = _mm512_mul_ps(right, scale1);
+        }
+        _mm512_storeu_ps(row, left);
+        _mm512_storeu_ps(row + 16, right);
+    }
+}
+
+/* the 32 x 32 block of x @ W.T at band row r and columns b0 | b1 into `values`, rows `stride`
+   floats apart: each group's exact int32 sums, times the row's group scale, added up in float32,
+   then times the columns' scales (powers of two, exact) */
+static void block_product(const kernel_band *band, int64_t r, int64_t inner, const int16_t *b0,
+                          const int16_t *b1, const float *column_scales, float *values,
+                          int64_t stride) {
+    int64_t groups = group_count(inner);
+    __m512 scale0 = _mm512_loadu_ps(column_scales), scale1 = _mm512_loadu_ps(column_scales + 16);
+    for (int r0 = 0; r0 < BLOCK; r0 += STEP_ROWS) {
+        const int16_t *a = band->steps + (r + r0) * inner;
+        const float *row_scales = band->scales + (r + r0) * groups;
+        for (int64_t g = 0; g < groups; ++g) {
+            int64_t start = g * GROUP, end = start + GROUP < inner ? start + GROUP : inner;
+            group_product(a, inner, start, end, b0, b1, row_scales + g, groups, g == 0,
+                          g == groups - 1, scale0, scale1, values + r0 * stride, stride);
+        }
+    }
+}
+
+/* the weight's 32-column block `unit` (and `second` blocks on, its gated partner) */
+static void unit_product(const kernel_band *band, int64_t r, int64_t inner,
+                         const uint16_t *packed, const int8_t *packed_int8,
+                         const float *column_scales, const int32_t *column_offsets,
+                         int64_t unit, float *values, int64_t stride, int32_t *sums) {
+    (void)packed_int8, (void)column_offsets, (void)sums;
+    const int16_t *b = (const int16_t *)packed + unit * 32 * inner;
+    block_product(band, r, inner, b, b + 16 * inner, column_scales + unit * BLOCK, values,
+                  stride);
+}
+
+#endif
 
 /* e^x for 16 values, to within a few units in the last place: Cephes' expf (ln 2 in two parts
    for the range reduction, a degree-6 polynomial), scaled by 2^n with scalef, which gives 0 and
@@ -365,17 +518,6 @@ static inline __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
-}
-
-/* the 32 x 32 block of x @ W.T at band row r and column pair b (bfloat16) / c (int8): head plus
-   remainder, into `values`, rows `stride` floats apart */
-static void block_product(const split_band *band, int64_t r, int64_t inner, int64_t depth,
-                          const uint16_t *b, int64_t pair_stride, const int8_t *c,
-                          int64_t int8_pair_stride, const float *column_scales,
-                          const int32_t *offsets, float *values, int64_t stride, int32_t *sums) {
-    block_products(band->head + r * inner, inner, b, b + pair_stride / 2, band->rest + r * depth,
-                   depth, c, c + int8_pair_stride / 2, offsets, values, stride, sums);
-    add_rest(values, stride, sums, band->rest_scales + r, column_scales);
 }
 
 /* the first `count` rows of a 32-wide block of values to `out`, rows `stride` floats apart:
@@ -399,7 +541,8 @@ static void write_block(float *out, int64_t stride, const float *values, const f
 }
 
 /* out = x @ W.T as described above; inner and columns multiples of 32, W packed by pack_weight
-   and pack_weight_int8. scratch_bytes: how much of x's split a thread holds at once.
+   and pack_weight_int8 (tiles) or pack_weight_int16 (AVX-512; packed_int8 and column_offsets
+   unused). scratch_bytes: how much of x's prepared rows a thread holds at once.
    Folded in where asked (NULL / 0 for a plain product):
      norm, eps: each row of x is RMS-normalised first, (x / sqrt(mean(x^2) + eps)) * norm;
      residual: out = residual + x @ W.T, residual [rows, columns] (it may be out itself);
@@ -412,8 +555,7 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
                   int64_t scratch_bytes, const float *norm, float eps, const float *residual,
                   int gated, float *out) {
     int64_t threads = omp_get_max_threads();
-    int64_t depth = int8_depth(inner);
-    int64_t row_bytes = 2 * inner + depth + 4;
+    int64_t row_bytes = band_row_bytes(inner);
     int64_t blocks = (rows + BLOCK - 1) / BLOCK;
     int64_t widest = scratch_bytes / row_bytes / BLOCK;
     if (widest < 1) widest = 1;
@@ -430,16 +572,12 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
     /* fewer bands than threads: the threads also share out the output's column blocks */
     int64_t parts = bands >= threads ? 1 : (threads + bands - 1) / bands;
     if (parts > units) parts = units;
-    int64_t pair_stride = inner / 2 * 16 * 2 * 2;   /* two 16-column groups of bfloat16 */
-    int64_t int8_pair_stride = depth / 4 * 16 * 4 * 2; /* and of int8 */
     int64_t scratch = (band_rows * row_bytes + 63) / 64 * 64;
     char *scratches = aligned_alloc(64, threads * scratch);
     if (!scratches) return -1;
 #pragma omp parallel num_threads(threads)
     {
-        char *mine = scratches + omp_get_thread_num() * scratch;
-        split_band band = {(uint16_t *)mine, (int8_t *)(mine + band_rows * 2 * inner),
-                           (float *)(mine + band_rows * (2 * inner + depth))};
+        kernel_band band = band_in(scratches + omp_get_thread_num() * scratch, band_rows, inner);
         float values[BLOCK * BLOCK], up[BLOCK * BLOCK];
         int32_t sums[BLOCK * BLOCK];
 #ifdef __AMX_TILE__
@@ -450,28 +588,22 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
             int64_t first = item / parts * band_rows, part = item % parts;
             int64_t count = rows - first < band_rows ? rows - first : band_rows;
             int64_t padded = (count + BLOCK - 1) / BLOCK * BLOCK;
-            split_rows(x, first, count, padded, inner, depth, norm, eps, band);
+            prepare_band(x, first, count, padded, inner, norm, eps, band);
             int64_t unit_end = units * (part + 1) / parts;
             for (int64_t unit = units * part / parts; unit < unit_end; ++unit) {
-                const uint16_t *b = packed + unit * pair_stride;
-                const int8_t *c = packed_int8 + unit * int8_pair_stride;
-                const float *scales = column_scales + unit * BLOCK;
-                const int32_t *offsets = column_offsets + unit * BLOCK;
                 for (int64_t r = 0; r < padded; r += BLOCK) {
                     int64_t valid = count - r < BLOCK ? count - r : BLOCK;
                     float *target = out + (first + r) * width + unit * BLOCK;
                     if (!gated && !residual && valid == BLOCK) { /* straight into out */
-                        block_product(&band, r, inner, depth, b, pair_stride, c,
-                                      int8_pair_stride, scales, offsets, target, width, sums);
+                        unit_product(&band, r, inner, packed, packed_int8, column_scales,
+                                     column_offsets, unit, target, width, sums);
                         continue;
                     }
-                    block_product(&band, r, inner, depth, b, pair_stride, c, int8_pair_stride,
-                                  scales, offsets, values, BLOCK, sums);
-                    if (gated) /* the up projection's block: the same rows, `units` pairs on */
-                        block_product(&band, r, inner, depth, b + units * pair_stride,
-                                      pair_stride, c + units * int8_pair_stride,
-                                      int8_pair_stride, scales + units * BLOCK,
-                                      offsets + units * BLOCK, up, BLOCK, sums);
+                    unit_product(&band, r, inner, packed, packed_int8, column_scales,
+                                 column_offsets, unit, values, BLOCK, sums);
+                    if (gated) /* the up projection's block: the same rows, `units` blocks on */
+                        unit_product(&band, r, inner, packed, packed_int8, column_scales,
+                                     column_offsets, unit + units, up, BLOCK, sums);
                     const float *base =
                         residual ? residual + (first + r) * width + unit * BLOCK : NULL;
                     write_block(target, width, values, base, gated ? up : NULL, valid);

@@ -1,21 +1,26 @@
-"""The split kernel behind ``--dtype mixed``: bfloat16 products with float32 output, at bfloat16 speed.
+"""The split kernel behind ``--dtype mixed``: float32 products from integer and bfloat16 ones.
 
-``mixed`` needs bfloat16 products that accumulate and return float32 (see
-:mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product on the CPU rounds its output
-to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not, ran at about half of
-PyTorch's speed and needs the activation split in a separate pass. ``split_kernel.c`` does the
-split and both products in one pass: the bfloat16 head in bfloat16 and the remainder, which needs
-only a few significant bits, in int8, where the CPU does twice the work per instruction (see the C
-file for the scales and the error bound). The remainder's product thus costs half the head's
-instead of as much. On all 4,144 prompts of the values study the option distributions stay as
-close to float32 as with MKL's exact split (largest distance 0.0049 against 0.0051 bits on every
-8th prompt, emulated in PyTorch; see ``benchmarks/RESULTS.md``).
+``mixed`` needs matrix products that accumulate and return float32 from operands that keep more
+than bfloat16's 8 bits (see :mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product
+on the CPU rounds its output to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not,
+ran at about half of PyTorch's speed and needs the activation split in a separate pass.
+``split_kernel.c`` prepares the activations and runs the products in one pass, in one of two
+builds (see the C file for the scales and the error bounds):
 
-The same source builds two ways. Where the CPU has AMX tiles and Linux grants them, the products
-run on the tiles (``build == "amx"``). Elsewhere, on CPUs with AVX-512's bfloat16 and int8 dot
-products (AMD Zen 4 and 5, Intel Cooper Lake and later), they run on the vector units
-(``build == "avx512"``) with the same layouts and the same results up to the order of float32
-sums. ``CULTURE_PROBE_KERNEL`` chooses: ``auto`` (the default), ``amx``, ``avx512`` or ``off``.
+- ``amx``, on AMX tiles where the CPU has them and Linux grants them: the activation is split into
+  a bfloat16 head, multiplied by the bfloat16 weight, and a remainder, which needs only a few
+  significant bits and is multiplied in int8, where the tiles do twice the work per instruction.
+  A product costs 1.5 bfloat16 products. On all 4,144 prompts of the values study the option
+  distributions stay as close to float32 as with MKL's exact split (0.0058 against 0.0061 bits).
+- ``avx512``, on CPUs with AVX-512's VNNI dot products (AMD Zen 4 and 5, Intel Cascade Lake and
+  later): one int16 product, each group of 64 activations of a row with its own power-of-two
+  scale (13 bits of the group's largest value) and each weight column with its own (12 bits,
+  from the float32 weight). A product costs one bfloat16 product, and on an AMD EPYC Zen 4 ran at
+  about 90% of oneDNN's bfloat16 speed; option distributions stay within 0.0040 bits of float32
+  on 200 values-study prompts (0.0049 with the split).
+
+``CULTURE_PROBE_KERNEL`` chooses: ``auto`` (the default: the tiles, else AVX-512), ``amx``,
+``avx512`` or ``off``.
 
 The same pass can fold in what a decoder layer does around its products (an RMSNorm of the input,
 a residual sum, a SwiGLU gate), and the library has the rotary embedding too: that is how
@@ -55,7 +60,7 @@ TILE_FLAGS = ("-mamx-tile", "-mamx-bf16", "-mamx-int8")
 #: what each build needs of the CPU, as /proc/cpuinfo names it, in the order ``auto`` tries them
 BUILDS = {
     "amx": frozenset({"amx_tile", "amx_bf16", "amx_int8", "avx512_bf16"}),
-    "avx512": frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni"}),
+    "avx512": frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}),
 }
 #: a thread's share of the split activations: a band of rows that stays in the core's 2 MB cache
 SCRATCH_BYTES = 1 << 20
@@ -74,14 +79,16 @@ def int8_depth(inner: int) -> int:
 
 @dataclass(frozen=True)
 class PackedWeight:
-    """A bfloat16 ``[columns, inner]`` weight in the kernel's two layouts.
+    """A ``[columns, inner]`` weight in a build's layouts.
 
     Attributes:
-        head: bfloat16 ``[columns * inner]``, the layout of the bfloat16 tiles.
-        rest: int8 ``[columns * int8_depth(inner)]``, the layout of the int8 tiles.
-        scales: float32 ``[columns]``, the power of two each column's int8 values are scaled by.
-        offsets: int32 ``[columns]``, each column's sum of int8 values times the bias the
-            AVX-512 build adds to the remainder (zero for the tiles).
+        head: ``[columns * inner]`` in the layout of the bfloat16 tiles: bfloat16 for the ``amx``
+            build, int16 steps for ``avx512``.
+        rest: int8 ``[columns * int8_depth(inner)]``, the layout of the int8 tiles (``amx``);
+            empty for ``avx512``.
+        scales: float32 ``[columns]``, the power of two each column's integers are scaled by.
+        offsets: int32 ``[columns]``, zeros for the tiles (the layout of the operator's
+            arguments); empty for ``avx512``.
     """
 
     head: Any
@@ -98,12 +105,13 @@ class PackedWeight:
         if first % ALIGNMENT or count % ALIGNMENT or first + count > self.columns:
             raise ValueError(f"columns {first}..{first + count} are not whole 32-column blocks")
         inner = self.head.numel() // self.columns
-        depth = int8_depth(inner)
+        depth = self.rest.numel() // self.columns
+        offsets = self.offsets.numel() // self.columns
         return PackedWeight(
             self.head[first * inner : (first + count) * inner],
             self.rest[first * depth : (first + count) * depth],
             self.scales[first : first + count],
-            self.offsets[first : first + count],
+            self.offsets[first * offsets : (first + count) * offsets],
         )
 
 
@@ -111,15 +119,20 @@ class SplitKernel:
     """The compiled ``split_kernel.c``: :meth:`pack` a weight once, then :meth:`product` per call."""
 
     def __init__(self, library: ctypes.CDLL, build: str) -> None:
-        #: "amx" (the products on AMX tiles) or "avx512" (AVX-512 BF16 and VNNI instructions)
+        #: "amx" (the products on AMX tiles) or "avx512" (AVX-512 int16 dot products)
         self.build = build
         integer, pointer = ctypes.c_int64, ctypes.c_void_p
-        self._pack = library.pack_weight
-        self._pack.argtypes = [pointer, integer, integer, pointer]
-        self._pack.restype = None
-        self._pack_int8 = library.pack_weight_int8
-        self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer, pointer]
-        self._pack_int8.restype = None
+        if build == "amx":
+            self._pack = library.pack_weight
+            self._pack.argtypes = [pointer, integer, integer, pointer]
+            self._pack.restype = None
+            self._pack_int8 = library.pack_weight_int8
+            self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer, pointer]
+            self._pack_int8.restype = None
+        else:
+            self._pack_int16 = library.pack_weight_int16
+            self._pack_int16.argtypes = [pointer, integer, integer, pointer, pointer]
+            self._pack_int16.restype = None
         self._product = library.split_product
         self._product.argtypes = [
             pointer, integer, integer, pointer, pointer, pointer, pointer, integer, integer,
@@ -136,22 +149,30 @@ class SplitKernel:
         return inner % ALIGNMENT == 0 and columns % ALIGNMENT == 0 and inner > 0 < columns
 
     def pack(self, weight: Any) -> PackedWeight:
-        """The tile layouts of a bfloat16 ``[columns, inner]`` weight.
+        """The build's layouts of a bfloat16 or float32 ``[columns, inner]`` weight.
 
-        Columns ``[c, c + n)`` with ``c`` and ``n`` multiples of 32 are contiguous slices of
-        each layout (:meth:`PackedWeight.select`), so projections that share a packed weight can
-        each take their own columns.
+        The tiles take the weight in bfloat16 (a float32 one is rounded first); the AVX-512 build
+        takes int16 steps of each column, from float32 where given (a bfloat16 weight's steps
+        carry its rounding too). Columns ``[c, c + n)`` with ``c`` and ``n`` multiples of 32 are
+        contiguous slices of each layout (:meth:`PackedWeight.select`), so projections that share
+        a packed weight can each take their own columns.
         """
         import torch
 
         columns, inner = weight.shape
-        if weight.dtype != torch.bfloat16 or not self.supports(inner, columns):
+        if weight.dtype not in (torch.bfloat16, torch.float32) or not self.supports(inner, columns):
             raise ValueError(f"cannot pack a {weight.dtype} weight of shape {tuple(weight.shape)}")
-        weight = weight.contiguous()
+        scales = torch.empty(columns, dtype=torch.float32)
+        if self.build != "amx":
+            weight = weight.to(torch.float32).contiguous()
+            steps = torch.empty(columns * inner, dtype=torch.int16)
+            self._pack_int16(weight.data_ptr(), columns, inner, steps.data_ptr(), scales.data_ptr())
+            empty = torch.empty(0, dtype=torch.int8)
+            return PackedWeight(steps, empty, scales, torch.empty(0, dtype=torch.int32))
+        weight = weight.to(torch.bfloat16).contiguous()
         head = torch.empty(columns * inner, dtype=torch.bfloat16)
         self._pack(weight.data_ptr(), columns, inner, head.data_ptr())
         rest = torch.empty(columns * int8_depth(inner), dtype=torch.int8)
-        scales = torch.empty(columns, dtype=torch.float32)
         offsets = torch.empty(columns, dtype=torch.int32)
         self._pack_int8(
             weight.data_ptr(),
@@ -162,6 +183,10 @@ class SplitKernel:
             offsets.data_ptr(),
         )
         return PackedWeight(head, rest, scales, offsets)
+
+    def rest_depth(self, inner: int) -> int:
+        """Bytes a column of the int8 layout holds for this build: none for ``avx512``."""
+        return int8_depth(inner) if self.build == "amx" else 0
 
     def product(
         self,
@@ -188,7 +213,7 @@ class SplitKernel:
         rows, inner = inputs.shape
         columns = packed.columns
         if packed.head.numel() != columns * inner or (
-            packed.rest.numel() != columns * int8_depth(inner)
+            packed.rest.numel() != columns * self.rest_depth(inner)
         ):
             raise ValueError(f"the packed weight is not {columns}x{inner}")
         if gated and columns % (2 * ALIGNMENT):
