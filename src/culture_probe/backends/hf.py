@@ -173,10 +173,11 @@ def pick_dtype(requested: str, device: str) -> str:
     """What ``auto`` means on a device; other choices are checked and kept.
 
     On a CPU where the split kernel runs (:mod:`culture_probe.backends.split_kernel`: AMX tiles,
-    or AVX-512's bfloat16 and int8 dot products) that is ``mixed`` (bfloat16 matrix products,
-    float32 elsewhere: see :mod:`culture_probe.backends.mixed`), which is faster than float32 there
-    and, unlike plain bfloat16, keeps option distributions within 0.01 bits of it (on an AMD EPYC
-    Zen 4, 14.1 against 8.7 prompts/s). On other CPUs it is float32: without the kernel
+    or AVX-512's VNNI dot products) that is ``mixed`` (bfloat16 or int16 matrix products with
+    float32 sums, float32 elsewhere: see :mod:`culture_probe.backends.mixed`), which is faster
+    than float32 there and, unlike plain bfloat16, keeps option distributions within 0.01 bits of
+    it (on an AMD EPYC Zen 4, 17.6 against 6.2 prompts/s for float32 in padded batches, 0.0040
+    bits at most). On other CPUs it is float32: without the kernel
     ``mixed`` falls back on MKL's products, which on that same Zen 4 ran at float32's speed per
     product, so its two products per projection scored 0.6 times as fast as float32 itself (7.6
     against 12.5 prompts/s). On a GPU it is bfloat16 (float16 where bfloat16 is missing).
