@@ -424,9 +424,9 @@ static void prepare_band(const float *x, int64_t first, int64_t count, int64_t p
    step along the inner dimension loads two vectors of weights for 16 dot-product instructions */
 #define STEP_ROWS 8
 
-/* sum += pairwise dot products of x and w; written out because GCC 12 moves the accumulator of
-   _mm512_dpwssd_epi32 through a spare register (or the stack) at every call, which cost a third
-   of the kernel's speed */
+/* sum += pairwise dot products of x and w; written out so that each accumulator stays in its
+   register: GCC 12 copies the accumulator of _mm512_dpwssd_epi32 through a spare register at
+   every call */
 static inline __m512i dot_pairs(__m512i sum, __m512i x, __m512i w) {
     __asm__("vpdpwssd %2, %1, %0" : "+v"(sum) : "v"(x), "v"(w));
     return sum;
@@ -488,7 +488,7 @@ static void block_product(const kernel_band *band, int64_t r, int64_t inner, con
     }
 }
 
-/* the weight's 32-column block `unit` (and `second` blocks on, its gated partner) */
+/* the weight's 32-column block `unit`, from its int16 layout (the other layouts are unused) */
 static void unit_product(const kernel_band *band, int64_t r, int64_t inner,
                          const uint16_t *packed, const int8_t *packed_int8,
                          const float *column_scales, const int32_t *column_offsets,
