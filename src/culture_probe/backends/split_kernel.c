@@ -111,15 +111,18 @@ static inline float power_of_two_scale(float largest, float levels) {
     return ldexpf(1.0f, mantissa == 0.5f ? exponent - 1 : exponent);
 }
 
+/* where W[column][k] goes in a B tile's layout [columns / 16][depth / width][16][width]: groups
+   of 16 columns, each a run of rows of 16 columns' `width` consecutive inner values */
+static inline int64_t packed_index(int64_t column, int64_t k, int64_t depth, int64_t width) {
+    int64_t row = column / 16 * (depth / width) + k / width;
+    return (row * 16 + column % 16) * width + k % width;
+}
+
 /* weight [columns, inner] bfloat16, row-major -> packed [columns / 16][inner / 2][16][2] */
 void pack_weight(const uint16_t *weight, int64_t columns, int64_t inner, uint16_t *packed) {
-    for (int64_t column = 0; column < columns; ++column) {
-        int64_t group = column / 16, lane = column % 16;
-        for (int64_t k = 0; k < inner; ++k) {
-            int64_t row = group * (inner / 2) + k / 2;
-            packed[(row * 16 + lane) * 2 + k % 2] = weight[column * inner + k];
-        }
-    }
+    for (int64_t column = 0; column < columns; ++column)
+        for (int64_t k = 0; k < inner; ++k)
+            packed[packed_index(column, k, inner, 2)] = weight[column * inner + k];
 }
 
 #ifdef __AMX_TILE__
@@ -137,12 +140,10 @@ void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, in
         float scale = power_of_two_scale(largest, 127.0f);
         float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         scales[column] = scale;
-        int64_t group = column / 16, lane = column % 16;
         int32_t sum = 0;
         for (int64_t k = 0; k < inner; ++k) {
-            int64_t row = group * (depth / 4) + k / 4;
             int8_t step = (int8_t)nearbyintf(from_bfloat16(values[k]) * inverse);
-            packed[(row * 16 + lane) * 4 + k % 4] = step;
+            packed[packed_index(column, k, depth, 4)] = step;
             sum += step;
         }
         offsets[column] = REST_BIAS * sum;
@@ -360,11 +361,8 @@ void pack_weight_int16(const float *weight, int64_t columns, int64_t inner, int1
         float scale = power_of_two_scale(largest, WEIGHT_LEVELS);
         float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         scales[column] = scale;
-        int64_t group = column / 16, lane = column % 16;
-        for (int64_t k = 0; k < inner; ++k) {
-            int64_t row = group * (inner / 2) + k / 2;
-            packed[(row * 16 + lane) * 2 + k % 2] = (int16_t)nearbyintf(values[k] * inverse);
-        }
+        for (int64_t k = 0; k < inner; ++k)
+            packed[packed_index(column, k, inner, 2)] = (int16_t)nearbyintf(values[k] * inverse);
     }
 }
 
