@@ -269,9 +269,7 @@ class SharedInputProduct:
                 self._energy += flat.double().square().sum(dim=0)
             packed = self.kernel_packed()
             if packed is not None:
-                out = split_product_op()(
-                    flat, packed.head, packed.rest, packed.scales, packed.offsets
-                )
+                out = split_product_op()(flat, packed.head, packed.rest, packed.scales)
             else:
                 out = linear_bfloat16_split(flat, self.weight, self.tail)
             if self.bias is not None:
@@ -313,7 +311,6 @@ def kernel_projection_class() -> type:
             self.register_buffer("packed_head", packed.head, persistent=False)
             self.register_buffer("packed_rest", packed.rest, persistent=False)
             self.register_buffer("packed_scales", packed.scales, persistent=False)
-            self.register_buffer("packed_offsets", packed.offsets, persistent=False)
             self.columns = packed.columns
             self.offset = 0 if aligned else column
             self.bias_values: torch.Tensor | None = (
@@ -323,7 +320,7 @@ def kernel_projection_class() -> type:
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             flat = inputs.reshape(-1, self.in_features)
             out: torch.Tensor = torch.ops.culture_probe.split_product(
-                flat, self.packed_head, self.packed_rest, self.packed_scales, self.packed_offsets
+                flat, self.packed_head, self.packed_rest, self.packed_scales
             )
             if self.columns != self.out_features:
                 out = out[:, self.offset : self.offset + self.out_features]

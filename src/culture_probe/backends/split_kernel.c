@@ -61,9 +61,6 @@
 #define BLOCK 32
 
 #ifdef __AMX_TILE__
-/* the int8 remainder as the tiles take it: signed */
-#define REST_BIAS 0
-
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
@@ -129,7 +126,7 @@ void pack_weight(const uint16_t *weight, int64_t columns, int64_t inner, uint16_
 /* weight [columns, inner] bfloat16 -> packed [columns / 16][depth / 4][16][4] int8 and a
    power-of-two scale per column: weight ~ packed * scale */
 void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, int8_t *packed,
-                      float *scales, int32_t *offsets) {
+                      float *scales) {
     int64_t depth = int8_depth(inner);
     memset(packed, 0, columns * depth);
     for (int64_t column = 0; column < columns; ++column) {
@@ -140,13 +137,9 @@ void pack_weight_int8(const uint16_t *weight, int64_t columns, int64_t inner, in
         float scale = power_of_two_scale(largest, 127.0f);
         float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
         scales[column] = scale;
-        int32_t sum = 0;
-        for (int64_t k = 0; k < inner; ++k) {
-            int8_t step = (int8_t)nearbyintf(from_bfloat16(values[k]) * inverse);
-            packed[packed_index(column, k, depth, 4)] = step;
-            sum += step;
-        }
-        offsets[column] = REST_BIAS * sum;
+        for (int64_t k = 0; k < inner; ++k)
+            packed[packed_index(column, k, depth, 4)] =
+                (int8_t)nearbyintf(from_bfloat16(values[k]) * inverse);
     }
 }
 
@@ -205,10 +198,10 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
     for (int64_t r = 0; r < padded; ++r) {
         uint16_t *h = band.head + r * inner;
         int8_t *l = band.rest + r * depth;
-        memset(l + inner, REST_BIAS, depth - inner);
+        memset(l + inner, 0, depth - inner);
         if (r >= count) {
             memset(h, 0, inner * sizeof *h);
-            memset(l, REST_BIAS, inner);
+            memset(l, 0, inner);
             band.rest_scales[r] = 0.0f;
             continue;
         }
@@ -225,9 +218,7 @@ static void split_rows(const float *x, int64_t first, int64_t count, int64_t pad
             __m512 rest = split16(input16(row + k, norm ? norm + k : NULL, factor), h + k);
             /* to the nearest integer (the default rounding mode), at most 127 in size */
             __m512i steps = _mm512_cvtps_epi32(_mm512_mul_ps(rest, inverse));
-            __m128i bytes = _mm512_cvtsepi32_epi8(steps);
-            if (REST_BIAS) bytes = _mm_xor_si128(bytes, _mm_set1_epi8((char)0x80));
-            _mm_storeu_si128((__m128i *)(l + k), bytes);
+            _mm_storeu_si128((__m128i *)(l + k), _mm512_cvtsepi32_epi8(steps));
         }
         band.rest_scales[r] = scale;
     }
@@ -280,16 +271,15 @@ static void store_tiles(void *block, int64_t stride) {
 }
 
 /* the 32 x 32 block of head @ columns b0 | b1 into `values` (float32, rows `stride` floats
-   apart), and of rest @ int8 columns c0 | c1, less the bias's share `offsets`, into `sums` */
+   apart), and of rest @ int8 columns c0 | c1 into `sums` */
 static void block_products(const uint16_t *head, int64_t inner, const uint16_t *b0,
                            const uint16_t *b1, const int8_t *rest, int64_t depth,
-                           const int8_t *c0, const int8_t *c1, const int32_t *offsets,
-                           float *values, int64_t stride, int32_t *sums) {
+                           const int8_t *c0, const int8_t *c1, float *values, int64_t stride,
+                           int32_t *sums) {
     head_product(head, inner, b0, b1);
     store_tiles(values, stride * 4);
     rest_product(rest, depth, c0, c1);
     store_tiles(sums, BLOCK * 4);
-    (void)offsets;
 }
 
 /* block[r][c] += sums[r][c] * row_scales[r] * column_scales[c]; the scales are powers of two, so
@@ -308,17 +298,6 @@ static void add_rest(float *block, int64_t stride, const int32_t *sums, const fl
     }
 }
 
-/* the 32 x 32 block of x @ W.T at band row r and column pair b (bfloat16) / c (int8): head plus
-   remainder, into `values`, rows `stride` floats apart */
-static void block_product(const split_band *band, int64_t r, int64_t inner, int64_t depth,
-                          const uint16_t *b, int64_t pair_stride, const int8_t *c,
-                          int64_t int8_pair_stride, const float *column_scales,
-                          const int32_t *offsets, float *values, int64_t stride, int32_t *sums) {
-    block_products(band->head + r * inner, inner, b, b + pair_stride / 2, band->rest + r * depth,
-                   depth, c, c + int8_pair_stride / 2, offsets, values, stride, sums);
-    add_rest(values, stride, sums, band->rest_scales + r, column_scales);
-}
-
 typedef split_band kernel_band;
 
 static int64_t band_row_bytes(int64_t inner) { return 2 * inner + int8_depth(inner) + 4; }
@@ -334,18 +313,18 @@ static void prepare_band(const float *x, int64_t first, int64_t count, int64_t p
     split_rows(x, first, count, padded, inner, int8_depth(inner), norm, eps, band);
 }
 
-/* the weight's 32-column block `unit`: head plus remainder */
+/* the weight's 32-column block `unit` (two 16-column groups of bfloat16 pairs and of int8
+   quadruples) at band row r: head plus remainder, into `values`, rows `stride` floats apart */
 static void unit_product(const kernel_band *band, int64_t r, int64_t inner,
                          const uint16_t *packed, const int8_t *packed_int8,
-                         const float *column_scales, const int32_t *column_offsets,
-                         int64_t unit, float *values, int64_t stride, int32_t *sums) {
+                         const float *column_scales, int64_t unit, float *values, int64_t stride,
+                         int32_t *sums) {
     int64_t depth = int8_depth(inner);
-    int64_t pair_stride = inner / 2 * 16 * 2 * 2;     /* two 16-column groups of bfloat16 */
-    int64_t int8_pair_stride = depth / 4 * 16 * 4 * 2; /* and of int8 */
-    block_product(band, r, inner, depth, packed + unit * pair_stride, pair_stride,
-                  packed_int8 + unit * int8_pair_stride, int8_pair_stride,
-                  column_scales + unit * BLOCK, column_offsets + unit * BLOCK, values, stride,
-                  sums);
+    const uint16_t *b = packed + unit * 32 * inner;
+    const int8_t *c = packed_int8 + unit * 32 * depth;
+    block_products(band->head + r * inner, inner, b, b + 16 * inner, band->rest + r * depth,
+                   depth, c, c + 16 * depth, values, stride, sums);
+    add_rest(values, stride, sums, band->rest_scales + r, column_scales + unit * BLOCK);
 }
 
 #else
@@ -489,9 +468,9 @@ static void block_product(const kernel_band *band, int64_t r, int64_t inner, con
 /* the weight's 32-column block `unit`, from its int16 layout (the other layouts are unused) */
 static void unit_product(const kernel_band *band, int64_t r, int64_t inner,
                          const uint16_t *packed, const int8_t *packed_int8,
-                         const float *column_scales, const int32_t *column_offsets,
-                         int64_t unit, float *values, int64_t stride, int32_t *sums) {
-    (void)packed_int8, (void)column_offsets, (void)sums;
+                         const float *column_scales, int64_t unit, float *values,
+                         int64_t stride, int32_t *sums) {
+    (void)packed_int8, (void)sums;
     const int16_t *b = (const int16_t *)packed + unit * 32 * inner;
     block_product(band, r, inner, b, b + 16 * inner, column_scales + unit * BLOCK, values,
                   stride);
@@ -539,8 +518,8 @@ static void write_block(float *out, int64_t stride, const float *values, const f
 }
 
 /* out = x @ W.T as described above; inner and columns multiples of 32, W packed by pack_weight
-   and pack_weight_int8 (tiles) or pack_weight_int16 (AVX-512; packed_int8 and column_offsets
-   unused). scratch_bytes: how much of x's prepared rows a thread holds at once.
+   and pack_weight_int8 (tiles) or pack_weight_int16 (AVX-512; packed_int8 unused).
+   scratch_bytes: how much of x's prepared rows a thread holds at once.
    Folded in where asked (NULL / 0 for a plain product):
      norm, eps: each row of x is RMS-normalised first, (x / sqrt(mean(x^2) + eps)) * norm;
      residual: out = residual + x @ W.T, residual [rows, columns] (it may be out itself);
@@ -548,8 +527,7 @@ static void write_block(float *out, int64_t stride, const float *values, const f
        [rows, columns / 2] = silu(x @ gate.T) * (x @ up.T), a SwiGLU layer's activation.
    Returns 0, or -1 when the threads' scratch could not be allocated (out is then untouched). */
 int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *packed,
-                  const int8_t *packed_int8, const float *column_scales,
-                  const int32_t *column_offsets, int64_t columns,
+                  const int8_t *packed_int8, const float *column_scales, int64_t columns,
                   int64_t scratch_bytes, const float *norm, float eps, const float *residual,
                   int gated, float *out) {
     int64_t threads = omp_get_max_threads();
@@ -593,15 +571,15 @@ int split_product(const float *x, int64_t rows, int64_t inner, const uint16_t *p
                     int64_t valid = count - r < BLOCK ? count - r : BLOCK;
                     float *target = out + (first + r) * width + unit * BLOCK;
                     if (!gated && !residual && valid == BLOCK) { /* straight into out */
-                        unit_product(&band, r, inner, packed, packed_int8, column_scales,
-                                     column_offsets, unit, target, width, sums);
+                        unit_product(&band, r, inner, packed, packed_int8, column_scales, unit,
+                                     target, width, sums);
                         continue;
                     }
-                    unit_product(&band, r, inner, packed, packed_int8, column_scales,
-                                 column_offsets, unit, values, BLOCK, sums);
+                    unit_product(&band, r, inner, packed, packed_int8, column_scales, unit,
+                                 values, BLOCK, sums);
                     if (gated) /* the up projection's block: the same rows, `units` blocks on */
                         unit_product(&band, r, inner, packed, packed_int8, column_scales,
-                                     column_offsets, unit + units, up, BLOCK, sums);
+                                     unit + units, up, BLOCK, sums);
                     const float *base =
                         residual ? residual + (first + r) * width + unit * BLOCK : NULL;
                     write_block(target, width, values, base, gated ? up : NULL, valid);

@@ -87,14 +87,11 @@ class PackedWeight:
         rest: int8 ``[columns * int8_depth(inner)]``, the layout of the int8 tiles (``amx``);
             empty for ``avx512``.
         scales: float32 ``[columns]``, the power of two each column's integers are scaled by.
-        offsets: int32 ``[columns]``, zeros for the tiles (the layout of the operator's
-            arguments); empty for ``avx512``.
     """
 
     head: Any
     rest: Any
     scales: Any
-    offsets: Any
 
     @property
     def columns(self) -> int:
@@ -106,12 +103,10 @@ class PackedWeight:
             raise ValueError(f"columns {first}..{first + count} are not whole 32-column blocks")
         inner = self.head.numel() // self.columns
         depth = self.rest.numel() // self.columns
-        offsets = self.offsets.numel() // self.columns
         return PackedWeight(
             self.head[first * inner : (first + count) * inner],
             self.rest[first * depth : (first + count) * depth],
             self.scales[first : first + count],
-            self.offsets[first * offsets : (first + count) * offsets],
         )
 
 
@@ -127,7 +122,7 @@ class SplitKernel:
             self._pack.argtypes = [pointer, integer, integer, pointer]
             self._pack.restype = None
             self._pack_int8 = library.pack_weight_int8
-            self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer, pointer]
+            self._pack_int8.argtypes = [pointer, integer, integer, pointer, pointer]
             self._pack_int8.restype = None
         else:
             self._pack_int16 = library.pack_weight_int16
@@ -135,7 +130,7 @@ class SplitKernel:
             self._pack_int16.restype = None
         self._product = library.split_product
         self._product.argtypes = [
-            pointer, integer, integer, pointer, pointer, pointer, pointer, integer, integer,
+            pointer, integer, integer, pointer, pointer, pointer, integer, integer,
             pointer, ctypes.c_float, pointer, ctypes.c_int, pointer,
         ]  # fmt: skip
         self._product.restype = ctypes.c_int
@@ -167,22 +162,19 @@ class SplitKernel:
             weight = weight.to(torch.float32).contiguous()
             steps = torch.empty(columns * inner, dtype=torch.int16)
             self._pack_int16(weight.data_ptr(), columns, inner, steps.data_ptr(), scales.data_ptr())
-            empty = torch.empty(0, dtype=torch.int8)
-            return PackedWeight(steps, empty, scales, torch.empty(0, dtype=torch.int32))
+            return PackedWeight(steps, torch.empty(0, dtype=torch.int8), scales)
         weight = weight.to(torch.bfloat16).contiguous()
         head = torch.empty(columns * inner, dtype=torch.bfloat16)
         self._pack(weight.data_ptr(), columns, inner, head.data_ptr())
         rest = torch.empty(columns * int8_depth(inner), dtype=torch.int8)
-        offsets = torch.empty(columns, dtype=torch.int32)
         self._pack_int8(
             weight.data_ptr(),
             columns,
             inner,
             rest.data_ptr(),
             scales.data_ptr(),
-            offsets.data_ptr(),
         )
-        return PackedWeight(head, rest, scales, offsets)
+        return PackedWeight(head, rest, scales)
 
     def rest_depth(self, inner: int) -> int:
         """Bytes a column of the int8 layout holds for this build: none for ``avx512``."""
@@ -230,7 +222,7 @@ class SplitKernel:
         residual = None if residual is None else residual.to(torch.float32).contiguous()
         status = self._product(
             inputs.data_ptr(), rows, inner, packed.head.data_ptr(), packed.rest.data_ptr(),
-            packed.scales.data_ptr(), packed.offsets.data_ptr(), columns, SCRATCH_BYTES,
+            packed.scales.data_ptr(), columns, SCRATCH_BYTES,
             None if norm is None else norm.data_ptr(), eps,
             None if residual is None else residual.data_ptr(), int(gated), out.data_ptr(),
         )  # fmt: skip
@@ -309,7 +301,7 @@ def kernel_unavailable_reason() -> str:
 
 @functools.cache
 def split_product_op() -> Any:
-    """``culture_probe::split_product(inputs, head, rest, scales, offsets)``, an operator.
+    """``culture_probe::split_product(inputs, head, rest, scales)``, an operator.
 
     An operator rather than a plain call so that ``torch.compile`` keeps it as one opaque call
     (with a shape-only version for tracing) and fuses the float32 work around it.
@@ -319,16 +311,16 @@ def split_product_op() -> Any:
     @torch.library.custom_op(
         "culture_probe::split_product",
         mutates_args=(),
-        schema="(Tensor inputs, Tensor head, Tensor rest, Tensor scales, Tensor offsets) -> Tensor",
+        schema="(Tensor inputs, Tensor head, Tensor rest, Tensor scales) -> Tensor",
     )
-    def split_product(inputs: Any, head: Any, rest: Any, scales: Any, offsets: Any) -> Any:
+    def split_product(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
         kernel = split_kernel()
         if kernel is None:
             raise RuntimeError(f"the split kernel is not available: {kernel_unavailable_reason()}")
-        return kernel.product(inputs, PackedWeight(head, rest, scales, offsets))
+        return kernel.product(inputs, PackedWeight(head, rest, scales))
 
     @split_product.register_fake
-    def _(inputs: Any, head: Any, rest: Any, scales: Any, offsets: Any) -> Any:
+    def _(inputs: Any, head: Any, rest: Any, scales: Any) -> Any:
         return inputs.new_empty((inputs.shape[0], scales.shape[0]), dtype=torch.float32)
 
     return split_product
