@@ -147,6 +147,10 @@ class ModelShape:
     def linear_flops_per_token(self) -> int:
         return 2 * self.non_embedding_params()
 
+    def after_attention_flops_per_token(self) -> int:
+        """One layer's output projection and MLP, which a fused last layer runs on leaves only."""
+        return 2 * (self.hidden * self.hidden + 3 * self.hidden * self.intermediate)
+
     def attention_flops_per_pair(self) -> int:
         """QK^T and AV for one (query, key) pair over all heads and layers."""
         return 4 * self.hidden * self.layers
@@ -156,9 +160,17 @@ class ModelShape:
 
 
 def packed_flops(
-    shape: ModelShape, sequences: list[list[int]], pack_tokens: int, dtype: str
+    shape: ModelShape,
+    sequences: list[list[int]],
+    pack_tokens: int,
+    dtype: str,
+    leaves_only_after_last_attention: bool = False,
 ) -> dict[str, int]:
-    """FLOPs of the prefix-tree path: every node once, each block's rows against its keys."""
+    """FLOPs of the prefix-tree path: every node once, each block's rows against its keys.
+
+    With fused layers the last layer's output projection and MLP run on the prompts' last nodes
+    alone, so the other nodes' share of them is not counted.
+    """
     from culture_probe.backends.hf import BLOCK_ROWS, pack_prefix_trees
     from culture_probe.backends.tree_attention import DEFAULT_BLOCK_ROWS, tree_blocks
 
@@ -172,6 +184,9 @@ def packed_flops(
         + pairs * shape.attention_flops_per_pair()
         + len(sequences) * shape.logits_flops()
     )
+    if leaves_only_after_last_attention:
+        leaves = sum(len(pack.leaves) for pack in packs)  # one row a prompt, repeats too
+        flops -= (nodes - leaves) * shape.after_attention_flops_per_token()
     return {"tokens": nodes, "flops": flops}
 
 
@@ -454,7 +469,15 @@ def main() -> None:
     parser.add_argument(
         "--no-compile", action="store_true", help="skip the hf row with --option compile=true"
     )
+    parser.add_argument(
+        "--core",
+        action="store_true",
+        help="only the rows the goals are read from (lm-eval, the float32 reference, prefix trees"
+        " in bfloat16 and mixed): the whole study in under half an hour",
+    )
     args = parser.parse_args()
+    if args.core:
+        args.no_gguf = args.no_compile = True
     if args.command == "score":
         score_in_process(args)
         return
@@ -499,8 +522,8 @@ def compare(args: argparse.Namespace) -> None:
         return lambda: run_ours(ours_python, prompts_file, work, dtype, options, extra_env)
 
     @functools.cache  # rows with the same pack size (compiled or not) compute the same FLOPs
-    def tree_flops(pack_tokens: int, dtype: str) -> dict[str, int]:
-        return packed_flops(shape, sequences, pack_tokens, dtype)
+    def tree_flops(pack_tokens: int, dtype: str, fused: bool = False) -> dict[str, int]:
+        return packed_flops(shape, sequences, pack_tokens, dtype, fused)
 
     lm_eval_name = f"lm-eval 0.4.13, {args.dtype}"
     runs: dict[str, Any] = {
@@ -516,10 +539,10 @@ def compare(args: argparse.Namespace) -> None:
         kinds[name] = (every_position, args.dtype, False)
     padded = {"prefix_sharing": False, "batch_size": batch}
     reference_name = "hf, float32, padded batches"
-    for dtype, name in (
-        ("float32", reference_name),
-        (args.dtype, f"hf, {args.dtype}, padded batches"),
-    ):
+    padded_dtypes = [("float32", reference_name)]
+    if not args.core:
+        padded_dtypes.append((args.dtype, f"hf, {args.dtype}, padded batches"))
+    for dtype, name in padded_dtypes:
         runs[name] = ours(dtype, padded)
         kinds[name] = (last_position, dtype, True)
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
@@ -530,15 +553,16 @@ def compare(args: argparse.Namespace) -> None:
         for size in sizes:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
-            kinds[name] = (tree_flops(size, dtype), dtype, True)
+            fused = dtype == "mixed" and split_kernel() is not None
+            kinds[name] = (tree_flops(size, dtype, fused), dtype, True)
     kernel = split_kernel() is not None
-    if "mixed" in dtypes_shared and kernel:
+    if "mixed" in dtypes_shared and kernel and not args.core:
         # transformers' own layers around the kernel's products, as before layers were fused
         size = default_pack_tokens("mixed")
         name = f"hf, mixed, prefix trees ({size}), layer by layer"
         runs[name] = ours("mixed", {"fused_layers": False})
         kinds[name] = (tree_flops(size, "mixed"), "mixed", True)
-    if "mixed" in dtypes_shared and kernel:
+    if "mixed" in dtypes_shared and kernel and not args.core:
         # the same row with MKL's products, as on CPUs where the split kernel cannot run
         size = default_pack_tokens("mixed")
         name = f"hf, mixed with MKL instead of the split kernel, prefix trees ({size})"

@@ -10,7 +10,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from culture_probe.backends.fused import fusable_weights, use_fused_layers
+from culture_probe.backends.fused import fusable_weights, keeps_leaf_rows, use_fused_layers
 from culture_probe.backends.hf import pack_prefix_trees
 from culture_probe.backends.mixed import use_mixed_precision
 from culture_probe.backends.split_kernel import SplitKernel, kernel_unavailable_reason, split_kernel
@@ -131,7 +131,7 @@ def small_llama(seed: int = 11) -> Any:
     return model
 
 
-def tree_forward(model: Any, sequences: list[list[int]]) -> Any:
+def tree_forward(model: Any, sequences: list[list[int]], **extra: Any) -> Any:
     """The last hidden state of one packed prefix tree of ``sequences``, as the backend runs it."""
     [pack] = pack_prefix_trees(sequences)
     with torch.inference_mode():
@@ -141,6 +141,7 @@ def tree_forward(model: Any, sequences: list[list[int]]) -> Any:
             attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool),
             use_cache=False,
             tree_blocks=tree_blocks(pack.positions, rows=16),
+            **extra,
         ).last_hidden_state[0]
 
 
@@ -166,6 +167,26 @@ def test_fused_layers_compute_what_transformers_layers_compute() -> None:
     # both as close to float32 as bfloat16 weights allow, and not float32 itself
     assert (by_layer - exact).abs().max() > 1e-4 * scale
     assert (fused - exact).abs().max() < 2 * (by_layer - exact).abs().max()
+
+
+def test_the_last_layer_keeps_the_leaf_rows_alone_and_their_values_to_the_bit() -> None:
+    generator = torch.Generator().manual_seed(8)
+    trunk = torch.randint(0, 300, (30,), generator=generator).tolist()
+    sequences = [trunk + torch.randint(0, 300, (n,), generator=generator).tolist() for n in (5, 12)]
+    model = small_llama()
+    use_tree_attention(model)
+    use_mixed_precision(model, keep=("lm_head",), pack=True)
+    assert not keeps_leaf_rows(model)
+    use_fused_layers(model)
+    assert keeps_leaf_rows(model)
+    [pack] = pack_prefix_trees(sequences)
+    every_row = tree_forward(model, sequences)
+
+    leaves = torch.tensor(pack.leaves)
+    kept = tree_forward(model, sequences, leaf_rows=leaves)
+
+    assert kept.shape == (2, 128)
+    assert torch.equal(kept, every_row[leaves])
 
 
 def test_calls_other_than_a_packed_tree_go_through_the_layers_own_forward() -> None:

@@ -15,6 +15,13 @@ along. A fused layer is
    one call, each output block of the gate next to the same block of the up projection;
 5. ``x = x + h @ Wd.T``.
 
+The model's last layer can stop early: its keys and values (step 1) and so its attention (step 3)
+need every node, but its output only matters at the rows whose logits are read, one a prompt. Given
+those rows as ``leaf_rows``, the last fused layer keeps them alone after attention, so that its
+output projection and MLP, two thirds of a layer's products, run on a few rows instead of every
+node; the model then returns ``[1, len(leaf_rows), hidden]``. On the values study that is one
+layer in 30 nearly skipped, with the kept rows' values unchanged to the bit (tested).
+
 Every step computes what transformers' layer computes, in float32 and in the same operations,
 except for the order of the norm's sum of squares and the SiLU's exponential (Cephes' where
 PyTorch uses SLEEF's); a difference in the last bit can move an activation's integer step (the
@@ -120,15 +127,23 @@ def use_fused_layers(model: Any) -> int:
     if kernel is None or layers is None:
         return 0
     fused = 0
-    for layer in layers:
+    for index, layer in enumerate(layers):
         weights = fusable_weights(layer)
         if weights is not None:
             own_forward = type(layer).forward.__get__(layer)
+            last = index == len(layers) - 1
             layer.forward = functools.partial(
-                fused_layer_forward, kernel, weights, layer.self_attn, own_forward
+                fused_layer_forward, kernel, weights, layer.self_attn, own_forward, last
             )
             fused += 1
     return fused
+
+
+def keeps_leaf_rows(model: Any) -> bool:
+    """Whether ``model``'s last decoder layer is fused, so that ``leaf_rows`` trims its output."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    forward = getattr(layers[-1], "forward", None) if layers else None
+    return isinstance(forward, functools.partial) and forward.func is fused_layer_forward
 
 
 def fused_layer_forward(
@@ -136,6 +151,7 @@ def fused_layer_forward(
     weights: FusedLayerWeights,
     attention: Any,
     own_forward: Any,
+    last: bool,
     hidden_states: Any,
     attention_mask: Any = None,
     position_ids: Any = None,
@@ -144,7 +160,11 @@ def fused_layer_forward(
     position_embeddings: Any = None,
     **kwargs: Any,
 ) -> Any:
-    """The layer on one packed tree (``tree_blocks`` given); its own forward for anything else."""
+    """The layer on one packed tree (``tree_blocks`` given); its own forward for anything else.
+
+    In the model's ``last`` layer, ``leaf_rows`` (a LongTensor of node indices) keeps only those
+    rows after attention, in that order.
+    """
     blocks = kwargs.get("tree_blocks")
     if blocks is None or past_key_values is not None or hidden_states.shape[0] != 1:
         return own_forward(
@@ -164,6 +184,9 @@ def fused_layer_forward(
     attended = tree_attention_on_rows(
         qkv, blocks, w.heads, w.kv_heads, w.head_dim, float(attention.scaling)
     )
+    leaf_rows = kwargs.get("leaf_rows") if last else None
+    if leaf_rows is not None:
+        attended, residual = attended[leaf_rows], residual[leaf_rows]
     residual = kernel.product(attended, w.output, residual=residual)
     gated = kernel.product(residual, w.gate_up, norm=w.post_norm, eps=w.eps, gated=True)
     return kernel.product(gated, w.down, residual=residual)[None]

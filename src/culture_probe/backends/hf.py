@@ -32,7 +32,7 @@ from culture_probe.backends.base import (
     ScoredPrompt,
     ScoringRequest,
 )
-from culture_probe.backends.fused import use_fused_layers
+from culture_probe.backends.fused import keeps_leaf_rows, use_fused_layers
 from culture_probe.backends.generation import (
     GenerationSettings,
     hf_generate,
@@ -453,7 +453,10 @@ class HFBackend(Backend):
                 device=self.device,
                 dtype=self.activation_dtype,
             )
-            extra = {"tree_blocks": blocks}
+            extra: dict[str, Any] = {"tree_blocks": blocks}
+            if self.fused_layers and keeps_leaf_rows(self.model):
+                # the last layer's output projection and MLP then run on these rows alone
+                extra["leaf_rows"] = torch.tensor(pack.leaves, device=self.device)
         else:
             mask, extra = pack.attention_mask().to(self.device), {}
         hidden = self.model.model(
@@ -463,6 +466,8 @@ class HFBackend(Backend):
             use_cache=False,
             **extra,
         ).last_hidden_state
+        if "leaf_rows" in extra:
+            return hidden[0]
         # only where a prompt ends: the other nodes need no logits
         return hidden[0, pack.leaves]
 
