@@ -109,7 +109,7 @@ def test_the_rotary_embedding_in_place_is_transformers_to_the_bit(kernel: SplitK
     )
 
 
-def small_llama(seed: int = 11) -> Any:
+def small_llama(seed: int = 11, head_dim: int = 32) -> Any:
     """A two-layer Llama of random weights, of the embedded model's proportions, in float32."""
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -119,7 +119,7 @@ def small_llama(seed: int = 11) -> Any:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        head_dim=32,
+        head_dim=head_dim,
         max_position_embeddings=256,
         rms_norm_eps=1e-5,
     )
@@ -145,13 +145,15 @@ def tree_forward(model: Any, sequences: list[list[int]], **extra: Any) -> Any:
         ).last_hidden_state[0]
 
 
-def test_fused_layers_compute_what_transformers_layers_compute() -> None:
+# heads of 64 attend in the kernel, heads of 32 through PyTorch's attention
+@pytest.mark.parametrize("head_dim", [32, 64])
+def test_fused_layers_compute_what_transformers_layers_compute(head_dim: int) -> None:
     generator = torch.Generator().manual_seed(6)
     trunk = torch.randint(0, 300, (40,), generator=generator).tolist()
     sequences = [
         trunk + torch.randint(0, 300, (n,), generator=generator).tolist() for n in (9, 30, 3)
     ]
-    model = small_llama()
+    model = small_llama(head_dim=head_dim)
     use_tree_attention(model)
     exact = tree_forward(model, sequences)
     use_mixed_precision(model, keep=("lm_head",), pack=True)
@@ -162,8 +164,9 @@ def test_fused_layers_compute_what_transformers_layers_compute() -> None:
 
     scale = exact.abs().max()
     # the same float32 steps up to their order, around the same products (measured: 2e-5 with
-    # the tiles; none at all with the AVX-512 build, whose int16 steps absorbed the differences)
-    assert (fused - by_layer).abs().max() < 1e-4 * scale
+    # the tiles; with the AVX-512 build none when PyTorch attends, 9e-5 when the kernel does in
+    # another order, where a last bit moves an int16 step, 1/8191 of its group's largest input)
+    assert (fused - by_layer).abs().max() < 3e-4 * scale
     # both as close to float32 as bfloat16 weights allow, and not float32 itself
     assert (by_layer - exact).abs().max() > 1e-4 * scale
     assert (fused - exact).abs().max() < 2 * (by_layer - exact).abs().max()

@@ -9,6 +9,7 @@ import torch
 from torch.nn.functional import scaled_dot_product_attention
 
 from culture_probe.backends.hf import pack_prefix_trees
+from culture_probe.backends.split_kernel import kernel_unavailable_reason, split_kernel
 from culture_probe.backends.tree_attention import (
     tree_attention_forward,
     tree_attention_on_rows,
@@ -77,6 +78,44 @@ def test_attention_on_projection_rows_is_the_interface_s_attention(rows: int) ->
     )
     assert on_rows.shape == (nodes, 96)
     assert torch.allclose(on_rows, per_head.reshape(nodes, 96), atol=1e-6)
+
+
+@pytest.mark.skipif(
+    split_kernel() is None, reason=f"no split kernel: {kernel_unavailable_reason()}"
+)
+@pytest.mark.parametrize(
+    ("rows", "heads", "kv_heads", "head_dim"),
+    [(1, 9, 3, 64), (5, 9, 3, 64), (32, 9, 3, 64), (64, 4, 4, 128), (7, 2, 1, 64)],
+)
+def test_the_kernel_s_tree_attention_is_dense_masked_attention(
+    rows: int, heads: int, kv_heads: int, head_dim: int
+) -> None:
+    kernel = split_kernel()
+    assert kernel is not None
+    [pack] = pack_prefix_trees(random_pack(seed=rows + heads), pack_tokens=10_000)
+    nodes = len(pack.token_ids)
+    widths = (heads * head_dim, kv_heads * head_dim, kv_heads * head_dim)
+    generator = torch.Generator().manual_seed(rows)
+    states = 3 * torch.randn(nodes, sum(widths), generator=generator)
+    blocks = tree_blocks(pack.positions, rows=rows)
+
+    mine = kernel.tree_attention(states, blocks, heads, kv_heads, head_dim, scaling=0.125)
+
+    # float64 over every pair, the tree's mask keeping each node's ancestors and itself
+    query, key, value = (
+        part.double().view(nodes, -1, head_dim).transpose(0, 1) for part in states.split(widths, 1)
+    )
+    dense = scaled_dot_product_attention(
+        query,
+        key.repeat_interleave(heads // kv_heads, dim=0),
+        value.repeat_interleave(heads // kv_heads, dim=0),
+        attn_mask=pack.attention_mask()[0],
+        scale=0.125,
+    )
+    assert mine.shape == (nodes, heads * head_dim)
+    # float32's rounding of scores of up to about 30, through the exponential: 4e-5 measured,
+    # as much as PyTorch's own float32 attention is off; a wrong key seen or missed is off by ~1
+    assert torch.allclose(mine.double(), dense.transpose(0, 1).reshape(nodes, -1), atol=1e-4)
 
 
 def test_each_block_gathers_only_the_keys_its_rows_can_see() -> None:

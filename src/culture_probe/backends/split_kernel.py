@@ -45,9 +45,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from culture_probe.models import cache_dir
+
+if TYPE_CHECKING:
+    from culture_probe.backends.tree_attention import TreeBlocks
 
 SOURCE = Path(__file__).with_name("split_kernel.c")
 FLAGS = (
@@ -137,6 +140,12 @@ class SplitKernel:
         self._rotary = library.rotary_embedding
         self._rotary.argtypes = [pointer, integer, integer, integer, integer, pointer, pointer]
         self._rotary.restype = None
+        self._attention = library.tree_attention
+        self._attention.argtypes = [
+            pointer, integer, integer, integer, integer, ctypes.c_float, pointer, integer,
+            pointer, integer, integer, pointer, pointer,
+        ]  # fmt: skip
+        self._attention.restype = ctypes.c_int
 
     @staticmethod
     def supports(inner: int, columns: int) -> bool:
@@ -252,6 +261,46 @@ class SplitKernel:
         self._rotary(
             states.data_ptr(), rows, columns, heads, head_dim, cos.data_ptr(), sin.data_ptr()
         )
+
+    @staticmethod
+    def attends(head_dim: int) -> bool:
+        """Whether :meth:`tree_attention` takes heads of ``head_dim``."""
+        return head_dim > 0 and head_dim % 64 == 0
+
+    def tree_attention(
+        self, states: Any, blocks: TreeBlocks, heads: int, kv_heads: int, head_dim: int,
+        scaling: float,
+    ) -> Any:  # fmt: skip
+        """:func:`~culture_probe.backends.tree_attention.tree_attention_on_rows` in the kernel.
+
+        ``states`` is float32 ``[nodes, (heads + 2 kv_heads) head_dim]``, contiguous: each node's
+        query, key and value heads side by side. Each block's rows attend over the block's own
+        keys (not a width padded to the widest block's) and each key head is read once for the
+        query heads that share it; the result, ``[nodes, heads * head_dim]``, is SDPA's up to
+        float32 summation order.
+        """
+        import torch
+
+        nodes = states.shape[0]
+        if not states.is_contiguous() or states.dtype != torch.float32:
+            raise ValueError("tree attention reads a contiguous float32 tensor")
+        if states.shape[1] != (heads + 2 * kv_heads) * head_dim or not self.attends(head_dim):
+            raise ValueError(
+                f"rows of {states.shape[1]} are not {heads} query and 2x{kv_heads} key/value "
+                f"heads of {head_dim} (a multiple of 64)"
+            )
+        keys = blocks.keys.contiguous()
+        widths = torch.tensor(blocks.widths, dtype=torch.int64)
+        ends = blocks.ends.to(torch.int64).contiguous()
+        out = torch.empty((nodes, heads * head_dim), dtype=torch.float32)
+        status = self._attention(
+            states.data_ptr(), nodes, heads, kv_heads, head_dim, scaling, keys.data_ptr(),
+            keys.shape[1], widths.data_ptr(), keys.shape[0], blocks.rows, ends.data_ptr(),
+            out.data_ptr(),
+        )  # fmt: skip
+        if status != 0:
+            raise MemoryError(f"tree attention could not allocate its scratch ({nodes} nodes)")
+        return out
 
 
 @functools.cache

@@ -46,6 +46,7 @@ class TreeBlocks:
     keys: Any  # LongTensor [blocks, width]: node indices, ascending, then padding
     mask: Any  # [blocks, 1, rows, width]: 0 where a row sees a key, -inf elsewhere
     widths: tuple[int, ...]  # each block's own number of keys, without the padding
+    ends: Any  # LongTensor [nodes]: one past each node's subtree, which node i lies in when seen
 
     def pairs(self) -> int:
         """(query, key) pairs of each block's real rows against its own keys, padding left out."""
@@ -104,6 +105,7 @@ def tree_blocks(
         keys=keys.to(device),
         mask=mask[:, None].to(device),
         widths=tuple(widths),
+        ends=ends.to(device),
     )
 
 
