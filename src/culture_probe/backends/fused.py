@@ -28,8 +28,9 @@ node; the model then returns ``[1, len(leaf_rows), hidden]``. On the values stud
 layer in 30 nearly skipped, with the kept rows' values unchanged to the bit (tested).
 
 Every step computes what transformers' layer computes, in float32 and in the same operations,
-except for the order of the norm's sum of squares and the SiLU's exponential (Cephes' where
-PyTorch uses SLEEF's); a difference in the last bit can move an activation's integer step (the
+except for the order of the norm's sum of squares, the SiLU's exponential (Cephes' where
+PyTorch uses SLEEF's) and, where the kernel attends, the attention's order of sums and its
+exponential (Cephes' again); a difference in the last bit can move an activation's integer step (the
 tiles' int8 remainder, AVX-512's int16 value) by one, so the scores agree with the layer-by-layer
 path to within 0.001 bits on the tiles and 0.003 with AVX-512 (tested), not exactly.
 On the whole values study (4,144 prompts) fused layers scored 1.52 times as many prompts a second
