@@ -545,17 +545,17 @@ def compare(args: argparse.Namespace) -> None:
     for dtype, name in padded_dtypes:
         runs[name] = ours(dtype, padded)
         kinds[name] = (last_position, dtype, True)
+    kernel = split_kernel() is not None
     dtypes_shared = [args.dtype] + (["mixed"] if args.dtype == "bfloat16" else [])
-    if split_kernel() is None and args.dtype != "float32":
+    if not kernel and args.dtype != "float32":
         dtypes_shared.append("float32")  # what --dtype auto takes on a CPU without the kernel
     for dtype in dtypes_shared:
         sizes = [512, 1024, 2048] if args.sweep else [default_pack_tokens(dtype)]
         for size in sizes:
             name = f"hf, {dtype}, prefix trees ({size})"
             runs[name] = ours(dtype, {"pack_tokens": size})
-            fused = dtype == "mixed" and split_kernel() is not None
+            fused = dtype == "mixed" and kernel  # mixed layers fuse around the kernel
             kinds[name] = (tree_flops(size, dtype, fused), dtype, True)
-    kernel = split_kernel() is not None
     if "mixed" in dtypes_shared and kernel and not args.core:
         # transformers' own layers around the kernel's products, as before layers were fused
         size = default_pack_tokens("mixed")
