@@ -1,0 +1,188 @@
+"""Soak test of resuming: random ``kill -9`` during scoring, concurrent writers, a damaged chunk.
+
+Scores a small slice of the values study on the embedded model with ``culture-probe score``, killing
+the process with SIGKILL at random moments while it scores, then resuming, until the run finishes; it
+repeats with fresh run folders until ``--kills`` kills have landed during scoring. Along the way it:
+
+- starts a second ``culture-probe score`` on the same folder while the first one scores, and counts
+  how often the second is refused (exit code 2, naming the PID that holds the lock);
+- after some kills, truncates the last chunk file (as a crash in the middle of a write on a file
+  system without atomic rename would), and checks that the resume sets it aside and scores its
+  prompts again.
+
+Every finished run is compared with one uninterrupted run of the same slice: prompts lost, prompts
+scored twice (a prompt id in two chunk files), and the largest difference in any option probability.
+
+Run: python benchmarks/soak.py [--kills 50] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SLICE = ["--items", "family_importance,trust_people", "--proxies", "US,JP,NG"]
+
+
+def score_command(out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "culture_probe.cli", "score", "taxonomy/values.yaml", *SLICE,
+        "--out", str(out), "--chunk-size", "4", "--dtype", "float32",
+    ]  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160", "OMP_NUM_THREADS": "2"}
+
+
+def chunk_files(out: Path) -> list[Path]:
+    return sorted((out / "chunks").glob("chunk-*.parquet"))
+
+
+@dataclass
+class Tally:
+    kills: int = 0
+    runs: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    max_probability_difference: float = 0.0
+    concurrent_tries: int = 0
+    concurrent_refused: int = 0
+    damaged: int = 0
+    damaged_repaired: int = 0
+    resume_seconds: list[float] = field(default_factory=list)
+
+
+def reference_responses(work: Path) -> pd.DataFrame:
+    out = work / "reference"
+    subprocess.run(score_command(out), cwd=REPO, env=environment(), check=True, capture_output=True)
+    return pd.read_parquet(out / "responses.parquet")
+
+
+def kill_while_scoring(out: Path, rng: random.Random, tally: Tally) -> bool:
+    """Start scoring, kill it at a random moment after its first new chunk; True if it finished."""
+    before = len(chunk_files(out))
+    started = time.monotonic()
+    process = subprocess.Popen(
+        score_command(out), cwd=REPO, env=environment(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while len(chunk_files(out)) <= before and process.poll() is None:
+        time.sleep(0.02)
+    tally.resume_seconds.append(time.monotonic() - started)
+    if process.poll() is not None:
+        _check_exit(process)
+        return True
+    if rng.random() < 0.3:
+        try_concurrent(out, tally)
+    time.sleep(rng.uniform(0.0, 1.5))
+    if process.poll() is not None:
+        _check_exit(process)
+        return True
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    tally.kills += 1
+    return False
+
+
+def _check_exit(process: subprocess.Popen[str]) -> None:
+    stderr = process.stderr.read() if process.stderr else ""
+    if process.returncode != 0:
+        raise SystemExit(f"scoring failed with exit code {process.returncode}:\n{stderr[-2000:]}")
+
+
+def try_concurrent(out: Path, tally: Tally) -> None:
+    """A second writer on a folder that is being scored must be refused with the holder's PID."""
+    second = subprocess.run(
+        score_command(out), cwd=REPO, env=environment(), capture_output=True, text=True, timeout=300
+    )
+    tally.concurrent_tries += 1
+    if second.returncode == 2 and "PID" in (second.stdout + second.stderr):
+        tally.concurrent_refused += 1
+
+
+def damage_last_chunk(out: Path, tally: Tally) -> None:
+    files = chunk_files(out)
+    if not files:
+        return
+    last = files[-1]
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    tally.damaged += 1
+
+
+def check_finished(out: Path, reference: pd.DataFrame, tally: Tally, damaged: bool) -> None:
+    chunks = pd.concat(pd.read_parquet(path) for path in chunk_files(out))
+    tally.duplicated += int(chunks["prompt_id"].duplicated().sum())
+    responses = pd.read_parquet(out / "responses.parquet").set_index("prompt_id")
+    expected = reference.set_index("prompt_id")
+    tally.lost += len(set(expected.index) - set(responses.index))
+    shared = expected.index.intersection(responses.index)
+    got = np.stack(responses.loc[shared, "probs"].to_numpy())
+    want = np.stack(expected.loc[shared, "probs"].to_numpy())
+    tally.max_probability_difference = max(
+        tally.max_probability_difference, float(np.abs(got - want).max())
+    )
+    if damaged and any(out.rglob("*.damaged")):
+        tally.damaged_repaired += 1
+    tally.runs += 1
+
+
+def soak(kills: int, seed: int, work: Path) -> Tally:
+    rng = random.Random(seed)
+    reference = reference_responses(work)
+    tally = Tally()
+    while tally.kills < kills:
+        out = work / f"run-{tally.runs}"
+        damaged = False
+        while not kill_while_scoring(out, rng, tally):
+            if not damaged and rng.random() < 0.2:
+                damage_last_chunk(out, tally)
+                damaged = True
+            print(f"\rkills {tally.kills}/{kills}", end="", file=sys.stderr, flush=True)
+        check_finished(out, reference, tally, damaged)
+        shutil.rmtree(out)
+    print(file=sys.stderr)
+    return tally
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="culture-probe-soak-") as work:
+        tally = soak(args.kills, args.seed, Path(work))
+    minutes = (time.monotonic() - started) / 60
+    print(f"## Soak ({date.today()}, {platform.processor() or platform.machine()}, {minutes:.1f} min)")
+    print(f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}`\n")
+    print("| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
+          "max probability difference | second writer refused | damaged chunks repaired |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {tally.kills} | {tally.runs} | {tally.lost} | {tally.duplicated} | "
+        f"{tally.max_probability_difference:.2e} | "
+        f"{tally.concurrent_refused}/{tally.concurrent_tries} | "
+        f"{tally.damaged_repaired}/{tally.damaged} |"
+    )
+    print(f"\nMedian time from start to first new chunk: {np.median(tally.resume_seconds):.1f} s")
+
+
+if __name__ == "__main__":
+    main()
