@@ -104,9 +104,21 @@ def write_xlsx_table(frame: pd.DataFrame, path: str | Path, sheet_name: str = "S
 
 
 def write_csv_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV without its index, formula-like text neutralised, atomically."""
+    """Write ``frame`` as UTF-8 CSV without its index, formula-like text neutralised, atomically.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_csv_table(pd.DataFrame({"title": ["=1+1"], "score": [-1.5]}),
+        ...                        Path(tempfile.mkdtemp()) / "out.csv")
+        >>> path.read_bytes()
+        b"title,score\\r\\n'=1+1,-1.5\\r\\n"
+    """
     safe = csv_safe(frame)
-    return atomic_write(path, lambda temporary: safe.to_csv(temporary, index=False))
+    # RFC 4180 line ends: with a bare "\n" the csv module leaves a cell holding "\r" unquoted,
+    # and every reader then splits the row there.
+    return atomic_write(
+        path, lambda temporary: safe.to_csv(temporary, index=False, lineterminator="\r\n")
+    )
 
 
 def _cell_value(value: object) -> object:
