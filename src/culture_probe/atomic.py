@@ -1,9 +1,9 @@
 """Writing a file (or a folder) whole or not at all: the one atomic write of the package.
 
 Every writer goes through :func:`atomic_output`: the content goes to a temporary file with a unique
-name in the target's folder (so the final rename never crosses a file system), is flushed to disk,
-gets the permissions a plain ``open(path, "w")`` would have given it (``0o666`` less the umask) and
-is renamed over the target. Readers see the old content or the new, never a part; a failure or an
+name in the target's folder (so the final rename never crosses a file system), created as a plain
+``open(path, "w")`` would create it (``0o666`` less the umask), flushed to disk and renamed over
+the target. Readers see the old content or the new, never a part; a failure or an
 interrupt leaves the target as it was and no temporary file behind.
 
 The model cache and the backends use it at every start, so the byte, text and JSON helpers need
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,21 +41,36 @@ TEMPORARY_PREFIX = "."
 TEMPORARY_SUFFIX = ".tmp"
 
 
-def current_umask() -> int:
-    """The process umask. Reading it means setting it; the old value is put back at once."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+def _unique_name(target: Path, kind: str = "") -> Path:
+    """A new hidden name beside ``target``: ``.<name>.<kind><random>.tmp``."""
+    token = secrets.token_hex(6)
+    return target.with_name(f"{TEMPORARY_PREFIX}{target.name}.{kind}{token}{TEMPORARY_SUFFIX}")
 
 
-def default_file_mode() -> int:
-    """``0o666`` less the umask: the mode ``open(path, "w")`` gives a new file.
+def _new_file(target: Path) -> Path:
+    """Create an empty file with a unique name beside ``target``.
 
-    Example:
-        >>> default_file_mode() == 0o666 & ~current_umask()
-        True
+    Created with mode 0o666 so that the kernel applies the umask, as it does for any new file;
+    reading the umask instead would mean changing it, for every thread of the process.
     """
-    return 0o666 & ~current_umask()
+    while True:
+        candidate = _unique_name(target)
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _new_folder(target: Path, kind: str = "") -> Path:
+    """Create an empty folder with a unique name beside ``target`` (mode 0o777 less the umask)."""
+    while True:
+        candidate = _unique_name(target, kind)
+        try:
+            candidate.mkdir(0o777)
+        except FileExistsError:
+            continue
+        return candidate
 
 
 @contextmanager
@@ -68,14 +83,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        prefix=f"{TEMPORARY_PREFIX}{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
-    )
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _new_file(target)
     try:
-        # mkstemp makes the file private (0600); the result should look like any other new file.
-        os.chmod(temporary, default_file_mode())
         yield temporary
         _sync(temporary)
         os.replace(temporary, target)
@@ -127,13 +136,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(
-            prefix=f"{TEMPORARY_PREFIX}{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
-        )
-    )
+    staging = _new_folder(target)
     try:
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700, mkdir would not
         yield staging
         for file in staging.rglob("*"):
             if file.is_file():
@@ -147,10 +151,8 @@ def _swap_folder(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
-    retired = Path(
-        tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{target.name}.old.", dir=target.parent)
-    )
-    os.replace(target, retired)  # replaces the empty placeholder mkdtemp made
+    retired = _new_folder(target, "old.")
+    os.replace(target, retired)  # replaces the empty placeholder
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
 
