@@ -15,15 +15,10 @@ from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 from typer.testing import CliRunner
 
+from culture_probe.agreement import cohen_kappa, fleiss_kappa
+from culture_probe.agreement import ratings_alpha as krippendorff_alpha
 from culture_probe.survey import PaperRecord, build_fields, read_review, write_workbook
-from culture_probe.survey._agreement import (
-    cohen_kappa,
-    compute_agreement,
-    fleiss_kappa,
-    jaccard_distance,
-    krippendorff_alpha,
-    masi_distance,
-)
+from culture_probe.survey._agreement import compute_agreement, jaccard_distance, masi_distance
 from culture_probe.survey.cli import app
 from culture_probe.taxonomy import load_taxonomy
 

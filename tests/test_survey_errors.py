@@ -215,7 +215,7 @@ def test_validate_command_exits_non_zero_and_lists_every_problem(
     result = CliRunner().invoke(
         app, ["validate", str(good), str(workbook), "--taxonomy", str(TAXONOMY)]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     output = result.output
     assert f"{good}: 1 papers, ok" in output and f"{workbook}: 3 papers, 2 error(s)" in output
     assert "row 2" in output and "did you mean 'white-box'?" in output
@@ -230,6 +230,69 @@ def test_merge_refuses_a_sheet_with_errors_and_writes_nothing(
     result = CliRunner().invoke(
         app, ["merge", str(workbook), "-o", str(out), "--taxonomy", str(TAXONOMY)]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "did you mean 'multi-turn'?" in result.output
     assert not out.exists() and list(tmp_path.glob(".tidy*")) == []
+
+
+def test_paper_list_with_a_paper_column_and_years_in_titles(tmp_path: Path) -> None:
+    from culture_probe.survey import read_paper_csv
+
+    path = tmp_path / "papers.csv"
+    path.write_text(
+        "Paper,Authors\n"
+        'Cultural Bias in LLMs (2023),"Smith, A."\n'
+        "Findings of SemEval 2024,Jones\n"
+        "Beyond 2000 Tokens,Lee\n"
+        "Culture Probes [1999],Kim\n",
+        encoding="utf-8",
+    )
+    records = read_paper_csv(path)
+    assert [(r.title, r.year) for r in records] == [
+        ("Cultural Bias in LLMs", 2023),
+        ("Findings of SemEval 2024", 2024),
+        ("Beyond 2000 Tokens", None),
+        ("Culture Probes", 1999),
+    ]
+    assert records[0].paper_id == "smith2023cultural"
+
+
+def test_a_year_column_wins_over_the_title(tmp_path: Path) -> None:
+    from culture_probe.survey import read_paper_csv
+
+    path = tmp_path / "papers.csv"
+    path.write_text("title,year\nA Study (2019),2021\nAnother (2019),n.d.\n", encoding="utf-8")
+    assert [(r.title, r.year) for r in read_paper_csv(path)] == [
+        ("A Study (2019)", 2021),
+        ("Another (2019)", None),
+    ]
+
+
+def test_paper_list_without_a_title_column_names_wanted_and_found_columns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "papers.csv"
+    path.write_text("name,authors,year\nCultural Bias,Smith,2023\n", encoding="utf-8")
+    out = tmp_path / "review.xlsx"
+    result = CliRunner().invoke(
+        app, ["template", "--papers", str(path), "-o", str(out), "--taxonomy", str(TAXONOMY)]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"{path}:1: no 'title' column in the header" in message
+    assert "found columns: 'name', 'authors', 'year'" in message
+    assert "expected a column named 'title', 'paper', 'paper_title'" in message
+    assert not out.exists()
+
+
+def test_long_list_with_a_paper_column_is_imported(tmp_path: Path, fields: tuple) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "Paper,dimension,category\n"
+        "Cultural Bias in LLMs (2023),Demographic,Region\n"
+        "Cultural Bias in LLMs (2023),Demographic,Language\n",
+        encoding="utf-8",
+    )
+    (record,) = import_long_list(path, fields)
+    assert (record.title, record.year) == ("Cultural Bias in LLMs", 2023)
+    assert set(record.labels("demographic")) == {"region", "language"}

@@ -201,7 +201,7 @@ def plan(
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
     if out is not None:
-        from culture_probe.store import atomic_write_parquet
+        from culture_probe.atomic import atomic_write_parquet
 
         atomic_write_parquet(out, prepared.plan)
         console.print(f"plan written to {out}")

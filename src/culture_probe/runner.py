@@ -244,7 +244,7 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     CPS, steering, noise-to-human-signal ratio). A study's annotated short ``answers:`` go to
     ``RUN_DIR/answers.parquet``. Returns the reference path, or None without one.
     """
-    from culture_probe.store import atomic_write_parquet
+    from culture_probe.atomic import atomic_write_parquet
     from culture_probe.study import read_reference
 
     if study.answers is not None:
@@ -269,7 +269,7 @@ def finalise_responses(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:
     none matches): BLEnD's short-answer scoring (Myung et al. 2024), see
     :mod:`culture_probe.importers._short_answer`. Choice rows get NaN and "".
     """
-    from culture_probe.store import atomic_write_parquet
+    from culture_probe.atomic import atomic_write_parquet
 
     responses = run.finalise_responses(plan)
     if not has_short_answers(plan):

@@ -16,10 +16,8 @@ Layout::
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from culture_probe.atomic import atomic_write_bytes
+from culture_probe.atomic import atomic_write_json, atomic_write_parquet
 from culture_probe.columns import RESPONSE_COLUMNS
 from culture_probe.errors import CultureProbeError
 
@@ -47,23 +45,6 @@ VERSIONED_PACKAGES = (
     "scipy",
     "jinja2",
 )
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
-
-
-def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        frame.to_parquet(temporary, index=False)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def package_versions() -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""Agreement of modal answers across wordings and orders: flip rates and Krippendorff's alpha."""
+"""Agreement of modal answers across wordings and orders: modal answers, counts and flip rates.
+
+Krippendorff's alpha and Cohen's kappa themselves are in :mod:`culture_probe.agreement`.
+"""
 
 from __future__ import annotations
 
@@ -54,43 +57,3 @@ def majority_disagreement(counts: np.ndarray) -> np.ndarray:
     coders = counts.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(coders >= 1, 1 - counts.max(axis=1) / coders, np.nan)
-
-
-def krippendorff_alpha(counts: np.ndarray, groups: np.ndarray, ordinal: np.ndarray) -> np.ndarray:
-    """Krippendorff's alpha for many reliability studies at once, from value counts per unit.
-
-    alpha = 1 - (n - 1) sum_ck o_ck d2_ck / sum_ck n_c n_k d2_ck with the coincidence matrix
-    o = sum_u (n_u n_u^T - diag n_u) / (m_u - 1) over units with m_u >= 2 pairable values
-    (Krippendorff 2011, "Computing Krippendorff's alpha-reliability"). The nominal metric is
-    d2 = [c != k]; the ordinal metric is d2_ck = (sum_{g=c..k} n_g - (n_c + n_k) / 2)^2.
-
-    Args:
-        counts: shape (U, K), how many coders gave value k in unit u.
-        groups: shape (U,), integer id 0..G-1 of the study a unit belongs to.
-        ordinal: shape (G,), whether study g uses the ordinal metric (else nominal).
-
-    Returns:
-        alpha per study, shape (G,); NaN where a study has no variation or no pairable unit.
-    """
-    n_groups = len(ordinal)
-    n_values = counts.shape[1]
-    coders = counts.sum(axis=1)
-    pairable = coders >= 2
-    weight = np.where(pairable, 1.0 / np.maximum(coders - 1, 1), 0.0)
-    outer = counts[:, :, None] * counts[:, None, :] - np.einsum(
-        "uk,kl->ukl", counts, np.eye(n_values)
-    )
-    coincidence = np.zeros((n_groups, n_values, n_values))
-    np.add.at(coincidence, groups, outer * weight[:, None, None])
-    marginals = coincidence.sum(axis=2)
-    total = marginals.sum(axis=1)
-    nominal = 1.0 - np.eye(n_values)
-    cumulative = marginals.cumsum(axis=1)
-    between = cumulative[:, None, :] - cumulative[:, :, None]
-    half_difference = (marginals[:, :, None] - marginals[:, None, :]) / 2
-    ordinal_metric = (between + half_difference) ** 2
-    metric = np.where(ordinal[:, None, None], ordinal_metric, nominal[None])
-    observed = (coincidence * metric).sum(axis=(1, 2))
-    expected = (marginals[:, :, None] * marginals[:, None, :] * metric).sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(expected > 0, 1 - (total - 1) * observed / expected, np.nan)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from culture_probe.formatting import format_interval
+
 MAX_SENTENCES = 8
 
 
@@ -159,18 +161,14 @@ def _ranking_sentence(axis: str, ranking: dict[str, Any] | None) -> str | None:
 
 
 def _share(aggregate: dict[str, Any]) -> str:
-    estimate, low, high = aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"]
-    if estimate is None:
-        return "an undetermined share"
-    if low is None or high is None:
-        return f"{estimate:.0%}"
-    return f"{estimate:.0%} (95% CI {low:.0%}-{high:.0%})"
+    return format_interval(
+        aggregate["estimate"],
+        aggregate["ci_low"],
+        aggregate["ci_high"],
+        "{:.0%}",
+        missing="an undetermined share",
+    )
 
 
 def _interval(aggregate: dict[str, Any]) -> str:
-    estimate, low, high = aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"]
-    if estimate is None:
-        return "undetermined"
-    if low is None or high is None:
-        return f"{estimate:.2f}"
-    return f"{estimate:.2f} (95% CI {low:.2f}-{high:.2f})"
+    return format_interval(aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"])

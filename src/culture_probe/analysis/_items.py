@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from culture_probe.analysis._agreement import answer_counts, krippendorff_alpha, modal_answers
+from culture_probe.agreement import krippendorff_alpha
+from culture_probe.analysis._agreement import answer_counts, modal_answers
 from culture_probe.analysis._anova import BOOTSTRAPPED, item_statistics, paraphrase_bootstrap
 from culture_probe.analysis._design import UNIT_COLUMNS, Cube, balanced_cubes
 

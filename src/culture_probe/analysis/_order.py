@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from culture_probe.agreement import cohen_kappa
 from culture_probe.analysis._agreement import modal_answers
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import benjamini_hochberg
@@ -89,20 +90,6 @@ def _order_kappa(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     }
     index = pd.MultiIndex.from_tuples(list(kappas), names=list(UNIT_COLUMNS))
     return pd.Series(list(kappas.values()), index=index, name="order_kappa").reset_index()
-
-
-def cohen_kappa(first: np.ndarray, second: np.ndarray) -> float:
-    """Cohen's kappa of two codings of the same units: (p_o - p_e) / (1 - p_e) (Cohen 1960).
-
-    NaN when chance agreement is already perfect (both codings constant and equal).
-    """
-    labels, codes = np.unique(np.concatenate([first, second]), return_inverse=True)
-    a, b = codes[: len(first)], codes[len(first) :]
-    observed = float(np.mean(a == b))
-    share_a = np.bincount(a, minlength=len(labels)) / len(a)
-    share_b = np.bincount(b, minlength=len(labels)) / len(b)
-    expected = float(share_a @ share_b)
-    return (observed - expected) / (1 - expected) if expected < 1 else float("nan")
 
 
 def displayed_probabilities(rows: pd.DataFrame, probs: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import pandas as pd
 from culture_probe.analysis._analyze import AnalysisResult
 from culture_probe.analysis._summary import finite
 from culture_probe.errors import InputError
+from culture_probe.formatting import format_interval
 
 SHORT_ANSWER_CELL = ("proxy", "language", "wording")
 TABLE_NAME = "short_answer"
@@ -139,8 +140,8 @@ def short_answer_headline(summary: dict[str, Any], names: dict[str, str]) -> lis
     sentences = [
         f"Across {_count(summary['n_items'], 'short-answer question')} "
         f"({_count(summary['n_prompts'], 'prompt')}), "
-        f"{_percent(overall['estimate'])} of the model's answers were among the annotators' "
-        f"answers (95% CI {_interval(overall)}, items resampled)."
+        f"{_interval(overall)} of the model's answers were among the annotators' "
+        "answers (95% interval in brackets, items resampled)."
     ]
     by_language = {k: v for k, v in summary["by_language"].items() if v["n_items"]}
     if len(by_language) > 1:
@@ -172,7 +173,7 @@ def _percent(value: float) -> str:
 
 
 def _interval(rate: dict[str, Any]) -> str:
-    return f"{rate['ci_low']:.0%}-{rate['ci_high']:.0%}"
+    return format_interval(rate["estimate"], rate["ci_low"], rate["ci_high"], "{:.0%}")
 
 
 def short_answer_rows(plan: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 
 from culture_probe.analysis._summary import VERDICTS
+from culture_probe.formatting import format_bounds
 
 if TYPE_CHECKING:
     from culture_probe.analysis._analyze import AnalysisResult
@@ -89,14 +90,10 @@ def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
     low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
     if percent:
         shown = f"{estimate:.0%}"
-        interval = (
-            f"{low:.0%}-{high:.0%}".replace("%-", "-").rstrip("%") if _both(low, high) else ""
-        )
+        interval = format_bounds(low, high, "{:.0%}", compact=True).replace("%", "")
     else:
         shown = _number(estimate)
-        interval = (
-            f"{_number(low, short=True)}-{_number(high, short=True)}" if _both(low, high) else ""
-        )
+        interval = format_bounds(low, high, lambda v: _number(v, short=True), compact=True)
     return f"{shown}\n{interval}" if interval else shown
 
 
@@ -119,17 +116,9 @@ def _short_answer_table(summary: dict[str, Any], headline: list[str]) -> Table:
     for label, rate in rows:
         if rate.get("estimate") is None:
             continue
-        interval = (
-            f"{rate['ci_low']:.0%}-{rate['ci_high']:.0%}"
-            if _both(rate.get("ci_low"), rate.get("ci_high"))
-            else ""
-        )
+        interval = format_bounds(rate.get("ci_low"), rate.get("ci_high"), "{:.0%}", compact=True)
         table.add_row(label, f"{rate['estimate']:.0%}", interval, str(rate.get("n_items", "")))
     return table
-
-
-def _both(low: float | None, high: float | None) -> bool:
-    return low is not None and high is not None
 
 
 def _number(value: float | None, *, short: bool = False) -> str:

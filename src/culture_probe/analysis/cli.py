@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +9,7 @@ import pandas as pd
 from culture_probe.analysis._analyze import AnalysisResult, analyze
 from culture_probe.analysis._short_answer import add_short_answers
 from culture_probe.analysis._tidy import tidy_responses
+from culture_probe.atomic import atomic_write_json, atomic_write_parquet
 from culture_probe.errors import InputError
 from culture_probe.study import SHORT_ANSWER_SCALE
 
@@ -59,25 +58,11 @@ def analyze_run(
 def write_result(result: AnalysisResult, run_dir: Path) -> None:
     """Write the tables and the summary of ``result`` into ``run_dir`` atomically per file."""
     stats_dir = Path(run_dir) / STATS_DIR
-    stats_dir.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for name, table in result.tables.items():
-            target = stats_dir / f"{name}.parquet"
-            temporary = target.with_suffix(".parquet.tmp")
-            staged.append((temporary, target))
-            table.to_parquet(temporary, index=False)
-        summary = {**result.summary, "headline": result.headline}
-        target = Path(run_dir) / SUMMARY_FILE
-        temporary = target.with_suffix(".json.tmp")
-        staged.append((temporary, target))
-        temporary.write_text(json.dumps(summary, indent=2, allow_nan=False), encoding="utf-8")
-    except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise
-    for temporary, target in staged:
-        os.replace(temporary, target)
+    for name, table in result.tables.items():
+        atomic_write_parquet(stats_dir / f"{name}.parquet", table)
+    # The summary goes last, after every table it describes.
+    summary = {**result.summary, "headline": result.headline}
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, summary)
 
 
 def _read(path: Path, hint: str) -> pd.DataFrame:

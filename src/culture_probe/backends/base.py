@@ -141,8 +141,8 @@ def renormalise(mass_per_label: Sequence[float]) -> tuple[tuple[float, ...], flo
     """Renormalise label probabilities; uniform when the labels got no mass at all.
 
     Example:
-        >>> renormalise([0.2, 0.6])
-        ((0.25, 0.75), 0.8)
+        >>> renormalise([0.125, 0.375])
+        ((0.25, 0.75), 0.5)
     """
     total = float(sum(mass_per_label))
     if total <= 0.0:

@@ -42,11 +42,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from culture_probe.atomic import atomic_output
 from culture_probe.models import cache_dir
 
 if TYPE_CHECKING:
@@ -405,10 +405,8 @@ def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> Path:
     target = cache_dir() / "kernels" / f"split_kernel-{digest}.so"
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     # built beside the target and renamed into place: a concurrent process never loads half a file
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        built = Path(scratch) / target.name
+    with atomic_output(target) as built:
         result = subprocess.run(
             [compiler, *flags, "-o", str(built), str(SOURCE)],
             capture_output=True, text=True, timeout=120, check=False,
@@ -416,7 +414,6 @@ def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> Path:
         if result.returncode != 0:
             summary = (result.stderr.strip().splitlines() or ["no output"])[0][:300]
             raise OSError(f"{compiler} exited with {result.returncode}: {summary}")
-        os.replace(built, target)
     return target
 
 

@@ -38,8 +38,8 @@ def checked_shares(
         The shares divided by their sum.
 
     Example:
-        >>> checked_shares([0.3, 0.5], path="d.json", key="distribution", what="Q1")
-        [0.375, 0.625]
+        >>> checked_shares([0.125, 0.375], path="d.json", key="distribution", what="Q1")
+        [0.25, 0.75]
     """
     values = [float(share) for share in shares]
     if any(not math.isfinite(v) or v < 0 for v in values):

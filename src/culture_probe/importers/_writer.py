@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from culture_probe.atomic import atomic_folder
 from culture_probe.columns import REFERENCE_COLUMNS
 from culture_probe.errors import CultureProbeError
 
@@ -91,14 +90,8 @@ def write_study(
     out = Path(out)
     if out.exists() and not overwrite:
         raise CultureProbeError(f"{out} exists; choose another folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         _fill(staging, imported, out, taxonomy_path)
-        _swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out / "study.yaml"
 
 
@@ -137,17 +130,6 @@ def _fill(folder: Path, imported: ImportedStudy, out: Path, taxonomy_path: Path)
 def _dump_yaml(path: Path, payload: dict[str, Any]) -> None:
     text = yaml.safe_dump(payload, allow_unicode=True, sort_keys=False, width=100)
     path.write_text(text, encoding="utf-8")
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    retired = out.with_name(f".{out.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
-    os.replace(out, retired)
-    os.replace(staging, out)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def keep_framings(imported: ImportedStudy, framing_ids: list[str]) -> ImportedStudy:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from culture_probe.formatting import format_interval
 from culture_probe.report._missing import is_missing
 from culture_probe.report._prompts import prompt_blob
 from culture_probe.report._rundir import RunData, load_run
@@ -201,11 +202,9 @@ def _axis_verdict(axis: str, rows: pd.DataFrame, aggregates: dict[str, Any]) -> 
 
 
 def _interval(aggregate: dict[str, Any], value_format: str) -> str:
-    estimate = value_format.format(aggregate["estimate"])
-    low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
-    if low is None or high is None:
-        return estimate
-    return f"{estimate} [{value_format.format(low)}, {value_format.format(high)}]"
+    return format_interval(
+        aggregate["estimate"], aggregate.get("ci_low"), aggregate.get("ci_high"), value_format
+    )
 
 
 def _item_verdict(row: dict[str, Any]) -> Markup:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from culture_probe.formatting import format_interval
 from culture_probe.report._missing import is_missing
 
 Number = float | int | None
@@ -563,10 +564,7 @@ def forest_plot(
             return scale(transform(v) if not log_scale or v > 0 else floor)
 
         x_lo, x_hi, x_est = place(lo), place(hi), place(estimate)
-        tooltip = (
-            f"{label}: {_fmt(estimate, value_format)} "
-            f"[{_fmt(lo, value_format)}, {_fmt(hi, value_format)}]"
-        )
+        tooltip = f"{label}: {format_interval(estimate, lo, hi, value_format, missing='n/a')}"
         if x_lo is not None and x_hi is not None:
             parts.append(
                 _element(

@@ -4,28 +4,24 @@ For every field: Cohen's kappa (two annotators) or Fleiss' kappa (more), with a 
 annotation of the field as one nominal category; Krippendorff's alpha with the nominal distance;
 and, for fields that hold a set of labels, Krippendorff's alpha with the MASI distance (Passonneau
 2006) and with the Jaccard distance, which give partial credit for overlapping sets. Each label of a
-multi-label field is also scored on its own, as a yes/no judgement.
+multi-label field is also scored on its own, as a yes/no judgement. The statistics themselves are
+those of :mod:`culture_probe.agreement`; this module turns sheets into ratings and back.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import combinations
 
 import pandas as pd
 
+from culture_probe.agreement import Value, cohen_kappa, fleiss_kappa, ratings_alpha
 from culture_probe.errors import InputError
 from culture_probe.survey._fields import Field
 from culture_probe.survey._records import PaperRecord, ReviewSheet
 
-Value = Hashable
-Distance = Callable[[Value, Value], float]
-# One row per unit (paper), one entry per annotator; None where the annotator has no value.
-Ratings = Sequence[Sequence[Value | None]]
 AGREEMENT_COLUMNS = (
     "field",
     "label",
@@ -38,11 +34,6 @@ AGREEMENT_COLUMNS = (
     "alpha_jaccard",
     "observed_agreement",
 )
-
-
-def nominal_distance(first: Value, second: Value) -> float:
-    """0 for equal values, 1 otherwise (Krippendorff 2004, nominal metric)."""
-    return 0.0 if first == second else 1.0
 
 
 def jaccard_distance(first: Value, second: Value) -> float:
@@ -74,74 +65,6 @@ def _as_set(value: Value) -> frozenset[Hashable]:
     if isinstance(value, frozenset):
         return value
     return frozenset([value])
-
-
-def krippendorff_alpha(ratings: Ratings, distance: Distance = nominal_distance) -> float:
-    """Krippendorff's alpha for any distance between values, with missing ratings.
-
-    alpha = 1 - D_o / D_e over the pairable values (units with at least two ratings): D_o averages
-    the distance within units, each unit's pairs weighted by 1 / (m_u - 1); D_e averages it over all
-    pairs of pairable values (Krippendorff 2011, "Computing Krippendorff's alpha-reliability").
-    Returns NaN when there is no variation to measure agreement on.
-    """
-    units = [[value for value in unit if value is not None] for unit in ratings]
-    units = [unit for unit in units if len(unit) >= 2]
-    pooled = [value for unit in units for value in unit]
-    n = len(pooled)
-    if n < 2:
-        return math.nan
-    observed = (
-        sum(
-            sum(distance(a, b) for a, b in combinations(unit, 2)) * 2 / (len(unit) - 1)
-            for unit in units
-        )
-        / n
-    )
-    counts = Counter(pooled)
-    values = list(counts)
-    expected = sum(
-        counts[a] * counts[b] * distance(a, b) * 2 for a, b in combinations(values, 2)
-    ) / (n * (n - 1))
-    return math.nan if expected == 0 else 1.0 - observed / expected
-
-
-def cohen_kappa(first: Sequence[Value], second: Sequence[Value]) -> float:
-    """Cohen's kappa of two annotators' nominal ratings of the same units (Cohen 1960).
-
-    kappa = (p_o - p_e) / (1 - p_e), p_e from each annotator's own marginal distribution.
-    NaN when both annotators used a single category (p_e = 1).
-    """
-    if len(first) != len(second) or not first:
-        raise ValueError("two equally long, non-empty rating lists are needed")
-    n = len(first)
-    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
-    first_counts, second_counts = Counter(first), Counter(second)
-    expected = sum(first_counts[v] * second_counts[v] for v in first_counts) / (n * n)
-    return math.nan if expected == 1 else (observed - expected) / (1 - expected)
-
-
-def fleiss_kappa(ratings: Ratings) -> float:
-    """Fleiss' kappa for units each rated by the same number of annotators (Fleiss 1971).
-
-    P_i = (sum_j n_ij^2 - n) / (n (n - 1)) per unit, P_e = sum_j p_j^2 from the pooled category
-    shares; kappa = (mean P_i - P_e) / (1 - P_e).
-    """
-    sizes = {len(unit) for unit in ratings}
-    if len(sizes) != 1 or not ratings or min(sizes) < 2:
-        raise ValueError("every unit needs the same number (>= 2) of ratings")
-    raters = sizes.pop()
-    unit_counts = [Counter(unit) for unit in ratings]
-    agreement = [
-        (sum(c * c for c in counts.values()) - raters) / (raters * (raters - 1))
-        for counts in unit_counts
-    ]
-    pooled: Counter[Value] = Counter()
-    for counts in unit_counts:
-        pooled.update(counts)
-    total = raters * len(ratings)
-    expected = sum((count / total) ** 2 for count in pooled.values())
-    mean_agreement = sum(agreement) / len(agreement)
-    return math.nan if expected == 1 else (mean_agreement - expected) / (1 - expected)
 
 
 @dataclass(frozen=True)
@@ -215,9 +138,9 @@ def _row(
         "annotators": annotators,
         "kappa_statistic": statistic,
         "kappa": kappa,
-        "alpha_nominal": krippendorff_alpha(ratings, nominal_distance),
-        "alpha_masi": krippendorff_alpha(ratings, masi_distance) if is_set else math.nan,
-        "alpha_jaccard": krippendorff_alpha(ratings, jaccard_distance) if is_set else math.nan,
+        "alpha_nominal": ratings_alpha(ratings),
+        "alpha_masi": ratings_alpha(ratings, masi_distance) if is_set else math.nan,
+        "alpha_jaccard": ratings_alpha(ratings, jaccard_distance) if is_set else math.nan,
         "observed_agreement": observed,
     }
 

@@ -23,7 +23,7 @@ from culture_probe.survey._fields import (
     owner_of,
     resolve_field,
 )
-from culture_probe.survey._papers import assign_paper_ids
+from culture_probe.survey._papers import assign_paper_ids, paper_list_header, title_and_year
 from culture_probe.survey._records import Issue, PaperRecord
 from culture_probe.survey._tables import read_csv_rows
 
@@ -69,15 +69,9 @@ def import_long_list(path: str | Path, fields: tuple[Field, ...]) -> list[PaperR
         >>> records = import_long_list("paper_categories.csv", fields)  # doctest: +SKIP
     """
     rows = read_csv_rows(path)
-    header = [name.strip().lower() for name in rows[0]] if rows else []
-    for required in ("title", "category"):
-        if required not in header:
-            raise InputError(
-                f"no '{required}' column in the header",
-                path=path,
-                line=1,
-                hint=did_you_mean(required, header) or f"found: {', '.join(header)}",
-            )
+    if not rows:
+        raise InputError("the paper list is empty", path=path)
+    header = paper_list_header(rows[0], path, required=("title", "category"))
     papers: dict[str, _Paper] = {}
     issues: list[Issue] = []
     for number, cells in enumerate(rows[1:], start=2):
@@ -116,12 +110,11 @@ def _import_row(
 
 def _new_paper(row: _Row) -> _Paper:
     authors = row.cells.get("authors") or row.cells.get("authors_year", "")
-    year_text = row.cells.get("year") or authors
-    year = re.search(r"(19|20)\d{2}", year_text)
+    title, year = title_and_year(row.cells)
     return _Paper(
-        title=row.cells["title"],
+        title=title,
         authors=re.sub(r"\s*\(\d{4}\)\s*$", "", authors),
-        year=int(year.group(0)) if year else None,
+        year=year,
         venue=row.cells.get("venue", ""),
         url=row.cells.get("url", ""),
         paper_id=row.cells.get("paper_id", ""),

@@ -59,6 +59,9 @@ _STOPWORDS = {
 }
 _PAPER_COLUMNS = ("paper_id", "title", "authors", "year", "venue", "url")
 _CSV_ALIASES = {
+    "paper": "title",
+    "paper_title": "title",
+    "paper title": "title",
     "author": "authors",
     "booktitle": "venue",
     "journal": "venue",
@@ -67,6 +70,14 @@ _CSV_ALIASES = {
     "key": "paper_id",
     "bibtex_key": "paper_id",
 }
+
+
+#: Years a title may carry at its end (an earlier or later number is something else).
+YEARS_IN_TITLES = (1950, 2030)
+_TITLE_YEAR = re.compile(
+    r"(?:(?P<open>\s*[(\[])|(?P<separator>\s*[,;\u2013\u2014-]\s*)|\s+)"
+    r"(?P<year>\d{4})(?(open)[)\]])\.?\s*$"
+)
 
 
 class _BibtexScanner:
@@ -248,22 +259,76 @@ def read_bibtex(path: str | Path) -> list[PaperRecord]:
     return records
 
 
+def paper_list_header(
+    names: list[str], path: str | Path, required: tuple[str, ...] = ("title",)
+) -> list[str]:
+    """Column names of a paper list in the papers sheet's terms: ``Paper`` and ``paper_title``
+    read as ``title``, ``author`` as ``authors``, and so on (an alias only where the column it
+    stands for is not there itself).
+
+    Raises:
+        InputError: naming each required column that is missing, its accepted aliases and the
+            columns the file has.
+
+    Example:
+        >>> paper_list_header(["Paper", "Authors", "Year"], "papers.csv")
+        ['title', 'authors', 'year']
+    """
+    lowered = [name.strip().lower() for name in names]
+    header = [
+        _CSV_ALIASES[name] if _CSV_ALIASES.get(name, name) not in lowered else name
+        for name in lowered
+    ]
+    for column in required:
+        if column not in header:
+            aliases = [alias for alias, target in _CSV_ALIASES.items() if target == column]
+            accepted = ", ".join(repr(name) for name in (column, *aliases))
+            found = ", ".join(repr(name.strip()) for name in names if name.strip()) or "none"
+            suggestion = did_you_mean(column, [n for n in lowered if n])
+            raise InputError(
+                f"no '{column}' column in the header (found columns: {found})",
+                path=path,
+                line=1,
+                hint=(f"{suggestion} " if suggestion else "") + f"expected a column named "
+                f"{accepted}",
+            )
+    return header
+
+
+def split_title_year(title: str) -> tuple[str, int | None]:
+    """The year a title carries at its end, and the title without it where it was appended.
+
+    Only a year from 1950 to 2030 counts, and only in brackets or as the last word, so that
+    "Beyond 2000 Tokens" keeps its number. A year in brackets or after a comma or dash is taken
+    off the title; a bare last word stays (it may be part of the name, as in "SemEval 2023").
+
+    Example:
+        >>> split_title_year("Cultural Bias in LLMs (2023)")
+        ('Cultural Bias in LLMs', 2023)
+        >>> split_title_year("Findings of SemEval 2023")
+        ('Findings of SemEval 2023', 2023)
+        >>> split_title_year("Beyond 2000 Tokens"), split_title_year("Model 1234 (1234)")
+        (('Beyond 2000 Tokens', None), ('Model 1234 (1234)', None))
+    """
+    match = _TITLE_YEAR.search(title)
+    if match is None or not YEARS_IN_TITLES[0] <= int(match.group("year")) <= YEARS_IN_TITLES[1]:
+        return title, None
+    year = int(match.group("year"))
+    if match.group("open") or match.group("separator"):
+        return title[: match.start()].rstrip(), year
+    return title, year
+
+
 def read_paper_csv(path: str | Path) -> list[PaperRecord]:
     """Papers of a CSV table with a ``title`` column; other columns as in the papers sheet.
 
-    Rows repeating a title (up to case and punctuation) are the same paper and are skipped.
+    Rows repeating a title (up to case and punctuation) are the same paper and are skipped. With
+    no year column, a year written at the end of the title, "Title (2023)", is read.
     """
     rows = read_csv_rows(path)
     if not rows:
         raise InputError("the paper list is empty", path=path)
-    header = [_CSV_ALIASES.get(name.strip().lower(), name.strip().lower()) for name in rows[0]]
-    if "title" not in header:
-        raise InputError(
-            "no 'title' column in the header",
-            path=path,
-            line=1,
-            hint=did_you_mean("title", header) or f"found: {', '.join(header)}",
-        )
+    header = paper_list_header(rows[0], path)
     records: list[PaperRecord] = []
     seen_titles: set[str] = set()
     for line, cells in enumerate(rows[1:], start=2):
@@ -277,18 +342,30 @@ def read_paper_csv(path: str | Path) -> list[PaperRecord]:
         seen_titles.add(title_key)
         if not row.get("title"):
             raise InputError("empty title", path=path, line=line, key="title")
-        year = re.search(r"\d{4}", row.get("year", "") or row.get("authors_year", ""))
+        title, year = title_and_year(row)
         records.append(
             PaperRecord(
                 paper_id=row.get("paper_id", ""),
-                title=row["title"],
+                title=title,
                 authors=row.get("authors", "") or row.get("authors_year", ""),
-                year=int(year.group(0)) if year else None,
+                year=year,
                 venue=row.get("venue", ""),
                 url=row.get("url", ""),
             )
         )
     return assign_paper_ids(records)
+
+
+def title_and_year(row: dict[str, str]) -> tuple[str, int | None]:
+    """A paper list row's title and year: from the year column, else from "Smith (2023)" in the
+    authors, else from the end of the title."""
+    carriers = row.get("year") or row.get("authors_year") or row.get("authors", "")
+    year = re.search(r"(19|20)\d{2}", carriers)
+    if year is not None:
+        return row["title"], int(year.group(0))
+    if row.get("year"):
+        return row["title"], None  # a year cell that holds no year is not replaced by a guess
+    return split_title_year(row["title"])
 
 
 def read_papers(path: str | Path) -> list[PaperRecord]:

@@ -109,11 +109,40 @@ def parse_table(table: RawTable, fields: tuple[Field, ...]) -> ReviewSheet:
     """Check the header and every cell of ``table``; build a record for every data row."""
     issues: list[Issue] = []
     columns = _parse_header(table, fields, issues)
+    issues += _formula_issues(table)
     records = [
         _parse_row(table, number, cells, columns, fields, issues) for number, cells in table.rows
     ]
     _check_unique_ids(table, records, columns, issues)
     return ReviewSheet(path=table.path, records=records, issues=issues)
+
+
+def _formula_issues(table: RawTable) -> list[Issue]:
+    """One issue per formula cell: an error where no computed value was saved, else a warning.
+
+    A formula with no saved value reads as an empty cell, so a label or a title would silently
+    vanish; one with a value is used as that value, but the value may be stale.
+    """
+    issues: list[Issue] = []
+    texts = {number: cells for number, cells in table.rows}
+    texts[1] = table.header
+    for (row, column), formula in sorted(table.formulas.items()):
+        cells = texts.get(row, [])
+        value = cells[column] if column < len(cells) else ""
+        where = table.where(row, column)
+        if value:
+            problem = f"the cell holds the formula {formula!r}; its saved value '{value}' is used"
+            issues.append(Issue(where, formula, problem, severity="warning"))
+        else:
+            issues.append(
+                Issue(
+                    where,
+                    formula,
+                    f"the cell holds the formula {formula!r} and no value",
+                    allowed="a plain value: copy the cells and paste them as values only",
+                )
+            )
+    return issues
 
 
 def _known_columns(fields: tuple[Field, ...]) -> list[str]:
@@ -246,6 +275,8 @@ def _parse_row(
     for required in REQUIRED_METADATA:
         if required in {c.name for c in columns} and not metadata.get(required):
             index = next(c.index for c in columns if c.name == required)
+            if (number, index) in table.formulas:
+                continue  # reported as a formula cell already
             issues.append(
                 Issue(
                     table.where(number, index),

@@ -10,12 +10,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
@@ -29,12 +26,18 @@ CSV_DELIMITERS = ",;\t|"
 
 @dataclass(frozen=True)
 class RawTable:
-    """A header row and data rows of text, with where they came from (rows are 1-based)."""
+    """A header row and data rows of text, with where they came from (rows are 1-based).
+
+    ``formulas`` maps (row, column index) to the formula text of every cell of a workbook that
+    holds a formula rather than a value; the cell's text is the value last computed for it, if the
+    program that saved the workbook stored one.
+    """
 
     path: str
     sheet: str | None
     header: list[str]
     rows: list[tuple[int, list[str]]]
+    formulas: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def column_letter(self, index: int) -> str:
         return str(get_column_letter(index + 1))
@@ -79,18 +82,34 @@ def cell_text(value: object) -> str:
 
 
 def _read_xlsx(path: Path) -> RawTable:
+    # Two passes: cached values (what the annotator saw) and the formulas behind them, which
+    # openpyxl gives only when it does not read the values.
+    grid = [[cell_text(value) for value in row] for row in _papers_rows(path, data_only=True)]
+    formulas = {
+        (cell.row, cell.column - 1): _formula_text(cell.value)
+        for row in _papers_rows(path, data_only=False, values_only=False)
+        for cell in row
+        if getattr(cell, "data_type", None) == "f"
+    }
+    return _to_table(str(path), PAPERS_SHEET, grid, formulas)
+
+
+def _papers_rows(path: Path, *, data_only: bool, values_only: bool = True) -> list[tuple[Any, ...]]:
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        workbook = load_workbook(path, read_only=True, data_only=data_only)
     except Exception as error:  # openpyxl raises many types for a damaged or foreign file
         raise InputError(f"not a readable .xlsx workbook ({error})", path=path) from None
     try:
         if PAPERS_SHEET not in workbook.sheetnames:
             raise _missing_sheet_error(path, list(workbook.sheetnames))
-        sheet = workbook[PAPERS_SHEET]
-        grid = [[cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+        return list(workbook[PAPERS_SHEET].iter_rows(values_only=values_only))
     finally:
         workbook.close()
-    return _to_table(str(path), PAPERS_SHEET, grid)
+
+
+def _formula_text(value: object) -> str:
+    """``=SUM(A1:A3)`` for a plain formula; array formulas keep theirs in ``text``."""
+    return str(getattr(value, "text", value))
 
 
 def _missing_sheet_error(path: Path, names: list[str]) -> InputError:
@@ -109,7 +128,13 @@ def _missing_sheet_error(path: Path, names: list[str]) -> InputError:
     )
 
 
-def _to_table(path: str, sheet: str | None, grid: list[list[str]]) -> RawTable:
+def _to_table(
+    path: str,
+    sheet: str | None,
+    grid: list[list[str]],
+    formulas: dict[tuple[int, int], str] | None = None,
+) -> RawTable:
+    formulas = formulas or {}
     if not grid or not any(grid[0]):
         where = f"sheet '{sheet}', row 1" if sheet else "row 1"
         raise InputError(
@@ -120,9 +145,10 @@ def _to_table(path: str, sheet: str | None, grid: list[list[str]]) -> RawTable:
     header = _trim(grid[0])
     width = len(header)
     rows = [(number, (cells + [""] * width)[:width]) for number, cells in enumerate(grid[1:], 2)]
-    return RawTable(
-        path=path, sheet=sheet, header=header, rows=[(n, cells) for n, cells in rows if any(cells)]
-    )
+    # A row whose only content is a formula with no computed value still counts: it is reported.
+    formula_rows = {row for row, _ in formulas}
+    kept = [(n, cells) for n, cells in rows if any(cells) or n in formula_rows]
+    return RawTable(path=path, sheet=sheet, header=header, rows=kept, formulas=formulas)
 
 
 def _trim(cells: list[str]) -> list[str]:
@@ -176,31 +202,3 @@ def read_csv_rows(path: str | Path) -> list[list[str]]:
 
 def _read_csv(path: Path) -> RawTable:
     return _to_table(str(path), None, read_csv_rows(path))
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only when the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(handle)
-    # mkstemp creates the file private (0600); give the result the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    try:
-        yield Path(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write`` on a temporary file and move it onto ``path`` once it is complete."""
-    with atomic_output(path) as temporary:
-        write(temporary)
-    return Path(path)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from culture_probe.atomic import atomic_write
 from culture_probe.errors import InputError
+from culture_probe.spreadsheet import write_csv_table, write_xlsx_table
 from culture_probe.survey._fields import Field
 from culture_probe.survey._records import PaperRecord
-from culture_probe.survey._tables import write_atomically
 
 TIDY_COLUMNS = (
     "paper_id",
@@ -63,17 +64,20 @@ def tidy_table(records: list[PaperRecord], fields: tuple[Field, ...]) -> pd.Data
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``table`` as Parquet, CSV or xlsx (by suffix), atomically."""
+    """Write ``table`` as Parquet, CSV or xlsx (by suffix), atomically.
+
+    In CSV and xlsx, text that a spreadsheet would run as a formula is neutralised (see
+    :mod:`culture_probe.spreadsheet`); Parquet keeps every value as it is.
+    """
     suffix = Path(path).suffix.lower()
-    writers = {
-        ".parquet": lambda p: table.to_parquet(p, index=False),
-        ".csv": lambda p: table.to_csv(p, index=False),
-        ".xlsx": lambda p: table.to_excel(p, index=False),
-    }
-    if suffix not in writers:
+    if suffix == ".csv":
+        return write_csv_table(table, path)
+    if suffix == ".xlsx":
+        return write_xlsx_table(table, path)
+    if suffix != ".parquet":
         raise InputError(
             f"cannot write a '{suffix}' table",
             path=path,
             hint="expected a .parquet, .csv or .xlsx output path",
         )
-    return write_atomically(path, writers[suffix])
+    return atomic_write(path, lambda temporary: table.to_parquet(temporary, index=False))

@@ -19,9 +19,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from culture_probe.atomic import atomic_write
+from culture_probe.spreadsheet import write_cell, write_row
 from culture_probe.survey._fields import CHECK_MARK, METADATA_COLUMNS, Field
 from culture_probe.survey._records import PaperRecord
-from culture_probe.survey._tables import CODEBOOK_SHEET, PAPERS_SHEET, write_atomically
+from culture_probe.survey._tables import CODEBOOK_SHEET, PAPERS_SHEET
 
 # Validations cover this many rows beyond the papers given, so that annotators can add papers.
 SPARE_ROWS = 200
@@ -59,7 +61,7 @@ def write_workbook(
     _add_validations(papers, columns, last_row=len(records) + 1 + SPARE_ROWS)
     _write_codebook(workbook.create_sheet(CODEBOOK_SHEET), fields)
     workbook.properties.title = title
-    return write_atomically(path, lambda temporary: workbook.save(temporary))
+    return atomic_write(path, lambda temporary: workbook.save(temporary))
 
 
 def _columns(fields: tuple[Field, ...]) -> list[tuple[str, Field | None, str | None]]:
@@ -77,7 +79,7 @@ def _columns(fields: tuple[Field, ...]) -> list[tuple[str, Field | None, str | N
 
 def _write_header(sheet: Worksheet, columns: list[tuple[str, Field | None, str | None]]) -> None:
     for index, (name, entry, choice_id) in enumerate(columns, start=1):
-        cell = sheet.cell(row=1, column=index, value=name)
+        cell = write_cell(sheet, 1, index, name)
         cell.font = Font(bold=True)
         cell.fill = _HEADER_FILL
         letter = get_column_letter(index)
@@ -126,7 +128,7 @@ def _write_record(
         else:
             value = "; ".join(record.labels(entry.key)) or None
         if value not in (None, ""):
-            sheet.cell(row=row, column=index, value=value)
+            write_cell(sheet, row, index, value)
 
 
 def _add_validations(
@@ -199,13 +201,17 @@ CODEBOOK_COLUMNS = (
 
 
 def _write_codebook(sheet: Worksheet, fields: tuple[Field, ...]) -> None:
-    sheet.append(list(CODEBOOK_COLUMNS))
+    write_row(sheet, 1, list(CODEBOOK_COLUMNS))
+    row = 1
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.fill = _HEADER_FILL
     for entry in fields:
         column = f"{entry.key}:<label_id>" if entry.kind == "multi" else entry.key
-        sheet.append(
+        row += 1
+        write_row(
+            sheet,
+            row,
             [
                 entry.key,
                 column,
@@ -216,12 +222,15 @@ def _write_codebook(sheet: Worksheet, fields: tuple[Field, ...]) -> None:
                 "",
                 "",
                 _KIND_HELP[entry.kind],
-            ]
+            ],
         )
-        sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
+        sheet.cell(row=row, column=1).font = Font(bold=True)
         for choice in entry.choices:
             column = entry.checkbox_column(choice.id) if entry.kind == "multi" else entry.key
-            sheet.append(
+            row += 1
+            write_row(
+                sheet,
+                row,
                 [
                     entry.key,
                     column,
@@ -232,7 +241,7 @@ def _write_codebook(sheet: Worksheet, fields: tuple[Field, ...]) -> None:
                     choice.citation,
                     choice.status,
                     "",
-                ]
+                ],
             )
     for letter, width in zip("ABCDEFGHI", (14, 34, 8, 30, 30, 60, 50, 16, 50), strict=True):
         sheet.column_dimensions[letter].width = width

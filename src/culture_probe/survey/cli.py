@@ -29,6 +29,7 @@ app = typer.Typer(
 _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+USER_ERROR = 2
 
 TaxonomyOption = Annotated[
     Path, typer.Option("--taxonomy", "-t", help="The taxonomy YAML the fields come from.")
@@ -44,12 +45,13 @@ def _fields(taxonomy: Path) -> tuple[Field, ...]:
 
 
 def _guarded(action: Callable[[], T]) -> T:
-    """Run ``action``; a user error is printed without a traceback and exits with status 1."""
+    """Run ``action``; a user error is printed without a traceback and exits with status 2,
+    the status of every user error of ``culture-probe``."""
     try:
         return action()
     except CultureProbeError as error:
         _err.print(f"[red]error:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(USER_ERROR) from None
 
 
 @app.command()
@@ -128,7 +130,7 @@ def validate(
         return failed
 
     if _guarded(run):
-        raise typer.Exit(1)
+        raise typer.Exit(USER_ERROR)
 
 
 @app.command()

@@ -1,0 +1,70 @@
+"""How an estimate and its interval are written, in sentences, tables, tooltips and the terminal.
+
+One way everywhere: ``41% [30%, 52%]`` in running text, ``30-52`` where a table cell is narrow.
+A missing bound (None or NaN) leaves the estimate alone; a missing estimate is said in words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+#: A format string such as ``"{:.2f}"`` or ``"{:.0%}"``, or a function from a number to text.
+ValueFormat = str | Callable[[float], str]
+
+
+def format_interval(
+    estimate: float | None,
+    low: float | None,
+    high: float | None,
+    value_format: ValueFormat = "{:.2f}",
+    *,
+    missing: str = "undetermined",
+) -> str:
+    """``estimate [low, high]``; the estimate alone without both bounds; ``missing`` without it.
+
+    Example:
+        >>> format_interval(0.41, 0.3, 0.52, "{:.0%}")
+        '41% [30%, 52%]'
+        >>> format_interval(0.94, None, None), format_interval(None, 0.1, 0.2)
+        ('0.94', 'undetermined')
+    """
+    if _is_missing(estimate):
+        return missing
+    assert estimate is not None
+    shown = _apply(value_format, estimate)
+    bounds = format_bounds(low, high, value_format)
+    return f"{shown} {bounds}" if bounds else shown
+
+
+def format_bounds(
+    low: float | None,
+    high: float | None,
+    value_format: ValueFormat = "{:.2f}",
+    *,
+    compact: bool = False,
+) -> str:
+    """``[low, high]``, or ``low-high`` when ``compact``; empty when a bound is missing.
+
+    Example:
+        >>> format_bounds(0.195, 0.6, "{:.0%}"), format_bounds(0.195, 0.6, "{:.0%}", compact=True)
+        ('[20%, 60%]', '20%-60%')
+    """
+    if _is_missing(low) or _is_missing(high):
+        return ""
+    assert low is not None and high is not None
+    first, second = _apply(value_format, low), _apply(value_format, high)
+    return f"{first}-{second}" if compact else f"[{first}, {second}]"
+
+
+def _apply(value_format: ValueFormat, value: float) -> str:
+    return value_format.format(value) if isinstance(value_format, str) else value_format(value)
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

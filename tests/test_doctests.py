@@ -1,0 +1,52 @@
+"""Every ``>>>`` example in the package's docstrings runs and shows what it says it shows.
+
+One test per module, so a failure names the module. A module that needs an optional engine which
+is not installed here (vLLM needs a GPU build, Ray is an extra) is skipped with the reason; all
+others must import. The examples run in an empty temporary folder, so an example that writes a
+file leaves nothing in the repository.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import io
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).parents[1] / "src"
+PACKAGE = SOURCE / "culture_probe"
+#: Imports that a module may lack here because they come from an optional extra.
+OPTIONAL_IMPORTS = ("vllm", "ray")
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def _module_names() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _import(name: str) -> object:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing in OPTIONAL_IMPORTS:
+            pytest.skip(f"{name} needs the optional '{missing}', which is not installed")
+        raise
+
+
+@pytest.mark.parametrize("name", _module_names())
+def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _import(name)
+    monkeypatch.chdir(tmp_path)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    report = io.StringIO()
+    for test in finder.find(module, name):
+        runner.run(test, out=report.write)
+    assert runner.failures == 0, report.getvalue()
