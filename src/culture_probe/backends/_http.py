@@ -59,6 +59,31 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     return f"{flat[:limit]!r} (... {len(text)} characters)"
 
 
+def checked_base_url(url: str) -> str:
+    """``url`` without a trailing slash, once it is an http(s) address with a host.
+
+    Example:
+        >>> checked_base_url("http://localhost:8000/v1/")
+        'http://localhost:8000/v1'
+        >>> checked_base_url("localhost:8000/v1")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        culture_probe.errors.CultureProbeError: base_url 'localhost:8000/v1' is not an http(s) ...
+    """
+    try:
+        parsed = httpx.URL(url)
+        fine = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        fine = False
+    if not fine:
+        raise CultureProbeError(
+            f"base_url {url!r} is not an http(s) address; expected one like "
+            "http://localhost:8000/v1 (--option base_url=URL, or the environment variable "
+            "CULTURE_PROBE_BASE_URL or OPENAI_BASE_URL)"
+        )
+    return url.rstrip("/")
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """The wait a ``Retry-After`` header asks for, in seconds; None when absent or unreadable.
 
@@ -199,7 +224,8 @@ def send_json(
             return outcome
         where = f"{method} {exchange.client.base_url}{path.lstrip('/')}"
         if not outcome.transient:
-            raise RequestFailed(f"{where} answered {outcome.describe()}")
+            verb = "answered" if outcome.cause.startswith("HTTP") else "failed with"
+            raise RequestFailed(f"{where} {verb} {outcome.describe()}")
         now = time.monotonic()
         first_failure = now if first_failure is None else first_failure
         remaining = policy.budget_s - (now - first_failure)
@@ -234,6 +260,8 @@ def _attempt(
             raw = _read_capped(response, exchange.max_reply_bytes)
     except httpx.ConnectError as error:
         return Failure(f"ConnectError: {error}", transient=exchange.policy.retry_refused)
+    except httpx.UnsupportedProtocol as error:
+        return Failure(f"UnsupportedProtocol: {error}", transient=False)
     except httpx.TransportError as error:
         # a timeout, a reset, a reply cut short: the next attempt may well get through
         return Failure(f"{type(error).__name__}: {error}")
@@ -279,7 +307,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         Traceback (most recent call last):
         ...
         culture_probe.backends._http.MalformedReply: the reply is not JSON (Unterminated string \
-starting at: line 1 column 14): '{"choices": [{"mess'
+starting at: line 1 column 15): '{"choices": [{"mess'
     """
     text = raw.decode("utf-8", errors="replace")
     try:

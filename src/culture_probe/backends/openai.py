@@ -51,6 +51,7 @@ from culture_probe.backends._http import (
     RequestFailed,
     RetryPolicy,
     RetryStats,
+    checked_base_url,
     quote,
     send_json,
 )
@@ -139,14 +140,16 @@ class OpenAIBackend(Backend):
         **_: Any,
     ) -> None:
         self.model = model
-        self.base_url = str(
-            first_setting(
-                base_url,
-                os.environ.get("CULTURE_PROBE_BASE_URL"),
-                os.environ.get("OPENAI_BASE_URL"),
-                default=DEFAULT_BASE_URL,
+        self.base_url = checked_base_url(
+            str(
+                first_setting(
+                    base_url,
+                    os.environ.get("CULTURE_PROBE_BASE_URL"),
+                    os.environ.get("OPENAI_BASE_URL"),
+                    default=DEFAULT_BASE_URL,
+                )
             )
-        ).rstrip("/")
+        )
         key = first_setting(
             api_key, os.environ.get("CULTURE_PROBE_API_KEY"), os.environ.get("OPENAI_API_KEY")
         )
