@@ -227,6 +227,24 @@ def test_malformed_replies_make_exactly_those_prompts_invalid_and_quote_the_serv
     assert options["retries"] == 0
 
 
+def test_generated_text_and_short_answers_quote_a_malformed_reply_too(
+    faults: FaultServer, requests: list[ScoringRequest]
+) -> None:
+    backend = backend_for(faults, mode="generate", max_new_tokens=4, concurrency=2)
+    faults.fail_prompts({requests[0].user: HTML})
+    with pytest.warns(MalformedReplyWarning, match="1 of 2 replies"):
+        sampled = backend.score(requests[:2])
+    with pytest.warns(MalformedReplyWarning, match="1 of 2 replies"):
+        written = backend.write_short_answers(requests[:2])
+    backend.close()
+    for first, second in (sampled, written):
+        assert first.outcome == "invalid" and first.label_probs == ()
+        assert first.generated.startswith("malformed reply: the reply is not JSON")
+        assert "nginx is busy" in first.generated
+        assert second.generated and "malformed" not in second.generated
+    assert backend.info().options["malformed_replies"] == 2
+
+
 def test_a_server_that_dies_mid_run_stops_with_what_arrived_and_a_rerun_completes_it(
     server: LlamaServer,
     prepared: Any,
