@@ -227,6 +227,19 @@ def test_malformed_replies_make_exactly_those_prompts_invalid_and_quote_the_serv
     assert options["retries"] == 0
 
 
+def test_a_whole_batch_of_malformed_replies_stops_the_run_and_saves_none_of_it(
+    faults: FaultServer, requests: list[ScoringRequest]
+) -> None:
+    backend = backend_for(faults, concurrency=2)
+    faults.fail_for(30, HTML)  # a proxy's error page instead of the API, for every request
+    with pytest.raises(ScoringStopped, match=r"every one of the 4 replies .*nginx is busy") as stop:
+        backend.score(requests[:4])
+    backend.close()
+    # saved as invalid they would be lost: a rerun skips prompts that have a result
+    assert stop.value.completed == {}
+    assert "run the same command again" in str(stop.value)
+
+
 def test_generated_text_and_short_answers_quote_a_malformed_reply_too(
     faults: FaultServer, requests: list[ScoringRequest]
 ) -> None:

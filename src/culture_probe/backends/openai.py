@@ -18,7 +18,9 @@ the budget is spent, or the request budget ``max_requests`` is, the batch stops:
 did arrive are handed to the runner, which saves them, and the same command resumes later. A reply
 that is not a chat completion (truncated JSON, an HTML page, no ``choices``, no log-probabilities in
 ``logprobs`` mode, more than ``max_reply_bytes``) makes that prompt ``invalid``, with the server's
-text quoted in its ``generated`` column; the rest of the run goes on. The retries, the time spent
+text quoted in its ``generated`` column; the rest of the run goes on. A batch of at least
+``MALFORMED_BATCH`` prompts whose replies are all malformed is the server's trouble, not the
+prompts': it stops the run unsaved, so that a rerun scores it again. The retries, the time spent
 waiting and the malformed replies are counted in :meth:`OpenAIBackend.info`.
 
 Options (``--option KEY=VALUE``): ``base_url``, ``api_key`` (else ``CULTURE_PROBE_BASE_URL`` /
@@ -74,6 +76,9 @@ from culture_probe.errors import CultureProbeError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: the most any OpenAI-compatible server returns, and what the hosted API allows
 MAX_TOP_LOGPROBS = 20
+#: a batch at least this large whose replies are all malformed stops the run instead (see
+#: :meth:`OpenAIBackend._check_not_all_malformed`)
+MALFORMED_BATCH = 4
 PROBE_MESSAGES = ({"role": "user", "content": "Answer with one letter: A or B?"},)
 
 
@@ -279,8 +284,9 @@ class OpenAIBackend(Backend):
             # the first failures, before the others are told to stop (and fail for that reason)
             failed = next((f for f in futures if f in done and f.exception() is not None), None)
             if failed is None:
-                self._warn_malformed(self.stats.malformed - malformed_before, len(requests))
-                return [future.result() for future in futures]
+                results = [future.result() for future in futures]
+                self._check_not_all_malformed(results, self.stats.malformed - malformed_before)
+                return results
             self._stop.set()
             for future in futures:
                 future.cancel()
@@ -298,6 +304,23 @@ class OpenAIBackend(Backend):
             "again to resume"
         )
 
+    def _check_not_all_malformed(self, results: list[ScoredPrompt], malformed: int) -> None:
+        """Warn about malformed replies; stop when a whole batch is malformed.
+
+        A few malformed replies are the prompts' own trouble, and those prompts are ``invalid``.
+        A whole batch of them (a proxy's error page, a server that broke) says nothing about the
+        prompts: saving them as ``invalid`` would lose them, since a rerun skips scored prompts.
+        So the batch is not saved, and the same command scores it again later.
+        """
+        if malformed >= MALFORMED_BATCH and malformed == len(results):
+            raise ScoringStopped(
+                f"stopped: every one of the {len(results)} replies in this batch was not a chat "
+                f"completion, so the server at {self.base_url} is not answering as it should; the "
+                f"first: {results[0].generated}. Nothing of this batch is saved (the batches "
+                "before it are); run the same command again once the server answers"
+            )
+        self._warn_malformed(malformed, len(results))
+
     def _warn_malformed(self, count: int, total: int) -> None:
         if count:
             warnings.warn(
@@ -305,7 +328,7 @@ class OpenAIBackend(Backend):
                 "completions; those prompts are recorded as invalid, with the server's text in "
                 "their 'generated' column",
                 MalformedReplyWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _malformed(self, request: ScoringRequest, error: MalformedReply) -> ScoredPrompt:
