@@ -243,10 +243,6 @@ class OpenAIBackend(Backend):
                 starting=True,
             )
             top = top_logprobs_of(reply)
-        except RequestFailed as error:
-            raise CultureProbeError(
-                f"the server's answer to a first test request: {error}"
-            ) from error
         except MalformedReply as error:
             raise self._not_an_api(error) from error
         if top is not None:
