@@ -1,9 +1,11 @@
 """The openai backend against a real OpenAI-compatible server: llama.cpp's, on loopback.
 
 ``python -m llama_cpp.server`` serves the embedded SmolLM2-135M-Instruct GGUF file (Q4_1) and is
-started once for the module. Faults are real too: a small HTTP proxy in front of the server answers
-429 and 5xx for a while or strips the log-probabilities, and one test kills the server process in the
-middle of a ``culture-probe score`` run and restarts it.
+started once for the module. Faults are real too: a small HTTP server in front of it
+(``tests/fault_server.py``) answers 429 and 5xx or strips the log-probabilities, and one test kills
+the server process in the middle of a ``culture-probe score`` run and restarts it. The other faults
+(Retry-After, retry budget, malformed and huge replies, a server dying) are in
+``test_openai_faults.py``.
 
 Agreement with the hf backend. llama.cpp computes with the Q4_1 weights in its own quantized
 kernels, which also quantize the activations to 8 bits (Q8_1 blocks) for each dot product;
@@ -17,15 +19,12 @@ four labels are always inside, so the truncation costs nothing here. See benchma
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -49,136 +48,9 @@ from culture_probe.runner import (
     score_plan,
 )
 from culture_probe.store import RunDirectory
+from fault_server import NO_LOGPROBS, FaultServer, LlamaServer, free_port, status
 
 ITEMS = ("family_importance", "generalised_trust")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LlamaServer:
-    """``python -m llama_cpp.server`` on a loopback port, serving the embedded GGUF file."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> LlamaServer:
-        command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(embedded_gguf()),
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "1",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "llama_cpp.server exited while starting"
-            try:
-                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("llama_cpp.server did not start within 120 s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-class FaultProxy:
-    """An HTTP proxy in front of the server that misbehaves on purpose.
-
-    The first chat requests get the statuses in ``fail_with`` (429 with ``Retry-After: 0``); with
-    ``strip_logprobs`` every reply loses its log-probabilities, as from a server that offers none.
-    """
-
-    def __init__(
-        self, upstream: str, fail_with: tuple[int, ...] = (), strip_logprobs: bool = False
-    ) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.fail_with = list(fail_with)
-        self.strip_logprobs = strip_logprobs
-        self.injected: list[int] = []
-        self.forwarded = 0
-        self.headers: list[dict[str, str]] = []
-        self.lock = threading.Lock()
-        self.client = httpx.Client(timeout=60)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.client.close()
-
-    def _next_fault(self) -> int | None:
-        with self.lock:
-            if self.fail_with:
-                status = self.fail_with.pop(0)
-                self.injected.append(status)
-                return status
-            self.forwarded += 1
-            return None
-
-    def _reply(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("content-length") or 0)
-        body = handler.rfile.read(length) if length else None
-        self.headers.append(dict(handler.headers))
-        status = self._next_fault() if handler.command == "POST" else None
-        if status is not None:
-            payload, headers = (
-                b'{"error": "injected"}',
-                {"Retry-After": "0"} if status == 429 else {},
-            )
-        else:
-            upstream = self.client.request(
-                handler.command,
-                self.upstream + handler.path.removeprefix("/v1"),
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            status, payload, headers = upstream.status_code, upstream.content, {}
-            if self.strip_logprobs and handler.command == "POST":
-                reply = json.loads(payload)
-                for choice in reply.get("choices", []):
-                    choice["logprobs"] = None
-                payload = json.dumps(reply).encode()
-        handler.send_response(status)
-        for name, value in {**headers, "content-type": "application/json"}.items():
-            handler.send_header(name, value)
-        handler.send_header("content-length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                proxy._reply(self)
-
-            def do_POST(self) -> None:
-                proxy._reply(self)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        return Handler
 
 
 @pytest.fixture(scope="module")
@@ -269,25 +141,36 @@ def test_backend_info_names_the_served_model_and_the_mode(server: LlamaServer) -
 def test_429_and_500_answers_for_a_while_are_ridden_out(
     server: LlamaServer, requests: list, direct_results: list
 ) -> None:
-    proxy = FaultProxy(server.url, fail_with=(429, 429, 500, 503, 429, 502))
-    backend = quick(proxy.url, concurrency=2, max_retries=8)
+    proxy = FaultServer(server.url)
+    backend = quick(proxy.url, concurrency=2)
+    codes = (429, 429, 500, 503, 429, 502)
+    proxy.fail_next(*(status(code, "0" if code == 429 else None) for code in codes))
     try:
         results = backend.score(requests[:8])
     finally:
         backend.close()
         proxy.close()
-    assert proxy.injected == [429, 429, 500, 503, 429, 502]
+    assert proxy.injected() == [f"status {code}" for code in codes]
     assert backend.retries == 6
+    assert backend.info().options["retry_causes"] == {
+        "HTTP 429": 3,
+        "HTTP 500": 1,
+        "HTTP 502": 1,
+        "HTTP 503": 1,
+    }
     assert_same_probs(results, direct_results[:8])
 
 
 def test_a_client_error_is_not_retried_and_names_the_status(
     server: LlamaServer, requests: list
 ) -> None:
-    proxy = FaultProxy(server.url, fail_with=(401,))
+    proxy = FaultServer(server.url)
     backend = quick(proxy.url, concurrency=1, mode="logprobs")
+    proxy.fail_next(status(401, body=b'{"error": "invalid api key"}'))
     try:
-        with pytest.raises(ScoringStopped, match="answered 401") as stopped:
+        with pytest.raises(
+            ScoringStopped, match=r"answered HTTP 401: .*invalid api key"
+        ) as stopped:
             backend.score(requests[:3])
     finally:
         backend.close()
@@ -301,7 +184,8 @@ def test_a_client_error_is_not_retried_and_names_the_status(
 def test_a_server_without_logprobs_switches_to_generate_mode_and_says_so(
     server: LlamaServer, prepared: Any, requests: list
 ) -> None:
-    proxy = FaultProxy(server.url, strip_logprobs=True)
+    proxy = FaultServer(server.url)
+    proxy.fail_for(60, NO_LOGPROBS)
     try:
         with pytest.warns(NoLogprobsWarning, match="no log-probabilities"):
             backend = quick(proxy.url, temperature=0.7, max_new_tokens=16)
@@ -390,7 +274,7 @@ def test_the_request_budget_stops_the_run_after_saving_what_it_has(
 def test_base_url_and_api_key_come_from_the_environment(
     server: LlamaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = FaultProxy(server.url)
+    proxy = FaultServer(server.url)
     monkeypatch.delenv("CULTURE_PROBE_BASE_URL", raising=False)
     monkeypatch.delenv("CULTURE_PROBE_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
@@ -407,18 +291,26 @@ def test_base_url_and_api_key_come_from_the_environment(
 
 def test_an_unreachable_server_is_a_clear_error_at_start() -> None:
     port = free_port()
-    with pytest.raises(CultureProbeError, match=f"cannot reach .*127.0.0.1:{port}"):
-        quick(f"http://127.0.0.1:{port}/v1", max_retries=1)
+    started = time.monotonic()
+    # at start-up a refused connection is a wrong base_url, not a server to wait for
+    with pytest.raises(CultureProbeError, match=f"cannot reach .*127.0.0.1:{port}.*ConnectError"):
+        quick(f"http://127.0.0.1:{port}/v1", retry_budget_s=60)
+    assert time.monotonic() - started < 5
 
 
 def test_retry_waits_grow_exponentially_with_jitter_and_honour_retry_after() -> None:
-    policy = RetryPolicy(max_retries=5, backoff=0.5, max_wait=3.0)
+    policy = RetryPolicy(backoff=0.5, max_wait=3.0)
     for attempt, ceiling in enumerate((0.5, 1.0, 2.0, 3.0, 3.0)):
         waits = [policy.wait_before(attempt) for _ in range(200)]
         assert ceiling / 2 <= min(waits) and max(waits) < ceiling
         assert max(waits) - min(waits) > ceiling / 10  # jittered, not a fixed schedule
     assert policy.wait_before(0, retry_after="2") == 2.0
-    assert policy.wait_before(0, retry_after="120") == 3.0
+    # the server's ask is honoured beyond our own longest wait, but never past the budget's end
+    assert policy.wait_before(0, retry_after="120") == 120.0
+    assert policy.wait_before(0, retry_after="120", remaining=7.5) == 7.5
+    assert policy.wait_before(4, remaining=0.25) == 0.25
+    in_a_minute = formatdate(time.time() + 60, usegmt=True)
+    assert 58 <= policy.wait_before(0, retry_after=in_a_minute) <= 60
 
 
 def cli(repo: Path, url: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -427,7 +319,7 @@ def cli(repo: Path, url: str, out: Path) -> subprocess.CompletedProcess[str]:
         sys.executable, "-m", "culture_probe.cli", "score", str(repo / "taxonomy" / "values.yaml"),
         "--items", ",".join(ITEMS), "--proxies", "JP,DE", "--backend", "openai",
         "--option", f"base_url={url}", "--option", "concurrency=1", "--option", "chunk_size=4",
-        "--option", "max_retries=1", "--option", "backoff=0.05", "--out", str(out),
+        "--option", "retry_budget_s=1", "--option", "backoff=0.05", "--out", str(out),
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo)
 

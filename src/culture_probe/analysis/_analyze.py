@@ -86,6 +86,7 @@ def analyze(
     from culture_probe.analysis._position import position_bias
 
     probs = probability_matrix(tidy)
+    _require_some_answer(tidy, probs)
     items = sorted(tidy["item_id"].astype(str).unique())
     item_codes = {item: code for code, item in enumerate(items)}
     kind = tidy["proxy_kind"]
@@ -146,6 +147,21 @@ def _check_arguments(tidy: pd.DataFrame, n_bootstrap: int, n_permutations: int) 
     for name, value in (("n_bootstrap", n_bootstrap), ("n_permutations", n_permutations)):
         if value < 1:
             raise InputError(f"must be at least 1, got {value}", key=name)
+
+
+def _require_some_answer(tidy: pd.DataFrame, probs: np.ndarray) -> None:
+    """Refuse a table where no response has probabilities (every prompt refused or invalid)."""
+    # with no distribution at all the matrix has no columns, and every row would count as finite
+    answered = probs.shape[1] > 0 and bool(np.isfinite(probs).all(axis=1).any())
+    if len(tidy) and not answered:
+        outcomes = ", ".join(f"{n} {name}" for name, n in tidy["outcome"].value_counts().items())
+        raise InputError(
+            f"none of the {len(tidy)} responses has option probabilities ({outcomes})",
+            path="responses.parquet",
+            key="outcome",
+            hint="the 'generated' column shows what the model or server sent; fix the cause and "
+            "score again into a new --out",
+        )
 
 
 def _item_table(

@@ -90,7 +90,9 @@ def _balanced(rows: pd.DataFrame) -> pd.DataFrame:
     full = sizes["n_cells"] == sizes["n_proxies"] * sizes["n_wordings"] * sizes["n_orders"]
     usable = full & sizes[["n_proxies", "n_wordings", "n_orders"]].ge(2).all(axis=1)
     frame = frame.merge(counts[cell], on=cell, how="inner")
-    frame = frame.join(sizes.loc[usable], on="unit", how="inner")
+    # a merge on the column, not join(on=): pandas' inner join can hand back "unit" as the index
+    # too, which breaks the groupby below when some units are not usable
+    frame = frame.merge(sizes.loc[usable].reset_index(), on="unit", how="inner")
     frame["replicate"] = frame.groupby(cell).cumcount()
     return frame.loc[frame["replicate"] < frame["n_seeds"]].reset_index(drop=True)
 

@@ -10,32 +10,53 @@ answers and parses them (``generate`` mode), says so in a warning, and records i
 information that goes into the run's manifest.
 
 Requests run in a thread pool (``concurrency`` at once) over one HTTP connection pool. A request that
-gets 429, a 5xx status, a timeout or a broken connection is retried with exponential backoff and
-jitter (honouring ``Retry-After``). When retries run out, or the request budget ``max_requests`` is
-spent, the batch stops: the results that did arrive are handed to the runner, which saves them, and
-the same command resumes later.
+gets 429, a 5xx status, a timeout or a broken connection is retried for up to ``retry_budget_s``
+seconds from its first failure, waiting as ``Retry-After`` asks (seconds or an HTTP date) or with
+exponential backoff and jitter (:mod:`culture_probe.backends._http`). At start-up a refused
+connection is not retried: nothing listening at ``base_url`` is almost always a typing error. When
+the budget is spent, or the request budget ``max_requests`` is, the batch stops: the results that
+did arrive are handed to the runner, which saves them, and the same command resumes later. A reply
+that is not a chat completion (truncated JSON, an HTML page, no ``choices``, no log-probabilities in
+``logprobs`` mode, more than ``max_reply_bytes``) makes that prompt ``invalid``, with the server's
+text quoted in its ``generated`` column; the rest of the run goes on. A batch of at least
+``MALFORMED_BATCH`` prompts whose replies are all malformed is the server's trouble, not the
+prompts': it stops the run unsaved, so that a rerun scores it again. The retries, the time spent
+waiting and the malformed replies are counted in :meth:`OpenAIBackend.info`.
 
 Options (``--option KEY=VALUE``): ``base_url``, ``api_key`` (else ``CULTURE_PROBE_BASE_URL`` /
 ``OPENAI_BASE_URL`` and ``CULTURE_PROBE_API_KEY`` / ``OPENAI_API_KEY``), ``mode`` (auto, logprobs,
-generate), ``concurrency``, ``max_retries``, ``backoff`` (seconds), ``timeout`` (seconds),
-``max_requests`` (0 = no cap), ``top_logprobs``, ``temperature``, ``max_new_tokens``, ``chunk_size``.
+generate), ``concurrency``, ``retry_budget_s`` (seconds, default 180), ``max_retries`` (a cap
+per request besides the budget; 0 = none), ``backoff`` (seconds), ``timeout`` (seconds),
+``max_requests`` (0 = no cap), ``max_reply_bytes``, ``top_logprobs``, ``temperature``,
+``max_new_tokens``, ``chunk_size``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
-import random
 import threading
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from culture_probe.backends._http import (
+    DEFAULT_MAX_REPLY_BYTES,
+    DEFAULT_RETRY_BUDGET_S,
+    Exchange,
+    MalformedReply,
+    RequestFailed,
+    RetryPolicy,
+    RetryStats,
+    checked_base_url,
+    quote,
+    send_json,
+)
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
@@ -53,9 +74,11 @@ from culture_probe.backends.labels import label_probabilities, label_spellings
 from culture_probe.errors import CultureProbeError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 #: the most any OpenAI-compatible server returns, and what the hosted API allows
 MAX_TOP_LOGPROBS = 20
+#: a batch at least this large whose replies are all malformed stops the run instead (see
+#: :meth:`OpenAIBackend._check_not_all_malformed`)
+MALFORMED_BATCH = 4
 PROBE_MESSAGES = ({"role": "user", "content": "Answer with one letter: A or B?"},)
 
 
@@ -63,32 +86,12 @@ class NoLogprobsWarning(UserWarning):
     """The server returns no log-probabilities: answers are sampled and parsed instead."""
 
 
-class RequestFailed(CultureProbeError):
-    """A request that retrying cannot fix: the server is gone, or refused it outright."""
+class MalformedReplyWarning(UserWarning):
+    """Some replies were not chat completions: those prompts are recorded as ``invalid``."""
 
 
 class BudgetSpent(CultureProbeError):
     """The run's request budget (``max_requests``) is used up."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: attempt k waits ``backoff * 2**k`` scaled by [0.5, 1)."""
-
-    max_retries: int = 6
-    backoff: float = 0.5
-    max_wait: float = 30.0
-
-    def wait_before(self, attempt: int, retry_after: str | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        if retry_after is not None:
-            try:
-                return min(self.max_wait, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: fall back to our own schedule
-        ceiling = min(self.max_wait, self.backoff * 2.0**attempt)
-        # jitter keeps many clients that failed together from retrying together
-        return ceiling * (0.5 + random.random() / 2)
 
 
 class RequestBudget:
@@ -129,7 +132,7 @@ class OpenAIBackend(Backend):
         api_key: str | None = None,
         mode: str = "auto",
         concurrency: int = 8,
-        max_retries: int = 6,
+        max_retries: int = 0,
         backoff: float = 0.5,
         timeout: float = 60.0,
         max_requests: int = 0,
@@ -137,17 +140,21 @@ class OpenAIBackend(Backend):
         temperature: float = 0.7,
         max_new_tokens: int = 32,
         chunk_size: int | None = None,
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         **_: Any,
     ) -> None:
         self.model = model
-        self.base_url = str(
-            first_setting(
-                base_url,
-                os.environ.get("CULTURE_PROBE_BASE_URL"),
-                os.environ.get("OPENAI_BASE_URL"),
-                default=DEFAULT_BASE_URL,
+        self.base_url = checked_base_url(
+            str(
+                first_setting(
+                    base_url,
+                    os.environ.get("CULTURE_PROBE_BASE_URL"),
+                    os.environ.get("OPENAI_BASE_URL"),
+                    default=DEFAULT_BASE_URL,
+                )
             )
-        ).rstrip("/")
+        )
         key = first_setting(
             api_key, os.environ.get("CULTURE_PROBE_API_KEY"), os.environ.get("OPENAI_API_KEY")
         )
@@ -159,14 +166,17 @@ class OpenAIBackend(Backend):
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=self.concurrency),
         )
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
+        self.retry = RetryPolicy(
+            budget_s=float(retry_budget_s), backoff=float(backoff), max_retries=int(max_retries)
+        )
+        self.max_reply_bytes = int(max_reply_bytes)
         self.budget = RequestBudget(max_requests if max_requests > 0 else None)
         self.top_logprobs = max(1, min(MAX_TOP_LOGPROBS, int(top_logprobs)))
         self.generation = GenerationSettings(temperature, max_new_tokens)
         if chunk_size:
             self.preferred_chunk_size = int(chunk_size)
-        self.retries = 0
-        self._retries_lock = threading.Lock()
+        self.stats = RetryStats()
+        self._stop = threading.Event()
         self.mode_note = ""
         self.server_model = self._server_model()
         self.mode = self._choose_mode(require_mode(mode, ("auto", "logprobs", "generate")))
@@ -178,7 +188,7 @@ class OpenAIBackend(Backend):
             "base_url": self.base_url,
             "concurrency": self.concurrency,
             "requests": self.budget.used,
-            "retries": self.retries,
+            **self.stats.as_options(),
         }
         if self.mode == "logprobs":
             options["top_logprobs"] = self.top_logprobs
@@ -199,15 +209,25 @@ class OpenAIBackend(Backend):
             options=options,
         )
 
+    @property
+    def retries(self) -> int:
+        """How many requests were sent again so far (start-up included)."""
+        return self.stats.retries
+
     def _server_model(self) -> str:
         """The model id the server reports for ``model`` (GET /models), or ``model`` itself."""
         try:
-            listing = self._send("GET", "/models")
+            listing = self._send("GET", "/models", starting=True)
         except RequestFailed as error:
             raise CultureProbeError(
-                f"cannot reach an OpenAI-compatible server at {self.base_url}: {error}"
+                f"cannot reach an OpenAI-compatible server at {self.base_url}: {error}; check "
+                "base_url and that the server is running"
             ) from error
-        ids = [str(entry.get("id")) for entry in listing.get("data", []) if entry.get("id")]
+        except MalformedReply as error:
+            raise self._not_an_api(error) from error
+        entries = listing.get("data")
+        entries = entries if isinstance(entries, list) else []
+        ids = [str(entry["id"]) for entry in entries if isinstance(entry, dict) and entry.get("id")]
         if self.model in ids or not ids:
             return self.model
         return ids[0] if len(ids) == 1 else self.model
@@ -215,8 +235,17 @@ class OpenAIBackend(Backend):
     def _choose_mode(self, requested: str) -> str:
         if requested != "auto":
             return requested
-        reply = self._post_chat(self._logprobs_body(list(PROBE_MESSAGES), seed=0))
-        if top_logprobs_of(reply) is not None:
+        try:
+            reply = self._send(
+                "POST",
+                "/chat/completions",
+                self._logprobs_body(list(PROBE_MESSAGES), seed=0),
+                starting=True,
+            )
+            top = top_logprobs_of(reply)
+        except MalformedReply as error:
+            raise self._not_an_api(error) from error
+        if top is not None:
             return "logprobs"
         self.mode_note = (
             "the server returned no log-probabilities, so answers are sampled and parsed "
@@ -224,6 +253,12 @@ class OpenAIBackend(Backend):
         )
         warnings.warn(f"{self.base_url}: {self.mode_note}", NoLogprobsWarning, stacklevel=3)
         return "generate"
+
+    def _not_an_api(self, error: MalformedReply) -> CultureProbeError:
+        return CultureProbeError(
+            f"the server at {self.base_url} does not answer like an OpenAI-compatible API: {error}; "
+            "base_url should be the API's address (often ending in /v1)"
+        )
 
     # --- scoring --------------------------------------------------------------------------------
 
@@ -237,12 +272,18 @@ class OpenAIBackend(Backend):
         one: Callable[[ScoringRequest], ScoredPrompt],
     ) -> list[ScoredPrompt]:
         """Run ``one`` over the requests, ``concurrency`` at a time; stop all on the first failure."""
+        self._stop.clear()
+        malformed_before = self.stats.malformed
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [pool.submit(one, request) for request in requests]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            # the first failures, before the others are told to stop (and fail for that reason)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
             if failed is None:
-                return [future.result() for future in futures]
+                results = [future.result() for future in futures]
+                self._check_not_all_malformed(results, self.stats.malformed - malformed_before)
+                return results
+            self._stop.set()
             for future in futures:
                 future.cancel()
         # the pool has drained: requests that were already in flight have finished
@@ -259,27 +300,71 @@ class OpenAIBackend(Backend):
             "again to resume"
         )
 
-    def _score_logprobs(self, request: ScoringRequest) -> ScoredPrompt:
-        reply = self._post_chat(self._logprobs_body(request.messages(), request.seed))
-        top = top_logprobs_of(reply)
-        if top is None:
-            raise RequestFailed(
-                f"the server stopped returning log-probabilities (prompt {request.prompt_id}); "
-                "use --option mode=generate"
+    def _check_not_all_malformed(self, results: list[ScoredPrompt], malformed: int) -> None:
+        """Warn about malformed replies; stop when a whole batch is malformed.
+
+        A few malformed replies are the prompts' own trouble, and those prompts are ``invalid``.
+        A whole batch of them (a proxy's error page, a server that broke) says nothing about the
+        prompts: saving them as ``invalid`` would lose them, since a rerun skips scored prompts.
+        So the batch is not saved, and the same command scores it again later.
+        """
+        if malformed >= MALFORMED_BATCH and malformed == len(results):
+            raise ScoringStopped(
+                f"stopped: every one of the {len(results)} replies in this batch was not a chat "
+                f"completion, so the server at {self.base_url} is not answering as it should; the "
+                f"first: {results[0].generated}. Nothing of this batch is saved (the batches "
+                "before it are); run the same command again once the server answers"
             )
+        self._warn_malformed(malformed, len(results))
+
+    def _warn_malformed(self, count: int, total: int) -> None:
+        if count:
+            warnings.warn(
+                f"{self.base_url}: {count} of {total} replies in this batch were not chat "
+                "completions; those prompts are recorded as invalid, with the server's text in "
+                "their 'generated' column",
+                MalformedReplyWarning,
+                stacklevel=5,
+            )
+
+    def _malformed(self, request: ScoringRequest, error: MalformedReply) -> ScoredPrompt:
+        """An ``invalid`` result that keeps what the server said, for the user to read."""
+        self.stats.record_malformed()
+        return ScoredPrompt(request.prompt_id, (), 0.0, "invalid", f"malformed reply: {error}")
+
+    def _score_logprobs(self, request: ScoringRequest) -> ScoredPrompt:
+        try:
+            reply = self._post_chat(self._logprobs_body(request.messages(), request.seed))
+            top = top_logprobs_of(reply)
+            if top is None:
+                raise MalformedReply(
+                    "the reply has no log-probabilities (--option mode=generate reads a server "
+                    f"without them): {quote(json.dumps(reply))}"
+                )
+        except MalformedReply as error:
+            return self._malformed(request, error)
         probs, mass = label_probabilities(
             top.get, [label_spellings(label) for label in request.option_labels]
         )
         return ScoredPrompt(request.prompt_id, probs, mass)
 
     def _score_generate(self, request: ScoringRequest) -> ScoredPrompt:
-        return generated_result(request, self._sampled_text(request))
+        try:
+            text = self._sampled_text(request)
+        except MalformedReply as error:
+            return self._malformed(request, error)
+        return generated_result(request, text)
+
+    def _write_short_answer(self, request: ScoringRequest) -> ScoredPrompt:
+        try:
+            text = self._sampled_text(request)
+        except MalformedReply as error:
+            return self._malformed(request, error)
+        return short_answer_result(request, text)
 
     def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Free-text answers under each prompt's seed, with the generate mode's decoding."""
-        return self._run_all(
-            requests, lambda request: short_answer_result(request, self._sampled_text(request))
-        )
+        return self._run_all(requests, self._write_short_answer)
 
     def short_answer_decoding(self) -> dict[str, Any]:
         return {
@@ -314,52 +399,59 @@ class OpenAIBackend(Backend):
     def _post_chat(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._send("POST", "/chat/completions", body)
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One API call with retries; raises RequestFailed when retrying cannot help."""
-        attempt = 0
-        while True:
-            self.budget.spend()
-            try:
-                response = self.client.request(method, path, json=body)
-            except httpx.TransportError as error:
-                problem, retry_after = f"{type(error).__name__}: {error}", None
-            else:
-                if response.status_code < 400:
-                    payload: dict[str, Any] = response.json()
-                    return payload
-                if response.status_code not in RETRY_STATUSES:
-                    raise RequestFailed(
-                        f"{method} {self.base_url}{path} answered {response.status_code}: "
-                        f"{response.text[:300]}"
-                    )
-                problem = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("retry-after")
-            if attempt >= self.retry.max_retries:
-                raise RequestFailed(
-                    f"the server at {self.base_url} failed {attempt + 1} time(s) in a row "
-                    f"(last: {problem})"
-                )
-            with self._retries_lock:
-                self.retries += 1
-            time.sleep(self.retry.wait_before(attempt, retry_after))
-            attempt += 1
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None = None, starting: bool = False
+    ) -> dict[str, Any]:
+        """One API call, retried within ``retry_budget_s``; see :func:`send_json`.
+
+        ``starting``: the calls that start the backend, where a refused connection means a wrong
+        ``base_url`` rather than a server restarting, so it is not retried.
+        """
+        policy = dataclasses.replace(self.retry, retry_refused=False) if starting else self.retry
+        exchange = Exchange(
+            self.client, policy, self.stats, self._stop, self.budget.spend, self.max_reply_bytes
+        )
+        return send_json(exchange, method, path, body)
 
     def close(self) -> None:
         self.client.close()
+
+
+def first_choice(reply: dict[str, Any]) -> dict[str, Any]:
+    """The first of a reply's ``choices``; MalformedReply (quoting the reply) when there is none."""
+    choices = reply.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedReply(f"the reply has no choices: {quote(json.dumps(reply))}")
+    choice: dict[str, Any] = choices[0]
+    return choice
 
 
 def top_logprobs_of(reply: dict[str, Any]) -> dict[str, float] | None:
     """Token text -> log-probability for the first generated token, or None if absent.
 
     Where two tokens decode to the same text, the more probable one is kept.
+
+    Raises:
+        MalformedReply: the reply has no ``choices``, or log-probabilities that are not numbers.
     """
-    choices = reply.get("choices") or []
-    logprobs = (choices[0].get("logprobs") if choices else None) or {}
-    content = logprobs.get("content") or []
-    if not content or not content[0].get("top_logprobs"):
+    logprobs = first_choice(reply).get("logprobs") or {}
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
         return None
+    entries = content[0].get("top_logprobs")
+    if not isinstance(entries, list) or not entries:
+        return None
+    try:
+        return _best_per_token(entries)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise MalformedReply(
+            f"the reply's log-probabilities do not read ({error}): {quote(json.dumps(reply))}"
+        ) from None
+
+
+def _best_per_token(entries: list[Any]) -> dict[str, float]:
     table: dict[str, float] = {}
-    for entry in content[0]["top_logprobs"]:
+    for entry in entries:
         token, logprob = str(entry.get("token", "")), entry.get("logprob")
         if logprob is None or not math.isfinite(float(logprob)):
             continue
@@ -368,10 +460,14 @@ def top_logprobs_of(reply: dict[str, Any]) -> dict[str, float] | None:
 
 
 def message_text(reply: dict[str, Any]) -> str:
-    """The assistant's text in a chat-completions reply ("" when there is none)."""
-    choices = reply.get("choices") or []
-    message = (choices[0].get("message") if choices else None) or {}
-    return str(message.get("content") or "")
+    """The assistant's text in a chat-completions reply ("" when there is none).
+
+    Raises:
+        MalformedReply: the reply has no ``choices``.
+    """
+    message = first_choice(reply).get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return str(content or "")
 
 
 def _finished_results(futures: Sequence[Future[ScoredPrompt]]) -> dict[int, ScoredPrompt]:
