@@ -406,13 +406,17 @@ def run_study(
     prepared = prepare(settings.study, settings.filters)
     events.prepared(prepared)
     with ExitStack() as held:
+        # Held from the first write to the report. A busy --out is refused before the model loads;
+        # the default folder is named by the model, so it is locked once the model has loaded.
+        if settings.out is not None:
+            held.enter_context(run_lock(settings.out))
         with _backend_for(settings, backend, events) as engine:
             run_dir = settings.out or default_run_dir(
                 prepared, build_manifest(prepared, engine), settings.reports_root
             )
-            # Held from the first write to the report; the model is released before analysis.
             held.enter_context(run_lock(run_dir))
             responses = score_study(prepared, engine, run_dir, settings.chunk_size, events)
+        # the model is released before the analysis
         result = RunResult(run_dir, prepared, responses)
         if analyse:
             result.analysis = analyze_run_dir(run_dir, bootstrap, events)
