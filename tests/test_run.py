@@ -10,13 +10,23 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
-from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan, to_canonical
+from culture_probe.errors import CultureProbeError
+from culture_probe.runner import (
+    PlanFilter,
+    RunSettings,
+    prepare,
+    requests_for,
+    run_study,
+    score_plan,
+    to_canonical,
+)
 from culture_probe.store import RunDirectory
 
 SLICE = ["--items", "family_importance", "--proxies", "JP,NG"]
@@ -146,7 +156,6 @@ def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
 def test_a_run_directory_refuses_another_design(
     tmp_path: Path, repo: Path, hf_backend: object
 ) -> None:
-    from culture_probe.errors import CultureProbeError
     from culture_probe.runner import build_manifest
 
     first = prepare(
@@ -196,3 +205,38 @@ def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
     assert rate.add(1024, now=74.0) == "32.0 prompts/s"  # 2,048 in 64 s
     assert rate.add(96, now=75.0) == "33.0 prompts/s"  # 2,144 in 65 s, not the last chunk's 96/s
     assert ScoringRate(started=5.0).add(3, now=5.0) == ""  # no time has passed yet
+
+
+def test_a_damaged_chunk_is_set_aside_and_its_prompts_scored_again(
+    tmp_path: Path, repo: Path, hf_backend: object, recording_events: Any
+) -> None:
+    settings = RunSettings(
+        study=repo / "taxonomy" / "values.yaml",
+        out=tmp_path / "run",
+        filters=PlanFilter(items=("family_importance",), proxies=("JP",)),
+        chunk_size=10,
+    )
+    whole = run_study(settings, backend=hf_backend, analyse=False)  # type: ignore[arg-type]
+    chunks = sorted((settings.out / "chunks").glob("chunk-*.parquet"))  # type: ignore[operator]
+    assert [len(pd.read_parquet(path)) for path in chunks] == [10, 10, 4]
+    # a disk that filled up, or a copy cut short, leaves a chunk that does not read
+    last = chunks[-1]
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(CultureProbeError, match=f"{last.name}.*run the same command again"):
+        RunDirectory(settings.out).scored()  # type: ignore[arg-type]
+
+    events = recording_events()
+    resumed = run_study(settings, backend=hf_backend, analyse=False, events=events)  # type: ignore[arg-type]
+
+    damaged = last.with_name(last.name + ".damaged")
+    assert events.set_aside == [damaged] and len(damaged.read_bytes()) == 100  # kept, not lost
+    assert events.resumed == (24, 20) and events.advanced == 4
+    repairs = json.loads((settings.out / "manifest.json").read_text())["repairs"]  # type: ignore[operator]
+    assert [repair["set_aside"] for repair in repairs] == ["chunks/chunk-000003.parquet.damaged"]
+    saved = pd.concat(pd.read_parquet(p) for p in (settings.out / "chunks").glob("*.parquet"))  # type: ignore[operator]
+    assert len(saved) == 24 and saved["prompt_id"].is_unique  # nothing lost, nothing twice
+    pd.testing.assert_frame_equal(resumed.responses, whole.responses)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(settings.out / "responses.parquet"),
+        whole.responses,  # type: ignore[operator]
+    )
