@@ -25,7 +25,7 @@ from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, Scorin
 from culture_probe.design import build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError, expected_one_of
 from culture_probe.events import ProgressCallback, RunEvents
-from culture_probe.store import RunDirectory, run_lock
+from culture_probe.store import RunDirectory, disk_errors, run_lock
 from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
 
 if TYPE_CHECKING:
@@ -511,7 +511,7 @@ def analyze_run_dir(
 
     events = events or RunEvents()
     _require_run_dir(run_dir)
-    with run_lock(run_dir), events.loading("analysing"):
+    with run_lock(run_dir), events.loading("analysing"), disk_errors(run_dir / "stats"):
         result = analyze_run(run_dir, n_bootstrap=bootstrap)
     events.analysed(result)
     return result
@@ -522,7 +522,7 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
     from culture_probe.report import render_run_report
 
     _require_run_dir(run_dir)
-    with run_lock(run_dir):
+    with run_lock(run_dir), disk_errors(out or run_dir / "report.html"):
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
