@@ -240,3 +240,30 @@ def test_a_damaged_chunk_is_set_aside_and_its_prompts_scored_again(
         pd.read_parquet(settings.out / "responses.parquet"),
         whole.responses,  # type: ignore[operator]
     )
+
+
+def test_a_backend_failing_mid_run_keeps_what_was_scored_and_says_what_to_do(
+    tmp_path: Path, repo: Path
+) -> None:
+    plan = prepare(
+        repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("JP",))
+    ).plan
+
+    class RunsOutOfMemory(Backend):
+        preferred_chunk_size = 10
+        calls = 0
+
+        def info(self) -> BackendInfo:
+            return BackendInfo("failing", "none", "0", "float32")
+
+        def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return [ScoredPrompt(r.prompt_id, (0.4, 0.3, 0.2, 0.1), 0.9) for r in requests]
+
+    run = RunDirectory(tmp_path)
+    with pytest.raises(CultureProbeError, match=r"out of memory.*lower --batch-size") as failed:
+        score_plan(run, plan, RunsOutOfMemory())
+    assert isinstance(failed.value.__cause__, RuntimeError)
+    assert len(run.scored()) == 10  # the first chunk is kept for the resume

@@ -203,11 +203,30 @@ def score_plan(
             except ScoringStopped as stopped:
                 _save_completed(run, part, stopped)
                 raise
+            except CultureProbeError:
+                raise
+            except Exception as error:  # a model or a server failing in its own library's terms
+                raise _backend_failure(error, backend, scored) from error
             run.append_chunk(results)
             scored += len(part)
             if on_progress is not None:
                 on_progress(len(part))
     return scored
+
+
+def _backend_failure(error: Exception, backend: Backend, saved: int) -> CultureProbeError:
+    """The user's message for a backend that failed in the middle of scoring."""
+    text = f"{type(error).__name__}: {_first_line(error)}"
+    out_of_memory = isinstance(error, MemoryError) or "out of memory" in text.lower()
+    todo = (
+        "lower --batch-size (or --option batch_size) and run the same command again"
+        if out_of_memory
+        else "run the same command again to resume; --debug shows the traceback"
+    )
+    return CultureProbeError(
+        f"the {backend.info().backend} backend failed while scoring ({text}); the prompts scored "
+        f"before it ({saved} in this session) are saved: {todo}"
+    )
 
 
 def _by_scoring(chunk: pd.DataFrame, backend: Backend) -> Iterator[tuple[pd.DataFrame, ScoreCall]]:
