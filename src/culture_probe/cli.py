@@ -10,6 +10,8 @@ answers at once.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +44,10 @@ class ErrorReportingGroup(TyperGroup):
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader went away (`culture-probe ... | head`): nothing left to tell anyone
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never closed
+            ctx.exit(1)
         except (CultureProbeError, OSError) as error:
             if ctx.params.get("debug"):
                 raise
