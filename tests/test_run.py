@@ -267,3 +267,26 @@ def test_a_backend_failing_mid_run_keeps_what_was_scored_and_says_what_to_do(
         score_plan(run, plan, RunsOutOfMemory())
     assert isinstance(failed.value.__cause__, RuntimeError)
     assert len(run.scored()) == 10  # the first chunk is kept for the resume
+
+
+def test_a_chunk_number_damaged_twice_keeps_both_damaged_files(tmp_path: Path) -> None:
+    run = RunDirectory.open(tmp_path, {"run_key": "k", "plan_hash": "h"}, pd.DataFrame())
+
+    def results(*ids: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"prompt_id": list(ids), "probs": [[1.0, 0.0]] * len(ids), "option_mass": 1.0}
+        ).assign(answer=0, outcome="answered", generated="")
+
+    run.append_chunk(results("a", "b"))
+    for attempt in range(2):
+        damaged = run.append_chunk(results("c"))
+        damaged.write_bytes(b"PAR1 cut short")
+        assert run.set_aside_damaged_chunks() == [
+            damaged.with_name(damaged.name + (".damaged", ".damaged-2")[attempt])
+        ]
+    assert list(run.scored()["prompt_id"]) == ["a", "b"]  # c counts as not scored: it is redone
+    repairs = run.manifest()["repairs"]
+    assert [repair["set_aside"] for repair in repairs] == [
+        "chunks/chunk-000002.parquet.damaged",
+        "chunks/chunk-000002.parquet.damaged-2",
+    ]

@@ -121,7 +121,6 @@ class RunDirectory:
             return run
         with disk_errors(path, "creating"):
             path.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(path / PLAN, plan)
         full = {
             **manifest,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -129,8 +128,14 @@ class RunDirectory:
             "platform": platform.platform(),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
-        # The manifest is written last: a folder without one is not yet a run.
-        atomic_write_json(path / MANIFEST, full)
+        # The manifest is written last: a folder without one is not yet a run, and a plan written
+        # without its manifest (the disk filled up in between) is taken away again.
+        try:
+            atomic_write_parquet(path / PLAN, plan)
+            atomic_write_json(path / MANIFEST, full)
+        except BaseException:
+            (path / PLAN).unlink(missing_ok=True)
+            raise
         return run
 
     def _check_same_run(self, manifest: dict[str, Any]) -> None:
@@ -182,7 +187,7 @@ class RunDirectory:
             try:
                 pd.read_parquet(path)
             except Exception as error:  # pyarrow raises several types for a damaged file
-                target = path.with_name(path.name + DAMAGED_SUFFIX)
+                target = _unused_name(path.with_name(path.name + DAMAGED_SUFFIX))
                 with disk_errors(target, "setting aside"):
                     os.replace(path, target)
                 self._record_repair(target, error)
@@ -230,6 +235,15 @@ class RunDirectory:
     def _temporaries(self) -> Iterable[Path]:
         yield from self.path.glob(".*.tmp")
         yield from (self.path / CHUNKS).glob(".*.tmp")
+
+
+def _unused_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: a chunk number can be set aside more than once."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
 
 
 def _read_chunk(path: Path) -> pd.DataFrame:
