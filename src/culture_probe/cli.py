@@ -160,11 +160,7 @@ def global_options(
         bool, typer.Option("--debug", help="Show the full traceback when a command fails.")
     ] = False,
 ) -> None:
-    """Probe language models for cultural bias, and measure how much of what you see is culture
-    and how much is the wording of the prompt.
-
-    Start with:  culture-probe run taxonomy/values.yaml
-    """
+    """Options of every command; the app's help text above is what ``--help`` shows."""
 
 
 def main() -> None:
