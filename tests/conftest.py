@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from culture_probe.events import RunEvents
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -96,23 +100,56 @@ def blend_study(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> 
     return write_study(imported, tmp_path_factory.mktemp("blend") / "study", taxonomy_path)
 
 
-@pytest.fixture
-def scored_blend_run(blend_study: Path, tmp_path: Path) -> Callable[[Any], tuple[Any, Any]]:
-    """Scores the BLEnD study with a backend set to greedy 12-token answers, then scores it again.
+class RecordingEvents(RunEvents):
+    """Run events that remember what the pipeline reported: for tests that check a resume.
 
-    The second pass must find nothing left (a resumed run). Returns the prepared study and the run.
+    ``resumed`` is ``(total, already scored)`` as scoring began; ``advanced`` counts the prompts
+    scored in this call; ``set_aside`` lists the chunks repaired.
     """
-    from culture_probe.runner import build_manifest, copy_reference, prepare, score_plan
-    from culture_probe.store import RunDirectory
 
-    def score_twice(backend: Any) -> tuple[Any, Any]:
-        prepared = prepare(blend_study)
-        manifest = build_manifest(prepared, backend)
+    def __init__(self) -> None:
+        self.resumed: tuple[int, int] | None = None
+        self.advanced = 0
+        self.set_aside: list[Path] = []
+
+    def repaired(self, set_aside: list[Path]) -> None:
+        self.set_aside.extend(set_aside)
+
+    @contextmanager
+    def scoring(self, total: int, already: int) -> Iterator[Callable[[int], None]]:
+        self.resumed = (total, already)
+
+        def advance(count: int) -> None:
+            self.advanced += count
+
+        yield advance
+
+
+@pytest.fixture
+def recording_events() -> type[RecordingEvents]:
+    """The :class:`RecordingEvents` class, for tests in other files to make instances of."""
+    return RecordingEvents
+
+
+@pytest.fixture
+def scored_blend_run(blend_study: Path, tmp_path: Path) -> Callable[[Any], Any]:
+    """Scores the BLEnD study through the pipeline, with a backend set to greedy 12-token answers,
+    then runs the same call again, which must find nothing left (a resumed run).
+
+    Returns the pipeline's :class:`~culture_probe.runner.RunResult` (scored, not analysed).
+    """
+    from culture_probe.runner import RunSettings, run_study
+
+    def score_twice(backend: Any) -> Any:
+        settings = RunSettings(study=blend_study, out=tmp_path / "run")
+        first = RecordingEvents()
+        run_study(settings, backend=backend, analyse=False, events=first)
+        assert first.advanced == 3
+        manifest = json.loads((settings.out / "manifest.json").read_text())  # type: ignore[operator]
         assert manifest["short_answers"]["decoding"] == {"temperature": 0.0, "max_tokens": 12}
-        run = RunDirectory.open(tmp_path / "run", manifest, prepared.plan)
-        copy_reference(prepared.study, run.path)
-        assert score_plan(run, prepared.plan, backend) == 3
-        assert score_plan(run, prepared.plan, backend) == 0  # resumed: nothing left
-        return prepared, run
+        again = RecordingEvents()
+        result = run_study(settings, backend=backend, analyse=False, events=again)
+        assert again.resumed == (3, 3) and again.advanced == 0  # resumed: nothing left
+        return result
 
     return score_twice

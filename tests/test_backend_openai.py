@@ -42,7 +42,6 @@ from culture_probe.models import embedded_gguf
 from culture_probe.runner import (
     PlanFilter,
     build_manifest,
-    finalise_responses,
     prepare,
     requests_for,
     score_plan,
@@ -218,14 +217,15 @@ def test_generate_mode_is_reproducible_under_the_same_seed(
 
 
 def test_short_answers_are_the_servers_completions_and_a_rerun_resumes(
-    server: LlamaServer, scored_blend_run: Callable[[Any], tuple[Any, Any]]
+    server: LlamaServer, scored_blend_run: Callable[[Any], Any]
 ) -> None:
     backend = OpenAIBackend(base_url=server.url, temperature=0.0, max_new_tokens=12)
     try:
-        prepared, run = scored_blend_run(backend)
+        scored = scored_blend_run(backend)
     finally:
         backend.close()
-    stored = finalise_responses(run, prepared.plan).set_index("prompt_id")
+    prepared = scored.prepared
+    stored = scored.responses.set_index("prompt_id")
     for request in requests_for(prepared.plan):
         # the same request sent by hand: the stored text is this prompt's answer, not another's
         reply = httpx.post(
@@ -263,7 +263,7 @@ def test_the_request_budget_stops_the_run_after_saving_what_it_has(
     resumed = quick(server.url, concurrency=2)
     assert score_plan(run, plan, resumed) == 5
     resumed.close()
-    responses = run.finalise_responses(plan)
+    responses = run.write_responses(plan)
     assert len(responses) == 12
     expected = {r.prompt_id: r.option_mass for r in direct_results}
     assert responses["option_mass"].tolist() == pytest.approx(

@@ -268,7 +268,7 @@ def test_imported_wvs_study_runs_with_the_embedded_model(
     assert len(plan) == 2 * 4 * 2  # countries x paraphrases x orders
     run = RunDirectory.open(tmp_path / "run", {"run_key": "t", "plan_hash": "t"}, plan)
     assert score_plan(run, plan, hf_backend) == len(plan)
-    run.finalise_responses(plan)
+    run.write_responses(plan)
     assert copy_reference(prepared.study, run.path) is not None
     result = analyze_run(run.path, n_bootstrap=100, n_permutations=99)
     alignment = result.tables["alignment"]
@@ -289,7 +289,7 @@ def test_imported_globalopinionqa_study_runs_with_the_embedded_model(
     assert len(plan) == 2 * 2 * 2  # items x countries x orders
     run = RunDirectory.open(tmp_path / "run", {"run_key": "g", "plan_hash": "g"}, plan)
     score_plan(run, plan, hf_backend)
-    responses = run.finalise_responses(plan)
+    responses = run.write_responses(plan)
     assert np.allclose([sum(p) for p in responses["probs"]], 1.0)
 
 

@@ -11,11 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from culture_probe.distributed import RayBackend, shard
-from culture_probe.runner import PlanFilter, build_manifest, prepare, score_plan
+from culture_probe.runner import (
+    PlanFilter,
+    RunSettings,
+    build_manifest,
+    prepare,
+    run_study,
+    score_plan,
+)
 from culture_probe.store import RunDirectory
 
 SLICE = PlanFilter(("family_importance", "generalised_trust"), ("JP", "none"))
@@ -38,41 +44,46 @@ def replicas() -> Iterator[RayBackend]:
     ray.shutdown()
 
 
-def score_into(path: Path, prepared: Any, backend: Any, plan: pd.DataFrame) -> RunDirectory:
-    run = RunDirectory.open(path, build_manifest(prepared, backend), prepared.plan)
-    score_plan(run, plan, backend)
-    return run
+def settings(repo: Path, out: Path) -> RunSettings:
+    return RunSettings(study=repo / "taxonomy" / "values.yaml", out=out, filters=SLICE)
 
 
 def test_two_actors_give_the_responses_of_one_process(
-    hf_backend: Any, replicas: RayBackend, prepared: Any, tmp_path: Path
+    hf_backend: Any, replicas: RayBackend, repo: Path, tmp_path: Path
 ) -> None:
-    plan = prepared.plan
-    assert len(plan) == 64
-    single = score_into(tmp_path / "single", prepared, hf_backend, plan).finalise_responses(plan)
-    sharded = score_into(tmp_path / "ray", prepared, replicas, plan).finalise_responses(plan)
-    assert sharded["prompt_id"].tolist() == single["prompt_id"].tolist()
-    assert sharded["answer"].tolist() == single["answer"].tolist()
+    single = run_study(settings(repo, tmp_path / "single"), backend=hf_backend, analyse=False)
+    sharded = run_study(settings(repo, tmp_path / "ray"), backend=replicas, analyse=False)
+    assert len(single.responses) == 64
+    assert sharded.responses["prompt_id"].tolist() == single.responses["prompt_id"].tolist()
+    assert sharded.responses["answer"].tolist() == single.responses["answer"].tolist()
     # the same prompts in other batches: float32 rounding of the padded batch only
-    for ours, theirs in zip(sharded["probs"], single["probs"], strict=True):
+    for ours, theirs in zip(sharded.responses["probs"], single.responses["probs"], strict=True):
         assert list(ours) == pytest.approx(list(theirs), abs=1e-5)
-    assert sharded["option_mass"].tolist() == pytest.approx(
-        single["option_mass"].tolist(), abs=1e-5
+    assert sharded.responses["option_mass"].tolist() == pytest.approx(
+        single.responses["option_mass"].tolist(), abs=1e-5
     )
 
 
 def test_a_run_resumed_under_ray_keeps_its_key_and_scores_only_the_rest(
-    hf_backend: Any, replicas: RayBackend, prepared: Any, tmp_path: Path
+    hf_backend: Any,
+    replicas: RayBackend,
+    prepared: Any,
+    repo: Path,
+    tmp_path: Path,
+    recording_events: Any,
 ) -> None:
     single_manifest = build_manifest(prepared, hf_backend)
     ray_manifest = build_manifest(prepared, replicas)
     assert ray_manifest["run_key"] == single_manifest["run_key"]
     assert ray_manifest["backend"]["options"]["ray"] == {"address": "local", "replicas": 2}
-    plan = prepared.plan
-    run = score_into(tmp_path / "run", prepared, hf_backend, plan.iloc[:20])
-    assert score_plan(run, plan, replicas) == 44
-    responses = run.finalise_responses(plan)
-    assert responses["prompt_id"].is_unique and len(responses) == 64
+    # a run stopped after 20 prompts in one process ...
+    run = RunDirectory.open(tmp_path / "run", single_manifest, prepared.plan)
+    score_plan(run, prepared.plan.iloc[:20], hf_backend)
+    # ... resumed over the actors
+    events = recording_events()
+    resumed = run_study(settings(repo, run.path), backend=replicas, analyse=False, events=events)
+    assert events.resumed == (64, 20) and events.advanced == 44
+    assert resumed.responses["prompt_id"].is_unique and len(resumed.responses) == 64
 
 
 def test_each_replica_gets_one_contiguous_shard_of_a_chunk(

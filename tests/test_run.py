@@ -10,13 +10,23 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
-from culture_probe.runner import PlanFilter, prepare, requests_for, score_plan, to_canonical
+from culture_probe.errors import CultureProbeError
+from culture_probe.runner import (
+    PlanFilter,
+    RunSettings,
+    prepare,
+    requests_for,
+    run_study,
+    score_plan,
+    to_canonical,
+)
 from culture_probe.store import RunDirectory
 
 SLICE = ["--items", "family_importance", "--proxies", "JP,NG"]
@@ -146,7 +156,6 @@ def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
 def test_a_run_directory_refuses_another_design(
     tmp_path: Path, repo: Path, hf_backend: object
 ) -> None:
-    from culture_probe.errors import CultureProbeError
     from culture_probe.runner import build_manifest
 
     first = prepare(
@@ -196,3 +205,88 @@ def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
     assert rate.add(1024, now=74.0) == "32.0 prompts/s"  # 2,048 in 64 s
     assert rate.add(96, now=75.0) == "33.0 prompts/s"  # 2,144 in 65 s, not the last chunk's 96/s
     assert ScoringRate(started=5.0).add(3, now=5.0) == ""  # no time has passed yet
+
+
+def test_a_damaged_chunk_is_set_aside_and_its_prompts_scored_again(
+    tmp_path: Path, repo: Path, hf_backend: object, recording_events: Any
+) -> None:
+    settings = RunSettings(
+        study=repo / "taxonomy" / "values.yaml",
+        out=tmp_path / "run",
+        filters=PlanFilter(items=("family_importance",), proxies=("JP",)),
+        chunk_size=10,
+    )
+    whole = run_study(settings, backend=hf_backend, analyse=False)  # type: ignore[arg-type]
+    chunks = sorted((settings.out / "chunks").glob("chunk-*.parquet"))  # type: ignore[operator]
+    assert [len(pd.read_parquet(path)) for path in chunks] == [10, 10, 4]
+    # a disk that filled up, or a copy cut short, leaves a chunk that does not read
+    last = chunks[-1]
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(CultureProbeError, match=f"{last.name}.*run the same command again"):
+        RunDirectory(settings.out).scored()  # type: ignore[arg-type]
+
+    events = recording_events()
+    resumed = run_study(settings, backend=hf_backend, analyse=False, events=events)  # type: ignore[arg-type]
+
+    damaged = last.with_name(last.name + ".damaged")
+    assert events.set_aside == [damaged] and len(damaged.read_bytes()) == 100  # kept, not lost
+    assert events.resumed == (24, 20) and events.advanced == 4
+    repairs = json.loads((settings.out / "manifest.json").read_text())["repairs"]  # type: ignore[operator]
+    assert [repair["set_aside"] for repair in repairs] == ["chunks/chunk-000003.parquet.damaged"]
+    saved = pd.concat(pd.read_parquet(p) for p in (settings.out / "chunks").glob("*.parquet"))  # type: ignore[operator]
+    assert len(saved) == 24 and saved["prompt_id"].is_unique  # nothing lost, nothing twice
+    pd.testing.assert_frame_equal(resumed.responses, whole.responses)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(settings.out / "responses.parquet"),
+        whole.responses,  # type: ignore[operator]
+    )
+
+
+def test_a_backend_failing_mid_run_keeps_what_was_scored_and_says_what_to_do(
+    tmp_path: Path, repo: Path
+) -> None:
+    plan = prepare(
+        repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("JP",))
+    ).plan
+
+    class RunsOutOfMemory(Backend):
+        preferred_chunk_size = 10
+        calls = 0
+
+        def info(self) -> BackendInfo:
+            return BackendInfo("failing", "none", "0", "float32")
+
+        def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return [ScoredPrompt(r.prompt_id, (0.4, 0.3, 0.2, 0.1), 0.9) for r in requests]
+
+    run = RunDirectory(tmp_path)
+    with pytest.raises(CultureProbeError, match=r"out of memory.*lower --batch-size") as failed:
+        score_plan(run, plan, RunsOutOfMemory())
+    assert isinstance(failed.value.__cause__, RuntimeError)
+    assert len(run.scored()) == 10  # the first chunk is kept for the resume
+
+
+def test_a_chunk_number_damaged_twice_keeps_both_damaged_files(tmp_path: Path) -> None:
+    run = RunDirectory.open(tmp_path, {"run_key": "k", "plan_hash": "h"}, pd.DataFrame())
+
+    def results(*ids: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"prompt_id": list(ids), "probs": [[1.0, 0.0]] * len(ids), "option_mass": 1.0}
+        ).assign(answer=0, outcome="answered", generated="")
+
+    run.append_chunk(results("a", "b"))
+    for attempt in range(2):
+        damaged = run.append_chunk(results("c"))
+        damaged.write_bytes(b"PAR1 cut short")
+        assert run.set_aside_damaged_chunks() == [
+            damaged.with_name(damaged.name + (".damaged", ".damaged-2")[attempt])
+        ]
+    assert list(run.scored()["prompt_id"]) == ["a", "b"]  # c counts as not scored: it is redone
+    repairs = run.manifest()["repairs"]
+    assert [repair["set_aside"] for repair in repairs] == [
+        "chunks/chunk-000002.parquet.damaged",
+        "chunks/chunk-000002.parquet.damaged-2",
+    ]

@@ -15,15 +15,9 @@ from scipy import stats
 
 from culture_probe.analysis._short_answer import item_clustered_rate
 from culture_probe.analysis._terminal import _number, format_terminal_summary
-from culture_probe.analysis.cli import analyze_run
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
-from culture_probe.report import render_run_report
-from culture_probe.runner import (
-    finalise_responses,
-    prepare,
-    with_matches,
-)
+from culture_probe.runner import analyze_run_dir, prepare, report_run_dir, with_matches
 
 
 @pytest.fixture
@@ -36,14 +30,14 @@ def short_decoding(hf_backend: object) -> Iterator[object]:
 
 
 def test_blend_study_runs_end_to_end(
-    short_decoding: object, scored_blend_run: Callable[[Any], tuple[Any, Any]]
+    short_decoding: object, scored_blend_run: Callable[[Any], Any]
 ) -> None:
-    prepared, run = scored_blend_run(short_decoding)
-    responses = finalise_responses(run, prepared.plan)
+    scored = scored_blend_run(short_decoding)
+    prepared, responses, run_dir = scored.prepared, scored.responses, scored.run_dir
 
-    stored = pd.read_parquet(run.path / "responses.parquet")
+    stored = pd.read_parquet(run_dir / "responses.parquet")
     assert len(stored) == 3 and stored["generated"].str.strip().str.len().gt(0).all()
-    answers = pd.read_parquet(run.path / "answers.parquet")
+    answers = pd.read_parquet(run_dir / "answers.parquet")
     merged = prepared.plan[["prompt_id", "item_id", "proxy"]].merge(stored, on="prompt_id")
     for row in merged.itertuples():
         annotated = answers.loc[
@@ -55,8 +49,8 @@ def test_blend_study_runs_end_to_end(
         assert (row.matched_answer != "") == (row.match == 1.0)
     assert responses["match"].notna().all()
 
-    result = analyze_run(run.path, n_bootstrap=200)
-    table = pd.read_parquet(run.path / "stats" / "short_answer.parquet")
+    result = analyze_run_dir(run_dir, bootstrap=200)
+    table = pd.read_parquet(run_dir / "stats" / "short_answer.parquet")
     assert sorted(zip(table["proxy"], table["language"], strict=True)) == [
         ("GB", "en"),
         ("KR", "en"),
@@ -67,14 +61,14 @@ def test_blend_study_runs_end_to_end(
     for row in table.itertuples():
         assert row.match_rate == expected[(row.proxy, row.language)]
         assert row.match_low <= row.match_rate <= row.match_high
-    summary = json.loads((run.path / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["short_answer"]["match_rate"]["estimate"] == pytest.approx(
         stored["match"].mean()
     )
     assert any("short-answer question" in sentence for sentence in summary["headline"])
     assert format_terminal_summary(result).row_count == 1 + 2 + 2  # all, 2 languages, 2 proxies
 
-    page = render_run_report(run.path).read_text(encoding="utf-8")
+    page = report_run_dir(run_dir).read_text(encoding="utf-8")
     assert 'id="chart-short-answer"' in page and "table-short-answer" in page
 
 

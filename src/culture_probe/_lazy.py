@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,11 @@ def lazy_attributes(package: str, sources: Mapping[str, str]) -> Callable[[str],
     def module_getattr(name: str) -> Any:
         if name not in sources:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{sources[name]}"), name)
+        value = getattr(importlib.import_module(f"{package}.{sources[name]}"), name)
+        # Kept in the package, so that later lookups skip this function, and so that a submodule
+        # of the same name (``compare`` in ``culture_probe.compare``), which importing it binds
+        # on the package, does not shadow the function.
+        setattr(sys.modules[package], name, value)
+        return value
 
     return module_getattr

@@ -1,4 +1,8 @@
-"""The ``culture-probe`` command line: a thin shell over :mod:`culture_probe.runner` and friends.
+"""The ``culture-probe`` command line: a thin shell over :mod:`culture_probe.runner`.
+
+Commands parse their arguments, call one function of the runner, and show progress and a summary.
+Every error a user, a disk, a server or a model file can cause ends in one line naming what failed
+and what to do, with exit status 2; ``--debug`` shows the traceback as well.
 
 Heavy libraries (torch, transformers, pandas) are imported inside the commands, so that ``--help``
 answers at once.
@@ -6,24 +10,62 @@ answers at once.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from culture_probe.errors import CultureProbeError
+from culture_probe.errors import CultureProbeError, StorageError
+from culture_probe.events import ProgressCallback, RunEvents
 from culture_probe.importers.cli import app as import_app
 from culture_probe.survey.cli import app as survey_app
 
 if TYPE_CHECKING:
-    from culture_probe.backends import Backend
-    from culture_probe.runner import PreparedStudy
+    # typer vendors click; its groups take this Context, of which typer.Context is a subclass
+    from typer._click.core import Context as ClickContext
+
+    from culture_probe.analysis import AnalysisResult
+    from culture_probe.runner import PreparedStudy, RunSettings
+
+#: exit status of every error the user can act on (click uses 2 for usage errors too)
+USER_ERROR = 2
+
+
+class ErrorReportingGroup(TyperGroup):
+    """Runs a command; a project error or a disk error becomes one message and exit status 2."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader went away (`culture-probe ... | head`): nothing left to tell anyone
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never closed
+            ctx.exit(1)
+        except (CultureProbeError, OSError) as error:
+            if ctx.params.get("debug"):
+                raise
+            report_error(error)
+            ctx.exit(USER_ERROR)
+
+
+def report_error(error: CultureProbeError | OSError) -> None:
+    """Print ``error`` as the user should read it: what failed and what to do."""
+    if isinstance(error, OSError):
+        error = StorageError.from_os_error(error, doing="accessing")
+    typer.secho("error: ", fg="red", bold=True, err=True, nl=False)
+    typer.echo(str(error), err=True)
+
 
 app = typer.Typer(
     name="culture-probe",
+    cls=ErrorReportingGroup,
     help=(
         "Probe language models for cultural bias, and measure how much of what you see is culture "
         "and how much is the wording of the prompt.\n\n"
@@ -112,31 +154,28 @@ BackendOptionOpt = Annotated[
 ]
 
 
+@app.callback()
+def global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback when a command fails.")
+    ] = False,
+) -> None:
+    """Options of every command; the app's help text above is what ``--help`` shows."""
+
+
 def main() -> None:
-    """Entry point: user errors become one red line and exit status 2, without a traceback."""
-    try:
-        app()
-    except CultureProbeError as error:
-        _fail(str(error))
-
-
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(
-        f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
-    )
-    sys.exit(2)
+    """Entry point of the ``culture-probe`` script."""
+    app()
 
 
 def _split(values: str) -> tuple[str, ...]:
     return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
-def _prepare(study: Path, items: str, proxies: str) -> PreparedStudy:
-    from culture_probe.runner import PlanFilter, prepare
+def _filters(items: str, proxies: str) -> Any:
+    from culture_probe.runner import PlanFilter
 
-    return prepare(study, PlanFilter(_split(items), _split(proxies)))
+    return PlanFilter(_split(items), _split(proxies))
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -196,7 +235,9 @@ def plan(
     its plan, one row per prompt with a stable id."""
     from rich.console import Console
 
-    prepared = _prepare(study, items, proxies)
+    from culture_probe.runner import prepare
+
+    prepared = prepare(study, _filters(items, proxies))
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
@@ -225,11 +266,13 @@ def run(
 ) -> None:
     """Plan, score, analyse and report a study in one go. Kill it at any time: the same command
     resumes where it stopped."""
-    run_dir = _score(
+    from culture_probe.runner import run_study
+
+    settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray=ray, replicas=replicas,
+        ray, replicas,
     )  # fmt: skip
-    _analyze_and_report(run_dir, bootstrap)
+    run_study(settings, bootstrap=bootstrap, events=TerminalEvents())
 
 
 @app.command()
@@ -248,16 +291,21 @@ def score(
     replicas: ReplicasOpt = 1,
 ) -> None:
     """Score a study's plan with a model, resumably, and stop before the analysis."""
-    _score(
+    from culture_probe.runner import run_study
+
+    settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray=ray, replicas=replicas,
+        ray, replicas,
     )  # fmt: skip
+    run_study(settings, analyse=False, events=TerminalEvents())
 
 
 @app.command()
 def analyze(run_dir: RunDirArg, bootstrap: BootstrapOpt = 1000) -> None:
     """Re-analyse a run directory without re-scoring: writes stats/ and summary.json."""
-    _analyze(run_dir, bootstrap)
+    from culture_probe.runner import analyze_run_dir
+
+    analyze_run_dir(run_dir, bootstrap, TerminalEvents())
 
 
 @app.command()
@@ -268,66 +316,39 @@ def report(
     ] = None,
 ) -> None:
     """Write the self-contained HTML report of a run directory."""
-    from culture_probe.report import render_run_report
+    from culture_probe.runner import report_run_dir
 
-    path = render_run_report(run_dir, out)
-    typer.echo(f"report: {path}")
+    report_run_dir(run_dir, out, TerminalEvents())
 
 
-def _score(
+def _settings(
     study: Path,
     model: str,
-    backend_name: str,
+    backend: str,
     out: Path | None,
     items: str,
     proxies: str,
     dtype: str,
     batch_size: int,
     option: list[str] | None,
-    chunk_size: int | None = None,
-    ray: str | None = None,
-    replicas: int = 1,
-) -> Path:
-    from rich.console import Console
+    chunk_size: int | None,
+    ray: str | None,
+    replicas: int,
+) -> RunSettings:
+    from culture_probe.runner import RunSettings
 
-    from culture_probe.runner import (
-        build_manifest,
-        copy_reference,
-        default_run_dir,
-        finalise_responses,
+    return RunSettings(
+        study=study,
+        model=model,
+        backend=backend,
+        dtype=dtype,
+        out=out,
+        options={"batch_size": batch_size, **_parse_options(option)},
+        filters=_filters(items, proxies),
+        chunk_size=chunk_size,
+        ray=ray,
+        replicas=replicas,
     )
-    from culture_probe.store import RunDirectory
-
-    console = Console(stderr=True)
-    prepared = _prepare(study, items, proxies)
-    console.print(f"[bold]{prepared.study.title}[/]\n{prepared.design}")
-    options = {"model": model, "dtype": dtype, "batch_size": batch_size, **_parse_options(option)}
-    with console.status(f"loading {model} ({backend_name})"):
-        engine = _create_engine(backend_name, options, ray, replicas)
-    try:
-        manifest = build_manifest(prepared, engine)
-        run_dir = out or default_run_dir(prepared, manifest, Path("reports"))
-        run_store = RunDirectory.open(run_dir, manifest, prepared.plan)
-        copy_reference(prepared.study, run_dir)
-        _score_with_progress(run_store, prepared, engine, console, chunk_size)
-        finalise_responses(run_store, prepared.plan)
-    finally:
-        engine.close()
-    console.print(f"responses: {run_dir / 'responses.parquet'}")
-    return run_dir
-
-
-def _create_engine(
-    backend_name: str, options: dict[str, Any], ray: str | None, replicas: int
-) -> Backend:
-    """One backend here, or with --ray one replica per Ray actor."""
-    if ray is None:
-        from culture_probe.backends import create_backend
-
-        return create_backend(backend_name, **options)
-    from culture_probe.distributed import RayBackend
-
-    return RayBackend(backend_name, options, address=ray, replicas=replicas)
 
 
 @dataclass
@@ -347,62 +368,76 @@ class ScoringRate:
         return f"{self.scored / elapsed:.1f} prompts/s" if elapsed > 0 else ""
 
 
-def _score_with_progress(
-    run_store: Any, prepared: PreparedStudy, engine: Backend, console: Any, chunk_size: int | None
-) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+class TerminalEvents(RunEvents):
+    """Shows a run in the terminal: the design, spinners, a progress bar, the summary.
 
-    from culture_probe.runner import score_plan
+    Progress goes to stderr, results (the summary, the report's path) to stdout.
+    """
 
-    already = len(set(run_store.scored()["prompt_id"]) & set(prepared.plan["prompt_id"]))
-    if already:
-        console.print(f"resuming: {already:,} of {len(prepared.plan):,} prompts already scored")
-    columns = (
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("score", total=len(prepared.plan), completed=already, rate="")
-        rate = ScoringRate(started=time.perf_counter())
+    def __init__(self) -> None:
+        from rich.console import Console
 
-        def advance(count: int) -> None:
-            progress.advance(task, count)
-            progress.update(task, rate=rate.add(count, now=time.perf_counter()))
+        self.err = Console(stderr=True)
+        self.out = Console()
 
-        score_plan(run_store, prepared.plan, engine, advance, chunk_size)
+    def prepared(self, prepared: PreparedStudy) -> None:
+        self.err.print(f"[bold]{prepared.study.title}[/]\n{prepared.design}")
 
+    @contextmanager
+    def loading(self, what: str) -> Iterator[None]:
+        with self.err.status(what):
+            yield
 
-def _analyze(run_dir: Path, bootstrap: int) -> Any:
-    from rich.console import Console
+    def repaired(self, set_aside: list[Path]) -> None:
+        for path in set_aside:
+            self.err.print(
+                f"[yellow]repaired:[/] {path.name[: -len('.damaged')]} did not read; set aside "
+                f"as {path} and its prompts are scored again",
+                highlight=False,
+            )
 
-    from culture_probe.analysis import format_terminal_summary
-    from culture_probe.analysis.cli import analyze_run
+    @contextmanager
+    def scoring(self, total: int, already: int) -> Iterator[ProgressCallback]:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-    console = Console()
-    with console.status("analysing"):
-        result = analyze_run(run_dir, n_bootstrap=bootstrap)
-    console.print(format_terminal_summary(result))
-    return result
+        if already:
+            self.err.print(f"resuming: {already:,} of {total:,} prompts already scored")
+        columns = (
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.err, transient=False) as progress:
+            task = progress.add_task("score", total=total, completed=already, rate="")
+            rate = ScoringRate(started=time.perf_counter())
 
+            def advance(count: int) -> None:
+                progress.advance(task, count)
+                progress.update(task, rate=rate.add(count, now=time.perf_counter()))
 
-def _analyze_and_report(run_dir: Path, bootstrap: int) -> None:
-    from culture_probe.report import render_run_report
+            yield advance
 
-    _analyze(run_dir, bootstrap)
-    path = render_run_report(run_dir)
-    typer.echo(f"report: {path}")
+    def scored(self, run_dir: Path) -> None:
+        self.err.print(f"responses: {run_dir / 'responses.parquet'}", highlight=False)
+
+    def analysed(self, result: AnalysisResult) -> None:
+        from culture_probe.analysis import format_terminal_summary
+
+        self.out.print(format_terminal_summary(result))
+
+    def reported(self, path: Path) -> None:
+        typer.echo(f"report: {path}")
 
 
 if __name__ == "__main__":

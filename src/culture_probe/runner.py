@@ -1,12 +1,22 @@
-"""Running a study: plan, score (resumably), analyse, report. The CLI is a thin shell over this."""
+"""Running a study: plan, score (resumably), analyse, report, in one function: :func:`run_study`.
+
+The command line, the Python API (``culture_probe.run``) and the tests all call :func:`run_study`
+(or one of its stages: :func:`score_study`, :func:`analyze_run_dir`, :func:`report_run_dir`). What
+a caller shows the user while it runs (a progress bar, a spinner) comes in through
+:class:`RunEvents`; the pipeline itself prints nothing.
+
+Every stage that writes to a run directory holds its lock (:func:`culture_probe.store.run_lock`),
+so two processes never write to one run.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,11 +24,13 @@ import pandas as pd
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.design import build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError, expected_one_of
-from culture_probe.store import RunDirectory
+from culture_probe.events import ProgressCallback, RunEvents
+from culture_probe.store import RunDirectory, disk_errors, run_lock
 from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
 
-#: called after each chunk with the number of prompts just finished
-ProgressCallback = Callable[[int], None]
+if TYPE_CHECKING:
+    from culture_probe.analysis import AnalysisResult
+
 #: a backend method that turns requests into results (``score`` or ``write_short_answers``)
 ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 
@@ -59,11 +71,20 @@ class PreparedStudy:
 
 def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> PreparedStudy:
     """Load, validate and expand a study: everything that can fail on bad input, before any write."""
+    _require_study_file(Path(study_path))
     study = load_study(study_path)
     plan = build_plan(study)
     filters = filters or PlanFilter()
     plan = filters.apply(plan, str(study_path))
     return PreparedStudy(study, plan, describe_design(plan), filters)
+
+
+def _require_study_file(path: Path) -> None:
+    if not path.is_dir():
+        return  # a missing file is reported by the loader, with the same wording as elsewhere
+    studies = sorted(str(found) for found in path.glob("*.yaml"))[:3]
+    hint = f"for example {', '.join(studies)}" if studies else "give the path of a .yaml file"
+    raise InputError("is a folder; expected a study file", path=path, hint=hint)
 
 
 def plan_hash(plan: pd.DataFrame) -> str:
@@ -182,11 +203,30 @@ def score_plan(
             except ScoringStopped as stopped:
                 _save_completed(run, part, stopped)
                 raise
+            except CultureProbeError:
+                raise
+            except Exception as error:  # a model or a server failing in its own library's terms
+                raise _backend_failure(error, backend, scored) from error
             run.append_chunk(results)
             scored += len(part)
             if on_progress is not None:
                 on_progress(len(part))
     return scored
+
+
+def _backend_failure(error: Exception, backend: Backend, saved: int) -> CultureProbeError:
+    """The user's message for a backend that failed in the middle of scoring."""
+    text = f"{type(error).__name__}: {_first_line(error)}"
+    out_of_memory = isinstance(error, MemoryError) or "out of memory" in text.lower()
+    todo = (
+        "lower --batch-size (or --option batch_size) and run the same command again"
+        if out_of_memory
+        else "run the same command again to resume; --debug shows the traceback"
+    )
+    return CultureProbeError(
+        f"the {backend.info().backend} backend failed while scoring ({text}); the prompts scored "
+        f"before it ({saved} in this session) are saved: {todo}"
+    )
 
 
 def _by_scoring(chunk: pd.DataFrame, backend: Backend) -> Iterator[tuple[pd.DataFrame, ScoreCall]]:
@@ -256,11 +296,11 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     return target
 
 
-#: columns :func:`finalise_responses` adds for short-answer items (NaN / "" for choice items)
+#: columns :func:`write_responses_with_matches` adds for short-answer items (NaN / "" for choice items)
 MATCH_COLUMNS = ("match", "matched_answer", "match_share")
 
 
-def finalise_responses(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:
+def write_responses_with_matches(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:
     """Write ``responses.parquet``; short-answer texts are scored against the annotated answers.
 
     For short-answer rows, ``match`` is 1.0 when an annotated answer for the question and culture
@@ -271,7 +311,7 @@ def finalise_responses(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:
     """
     from culture_probe.atomic import atomic_write_parquet
 
-    responses = run.finalise_responses(plan)
+    responses = run.write_responses(plan)
     if not has_short_answers(plan):
         return responses
     answers_path = run.path / "answers.parquet"
@@ -306,3 +346,214 @@ def with_matches(
     )
     out["match_share"] = np.where(np.isnan(matched), np.nan, np.where(answered, share, 0.0))
     return out
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What to run: a study, the model that answers it, and where the results go.
+
+    Attributes:
+        study: the study file, e.g. ``taxonomy/values.yaml``.
+        model: ``embedded``, a local folder or ``.gguf`` file, a hub id, or a server's model name.
+        backend: ``hf``, ``vllm`` or ``openai``.
+        dtype: ``auto``, ``mixed``, ``bfloat16``, ``float16`` or ``float32``.
+        out: the run directory; ``None`` picks ``reports/<study>/<model>-<dtype>-<run key>``.
+        options: further backend options (``batch_size``, ``base_url``, ...).
+        filters: only some items or proxies.
+        chunk_size: prompts per saved chunk; ``None`` takes the backend's.
+        ray: spread the plan over Ray actors: ``local``, ``auto`` or a cluster address.
+        replicas: backend replicas (Ray actors) with ``ray``.
+        reports_root: where default run directories go.
+    """
+
+    study: Path
+    model: str = "embedded"
+    backend: str = "hf"
+    dtype: str = "auto"
+    out: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    filters: PlanFilter = field(default_factory=PlanFilter)
+    chunk_size: int | None = None
+    ray: str | None = None
+    replicas: int = 1
+    reports_root: Path = Path("reports")
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"model": self.model, "dtype": self.dtype, **self.options}
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_study` produced, in memory as well as on disk."""
+
+    run_dir: Path
+    prepared: PreparedStudy
+    responses: pd.DataFrame
+    analysis: AnalysisResult | None = None
+    report_path: Path | None = None
+
+
+def run_study(
+    settings: RunSettings,
+    *,
+    backend: Backend | None = None,
+    analyse: bool = True,
+    report: bool = True,
+    bootstrap: int = 1000,
+    events: RunEvents | None = None,
+) -> RunResult:
+    """The whole pipeline: plan, score what has no result yet, analyse, report.
+
+    Args:
+        settings: the study, the model and the run directory.
+        backend: an already loaded backend to use instead of creating one from ``settings``
+            (it is left open; one created here is closed at the end).
+        analyse: write ``stats/`` and ``summary.json``.
+        report: write ``report.html`` (needs ``analyse``).
+        bootstrap: bootstrap replicates for the intervals.
+        events: what to show while it runs.
+
+    Returns:
+        The run directory with the plan, the responses, the analysis and the report's path.
+
+    Raises:
+        CultureProbeError: on bad input, a busy or different run directory, a full or read-only
+            disk, a model that does not load or a server that stops answering. What was scored is
+            kept, and the same call resumes it.
+    """
+    events = events or RunEvents()
+    prepared = prepare(settings.study, settings.filters)
+    events.prepared(prepared)
+    with ExitStack() as held:
+        # Held from the first write to the report. A busy --out is refused before the model loads;
+        # the default folder is named by the model, so it is locked once the model has loaded.
+        if settings.out is not None:
+            held.enter_context(run_lock(settings.out))
+        with _backend_for(settings, backend, events) as engine:
+            run_dir = settings.out or default_run_dir(
+                prepared, build_manifest(prepared, engine), settings.reports_root
+            )
+            held.enter_context(run_lock(run_dir))
+            responses = score_study(prepared, engine, run_dir, settings.chunk_size, events)
+        # the model is released before the analysis
+        result = RunResult(run_dir, prepared, responses)
+        if analyse:
+            result.analysis = analyze_run_dir(run_dir, bootstrap, events)
+        if analyse and report:
+            result.report_path = report_run_dir(run_dir, events=events)
+    return result
+
+
+@contextmanager
+def _backend_for(
+    settings: RunSettings, given: Backend | None, events: RunEvents
+) -> Iterator[Backend]:
+    if given is not None:
+        yield given
+        return
+    with events.loading(f"loading {settings.model} ({settings.backend})"):
+        engine = load_backend(settings)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def load_backend(settings: RunSettings) -> Backend:
+    """The backend ``settings`` names: one here, or with ``ray`` one replica per Ray actor.
+
+    A model that does not load (a folder that is not a model, a damaged file, a hub id that
+    cannot be reached) ends in a :class:`CultureProbeError` that names the model and the cause.
+    """
+    try:
+        if settings.ray is None:
+            from culture_probe.backends import create_backend
+
+            return create_backend(settings.backend, **settings.backend_options())
+        from culture_probe.distributed import RayBackend
+
+        return RayBackend(
+            settings.backend,
+            settings.backend_options(),
+            address=settings.ray,
+            replicas=settings.replicas,
+        )
+    except CultureProbeError:
+        raise
+    except Exception as error:  # the model libraries raise anything from OSError to KeyError
+        raise CultureProbeError(
+            f"could not load the model '{settings.model}' with the {settings.backend} backend: "
+            f"{type(error).__name__}: {_first_line(error)} (check --model: 'embedded', a folder "
+            "holding config.json and weights, a .gguf file, or a hub id already downloaded; "
+            "--debug shows the traceback)"
+        ) from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
+def score_study(
+    prepared: PreparedStudy,
+    backend: Backend,
+    run_dir: Path,
+    chunk_size: int | None = None,
+    events: RunEvents | None = None,
+) -> pd.DataFrame:
+    """Score every prompt of the plan that has no result in ``run_dir`` yet; returns responses.
+
+    Opens (or creates) the run directory under its lock, sets aside chunks that do not read,
+    copies the study's reference tables, scores the rest a chunk at a time, and writes
+    ``responses.parquet`` once every prompt has a result.
+    """
+    events = events or RunEvents()
+    with run_lock(run_dir):
+        run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
+        set_aside = run.set_aside_damaged_chunks()
+        if set_aside:
+            events.repaired(set_aside)
+        copy_reference(prepared.study, run_dir)
+        already = len(set(run.scored()["prompt_id"]) & set(prepared.plan["prompt_id"]))
+        with events.scoring(len(prepared.plan), already) as advance:
+            score_plan(run, prepared.plan, backend, advance, chunk_size)
+        responses = write_responses_with_matches(run, prepared.plan)
+    events.scored(run_dir)
+    return responses
+
+
+def analyze_run_dir(
+    run_dir: Path, bootstrap: int = 1000, events: RunEvents | None = None
+) -> AnalysisResult:
+    """Analyse a scored run directory: writes ``stats/`` and ``summary.json``."""
+    from culture_probe.analysis.cli import analyze_run
+
+    events = events or RunEvents()
+    _require_run_dir(run_dir)
+    with run_lock(run_dir), events.loading("analysing"), disk_errors(run_dir / "stats"):
+        result = analyze_run(run_dir, n_bootstrap=bootstrap)
+    events.analysed(result)
+    return result
+
+
+def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | None = None) -> Path:
+    """Write the self-contained HTML report of an analysed run directory; returns its path."""
+    from culture_probe.report import render_run_report
+
+    _require_run_dir(run_dir)
+    with run_lock(run_dir), disk_errors(out or run_dir / "report.html"):
+        path = render_run_report(run_dir, out)
+    (events or RunEvents()).reported(path)
+    return path
+
+
+def _require_run_dir(run_dir: Path) -> None:
+    """Refuse, before taking the lock, a path that is not a run written by ``culture-probe run``."""
+    from culture_probe.store import MANIFEST
+
+    if not (Path(run_dir) / MANIFEST).is_file():
+        raise InputError(
+            f"not a run directory (no {MANIFEST})",
+            path=run_dir,
+            hint="give a folder written by `culture-probe run` or `culture-probe score`",
+        )
