@@ -13,6 +13,7 @@ from culture_probe.analysis._cells import cell_stats, wording_cells
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
+from culture_probe.analysis._factorial import factor_tables, summary_entries
 from culture_probe.analysis._headline import headline_sentences
 from culture_probe.analysis._items import (
     CONFIDENCE,
@@ -121,7 +122,13 @@ def analyze(
         from culture_probe.analysis._language import language_table
 
         tables["language_effect"] = language_table(tidy)
+    tables["factor_stats"], tables["factor_verdicts"], tables["factor_summary"] = factor_tables(
+        tidy, item_codes, n_bootstrap, seed
+    )
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
+    summary["factors"] = _json_safe(
+        summary_entries(tables["factor_summary"], tables["factor_verdicts"])
+    )
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
     return AnalysisResult(ordered, summary, headline_sentences(summary))
 
@@ -138,6 +145,9 @@ _TABLE_ORDER = (
     "contrasts",
     "alignment",
     "alignment_summary",
+    "factor_stats",
+    "factor_verdicts",
+    "factor_summary",
 )
 
 

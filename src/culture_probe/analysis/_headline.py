@@ -38,6 +38,9 @@ def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -
         f"{_share(aggregates['mean_wording_share'])} and wording-by-culture changes "
         f"{_share(aggregates['mean_wording_contrast_share'])}.",
     ]
+    factors = _factor_sentence(summary.get("factors", {}).get(axis))
+    if factors:
+        sentences.append(factors)
     rest = _remainder_sentence(aggregates)
     if rest:
         sentences.append(rest)
@@ -61,6 +64,34 @@ def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -
             f"{facts['share_beating_placebo']:.0%} of items."
         )
     return sentences
+
+
+def _factor_sentence(facts: dict[str, Any] | None) -> str | None:
+    """The N-way verdict: which declared factor explains the most, the next two, and how often."""
+    if not facts or facts.get("dominant_factor") is None:
+        return None
+    shares = facts["shares"]
+    ranked = sorted(
+        (
+            name
+            for name, v in shares.items()
+            if v["kind"] != "residual" and v["estimate"] is not None
+        ),
+        key=lambda name: -shares[name]["estimate"],
+    )
+    leader = ranked[0]
+    verb = "dominates" if (shares[leader]["p_largest"] or 0) >= 0.95 else "leads"
+    sentence = (
+        f"Over all {len(ranked)} declared factors, {leader} {verb} with "
+        f"{_share(shares[leader])} of the answer variance"
+    )
+    others = [f"{name} {_share(shares[name])}" for name in ranked[1:3]]
+    if others:
+        sentence += ", then " + " and ".join(others)
+    return (
+        sentence + f"; it is the largest factor in {shares[leader]['n_items_leading']} of "
+        f"{facts['n_items']} items."
+    )
 
 
 def _remainder_sentence(aggregates: dict[str, Any]) -> str | None:
