@@ -66,9 +66,9 @@ def test_fraction_at_min_cells_estimates_every_main_effect() -> None:
 
 def test_bad_arguments_name_the_key() -> None:
     grid = _grid()
-    with pytest.raises(InputError, match="key 'paraphrse'.*did you mean 'paraphrase'"):
+    with pytest.raises(InputError, match=r"key 'paraphrse'.*did you mean 'paraphrase'"):
         balanced_fraction(grid, ["paraphrse"], 10, seed=0)
-    with pytest.raises(InputError, match="key 'budget'.*between 1 and the 1200 cells, got 0"):
+    with pytest.raises(InputError, match=r"key 'budget'.*between 1 and the 1200 cells, got 0"):
         balanced_fraction(grid, ["paraphrase"], 0, seed=0)
-    with pytest.raises(InputError, match="key 'order'.*at least one level"):
+    with pytest.raises(InputError, match=r"key 'order'.*at least one level"):
         min_cells_for({"order": 0})

@@ -37,7 +37,7 @@ def min_cells_for(levels: Mapping[str, int] | Sequence[int]) -> int:
 
     Example:
         >>> min_cells_for({"axis_region": 40, "axis_religion": 6, "paraphrase": 8, "order": 2})
-        55
+        54
     """
     named = dict(levels) if isinstance(levels, Mapping) else dict(enumerate(levels))
     for name, count in named.items():
