@@ -195,7 +195,7 @@ def _share(aggregate: dict[str, Any]) -> str:
         return "an undetermined share"
     if low is None or high is None:
         return f"{estimate:.0%}"
-    return f"{estimate:.0%} (95% CI {low:.0%}-{high:.0%})"
+    return f"{estimate:.0%} (95% CI {low:.0%}-{high:.0%}{_widened(aggregate)})"
 
 
 def _interval(aggregate: dict[str, Any]) -> str:
@@ -204,4 +204,12 @@ def _interval(aggregate: dict[str, Any]) -> str:
         return "undetermined"
     if low is None or high is None:
         return f"{estimate:.2f}"
-    return f"{estimate:.2f} (95% CI {low:.2f}-{high:.2f})"
+    return f"{estimate:.2f} (95% CI {low:.2f}-{high:.2f}{_widened(aggregate)})"
+
+
+def _widened(aggregate: dict[str, Any]) -> str:
+    """Say so when the resamples all fell to one side and the interval was stretched to the
+    estimate: otherwise the reader takes the interval for the resampling's own."""
+    if not aggregate.get("interval_extended"):
+        return ""
+    return ", widened to reach the estimate: the resamples all lie on one side of it"
