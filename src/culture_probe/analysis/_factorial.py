@@ -27,8 +27,9 @@ MS_t r_t / W_t with W_t ~ chi2(r_t) drawn independently, the same linear solve a
 draw of every component and share, and :func:`interval` reads the 95% interval off the draws.
 The pivots are exact for single components of balanced normal designs; shares mix components, and
 on unbalanced designs the Type I mean squares are only approximately scaled chi-squares
-(Satterthwaite), so the simulation in ``benchmarks/factorial_budget.py`` checks the coverage. The same draws give ``p_largest``, the share of draws in
-which a factor explains the most variance, which grades the verdict.
+(Satterthwaite), so the simulation in ``benchmarks/factorial_budget.py`` checks the coverage.
+The same draws give ``p_largest``, the share of draws in which a factor explains the most
+variance, which grades the verdict.
 
 Study level: a factor's share is the mean of its item shares (items weigh equally, as
 ``two_stage_aggregates`` does for the two-way split); its interval resamples items with replacement
