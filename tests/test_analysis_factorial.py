@@ -14,6 +14,7 @@ from statsmodels.stats.anova import anova_lm
 from culture_probe.analysis import analyze, tidy_responses
 from culture_probe.analysis._anova import decompose
 from culture_probe.analysis._factorial import (
+    fit_balanced,
     fit_components,
     interval,
     term_codes,
@@ -236,3 +237,17 @@ def test_analyze_writes_factor_tables_for_an_old_plan() -> None:
     facts = result.summary["factors"]["region"]
     assert facts["dominant_factor"] == "region"
     assert any("declared factors, region" in s for s in result.headline)
+
+
+def test_balanced_shortcut_equals_the_orthogonalisation() -> None:
+    frame = with_design_columns(_crossed_rows(seed=9))
+    terms = unit_terms(frame, "region x religion")
+    general = fit_components(frame["score"].to_numpy(), term_codes(frame, terms))
+    columns = sorted({c for t in terms for c in t.columns})
+    codes = np.column_stack([frame.groupby(c).ngroup().to_numpy() for c in columns])
+    sets = [tuple(columns.index(c) for c in t.columns) for t in terms]
+    shortcut = fit_balanced(frame["score"].to_numpy(), codes, sets)
+    np.testing.assert_allclose(shortcut.df, general.df)
+    np.testing.assert_allclose(shortcut.ss, general.ss, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(shortcut.expected, general.expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(shortcut.raw, general.raw, rtol=1e-8, atol=1e-12)

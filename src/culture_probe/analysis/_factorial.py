@@ -162,15 +162,16 @@ def with_design_columns(tidy: pd.DataFrame) -> pd.DataFrame:
     for axis in axes.unique():
         names = axis.split(AXIS_SEPARATOR)
         rows = (axes == axis).to_numpy()
-        parts = out.loc[rows, "proxy"].astype(str).str.split(PROXY_SEPARATOR, regex=False)
+        proxies = out.loc[rows, "proxy"].astype(str)
+        parts = proxies.str.split(PROXY_SEPARATOR, regex=False) if len(names) > 1 else None
+        split = parts is not None and bool(parts.map(len).eq(len(names)).all())
         for position, name in enumerate(names):
             column = AXIS_PREFIX + name
             if column in tidy.columns:
                 continue
             if column not in out.columns:
                 out[column] = pd.Series(pd.NA, index=out.index, dtype=object)
-            split = len(names) > 1 and bool(parts.map(len).eq(len(names)).all())
-            values = parts.str[position] if split else out.loc[rows, "proxy"].astype(str)
+            values = parts.str[position] if split and parts is not None else proxies
             out.loc[rows, column] = values.to_numpy()
     return out
 
@@ -246,6 +247,77 @@ def fit_components(scores: np.ndarray, codes: list[np.ndarray]) -> Components:
     ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
     coefficients[n_terms, n_terms] = df[n_terms]
     return _solve(df, ss, coefficients)
+
+
+def fit_balanced(
+    scores: np.ndarray, factor_codes: np.ndarray, term_sets: list[tuple[int, ...]]
+) -> Components:
+    """:func:`fit_components` for a complete grid with equal counts per cell, from marginal means.
+
+    In a balanced factorial the projections on cell means commute, P_S P_T = P_(S & T), so the
+    data space splits into orthogonal pure-effect spaces E_U, one per set U of factors, of
+    dimension prod_(u in U)(L_u - 1), with ||E_U y||^2 = sum over rows of the inclusion-exclusion
+    effect sum_(W <= U) (-1)^(|U| - |W|) mean_W (Scheffe 1959, ch. 4). A term with factor set A
+    adds the spaces E_U of the subsets U of A that no earlier term contains; Z_j Z_j' is
+    (N / L_j) P_(A_j), so the coefficient of s2_j in E[SS_t] is (N / L_j) times the dimensions of
+    the added U that lie inside A_j. The same numbers as the orthogonalisation, without an
+    n x p matrix: a 1,000,000-response study stays within seconds.
+
+    Args:
+        scores: the responses, shape (n,).
+        factor_codes: integer level codes, shape (n, k), one column per factor.
+        term_sets: per term, the indices of the factors it crosses.
+    """
+    y = np.asarray(scores, dtype=np.float64)
+    n = len(y)
+    levels = factor_codes.max(axis=0) + 1 if n else np.zeros(0, dtype=np.int64)
+    means: dict[tuple[int, ...], np.ndarray] = {(): np.full(n, y.mean())}
+    seen: set[tuple[int, ...]] = {()}
+    n_terms = len(term_sets)
+    df = np.zeros(n_terms + 1)
+    ss = np.zeros(n_terms + 1)
+    coefficients = np.zeros((n_terms + 1, n_terms + 1))
+    sizes = [float(np.prod([levels[f] for f in term])) for term in term_sets]
+    for index, term in enumerate(term_sets):
+        added = [u for u in _subsets(tuple(sorted(term))) if u not in seen]
+        seen.update(added)
+        for subset in added:
+            dimension = float(np.prod([levels[f] - 1 for f in subset]))
+            df[index] += dimension
+            ss[index] += float((_pure_effect(y, factor_codes, levels, subset, means) ** 2).sum())
+            for other, other_term in enumerate(term_sets):
+                if set(subset) <= set(other_term):
+                    coefficients[index, other] += n / sizes[other] * dimension
+        coefficients[index, n_terms] = df[index]
+    df[n_terms] = n - 1 - df[:n_terms].sum()
+    ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
+    coefficients[n_terms, n_terms] = df[n_terms]
+    return _solve(df, ss, coefficients)
+
+
+def _subsets(factors: tuple[int, ...]) -> list[tuple[int, ...]]:
+    found: list[tuple[int, ...]] = [()]
+    for factor in factors:
+        found += [(*subset, factor) for subset in found]
+    return sorted(found, key=len)
+
+
+def _pure_effect(
+    y: np.ndarray,
+    codes: np.ndarray,
+    levels: np.ndarray,
+    subset: tuple[int, ...],
+    means: dict[tuple[int, ...], np.ndarray],
+) -> np.ndarray:
+    effect = np.zeros(len(y))
+    for part in _subsets(subset):
+        if part not in means:
+            cell = np.ravel_multi_index(tuple(codes[:, f] for f in part), [levels[f] for f in part])
+            totals = np.bincount(cell, weights=y)
+            counts = np.bincount(cell)
+            means[part] = (totals / np.maximum(counts, 1))[cell]
+        effect += (-1) ** (len(subset) - len(part)) * means[part]
+    return effect
 
 
 def _dummy(code: np.ndarray) -> np.ndarray:
@@ -368,7 +440,15 @@ def unit_decomposition(
     terms = unit_terms(rows, axis)
     if not terms:
         return None
-    fit = fit_components(rows["score"].to_numpy(dtype=np.float64), term_codes(rows, terms))
+    balanced = _is_balanced(rows, terms)
+    scores = rows["score"].to_numpy(dtype=np.float64)
+    if balanced:
+        columns = sorted({c for t in terms for c in t.columns})
+        codes = np.column_stack([term_codes(rows, [Term(c, (c,), "")])[0] for c in columns])
+        sets = [tuple(columns.index(c) for c in t.columns) for t in terms]
+        fit = fit_balanced(scores, codes, sets)
+    else:
+        fit = fit_components(scores, term_codes(rows, terms))
     if not np.isfinite(fit.raw[-1]):
         fit = _saturated(fit)
     names = [*(t.name for t in terms), RESIDUAL]
@@ -378,7 +458,6 @@ def unit_decomposition(
     share_draws = shares_of(draws)
     var_low, var_high, _ = interval(draws, fit.var)
     share_low, share_high, extended = interval(share_draws, share)
-    balanced = _is_balanced(rows, terms)
     table = pd.DataFrame(
         {
             "item_id": item_id,
@@ -515,8 +594,9 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
     draws = np.full((len(fits), n_draws, len(factors)), np.nan)
     for row, fit in enumerate(fits):
         columns = [position[name] for name in fit.factors]
-        point[row, columns] = fit.table["share"].to_numpy(dtype=np.float64)
-        draws[row][:, columns] = fit.share_draws
+        share = fit.table["share"].to_numpy(dtype=np.float64)
+        point[row, columns] = share
+        draws[row][:, columns] = _recentred(fit.share_draws, share)
     rng = np.random.default_rng([seed, 24, len(fits)])
     items = rng.integers(0, len(fits), size=(n_draws, len(fits)))
     picks = rng.integers(0, n_draws, size=(n_draws, len(fits)))
@@ -541,6 +621,19 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
         }
         for index, name in enumerate(factors)
     ]
+
+
+def _recentred(draws: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Shift each factor's pivotal draws so that their median is the item's estimate.
+
+    The draws of a share sit below its estimate (the long upper tail of a few-df pivot inflates
+    the total); one item's interval allows for that (:func:`interval`), but a mean over 100 items
+    of such draws lies wholly below the mean of the estimates: a study interval of [54%, 60%]
+    around 60%. Recentred draws keep each item's spread and lose the shift.
+    """
+    with quiet():
+        shift = estimate - np.nanmedian(draws, axis=0)
+    return np.asarray(np.clip(draws + np.nan_to_num(shift), 0.0, 1.0))
 
 
 def summary_entries(summary: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, Any]:
