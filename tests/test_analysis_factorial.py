@@ -251,3 +251,16 @@ def test_balanced_shortcut_equals_the_orthogonalisation() -> None:
     np.testing.assert_allclose(shortcut.ss, general.ss, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(shortcut.expected, general.expected, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(shortcut.raw, general.raw, rtol=1e-8, atol=1e-12)
+
+
+def test_large_incomplete_design_pools_culture_interactions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import culture_probe.analysis._factorial as factorial
+
+    monkeypatch.setattr(factorial, "MAX_DENSE_WORK", 1000.0)
+    rows = with_design_columns(_crossed_rows()).iloc[:-3]  # incomplete: three cells missing
+    fitted = unit_decomposition(rows, "q1", "region x religion", 100, np.random.default_rng(0))
+    assert fitted is not None
+    assert not fitted.table["factor"].str.startswith("culture x").any()
+    assert fitted.table["method"].str.contains("pooled into the residual").all()

@@ -61,6 +61,8 @@ DOMINANCE = 0.95
 #: relative singular value below which a direction of a term's dummy columns counts as already
 #: spanned by the terms before it
 RANK_TOLERANCE = 1e-9
+#: n p^2 above which an incomplete design leaves its "culture x" interactions in the residual
+MAX_DENSE_WORK = 2e10
 
 FACTOR_COLUMNS = (
     *UNIT_COLUMNS,
@@ -441,6 +443,7 @@ def unit_decomposition(
     if not terms:
         return None
     balanced = _is_balanced(rows, terms)
+    pooled = False
     scores = rows["score"].to_numpy(dtype=np.float64)
     if balanced:
         columns = sorted({c for t in terms for c in t.columns})
@@ -448,6 +451,9 @@ def unit_decomposition(
         sets = [tuple(columns.index(c) for c in t.columns) for t in terms]
         fit = fit_balanced(scores, codes, sets)
     else:
+        affordable = _affordable(terms, rows)
+        pooled = len(affordable) < len(terms)
+        terms = affordable
         fit = fit_components(scores, term_codes(rows, terms))
     if not np.isfinite(fit.raw[-1]):
         fit = _saturated(fit)
@@ -479,10 +485,20 @@ def unit_decomposition(
             "p_largest": largest_share(share_draws, names),
             "n_rows": len(rows),
             "balanced": balanced,
-            "method": "anova" if balanced else "type I (Henderson III)",
+            "method": _method(balanced, pooled),
         }
     )
     return UnitFit(table, names, kinds, share_draws)
+
+
+def _affordable(terms: list[Term], rows: pd.DataFrame) -> list[Term]:
+    """The terms an incomplete design can afford: the orthogonalisation costs about n p^2 for n
+    responses and p dummy columns, so past :data:`MAX_DENSE_WORK` the "culture x" interactions,
+    which hold most of the columns, pool into the residual (the table's ``method`` says so)."""
+    width = sum(_levels(rows, term) for term in terms)
+    if len(rows) * width * width <= MAX_DENSE_WORK:
+        return terms
+    return [term for term in terms if term.kind != "culture interaction"]
 
 
 def _saturated(fit: Components) -> Components:
@@ -490,6 +506,14 @@ def _saturated(fit: Components) -> Components:
     var = fit.var.copy()
     var[-1] = np.nan
     return Components(df=fit.df, ss=fit.ss, expected=fit.expected, var=var, raw=fit.raw)
+
+
+def _method(balanced: bool, pooled: bool) -> str:
+    if balanced:
+        return "anova"
+    if pooled:
+        return "type I (Henderson III); culture interactions pooled into the residual"
+    return "type I (Henderson III)"
 
 
 def _levels(rows: pd.DataFrame, term: Term) -> int:
