@@ -264,3 +264,40 @@ def test_large_incomplete_design_pools_culture_interactions(
     assert fitted is not None
     assert not fitted.table["factor"].str.startswith("culture x").any()
     assert fitted.table["method"].str.contains("pooled into the residual").all()
+
+
+def test_crossed_proxy_components_equal_mixedlm_reml() -> None:
+    """region, religion, region x religion (the joint proxy) and paraphrase as crossed components."""
+    rng = np.random.default_rng(5)
+    g = _grid({"a": 4, "b": 3, "p": 3, "o": 2})
+    score = (
+        rng.normal(size=4)[g["a"]]
+        + 0.8 * rng.normal(size=3)[g["b"]]
+        + 0.5 * rng.normal(size=12)[g["a"] * 3 + g["b"]]
+        + 0.6 * rng.normal(size=3)[g["p"]]
+        + 0.3 * rng.normal(size=len(g))
+    )
+    rows = pd.DataFrame(
+        {
+            "axis": "region x religion",
+            "proxy": "R" + g["a"].astype(str) + "+G" + g["b"].astype(str),
+            "paraphrase": "p" + g["p"].astype(str),
+            "score": score,
+            "group": 1,
+        }
+    )
+    terms, fit, frame = _fit(rows, "region x religion", ("proxy", "proxy interaction", "context"))
+    assert [t.name for t in terms] == ["region", "religion", "region x religion", "paraphrase"]
+    assert (fit.raw > 0).all()
+    vc = {
+        "a": "0 + C(axis_region)",
+        "b": "0 + C(axis_religion)",
+        "c": "0 + C(proxy)",
+        "p": "0 + C(paraphrase)",
+    }
+    model = sm.MixedLM.from_formula("score ~ 1", groups="group", vc_formula=vc, data=frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = model.fit(reml=True, method="bfgs", gtol=1e-12, maxiter=5000)
+    np.testing.assert_allclose(fit.var[:-1], result.vcomp, rtol=1e-6)
+    assert fit.var[-1] == pytest.approx(result.scale, rel=1e-6)
