@@ -20,7 +20,10 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     ``cwi_low``, ``cwi_high``); ``rho2_1`` (+ ``_low``, ``_high``: the noncentral-F interval
     for the study's own proxies, ``_anova.rho2_interval``; the other intervals resample wordings),
     ``rho2_at_n_wordings``,
-    ``paraphrases_needed_for_0_8``; ``eta2``, ``partial_eta2``, ``omega2``; ``friedman_stat``,
+    ``paraphrases_needed_for_0_8`` (NaN, with ``paraphrases_reachable`` False, when no culture
+    variance or more than 100 wordings would be needed); ``intervals_extended`` (the statistics
+    whose interval was widened to reach its estimate: every interval holds its estimate);
+    ``eta2``, ``partial_eta2``, ``omega2``; ``friedman_stat``,
     ``friedman_p``, ``kendall_w`` (+ CI); ``icc2_1``; ``alpha_wording``, ``alpha_order``
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison
     ``placebo_var_proxy, placebo_f_proxy, placebo_p_proxy, placebo_culture_share,
@@ -67,6 +70,24 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     Holm within the item, significant only where the item's culture test is (§3.9).
 ``alignment`` (item x axis x proxy x wording; with a reference)
     ``sim_jsd, representativeness``.
+``factor_stats`` (item x axis x factor, culture proxies; :mod:`culture_probe.analysis._factorial`)
+    The N-way decomposition over every declared factor: each proxy axis (``axis_<axis>``
+    columns, derived from ``proxy`` for plans without them), their interactions, each context
+    factor with more than one level (paraphrase, framing, enumerator, separator, instruction,
+    shots, order, language, seed), "culture x <factor>", and the ``residual`` (omitted
+    interactions and noise): ``kind, columns, n_levels, df, ss, ms, var`` (+ ``_low``, ``_high``),
+    ``share`` (+ ``_low``, ``_high``), ``interval_extended``, ``p_largest`` (share of pivotal draws
+    in which the factor explains the most), ``n_rows, balanced, method`` ("anova" on balanced
+    cells, "type I (Henderson III)" on incomplete designs such as a budgeted fraction). A factor
+    the design confounds with earlier ones has ``df`` 0 and NaN components.
+``factor_verdicts`` (item x axis)
+    ``dominant_factor, dominant_share`` (+ ``_low``, ``_high``), ``p_largest, runner_up,
+    residual_share, verdict`` ("<factor> dominates" when largest in >= 95% of draws, else
+    "<factor> leads (largest in x% of draws)").
+``factor_summary`` (axis x factor)
+    ``kind, n_items, share`` (mean of item shares) ``, share_low, share_high`` (two-stage:
+    items resampled, each with one of its pivotal draws), ``interval_extended, p_largest,
+    n_items_leading``. ``summary.json`` carries the same under ``"factors"``.
 ``alignment_summary`` (item x axis x proxy; with a reference)
     ``n_wordings, max_p, avg_p, min_p, cps, specificity, specificity_p, specificity_item_p,
     avg_representativeness, baseline_sim, steering_effect, nsr``.

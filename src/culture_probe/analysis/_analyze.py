@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._anova import rho2_interval
+from culture_probe.analysis._anova import MAX_PARAPHRASES, rho2_interval
 from culture_probe.analysis._cells import cell_stats, wording_cells
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
+from culture_probe.analysis._factorial import factor_tables, summary_entries
 from culture_probe.analysis._headline import headline_sentences
 from culture_probe.analysis._items import (
     CONFIDENCE,
@@ -20,7 +21,9 @@ from culture_probe.analysis._items import (
     agreement_alphas,
     benjamini_hochberg,
     bias_corrected_interval,
+    contain_estimate,
     decompose_units,
+    interval_extended,
 )
 from culture_probe.analysis._order import order_summary, pride_columns, reversal_table
 from culture_probe.analysis._ranking import human_mean_scores, rank_agreement, rank_summary
@@ -122,7 +125,13 @@ def analyze(
         from culture_probe.analysis._language import language_table
 
         tables["language_effect"] = language_table(tidy)
+    tables["factor_stats"], tables["factor_verdicts"], tables["factor_summary"] = factor_tables(
+        tidy, item_codes, n_bootstrap, seed
+    )
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
+    summary["factors"] = _json_safe(
+        summary_entries(tables["factor_summary"], tables["factor_verdicts"])
+    )
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
     return AnalysisResult(ordered, summary, headline_sentences(summary))
 
@@ -139,6 +148,9 @@ _TABLE_ORDER = (
     "contrasts",
     "alignment",
     "alignment_summary",
+    "factor_stats",
+    "factor_verdicts",
+    "factor_summary",
 )
 
 
@@ -186,8 +198,10 @@ def _item_table(
             )
         else:
             low, high = bias_corrected_interval(core.replicates[name], table[name].to_numpy())
+        low, high = contain_estimate(low, high, table[name].to_numpy())
         table.insert(table.columns.get_loc(name) + 1, f"{name}_low", low)
         table.insert(table.columns.get_loc(name) + 2, f"{name}_high", high)
+    table["intervals_extended"] = _extended_names(core, table)
     for test in ("proxy", "wording", "interaction"):
         table[f"p_{test}_bh"] = benjamini_hochberg(table[f"p_{test}"].to_numpy())
     culture_rows = tidy.loc[tidy["proxy_kind"] == "culture"]
@@ -207,6 +221,28 @@ def _item_table(
         table = table.merge(nsr.reset_index(), on=list(UNIT_COLUMNS), how="left")
     table["verdict"] = verdicts(table)
     return table
+
+
+def _extended_names(core: Decomposition, table: pd.DataFrame) -> list[str]:
+    """Per unit, the statistics whose interval was widened to reach its estimate (comma list)."""
+    flags = {
+        name: interval_extended(core.replicates[name], table[name].to_numpy())
+        for name in INTERVAL_COLUMNS
+        if name != "rho2_1"
+    }
+    # The table's bounds are already widened; compare with the exact interval before widening.
+    low, high = rho2_interval(
+        {column: table[column].to_numpy() for column in RHO2_COLUMNS},
+        table["n_wordings"].to_numpy(),
+        CONFIDENCE,
+    )
+    estimate = table["rho2_1"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        flags["rho2_1"] = (estimate < low) | (estimate > high)
+    return [
+        ",".join(name for name in INTERVAL_COLUMNS if bool(flags[name][row]))
+        for row in range(len(table))
+    ]
 
 
 def _summary(
@@ -262,7 +298,7 @@ def _axis_summary(
         "verdicts": verdict_counts(rows),
         "aggregates": two_stage_aggregates(rows, replicates, seed),
         "share_bh_significant_culture": float(rows["p_proxy_bh"].lt(0.05).mean()),
-        "median_paraphrases_needed_for_0_8": rows["paraphrases_needed_for_0_8"].median(),
+        **_paraphrases_needed(rows),
         "wording_spread": _clustered(cells, "wording_spread"),
         "wording_flip_rate": _clustered(cells, "wording_flip_rate"),
         "order_flip_rate": _clustered(cells, "order_flip_rate"),
@@ -279,6 +315,26 @@ def _axis_summary(
     }
     safe: dict[str, Any] = _json_safe(out)
     return safe
+
+
+def _paraphrases_needed(rows: pd.DataFrame) -> dict[str, Any]:
+    """The median wordings needed for Erho2 >= 0.8, an unreachable item counting as infinitely
+    many; None with ``..._reachable`` False and a note when the median itself is out of reach."""
+    needed = rows["paraphrases_needed_for_0_8"].to_numpy(dtype=np.float64)
+    known = rows["var_proxy"].notna().to_numpy()
+    reachable = rows["paraphrases_reachable"].astype(bool).to_numpy()
+    values = np.where(reachable, needed, np.inf)[known]
+    median = float(np.median(values)) if len(values) else float("nan")
+    out: dict[str, Any] = {
+        "median_paraphrases_needed_for_0_8": median if np.isfinite(median) else None,
+        "median_paraphrases_needed_for_0_8_reachable": bool(np.isfinite(median)),
+        "share_items_reaching_0_8": float(reachable[known].mean()) if len(values) else None,
+    }
+    if len(values) and not np.isfinite(median):
+        out["median_paraphrases_needed_for_0_8_note"] = (
+            f"more than {MAX_PARAPHRASES} (unreachable) for most items"
+        )
+    return out
 
 
 def _significant_contrasts(contrasts: pd.DataFrame, axis: str) -> dict[str, int]:

@@ -11,6 +11,8 @@ from scipy import stats
 
 Arrays = dict[str, np.ndarray]
 RELIABILITY_TARGET = 0.8
+#: wordings past which Erho2 = 0.8 counts as unreachable (``paraphrases_needed_for_0_8`` NaN)
+MAX_PARAPHRASES = 100
 
 
 def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
@@ -70,7 +72,9 @@ def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
 
     Culture share, wording-level share, wording-contrast share and CWI = s2_C / (s2_P + s2_CP)
     (robustness.md §3.3); relative G coefficient Erho2(n') = s2_C / (s2_C + s2_CP/n' + s2_E/(n' n))
-    and the number of wordings n' that reaches 0.8 (D-study, Brennan 2001); omega^2 and partial
+    and the number of wordings n' that reaches 0.8 (D-study, Brennan 2001; NaN with
+    ``paraphrases_reachable`` False when no culture variance or more than :data:`MAX_PARAPHRASES`
+    wordings would be needed); omega^2 and partial
     eta^2 with MS_CP as error term (Olejnik & Algina 2003).
     """
     var_c, var_p = parts["var_proxy"], parts["var_wording"]
@@ -96,7 +100,11 @@ def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
         }
         ratio = RELIABILITY_TARGET / (1 - RELIABILITY_TARGET) * error_per_wording / var_c
         needed = np.ceil(ratio - 1e-9)  # 1e-9: 4.0000000001 from rounding means 4
-    out["paraphrases_needed_for_0_8"] = np.where(var_c > 0, np.maximum(needed, 1), np.nan)
+    # No culture variance, or more wordings than any study writes: the target is out of reach,
+    # and a number such as 23618.5 would read as a plan rather than as "never".
+    reachable = (var_c > 0) & (needed <= MAX_PARAPHRASES)
+    out["paraphrases_needed_for_0_8"] = np.where(reachable, np.maximum(needed, 1), np.nan)
+    out["paraphrases_reachable"] = reachable
     return out
 
 

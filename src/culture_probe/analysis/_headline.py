@@ -40,6 +40,9 @@ def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -
         f"{_share(aggregates['mean_wording_share'])} and wording-by-culture changes "
         f"{_share(aggregates['mean_wording_contrast_share'])}.",
     ]
+    factors = _factor_sentence(summary.get("factors", {}).get(axis))
+    if factors:
+        sentences.append(factors)
     rest = _remainder_sentence(aggregates)
     if rest:
         sentences.append(rest)
@@ -63,6 +66,34 @@ def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -
             f"{facts['share_beating_placebo']:.0%} of items."
         )
     return sentences
+
+
+def _factor_sentence(facts: dict[str, Any] | None) -> str | None:
+    """The N-way verdict: which declared factor explains the most, the next two, and how often."""
+    if not facts or facts.get("dominant_factor") is None:
+        return None
+    shares = facts["shares"]
+    ranked = sorted(
+        (
+            name
+            for name, v in shares.items()
+            if v["kind"] != "residual" and v["estimate"] is not None
+        ),
+        key=lambda name: -shares[name]["estimate"],
+    )
+    leader = ranked[0]
+    verb = "dominates" if (shares[leader]["p_largest"] or 0) >= 0.95 else "leads"
+    sentence = (
+        f"Over all {len(ranked)} declared factors, {leader} {verb} with "
+        f"{_share(shares[leader])} of the answer variance"
+    )
+    others = [f"{name} {_share(shares[name])}" for name in ranked[1:3]]
+    if others:
+        sentence += ", then " + " and ".join(others)
+    return (
+        sentence + f"; it is the largest factor in {shares[leader]['n_items_leading']} of "
+        f"{facts['n_items']} items."
+    )
 
 
 def _remainder_sentence(aggregates: dict[str, Any]) -> str | None:
@@ -167,8 +198,17 @@ def _share(aggregate: dict[str, Any]) -> str:
         aggregate["ci_high"],
         "{:.0%}",
         missing="an undetermined share",
-    )
+    ) + _widened(aggregate)
 
 
 def _interval(aggregate: dict[str, Any]) -> str:
-    return format_interval(aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"])
+    shown = format_interval(aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"])
+    return shown + _widened(aggregate)
+
+
+def _widened(aggregate: dict[str, Any]) -> str:
+    """Say so when the resamples all fell to one side and the interval was stretched to the
+    estimate: otherwise the reader takes the interval for the resampling's own."""
+    if aggregate.get("estimate") is None or not aggregate.get("interval_extended"):
+        return ""
+    return " (widened to reach the estimate: the resamples all lie on one side of it)"

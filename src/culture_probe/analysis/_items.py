@@ -121,8 +121,16 @@ def bias_corrected_interval(
         estimate: the point estimates, shape (...).
 
     Returns:
-        ``(low, high)``, each of shape (...).
+        ``(low, high)``, each of shape (...), holding the estimate (:func:`contain_estimate`).
     """
+    low, high = bias_corrected_bounds(replicates, estimate)
+    return contain_estimate(low, high, estimate)
+
+
+def bias_corrected_bounds(
+    replicates: np.ndarray, estimate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bias-corrected bounds as the quantiles give them, before :func:`contain_estimate`."""
     values = np.sort(np.asarray(replicates, dtype=np.float64), axis=-1)  # NaN sort last
     valid = (~np.isnan(values)).sum(axis=-1)
     below = (values < np.asarray(estimate)[..., None]).sum(axis=-1)
@@ -138,6 +146,31 @@ def bias_corrected_interval(
         bound = np.take_along_axis(values, position[..., None], axis=-1)[..., 0]
         bounds.append(np.where(valid > 0, bound, np.nan))
     return bounds[0], bounds[1]
+
+
+def contain_estimate(
+    low: np.ndarray, high: np.ndarray, estimate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Widen an interval that misses its own estimate to reach it.
+
+    A statistic truncated at 0 (a variance component, a reliability, a share) can sit at 0 while
+    every resample of its wordings is positive: a resample that repeats wordings cannot reproduce
+    a culture effect cancelled exactly by the wording noise, and the bias correction cannot reach
+    past the last replicate. The interval "[0.37, 0.78]" beside an estimate of 0.00 says nothing
+    true, so the bound on the estimate's side moves to the estimate: the interval then holds
+    every value the data and the resamples support. :func:`interval_extended` tells where this
+    happened.
+    """
+    point = np.asarray(estimate, dtype=np.float64)
+    return np.fmin(low, point), np.fmax(high, point)
+
+
+def interval_extended(replicates: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Where :func:`bias_corrected_interval` had to widen the interval to hold the estimate."""
+    low, high = bias_corrected_bounds(replicates, estimate)
+    point = np.asarray(estimate, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray((point < low) | (point > high))
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._items import bias_corrected_interval, quiet
+from culture_probe.analysis._items import bias_corrected_interval, interval_extended, quiet
 
 SIGNIFICANCE = 0.05
 VERDICTS = (
@@ -94,7 +94,9 @@ def two_stage_aggregates(
         seed: random seed.
 
     Returns:
-        name -> {"estimate", "ci_low", "ci_high"}.
+        name -> {"estimate", "ci_low", "ci_high", "interval_extended"}; the interval always holds
+        the estimate, ``interval_extended`` says where it had to be widened to
+        (:func:`~culture_probe.analysis._items.contain_estimate`).
     """
     n_items = len(table)
     n_bootstrap = next(iter(replicates.values())).shape[1] if replicates else 0
@@ -117,8 +119,15 @@ def two_stage_aggregates(
             resampled = values[items]
         with quiet():
             estimate = float(combine(values)) if n_items else float("nan")
-            low, high = bias_corrected_interval(combine(resampled, axis=1), np.asarray(estimate))
-        out[name] = {"estimate": estimate, "ci_low": float(low), "ci_high": float(high)}
+            combined = combine(resampled, axis=1)
+            low, high = bias_corrected_interval(combined, np.asarray(estimate))
+            extended = bool(interval_extended(combined, np.asarray(estimate)))
+        out[name] = {
+            "estimate": estimate,
+            "ci_low": float(low),
+            "ci_high": float(high),
+            "interval_extended": extended,
+        }
     return out
 
 

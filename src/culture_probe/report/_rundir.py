@@ -27,6 +27,9 @@ STATS_TABLES = (
     "alignment_summary",
     "short_answer",
     "language_effect",
+    "factor_stats",
+    "factor_verdicts",
+    "factor_summary",
 )
 """The tables the analysis writes to ``stats/``; each one that is present adds a section."""
 

@@ -132,6 +132,7 @@ def build_run_page(data: RunData) -> str:
         _verdict_section(data),
         short_answer_section(data),
         _charts_section(data, names),
+        _factors_section(data),
         language_section(data),
         _alignment_section(data, names),
         _tables_section(data, names),
@@ -375,11 +376,92 @@ def _placebo_forest(data: RunData) -> Markup:
         *(_floats(controls[c]) for c in needed),
         title="Culture variance minus placebo variance (95% CI)",
         reference=0.0,
-        value_format="{:.3f}",
+        value_format="{:.3g}",  # variance differences run from 1e-5 to 0.1: significant digits
         value_label="s2_culture - s2_placebo of the expected answer",
     )
     caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
     return join(heading("Controls"), figure(chart, caption, "chart-placebo"))
+
+
+# --- every declared factor ------------------------------------------------------------------------
+
+
+FACTOR_COLUMNS = {
+    "item_id": ("item", "Probe item; the link opens its prompts"),
+    "axis": ("axis", "Demographic axis (crossed axes: 'region x religion')"),
+    "factor": ("factor", "Declared factor, interaction of proxy axes, or 'culture x' a factor"),
+    "df": ("df", "Degrees of freedom the factor adds (0: not estimable in this design)"),
+    "var": ("variance", "Variance component of the expected answer (truncated at 0)"),
+    "share": ("share", "Share of the answer variance"),
+    "share_low": ("share low", "95% interval (generalised pivotal quantities), lower end"),
+    "share_high": ("share high", "95% interval, upper end"),
+    "p_largest": ("P(largest)", "Share of pivotal draws in which this factor explains the most"),
+    "method": ("method", "anova: balanced cells; type I (Henderson III): incomplete design"),
+}
+
+
+def _factors_section(data: RunData) -> Section | None:
+    """Variance shares of every declared factor with intervals: per axis, then per item."""
+    summary = data.table("factor_summary")
+    stats = data.table("factor_stats")
+    if summary is None or stats is None:
+        return None
+    parts = []
+    verdicts = data.summary.get("factors", {})
+    for axis, rows in summary.groupby("axis", sort=True):
+        facts = verdicts.get(str(axis), {})
+        if facts.get("verdict"):
+            line = f"On the {axis} axis, over all declared factors: {facts['verdict']}"
+            line += f" ({facts.get('n_items', len(rows))} items)."
+            parts.append(paragraph(line, "verdict"))
+        parts.append(figure(_factor_chart(str(axis), rows), _FACTOR_CAPTION, "chart-factors"))
+        widened = rows.loc[rows["interval_extended"].astype(bool), "factor"].tolist()
+        if widened:
+            parts.append(
+                note(
+                    "Widened to reach the estimate (the resampled shares all lie on one side "
+                    "of it): " + ", ".join(map(str, widened)) + "."
+                )
+            )
+    per_item = item_verdicts_list(data.table("factor_verdicts"))
+    if per_item is not None:
+        parts.append(collapsible("Leading factor per item", per_item, open=False))
+    parts.append(heading("Per item and factor"))
+    parts.append(_described_table(stats, FACTOR_COLUMNS, "table-factors", None))
+    return Section("Every declared factor", join(*parts))
+
+
+_FACTOR_CAPTION = (
+    "Mean over items of each factor's share of the answer variance, with a 95% interval that "
+    "resamples items and the uncertainty of each item's components. 'culture x F' is how much the "
+    "culture profile changes with F; the residual pools the interactions the model leaves out."
+)
+
+
+def _factor_chart(axis: str, rows: pd.DataFrame) -> Markup:
+    ordered = rows.sort_values("share", ascending=False, kind="stable", na_position="last")
+    return forest_plot(
+        [str(f) for f in ordered["factor"]],
+        _floats(ordered["share"]),
+        _floats(ordered["share_low"]),
+        _floats(ordered["share_high"]),
+        title=f"{axis}: share of the answer variance per factor (95% CI)",
+        value_format="{:.0%}",
+        value_label="share of the variance of the expected answer",
+    )
+
+
+def item_verdicts_list(verdicts: pd.DataFrame | None) -> Markup | None:
+    """One line per item: which factor leads and how surely."""
+    if verdicts is None or verdicts.empty:
+        return None
+    lines = [
+        Markup('<a href="{}">{}</a> ({}): {}').format(
+            _prompt_link(row["item_id"]), row["item_id"], row["axis"], row["verdict"]
+        )
+        for row in _records(verdicts)
+    ]
+    return bullet_list(lines, "verdicts")
 
 
 # --- human data ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ gaps or hatched grey cells, never as zero. Charts scale to the width of their co
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -180,6 +181,32 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def tick_labels(ticks: Sequence[float], value_format: str) -> list[str]:
+    """Tick labels in ``value_format``, or with as many decimals as the tick step needs when that
+    format would print two ticks alike (an axis from 0 to 0.0004 in "{:.3f}" reads 0.000 five
+    times).
+
+    Example:
+        >>> tick_labels([0.0, 0.0001, 0.0002], "{:.3f}")
+        ['0.0000', '0.0001', '0.0002']
+        >>> tick_labels([0.0, 0.001, 0.002], "{:.0%}")
+        ['0.0%', '0.1%', '0.2%']
+        >>> tick_labels([0.0, 0.5, 1.0], "{:.2f}")
+        ['0.00', '0.50', '1.00']
+    """
+    labels = [value_format.format(tick) for tick in ticks]
+    if len(set(labels)) == len(labels) or len(ticks) < 2:
+        return labels
+    percent = value_format.endswith("%}")
+    scaled = [tick * 100 if percent else tick for tick in ticks]
+    step = min(abs(b - a) for a, b in itertools.pairwise(scaled) if b != a)
+    decimals = 0
+    while decimals < 12 and abs(round(step, decimals) - step) > step * 1e-6:
+        decimals += 1
+    suffix = "%" if percent else ""
+    return [f"{value:.{decimals}f}{suffix}" for value in scaled]
+
+
 def _svg(width: float, height: float, title: str, body: list[str], kind: str) -> Markup:
     """The ``<svg>`` element: accessible name from the title, scalable through the viewBox."""
     return Markup(
@@ -234,14 +261,13 @@ def _title_text(width: float, title: str) -> str:
 
 def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) -> list[str]:
     parts = ['<g class="axis">']
-    for tick in _nice_ticks(scale.low, scale.high):
-        if value_format == "{:.0f}" and tick != int(tick):
-            continue  # counts: a tick at 2.5 would be labelled "2" beside the real 2
+    ticks = _nice_ticks(scale.low, scale.high)
+    if value_format == "{:.0f}":  # counts: a tick at 2.5 would be labelled "2" beside the real 2
+        ticks = [tick for tick in ticks if tick == int(tick)]
+    for tick, text in zip(ticks, tick_labels(ticks, value_format), strict=True):
         x = scale(tick)
         parts.append(_element("line", x1=x, x2=x, y1=top, y2=y, stroke=_RULE))
-        parts.append(
-            _text(x, y + 14, value_format.format(tick), anchor="middle", size=11, fill=_MUTED)
-        )
+        parts.append(_text(x, y + 14, text, anchor="middle", size=11, fill=_MUTED))
     parts.append("</g>")
     if label:
         parts.append(_text((scale.start + scale.end) / 2, y + 30, label, anchor="middle", size=11))
@@ -759,12 +785,11 @@ def distribution_bars(
     bottom = height - 18 - 14 * label_rows
     scale = _Scale(low, high, bottom, top)
     parts = [_title_text(width, title), *_legend(names, colours, left, 42, width)]
-    for tick in _nice_ticks(low, high, 4):
+    ticks = _nice_ticks(low, high, 4)
+    for tick, text in zip(ticks, tick_labels(ticks, value_format), strict=True):
         y = scale(tick)
         parts.append(_element("line", x1=left, x2=right, y1=y, y2=y, stroke=_RULE))
-        parts.append(
-            _text(left - 6, y + 4, value_format.format(tick), anchor="end", size=10, fill=_MUTED)
-        )
+        parts.append(_text(left - 6, y + 4, text, anchor="end", size=10, fill=_MUTED))
     group = (right - left) / max(len(categories), 1)
     bar = group * 0.8 / max(len(names), 1)
     for index, category in enumerate(categories):

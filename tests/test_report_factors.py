@@ -1,0 +1,47 @@
+"""The report's N-way section: a chart of every factor's share with intervals, the verdict, a table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from culture_probe.analysis.cli import analyze_run
+from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
+from culture_probe.report.run_report import render_run_report
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    effects = PlantedEffects(culture=0.15, wording=0.03, interaction=0.02, noise=0.01)
+    plan, responses = simulate_study(effects, n_items=3, n_proxies=4, n_paraphrases=3, seed=8)
+    plan["separator"] = [HOSTILE if k % 2 else "\n" for k in range(len(plan))]  # a format factor
+    directory = tmp_path_factory.mktemp("run")
+    plan.to_parquet(directory / "plan.parquet")
+    responses.to_parquet(directory / "responses.parquet")
+    analyze_run(directory, n_bootstrap=100, n_permutations=19)
+    return directory
+
+
+def test_analyze_run_writes_the_factor_tables(run_dir: Path) -> None:
+    stats = pd.read_parquet(run_dir / "stats" / "factor_stats.parquet")
+    assert {"separator", "culture x separator", "region", "residual"} <= set(stats["factor"])
+    assert (run_dir / "stats" / "factor_summary.parquet").exists()
+    assert (run_dir / "stats" / "factor_verdicts.parquet").exists()
+
+
+def test_report_shows_shares_with_intervals_and_the_verdict(run_dir: Path) -> None:
+    html = render_run_report(run_dir).read_text(encoding="utf-8")
+    section = html[html.index('id="chart-factors"') - 400 :]
+    charts = re.findall(r'<svg[^>]*class="chart chart-forest"[^>]*>.*?</svg>', section, re.S)
+    chart = [c for c in charts if "region: share of the answer variance per factor" in c]
+    assert len(chart) == 1
+    summary = pd.read_parquet(run_dir / "stats" / "factor_summary.parquet")
+    assert chart[0].count('class="interval"') == summary["share_low"].notna().sum()
+    assert "over all declared factors: region" in section
+    assert "table-factors" in section
+    assert "<img src=x" not in html  # the hostile separator only ever appears escaped
