@@ -8,6 +8,7 @@ the key, and an unknown key lists the valid ones (with "did you mean" only when 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,12 +120,14 @@ def close_spelling(word: str, choices: Iterable[str]) -> str | None:
         True
     """
     allowed = max(1, min(2, len(word) // 3))
-    best: tuple[int, str] | None = None
+    best: tuple[int, int, str] | None = None
     for choice in choices:
         distance = _edit_distance(word.lower(), str(choice).lower())
-        if distance <= allowed and (best is None or distance < best[0]):
-            best = (distance, str(choice))
-    return best[1] if best else None
+        shared = len(os.path.commonprefix([word.lower(), str(choice).lower()]))
+        rank = (distance, -shared, str(choice))  # ties go to the longer shared start: USA -> US
+        if distance <= allowed and (best is None or rank < best):
+            best = rank
+    return best[2] if best else None
 
 
 def _edit_distance(a: str, b: str) -> int:
