@@ -95,15 +95,24 @@ def test_the_food_study_crosses_religion_with_country(food_religion: pd.DataFram
     cultures = food_religion[food_religion["proxy_kind"] == "culture"]
     pairs = set(zip(cultures["axis_region"], cultures["axis_religion"], strict=True))
     expected = set(
-        itertools.product(["IN", "IL", "US"], ["hinduism", "islam", "judaism", "christianity", "zoroastrianism"])
+        itertools.product(
+            ["IN", "IL", "US"], ["hinduism", "islam", "judaism", "christianity", "zoroastrianism"]
+        )
     ) - {("IL", "zoroastrianism")}
     assert pairs == expected
     assert set(cultures["axis"]) == {"region x religion"}
     assert set(cultures["proxy"]) == {f"{region}+{religion}" for region, religion in expected}
-    row = food_religion[(food_religion["proxy"] == "IN+islam") & (food_religion["framing"] == "think_of")]
+    row = food_religion[
+        (food_religion["proxy"] == "IN+islam") & (food_religion["framing"] == "think_of")
+    ]
     assert row["user"].iloc[0].startswith("Think of a typical Muslim family in India.\n\n")
-    us = food_religion[(food_religion["proxy"] == "US+judaism") & (food_religion["framing"] == "describe")]
-    assert us["system"].iloc[0] == "You describe the everyday life of a typical Jewish family in the United States."
+    us = food_religion[
+        (food_religion["proxy"] == "US+judaism") & (food_religion["framing"] == "describe")
+    ]
+    assert (
+        us["system"].iloc[0]
+        == "You describe the everyday life of a typical Jewish family in the United States."
+    )
 
 
 def test_placebos_take_the_shape_of_the_crossed_persona(food_religion: pd.DataFrame) -> None:
@@ -159,11 +168,27 @@ def test_axes_not_crossed_are_said_to_be_added(tmp_path: Path, repo: Path) -> No
 @pytest.mark.parametrize(
     ("edit", "fragment", "expected"),
     [
-        (("religion: hinduism}", "religion: sikhism}"), "sikhism", "key 'exclude.religion': exclude names 'sikhism'"),
-        (("cross: [region, religion]", "cross: [region, religoin]"), "religoin", "key 'cross': 'religoin' is not an axis"),
-        (("  religion: [islam, hinduism, judaism]", "  religion: []"), "religion: []", "key 'axes.religion': axis 'religion' has no values"),
-        (("{{ religion.adjective }}", "{{ religion.adjectiv }}"), "adjectiv", "key 'persona.culture': template uses an undefined variable"),
-        (("  placebo: \"a person {{ placebo.clause }}\"\n", ""), "persona:", "key 'persona.placebo'"),
+        (
+            ("religion: hinduism}", "religion: sikhism}"),
+            "sikhism",
+            "key 'exclude.religion': exclude names 'sikhism'",
+        ),
+        (
+            ("cross: [region, religion]", "cross: [region, religoin]"),
+            "religoin",
+            "key 'cross': 'religoin' is not an axis",
+        ),
+        (
+            ("  religion: [islam, hinduism, judaism]", "  religion: []"),
+            "religion: []",
+            "key 'axes.religion': axis 'religion' has no values",
+        ),
+        (
+            ("{{ religion.adjective }}", "{{ religion.adjectiv }}"),
+            "adjectiv",
+            "key 'persona.culture': template uses an undefined variable",
+        ),
+        (('  placebo: "a person {{ placebo.clause }}"\n', ""), "persona:", "key 'persona.placebo'"),
     ],
 )
 def test_bad_crossings_name_file_line_and_key(
@@ -175,7 +200,9 @@ def test_bad_crossings_name_file_line_and_key(
     assert f"{study}:{line_of(study, fragment)}: {expected}" in message
 
 
-def test_unknown_keys_list_the_valid_ones_and_suggest_only_close_spellings(tmp_path: Path, repo: Path) -> None:
+def test_unknown_keys_list_the_valid_ones_and_suggest_only_close_spellings(
+    tmp_path: Path, repo: Path
+) -> None:
     study = write_study(tmp_path, repo, CROSSED.replace("cross:", "intersections:"))
     message = error_of(study)
     assert "unknown key in a study (valid keys: " in message and "cross, " in message
@@ -223,7 +250,13 @@ def _one(plan: pd.DataFrame, **where: str) -> pd.Series:
     return rows.iloc[0]
 
 
-BASE = {"item_id": "pork", "paraphrase": "p1", "order": "canonical", "instruction": "default", "shots": "0"}
+BASE = {
+    "item_id": "pork",
+    "paraphrase": "p1",
+    "order": "canonical",
+    "instruction": "default",
+    "shots": "0",
+}
 
 
 @pytest.mark.parametrize(
@@ -247,7 +280,9 @@ def test_labels_follow_the_enumerator(
 
 
 def test_bare_options_whose_first_words_repeat_are_answered_by_position() -> None:
-    shown = enumerate_options("none", ["Not very important", "Not at all important", "Very important"])
+    shown = enumerate_options(
+        "none", ["Not very important", "Not at all important", "Very important"]
+    )
     assert shown.labels == ["1", "2", "3"] and shown.style == "positions"
     assert enumerate_options("[I]", ["x", "y"]).lines == ["[I] x", "[II] y"]
 
@@ -255,10 +290,16 @@ def test_bare_options_whose_first_words_repeat_are_answered_by_position() -> Non
 def test_a_reversed_order_keeps_each_label_with_its_option(formats_plan: pd.DataFrame) -> None:
     row = _one(formats_plan, **{**BASE, "order": "reversed"}, enumerator="none", separator="\n")
     shown = [row["options"][index] for index in row["display_to_canonical"]]
-    assert list(row["option_labels"]) == [text.split()[0] for text in shown] == ["Never", "Rarely", "Sometimes", "Often"]
+    assert (
+        list(row["option_labels"])
+        == [text.split()[0] for text in shown]
+        == ["Never", "Rarely", "Sometimes", "Often"]
+    )
 
 
-def test_the_instruction_factor_replaces_the_template_instruction(formats_plan: pd.DataFrame) -> None:
+def test_the_instruction_factor_replaces_the_template_instruction(
+    formats_plan: pd.DataFrame,
+) -> None:
     row = _one(formats_plan, **{**BASE, "instruction": "i2"}, enumerator="i.", separator="\n")
     assert row["user"].endswith("Reply with the numeral of your choice (i/ii/iii/iv).")
     default = _one(formats_plan, **BASE, enumerator="i.", separator="\n")
@@ -295,8 +336,10 @@ def test_default_formats_keep_the_prompt_ids_they_had(tmp_path: Path, repo: Path
     plain = build_plan(load_study(write_study(tmp_path, repo, "axes:\n  region: [JP]\n")))
     varied = build_plan(load_study(write_study(tmp_path, repo, FORMATS)))
     defaults = varied[
-        (varied["enumerator"] == "A.") & (varied["separator"] == "\n")
-        & (varied["instruction"] == "default") & (varied["shots"] == "0")
+        (varied["enumerator"] == "A.")
+        & (varied["separator"] == "\n")
+        & (varied["instruction"] == "default")
+        & (varied["shots"] == "0")
     ]
     assert set(defaults["prompt_id"]) == set(plain["prompt_id"])
     assert (plain["enumerator"] == "A.").all() and (plain["shots"] == "0").all()
@@ -305,11 +348,31 @@ def test_default_formats_keep_the_prompt_ids_they_had(tmp_path: Path, repo: Path
 @pytest.mark.parametrize(
     ("block", "fragment", "expected"),
     [
-        ('formats:\n  enumerator: ["A.", "(aa)"]\n', "(aa)", "key 'formats.enumerator': unknown enumerator '(aa)'"),
-        ("formats:\n  shots: [0, 4]\n", "shots", "key 'formats.shots': 4 demonstrations need 5 multiple-choice items"),
-        ("formats:\n  separator: []\n", "separator", "key 'formats.separator': factor 'separator' has no variants"),
-        ("formats:\n  orders: [canonical]\n", "orders", "key 'orders': unknown key in formats (valid keys: enumerator, instruction, separator, shots)"),
-        ("option_orders: {ordinal: [cyclic]}\n", "ordinal", "key 'option_orders.ordinal': 'cyclic' is not an order for this scale"),
+        (
+            'formats:\n  enumerator: ["A.", "(aa)"]\n',
+            "(aa)",
+            "key 'formats.enumerator': unknown enumerator '(aa)'",
+        ),
+        (
+            "formats:\n  shots: [0, 4]\n",
+            "shots",
+            "key 'formats.shots': 4 demonstrations need 5 multiple-choice items",
+        ),
+        (
+            "formats:\n  separator: []\n",
+            "separator",
+            "key 'formats.separator': factor 'separator' has no variants",
+        ),
+        (
+            "formats:\n  orders: [canonical]\n",
+            "orders",
+            "key 'orders': unknown key in formats (valid keys: enumerator, instruction, separator, shots)",
+        ),
+        (
+            "option_orders: {ordinal: [cyclic]}\n",
+            "ordinal",
+            "key 'option_orders.ordinal': 'cyclic' is not an order for this scale",
+        ),
     ],
 )
 def test_bad_format_factors_name_file_line_and_key(
@@ -332,7 +395,9 @@ def test_permutations_where_few_and_cyclic_shifts_where_many(tmp_path: Path, rep
     assert len(option_orders(("permutations",), 3)) == 6
     assert len(option_orders(("permutations",), 5)) == 5  # 120 would be too many: cyclic
     study = write_study(
-        tmp_path, repo, "axes:\n  region: [JP]\noption_orders: {ordinal: [canonical], nominal: [permutations]}\n"
+        tmp_path,
+        repo,
+        "axes:\n  region: [JP]\noption_orders: {ordinal: [canonical], nominal: [permutations]}\n",
     )
     plan = build_plan(load_study(study))
     per_item = plan.groupby("item_id")["order"].nunique().to_dict()
@@ -343,7 +408,9 @@ def test_permutations_where_few_and_cyclic_shifts_where_many(tmp_path: Path, rep
 
 
 def test_a_budget_draws_a_balanced_fraction(tmp_path: Path, repo: Path) -> None:
-    study = write_study(tmp_path, repo, FORMATS.replace("  shots: [0, 1, 3]\n", "") + "budget: 80\n")
+    study = write_study(
+        tmp_path, repo, FORMATS.replace("  shots: [0, 1, 3]\n", "") + "budget: 80\n"
+    )
     plan = build_plan(load_study(study))
     assert len(plan) == 80 and plan["prompt_id"].is_unique
     assert plan.attrs["full_size"] == 4 * 2 * 2 * 5 * 2 * 2
@@ -381,17 +448,28 @@ def test_a_byte_order_mark_is_dropped_from_templates_and_yaml(tmp_path: Path, re
     source = (repo / "probes" / "templates" / "multiple_choice.en.j2").read_text()
     template.write_bytes(b"\xef\xbb\xbf" + source.encode())
     study = write_study(tmp_path, repo, "axes:\n  region: [JP]\n")
-    study.write_bytes(b"\xef\xbb\xbf" + study.read_text().replace(str(repo / "probes" / "templates" / "multiple_choice.en.j2"), "template.j2").encode())
+    study.write_bytes(
+        b"\xef\xbb\xbf"
+        + study.read_text()
+        .replace(str(repo / "probes" / "templates" / "multiple_choice.en.j2"), "template.j2")
+        .encode()
+    )
     plan = build_plan(load_study(study))
     assert not plan["user"].str.contains("\ufeff").any()
     assert plan["user"].str.contains("How often do you eat pork?\n\nA. Often", regex=False).any()
 
 
-@pytest.mark.parametrize("tag", ["{% include 'x.j2' %}", "{% import 'x.j2' as x %}", "{% extends 'x.j2' %}"])
+@pytest.mark.parametrize(
+    "tag", ["{% include 'x.j2' %}", "{% import 'x.j2' as x %}", "{% extends 'x.j2' %}"]
+)
 def test_templates_cannot_reach_other_files(tmp_path: Path, repo: Path, tag: str) -> None:
     (tmp_path / "template.j2").write_text("{{ question }}\n" + tag + "\n")
     study = write_study(tmp_path, repo, "axes:\n  region: [JP]\n")
-    study.write_text(study.read_text().replace(str(repo / "probes" / "templates" / "multiple_choice.en.j2"), "template.j2"))
+    study.write_text(
+        study.read_text().replace(
+            str(repo / "probes" / "templates" / "multiple_choice.en.j2"), "template.j2"
+        )
+    )
     message = error_of(study)
     assert f"{tmp_path / 'template.j2'}:2: templates cannot use" in message
 
@@ -401,7 +479,10 @@ def test_alias_bombs_are_refused_under_any_key(tmp_path: Path, repo: Path) -> No
         f"{name}: &{name} [{', '.join([f'*{previous}'] * 10 if previous else ['x'] * 10)}]\n"
         for previous, name in zip([None, "a", "b", "c"], ["a", "b", "c", "d"], strict=True)
     )
-    for where in ("axes:\n  region: [*d]\n", "axes:\n  region: [JP]\ncontrols:\n  placebos: [*d]\n"):
+    for where in (
+        "axes:\n  region: [*d]\n",
+        "axes:\n  region: [JP]\ncontrols:\n  placebos: [*d]\n",
+    ):
         study = write_study(tmp_path, repo, where)
         study.write_text(bomb + study.read_text())
         message = error_of(study)
@@ -413,14 +494,27 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path, repo: Path) ->
     study = write_study(tmp_path, repo, "axes:\n  region: [JP]\n")
     with study.open("a") as handle:
         handle.write("#" + "x" * 5_000_000 + "\n")
-    assert "file is 5.0 MB; a study, items, framings or taxonomy file may be at most 4.2 MB" in error_of(study)
+    assert (
+        "file is 5.0 MB; a study, items, framings or taxonomy file may be at most 4.2 MB"
+        in error_of(study)
+    )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "fragment", "expected"),
     [
-        ("options: [Rice, Bread, Potatoes]", "options: [Rice, Bread, rice]", "rice]", "key 'options': option 3 repeats option 1"),
-        ('"How often is pork on your table?"', '"How often do you eat pork?"', "pork?\", \"How often do you eat pork", "key 'paraphrases': paraphrase 2 repeats paraphrase 1"),
+        (
+            "options: [Rice, Bread, Potatoes]",
+            "options: [Rice, Bread, rice]",
+            "rice]",
+            "key 'options': option 3 repeats option 1",
+        ),
+        (
+            '"How often is pork on your table?"',
+            '"How often do you eat pork?"',
+            'pork?", "How often do you eat pork',
+            "key 'paraphrases': paraphrase 2 repeats paraphrase 1",
+        ),
     ],
 )
 def test_duplicate_options_and_paraphrases_are_refused(

@@ -37,7 +37,9 @@ def balanced_fraction(cells: pd.DataFrame, factors: list[str], n: int, seed: int
         for row in order:
             if len(chosen) == n:
                 break
-            if taken[row] or any(c[code[row]] >= cap for c, code, cap in zip(counts, codes, caps, strict=True)):
+            if taken[row] or any(
+                c[code[row]] >= cap for c, code, cap in zip(counts, codes, caps, strict=True)
+            ):
                 continue
             taken[row] = True
             chosen.append(int(row))

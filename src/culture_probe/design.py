@@ -49,7 +49,7 @@ from culture_probe.study import (
     Proxy,
     Study,
 )
-from culture_probe.study._formats import DEFAULT_INSTRUCTION, ENUMERATOR_PATTERN, NO_ENUMERATOR
+from culture_probe.study._formats import ENUMERATOR_PATTERN, NO_ENUMERATOR
 
 BASE_LANGUAGE = "en"  # prompts in this language keep the ids they had before languages were an axis
 DEFAULT_SEPARATOR = "\n"
@@ -279,8 +279,15 @@ def _choice_cells(
                     for framing in _framings_for(setup, proxy):
                         for seed in study.seeds:
                             yield Cell(
-                                item, proxy, paraphrase.id, framing, order, seed,
-                                setup.language, variant, paraphrase.text,
+                                item,
+                                proxy,
+                                paraphrase.id,
+                                framing,
+                                order,
+                                seed,
+                                setup.language,
+                                variant,
+                                paraphrase.text,
                             )
 
 
@@ -295,7 +302,9 @@ def _short_answer_cells(
             continue
         for framing in _framings_for(setup, proxy):
             for seed in study.seeds:
-                yield Cell(item, proxy, "p1", framing, order, seed, setup.language, variant, question)
+                yield Cell(
+                    item, proxy, "p1", framing, order, seed, setup.language, variant, question
+                )
 
 
 def _framings_for(setup: LanguageSetup, proxy: Proxy) -> tuple[Framing, ...]:
@@ -318,7 +327,7 @@ def design_factors(frame: pd.DataFrame) -> list[str]:
 def cells_needed(frame: pd.DataFrame) -> int:
     """Cells needed to estimate every factor's main effect within every item: the items times
     (1 + the sum over varying factors of their levels - 1)."""
-    per_item = 1 + sum(frame[factor].nunique() - 1 for factor in design_factors(frame))
+    per_item = 1 + sum(int(frame[factor].nunique()) - 1 for factor in design_factors(frame))
     return int(frame["item_id"].nunique()) * per_item
 
 
@@ -385,7 +394,9 @@ class _Renderer:
     def _question(
         self, setup: LanguageSetup, cell: Cell, options: tuple[str, ...]
     ) -> tuple[str, list[str]]:
-        block, labels = self._block(setup, cell.item, cell.question, options, cell.order, cell.variant)
+        block, labels = self._block(
+            setup, cell.item, cell.question, options, cell.order, cell.variant
+        )
         if cell.variant.shots == 0:
             return block, labels
         demos = [
@@ -414,12 +425,19 @@ class _Renderer:
         return others[:shots]
 
     def _demonstration(
-        self, setup: LanguageSetup, item: ProbeItem, variant: FormatVariant, seed: int, asked: ProbeItem
+        self,
+        setup: LanguageSetup,
+        item: ProbeItem,
+        variant: FormatVariant,
+        seed: int,
+        asked: ProbeItem,
     ) -> str:
         text = item.text(setup.language)
         canonical = OptionOrder("canonical", tuple(range(len(text.options))))
         plain = FormatVariant(variant.enumerator, variant.separator, variant.instruction, 0)
-        block, labels = self._block(setup, item, text.paraphrases[0].text, text.options, canonical, plain)
+        block, labels = self._block(
+            setup, item, text.paraphrases[0].text, text.options, canonical, plain
+        )
         answer = labels[int(short_hash("answer", seed, asked.id, item.id), 16) % len(labels)]
         return f"{block}\n{ANSWER_WORD.get(setup.language, ANSWER_WORD['en'])}: {answer}"
 
@@ -433,7 +451,9 @@ def _question_block(
     variant: FormatVariant,
 ) -> tuple[str, list[str]]:
     shown = [options[canonical] for canonical in order.display_to_canonical]
-    enumerated = enumerate_options(variant.enumerator, shown) if shown else Enumerated([], [], "letters")
+    enumerated = (
+        enumerate_options(variant.enumerator, shown) if shown else Enumerated([], [], "letters")
+    )
     context: dict[str, Any] = {
         "label_style": enumerated.style,
         "label_word": LABEL_WORDS[enumerated.style],
@@ -554,7 +574,9 @@ def describe_design(plan: pd.DataFrame) -> str:
     ]
     for column in FORMAT_COLUMNS:
         if column in plan and plan[column].nunique() > 1:
-            parts.append(f"{plan[column].nunique()} {column if column == 'shots' else column + 's'}")
+            parts.append(
+                f"{plan[column].nunique()} {column if column == 'shots' else column + 's'}"
+            )
     if plan["language"].nunique() > 1:
         parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:
@@ -576,17 +598,23 @@ def _personas_part(cultures: pd.DataFrame, count: int) -> str:
     pieces: list[str] = []
     if len(crossed):
         axes = str(crossed["axis"].iat[0]).split(" x ")
-        levels = [crossed[f"axis_{axis}"].nunique() if f"axis_{axis}" in crossed else 0 for axis in axes]
+        levels = [
+            crossed[f"axis_{axis}"].nunique() if f"axis_{axis}" in crossed else 0 for axis in axes
+        ]
         product = 1
         for level in levels:
             product *= level
         grid = " x ".join(f"{level} {axis}" for level, axis in zip(levels, axes, strict=True))
         excluded = product - len(crossed)
-        pieces.append(f"[{grid}{f' - {excluded} excluded' if excluded else ''} = {len(crossed)} personas]")
+        pieces.append(
+            f"[{grid}{f' - {excluded} excluded' if excluded else ''} = {len(crossed)} personas]"
+        )
     single = cultures[~cultures["axis"].str.contains(" x ", regex=False)]
     by_axis = single["axis"].value_counts(sort=False)
     if len(by_axis) > 1:
-        pieces.append(" + ".join(f"{n} {axis}" for axis, n in by_axis.items()) + " (added, not crossed)")
+        pieces.append(
+            " + ".join(f"{n} {axis}" for axis, n in by_axis.items()) + " (added, not crossed)"
+        )
     elif len(by_axis) == 1:
         pieces.append(f"{len(single)} cultures")
     return " + ".join(pieces) if pieces else f"{count} cultures"
@@ -607,7 +635,13 @@ def example_prompts(plan: pd.DataFrame) -> list[tuple[str, str, str]]:
         if len(rows):
             row = rows.iloc[0]
             label = {"culture": "persona", "placebo": "placebo", "baseline": "baseline"}[kind]
-            out.append((f"{label} {row['proxy']}" if kind != "baseline" else label, row["system"], row["user"]))
+            out.append(
+                (
+                    f"{label} {row['proxy']}" if kind != "baseline" else label,
+                    row["system"],
+                    row["user"],
+                )
+            )
     anchor = plan[(plan["item_id"] == first["item_id"]) & (plan["proxy"] == first["proxy"])]
     for column in FORMAT_COLUMNS:
         if column not in plan or plan[column].nunique() < 2:

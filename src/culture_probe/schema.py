@@ -8,7 +8,6 @@ the key, and an unknown key lists the valid ones (with "did you mean" only when 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,7 @@ class Schema:
         >>> schema = Schema("a probe", {"id": Field(required=True), "seeds": Field("list", default=[])})
         >>> schema.read(load_yaml_text("id: x", "p.yaml"))
         {'id': 'x', 'seeds': []}
-        >>> schema.read(load_yaml_text("id: x\ncross: [a]", "p.yaml"))
+        >>> schema.read(load_yaml_text("id: x\\ncross: [a]", "p.yaml"))
         Traceback (most recent call last):
         ...
         culture_probe.errors.InputError: p.yaml:2: key 'cross': unknown key in a probe (valid keys: id, seeds)
@@ -123,11 +122,17 @@ def close_spelling(word: str, choices: Iterable[str]) -> str | None:
     best: tuple[int, int, str] | None = None
     for choice in choices:
         distance = _edit_distance(word.lower(), str(choice).lower())
-        shared = len(os.path.commonprefix([word.lower(), str(choice).lower()]))
+        shared = _shared_start(word.lower(), str(choice).lower())
         rank = (distance, -shared, str(choice))  # ties go to the longer shared start: USA -> US
         if distance <= allowed and (best is None or rank < best):
             best = rank
     return best[2] if best else None
+
+
+def _shared_start(a: str, b: str) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def _edit_distance(a: str, b: str) -> int:

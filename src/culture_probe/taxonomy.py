@@ -230,9 +230,7 @@ def _load_value(entry: Located, category_id: str) -> ProxyValue:
             "missing required key in a value", path=entry.path, line=entry.line, key=missing
         )
     attributes = {
-        key: value
-        for key, value in entry.items()
-        if key not in ("id", "name", "persona", "forms")
+        key: value for key, value in entry.items() if key not in ("id", "name", "persona", "forms")
     }
     return ProxyValue(
         id=require_str(entry, "id"),
@@ -331,7 +329,7 @@ def extend_taxonomy(taxonomy: Taxonomy, path: str | Path) -> Taxonomy:
 def _extend_category(category: Category, entry: Located) -> Category:
     check_keys(entry, required=[], optional=["values", "persona", "forms"], what="a category")
     values = {value.id: value for value in category.values}
-    for new in (_mappings(entry, "values", "a value") if "values" in entry else []):
+    for new in _mappings(entry, "values", "a value") if "values" in entry else []:
         value = _load_value(new, category.id)
         values[value.id] = _merged(values.get(value.id), value)
     return replace(

@@ -83,21 +83,22 @@ class _BoundedComposer(Composer):
     """A composer that counts the nodes aliases stand for and stops past :data:`MAX_ALIAS_NODES`."""
 
     path: str
+    alias_sizes: dict[int, int]
+    alias_total: int
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            node = super().compose_node(parent, index)
-            self._count_alias(node, event.start_mark.line + 1)
-            return node
-        return super().compose_node(parent, index)
+        events: Any = self  # the parser mixed into the loader gives the event methods
+        if not events.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        line = events.peek_event().start_mark.line + 1
+        node = super().compose_node(parent, index)
+        if node is not None:
+            self._count_alias(node, line)
+        return node
 
     def _count_alias(self, node: yaml.Node, line: int) -> None:
-        sizes: dict[int, int] = self.__dict__.setdefault("_alias_sizes", {})
-        self.__dict__["_alias_total"] = self.__dict__.get("_alias_total", 0) + _expanded_size(
-            node, sizes, set(), self.path, line
-        )
-        if self.__dict__["_alias_total"] > MAX_ALIAS_NODES:
+        self.alias_total += _expanded_size(node, self.alias_sizes, set(), self.path, line)
+        if self.alias_total > MAX_ALIAS_NODES:
             raise InputError(
                 f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes; write the values out "
                 "or use fewer nested aliases",
@@ -106,7 +107,9 @@ class _BoundedComposer(Composer):
             )
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int], path: str, line: int) -> int:
+def _expanded_size(
+    node: yaml.Node, sizes: dict[int, int], open_: set[int], path: str, line: int
+) -> int:
     """Nodes under ``node`` counted as often as aliases repeat them (memoised per node)."""
     if id(node) in sizes:
         return sizes[id(node)]
@@ -136,8 +139,10 @@ def _make_loader(path: str) -> type[Any]:
             SafeConstructor.__init__(self)
             CoreResolver.__init__(self)
             self.path = path
+            self.alias_sizes = {}
+            self.alias_total = 0
 
-    def construct_mapping(loader: SafeConstructor, node: yaml.MappingNode) -> Located:
+    def construct_mapping(loader: Any, node: yaml.MappingNode) -> Located:
         loader.flatten_mapping(node)
         mapping = Located()
         mapping.path = path
@@ -160,14 +165,14 @@ def _make_loader(path: str) -> type[Any]:
             mapping.key_lines[key] = key_node.start_mark.line + 1
         return mapping
 
-    def construct_sequence(loader: SafeConstructor, node: yaml.SequenceNode) -> LocatedList:
+    def construct_sequence(loader: Any, node: yaml.SequenceNode) -> LocatedList:
         sequence = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
         sequence.path = path
         sequence.line = node.start_mark.line + 1
         sequence.item_lines = [child.start_mark.line + 1 for child in node.value]
         return sequence
 
-    def construct_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
+    def construct_int(loader: Any, node: yaml.ScalarNode) -> int:
         return int(str(loader.construct_scalar(node)), 10)  # "0755" is 755 in YAML 1.2
 
     for tag, constructor in (

@@ -78,7 +78,10 @@ def _variants(block: Located, key: str, default: tuple[str, ...]) -> tuple[str, 
         entries = [entries]
     if not entries:
         raise InputError(
-            f"factor '{key}' has no variants", path=block.path, line=block.line_of(key), key=f"formats.{key}"
+            f"factor '{key}' has no variants",
+            path=block.path,
+            line=block.line_of(key),
+            key=f"formats.{key}",
         )
     out: list[str] = []
     for index, entry in enumerate(entries):
@@ -86,11 +89,16 @@ def _variants(block: Located, key: str, default: tuple[str, ...]) -> tuple[str, 
         if not isinstance(entry, str) or entry == "":
             raise InputError(
                 f"variant {index + 1} of '{key}' must be a non-empty string",
-                path=block.path, line=line, key=f"formats.{key}",
+                path=block.path,
+                line=line,
+                key=f"formats.{key}",
             )
         if entry in out:
             raise InputError(
-                f"variant {entry!r} of '{key}' is given twice", path=block.path, line=line, key=f"formats.{key}"
+                f"variant {entry!r} of '{key}' is given twice",
+                path=block.path,
+                line=line,
+                key=f"formats.{key}",
             )
         out.append(entry)
     return tuple(out)
@@ -104,7 +112,9 @@ def _check_enumerator(block: Located, index: int, enumerator: str) -> None:
         f"unknown enumerator {enumerator!r}: write one of the markers A, a, 1, i or I with the "
         "punctuation around it, or 'none'",
         path=block.path,
-        line=entries.line_of(index) if isinstance(entries, LocatedList) else block.line_of("enumerator"),
+        line=entries.line_of(index)
+        if isinstance(entries, LocatedList)
+        else block.line_of("enumerator"),
         key="formats.enumerator",
         hint='e.g. "A.", "(a)", "1)", "[i]", none',
     )
@@ -114,9 +124,12 @@ def _instruction(block: Located, index: int, text: str) -> Instruction:
     if text == DEFAULT_INSTRUCTION:
         return Instruction(DEFAULT_INSTRUCTION, None)
     entries = block["instruction"]
-    line = entries.line_of(index) if isinstance(entries, LocatedList) else block.line_of("instruction")
+    line = (
+        entries.line_of(index) if isinstance(entries, LocatedList) else block.line_of("instruction")
+    )
     return Instruction(
-        f"i{index + 1}", Template.compile(text, path=block.path, first_line=line, key="formats.instruction")
+        f"i{index + 1}",
+        Template.compile(text, path=block.path, first_line=line, key="formats.instruction"),
     )
 
 
@@ -127,17 +140,23 @@ def _shots(block: Located, items: tuple[ProbeItem, ...]) -> tuple[int, ...]:
     choice_items = sum(item.kind == "choice" for item in items)
     out: list[int] = []
     for index, value in enumerate(entries):
-        line = entries.line_of(index) if isinstance(entries, LocatedList) else block.line_of("shots")
+        line = (
+            entries.line_of(index) if isinstance(entries, LocatedList) else block.line_of("shots")
+        )
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(
                 f"shots {index + 1} must be a whole number 0 or more, found {value!r}",
-                path=block.path, line=line, key="formats.shots",
+                path=block.path,
+                line=line,
+                key="formats.shots",
             )
         if value > choice_items - 1:
             raise InputError(
                 f"{value} demonstrations need {value + 1} multiple-choice items (they are drawn "
                 f"from the other items), and the study has {choice_items}",
-                path=block.path, line=line, key="formats.shots",
+                path=block.path,
+                line=line,
+                key="formats.shots",
             )
         out.append(value)
     return tuple(dict.fromkeys(out))
@@ -156,13 +175,17 @@ def load_order_policy(raw: Located) -> tuple[tuple[str, ...], dict[str, tuple[st
     return names, {"ordinal": ordinal, "nominal": names}
 
 
-def _orders_per_scale(raw: Located, block: Located) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+def _orders_per_scale(
+    raw: Located, block: Located
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     policy: dict[str, tuple[str, ...]] = {}
     for scale, entries in block.items():
         if scale not in SCALES:
             raise InputError(
                 f"unknown scale '{scale}'",
-                path=raw.path, line=block.line_of(scale), key=f"option_orders.{scale}",
+                path=raw.path,
+                line=block.line_of(scale),
+                key=f"option_orders.{scale}",
                 hint=expected_choice(scale, SCALES),
             )
         allowed = ORDINAL_ORDERS if scale == "ordinal" else ORDERS
@@ -179,18 +202,25 @@ def _order_names(
     if not isinstance(entries, LocatedList) or not entries:
         raise InputError(
             "expected a non-empty list of option orders",
-            path=mapping.path, line=mapping.line_of(key), key=prefix + key,
+            path=mapping.path,
+            line=mapping.line_of(key),
+            key=prefix + key,
             hint=f"expected some of: {', '.join(allowed)}",
         )
     for index, name in enumerate(entries):
         if name not in allowed:
             why = (
                 " (a cyclic shift or a permutation breaks an ordinal scale's order)"
-                if name in ORDERS else ""
+                if name in ORDERS
+                else ""
             )
             raise InputError(
-                f"unknown value '{name}'{why}" if not why else f"'{name}' is not an order for this scale{why}",
-                path=mapping.path, line=entries.line_of(index), key=prefix + key,
+                f"unknown value '{name}'{why}"
+                if not why
+                else f"'{name}' is not an order for this scale{why}",
+                path=mapping.path,
+                line=entries.line_of(index),
+                key=prefix + key,
                 hint=expected_choice(str(name), allowed),
             )
     return tuple(dict.fromkeys(str(name) for name in entries))
@@ -200,7 +230,11 @@ def load_budget(raw: Located, override: int | None, path: str) -> Budget | None:
     """The study's ``budget`` (or the one given on the command line, which wins)."""
     if override is not None:
         if override < 1:
-            raise InputError(f"the budget must be a positive number of prompts, not {override}", path=path, key="--budget")
+            raise InputError(
+                f"the budget must be a positive number of prompts, not {override}",
+                path=path,
+                key="--budget",
+            )
         return Budget(override, path, None, "--budget")
     if "budget" not in raw:
         return None
@@ -208,6 +242,8 @@ def load_budget(raw: Located, override: int | None, path: str) -> Budget | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(
             f"expected a positive number of prompts, found {value!r}",
-            path=raw.path, line=raw.line_of("budget"), key="budget",
+            path=raw.path,
+            line=raw.line_of("budget"),
+            key="budget",
         )
     return Budget(value, raw.path, raw.line_of("budget"), "budget")

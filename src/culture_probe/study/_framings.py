@@ -38,9 +38,16 @@ FRAMINGS_FILE = Schema(
 )
 FRAMING = Schema(
     "a framing",
-    {"id": Field(required=True), "user": Field(required=True), "system": Field(), "notes": Field("any")},
+    {
+        "id": Field(required=True),
+        "user": Field(required=True),
+        "system": Field(),
+        "notes": Field("any"),
+    },
 )
-BASELINE = Schema("a framing", {"user": Field(required=True), "system": Field(), "notes": Field("any")})
+BASELINE = Schema(
+    "a framing", {"user": Field(required=True), "system": Field(), "notes": Field("any")}
+)
 COMPOSE = Schema("compose", {"culture": Field(), "placebo": Field()})
 LOCALISING_KEYS = ("persona", "names", "personas", "forms", "compose")
 
@@ -53,7 +60,9 @@ def load_framings(path: Path) -> tuple[tuple[Framing, ...], Framing | None]:
 
 def load_language_framings(
     path: Path, proxies: tuple[Proxy, ...]
-) -> tuple[tuple[Framing, ...], Framing | None, dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
+) -> tuple[
+    tuple[Framing, ...], Framing | None, dict[str, str], dict[str, dict[str, dict[str, Any]]]
+]:
     """A framings file's framings, baseline, and localised personas and forms for ``proxies``."""
     raw = require_mapping(load_yaml(path), "a framings file", path=str(path))
     spec = FRAMINGS_FILE.read(raw)
@@ -103,7 +112,9 @@ def _localised(
     names = _strings(spec["names"])
     phrases = _strings(spec["personas"])
     local_forms = {
-        str(value_id): _strings(require_mapping(block, "forms", path=raw.path, line=raw.line_of("forms")))
+        str(value_id): _strings(
+            require_mapping(block, "forms", path=raw.path, line=raw.line_of("forms"))
+        )
         for value_id, block in spec["forms"].items()
     }
     compose = COMPOSE.read(spec["compose"]) if spec["compose"] else {}
@@ -121,7 +132,8 @@ def _localised(
         proxy_forms = _proxy_forms(proxy, names, local_forms, person_templates, phrases)
         forms[proxy.id] = proxy_forms
         localised = {
-            slot for slot, base in proxy.forms.items()
+            slot
+            for slot, base in proxy.forms.items()
             if str(base["id"]) in names and slot in person_templates
         }
         personas[proxy.id] = _persona(raw, proxy, proxy_forms, localised, phrases, compose)
@@ -163,13 +175,18 @@ def _persona(
     template = compose.get(proxy.kind)
     if template is not None:
         compiled = Template.compile(
-            template, path=raw.path, first_line=raw["compose"].line_of(proxy.kind), key=f"compose.{proxy.kind}"
+            template,
+            path=raw.path,
+            first_line=raw["compose"].line_of(proxy.kind),
+            key=f"compose.{proxy.kind}",
         )
         return compiled.render(**forms)
     if len(forms) == 1 and localised:
         return str(forms[next(iter(localised))]["person"])
-    where = "'compose' (one template for crossed personas)" if len(proxy.components) > 1 else (
-        f"'names' (with a 'persona' template for axis '{proxy.axis}') or 'personas'"
+    where = (
+        "'compose' (one template for crossed personas)"
+        if len(proxy.components) > 1
+        else (f"'names' (with a 'persona' template for axis '{proxy.axis}') or 'personas'")
     )
     raise InputError(
         f"no persona for {proxy.axis} value '{proxy.id}' in this language: add it to {where}",

@@ -10,7 +10,14 @@ import hashlib
 from pathlib import Path
 
 from culture_probe.errors import InputError
-from culture_probe.schema import Field, Schema, expected_choice, require_mapping, require_str, string_list
+from culture_probe.schema import (
+    Field,
+    Schema,
+    expected_choice,
+    require_mapping,
+    require_str,
+    string_list,
+)
 from culture_probe.study._formats import load_budget, load_formats, load_order_policy
 from culture_probe.study._framings import load_language_framings
 from culture_probe.study._items import load_items
@@ -85,7 +92,9 @@ def load_study(
     items_path = _relative_file(raw, "items", path)
     files[str(items_path)] = _sha256(items_path)
     semantic = spec["semantic_proxy"]
-    taxonomy.require_category(semantic, "semantic", path=str(path), line=raw.line_of("semantic_proxy"))
+    taxonomy.require_category(
+        semantic, "semantic", path=str(path), line=raw.line_of("semantic_proxy")
+    )
     proxies, axes, crossed = load_proxies(raw, taxonomy)
     setups = {language: _load_setup(raw, path, language, proxies, files) for language in languages}
     _check_crossed_languages(raw, path, languages, crossed, setups)
@@ -126,7 +135,9 @@ def load_study(
     return study
 
 
-def _taxonomy(raw: Located, path: Path, override: str | Path | None, files: dict[str, str]) -> Taxonomy:
+def _taxonomy(
+    raw: Located, path: Path, override: str | Path | None, files: dict[str, str]
+) -> Taxonomy:
     if override is not None:
         taxonomy_file = Path(override)
     elif "taxonomy" in raw:

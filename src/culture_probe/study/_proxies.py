@@ -24,7 +24,9 @@ PERSONA = Schema("persona", {"culture": Field(), "placebo": Field()})
 Axis = tuple[str, Category, list[ProxyValue]]
 
 
-def load_proxies(raw: Located, taxonomy: Taxonomy) -> tuple[tuple[Proxy, ...], tuple[str, ...], tuple[str, ...]]:
+def load_proxies(
+    raw: Located, taxonomy: Taxonomy
+) -> tuple[tuple[Proxy, ...], tuple[str, ...], tuple[str, ...]]:
     """The study's proxies, its axes in the order written and the axes it crosses."""
     axes = _axes(raw, taxonomy)
     crossed = _crossed(raw, axes)
@@ -45,7 +47,9 @@ def load_proxies(raw: Located, taxonomy: Taxonomy) -> tuple[tuple[Proxy, ...], t
 def _axes(raw: Located, taxonomy: Taxonomy) -> list[Axis]:
     block = require_mapping(raw["axes"], "axes", path=raw.path, line=raw.line_of("axes"))
     if not block:
-        raise InputError("a study needs at least one axis", path=raw.path, line=block.line, key="axes")
+        raise InputError(
+            "a study needs at least one axis", path=raw.path, line=block.line, key="axes"
+        )
     out: list[Axis] = []
     for axis_id, value_ids in block.items():
         category = taxonomy.require_category(
@@ -105,7 +109,9 @@ def _crossed(raw: Located, axes: list[Axis]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(axis) for axis in entries))
 
 
-def _excluded(raw: Located, axes: list[Axis], crossed: tuple[str, ...]) -> list[dict[str, set[str]]]:
+def _excluded(
+    raw: Located, axes: list[Axis], crossed: tuple[str, ...]
+) -> list[dict[str, set[str]]]:
     """Each ``exclude`` entry as axis -> value ids; a combination matching every axis is dropped."""
     if "exclude" not in raw:
         return []
@@ -119,11 +125,18 @@ def _excluded(raw: Located, axes: list[Axis], crossed: tuple[str, ...]) -> list[
         )
     entries = raw["exclude"]
     if not isinstance(entries, LocatedList):
-        raise InputError("expected a list of combinations", path=raw.path, line=raw.line_of("exclude"), key="exclude")
+        raise InputError(
+            "expected a list of combinations",
+            path=raw.path,
+            line=raw.line_of("exclude"),
+            key="exclude",
+        )
     values = {axis: {value.id for value in vals} for axis, _, vals in axes}
     out = []
     for index, entry in enumerate(entries):
-        mapping = require_mapping(entry, "a combination (axis: value)", path=raw.path, line=entries.line_of(index))
+        mapping = require_mapping(
+            entry, "a combination (axis: value)", path=raw.path, line=entries.line_of(index)
+        )
         rule: dict[str, set[str]] = {}
         for axis, chosen in mapping.items():
             if axis not in crossed:
@@ -155,7 +168,9 @@ def _persona_templates(raw: Located) -> dict[str, Template]:
     block = require_mapping(raw["persona"], "persona", path=raw.path, line=raw.line_of("persona"))
     spec = PERSONA.read(block)
     return {
-        kind: Template.compile(source, path=raw.path, first_line=block.line_of(kind), key=f"persona.{kind}")
+        kind: Template.compile(
+            source, path=raw.path, first_line=block.line_of(kind), key=f"persona.{kind}"
+        )
         for kind, source in spec.items()
         if source is not None
     }
@@ -184,17 +199,27 @@ def _crossed_cultures(
         chosen = {axis: value.id for axis, value in zip(crossed, combination, strict=True)}
         if any(all(chosen[axis] in ids for axis, ids in rule.items()) for rule in excluded):
             continue
-        parts = tuple((axis, by_axis[axis][0], value) for axis, value in zip(crossed, combination, strict=True))
+        parts = tuple(
+            (axis, by_axis[axis][0], value)
+            for axis, value in zip(crossed, combination, strict=True)
+        )
         proxies.append(_culture(raw, parts, personas))
     if not proxies:
-        raise InputError("'exclude' leaves no combination to ask", path=raw.path, line=raw.line_of("exclude"), key="exclude")
+        raise InputError(
+            "'exclude' leaves no combination to ask",
+            path=raw.path,
+            line=raw.line_of("exclude"),
+            key="exclude",
+        )
     return proxies
 
 
 def _culture(
     raw: Located, parts: tuple[tuple[str, Category, ProxyValue], ...], personas: dict[str, Template]
 ) -> Proxy:
-    forms: dict[str, dict[str, Any]] = {axis: value_forms(value, category) for axis, category, value in parts}
+    forms: dict[str, dict[str, Any]] = {
+        axis: value_forms(value, category) for axis, category, value in parts
+    }
     if "culture" in personas:
         persona = _render_persona(personas["culture"], forms)
     else:
@@ -228,7 +253,9 @@ def _render_persona(template: Template, forms: dict[str, dict[str, Any]]) -> str
 def _controls(raw: Located, taxonomy: Taxonomy, personas: dict[str, Template]) -> list[Proxy]:
     if "controls" not in raw:
         return []
-    controls = require_mapping(raw["controls"], "controls", path=raw.path, line=raw.line_of("controls"))
+    controls = require_mapping(
+        raw["controls"], "controls", path=raw.path, line=raw.line_of("controls")
+    )
     spec = CONTROLS.read(controls)
     proxies: list[Proxy] = []
     if spec["baseline"]:
