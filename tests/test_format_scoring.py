@@ -108,3 +108,19 @@ def test_reversing_the_order_moves_the_position_preference_not_the_option(
     canonical = lettered[lettered["order"] == "canonical"]
     reversed_ = lettered[lettered["order"] == "reversed"]
     assert (canonical["answer"] == 0).all() and (reversed_["answer"] == 3).all()
+
+
+def test_a_slice_of_the_crossed_food_study_is_scored(repo: Path, hf_backend: Any) -> None:
+    from culture_probe.runner import PlanFilter, prepare
+
+    prepared = prepare(
+        repo / "taxonomy" / "food_religion.yaml",
+        PlanFilter(items=("pork_at_home",), proxies=("IN+islam", "US+christianity", "none")),
+    )
+    plan = prepared.plan[prepared.plan["paraphrase"] == "p1"].reset_index(drop=True)
+    assert len(plan) == 2 * 2 * 2 + 2  # two personas x two framings x two orders + the baseline
+    assert plan["user"].str.contains("a typical Muslim family in India", regex=False).any()
+    results = hf_backend.score(requests_for(plan))
+    masses = [result.option_mass for result in results]
+    assert min(masses) > 0.5, masses
+    assert all(np.isclose(sum(result.label_probs), 1.0) for result in results)

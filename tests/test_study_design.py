@@ -524,3 +524,53 @@ def test_duplicate_options_and_paraphrases_are_refused(
     study = write_study(tmp_path, repo, "axes:\n  region: [JP]\n", items=items)
     path = tmp_path / "items.yaml"
     assert f"{path}:{line_of(path, fragment)}: {expected}" in error_of(study)
+
+
+JA_ITEMS = """\
+items:
+  - id: pork
+    options: [Often, Never]
+    paraphrases: ["How often do you eat pork?"]
+    translations:
+      ja: {options: [よく, まったくない], paraphrases: ["豚肉をどのくらい食べますか。"]}
+"""
+FRAMINGS_EN = 'framings:\n  - {id: think, user: "Think of {{ persona }}. {{ question }}"}\n'
+FRAMINGS_JA = """\
+language: ja
+compose:
+  culture: "{{ region.in_phrase }}{{ religion.adjective }}の家族"
+forms:
+  IN: {in_phrase: "インドの"}
+  JP: {in_phrase: "日本の"}
+  islam: {adjective: イスラム教徒}
+  hinduism: {adjective: ヒンドゥー教徒}
+framings:
+  - {id: think, user: "{{ persona }}を考えてください。{{ question }}"}
+"""
+
+
+def test_a_crossed_persona_is_composed_in_each_language(tmp_path: Path, repo: Path) -> None:
+    (tmp_path / "framings.en.yaml").write_text(FRAMINGS_EN)
+    (tmp_path / "framings.ja.yaml").write_text(FRAMINGS_JA)
+    body = (
+        "languages: [en, ja]\naxes:\n  region: [IN, JP]\n  religion: [islam, hinduism]\n"
+        'cross: all\npersona:\n  culture: "a {{ religion.adjective }} family {{ region.in_phrase }}"\n'
+    )
+    study = write_study(tmp_path, repo, body, items=JA_ITEMS)
+    text = study.read_text().replace("use_framings: [how_would]\n", "")
+    text = text.replace(
+        str(repo / "probes" / "framings" / "persona.en.yaml"), "framings.{lang}.yaml"
+    )
+    text = text.replace("multiple_choice.en.j2", "multiple_choice.{lang}.j2")
+    study.write_text(text)
+    plan = build_plan(load_study(study))
+    rows = plan[(plan["proxy"] == "IN+islam") & (plan["order"] == "canonical")].set_index(
+        "language"
+    )
+    assert rows.loc["en", "user"].startswith("Think of a Muslim family in India. ")
+    assert rows.loc["ja", "user"].startswith("インドのイスラム教徒の家族を考えてください。")
+    (tmp_path / "framings.ja.yaml").write_text(
+        FRAMINGS_JA.replace("compose:\n  culture:", "description:")
+    )
+    message = error_of(study)
+    assert "framings.ja.yaml" in message and "key 'compose'" in message
