@@ -92,8 +92,8 @@ def test_reversed_order_shows_the_last_option_first(values_plan: pd.DataFrame) -
 
 
 def test_persona_reaches_the_prompt_and_the_baseline_has_none(values_plan: pd.DataFrame) -> None:
-    japan = values_plan[(values_plan["proxy"] == "JP") & (values_plan["framing"] == "how_would")]
-    assert japan["user"].str.contains("a person from Japan").all()
+    japan = values_plan[(values_plan["proxy"] == "JP") & (values_plan["framing"] == "imagine")]
+    assert len(japan) and (japan["system"] == "Imagine you are a person from Japan.").all()
     baseline = values_plan[values_plan["proxy_kind"] == "baseline"]
     assert (baseline["system"] == "").all()
     assert not baseline["user"].str.contains("person from").any()
