@@ -574,3 +574,10 @@ def test_a_crossed_persona_is_composed_in_each_language(tmp_path: Path, repo: Pa
     )
     message = error_of(study)
     assert "framings.ja.yaml" in message and "key 'compose'" in message
+
+
+def test_the_intersection_category_points_to_cross(tmp_path: Path, repo: Path) -> None:
+    study = write_study(tmp_path, repo, "axes:\n  intersection: [IN_islam]\n")
+    message = error_of(study)
+    assert f"{study}:{line_of(study, 'intersection')}: key 'axes.intersection'" in message
+    assert "cross: [region, religion]" in message

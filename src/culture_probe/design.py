@@ -569,7 +569,7 @@ def describe_design(plan: pd.DataFrame) -> str:
         f"{plan['item_id'].nunique()} items",
         f"({persona_part} + {placebos} placebos)" if placebos else persona_part,
         f"{'/'.join(map(str, paraphrases))} paraphrases",
-        f"{framed['framing'].nunique()} framings",
+        f"{framed['framing'].nunique()} framing{'s' if framed['framing'].nunique() != 1 else ''}",
         f"{'/'.join(map(str, orders))} option orders",
     ]
     for column in FORMAT_COLUMNS:

@@ -64,6 +64,15 @@ def _axes(raw: Located, taxonomy: Taxonomy) -> list[Axis]:
                 key=f"axes.{axis_id}",
                 hint=expected_choice("", [v.id for v in category.values]),
             )
+        if not category.values:
+            raise InputError(
+                f"{category.label} has no values of its own to ask about",
+                path=raw.path,
+                line=block.line_of(axis_id),
+                key=f"axes.{axis_id}",
+                hint="to ask about combinations, list each axis under 'axes' and cross them: "
+                "cross: [region, religion]",
+            )
         values = []
         for index, value_id in enumerate(value_ids):
             value = category.value(str(value_id)) if isinstance(value_id, str | int) else None
