@@ -209,15 +209,14 @@ def _order_names(
         )
     for index, name in enumerate(entries):
         if name not in allowed:
-            why = (
-                " (a cyclic shift or a permutation breaks an ordinal scale's order)"
-                if name in ORDERS
-                else ""
-            )
+            message = f"unknown value '{name}'"
+            if name in ORDERS:  # a known order, refused for an ordinal scale
+                message = (
+                    f"'{name}' is not an order for this scale (a cyclic shift or a permutation "
+                    "breaks an ordinal scale's order)"
+                )
             raise InputError(
-                f"unknown value '{name}'{why}"
-                if not why
-                else f"'{name}' is not an order for this scale{why}",
+                message,
                 path=mapping.path,
                 line=entries.line_of(index),
                 key=prefix + key,
