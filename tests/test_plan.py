@@ -32,9 +32,16 @@ def test_plan_size_is_the_product_of_the_design(
     framed = [p for p in values_study.proxies if p.kind != "baseline"]
     has_baseline = any(p.kind == "baseline" for p in values_study.proxies)
     expected = 0
+    formats = values_study.formats
+    variants = (
+        len(formats.enumerators)
+        * len(formats.separators)
+        * len(formats.instructions)
+        * len(formats.shots)
+    )
     for item in values_study.items:
-        orders = len(option_orders(values_study.option_orders, len(item.options)))
-        per_proxy = len(item.paraphrases) * orders * len(values_study.seeds)
+        orders = len(option_orders(values_study.orders_for(item), len(item.options)))
+        per_proxy = len(item.paraphrases) * orders * len(values_study.seeds) * variants
         expected += per_proxy * len(framed) * len(values_study.framings)
         expected += per_proxy if has_baseline else 0
     assert len(values_plan) == expected
@@ -48,8 +55,10 @@ def test_values_study_meets_its_design(values_study: Study, values_plan: pd.Data
     cultures = {p.id for p in values_study.proxies if p.kind == "culture"}
     assert len(cultures) >= 10
     assert {"baseline", "placebo"} <= set(values_plan["proxy_kind"])
-    assert len(values_study.framings) >= 3
+    assert len(values_study.framings) >= 1
     assert set(values_plan["order"]) == {"canonical", "reversed"}
+    assert set(values_plan["enumerator"]) == {"A.", "1.", "(a)"}  # a format factor
+    assert 4000 <= len(values_plan) <= 4500  # about the size the study always had
 
 
 def test_prompt_ids_are_the_same_in_a_fresh_process(repo: Path, values_plan: pd.DataFrame) -> None:
@@ -83,8 +92,8 @@ def test_reversed_order_shows_the_last_option_first(values_plan: pd.DataFrame) -
 
 
 def test_persona_reaches_the_prompt_and_the_baseline_has_none(values_plan: pd.DataFrame) -> None:
-    japan = values_plan[(values_plan["proxy"] == "JP") & (values_plan["framing"] == "how_would")]
-    assert japan["user"].str.contains("a person from Japan").all()
+    japan = values_plan[(values_plan["proxy"] == "JP") & (values_plan["framing"] == "imagine")]
+    assert len(japan) and (japan["system"] == "Imagine you are a person from Japan.").all()
     baseline = values_plan[values_plan["proxy_kind"] == "baseline"]
     assert (baseline["system"] == "").all()
     assert not baseline["user"].str.contains("person from").any()

@@ -96,7 +96,9 @@ def _load_studies(folder: Path, taxonomy_path: Path) -> tuple[list[StudyEntry], 
 
 def _entry(study: Study, raw: dict[str, Any], path: Path) -> StudyEntry:
     cells = [study.semantic_proxy]
-    cells += sorted({proxy.axis for proxy in study.proxies if proxy.kind == "culture"})
+    cells += sorted(
+        {axis for proxy in study.proxies if proxy.kind == "culture" for axis in proxy.axes}
+    )
     if any(proxy.kind == "placebo" for proxy in study.proxies):
         cells.append("placebo")
     if len(study.languages) > 1:

@@ -241,6 +241,12 @@ def plan(
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
+    from culture_probe.design import example_prompts
+
+    for kind, system, user in example_prompts(prepared.plan):
+        console.rule(f"example: {kind}")
+        shown = f"system: {system}\nuser: {user}" if system else user
+        console.print(shown, highlight=False, markup=False)
     if out is not None:
         from culture_probe.atomic import atomic_write_parquet
 

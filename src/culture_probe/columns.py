@@ -9,16 +9,25 @@ study                         study id
 item_id, wvs_id, topic        the probe item
 scale                         "ordinal" or "nominal"
 n_options                     number of answer options K
-axis                          demographic axis the proxy belongs to ("region", ...; "none", "placebo")
-proxy                         proxy value id ("JP", ...; "none" for the baseline)
+axis                          demographic axis the proxy belongs to ("region", ...; "none", "placebo");
+                              for crossed axes their ids joined by " x " ("region x religion")
+proxy                         proxy value id ("JP", ...; "none" for the baseline); for crossed axes the
+                              values' ids joined by "+" ("IN+islam")
+axis_<axis>                   one column per axis of the study ("axis_region", ...): the row's value
+                              id on that axis; "" for placebos, the baseline and axes not crossed
 proxy_name                    readable name of the proxy value
 proxy_kind                    "culture", "placebo" or "baseline"
 paraphrase                    paraphrase id within the item ("p1", ...)
 framing                       framing id ("imagine", ...; "none" for the baseline)
 wording                       paraphrase and framing together, "p1/imagine": the wording facet
-order                         option order id ("canonical", "reversed", "cyclic1", ...)
+order                         option order id ("canonical", "reversed", "cyclic1", "perm0213", ...)
+enumerator                    option enumerator ("A.", "(a)", "1.", "i.", "none"; default "A.")
+separator                     text between two options (default a newline)
+instruction                   answer instruction id ("default" = the template's own, "i2", ...)
+shots                         number of demonstrations before the question, as a string ("0", ...)
 display_to_canonical          list[int]: canonical option index shown at each display position
-option_labels                 list[str]: the labels shown, in display order ("A", "B", ...)
+option_labels                 list[str]: the labels answered with, in display order ("A", "a", "1",
+                              "ii", an option's first word for enumerator "none", ...)
 options                       list[str]: canonical option texts
 seed                          sampling seed (int; 0 for log-probability scoring)
 language                      language of the prompt (ISO 639-1)

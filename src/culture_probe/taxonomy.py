@@ -5,11 +5,21 @@ Mukherjee et al., EMNLP 2024): demographic proxies (Region, Language, Religion, 
 (Emotions and Values, Food and Drink, ...; the domains of Thompson et al. 2020), the language-culture
 interaction dimensions of Hershcovich et al. (2022), and the probing methods. Demographic categories
 carry *values* (countries, languages, religions, ...) that studies cross their questions with.
+
+*Phrase forms.* A framing that crosses axes composes its persona from each value's own phrases ("a
+typical {{ religion.adjective }} family {{ region.in_phrase }}"). Every value has the forms ``id``,
+``name`` and ``person`` (its persona phrase); a category's ``forms`` gives templates for more (region:
+``in_phrase: "in {{ name }}"``), and a value's own ``forms`` adds or overrides some (``adjective:
+Indian``, ``in_phrase: in the United States``). See :func:`value_forms`.
+
+*A study's own values.* A study adds countries, placebos, languages or forms in a taxonomy file of its
+own (study key ``taxonomy_extra``), merged over the packaged taxonomy by :func:`extend_taxonomy`, so
+that nobody edits the packaged file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,7 @@ class ProxyValue:
     category: str
     persona: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    forms: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Category:
     persona: str | None = None
     values: tuple[ProxyValue, ...] = ()
     aliases: tuple[str, ...] = ()
+    forms: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def value(self, value_id: str) -> ProxyValue | None:
         for value in self.values:
@@ -169,7 +181,7 @@ def _load_category(entry: Located, dimension: str, known_sources: set[str]) -> C
     check_keys(
         entry,
         required=["id", "label", "description", "citation"],
-        optional=["status", "persona", "values", "aliases", "notes"],
+        optional=["status", "persona", "values", "aliases", "notes", "forms"],
         what="a category",
     )
     category_id = require_str(entry, "id")
@@ -207,6 +219,7 @@ def _load_category(entry: Located, dimension: str, known_sources: set[str]) -> C
         persona=optional_str(entry, "persona"),
         values=values,
         aliases=aliases,
+        forms=_forms(entry),
     )
 
 
@@ -217,7 +230,7 @@ def _load_value(entry: Located, category_id: str) -> ProxyValue:
             "missing required key in a value", path=entry.path, line=entry.line, key=missing
         )
     attributes = {
-        key: value for key, value in entry.items() if key not in ("id", "name", "persona")
+        key: value for key, value in entry.items() if key not in ("id", "name", "persona", "forms")
     }
     return ProxyValue(
         id=require_str(entry, "id"),
@@ -225,6 +238,116 @@ def _load_value(entry: Located, category_id: str) -> ProxyValue:
         category=category_id,
         persona=optional_str(entry, "persona"),
         attributes=attributes,
+        forms=_forms(entry),
+    )
+
+
+def _forms(entry: Located) -> dict[str, str]:
+    """A ``forms`` mapping of form name -> text (or template, for a category)."""
+    if "forms" not in entry:
+        return {}
+    block = require_mapping(
+        entry["forms"], "phrase forms", path=entry.path, line=entry.line_of("forms")
+    )
+    for name in block:
+        if not name.isidentifier():
+            raise InputError(
+                "a form name must be a plain identifier (letters, digits, _), so that a "
+                "framing can write {{ axis.form }}",
+                path=entry.path,
+                line=block.line_of(name),
+                key=f"forms.{name}",
+            )
+    return {str(name): require_str(block, name) for name in block}
+
+
+def persona_phrase(value: ProxyValue, category: Category) -> str:
+    """The noun phrase a framing puts the model into, e.g. 'a person from Japan'."""
+    from culture_probe.templates import Template
+
+    if value.persona:
+        return value.persona
+    if category.persona:
+        context = {**value.attributes, "name": value.name, "id": value.id}
+        return Template.compile(category.persona, path="taxonomy persona").render(**context)
+    return f"a person ({value.name})"
+
+
+def value_forms(value: ProxyValue, category: Category) -> dict[str, str]:
+    """The phrase forms of a value: id, name, person, the category's templates, its own forms.
+
+    Example:
+        >>> category = Category("region", "Region", "demographic", "", "", persona="a person from {{ name }}",
+        ...                     forms={"in_phrase": "in {{ name }}"})
+        >>> forms = value_forms(ProxyValue("IN", "India", "region", forms={"adjective": "Indian"}), category)
+        >>> forms["in_phrase"], forms["adjective"], forms["person"]
+        ('in India', 'Indian', 'a person from India')
+    """
+    from culture_probe.templates import Template
+
+    forms = {"id": value.id, "name": value.name, "person": persona_phrase(value, category)}
+    context = {**value.attributes, "name": value.name, "id": value.id}
+    for name, source in category.forms.items():
+        if name not in value.forms:
+            template = Template.compile(source, path=f"taxonomy forms of {category.id}", key=name)
+            forms[name] = template.render(**context)
+    forms.update(value.forms)
+    return forms
+
+
+def extend_taxonomy(taxonomy: Taxonomy, path: str | Path) -> Taxonomy:
+    """The taxonomy with a study's own additions from ``path`` merged over it.
+
+    The file holds ``categories:``, a mapping from an existing category id to ``values`` (a value
+    with a new id is added; one with an existing id has its name, persona, forms and attributes
+    replaced by those given) and optionally ``persona`` and ``forms`` for the category itself.
+    """
+    raw = require_mapping(load_yaml(path), "a taxonomy extension", path=str(path))
+    check_keys(raw, required=["categories"], optional=["description"], what="a taxonomy extension")
+    block = require_mapping(
+        raw["categories"], "categories", path=str(path), line=raw.line_of("categories")
+    )
+    by_id = {category.id: category for category in taxonomy.categories}
+    for category_id, entry in block.items():
+        if category_id not in by_id:
+            raise InputError(
+                f"unknown category '{category_id}': a taxonomy extension adds values to the "
+                "categories of the packaged taxonomy",
+                path=str(path),
+                line=block.line_of(category_id),
+                key=f"categories.{category_id}",
+                hint=expected_one_of(category_id, by_id),
+            )
+        mapping = require_mapping(
+            entry, f"'{category_id}'", path=str(path), line=block.line_of(category_id)
+        )
+        by_id[category_id] = _extend_category(by_id[category_id], mapping)
+    categories = tuple(by_id[category.id] for category in taxonomy.categories)
+    return replace(taxonomy, categories=categories)
+
+
+def _extend_category(category: Category, entry: Located) -> Category:
+    check_keys(entry, required=[], optional=["values", "persona", "forms"], what="a category")
+    values = {value.id: value for value in category.values}
+    for new in _mappings(entry, "values", "a value") if "values" in entry else []:
+        value = _load_value(new, category.id)
+        values[value.id] = _merged(values.get(value.id), value)
+    return replace(
+        category,
+        values=tuple(values.values()),
+        persona=optional_str(entry, "persona") or category.persona,
+        forms={**category.forms, **_forms(entry)},
+    )
+
+
+def _merged(old: ProxyValue | None, new: ProxyValue) -> ProxyValue:
+    if old is None:
+        return new
+    return replace(
+        new,
+        persona=new.persona or old.persona,
+        attributes={**old.attributes, **new.attributes},
+        forms={**old.forms, **new.forms},
     )
 
 

@@ -2,7 +2,9 @@
 
 Templates come from study authors, so they render in :class:`jinja2.sandbox.SandboxedEnvironment`
 (no access to Python internals such as ``__class__`` or ``__globals__``, no file or network access) with
-:class:`jinja2.StrictUndefined` (a misspelt variable is an error, not an empty string).
+:class:`jinja2.StrictUndefined` (a misspelt variable is an error, not an empty string). A template is one
+self-contained text: ``{% include %}``, ``{% import %}`` and ``{% extends %}`` would reach other files and
+are refused when the template is compiled. A UTF-8 byte-order mark at its start is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -25,6 +28,25 @@ _ENVIRONMENT = SandboxedEnvironment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+BYTE_ORDER_MARK = "\ufeff"
+_OTHER_FILES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+def _refuse_other_files(tree: nodes.Template, path: str, first_line: int, key: str | None) -> None:
+    """Refuse tags that load another template: the sandbox has no files to give them."""
+    for node in tree.find_all(_OTHER_FILES):
+        tag = {"FromImport": "import", "Include": "include"}.get(
+            type(node).__name__, type(node).__name__.lower()
+        )
+        raise InputError(
+            f"templates cannot use '{{% {tag} %}}': a template is one self-contained text, "
+            "with no access to other files (the sandbox forbids it)",
+            path=path,
+            line=first_line + node.lineno - 1,
+            key=key,
+        )
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,9 @@ class Template:
     def compile(
         cls, source: str, *, path: str, first_line: int = 1, key: str | None = None
     ) -> Template:
+        source = source.removeprefix(BYTE_ORDER_MARK)
         try:
+            _refuse_other_files(_ENVIRONMENT.parse(source), path, first_line, key)
             compiled = _ENVIRONMENT.from_string(source)
         except jinja2.TemplateSyntaxError as error:
             raise InputError(

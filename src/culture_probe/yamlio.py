@@ -1,18 +1,36 @@
-"""YAML loading that remembers where each key and list entry came from.
+"""YAML loading that remembers where each key and list entry came from, and refuses what a study
+file has no use for.
 
 Every mapping is loaded as a :class:`Located` dict and every sequence as a :class:`LocatedList`; both
 know the file and the line of themselves and of each of their entries, so that validation errors can
 point at the exact line a user has to fix.
+
+The files are read as YAML 1.2 core schema, not PyYAML's YAML 1.1 default: only ``true`` and ``false``
+are booleans, so a region ``NO`` (Norway) or a language ``no`` stays a string; ``0755`` is the decimal
+755 and ``2024-01-01`` a string. Two limits keep a hostile file from eating the machine: files larger
+than :data:`MAX_YAML_BYTES` are refused before they are read, and aliases (``*name``) that together
+expand to more than :data:`MAX_ALIAS_NODES` nodes (a "billion laughs") are refused at the line of the
+alias that crosses the limit, whatever key they sit under.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
 
 from culture_probe.errors import InputError
+
+MAX_YAML_BYTES = 4 * 1024 * 1024  # the packaged taxonomy is about 70 kB
+MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases, counted with repetition
 
 
 class Located(dict[str, Any]):
@@ -37,11 +55,94 @@ class LocatedList(list[Any]):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-def _make_loader(path: str) -> type[yaml.SafeLoader]:
-    class LocatingLoader(yaml.SafeLoader):
-        pass
+class CoreResolver(BaseResolver):
+    """The YAML 1.2 core schema's implicit types: null, true/false, decimal ints and floats."""
 
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Located:
+
+CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+CoreResolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+class _BoundedComposer(Composer):
+    """A composer that counts the nodes aliases stand for and stops past :data:`MAX_ALIAS_NODES`."""
+
+    path: str
+    alias_sizes: dict[int, int]
+    alias_total: int
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        events: Any = self  # the parser mixed into the loader gives the event methods
+        if not events.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        line = events.peek_event().start_mark.line + 1
+        node = super().compose_node(parent, index)
+        if node is not None:
+            self._count_alias(node, line)
+        return node
+
+    def _count_alias(self, node: yaml.Node, line: int) -> None:
+        self.alias_total += _expanded_size(node, self.alias_sizes, set(), self.path, line)
+        if self.alias_total > MAX_ALIAS_NODES:
+            raise InputError(
+                f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes; write the values out "
+                "or use fewer nested aliases",
+                path=self.path,
+                line=line,
+            )
+
+
+def _expanded_size(
+    node: yaml.Node, sizes: dict[int, int], open_: set[int], path: str, line: int
+) -> int:
+    """Nodes under ``node`` counted as often as aliases repeat them (memoised per node)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_:
+        raise InputError("an alias refers to a node that contains it", path=path, line=line)
+    open_.add(id(node))
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_size(child, sizes, open_, path, line)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            total += _expanded_size(key, sizes, open_, path, line)
+            total += _expanded_size(value, sizes, open_, path, line)
+    open_.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _make_loader(path: str) -> type[Any]:
+    class LocatingLoader(Reader, Scanner, Parser, _BoundedComposer, SafeConstructor, CoreResolver):
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _BoundedComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            CoreResolver.__init__(self)
+            self.path = path
+            self.alias_sizes = {}
+            self.alias_total = 0
+
+    def construct_mapping(loader: Any, node: yaml.MappingNode) -> Located:
         loader.flatten_mapping(node)
         mapping = Located()
         mapping.path = path
@@ -64,21 +165,22 @@ def _make_loader(path: str) -> type[yaml.SafeLoader]:
             mapping.key_lines[key] = key_node.start_mark.line + 1
         return mapping
 
-    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LocatedList:
+    def construct_sequence(loader: Any, node: yaml.SequenceNode) -> LocatedList:
         sequence = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
         sequence.path = path
         sequence.line = node.start_mark.line + 1
         sequence.item_lines = [child.start_mark.line + 1 for child in node.value]
         return sequence
 
-    LocatingLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-        construct_mapping,
-    )
-    LocatingLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-        construct_sequence,
-    )
+    def construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+        return int(str(loader.construct_scalar(node)), 10)  # "0755" is 755 in YAML 1.2
+
+    for tag, constructor in (
+        (BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping),
+        (BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence),
+        ("tag:yaml.org,2002:int", construct_int),
+    ):
+        LocatingLoader.add_constructor(tag, constructor)
     return LocatingLoader
 
 
@@ -86,18 +188,35 @@ def load_yaml(path: str | Path) -> Any:
     """Load a YAML file; syntax errors become an :class:`InputError` with file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
+    if path.is_dir():
+        raise InputError("expected a YAML file, found a folder", path=path)
+    if size > MAX_YAML_BYTES:
+        raise InputError(
+            f"file is {size / 1e6:.1f} MB; a study, items, framings or taxonomy file may be at "
+            f"most {MAX_YAML_BYTES / 1e6:.1f} MB",
+            path=path,
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is dropped
     except UnicodeDecodeError as error:
         raise InputError(f"not UTF-8 text ({error.reason})", path=path) from None
     return load_yaml_text(text, str(path))
 
 
 def load_yaml_text(text: str, path: str) -> Any:
-    """Load YAML text as if it came from ``path`` (used for messages only)."""
+    """Load YAML text as if it came from ``path`` (used for messages only).
+
+    Example:
+        >>> data = load_yaml_text("region: [NO, DE]\\nlanguage: no\\nflag: true", "s.yaml")
+        >>> data["region"], data["language"], data["flag"]
+        (['NO', 'DE'], 'no', True)
+    """
+    loader = _make_loader(path)(text)
     try:
-        return yaml.load(text, Loader=_make_loader(path))
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -105,3 +224,5 @@ def load_yaml_text(text: str, path: str) -> Any:
         raise InputError(f"malformed YAML: {problem}", path=path, line=line) from None
     except yaml.YAMLError as error:
         raise InputError(f"malformed YAML: {error}", path=path) from None
+    finally:
+        loader.dispose()
