@@ -1,0 +1,121 @@
+"""Paired differences between two models: the same prompt in both runs, wordings resampled.
+
+Every statistic here works on ``d = score_b - score_a`` for one prompt (same ``prompt_id``: the same
+item, proxy, wording and option order put to both models), so whatever the prompts share (the
+proxy, the order, the item's own level) cancels out of the difference. Wording is treated as a
+random facet, as in the run's own analysis (robustness.md §3.2): the unit of replication is the
+wording, so intervals resample wordings and tests use the spread of the per-wording mean
+differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
+from culture_probe.compare._runs import ComparedRun
+
+#: columns that describe a prompt in the paired table
+PROMPT_KEYS = ("prompt_id", "item_id", "axis", "proxy", "proxy_kind", "wording", "order")
+#: the significance level the ``significant`` columns use, after Benjamini-Hochberg
+ALPHA = 0.05
+
+
+def paired_scores(a: ComparedRun, b: ComparedRun) -> pd.DataFrame:
+    """One row per prompt both models answered: ``score_a``, ``score_b``, ``difference`` = b - a.
+
+    Prompts that either model refused or answered invalidly (no distribution, NaN score) drop out.
+    """
+    left = a.tidy.loc[:, [*PROMPT_KEYS, "score"]].rename(columns={"score": "score_a"})
+    right = b.tidy.loc[:, ["prompt_id", "score"]].rename(columns={"score": "score_b"})
+    pairs = left.merge(right, on="prompt_id", how="inner", validate="1:1")
+    pairs = pairs.dropna(subset=["score_a", "score_b"]).reset_index(drop=True)
+    pairs["difference"] = pairs["score_b"] - pairs["score_a"]
+    return pairs
+
+
+def bootstrap_mean(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the mean of ``values`` (one value per wording), shape (B,)."""
+    if len(values) == 0:
+        return np.full(n_bootstrap, np.nan)
+    draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
+    return np.asarray(values[draws].mean(axis=1))
+
+
+def bootstrap_mean_of_means(
+    groups: Sequence[np.ndarray], n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Replicates of the mean over groups (items) of each group's mean, wordings resampled within
+    each group independently; shape (B,)."""
+    if not groups:
+        return np.full(n_bootstrap, np.nan)
+    return np.mean([bootstrap_mean(group, n_bootstrap, rng) for group in groups], axis=0)
+
+
+def interval(replicates: np.ndarray, estimate: float) -> tuple[float, float]:
+    """The project's bias-corrected percentile interval (95%) of one estimate."""
+    low, high = bias_corrected_interval(replicates[None, :], np.array([estimate]))
+    return float(low[0]), float(high[0])
+
+
+def wording_test(wording_means: np.ndarray) -> tuple[float, float]:
+    """One-sample t test of the per-wording mean differences against 0: ``(t, p)``.
+
+    With wording as a random facet this is the test of the model main effect against the model x
+    wording interaction: t^2 = MS_model / MS_model x wording of the two-way ANOVA on cell means.
+    """
+    if len(wording_means) < 2 or np.ptp(wording_means) == 0:
+        exact = float(np.mean(wording_means)) if len(wording_means) else np.nan
+        if len(wording_means) >= 2 and exact == 0:
+            return 0.0, 1.0
+        return (np.nan, np.nan) if len(wording_means) < 2 else (np.sign(exact) * np.inf, 0.0)
+    result = stats.ttest_1samp(wording_means, 0.0)
+    return float(result.statistic), float(result.pvalue)
+
+
+def differences_by(
+    pairs: pd.DataFrame,
+    keys: list[str],
+    labels: tuple[str, str],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Mean difference per group of ``keys``, its wording-bootstrap interval and test, BH-adjusted.
+
+    Columns: ``*keys, model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low,
+    high, t, p, p_bh, significant``. ``difference`` is the mean over wordings of the per-wording
+    mean of ``score_b - score_a``.
+    """
+    rows = []
+    for key, group in pairs.groupby(keys, sort=True):
+        per_wording = group.groupby("wording", sort=True)["difference"].mean().to_numpy()
+        estimate = float(per_wording.mean())
+        low, high = interval(bootstrap_mean(per_wording, n_bootstrap, rng), estimate)
+        t, p = wording_test(per_wording)
+        values = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip(keys, values, strict=True)),
+                "model_a": labels[0],
+                "model_b": labels[1],
+                "n_prompts": len(group),
+                "n_wordings": len(per_wording),
+                "mean_a": float(group["score_a"].mean()),
+                "mean_b": float(group["score_b"].mean()),
+                "difference": estimate,
+                "low": low,
+                "high": high,
+                "t": t,
+                "p": p,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_bh"] = benjamini_hochberg(table["p"].to_numpy(dtype=np.float64))
+    table["significant"] = table["p_bh"] < ALPHA
+    return table
