@@ -76,7 +76,9 @@ def synthetic_responses(
     model), a model ``shift`` per item, an optional model x wording ``interaction`` (this model's
     own wording effects) and a little prompt noise."""
     base = np.random.default_rng(0)  # what every model shares: items, proxies, wordings
-    levels = {key: base.uniform(0.5, 2.5) for key in plan[["item_id", "proxy"]].itertuples(index=False)}
+    levels = {
+        key: base.uniform(0.5, 2.5) for key in plan[["item_id", "proxy"]].itertuples(index=False)
+    }
     wording_effect = {w: base.normal(0, wording_noise) for w in sorted(plan["wording"].unique())}
     rng = np.random.default_rng(seed)  # what is this model's own
     own_wording = {
@@ -145,7 +147,6 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return a, b
 
 
-
 def wording_differences(comparison: Any, item: str) -> np.ndarray:
     """Per-wording mean of score_b - score_a over the item's culture prompts, by hand."""
     a, b = comparison.runs
@@ -196,6 +197,22 @@ def test_item_differences_match_scipy_and_statsmodels(comparison: Any) -> None:
     np.testing.assert_allclose(items.loc[list(ITEMS), "p_bh"], adjusted, rtol=1e-9)
 
 
+def test_a_smallest_difference_that_matters_is_a_minimum_effect_test(comparison: Any) -> None:
+    from scipy import stats
+
+    from culture_probe.compare._paired import wording_test
+
+    per_wording = wording_differences(comparison, "q1")  # mean about +0.24
+    for margin in (0.1, 0.2, 0.3):
+        one_sided = stats.ttest_1samp(per_wording, margin, alternative="greater").pvalue
+        assert wording_test(per_wording, margin)[1] == pytest.approx(min(1.0, 2 * one_sided))
+        negative = stats.ttest_1samp(-per_wording, -margin, alternative="less").pvalue
+        assert wording_test(-per_wording, margin)[1] == pytest.approx(min(1.0, 2 * negative))
+    assert wording_test(per_wording, 0.0)[1] == pytest.approx(
+        stats.ttest_1samp(per_wording, 0.0).pvalue
+    )
+
+
 def test_the_model_test_is_the_two_way_anova_against_the_interaction(comparison: Any) -> None:
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
@@ -205,7 +222,9 @@ def test_the_model_test_is_the_two_way_anova_against_the_interaction(comparison:
     for item in ITEMS:
         cells = []
         for run in (a, b):
-            rows = run.tidy.loc[(run.tidy["item_id"] == item) & (run.tidy["proxy_kind"] == "culture")]
+            rows = run.tidy.loc[
+                (run.tidy["item_id"] == item) & (run.tidy["proxy_kind"] == "culture")
+            ]
             means = rows.groupby("wording")["score"].mean().rename("score").reset_index()
             cells.append(means.assign(model=run.label))
         # model x wording on cell means, one per cell: the residual is the interaction
@@ -321,7 +340,9 @@ def test_the_reversal_probability_is_the_share_of_wordings_against_the_overall_s
 
     # hand-worked: differences b - a over four wordings are +0.2, +0.1, -0.05, +0.3; overall +0.1375,
     # so one wording in four ranks the pair the other way round
-    index = pd.MultiIndex.from_product([["q1"], ["w1", "w2", "w3", "w4"]], names=["item_id", "wording"])
+    index = pd.MultiIndex.from_product(
+        [["q1"], ["w1", "w2", "w3", "w4"]], names=["item_id", "wording"]
+    )
     means = pd.DataFrame({"a": [0.5, 0.5, 0.5, 0.5], "b": [0.7, 0.6, 0.45, 0.8]}, index=index)
     runs = [type("R", (), {"label": "a"})(), type("R", (), {"label": "b"})()]
     table = pair_reversals(runs, means)  # type: ignore[arg-type]
@@ -354,8 +375,12 @@ def test_the_model_that_answers_like_the_people_is_closer_to_them(tmp_path: Path
     answers_like_people = synthetic_responses(plan, seed=2)
     for index, row in plan.iterrows():
         if row["proxy_kind"] == "culture":
-            answers_like_people.at[index, "probs"] = human.loc[(row["item_id"], row["proxy"])].to_numpy()
-    a = make_run(tmp_path / "a", "model-a", plan, synthetic_responses(plan, seed=1), reference=reference)
+            answers_like_people.at[index, "probs"] = human.loc[
+                (row["item_id"], row["proxy"])
+            ].to_numpy()
+    a = make_run(
+        tmp_path / "a", "model-a", plan, synthetic_responses(plan, seed=1), reference=reference
+    )
     b = make_run(tmp_path / "b", "model-b", plan, answers_like_people, reference=reference)
     result = compare([a, b], n_bootstrap=500)
     alignment = result.tables["alignment"].set_index(["model", "item_id", "proxy"])
@@ -365,7 +390,10 @@ def test_the_model_that_answers_like_the_people_is_closer_to_them(tmp_path: Path
     rows = run_a.tidy.loc[(run_a.tidy["item_id"] == "q2") & (run_a.tidy["proxy"] == "JP")]
     pooled = np.stack(rows["probs"].to_numpy()).reshape(-1, 4)
     per_wording = [
-        1 - jensenshannon(pooled[group.index - rows.index[0]].mean(axis=0), human.loc[("q2", "JP")], base=2)
+        1
+        - jensenshannon(
+            pooled[group.index - rows.index[0]].mean(axis=0), human.loc[("q2", "JP")], base=2
+        )
         for _, group in rows.groupby("wording")
     ]
     values = alignment.loc[("model-a (hf, float32)", "q2", "JP")]

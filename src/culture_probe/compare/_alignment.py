@@ -69,9 +69,7 @@ def closeness_differences(
         groups[key] = differences
         estimate = float(differences.mean())
         low, high = interval(bootstrap_mean(differences, n_bootstrap, rng), estimate)
-        by_item.append(
-            _row(dict(zip(KEYS, key, strict=True)), pair, block, estimate, low, high)
-        )
+        by_item.append(_row(dict(zip(KEYS, key, strict=True)), pair, block, estimate, low, high))
     by_country = []
     for (axis, proxy), block in wide.groupby(level=["axis", "proxy"], sort=True):
         items = [groups[key] for key in groups if key[1:] == (axis, proxy)]
@@ -80,7 +78,14 @@ def closeness_differences(
         low, high = interval(replicates, estimate)
         item_means = block.groupby(level="item_id").mean()
         by_country.append(
-            _row({"axis": axis, "proxy": proxy, "n_items": len(items)}, pair, item_means, estimate, low, high)
+            _row(
+                {"axis": axis, "proxy": proxy, "n_items": len(items)},
+                pair,
+                item_means,
+                estimate,
+                low,
+                high,
+            )
         )
     return pd.DataFrame(by_item), pd.DataFrame(by_country)
 

@@ -61,6 +61,7 @@ def compare(
     runs: Sequence[RunLike],
     *,
     shared_only: bool = False,
+    min_difference: float = 0.0,
     n_bootstrap: int = 2000,
     n_permutations: int = 199,
     seed: int = 0,
@@ -70,6 +71,10 @@ def compare(
     Args:
         runs: Two or more run directories, or objects with a ``.path`` to one (``cp.run``'s result).
         shared_only: Compare the prompts the runs share when their plans differ (else refuse).
+        min_difference: The smallest difference of mean scores (on the 0-1 score scale) that
+            matters: the tests of the differences then ask whether it is larger than this, not
+            larger than 0 (e.g. 0.01 to let two builds of one model, whose rounding differs, count
+            as equal).
         n_bootstrap: Bootstrap replicates (wordings resampled) for the intervals.
         n_permutations: Label permutations for the alignment's specificity tests.
         seed: Seeds the resampling.
@@ -106,6 +111,7 @@ def compare(
     return compare_runs(
         [run.restricted_to(shared.prompt_ids) for run in loaded],
         shared,
+        min_difference=min_difference,
         n_bootstrap=n_bootstrap,
         n_permutations=n_permutations,
         seed=seed,
@@ -116,6 +122,7 @@ def compare_runs(
     runs: Sequence[ComparedRun],
     shared: SharedPrompts,
     *,
+    min_difference: float = 0.0,
     n_bootstrap: int = 2000,
     n_permutations: int = 199,
     seed: int = 0,
@@ -151,10 +158,12 @@ def compare_runs(
         labels = (a.label, b.label)
         scores = paired_scores(a, b)
         culture = scores.loc[scores["proxy_kind"] == CULTURE]
-        items = differences_by(culture, ["item_id"], labels, n_bootstrap, rng)
+        items = differences_by(culture, ["item_id"], labels, n_bootstrap, rng, min_difference)
         tables.setdefault("item_differences", []).append(items)
         tables.setdefault("proxy_differences", []).append(
-            differences_by(scores, ["item_id", "axis", "proxy"], labels, n_bootstrap, rng)
+            differences_by(
+                scores, ["item_id", "axis", "proxy"], labels, n_bootstrap, rng, min_difference
+            )
         )
         interaction = interaction_table(scores, labels)
         tables.setdefault("interaction", []).append(interaction)
@@ -165,7 +174,7 @@ def compare_runs(
     out["pair_reversals"] = pair_reversals(runs, means)
     out.update(_alignment_tables(runs, n_permutations, seed, n_bootstrap, rng))
     out["runs"] = _runs_table(runs, shared)
-    summary = _summary(runs, shared, out, pair_summaries)
+    summary = _summary(runs, shared, out, pair_summaries, min_difference)
     return Comparison(list(runs), out, summary)
 
 
@@ -249,12 +258,14 @@ def _summary(
     shared: SharedPrompts,
     tables: dict[str, pd.DataFrame],
     pairs: list[dict[str, Any]],
+    min_difference: float,
 ) -> dict[str, Any]:
     ranking = tables["ranking"]
     summary: dict[str, Any] = {
         "models": [run.label for run in runs],
         "runs": [str(run.path) for run in runs],
         "n_prompts": len(shared.prompt_ids),
+        "min_difference": min_difference,
         "n_left_out": shared.n_left_out,
         "left_out": shared.left_out,
         "pairs": pairs,
@@ -279,13 +290,14 @@ def headline(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[s
             f"{summary['n_left_out']} prompts not shared by every run were left out; "
             f"{summary['n_prompts']} prompts are compared."
         )
+    margin = f" and by more than {summary['min_difference']:g}" if summary["min_difference"] else ""
     for pair in summary["pairs"]:
         a, b = pair["model_a"], pair["model_b"]
         sentences.append(
             f"{b} minus {a}: mean score difference {pair['mean_difference']:+.3f} "
             f"[{pair['low']:+.3f}, {pair['high']:+.3f}] (95%, wordings resampled); "
             f"{pair['n_items_different']} of {pair['n_items']} items differ by more than the "
-            f"wording noise after Benjamini-Hochberg ({pair['n_items_b_higher']} higher for {b}), "
+            f"wording noise{margin} after Benjamini-Hochberg ({pair['n_items_b_higher']} higher for {b}), "
             f"{pair['n_items_interaction']} show a model x wording interaction."
         )
     reversal = summary["mean_reversal_probability"]

@@ -22,7 +22,6 @@ import pandas as pd
 from scipy import stats
 
 from culture_probe.analysis._items import benjamini_hochberg
-from culture_probe.compare._paired import ALPHA
 
 CULTURE = "culture"
 
@@ -32,7 +31,9 @@ def interaction_table(pairs: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFr
 
     Columns: ``item_id, model_a, model_b, n_wordings, n_prompts, ss_model, ss_interaction,
     ss_residual, df_interaction, df_residual, f_model, p_model, f_interaction, p_interaction,
-    p_model_bh, p_interaction_bh, larger_than_wording`` (``p_model_bh`` < 0.05).
+    p_model_bh, p_interaction_bh``. The decision whether the models differ is the
+    ``significant`` column of the item differences (which can also ask for a smallest difference
+    that matters); ``f_model`` here is its test with that smallest difference at 0.
     """
     culture = pairs.loc[pairs["proxy_kind"] == CULTURE]
     rows = [
@@ -44,7 +45,6 @@ def interaction_table(pairs: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFr
         return table
     for name in ("model", "interaction"):
         table[f"p_{name}_bh"] = benjamini_hochberg(table[f"p_{name}"].to_numpy(dtype=np.float64))
-    table["larger_than_wording"] = table["p_model_bh"] < ALPHA
     return table
 
 
@@ -53,7 +53,9 @@ def _item_anova(group: pd.DataFrame) -> dict[str, float | int]:
     n_wordings, n_prompts = int(parts["n_wordings"]), int(parts["n_prompts"])
     df_interaction, df_residual = n_wordings - 1, n_prompts - n_wordings
     f_model = _ratio(parts["ss_model"] / 1, parts["ss_interaction"] / df_interaction)
-    f_interaction = _ratio(parts["ss_interaction"] / df_interaction, parts["ss_residual"] / df_residual)
+    f_interaction = _ratio(
+        parts["ss_interaction"] / df_interaction, parts["ss_residual"] / df_residual
+    )
     return {
         "n_wordings": n_wordings,
         "n_prompts": n_prompts,
@@ -109,9 +111,11 @@ def overall_tests(pairs: pd.DataFrame) -> dict[str, float]:
     df_residual = sum(p["n_prompts"] - p["n_wordings"] for p in parts)
     ss_interaction = sum(p["ss_interaction"] for p in parts)
     ss_residual = sum(p["ss_residual"] for p in parts)
-    f_interaction = _ratio(ss_interaction / df_interaction, ss_residual / df_residual) if (
-        df_interaction and df_residual
-    ) else np.nan
+    f_interaction = (
+        _ratio(ss_interaction / df_interaction, ss_residual / df_residual)
+        if (df_interaction and df_residual)
+        else np.nan
+    )
     return {
         "n_items": n_items,
         "f_model": f_model,

@@ -53,7 +53,9 @@ def bootstrap_mean_of_means(
     each group independently; shape (B,)."""
     if not groups:
         return np.full(n_bootstrap, np.nan)
-    return np.mean([bootstrap_mean(group, n_bootstrap, rng) for group in groups], axis=0)
+    return np.asarray(
+        np.mean([bootstrap_mean(group, n_bootstrap, rng) for group in groups], axis=0)
+    )
 
 
 def interval(replicates: np.ndarray, estimate: float) -> tuple[float, float]:
@@ -62,19 +64,28 @@ def interval(replicates: np.ndarray, estimate: float) -> tuple[float, float]:
     return float(low[0]), float(high[0])
 
 
-def wording_test(wording_means: np.ndarray) -> tuple[float, float]:
-    """One-sample t test of the per-wording mean differences against 0: ``(t, p)``.
+def wording_test(wording_means: np.ndarray, min_difference: float = 0.0) -> tuple[float, float]:
+    """Test of the per-wording mean differences: ``(t, p)``, wording as the unit.
 
-    With wording as a random facet this is the test of the model main effect against the model x
-    wording interaction: t^2 = MS_model / MS_model x wording of the two-way ANOVA on cell means.
+    With ``min_difference`` = 0, the one-sample t test against 0; with wording as a random facet
+    this is the model main effect against the model x wording interaction (t^2 = MS_model /
+    MS_model x wording of the two-way ANOVA on cell means). With ``min_difference`` = m > 0, the
+    minimum-effect test of H0: |difference| <= m (Murphy & Myors 1999): t = (|mean| - m) / se and
+    p = 2 P(T >= t), capped at 1, which reduces to the usual two-sided p at m = 0. A difference
+    too small to matter then does not count, however precisely it is measured.
     """
-    if len(wording_means) < 2 or np.ptp(wording_means) == 0:
-        exact = float(np.mean(wording_means)) if len(wording_means) else np.nan
-        if len(wording_means) >= 2 and exact == 0:
-            return 0.0, 1.0
-        return (np.nan, np.nan) if len(wording_means) < 2 else (np.sign(exact) * np.inf, 0.0)
-    result = stats.ttest_1samp(wording_means, 0.0)
-    return float(result.statistic), float(result.pvalue)
+    n = len(wording_means)
+    if n < 2:
+        return np.nan, np.nan
+    mean = float(np.mean(wording_means))
+    error = float(np.std(wording_means, ddof=1)) / np.sqrt(n)
+    excess = abs(mean) - min_difference
+    if error == 0:
+        return (np.inf, 0.0) if excess > 0 else (0.0, 1.0)
+    t = excess / error
+    return float(np.sign(mean) * t) if min_difference == 0 else t, min(
+        1.0, float(2 * stats.t.sf(t, n - 1))
+    )
 
 
 def differences_by(
@@ -83,19 +94,21 @@ def differences_by(
     labels: tuple[str, str],
     n_bootstrap: int,
     rng: np.random.Generator,
+    min_difference: float = 0.0,
 ) -> pd.DataFrame:
     """Mean difference per group of ``keys``, its wording-bootstrap interval and test, BH-adjusted.
 
     Columns: ``*keys, model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low,
     high, t, p, p_bh, significant``. ``difference`` is the mean over wordings of the per-wording
-    mean of ``score_b - score_a``.
+    mean of ``score_b - score_a``; ``t`` and ``p`` test it against 0, or with ``min_difference``
+    against the smallest difference that matters (see :func:`wording_test`).
     """
     rows = []
     for key, group in pairs.groupby(keys, sort=True):
         per_wording = group.groupby("wording", sort=True)["difference"].mean().to_numpy()
         estimate = float(per_wording.mean())
         low, high = interval(bootstrap_mean(per_wording, n_bootstrap, rng), estimate)
-        t, p = wording_test(per_wording)
+        t, p = wording_test(per_wording, min_difference)
         values = key if isinstance(key, tuple) else (key,)
         rows.append(
             {

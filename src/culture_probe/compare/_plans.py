@@ -56,7 +56,9 @@ def shared_prompts(runs: Sequence[ComparedRun], *, shared_only: bool) -> SharedP
         raise PlanMismatchError(
             "the runs share no prompt: " + ("; ".join(differences) or "different prompts")
         )
-    left_out = {str(run.path): len(index) - len(shared) for run, index in zip(runs, ids, strict=True)}
+    left_out = {
+        str(run.path): len(index) - len(shared) for run, index in zip(runs, ids, strict=True)
+    }
     return SharedPrompts(shared, left_out)
 
 
@@ -66,7 +68,9 @@ def plan_differences(first: ComparedRun, other: ComparedRun) -> list[str]:
     a, b = first.manifest, other.manifest
     where = f"{first.path} vs {other.path}"
     if a.get("study_hash") != b.get("study_hash"):
-        out.append(f"study hash {_short(a.get('study_hash'))} vs {_short(b.get('study_hash'))} ({where})")
+        out.append(
+            f"study hash {_short(a.get('study_hash'))} vs {_short(b.get('study_hash'))} ({where})"
+        )
     out += _template_differences(a, b, where)
     items_a, items_b = set(first.tidy["item_id"]), set(other.tidy["item_id"])
     if items_a != items_b:

@@ -69,7 +69,9 @@ def pair_reversals(runs: Sequence[ComparedRun], means: pd.DataFrame | None = Non
         for item, differences in per_wording:
             overall = float(differences.mean())
             direction = np.sign(overall)
-            reversed_ = int((np.sign(differences.to_numpy()) == -direction).sum()) if direction else 0
+            reversed_ = (
+                int((np.sign(differences.to_numpy()) == -direction).sum()) if direction else 0
+            )
             rows.append(
                 {
                     "item_id": item,
