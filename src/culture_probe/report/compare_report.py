@@ -78,9 +78,9 @@ def build_comparison_page(comparison: Comparison) -> str:
     ]
     models = comparison.models
     return render_page(
-        "culture-probe comparison: " + " vs ".join(models),
+        f"culture-probe comparison of {len(models)} models",
         [section for section in sections if section is not None],
-        lead=f"{comparison.summary.get('n_prompts', 0)} prompts put to {len(models)} models. "
+        lead=f"{comparison.summary.get('n_prompts', 0)} prompts put to {', '.join(models)}. "
         "Is the difference between the models larger than the wording noise?",
     )
 
@@ -101,7 +101,7 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
             rows["difference"].tolist(),
             rows["low"].tolist(),
             rows["high"].tolist(),
-            title=f"{b} minus {a}",
+            title="Model b minus model a, per item",
             reference=0.0,
             value_label="difference of mean scores (0 = first option, 1 = last)",
             value_format="{:+.3f}",
@@ -109,7 +109,8 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
         parts.append(
             figure(
                 chart,
-                caption=f"Per item, {b} minus {a}: the mean paired difference of scores with its "
+                caption=f"Model b = {b}, model a = {a}. Per item, the mean paired difference of "
+                "scores with its "
                 "95% interval (wordings resampled). Left of the dashed line, model b answers "
                 "nearer the first option.",
                 figure_id="chart-differences",
@@ -176,7 +177,7 @@ def _alignment_section(tables: dict[str, pd.DataFrame]) -> Section | None:
             rows["difference"].tolist(),
             rows["low"].tolist(),
             rows["high"].tolist(),
-            title=f"AvgP of {b} minus {a}",
+            title="AvgP of model b minus model a, per country",
             reference=0.0,
             value_label="difference of AvgP (right: model b closer to the people)",
             value_format="{:+.3f}",
