@@ -11,7 +11,9 @@
   grows, so with the options in canonical order it moves answers to the first option (the lowest
   score): the comparison must find lower scores on every item.
 
-Each side scores 2 items x 3 countries of the values study (144 prompts; 72 in canonical order).
+Each run scores the same 72 prompts: 2 items x 3 countries x 12 wordings of the values study, with
+the options in canonical order (where "A" is the first option). The embedded model's run is shared
+by both comparisons.
 """
 
 from __future__ import annotations
@@ -84,14 +86,10 @@ def prefers_label_a(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(repo: Path) -> PreparedStudy:
-    return prepare(repo / "taxonomy" / "values.yaml", PlanFilter(ITEMS, PROXIES))
-
-
-@pytest.fixture(scope="module")
-def canonical(prepared: PreparedStudy) -> PreparedStudy:
-    """The same slice with the options in canonical order only, where "A" is the first option."""
-    plan = prepared.plan.loc[prepared.plan["order"] == "canonical"].reset_index(drop=True)
-    return PreparedStudy(prepared.study, plan.assign(row=range(len(plan))), prepared.design)
+    """The slice, with the options in canonical order only."""
+    full = prepare(repo / "taxonomy" / "values.yaml", PlanFilter(ITEMS, PROXIES))
+    plan = full.plan.loc[full.plan["order"] == "canonical"].reset_index(drop=True)
+    return PreparedStudy(full.study, plan.assign(row=range(len(plan))), full.design)
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +116,11 @@ def served_run(runs: Path, prepared: PreparedStudy) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def planted_runs(runs: Path, canonical: PreparedStudy, hf_backend: Any) -> tuple[Path, Path]:
-    embedded = score_into(runs / "embedded-canonical", canonical, hf_backend)
+def planted_runs(runs: Path, prepared: PreparedStudy, embedded_run: Path) -> tuple[Path, Path]:
     model = prefers_label_a(runs / "smollm2-prefers-a")
     backend = create_backend("hf", model=str(model), dtype="float32")
     try:
-        return embedded, score_into(runs / "planted", canonical, backend)
+        return embedded_run, score_into(runs / "planted", prepared, backend)
     finally:
         backend.close()
 
@@ -144,10 +141,11 @@ def test_the_same_weights_served_by_llama_cpp_show_no_difference_that_matters(
         f"{served['model']} ({served['backend']}, {served['dtype']})",
     ]
     items = exact.tables["item_differences"]
-    assert len(items) == 2 and items["n_prompts"].tolist() == [72, 72]
+    assert len(items) == 2 and items["n_prompts"].tolist() == [36, 36]
     # The answers are not identical: llama.cpp rounds the activations to 8 bits, which moves every
-    # prompt a little, and on generalised_trust consistently (measured +0.0035, p_bh 0.047). But
-    # every 95% interval lies within +-0.01 of the 0-1 score scale: the two are equivalent there.
+    # prompt a little, and can move an item consistently (with both option orders, measured +0.0035
+    # on generalised_trust, p_bh 0.047). But every 95% interval lies within +-0.01 of the 0-1 score
+    # scale: there the two are equivalent.
     assert (items["difference"].abs() > 0).all()
     assert (items["low"] > -0.01).all() and (items["high"] < 0.01).all()
     assert (exact.tables["interaction"]["p_interaction_bh"] >= 0.05).all()

@@ -52,10 +52,9 @@ def _item_anova(group: pd.DataFrame) -> dict[str, float | int]:
     parts = _sums_of_squares(group)
     n_wordings, n_prompts = int(parts["n_wordings"]), int(parts["n_prompts"])
     df_interaction, df_residual = n_wordings - 1, n_prompts - n_wordings
-    f_model = _ratio(parts["ss_model"] / 1, parts["ss_interaction"] / df_interaction)
-    f_interaction = _ratio(
-        parts["ss_interaction"] / df_interaction, parts["ss_residual"] / df_residual
-    )
+    ms_interaction = _mean_square(parts["ss_interaction"], df_interaction)
+    f_model = _ratio(parts["ss_model"], ms_interaction)
+    f_interaction = _ratio(ms_interaction, _mean_square(parts["ss_residual"], df_residual))
     return {
         "n_wordings": n_wordings,
         "n_prompts": n_prompts,
@@ -105,16 +104,14 @@ def overall_tests(pairs: pd.DataFrame) -> dict[str, float]:
     per_item = wording_means.groupby(level="item_id")
     ss_means = float((per_item.size() * per_item.mean() ** 2).sum())
     ss_noise = float(((wording_means - item_means) ** 2).sum())
-    f_model = _ratio(ss_means / max(n_items, 1), ss_noise / df_noise if df_noise else np.nan)
+    f_model = _ratio(_mean_square(ss_means, n_items), _mean_square(ss_noise, df_noise))
     parts = [_sums_of_squares(group) for _, group in culture.groupby("item_id", sort=True)]
     df_interaction = sum(p["n_wordings"] - 1 for p in parts)
     df_residual = sum(p["n_prompts"] - p["n_wordings"] for p in parts)
     ss_interaction = sum(p["ss_interaction"] for p in parts)
     ss_residual = sum(p["ss_residual"] for p in parts)
-    f_interaction = (
-        _ratio(ss_interaction / df_interaction, ss_residual / df_residual)
-        if (df_interaction and df_residual)
-        else np.nan
+    f_interaction = _ratio(
+        _mean_square(ss_interaction, df_interaction), _mean_square(ss_residual, df_residual)
     )
     return {
         "n_items": n_items,
@@ -127,6 +124,11 @@ def overall_tests(pairs: pd.DataFrame) -> dict[str, float]:
         "df_residual": df_residual,
         "p_interaction": _f_p(f_interaction, df_interaction, df_residual),
     }
+
+
+def _mean_square(sum_of_squares: float, degrees_of_freedom: float) -> float:
+    """SS / df, NaN without degrees of freedom (one wording, or one prompt per wording)."""
+    return sum_of_squares / degrees_of_freedom if degrees_of_freedom > 0 else np.nan
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -95,7 +95,7 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
     if items.empty:
         return Section("Differences per item", note("No item has prompts both models answered."))
     parts: list[Markup] = []
-    for (a, b), rows in items.groupby(["model_a", "model_b"], sort=False):
+    for index, ((a, b), rows) in enumerate(items.groupby(["model_a", "model_b"], sort=False)):
         chart = forest_plot(
             rows["item_id"].tolist(),
             rows["difference"].tolist(),
@@ -113,7 +113,7 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
                 "scores with its "
                 "95% interval (wordings resampled). Left of the dashed line, model b answers "
                 "nearer the first option.",
-                figure_id="chart-differences",
+                figure_id=_figure_id("chart-differences", index),
             )
         )
     parts.append(
@@ -171,7 +171,7 @@ def _alignment_section(tables: dict[str, pd.DataFrame]) -> Section | None:
     if country is None or country.empty:
         return None
     parts: list[Markup] = []
-    for (a, b), rows in country.groupby(["model_a", "model_b"], sort=False):
+    for index, ((a, b), rows) in enumerate(country.groupby(["model_a", "model_b"], sort=False)):
         chart = forest_plot(
             rows["proxy"].tolist(),
             rows["difference"].tolist(),
@@ -185,8 +185,9 @@ def _alignment_section(tables: dict[str, pd.DataFrame]) -> Section | None:
         parts.append(
             figure(
                 chart,
-                caption="Per country, paired on wordings, 95% interval.",
-                figure_id="chart-alignment",
+                caption=f"Model b = {b}, model a = {a}. Per country, AvgP paired on wordings, "
+                "with its 95% interval.",
+                figure_id=_figure_id("chart-alignment", index),
             )
         )
     parts.append(
@@ -230,3 +231,8 @@ def _runs_section(comparison: Comparison) -> Section:
         html_table(comparison.tables["runs"], table_id="table-runs", filterable=False),
     ]
     return Section("Runs", join(*parts), anchor="runs")
+
+
+def _figure_id(name: str, index: int) -> str:
+    """``name`` for the first pair of models, ``name-2``, ``name-3``... for the next."""
+    return name if index == 0 else f"{name}-{index + 1}"
