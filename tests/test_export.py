@@ -93,3 +93,12 @@ def test_export_refuses_an_unknown_format_and_writes_nothing(
     with pytest.raises(InputError, match=r"run directory has no manifest\.json"):
         export(tmp_path, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_module_is_callable_like_the_function_it_exports(
+    runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import culture_probe.export as module
+
+    written = module(runs[0], tmp_path / "a.parquet")
+    assert len(pd.read_parquet(written)) == 128 * 4

@@ -24,6 +24,8 @@ CSV injection: option texts and proxy names come from user files and must stay t
 from __future__ import annotations
 
 import io
+import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,15 @@ def _run_rows(run: ComparedRun) -> pd.DataFrame:
             "score": tidy["score"].to_numpy()[rows],
         }
     )
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``culture_probe.export`` binds the package attribute ``export`` to this module,
+    which would hide the function of the same name that ``culture_probe`` re-exports; calling the
+    module calls the function, so ``cp.export(...)`` works either way."""
+
+    def __call__(self, source: Any, path: str | Path, format: str | None = None) -> Path:
+        return export(source, path, format)
+
+
+sys.modules[__name__].__class__ = _CallableModule
