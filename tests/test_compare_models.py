@@ -11,9 +11,10 @@
   grows, so with the options in canonical order it moves answers to the first option (the lowest
   score): the comparison must find lower scores on every item.
 
-Each run scores the same 72 prompts: 2 items x 3 countries x 12 wordings of the values study, with
-the options in canonical order (where "A" is the first option). The embedded model's run is shared
-by both comparisons.
+The slice: 2 items x 2 countries x 12 wordings x 2 option orders of the values study, 96 prompts.
+The planted model answers only the half with the options in canonical order (48 prompts, where "A"
+is the first option; in reversed order "A" is the last and the two effects would cancel), so its
+comparison with the embedded model's run also shows ``shared_only``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 import pytest
 
 from culture_probe.backends import create_backend
-from culture_probe.compare import compare
+from culture_probe.compare import PlanMismatchError, compare
 from culture_probe.runner import (
     PlanFilter,
     PreparedStudy,
@@ -44,7 +45,7 @@ from culture_probe.store import RunDirectory
 from test_backend_openai import LlamaServer
 
 ITEMS = ("family_importance", "generalised_trust")
-PROXIES = ("JP", "US", "DE")
+PROXIES = ("JP", "DE")
 #: how much longer the output row of the label "A" is made in the planted model
 PLANTED_FACTOR = 1.04
 
@@ -86,10 +87,14 @@ def prefers_label_a(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(repo: Path) -> PreparedStudy:
-    """The slice, with the options in canonical order only."""
-    full = prepare(repo / "taxonomy" / "values.yaml", PlanFilter(ITEMS, PROXIES))
-    plan = full.plan.loc[full.plan["order"] == "canonical"].reset_index(drop=True)
-    return PreparedStudy(full.study, plan.assign(row=range(len(plan))), full.design)
+    return prepare(repo / "taxonomy" / "values.yaml", PlanFilter(ITEMS, PROXIES))
+
+
+@pytest.fixture(scope="module")
+def canonical(prepared: PreparedStudy) -> PreparedStudy:
+    """The slice with the options in canonical order only."""
+    plan = prepared.plan.loc[prepared.plan["order"] == "canonical"].reset_index(drop=True)
+    return PreparedStudy(prepared.study, plan.assign(row=range(len(plan))), prepared.design)
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +121,11 @@ def served_run(runs: Path, prepared: PreparedStudy) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def planted_runs(runs: Path, prepared: PreparedStudy, embedded_run: Path) -> tuple[Path, Path]:
+def planted_runs(runs: Path, canonical: PreparedStudy, embedded_run: Path) -> tuple[Path, Path]:
     model = prefers_label_a(runs / "smollm2-prefers-a")
     backend = create_backend("hf", model=str(model), dtype="float32")
     try:
-        return embedded_run, score_into(runs / "planted", prepared, backend)
+        return embedded_run, score_into(runs / "planted", canonical, backend)
     finally:
         backend.close()
 
@@ -141,10 +146,10 @@ def test_the_same_weights_served_by_llama_cpp_show_no_difference_that_matters(
         f"{served['model']} ({served['backend']}, {served['dtype']})",
     ]
     items = exact.tables["item_differences"]
-    assert len(items) == 2 and items["n_prompts"].tolist() == [36, 36]
+    assert len(items) == 2 and items["n_prompts"].tolist() == [48, 48]
     # The answers are not identical: llama.cpp rounds the activations to 8 bits, which moves every
-    # prompt a little, and can move an item consistently (with both option orders, measured +0.0035
-    # on generalised_trust, p_bh 0.047). But every 95% interval lies within +-0.01 of the 0-1 score
+    # prompt a little, and can move an item consistently (measured with 3 countries: +0.0035 on
+    # generalised_trust, p_bh 0.047). But every 95% interval lies within +-0.01 of the 0-1 score
     # scale: there the two are equivalent.
     assert (items["difference"].abs() > 0).all()
     assert (items["low"] > -0.01).all() and (items["high"] < 0.01).all()
@@ -161,8 +166,11 @@ def test_the_same_weights_served_by_llama_cpp_show_no_difference_that_matters(
 def test_a_planted_preference_for_the_first_label_is_found_on_every_item(
     planted_runs: tuple[Path, Path],
 ) -> None:
-    comparison = compare(list(planted_runs), n_bootstrap=2000)
+    with pytest.raises(PlanMismatchError, match=r"48 prompts only in .*embedded, 0 only in"):
+        compare(list(planted_runs))
+    comparison = compare(list(planted_runs), shared_only=True, n_bootstrap=2000)
     show(comparison)
+    assert comparison.summary["n_prompts"] == 48 and comparison.summary["n_left_out"] == 48
     items = comparison.tables["item_differences"]
     assert items["significant"].all()
     assert (items["high"] < 0).all()  # planted minus embedded: nearer the first option
@@ -182,7 +190,7 @@ def test_the_command_line_compares_and_exports_the_planted_runs(
 ) -> None:
     report, answers = tmp_path / "compare.html", tmp_path / "answers.csv"
     for arguments in (
-        ["compare", *map(str, planted_runs), "-o", str(report), "--bootstrap", "500"],
+        ["compare", *map(str, planted_runs), "--shared-only", "-o", str(report)],
         ["export", *map(str, planted_runs), "-o", str(answers)],
     ):
         done = subprocess.run(
@@ -190,10 +198,12 @@ def test_the_command_line_compares_and_exports_the_planted_runs(
             capture_output=True, text=True, timeout=300, cwd=repo,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-    assert "2 of 2 items differ by more than the wording noise" in done.stdout or report.is_file()
+        if arguments[0] == "compare":
+            assert "2 of 2 items differ by more than the wording noise" in done.stdout
+            assert "48 prompts not shared by every run were left out" in done.stdout
     assert 'id="chart-differences"' in report.read_text()
     table = pd.read_csv(answers)
-    assert len(table) == 2 * 72 * 4  # two models x 72 prompts x 4 options
+    assert len(table) == (96 + 48) * 4  # every prompt of each run x 4 options
     first_option = table.loc[table["display_position"] == 0]
     by_model = first_option.groupby("model")["probability"].mean()
     assert (

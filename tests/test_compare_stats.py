@@ -197,6 +197,30 @@ def test_item_differences_match_scipy_and_statsmodels(comparison: Any) -> None:
     np.testing.assert_allclose(items.loc[list(ITEMS), "p_bh"], adjusted, rtol=1e-9)
 
 
+def test_proxy_differences_are_paired_per_proxy_and_adjusted_across_rows(comparison: Any) -> None:
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    proxies = comparison.tables["proxy_differences"]
+    assert len(proxies) == len(ITEMS) * len(PROXIES)
+    a, b = comparison.runs
+    merged = a.tidy.merge(b.tidy[["prompt_id", "score"]], on="prompt_id", suffixes=("_a", "_b"))
+    merged["d"] = merged["score_b"] - merged["score_a"]
+    pvalues = []
+    for row in proxies.itertuples():
+        cell = merged.loc[(merged["item_id"] == row.item_id) & (merged["proxy"] == row.proxy)]
+        per_wording = cell.groupby("wording")["d"].mean().to_numpy()
+        assert row.difference == pytest.approx(per_wording.mean(), abs=1e-12)
+        pvalues.append(stats.ttest_1samp(per_wording, 0.0).pvalue)
+    np.testing.assert_allclose(proxies["p"], pvalues, rtol=1e-9)
+    np.testing.assert_allclose(
+        proxies["p_bh"], multipletests(pvalues, method="fdr_bh")[1], rtol=1e-9
+    )
+    # the placebo persona is a prompt like the others: the planted shift shows there too
+    q1 = proxies.loc[proxies["item_id"] == "q1"]
+    assert q1["significant"].all() and set(q1["proxy"]) == {"US", "JP", "DE", "green"}
+
+
 def test_a_smallest_difference_that_matters_is_a_minimum_effect_test(comparison: Any) -> None:
     from scipy import stats
 

@@ -294,9 +294,9 @@ def compare(
 ) -> None:
     """Compare models: per item the paired difference with intervals over wordings, model x
     wording tests, ranking stability and closeness to human data; writes one HTML report."""
-    from culture_probe.compare import compare as compare_runs
+    from culture_probe.compare import compare as compare_run_dirs
 
-    comparison = compare_runs(
+    comparison = compare_run_dirs(
         run_dirs, shared_only=shared_only, min_difference=min_difference, n_bootstrap=bootstrap
     )
     for sentence in comparison.summary["headline"]:
