@@ -176,12 +176,8 @@ def test_a_planted_preference_for_the_first_label_is_found_on_every_item(
     assert (items["high"] < 0).all()  # planted minus embedded: nearer the first option
     assert (comparison.tables["interaction"]["p_model_bh"] < 0.05).all()
     # and it is far larger than the rounding of the null case
-    assert (
-        compare(list(planted_runs), min_difference=0.01, n_bootstrap=500)
-        .tables["item_differences"]["significant"]
-        .all()
-    )
-    assert comparison.summary["pairs"][0]["overall"]["p_model"] < 1e-6
+    larger = compare(list(planted_runs), shared_only=True, min_difference=0.01, n_bootstrap=500)
+    assert larger.tables["item_differences"]["significant"].all()
     assert (comparison.tables["pair_reversals"]["reversal_probability"] < 0.2).all()
 
 
