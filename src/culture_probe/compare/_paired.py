@@ -83,9 +83,9 @@ def wording_test(wording_means: np.ndarray, min_difference: float = 0.0) -> tupl
     if error == 0:
         return (np.inf, 0.0) if excess > 0 else (0.0, 1.0)
     t = excess / error
-    return float(np.sign(mean) * t) if min_difference == 0 else t, min(
-        1.0, float(2 * stats.t.sf(t, n - 1))
-    )
+    # the usual signed t at m = 0; with a margin, t is the excess over it, in standard errors
+    reported = float(np.copysign(t, mean)) if min_difference == 0 else t
+    return reported, min(1.0, float(2 * stats.t.sf(t, n - 1)))
 
 
 def differences_by(
