@@ -327,6 +327,49 @@ def report(
     report_run_dir(run_dir, out, TerminalEvents())
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Two or more run directories of the same plan.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML report.")] = Path(
+        "compare.html"
+    ),
+    shared_only: Annotated[
+        bool,
+        typer.Option("--shared-only", help="Compare the prompts the runs share when plans differ."),
+    ] = False,
+    min_difference: Annotated[
+        float,
+        typer.Option("--min-difference", help="Smallest difference of mean scores that matters."),
+    ] = 0.0,
+    bootstrap: BootstrapOpt = 2000,
+) -> None:
+    """Compare models: per item the paired difference with intervals over wordings, model x
+    wording tests, ranking stability and closeness to human data; writes one HTML report."""
+    from culture_probe.compare import compare as compare_run_dirs
+
+    comparison = compare_run_dirs(
+        run_dirs, shared_only=shared_only, min_difference=min_difference, n_bootstrap=bootstrap
+    )
+    for sentence in comparison.summary["headline"]:
+        typer.echo(sentence)
+    typer.echo(f"report: {comparison.write_report(out)}")
+
+
+@app.command()
+def export(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="answers.csv or answers.parquet.")
+    ] = Path("answers.csv"),
+) -> None:
+    """Export answers in long format, one row per prompt x model x option (CSV or Parquet)."""
+    from culture_probe.export import export as export_runs
+
+    typer.echo(f"written: {export_runs(list(run_dirs), out)}")
+
+
 def _settings(
     study: Path,
     model: str,

@@ -1,0 +1,322 @@
+"""Compare runs of different models on the same plan: the tables, the summary and the headline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.compare._alignment import closeness_differences, per_model_alignment
+from culture_probe.compare._interaction import interaction_table, overall_tests
+from culture_probe.compare._paired import (
+    ALPHA,
+    bootstrap_mean_of_means,
+    differences_by,
+    interval,
+    paired_scores,
+)
+from culture_probe.compare._plans import SharedPrompts, shared_prompts
+from culture_probe.compare._ranking import pair_reversals, ranking_table, wording_means
+from culture_probe.compare._runs import ComparedRun, RunLike, read_run, unique_labels
+from culture_probe.errors import InputError
+
+CULTURE = "culture"
+
+
+@dataclass
+class Comparison:
+    """The comparison of two or more runs of the same plan (one model each).
+
+    Attributes:
+        runs: The runs compared, restricted to the prompts they share.
+        tables: The tables, by name (see :func:`compare_runs`).
+        summary: Counts, the overall tests per pair of models and the ``headline`` sentences.
+    """
+
+    runs: list[ComparedRun]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        """The model labels, in the order the runs were given."""
+        return [run.label for run in self.runs]
+
+    def write_report(self, path: str | Path) -> Path:
+        """Write the comparison as one self-contained HTML file; returns its path."""
+        from culture_probe.report.compare_report import render_comparison_report
+
+        return render_comparison_report(self, Path(path))
+
+    def __repr__(self) -> str:
+        return f"Comparison({', '.join(self.models)}; {self.summary.get('n_prompts', 0)} prompts)"
+
+
+def compare(
+    runs: Sequence[RunLike],
+    *,
+    shared_only: bool = False,
+    min_difference: float = 0.0,
+    n_bootstrap: int = 2000,
+    n_permutations: int = 199,
+    seed: int = 0,
+) -> Comparison:
+    """Compare runs of different models on the same prompts, read from their run directories.
+
+    Args:
+        runs: Two or more run directories, or objects with a ``.path`` to one (``cp.run``'s result).
+        shared_only: Compare the prompts the runs share when their plans differ (else refuse).
+        min_difference: The smallest difference of mean scores (on the 0-1 score scale) that
+            matters: the tests of the differences then ask whether it is larger than this, not
+            larger than 0 (e.g. 0.01 to let two builds of one model, whose rounding differs, count
+            as equal).
+        n_bootstrap: Bootstrap replicates (wordings resampled) for the intervals.
+        n_permutations: Label permutations for the alignment's specificity tests.
+        seed: Seeds the resampling.
+
+    Returns:
+        A :class:`Comparison`; ``comparison.tables["item_differences"]`` is the first to read.
+
+    Raises:
+        InputError: fewer than two runs, the same run twice, or a run folder that cannot be read.
+        PlanMismatchError: the plans differ (study hash, templates, items, prompts) and
+            ``shared_only`` is off.
+
+    Example:
+        >>> import culture_probe as cp  # doctest: +SKIP
+        >>> comparison = cp.compare(["reports/values/a", "reports/values/b"])  # doctest: +SKIP
+        >>> comparison.tables["item_differences"][["item_id", "difference", "low", "high"]]  # doctest: +SKIP
+        >>> comparison.write_report("compare.html")  # doctest: +SKIP
+    """
+    if len(runs) < 2:
+        raise InputError(f"compare needs at least two runs, got {len(runs)}")
+    loaded = [read_run(run) for run in runs]
+    paths = [run.path.resolve() for run in loaded]
+    for index, path in enumerate(paths):
+        if path in paths[:index]:
+            raise InputError(
+                "the same run is given twice; compare runs of different models", path=path
+            )
+    labels = unique_labels([run.label for run in loaded], [run.path for run in loaded])
+    loaded = [
+        ComparedRun(label, r.path, r.manifest, r.tidy, r.probs, r.reference)
+        for label, r in zip(labels, loaded, strict=True)
+    ]
+    shared = shared_prompts(loaded, shared_only=shared_only)
+    return compare_runs(
+        [run.restricted_to(shared.prompt_ids) for run in loaded],
+        shared,
+        min_difference=min_difference,
+        n_bootstrap=n_bootstrap,
+        n_permutations=n_permutations,
+        seed=seed,
+    )
+
+
+def compare_runs(
+    runs: Sequence[ComparedRun],
+    shared: SharedPrompts,
+    *,
+    min_difference: float = 0.0,
+    n_bootstrap: int = 2000,
+    n_permutations: int = 199,
+    seed: int = 0,
+) -> Comparison:
+    """The comparison tables of runs that hold the same prompts (pure: no file is read).
+
+    Tables (``difference`` is always model b minus model a, for every pair a, b in the given order):
+
+    ``item_differences`` (pair x item; culture proxies)
+        ``model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low, high, t, p,
+        p_bh, significant``: the mean paired difference of scores, its 95% interval resampling
+        wordings, the test against the wording noise and Benjamini-Hochberg across items.
+    ``proxy_differences`` (pair x item x axis x proxy; every kind of proxy)
+        the same per proxy, BH across all rows.
+    ``interaction`` (pair x item)
+        the model effect against the wording noise and the model x wording interaction (F, p, BH).
+    ``ranking`` (item)
+        ``kendall_w`` of the models' order over wordings, Friedman test, ``reversal_probability``.
+    ``pair_reversals`` (pair x item)
+        wordings whose difference has the opposite sign to the overall one, and their share.
+    ``alignment`` (model x item x axis x proxy; with human data)
+        MaxP, AvgP, MinP, CPS of each model.
+    ``alignment_by_item``, ``alignment_by_country`` (pair x ...; with human data)
+        AvgP of b minus a, paired on wordings, its interval and which model is ``closer``.
+    ``runs`` (model)
+        the run folder, backend, model hash, dtype and how many prompts were compared and left out.
+    """
+    rng = np.random.default_rng([seed, 25])
+    pairs = list(combinations(runs, 2))
+    tables: dict[str, list[pd.DataFrame]] = {}
+    pair_summaries = []
+    for a, b in pairs:
+        labels = (a.label, b.label)
+        scores = paired_scores(a, b)
+        culture = scores.loc[scores["proxy_kind"] == CULTURE]
+        items = differences_by(culture, ["item_id"], labels, n_bootstrap, rng, min_difference)
+        tables.setdefault("item_differences", []).append(items)
+        tables.setdefault("proxy_differences", []).append(
+            differences_by(
+                scores, ["item_id", "axis", "proxy"], labels, n_bootstrap, rng, min_difference
+            )
+        )
+        interaction = interaction_table(scores, labels)
+        tables.setdefault("interaction", []).append(interaction)
+        pair_summaries.append(_pair_summary(culture, items, interaction, labels, n_bootstrap, rng))
+    means = wording_means(runs)
+    out = {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}
+    out["ranking"] = ranking_table(runs)
+    out["pair_reversals"] = pair_reversals(runs, means)
+    out.update(_alignment_tables(runs, n_permutations, seed, n_bootstrap, rng))
+    out["runs"] = _runs_table(runs, shared)
+    summary = _summary(runs, shared, out, pair_summaries, min_difference)
+    return Comparison(list(runs), out, summary)
+
+
+def _pair_summary(
+    culture: pd.DataFrame,
+    items: pd.DataFrame,
+    interaction: pd.DataFrame,
+    labels: tuple[str, str],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    groups = [
+        group.groupby("wording", sort=True)["difference"].mean().to_numpy()
+        for _, group in culture.groupby("item_id", sort=True)
+    ]
+    estimate = float(np.mean([group.mean() for group in groups])) if groups else np.nan
+    low, high = interval(bootstrap_mean_of_means(groups, n_bootstrap, rng), estimate)
+    n_items = len(items)
+    return {
+        "model_a": labels[0],
+        "model_b": labels[1],
+        "mean_difference": estimate,
+        "low": low,
+        "high": high,
+        "n_items": n_items,
+        "n_items_different": int(items["significant"].sum()) if n_items else 0,
+        "n_items_b_higher": int((items["significant"] & (items["difference"] > 0)).sum())
+        if n_items
+        else 0,
+        "n_items_interaction": int((interaction["p_interaction_bh"] < ALPHA).sum())
+        if not interaction.empty
+        else 0,
+        "overall": overall_tests(culture),
+    }
+
+
+def _alignment_tables(
+    runs: Sequence[ComparedRun],
+    n_permutations: int,
+    seed: int,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> dict[str, pd.DataFrame]:
+    summary, per_wording = per_model_alignment(runs, n_permutations, seed)
+    if per_wording.empty:
+        return {}
+    by_item, by_country = [], []
+    for a, b in combinations([run.label for run in runs], 2):
+        item, country = closeness_differences(per_wording, (a, b), n_bootstrap, rng)
+        by_item.append(item)
+        by_country.append(country)
+    return {
+        "alignment": summary,
+        "alignment_by_item": pd.concat(by_item, ignore_index=True),
+        "alignment_by_country": pd.concat(by_country, ignore_index=True),
+    }
+
+
+def _runs_table(runs: Sequence[ComparedRun], shared: SharedPrompts) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        backend = run.manifest.get("backend") or {}
+        rows.append(
+            {
+                "model": run.label,
+                "path": str(run.path),
+                "backend": str(backend.get("backend", "")),
+                "model_name": str(backend.get("model", "")),
+                "model_hash": str(backend.get("model_hash", ""))[:16],
+                "dtype": str(backend.get("dtype", "")),
+                "run_key": str(run.manifest.get("run_key", "")),
+                "n_compared": len(run.tidy),
+                "n_left_out": shared.left_out.get(str(run.path), 0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _summary(
+    runs: Sequence[ComparedRun],
+    shared: SharedPrompts,
+    tables: dict[str, pd.DataFrame],
+    pairs: list[dict[str, Any]],
+    min_difference: float,
+) -> dict[str, Any]:
+    ranking = tables["ranking"]
+    summary: dict[str, Any] = {
+        "models": [run.label for run in runs],
+        "runs": [str(run.path) for run in runs],
+        "n_prompts": len(shared.prompt_ids),
+        "min_difference": min_difference,
+        "n_left_out": shared.n_left_out,
+        "left_out": shared.left_out,
+        "pairs": pairs,
+        "mean_kendall_w": _mean(ranking, "kendall_w"),
+        "mean_reversal_probability": _mean(ranking, "reversal_probability"),
+    }
+    summary["headline"] = headline(summary, tables)
+    return summary
+
+
+def _mean(frame: pd.DataFrame, column: str) -> float:
+    if frame.empty or column not in frame.columns:
+        return float("nan")
+    return float(frame[column].mean())
+
+
+def headline(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Plain-English sentences: per pair, the overall difference and how many items differ."""
+    sentences = []
+    if summary["n_left_out"]:
+        sentences.append(
+            f"{summary['n_left_out']} prompts not shared by every run were left out; "
+            f"{summary['n_prompts']} prompts are compared."
+        )
+    margin = f" and by more than {summary['min_difference']:g}" if summary["min_difference"] else ""
+    for pair in summary["pairs"]:
+        a, b = pair["model_a"], pair["model_b"]
+        sentences.append(
+            f"{b} minus {a}: mean score difference {pair['mean_difference']:+.3f} "
+            f"[{pair['low']:+.3f}, {pair['high']:+.3f}] (95%, wordings resampled); "
+            f"{pair['n_items_different']} of {pair['n_items']} items differ by more than the "
+            f"wording noise{margin} after Benjamini-Hochberg ({pair['n_items_b_higher']} higher for {b}), "
+            f"{pair['n_items_interaction']} show a model x wording interaction."
+        )
+    reversal = summary["mean_reversal_probability"]
+    if np.isfinite(summary["mean_kendall_w"]):
+        sentences.append(
+            f"Ranking of the models across wordings: mean Kendall's W {summary['mean_kendall_w']:.2f}; "
+            f"another wording reverses a pair of models with probability {reversal:.2f}."
+        )
+    country = tables.get("alignment_by_country")
+    if country is not None and not country.empty:
+        decided = country.loc[country["closer"] != "neither"]
+        sentences.append(
+            f"Closer to the people of each country (AvgP, paired on wordings): "
+            f"{len(decided)} of {len(country)} country comparisons are decided"
+            + (
+                ": " + ", ".join(f"{row.proxy} {row.closer}" for row in decided.itertuples())
+                if len(decided)
+                else ""
+            )
+            + "."
+        )
+    return sentences

@@ -1,0 +1,134 @@
+"""Paired differences between two models: the same prompt in both runs, wordings resampled.
+
+Every statistic here works on ``d = score_b - score_a`` for one prompt (same ``prompt_id``: the same
+item, proxy, wording and option order put to both models), so whatever the prompts share (the
+proxy, the order, the item's own level) cancels out of the difference. Wording is treated as a
+random facet, as in the run's own analysis (robustness.md §3.2): the unit of replication is the
+wording, so intervals resample wordings and tests use the spread of the per-wording mean
+differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
+from culture_probe.compare._runs import ComparedRun
+
+#: columns that describe a prompt in the paired table
+PROMPT_KEYS = ("prompt_id", "item_id", "axis", "proxy", "proxy_kind", "wording", "order")
+#: the significance level the ``significant`` columns use, after Benjamini-Hochberg
+ALPHA = 0.05
+
+
+def paired_scores(a: ComparedRun, b: ComparedRun) -> pd.DataFrame:
+    """One row per prompt both models answered: ``score_a``, ``score_b``, ``difference`` = b - a.
+
+    Prompts that either model refused or answered invalidly (no distribution, NaN score) drop out.
+    """
+    left = a.tidy.loc[:, [*PROMPT_KEYS, "score"]].rename(columns={"score": "score_a"})
+    right = b.tidy.loc[:, ["prompt_id", "score"]].rename(columns={"score": "score_b"})
+    pairs = left.merge(right, on="prompt_id", how="inner", validate="1:1")
+    pairs = pairs.dropna(subset=["score_a", "score_b"]).reset_index(drop=True)
+    pairs["difference"] = pairs["score_b"] - pairs["score_a"]
+    return pairs
+
+
+def bootstrap_mean(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the mean of ``values`` (one value per wording), shape (B,)."""
+    if len(values) == 0:
+        return np.full(n_bootstrap, np.nan)
+    draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
+    return np.asarray(values[draws].mean(axis=1))
+
+
+def bootstrap_mean_of_means(
+    groups: Sequence[np.ndarray], n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Replicates of the mean over groups (items) of each group's mean, wordings resampled within
+    each group independently; shape (B,)."""
+    if not groups:
+        return np.full(n_bootstrap, np.nan)
+    return np.asarray(
+        np.mean([bootstrap_mean(group, n_bootstrap, rng) for group in groups], axis=0)
+    )
+
+
+def interval(replicates: np.ndarray, estimate: float) -> tuple[float, float]:
+    """The project's bias-corrected percentile interval (95%) of one estimate."""
+    low, high = bias_corrected_interval(replicates[None, :], np.array([estimate]))
+    return float(low[0]), float(high[0])
+
+
+def wording_test(wording_means: np.ndarray, min_difference: float = 0.0) -> tuple[float, float]:
+    """Test of the per-wording mean differences: ``(t, p)``, wording as the unit.
+
+    With ``min_difference`` = 0, the one-sample t test against 0; with wording as a random facet
+    this is the model main effect against the model x wording interaction (t^2 = MS_model /
+    MS_model x wording of the two-way ANOVA on cell means). With ``min_difference`` = m > 0, the
+    minimum-effect test of H0: |difference| <= m (Murphy & Myors 1999): t = (|mean| - m) / se and
+    p = 2 P(T >= t), capped at 1, which reduces to the usual two-sided p at m = 0. A difference
+    too small to matter then does not count, however precisely it is measured.
+    """
+    n = len(wording_means)
+    if n < 2:
+        return np.nan, np.nan
+    mean = float(np.mean(wording_means))
+    error = float(np.std(wording_means, ddof=1)) / np.sqrt(n)
+    excess = abs(mean) - min_difference
+    if error == 0:
+        return (np.inf, 0.0) if excess > 0 else (0.0, 1.0)
+    t = excess / error
+    # the usual signed t at m = 0; with a margin, t is the excess over it, in standard errors
+    reported = float(np.copysign(t, mean)) if min_difference == 0 else t
+    return reported, min(1.0, float(2 * stats.t.sf(t, n - 1)))
+
+
+def differences_by(
+    pairs: pd.DataFrame,
+    keys: list[str],
+    labels: tuple[str, str],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    min_difference: float = 0.0,
+) -> pd.DataFrame:
+    """Mean difference per group of ``keys``, its wording-bootstrap interval and test, BH-adjusted.
+
+    Columns: ``*keys, model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low,
+    high, t, p, p_bh, significant``. ``difference`` is the mean over wordings of the per-wording
+    mean of ``score_b - score_a``; ``t`` and ``p`` test it against 0, or with ``min_difference``
+    against the smallest difference that matters (see :func:`wording_test`).
+    """
+    rows = []
+    for key, group in pairs.groupby(keys, sort=True):
+        per_wording = group.groupby("wording", sort=True)["difference"].mean().to_numpy()
+        estimate = float(per_wording.mean())
+        low, high = interval(bootstrap_mean(per_wording, n_bootstrap, rng), estimate)
+        t, p = wording_test(per_wording, min_difference)
+        values = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip(keys, values, strict=True)),
+                "model_a": labels[0],
+                "model_b": labels[1],
+                "n_prompts": len(group),
+                "n_wordings": len(per_wording),
+                "mean_a": float(group["score_a"].mean()),
+                "mean_b": float(group["score_b"].mean()),
+                "difference": estimate,
+                "low": low,
+                "high": high,
+                "t": t,
+                "p": p,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_bh"] = benjamini_hochberg(table["p"].to_numpy(dtype=np.float64))
+    table["significant"] = table["p_bh"] < ALPHA
+    return table

@@ -1,0 +1,189 @@
+"""Tidy export of runs and comparisons: one row per prompt x model x option, as CSV or Parquet.
+
+The long format is what pandas, R (``readr::read_csv``, ``arrow::read_parquet``) and spreadsheet users
+read without reshaping. Columns:
+
+================  =================================================================================
+prompt_id         the prompt (the same id in every run of one plan)
+model             the model's label ("SmolLM2-135M-Instruct (hf, float32)")
+study ... seed    the prompt's design cell: item_id, topic, scale, axis, proxy, proxy_name,
+                  proxy_kind, paraphrase, framing, wording, order, language, seed
+option_index      the option's canonical index (0 = the first option of the item)
+option_text       the option's text
+display_position  where the option was shown (0 = first), and ``option_label`` its label there
+probability       the model's probability of the option (NaN for a refused or invalid answer)
+chosen            whether it is the model's answer (the most probable option)
+outcome           "answered", "refused" or "invalid"; ``option_mass`` and ``score`` of the prompt
+================  =================================================================================
+
+In CSV a text cell that a spreadsheet would evaluate as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) is written with a leading apostrophe, as OWASP recommends against
+CSV injection: option texts and proxy names come from user files and must stay text.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.atomic import atomic_write_bytes
+from culture_probe.compare._runs import ComparedRun, read_run, unique_labels
+from culture_probe.errors import InputError
+from culture_probe.store import atomic_write_parquet
+
+DESIGN_COLUMNS = (
+    "study",
+    "item_id",
+    "topic",
+    "scale",
+    "axis",
+    "proxy",
+    "proxy_name",
+    "proxy_kind",
+    "paraphrase",
+    "framing",
+    "wording",
+    "order",
+    "language",
+    "seed",
+)
+FORMATS = ("csv", "parquet")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export(source: Any, path: str | Path, format: str | None = None) -> Path:
+    """Write the answers of a run, several runs or a comparison in long format.
+
+    Args:
+        source: A run directory, an object with a ``.path`` to one (``cp.run``'s result), a
+            :class:`~culture_probe.compare.Comparison`, or a list of runs.
+        path: The file to write (written whole or not at all).
+        format: ``"csv"`` or ``"parquet"``; by default from the file's suffix, else CSV.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import culture_probe as cp  # doctest: +SKIP
+        >>> cp.export("reports/values/run-1", "answers.csv")  # doctest: +SKIP
+        >>> pd.read_csv("answers.csv").groupby(["model", "item_id"])["probability"].mean()  # doctest: +SKIP
+    """
+    target = Path(path)
+    chosen = (format or ("parquet" if target.suffix == ".parquet" else "csv")).lower()
+    if chosen not in FORMATS:
+        raise InputError(f"unknown export format '{chosen}'; expected csv or parquet", key="format")
+    table = long_table(_runs_of(source))
+    if chosen == "parquet":
+        atomic_write_parquet(target, table)
+    else:
+        buffer = io.StringIO()
+        neutralise_formulas(table).to_csv(buffer, index=False)
+        atomic_write_bytes(target, buffer.getvalue().encode("utf-8"))
+    return target
+
+
+def long_table(runs: Sequence[ComparedRun]) -> pd.DataFrame:
+    """One row per prompt x model x option (see the module docstring for the columns)."""
+    return pd.concat([_run_rows(run) for run in runs], ignore_index=True)
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells starting like a spreadsheet formula begin with an apostrophe.
+
+    Example:
+        >>> neutralise_formulas(pd.DataFrame({"text": ["=1+1", "Yes", "-2"], "n": [-1, 2, 3]}))
+            text  n
+        0  '=1+1 -1
+        1    Yes  2
+        2    '-2  3
+    """
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(_neutralise)
+    return out
+
+
+def _neutralise(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _runs_of(source: Any) -> list[ComparedRun]:
+    """The runs behind a comparison, a run, or a list of runs (labels made unique)."""
+    runs = getattr(source, "runs", None)
+    if isinstance(runs, list) and all(isinstance(run, ComparedRun) for run in runs):
+        return runs
+    items = list(source) if isinstance(source, list | tuple) else [source]
+    if not items:
+        raise InputError("nothing to export: expected a run directory, a run or a comparison")
+    loaded = [read_run(item) for item in items]
+    labels = unique_labels([run.label for run in loaded], [run.path for run in loaded])
+    return [
+        ComparedRun(label, r.path, r.manifest, r.tidy, r.probs, r.reference)
+        for label, r in zip(labels, loaded, strict=True)
+    ]
+
+
+def _run_rows(run: ComparedRun) -> pd.DataFrame:
+    tidy = run.tidy
+    counts = tidy["n_options"].to_numpy(dtype=np.int64)
+    rows = np.repeat(np.arange(len(tidy)), counts)
+    option = np.concatenate([np.arange(count) for count in counts]) if len(counts) else rows
+    shown_at = [
+        np.argsort(np.asarray(order)) for order in tidy["display_to_canonical"]
+    ]  # canonical index -> display position
+    position = np.array(
+        [shown_at[row][index] for row, index in zip(rows, option, strict=True)], dtype=np.int64
+    )
+    width = run.probs.shape[1] if run.probs.ndim == 2 else 0
+    probability = (
+        run.probs[rows, np.minimum(option, max(width - 1, 0))]
+        if width
+        else np.full(len(rows), np.nan)
+    )
+    answer = tidy["answer"].to_numpy() if "answer" in tidy.columns else np.full(len(tidy), -1)
+    design = {
+        column: tidy[column].to_numpy()[rows] for column in DESIGN_COLUMNS if column in tidy.columns
+    }
+    return pd.DataFrame(
+        {
+            "prompt_id": tidy["prompt_id"].to_numpy()[rows],
+            "model": run.label,
+            **design,
+            "option_index": option,
+            "option_text": [
+                tidy["options"].iat[row][index] for row, index in zip(rows, option, strict=True)
+            ],
+            "display_position": position,
+            "option_label": [
+                tidy["option_labels"].iat[row][shown]
+                for row, shown in zip(rows, position, strict=True)
+            ],
+            "probability": probability,
+            "chosen": answer[rows] == option,
+            "outcome": tidy["outcome"].to_numpy()[rows],
+            "option_mass": tidy["option_mass"].to_numpy()[rows],
+            "score": tidy["score"].to_numpy()[rows],
+        }
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``culture_probe.export`` binds the package attribute ``export`` to this module,
+    which would hide the function of the same name that ``culture_probe`` re-exports; calling the
+    module calls the function, so ``cp.export(...)`` works either way."""
+
+    def __call__(self, source: Any, path: str | Path, format: str | None = None) -> Path:
+        return export(source, path, format)
+
+
+sys.modules[__name__].__class__ = _CallableModule
