@@ -18,17 +18,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "culture_probe"
 
 #: the stages of the flow, first to last; a module may import from its own stage or earlier ones
 STAGES: list[tuple[str, set[str]]] = [
-    ("foundations", {"errors", "_lazy", "atomic", "columns", "yamlio", "schema"}),
+    ("foundations", {"errors", "_lazy", "atomic", "columns", "yamlio", "schema", "formatting"}),
+    ("statistics", {"agreement"}),  # kappa and alpha, shared by the analysis and the survey
+    ("spreadsheets", {"spreadsheet"}),
     ("study", {"taxonomy", "templates", "study", "catalogue"}),
     ("importers", {"importers"}),  # public datasets turned into studies and reference tables
-    ("design", {"design"}),
+    ("design", {"budget", "design"}),
     ("backends", {"models", "backends", "engine", "distributed"}),
     ("store", {"store"}),
     ("analysis", {"analysis"}),
-    ("report", {"report"}),
+    ("report", {"report", "compare"}),  # compare: the model as a factor, and its page
     ("survey", {"survey"}),  # the literature review's spreadsheets, rendered with report/
     ("runner", {"events", "runner"}),
-    ("interfaces", {"cli", "_api", "", "compare", "export"}),  # "" is the package itself
+    ("interfaces", {"cli", "_api", "", "export"}),  # "" is the package itself
 ]
 STAGE_OF = {name: index for index, (_, names) in enumerate(STAGES) for name in names}
 

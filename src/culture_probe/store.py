@@ -35,7 +35,8 @@ from typing import Any
 
 import pandas as pd
 
-from culture_probe import atomic
+from culture_probe.atomic import atomic_write_json as _atomic_write_json
+from culture_probe.atomic import atomic_write_parquet as _atomic_write_parquet
 from culture_probe.columns import RESPONSE_COLUMNS
 from culture_probe.errors import (
     CultureProbeError,
@@ -76,13 +77,13 @@ def disk_errors(path: Path, doing: str = "writing") -> Iterator[None]:
 def atomic_write_json(path: Path, payload: Any) -> None:
     """:func:`culture_probe.atomic.atomic_write_json`, with the disk's errors explained."""
     with disk_errors(path):
-        atomic.atomic_write_json(path, payload)
+        _atomic_write_json(path, payload)
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """:func:`culture_probe.atomic.atomic_write_parquet`, with the disk's errors explained."""
     with disk_errors(path):
-        atomic.atomic_write_parquet(path, frame)
+        _atomic_write_parquet(path, frame)
 
 
 def package_versions() -> dict[str, str]:
