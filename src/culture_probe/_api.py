@@ -128,6 +128,7 @@ def run(
     progress: bool = False,
     *,
     chunk_size: int | None = None,
+    budget: int | None = None,
 ) -> Run:
     """Run a study on a model: plan, score, analyse and report, and return the tables.
 
@@ -149,6 +150,8 @@ def run(
         report: write ``report.html`` as well.
         progress: show the design, a progress bar and the summary, as the command line does.
         chunk_size: prompts per saved chunk (default: the backend's).
+        budget: draw this many prompts as a balanced fraction of the design, instead of the
+            study's own ``budget:``.
 
     Example:
         With the embedded model (a few minutes on a laptop CPU):
@@ -188,7 +191,7 @@ def run(
         dtype=dtype,
         out=Path(out) if out is not None else None,
         options=dict(options or {}),
-        filters=PlanFilter(_ids(items), _ids(proxies)),
+        filters=PlanFilter(_ids(items), _ids(proxies), budget),
         chunk_size=chunk_size,
     )
     result = run_study(

@@ -111,6 +111,15 @@ OutOpt = Annotated[
         "the same command finds the same folder again and resumes.",
     ),
 ]
+BudgetOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--budget",
+        help="Draw this many prompts as a balanced fraction of the design (overrides the "
+        "study's budget: key).",
+        show_default=False,
+    ),
+]
 ItemsOpt = Annotated[str, typer.Option("--items", help="Only these item ids (comma-separated).")]
 ProxiesOpt = Annotated[
     str,
@@ -172,10 +181,10 @@ def _split(values: str) -> tuple[str, ...]:
     return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
-def _filters(items: str, proxies: str) -> Any:
+def _filters(items: str, proxies: str, budget: int | None = None) -> Any:
     from culture_probe.runner import PlanFilter
 
-    return PlanFilter(_split(items), _split(proxies))
+    return PlanFilter(_split(items), _split(proxies), budget)
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -230,6 +239,7 @@ def plan(
     ] = None,
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
+    budget: BudgetOpt = None,
 ) -> None:
     """Show the design of a study (items x proxies x wordings x orders = N prompts) and write
     its plan, one row per prompt with a stable id."""
@@ -237,7 +247,7 @@ def plan(
 
     from culture_probe.runner import prepare
 
-    prepared = prepare(study, _filters(items, proxies))
+    prepared = prepare(study, _filters(items, proxies, budget))
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
@@ -262,6 +272,7 @@ def run(
     out: OutOpt = None,
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
+    budget: BudgetOpt = None,
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 16,
     bootstrap: BootstrapOpt = 1000,
@@ -276,7 +287,7 @@ def run(
 
     settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas,
+        ray, replicas, budget,
     )  # fmt: skip
     run_study(settings, bootstrap=bootstrap, events=TerminalEvents())
 
@@ -289,6 +300,7 @@ def score(
     out: OutOpt = None,
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
+    budget: BudgetOpt = None,
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 16,
     option: BackendOptionOpt = None,
@@ -301,7 +313,7 @@ def score(
 
     settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas,
+        ray, replicas, budget,
     )  # fmt: skip
     run_study(settings, analyse=False, events=TerminalEvents())
 
@@ -383,6 +395,7 @@ def _settings(
     chunk_size: int | None,
     ray: str | None,
     replicas: int,
+    budget: int | None = None,
 ) -> RunSettings:
     from culture_probe.runner import RunSettings
 
@@ -393,7 +406,7 @@ def _settings(
         dtype=dtype,
         out=out,
         options={"batch_size": batch_size, **_parse_options(option)},
-        filters=_filters(items, proxies),
+        filters=_filters(items, proxies, budget),
         chunk_size=chunk_size,
         ray=ray,
         replicas=replicas,

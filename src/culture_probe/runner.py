@@ -37,10 +37,12 @@ ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 
 @dataclass
 class PlanFilter:
-    """Restrict a plan to some items or proxies, e.g. for a quick look or a test."""
+    """Restrict a plan to some items or proxies, or draw a balanced fraction of it (``budget``)."""
 
     items: tuple[str, ...] = ()
     proxies: tuple[str, ...] = ()
+    #: prompts to draw as a balanced fraction of the design; None keeps the study's own ``budget``
+    budget: int | None = None
 
     def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
         for column, wanted in (("item_id", self.items), ("proxy", self.proxies)):
@@ -57,8 +59,11 @@ class PlanFilter:
             plan = plan[plan[column].isin(wanted)]
         return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"items": list(self.items), "proxies": list(self.proxies)}
+    def as_dict(self) -> dict[str, Any]:
+        chosen: dict[str, Any] = {"items": list(self.items), "proxies": list(self.proxies)}
+        if self.budget is not None:
+            chosen["budget"] = self.budget
+        return chosen
 
 
 @dataclass
@@ -72,9 +77,9 @@ class PreparedStudy:
 def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> PreparedStudy:
     """Load, validate and expand a study: everything that can fail on bad input, before any write."""
     _require_study_file(Path(study_path))
-    study = load_study(study_path)
-    plan = build_plan(study)
     filters = filters or PlanFilter()
+    study = load_study(study_path, budget=filters.budget)
+    plan = build_plan(study)
     plan = filters.apply(plan, str(study_path))
     return PreparedStudy(study, plan, describe_design(plan), filters)
 
