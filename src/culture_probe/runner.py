@@ -11,6 +11,7 @@ so two processes never write to one run.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -520,11 +521,19 @@ def score_study(
             events.repaired(set_aside)
         copy_reference(prepared.study, run_dir)
         already = len(set(run.scored()["prompt_id"]) & set(prepared.plan["prompt_id"]))
-        with events.scoring(len(prepared.plan), already) as advance:
-            score_plan(run, prepared.plan, backend, advance, chunk_size)
+        try:
+            with events.scoring(len(prepared.plan), already) as advance:
+                score_plan(run, prepared.plan, backend, advance, chunk_size)
+        finally:
+            run.record_backend_options(_json_ready(backend.info().options))
         responses = write_responses_with_matches(run, prepared.plan)
     events.scored(run_dir)
     return responses
+
+
+def _json_ready(options: dict[str, Any]) -> dict[str, Any]:
+    """The options as the manifest's JSON holds them (tuples become lists, as on reading back)."""
+    return dict(json.loads(json.dumps(options, default=str)))
 
 
 def analyze_run_dir(

@@ -184,6 +184,20 @@ class RunDirectory:
                 set_aside.append(target)
         return set_aside
 
+    def record_backend_options(self, options: dict[str, Any]) -> None:
+        """Write what the backend reports after scoring (retries, waits) into the manifest.
+
+        The manifest is written before the first prompt is scored; counters such as the openai
+        backend's ``retries`` are only known afterwards, and a manifest that says ``retries: 0``
+        after a retry happened would be a false record.
+        """
+        manifest = self.manifest()
+        backend = manifest.setdefault("backend", {})
+        if backend.get("options") == options:
+            return
+        backend["options"] = options
+        atomic_write_json(self.path / MANIFEST, manifest)
+
     def _record_repair(self, set_aside: Path, reason: Exception) -> None:
         manifest = self.manifest()
         repairs = manifest.setdefault("repairs", [])
