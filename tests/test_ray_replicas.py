@@ -53,7 +53,7 @@ def test_two_actors_give_the_responses_of_one_process(
 ) -> None:
     single = run_study(settings(repo, tmp_path / "single"), backend=hf_backend, analyse=False)
     sharded = run_study(settings(repo, tmp_path / "ray"), backend=replicas, analyse=False)
-    assert len(single.responses) == 64
+    assert len(single.responses) == 96
     assert sharded.responses["prompt_id"].tolist() == single.responses["prompt_id"].tolist()
     assert sharded.responses["answer"].tolist() == single.responses["answer"].tolist()
     # the same prompts in other batches: float32 rounding of the padded batch only
@@ -82,8 +82,8 @@ def test_a_run_resumed_under_ray_keeps_its_key_and_scores_only_the_rest(
     # ... resumed over the actors
     events = recording_events()
     resumed = run_study(settings(repo, run.path), backend=replicas, analyse=False, events=events)
-    assert events.resumed == (64, 20) and events.advanced == 44
-    assert resumed.responses["prompt_id"].is_unique and len(resumed.responses) == 64
+    assert events.resumed == (96, 20) and events.advanced == 76
+    assert resumed.responses["prompt_id"].is_unique and len(resumed.responses) == 96
 
 
 def test_each_replica_gets_one_contiguous_shard_of_a_chunk(
