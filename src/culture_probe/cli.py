@@ -321,6 +321,10 @@ def _create_engine(
     backend_name: str, options: dict[str, Any], ray: str | None, replicas: int
 ) -> Backend:
     """One backend here, or with --ray one replica per Ray actor."""
+    if backend_name == "hf":
+        from culture_probe.engine import tune_process
+
+        tune_process()  # this process only scores: allocator settings that last (engine.process)
     if ray is None:
         from culture_probe.backends import create_backend
 
