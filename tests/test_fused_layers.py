@@ -10,11 +10,11 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from culture_probe.backends.fused import fusable_weights, keeps_leaf_rows, use_fused_layers
-from culture_probe.backends.hf import pack_prefix_trees
-from culture_probe.backends.mixed import use_mixed_precision
-from culture_probe.backends.split_kernel import SplitKernel, kernel_unavailable_reason, split_kernel
-from culture_probe.backends.tree_attention import tree_blocks, use_tree_attention
+from culture_probe.engine.fused import fusable_weights, keeps_leaf_rows, use_fused_layers
+from culture_probe.engine.mixed import use_mixed_precision
+from culture_probe.engine.packing import pack_prefix_trees
+from culture_probe.engine.split_kernel import SplitKernel, kernel_unavailable_reason, split_kernel
+from culture_probe.engine.tree_attention import tree_blocks, use_tree_attention
 
 pytestmark = pytest.mark.skipif(
     split_kernel() is None,

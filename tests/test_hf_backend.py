@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,12 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from culture_probe.backends import ScoringRequest, split_kernel
-from culture_probe.backends.hf import HFBackend, pack_prefix_trees, reuse_freed_activations
-from culture_probe.backends.mixed import split_linear_class
+from culture_probe.backends import ScoringRequest
+from culture_probe.backends.hf import HFBackend
+from culture_probe.engine import split_kernel
+from culture_probe.engine.mixed import split_linear_class
+from culture_probe.engine.packing import pack_prefix_trees
+from culture_probe.engine.process import reuse_freed_activations
 from culture_probe.errors import CultureProbeError
 
 #: the fidelity bound: every prompt's option distribution within this JS distance of the reference
@@ -126,12 +130,16 @@ def reference(hf_backend: HFBackend, values_requests: list[ScoringRequest]) -> n
 def scored_distributions(
     backend: HFBackend, requests: list[ScoringRequest], **settings: Any
 ) -> np.ndarray:
+    engine_options = backend.engine.options
+    if "pack_tokens" in settings:  # the engine's own setting
+        backend.engine.options = replace(engine_options, pack_tokens=settings.pop("pack_tokens"))
     saved = {name: getattr(backend, name) for name in settings}
     try:
         for name, value in settings.items():
             setattr(backend, name, value)
         results = backend.score(requests)
     finally:
+        backend.engine.options = engine_options
         for name, value in saved.items():
             setattr(backend, name, value)
     assert [result.prompt_id for result in results] == [r.prompt_id for r in requests]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from culture_probe.backends import split_kernel
-from culture_probe.backends.hf import HFBackend, pick_dtype
-from culture_probe.backends.mixed import (
+from culture_probe.backends.hf import HFBackend
+from culture_probe.engine import pick_dtype, split_kernel
+from culture_probe.engine.mixed import (
     SharedInputProduct,
     TailChannels,
     calibrate_tail_channels,

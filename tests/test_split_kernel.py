@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from culture_probe.backends import split_kernel as kernel_module
-from culture_probe.backends.mixed import (
+from culture_probe.engine import split_kernel as kernel_module
+from culture_probe.engine.mixed import (
     SharedInputProduct,
     kernel_projection_class,
     linear_bfloat16_split,
     use_compilable_products,
     use_mixed_precision,
 )
-from culture_probe.backends.split_kernel import (
+from culture_probe.engine.split_kernel import (
     KERNEL_VARIABLE,
     SplitKernel,
     kernel_unavailable_reason,
@@ -327,9 +329,63 @@ def test_the_library_is_built_once_and_loaded_from_the_cache(
     monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path))
 
     assert split_kernel() is not None
-    [built] = (tmp_path / "kernels").iterdir()
+    [built] = (tmp_path / "kernels").glob("*.so")
     stamp = built.stat().st_mtime_ns
     kernel_module._load.cache_clear()
     assert split_kernel() is not None
-    assert [built] == list((tmp_path / "kernels").iterdir())
+    assert [built] == list((tmp_path / "kernels").glob("*.so"))
     assert built.stat().st_mtime_ns == stamp
+    # the record beside it is the hash of the bytes that were built
+    record = kernel_module.hash_record(built).read_text().strip()
+    assert record == hashlib.sha256(built.read_bytes()).hexdigest()
+
+
+#: a library that announces itself when loaded: what someone who can write to the cache could plant
+FOREIGN_LIBRARY = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *marker = fopen(getenv("PLANTED_MARKER"), "w");
+    if (marker) { fputs("loaded", marker); fclose(marker); }
+}
+int amx_request(void) { return 0; }
+"""
+
+
+@requires_kernel
+@pytest.mark.parametrize("record", ["none", "the real build's"])
+def test_a_foreign_library_in_the_cache_is_never_loaded_but_built_over(
+    monkeypatch: pytest.MonkeyPatch, reloaded_kernel: None, tmp_path: Path, record: str
+) -> None:
+    build = kernel_module.cpu_builds()[0]
+    monkeypatch.setenv(KERNEL_VARIABLE, build)
+    monkeypatch.setenv("CULTURE_PROBE_CACHE", str(tmp_path / "cache"))
+    marker = tmp_path / "planted-code-ran"
+    monkeypatch.setenv("PLANTED_MARKER", str(marker))
+    cpu_flags = sorted(kernel_module.cpu_feature_flags())
+    target = kernel_module.kernel_path(
+        kernel_module.build_flags(build), cpu_flags, kernel_module.compiler()
+    )
+    if record == "none":
+        target.parent.mkdir(parents=True)
+    else:  # a real build first, then its library swapped for another, the record kept
+        assert split_kernel() is not None
+        kernel_module._load.cache_clear()
+    source = tmp_path / "foreign.c"
+    source.write_text(FOREIGN_LIBRARY)
+    subprocess.run(
+        [kernel_module.compiler(), "-shared", "-fPIC", "-o", str(target), str(source)], check=True
+    )
+    foreign = hashlib.sha256(target.read_bytes()).hexdigest()
+
+    kernel = split_kernel()
+
+    assert not marker.exists(), "the planted library was loaded"
+    assert kernel is not None and kernel.build == build  # built again over it, and working
+    rebuilt = hashlib.sha256(target.read_bytes()).hexdigest()
+    assert rebuilt != foreign
+    assert kernel_module.hash_record(target).read_text().strip() == rebuilt
+    weight = torch.randn(64, 64)
+    inputs = torch.randn(3, 64)
+    product = kernel.product(inputs, kernel.pack(weight))
+    assert torch.allclose(product, inputs @ weight.T, rtol=0.02, atol=0.05)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
-from culture_probe.backends.hf import pack_prefix_trees
-from culture_probe.backends.split_kernel import kernel_unavailable_reason, split_kernel
-from culture_probe.backends.tree_attention import (
+from culture_probe.engine.packing import pack_prefix_trees
+from culture_probe.engine.split_kernel import kernel_unavailable_reason, split_kernel
+from culture_probe.engine.tree_attention import (
     tree_attention_forward,
     tree_attention_on_rows,
     tree_blocks,

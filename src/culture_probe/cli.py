@@ -399,6 +399,10 @@ def _settings(
 ) -> RunSettings:
     from culture_probe.runner import RunSettings
 
+    if backend == "hf":
+        from culture_probe.engine import tune_process
+
+        tune_process()  # this process only scores: allocator settings that last (engine.process)
     return RunSettings(
         study=study,
         model=model,

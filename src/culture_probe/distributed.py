@@ -79,6 +79,10 @@ class BackendReplica:
     def __init__(self, backend_name: str, options: dict[str, Any]) -> None:
         from culture_probe.backends import create_backend
 
+        if backend_name == "hf":
+            from culture_probe.engine import tune_process
+
+            tune_process()  # the actor's process only scores (see culture_probe.engine.process)
         self.backend = create_backend(backend_name, **options)
 
     def info(self) -> BackendInfo:

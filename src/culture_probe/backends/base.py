@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from culture_probe.errors import CultureProbeError
 
@@ -66,8 +66,19 @@ class ScoredPrompt:
 #: left unset (``None``: for ``tail_channels``, mixed's default full split) stays out of it.
 #: ``compile`` fuses bfloat16 operations, which rounds differently, so it is one of them, and so is
 #: ``fused_layers`` (mixed's fused layers sum a norm in another order: 4e-4 bits apart at most on
-#: the test prompts).
-ANSWER_OPTIONS = ("temperature", "max_tokens", "tail_channels", "compile", "fused_layers")
+#: the test prompts). So is what ran the model: ``kernel`` (the split kernel's build, MKL's fallback,
+#: or none), ``revision`` (the hub commit of the weights) and, for a server, its
+#: ``system_fingerprint`` (the server's configuration as it reports it).
+ANSWER_OPTIONS = (
+    "temperature",
+    "max_tokens",
+    "tail_channels",
+    "compile",
+    "fused_layers",
+    "kernel",
+    "revision",
+    "system_fingerprint",
+)
 
 
 @dataclass
@@ -110,6 +121,9 @@ class ScoringStopped(CultureProbeError):
 
 class Backend(abc.ABC):
     """One model behind one API. Subclasses implement :meth:`score` and :meth:`info`."""
+
+    #: the dataclass declaring the backend's options (:mod:`culture_probe.backends.options`)
+    options_class: ClassVar[type[Any]]
 
     #: how many requests the runner hands over at once; results are saved after each chunk
     preferred_chunk_size: int = 256

@@ -23,12 +23,12 @@ text quoted in its ``generated`` column; the rest of the run goes on. A batch of
 prompts': it stops the run unsaved, so that a rerun scores it again. The retries, the time spent
 waiting and the malformed replies are counted in :meth:`OpenAIBackend.info`.
 
-Options (``--option KEY=VALUE``): ``base_url``, ``api_key`` (else ``CULTURE_PROBE_BASE_URL`` /
-``OPENAI_BASE_URL`` and ``CULTURE_PROBE_API_KEY`` / ``OPENAI_API_KEY``), ``mode`` (auto, logprobs,
-generate), ``concurrency``, ``retry_budget_s`` (seconds, default 180), ``max_retries`` (a cap
-per request besides the budget; 0 = none), ``backoff`` (seconds), ``timeout`` (seconds),
-``max_requests`` (0 = no cap), ``max_reply_bytes``, ``top_logprobs``, ``temperature``,
-``max_new_tokens``, ``chunk_size``.
+Options (``--option KEY=VALUE``): see :class:`OpenAIOptions`; ``base_url`` and ``api_key`` fall
+back on ``CULTURE_PROBE_BASE_URL`` / ``OPENAI_BASE_URL`` and ``CULTURE_PROBE_API_KEY`` /
+``OPENAI_API_KEY``.
+
+Identity: the run key holds the model id the server reports (``GET /models``) and, where the
+start-up probe's reply carries one, the server's ``system_fingerprint``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import httpx
 
@@ -71,6 +72,7 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_spellings
+from culture_probe.backends.options import parse_options
 from culture_probe.errors import CultureProbeError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -120,30 +122,61 @@ def first_setting(*candidates: str | None, default: str | None = None) -> str | 
     return default
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """The ``openai`` backend's options (``--option KEY=VALUE``)."""
+
+    model: str = field(
+        default="default", metadata={"help": "the model the server serves (--model)"}
+    )
+    base_url: str | None = field(
+        default=None, metadata={"help": "the API's base URL; unset: $OPENAI_BASE_URL or OpenAI's"}
+    )
+    api_key: str | None = field(
+        default=None,
+        metadata={"help": "API key; unset: $OPENAI_API_KEY (never recorded)", "secret": True},
+    )
+    mode: str = field(default="auto", metadata={"help": "auto, logprobs or generate"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    retry_budget_s: float = field(
+        default=DEFAULT_RETRY_BUDGET_S,
+        metadata={"help": "seconds to keep retrying a failed request (429, 5xx, broken connection)"},
+    )
+    max_retries: int = field(
+        default=0, metadata={"help": "a cap on retries per request besides the budget; 0: none"}
+    )
+    backoff: float = field(default=0.5, metadata={"help": "first retry's wait, seconds"})
+    timeout: float = field(default=60.0, metadata={"help": "seconds per request"})
+    max_requests: int = field(default=0, metadata={"help": "requests this run may send; 0: no cap"})
+    top_logprobs: int = field(
+        default=MAX_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt"}
+    )
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)"})
+    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)"})
+    chunk_size: int | None = field(
+        default=None, metadata={"help": "prompts handed over at once; unset: 64"}
+    )
+    max_reply_bytes: int = field(
+        default=DEFAULT_MAX_REPLY_BYTES,
+        metadata={"help": "a longer reply makes its prompt invalid instead of filling memory"},
+    )
+
+
 class OpenAIBackend(Backend):
     """Chat completions from an OpenAI-compatible server, many requests at once."""
 
+    options_class: ClassVar[type] = OpenAIOptions
     preferred_chunk_size = 64
 
-    def __init__(
-        self,
-        model: str = "default",
-        base_url: str | None = None,
-        api_key: str | None = None,
-        mode: str = "auto",
-        concurrency: int = 8,
-        max_retries: int = 0,
-        backoff: float = 0.5,
-        timeout: float = 60.0,
-        max_requests: int = 0,
-        top_logprobs: int = MAX_TOP_LOGPROBS,
-        temperature: float = 0.7,
-        max_new_tokens: int = 32,
-        chunk_size: int | None = None,
-        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
-        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
-        **_: Any,
-    ) -> None:
+    def __init__(self, **raw: Any) -> None:
+        declared = parse_options(OpenAIOptions, raw)
+        model, base_url, api_key = declared.model, declared.base_url, declared.api_key
+        mode, concurrency, timeout = declared.mode, declared.concurrency, declared.timeout
+        max_retries, backoff = declared.max_retries, declared.backoff
+        max_requests, top_logprobs = declared.max_requests, declared.top_logprobs
+        temperature, max_new_tokens = declared.temperature, declared.max_new_tokens
+        chunk_size = declared.chunk_size
+        retry_budget_s, max_reply_bytes = declared.retry_budget_s, declared.max_reply_bytes
         self.model = model
         self.base_url = checked_base_url(
             str(
@@ -178,6 +211,8 @@ class OpenAIBackend(Backend):
         self.stats = RetryStats()
         self._stop = threading.Event()
         self.mode_note = ""
+        #: the server's ``system_fingerprint`` in its reply to the start-up probe, if any
+        self.system_fingerprint: str | None = None
         self.server_model = self._server_model()
         self.mode = self._choose_mode(require_mode(mode, ("auto", "logprobs", "generate")))
 
@@ -199,6 +234,9 @@ class OpenAIBackend(Backend):
             options["mode_note"] = self.mode_note
         if self.budget.limit is not None:
             options["max_requests"] = self.budget.limit
+        options["server_model"] = self.server_model
+        if self.system_fingerprint:
+            options["system_fingerprint"] = self.system_fingerprint
         return BackendInfo(
             backend="openai",
             model=self.model,
@@ -245,6 +283,8 @@ class OpenAIBackend(Backend):
             top = top_logprobs_of(reply)
         except MalformedReply as error:
             raise self._not_an_api(error) from error
+        fingerprint = reply.get("system_fingerprint")
+        self.system_fingerprint = str(fingerprint) if fingerprint else None
         if top is not None:
             return "logprobs"
         self.mode_note = (

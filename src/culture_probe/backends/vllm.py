@@ -11,9 +11,7 @@ Prefix caching is on: the prompts of a study share long prefixes (system message
 which vLLM then computes once. The runner hands over large chunks (``preferred_chunk_size``) so that
 vLLM can batch freely, and saves each chunk, so that a killed run resumes.
 
-Options (``--option KEY=VALUE``): ``tensor_parallel_size``, ``pipeline_parallel_size``, ``dtype``,
-``max_model_len``, ``gpu_memory_utilization``, ``top_logprobs``, ``mode`` (logprobs, generate),
-``temperature``, ``max_new_tokens``, ``chunk_size``.
+Options (``--option KEY=VALUE``): see :class:`VLLMOptions`.
 
 vLLM is the optional extra ``vllm``: ``pip install 'culture-probe[vllm]'``.
 """
@@ -21,7 +19,8 @@ vLLM is the optional extra ``vllm``: ``pip install 'culture-probe[vllm]'``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from culture_probe.backends.base import Backend, BackendInfo, ScoredPrompt, ScoringRequest
 from culture_probe.backends.generation import (
@@ -31,6 +30,7 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
+from culture_probe.backends.options import parse_options
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -141,45 +141,67 @@ def scored_from_output(
     return ScoredPrompt(request.prompt_id, probs, mass)
 
 
+@dataclass(frozen=True)
+class VLLMOptions:
+    """The ``vllm`` backend's options (``--option KEY=VALUE``)."""
+
+    model: str = field(
+        default="embedded",
+        metadata={"help": "embedded, a model folder, a .gguf file or a hub id (--model)"},
+    )
+    dtype: str = field(default="auto", metadata={"help": "vLLM's dtype (--dtype)"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per model replica"})
+    pipeline_parallel_size: int = field(default=1, metadata={"help": "pipeline stages"})
+    max_model_len: int | None = field(
+        default=None, metadata={"help": "context length; unset: the model's"}
+    )
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "share of GPU memory vLLM may take"}
+    )
+    top_logprobs: int = field(
+        default=DEFAULT_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt"}
+    )
+    mode: str = field(default="logprobs", metadata={"help": "logprobs or generate"})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)"})
+    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)"})
+    chunk_size: int | None = field(
+        default=None, metadata={"help": "prompts handed to vLLM at once; unset: 8192"}
+    )
+
+
 class VLLMBackend(Backend):
     """vLLM in this process: scoring by top log-probabilities, or sampling and parsing."""
 
+    options_class: ClassVar[type] = VLLMOptions
     preferred_chunk_size = 8192
 
-    def __init__(
-        self,
-        model: str = "embedded",
-        dtype: str = "auto",
-        tensor_parallel_size: int = 1,
-        pipeline_parallel_size: int = 1,
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float = 0.9,
-        top_logprobs: int = DEFAULT_TOP_LOGPROBS,
-        mode: str = "logprobs",
-        temperature: float = 0.7,
-        max_new_tokens: int = 32,
-        chunk_size: int | None = None,
-        **_: Any,
-    ) -> None:
+    def __init__(self, **raw: Any) -> None:
+        declared = parse_options(VLLMOptions, raw)
         vllm = import_vllm()
-        self.source: ModelSource = resolve_model(model)
+        self.source: ModelSource = resolve_model(declared.model)
         location = (
             str(converted_copy(self.source)) if self.source.gguf_file else self.source.location
         )
         self.options = engine_options(
             location,
-            tensor_parallel_size,
-            pipeline_parallel_size,
-            dtype,
-            max_model_len,
-            gpu_memory_utilization,
-            top_logprobs,
+            declared.tensor_parallel_size,
+            declared.pipeline_parallel_size,
+            declared.dtype,
+            declared.max_model_len,
+            declared.gpu_memory_utilization,
+            declared.top_logprobs,
         )
         engine = vllm.LLM(**self.options)
-        self._setup(engine, engine.get_tokenizer(), vllm.SamplingParams, mode, top_logprobs)
-        self.generation = GenerationSettings(temperature, max_new_tokens)
-        if chunk_size:
-            self.preferred_chunk_size = int(chunk_size)
+        self._setup(
+            engine,
+            engine.get_tokenizer(),
+            vllm.SamplingParams,
+            declared.mode,
+            declared.top_logprobs,
+        )
+        self.generation = GenerationSettings(declared.temperature, declared.max_new_tokens)
+        if declared.chunk_size:
+            self.preferred_chunk_size = int(declared.chunk_size)
 
     @classmethod
     def from_parts(

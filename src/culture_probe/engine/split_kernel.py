@@ -1,7 +1,7 @@
 """The split kernel behind ``--dtype mixed``: float32 products from integer and bfloat16 ones.
 
 ``mixed`` needs matrix products that accumulate and return float32 from operands that keep more
-than bfloat16's 8 bits (see :mod:`culture_probe.backends.mixed`). PyTorch's own bfloat16 product
+than bfloat16's 8 bits (see :mod:`culture_probe.engine.mixed`). PyTorch's own bfloat16 product
 on the CPU rounds its output to bfloat16, and MKL's ``cblas_gemm_bf16bf16f32``, which does not,
 ran at about half of PyTorch's speed and needs the activation split in a separate pass.
 ``split_kernel.c`` prepares the activations and runs the products in one pass, in one of two
@@ -24,14 +24,17 @@ builds (see the C file for the scales and the error bounds):
 
 The same pass can fold in what a decoder layer does around its products (an RMSNorm of the input,
 a residual sum, a SwiGLU gate), and the library has the rotary embedding too: that is how
-:mod:`culture_probe.backends.fused` runs whole layers.
+:mod:`culture_probe.engine.fused` runs whole layers.
 
 The C file ships with the package and is compiled at first use with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) for this very CPU (``-march=native``), into the cache directory,
-under a name that holds a hash of the source, the flags and the CPU's feature flags; later
-processes load it in milliseconds. Where the CPU has neither build's instructions, there is no C
-compiler, or ``CULTURE_PROBE_KERNEL=off`` is set, :func:`split_kernel` returns ``None``, says why
-in :func:`kernel_unavailable_reason`, and ``mixed`` uses MKL as before.
+under a name that holds a hash of the source, the flags, the compiler and the CPU's feature flags;
+later processes load it in milliseconds. It is built only for a build whose instructions the CPU
+has, and loaded only if its bytes hash to what was recorded when this version built it
+(``<name>.sha256`` beside it); anything else in its place is built over, never loaded. Where the
+CPU has neither build's instructions, there is no C compiler, or ``CULTURE_PROBE_KERNEL=off`` is
+set, :func:`split_kernel` returns ``None``, says why in :func:`kernel_unavailable_reason`, and
+``mixed`` uses MKL as before.
 """
 
 from __future__ import annotations
@@ -42,15 +45,15 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from culture_probe.atomic import atomic_output
 from culture_probe.models import cache_dir
 
 if TYPE_CHECKING:
-    from culture_probe.backends.tree_attention import TreeBlocks
+    from culture_probe.engine.tree_attention import TreeBlocks
 
 SOURCE = Path(__file__).with_name("split_kernel.c")
 FLAGS = (
@@ -60,6 +63,9 @@ FLAGS = (
 )  # fmt: skip
 #: the products on AMX's tiles; without these flags the same source uses AVX-512 instructions
 TILE_FLAGS = ("-mamx-tile", "-mamx-bf16", "-mamx-int8")
+#: the AVX-512 build, tiles left out even where ``-march=native`` would turn them on (a CPU with
+#: AMX), so that it is the AVX-512 build everywhere
+NO_TILE_FLAGS = ("-mno-amx-tile", "-mno-amx-bf16", "-mno-amx-int8")
 #: what each build needs of the CPU, as /proc/cpuinfo names it, in the order ``auto`` tries them
 BUILDS = {
     "amx": frozenset({"amx_tile", "amx_bf16", "amx_int8", "avx512_bf16"}),
@@ -271,7 +277,7 @@ class SplitKernel:
         self, states: Any, blocks: TreeBlocks, heads: int, kv_heads: int, head_dim: int,
         scaling: float,
     ) -> Any:  # fmt: skip
-        """:func:`~culture_probe.backends.tree_attention.tree_attention_on_rows` in the kernel.
+        """:func:`~culture_probe.engine.tree_attention.tree_attention_on_rows` in the kernel.
 
         ``states`` is float32 ``[nodes, (heads + 2 kv_heads) head_dim]``, contiguous: each node's
         query, key and value heads side by side. Each block's rows attend over the block's own
@@ -328,14 +334,19 @@ def load_build(build: str, cpu_flags: set[str]) -> tuple[SplitKernel | None, str
     import torch  # first: the kernel's OpenMP calls must resolve to PyTorch's own runtime
 
     del torch
-    flags = (*FLAGS, *TILE_FLAGS) if build == "amx" else FLAGS
+    flags = build_flags(build)
     try:
-        library = ctypes.CDLL(str(_compiled(flags, sorted(cpu_flags))))
+        library = _load_verified(*_compiled(flags, sorted(cpu_flags)))
     except (OSError, subprocess.SubprocessError) as error:
         return None, f"the {build} kernel could not be built or loaded ({error})"
     if library.amx_request() != 0:
         return None, "Linux did not grant this process AMX's tile state"
     return SplitKernel(library, build), ""
+
+
+def build_flags(build: str) -> tuple[str, ...]:
+    """The compiler flags of a build (``amx`` or ``avx512``)."""
+    return (*FLAGS, *TILE_FLAGS) if build == "amx" else (*FLAGS, *NO_TILE_FLAGS)
 
 
 def split_kernel() -> SplitKernel | None:
@@ -393,20 +404,55 @@ def cpu_feature_flags() -> set[str]:
     return set()
 
 
-def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> Path:
-    """The shared library for this source, flags and CPU, built once into the cache."""
+def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> tuple[Path, str]:
+    """The shared library for this source, flags, compiler and CPU, and its SHA-256.
+
+    The library is named by a hash of what it is built from; beside it, ``<name>.sha256`` records
+    the hash of the bytes this version built. A file whose bytes do not match its record (planted,
+    damaged, or built by something else) is never loaded: it is built again over it.
+    """
     compiler = _compiler()
+    target = kernel_path(flags, cpu_flags, compiler)
+    recorded = _recorded_hash(target)
+    if recorded is not None and target.is_file() and _sha256(target) == recorded:
+        return target, recorded
+    return target, _build(compiler, flags, target)
+
+
+def kernel_path(flags: tuple[str, ...], cpu_flags: list[str], compiler: str) -> Path:
+    """Where the library for this source, flags, compiler and CPU is kept in the cache."""
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(
         b"\0".join(
             [source, " ".join(flags).encode(), compiler.encode(), *map(str.encode, cpu_flags)]
         )
     ).hexdigest()[:16]
-    target = cache_dir() / "kernels" / f"split_kernel-{digest}.so"
-    if target.is_file():
-        return target
+    return cache_dir() / "kernels" / f"split_kernel-{digest}.so"
+
+
+def hash_record(library: Path) -> Path:
+    """The file beside a library that records the SHA-256 of the bytes that were built."""
+    return library.with_name(library.name + ".sha256")
+
+
+def _recorded_hash(library: Path) -> str | None:
+    try:
+        text = hash_record(library).read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 64 else None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _build(compiler: str, flags: tuple[str, ...], target: Path) -> str:
+    """Compile into ``target`` and record its hash; returns the hash."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     # built beside the target and renamed into place: a concurrent process never loads half a file
-    with atomic_output(target) as built:
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
         result = subprocess.run(
             [compiler, *flags, "-o", str(built), str(SOURCE)],
             capture_output=True, text=True, timeout=120, check=False,
@@ -414,7 +460,42 @@ def _compiled(flags: tuple[str, ...], cpu_flags: list[str]) -> Path:
         if result.returncode != 0:
             summary = (result.stderr.strip().splitlines() or ["no output"])[0][:300]
             raise OSError(f"{compiler} exited with {result.returncode}: {summary}")
-    return target
+        digest = _sha256(built)
+        record = Path(scratch) / "record"
+        record.write_text(digest + "\n")
+        # the library first, then its record: a record never vouches for a file not yet in place
+        os.replace(built, target)
+        os.replace(record, hash_record(target))
+    return digest
+
+
+#: descriptors of the loaded libraries, open for the life of the process: the loader knows each
+#: library by the name and file it was opened from, and these keep both unique
+_LOADED_DESCRIPTORS: list[int] = []
+
+
+def _load_verified(path: Path, expected: str) -> ctypes.CDLL:
+    """Load a library only if the bytes loaded are the bytes expected.
+
+    The file is opened once; its bytes are hashed through that descriptor and the loader opens the
+    same file through it (``/proc/self/fd/N``), so a file swapped after the check is not the one
+    loaded.
+    """
+    descriptor = os.open(path, os.O_RDONLY)
+    digest = hashlib.sha256()
+    while block := os.read(descriptor, 1 << 20):
+        digest.update(block)
+    through = Path(f"/proc/self/fd/{descriptor}")
+    if digest.hexdigest() != expected or not through.exists():
+        os.close(descriptor)
+        raise OSError(f"{path} changed after it was checked, or /proc is missing; not loading it")
+    _LOADED_DESCRIPTORS.append(descriptor)
+    return ctypes.CDLL(str(through))
+
+
+def compiler() -> str:
+    """The C compiler the kernel is built with: ``$CC``, else ``cc`` or ``gcc``."""
+    return _compiler()
 
 
 def _compiler() -> str:

@@ -1,6 +1,6 @@
 """Attention over a packed prefix tree, computing only the (query, key) pairs the tree needs.
 
-A pack of prefix-tree nodes (see :func:`culture_probe.backends.hf.pack_prefix_trees`) lets each node
+A pack of prefix-tree nodes (see :func:`culture_probe.engine.packing.pack_prefix_trees`) lets each node
 attend to its ancestors only: on the values study about 50 of the pack's 512 nodes. Dense attention
 with a mask computes all 512 x 512 pairs and throws nine tenths away. Here the nodes are cut into
 blocks of consecutive rows; each block gathers the keys its rows can see (the union of their paths,
@@ -175,7 +175,7 @@ def tree_attention_on_rows(
     """:func:`tree_attention_forward` on a projection's rows: ``states [n, (heads + 2 kv) d]``.
 
     ``states`` holds each node's query heads, key heads and value heads side by side (the fused
-    q/k/v product of :mod:`culture_probe.backends.fused`); the result is ``[n, heads * d]``, the
+    q/k/v product of :mod:`culture_probe.engine.fused`); the result is ``[n, heads * d]``, the
     layout the output projection reads. Working on whole rows, the queries are padded and the keys
     and values gathered by rows, one contiguous copy each, where the per-head layout of
     transformers' attention interface costs a transposed copy of each: a fifth less time here

@@ -39,14 +39,14 @@
    column pairs too, are shared among the OpenMP threads, which are PyTorch's own when this
    library is loaded after torch.
 
-   For whole decoder layers (culture_probe.backends.fused) the same pass folds in the float32 work
+   For whole decoder layers (culture_probe.engine.fused) the same pass folds in the float32 work
    next to a product: an RMSNorm of each input row before it is split, a residual sum or a SwiGLU
    gate as each output block is written; rotary_embedding rotates q and k in place. They compute
    what PyTorch's separate operations compute, in the same order of roundings, except the norm's
    sum of squares (another order) and SiLU's exponential (Cephes' polynomial). tree_attention
    is the attention between them, over a packed prefix tree, in float32.
 
-   Built at run time by culture_probe.backends.split_kernel with -march=native -fopenmp
+   Built at run time by culture_probe.engine.split_kernel with -march=native -fopenmp
    -ffp-contract=off (no fused multiply-adds but the ones written out), and -mamx-tile -mamx-bf16
    -mamx-int8 for the tiles. */
 
@@ -624,7 +624,7 @@ void rotary_embedding(float *x, int64_t rows, int64_t stride, int64_t heads, int
     }
 }
 
-/* Attention over a packed prefix tree (culture_probe.backends.tree_attention), in float32:
+/* Attention over a packed prefix tree (culture_probe.engine.tree_attention), in float32:
    `qkv` [nodes][(heads + 2 kv_heads) * head_dim] holds each node's query, key and value heads
    side by side (the fused layer's q/k/v product, rotated), and `out` [nodes][heads * head_dim]
    gets each node's attention over its ancestors and itself. The nodes come in blocks of `rows`

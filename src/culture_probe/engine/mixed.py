@@ -27,7 +27,7 @@ prompts of the values study the largest distance from float32 was 0.0112 bits wi
 MKL is the one inside PyTorch's own CPU library, which exports the function; nothing extra is
 installed. Where it is missing (a PyTorch built without MKL), :func:`bfloat16_gemm` says so.
 
-Where the split kernel runs (:mod:`culture_probe.backends.split_kernel`) the products of every
+Where the split kernel runs (:mod:`culture_probe.engine.split_kernel`) the products of every
 channel go through it instead, in one pass that prepares the activations and runs the products
 with float32 accumulation. On AMX tiles it is the same split, the remainder in int8 (power-of-two
 scales per row and per column), which keeps the same 16 or so bits of each activation: the scores
@@ -37,7 +37,7 @@ remainder's product costs half the head's instead of as much. With AVX-512 alone
 is one int16 product instead: 13 bits of each group of 64 activations and 12 of each weight
 column, taken from the float32 weight, which is then never rounded to bfloat16 (0.0040 bits from
 float32 at most on 200 values-study prompts, at the cost of one product). The kernel also lets the
-layers be compiled, or fused whole around it (:mod:`culture_probe.backends.fused`).
+layers be compiled, or fused whole around it (:mod:`culture_probe.engine.fused`).
 MKL stays for the tail channels and for CPUs where the kernel cannot run.
 """
 
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culture_probe.backends.split_kernel import (
+from culture_probe.engine.split_kernel import (
     ALIGNMENT,
     PackedWeight,
     split_kernel,
@@ -334,7 +334,7 @@ def kernel_projection_class() -> type:
 def use_compilable_products(model: Any) -> int:
     """Give every split projection of ``model`` its own kernel call, for ``torch.compile``.
 
-    Needs the split kernel (:func:`culture_probe.backends.split_kernel.split_kernel`) and a model prepared by
+    Needs the split kernel (:func:`culture_probe.engine.split_kernel.split_kernel`) and a model prepared by
     :func:`use_mixed_precision` without tail channels. Returns how many projections changed.
     """
     split_class, projection_class = split_linear_class(), kernel_projection_class()

@@ -3,13 +3,13 @@
 Uncompiled, a transformers decoder layer under ``mixed`` spends a third of its time outside its
 matrix products: RMSNorm, the rotary embedding, SiLU and the residual sums are each a few PyTorch
 operations, and each operation is a pass over the whole pack in float32 (on the values study,
-0.18 of 0.61 ms per token). The split kernel (:mod:`culture_probe.backends.split_kernel`) already
+0.18 of 0.61 ms per token). The split kernel (:mod:`culture_probe.engine.split_kernel`) already
 reads every input row once to split it, and writes every output block once, so this work can ride
 along. A fused layer is
 
 1. ``qkv = RMSNorm(x) @ [Wq; Wk; Wv].T``: the norm applied to each row as the kernel splits it;
 2. the rotary embedding of q and k, in place, in one pass;
-3. attention over the pack's tree (:mod:`culture_probe.backends.tree_attention`), then
+3. attention over the pack's tree (:mod:`culture_probe.engine.tree_attention`), then
    ``x = x + attention @ Wo.T``: the residual sum in the product's epilogue. With heads of a
    multiple of 64 the kernel attends itself (:meth:`SplitKernel.tree_attention`): each block over
    its own keys rather than the widest block's, each key head read once for the query heads that
@@ -50,8 +50,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from culture_probe.backends.split_kernel import ALIGNMENT, PackedWeight, SplitKernel, split_kernel
-from culture_probe.backends.tree_attention import tree_attention_on_rows
+from culture_probe.engine.split_kernel import ALIGNMENT, PackedWeight, SplitKernel, split_kernel
+from culture_probe.engine.tree_attention import tree_attention_on_rows
 
 #: the decoder layer classes whose forward :func:`fused_layer_forward` reproduces
 FUSABLE_LAYERS = ("LlamaDecoderLayer",)
