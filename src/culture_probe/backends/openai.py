@@ -140,7 +140,9 @@ class OpenAIOptions:
     concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
     retry_budget_s: float = field(
         default=DEFAULT_RETRY_BUDGET_S,
-        metadata={"help": "seconds to keep retrying a failed request (429, 5xx, broken connection)"},
+        metadata={
+            "help": "seconds to keep retrying a failed request (429, 5xx, broken connection)"
+        },
     )
     max_retries: int = field(
         default=0, metadata={"help": "a cap on retries per request besides the budget; 0: none"}
