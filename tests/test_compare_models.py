@@ -32,17 +32,8 @@ import pytest
 
 from culture_probe.backends import create_backend
 from culture_probe.compare import PlanMismatchError, compare
-from culture_probe.runner import (
-    PlanFilter,
-    PreparedStudy,
-    build_manifest,
-    copy_reference,
-    finalise_responses,
-    prepare,
-    score_plan,
-)
-from culture_probe.store import RunDirectory
-from test_backend_openai import LlamaServer
+from culture_probe.runner import PlanFilter, PreparedStudy, prepare, score_study
+from fault_server import LlamaServer
 
 ITEMS = ("family_importance", "generalised_trust")
 PROXIES = ("JP", "DE")
@@ -52,10 +43,7 @@ PLANTED_FACTOR = 1.04
 
 def score_into(path: Path, prepared: PreparedStudy, backend: Any) -> Path:
     """A finished run directory, as ``culture-probe score`` leaves it."""
-    run = RunDirectory.open(path, build_manifest(prepared, backend), prepared.plan)
-    copy_reference(prepared.study, path)
-    score_plan(run, prepared.plan, backend)
-    finalise_responses(run, prepared.plan)
+    score_study(prepared, backend, path)
     return path
 
 

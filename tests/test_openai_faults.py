@@ -289,7 +289,7 @@ def test_a_server_that_dies_mid_run_stops_with_what_arrived_and_a_rerun_complete
         resumed = OpenAIBackend(base_url=restarted.url, chunk_size=4)
         assert score_plan(run, plan, resumed) == 3
         resumed.close()
-    responses = run.finalise_responses(plan)
+    responses = run.write_responses(plan)
     expected = {r.prompt_id: r.option_mass for r in clean}
     assert responses["prompt_id"].tolist() == plan["prompt_id"].tolist()
     assert responses["option_mass"].tolist() == pytest.approx(
