@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-SLICE = ["--items", "family_importance,trust_people", "--proxies", "US,JP,NG"]
+SLICE = ["--items", "family_importance,generalised_trust", "--proxies", "US,JP,NG"]
 
 
 def score_command(out: Path) -> list[str]:
