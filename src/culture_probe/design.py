@@ -566,8 +566,8 @@ def describe_design(plan: pd.DataFrame) -> str:
     orders = sorted(set(per_item["order"].nunique()))
     persona_part = _personas_part(proxies[proxies["proxy_kind"] == "culture"], cultures)
     parts = [
-        f"{plan['item_id'].nunique()} items",
-        f"({persona_part} + {placebos} placebos)" if placebos else persona_part,
+        _count(plan["item_id"].nunique(), "item"),
+        f"({persona_part} + {_count(placebos, 'placebo')})" if placebos else persona_part,
         f"{'/'.join(map(str, paraphrases))} paraphrases",
         f"{framed['framing'].nunique()} framing{'s' if framed['framing'].nunique() != 1 else ''}",
         f"{'/'.join(map(str, orders))} option orders",
@@ -583,13 +583,18 @@ def describe_design(plan: pd.DataFrame) -> str:
         parts.append(f"{plan['seed'].nunique()} seeds")
     line = " x ".join(parts)
     if cultures + placebos == 0:
-        line = f"{plan['item_id'].nunique()} items x no-proxy baseline only"
+        line = f"{_count(plan['item_id'].nunique(), 'item')} x no-proxy baseline only"
     elif "baseline" in set(plan["proxy_kind"]):
         line += " + no-proxy baseline"
     full = plan.attrs.get("full_size")
     if full and full > len(plan):
         return f"{line} = {full:,} cells; budget: a balanced {len(plan):,} prompts ({len(plan) / full:.1%})"
     return f"{line} = {len(plan):,} prompts"
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 item', '3 items'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _personas_part(cultures: pd.DataFrame, count: int) -> str:

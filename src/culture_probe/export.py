@@ -6,8 +6,10 @@ read without reshaping. Columns:
 ================  =================================================================================
 prompt_id         the prompt (the same id in every run of one plan)
 model             the model's label ("SmolLM2-135M-Instruct (hf, float32)")
-study ... seed    the prompt's design cell: item_id, topic, scale, axis, proxy, proxy_name,
-                  proxy_kind, paraphrase, framing, wording, order, language, seed
+study ... shots   the prompt's design cell: item_id, topic, scale, axis, proxy, proxy_name,
+                  proxy_kind, paraphrase, framing, wording, order, language, seed, the format
+                  factors enumerator, separator, instruction, shots, and one ``axis_<axis>``
+                  column per proxy axis where the plan has them
 option_index      the option's canonical index (0 = the first option of the item)
 option_text       the option's text
 display_position  where the option was shown (0 = first), and ``option_label`` its label there
@@ -53,6 +55,10 @@ DESIGN_COLUMNS = (
     "order",
     "language",
     "seed",
+    "enumerator",
+    "separator",
+    "instruction",
+    "shots",
 )
 FORMATS = ("csv", "parquet")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -151,8 +157,12 @@ def _run_rows(run: ComparedRun) -> pd.DataFrame:
         else np.full(len(rows), np.nan)
     )
     answer = tidy["answer"].to_numpy() if "answer" in tidy.columns else np.full(len(tidy), -1)
+    # each proxy axis of a crossed design (axis_region, axis_religion, ...) after the fixed columns
+    axes = sorted(column for column in tidy.columns if column.startswith("axis_"))
     design = {
-        column: tidy[column].to_numpy()[rows] for column in DESIGN_COLUMNS if column in tidy.columns
+        column: tidy[column].to_numpy()[rows]
+        for column in (*DESIGN_COLUMNS, *axes)
+        if column in tidy.columns
     }
     return pd.DataFrame(
         {

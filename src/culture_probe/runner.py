@@ -58,6 +58,8 @@ class PlanFilter:
                         hint=expected_one_of(value, known),
                     )
             plan = plan[plan[column].isin(wanted)]
+            # the slice is not the budget's draw: the design line must not call it one
+            plan.attrs.pop("full_size", None)
         return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,9 +90,18 @@ def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> Prepar
 def _require_study_file(path: Path) -> None:
     if not path.is_dir():
         return  # a missing file is reported by the loader, with the same wording as elsewhere
-    studies = sorted(str(found) for found in path.glob("*.yaml"))[:3]
+    studies = sorted(str(found) for found in path.glob("*.yaml") if _names_a_study(found))[:3]
     hint = f"for example {', '.join(studies)}" if studies else "give the path of a .yaml file"
     raise InputError("is a folder; expected a study file", path=path, hint=hint)
+
+
+def _names_a_study(path: Path) -> bool:
+    """Whether a YAML file starts a study (a ``study:`` key), not a taxonomy or its additions."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4000]
+    except OSError:
+        return False
+    return re.search(r"^study:", head, flags=re.MULTILINE) is not None
 
 
 def plan_hash(plan: pd.DataFrame) -> str:
