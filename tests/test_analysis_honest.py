@@ -118,8 +118,8 @@ def test_headline_says_when_an_interval_was_widened() -> None:
         "order_flip_rate": {"mean": None},
     }
     text = " ".join(headline_sentences({"axes": {"region": facts}}))
-    assert "reliability 0.00 (95% CI 0.00-0.78, widened to reach the estimate" in text
-    assert "W = 0.50 (95% CI 0.40-0.60)" in text
+    assert "reliability 0.00 [0.00, 0.78] (widened to reach the estimate" in text
+    assert "W = 0.50 [0.40, 0.60]" in text
 
 
 def test_kendall_w_interval_holds_its_estimate_with_three_wordings() -> None:

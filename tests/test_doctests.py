@@ -3,7 +3,8 @@
 One test per module, so a failure names the module. A module that needs an optional engine which
 is not installed here (vLLM needs a GPU build, Ray is an extra) is skipped with the reason; all
 others must import. The examples run in an empty temporary folder, so an example that writes a
-file leaves nothing in the repository.
+file leaves nothing in the repository. The folder links to the repository's ``taxonomy/`` and
+``probes/``, so that an example names a study as a user would (``"taxonomy/values.yaml"``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def _import(name: str) -> object:
 @pytest.mark.parametrize("name", _module_names())
 def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = _import(name)
+    for shipped in ("taxonomy", "probes"):
+        (tmp_path / shipped).symlink_to(SOURCE.parent / shipped, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=FLAGS)

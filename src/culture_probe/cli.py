@@ -258,7 +258,7 @@ def plan(
         shown = f"system: {system}\nuser: {user}" if system else user
         console.print(shown, highlight=False, markup=False)
     if out is not None:
-        from culture_probe.atomic import atomic_write_parquet
+        from culture_probe.store import atomic_write_parquet
 
         atomic_write_parquet(out, prepared.plan)
         console.print(f"plan written to {out}")

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from culture_probe import engine
+import culture_probe.engine as engine
 from culture_probe.backends.base import (
     Backend,
     BackendInfo,
