@@ -89,7 +89,7 @@ def kill_while_scoring(out: Path, rng: random.Random, tally: Tally) -> bool:
         _check_exit(process)
         return True
     if rng.random() < 0.3:
-        try_concurrent(out, tally)
+        try_concurrent(out, process, tally)
     time.sleep(rng.uniform(0.0, 1.5))
     if process.poll() is not None:
         _check_exit(process)
@@ -106,11 +106,17 @@ def _check_exit(process: subprocess.Popen[str]) -> None:
         raise SystemExit(f"scoring failed with exit code {process.returncode}:\n{stderr[-2000:]}")
 
 
-def try_concurrent(out: Path, tally: Tally) -> None:
-    """A second writer on a folder that is being scored must be refused with the holder's PID."""
+def try_concurrent(out: Path, first: subprocess.Popen[str], tally: Tally) -> None:
+    """A second writer on a folder that is being scored must be refused with the holder's PID.
+
+    A try counts only if the first process still ran when the second had its answer: one that
+    finished in between left the folder free, and the second rightly took it over.
+    """
     second = subprocess.run(
         score_command(out), cwd=REPO, env=environment(), capture_output=True, text=True, timeout=300
     )
+    if first.poll() is not None:
+        return
     tally.concurrent_tries += 1
     if second.returncode == 2 and "PID" in (second.stdout + second.stderr):
         tally.concurrent_refused += 1
@@ -161,6 +167,13 @@ def soak(kills: int, seed: int, work: Path) -> Tally:
     return tally
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
@@ -170,7 +183,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="culture-probe-soak-") as work:
         tally = soak(args.kills, args.seed, Path(work))
     minutes = (time.monotonic() - started) / 60
-    print(f"## Soak ({date.today()}, {platform.processor() or platform.machine()}, {minutes:.1f} min)")
+    print(f"## Soak ({date.today()}, {cpu_model()}, {minutes:.1f} min)")
     print(f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}`\n")
     print("| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
           "max probability difference | second writer refused | damaged chunks repaired |")
