@@ -28,10 +28,12 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison
     ``placebo_var_proxy, placebo_f_proxy, placebo_p_proxy, placebo_culture_share,
     culture_minus_placebo`` (+ ``_low``, ``_high``), ``beats_placebo``; ``nsr`` with a reference;
-    the proxy x wording x order decomposition (replicates = seeds; robustness.md §3.3):
-    ``n_orders, n_seeds``, ``ss_`` and ``var_`` for ``order``, ``proxy_order``, ``wording_order``,
-    ``proxy_wording_order`` and ``seed`` (with one seed ``var_seed`` is NaN and sits in the
-    three-way term), ``order_share`` = (s2_O + s2_CO + s2_PO) / total, ``non_order_share`` =
+    the proxy x wording x order decomposition (replicates = the responses of a proxy x wording x
+    order cell, seeds and format variants together; robustness.md §3.3): ``n_orders``,
+    ``n_cell_replicates``, ``n_seeds`` (distinct seeds), ``ss_`` and ``var_`` for ``order``,
+    ``proxy_order``, ``wording_order``, ``proxy_wording_order`` and ``seed`` (the within-cell
+    term; with one replicate ``var_seed`` is NaN and sits in the three-way term),
+    ``order_share`` = (s2_O + s2_CO + s2_PO) / total, ``non_order_share`` =
     (s2_C + s2_P + s2_CP) / total, ``f_order`` = MS_O / MS_(order x cell), ``p_order``,
     ``p_order_bh``; the reversal shift (§3.8) ``n_matched_cells, reversal_shift`` (mean of
     z_canonical - z_reversed), ``reversal_shift_sd, reversal_p`` (Wilcoxon), ``reversal_p_bh``,

@@ -15,7 +15,9 @@ Estimation (:func:`fit_components`): sequential (Type I) sums of squares in the 
 their expected mean squares from traces, E[SS_t] = sum_j tr(A_t Z_j Z_j') s2_j + r_t s2_e with A_t
 the projection on what term t adds to the terms before it; solving E[MS] = MS gives the components
 (Henderson's Method III with Type I reductions, as SAS ``PROC VARCOMP METHOD=TYPE1``; Searle, Casella
-& McCulloch 1992, §5.5), each truncated at 0. On balanced cells the sums of squares are those of
+& McCulloch 1992, §5.5), kept >= 0 by a non-negative least-squares solve that pools the mean
+square of a component set to 0 with those its expectation then equals (Thompson 1962), so that no
+component exceeds what its own mean square allows. On balanced cells the sums of squares are those of
 ``anova_lm`` and the components the ANOVA method of moments (Brennan 2001); on incomplete designs,
 such as a budgeted fraction (:mod:`culture_probe.budget`), the estimates stay unbiased where REML
 would need an iterative fit per bootstrap draw; a term the fraction confounds with earlier ones gets
@@ -23,7 +25,7 @@ no degrees of freedom and a NaN component ("not estimable") instead of a wrong o
 
 Intervals: generalised pivotal quantities (Weerahandi 1993; Burdick, Borror & Montgomery 2005,
 "Design and Analysis of Gauge R&R Studies", ch. 5): each mean square is replaced by
-MS_t r_t / W_t with W_t ~ chi2(r_t) drawn independently, the same linear solve and truncation give a
+MS_t r_t / W_t with W_t ~ chi2(r_t) drawn independently, the same non-negative solve gives a
 draw of every component and share, and :func:`interval` reads the 95% interval off the draws.
 The pivots are exact for single components of balanced normal designs; shares mix components, and
 on unbalanced designs the Type I mean squares are only approximately scaled chi-squares
@@ -44,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import bias_corrected_bounds, quiet
@@ -63,6 +66,10 @@ DOMINANCE = 0.95
 RANK_TOLERANCE = 1e-9
 #: n p^2 above which an incomplete design leaves its "culture x" interactions in the residual
 MAX_DENSE_WORK = 2e10
+#: the largest variance of a score in [0, 1] (Popoviciu's inequality), which every component is
+#: a part of: the upper end of a component's interval stops there (a one-df pivot, two option
+#: orders, reaches 1 / chi2(1) and would report variances of 10 or more)
+MAX_SCORE_VARIANCE = 0.25
 
 FACTOR_COLUMNS = (
     *UNIT_COLUMNS,
@@ -127,7 +134,8 @@ class Components:
         df: degrees of freedom r_t each term adds (0: confounded, not estimable) and df_e.
         ss: sequential sums of squares.
         expected: E[MS] = expected @ s2, the expected-mean-square matrix (rows: mean squares).
-        var: components truncated at 0; NaN where not estimable.
+        var: the non-negative components (:func:`nonnegative_components`); NaN where not
+            estimable.
         raw: the untruncated solution of E[MS] = MS (NaN where not estimable).
     """
 
@@ -339,21 +347,55 @@ def _new_directions(dummy: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 def _solve(df: np.ndarray, ss: np.ndarray, coefficients: np.ndarray) -> Components:
-    """Solve E[MS] = MS for the estimable components (terms with df > 0; the residual if df_e > 0)."""
+    """Solve E[MS] = MS for the estimable components (terms with df > 0; the residual if df_e > 0).
+
+    ``raw`` is the plain solution; ``var`` the non-negative one (:func:`nonnegative_components`).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         expected = coefficients / df[:, None]
     estimable = df > 0
     ms = np.where(estimable, ss / np.where(estimable, df, 1.0), np.nan)
     raw = np.full(len(df), np.nan)
+    var = np.full(len(df), np.nan)
     keep = np.flatnonzero(estimable)
     if len(keep):
         system = expected[np.ix_(keep, keep)]
         raw[keep] = np.linalg.solve(system, ms[keep])
-    return Components(df=df, ss=ss, expected=expected, var=np.maximum(raw, 0.0), raw=raw)
+        solved = nonnegative_components(system, df[keep], ms[keep][None, :], raw[keep][None, :])
+        var[keep] = solved[0]
+    return Components(df=df, ss=ss, expected=expected, var=var, raw=raw)
+
+
+def nonnegative_components(
+    expected: np.ndarray, df: np.ndarray, ms: np.ndarray, raw: np.ndarray
+) -> np.ndarray:
+    """Components >= 0 that fit E[MS] = MS best, by least squares weighted by degrees of freedom.
+
+    Setting a negative solution to 0 and keeping the others is not enough: the others were solved
+    with it, and a main effect whose equation subtracts several interactions' mean squares
+    (s2_C = (MS_C - MS_CP - MS_CE - MS_CO + 2 MS_E) / 24 on a 2 x 4 x 3 x 2 grid) gains what the
+    negative interactions were given, up to a component larger than its own mean square. Here a
+    component set to 0 leaves its equation to be fitted by the others: a mean square whose
+    expectation then equals another's is pooled with it, df-weighted (Thompson 1962's pooling of
+    a negative interaction into the residual), so a component never exceeds MS_t over its
+    coefficient in E[MS_t]. Rows whose plain solution ``raw`` is already >= 0 keep it.
+
+    Args:
+        expected: the E[MS] matrix of the estimable terms, (k, k).
+        df: their degrees of freedom, (k,).
+        ms: mean squares, one row per draw, (d, k).
+        raw: the plain solutions, (d, k).
+    """
+    out = np.maximum(raw, 0.0)
+    weight = np.sqrt(df)[:, None]
+    design = expected * weight
+    for row in np.flatnonzero((raw < 0).any(axis=1) & np.isfinite(ms).all(axis=1)):
+        out[row] = optimize.nnls(design, ms[row] * weight[:, 0])[0]
+    return np.asarray(out)
 
 
 def pivotal_draws(fit: Components, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Generalised pivotal draws of the truncated components, shape (n_draws, terms + 1).
+    """Generalised pivotal draws of the non-negative components, shape (n_draws, terms + 1).
 
     MS_t is replaced by MS_t r_t / W_t, W_t ~ chi2(r_t), and E[MS] = MS solved again; components
     that are not estimable stay NaN.
@@ -365,8 +407,9 @@ def pivotal_draws(fit: Components, n_draws: int, rng: np.random.Generator) -> np
     chi2 = rng.chisquare(fit.df[keep], size=(n_draws, len(keep)))
     with np.errstate(divide="ignore"):
         pivots = fit.ms[keep] * fit.df[keep] / chi2
-    inverse = np.linalg.inv(fit.expected[np.ix_(keep, keep)])
-    draws[:, keep] = np.maximum(pivots @ inverse.T, 0.0)
+    system = fit.expected[np.ix_(keep, keep)]
+    raw = pivots @ np.linalg.inv(system).T
+    draws[:, keep] = nonnegative_components(system, fit.df[keep], pivots, raw)
     return draws
 
 
@@ -463,6 +506,7 @@ def unit_decomposition(
     share = shares_of(fit.var)
     share_draws = shares_of(draws)
     var_low, var_high, _ = interval(draws, fit.var)
+    var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), fit.var)
     share_low, share_high, extended = interval(share_draws, share)
     table = pd.DataFrame(
         {

@@ -2,8 +2,10 @@
 
 The two-factor decomposition (:mod:`culture_probe.analysis._anova`) treats the option orders of a
 proxy x wording cell as replicates, so an answer that follows the position of the options lands in
-its residual. Here the order is a third crossed factor and the seeds are the replicates, which puts
-a number on the order's share of the answer variance.
+its residual. Here the order is a third crossed factor and the responses within a proxy x wording
+x order cell are the replicates, which puts a number on the order's share of the answer variance.
+A cell's replicates are its seeds and its format variants (enumerator, separator, ...) together:
+``n_cell_replicates`` counts them, ``n_seeds`` the distinct seeds among them.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ ORDER_TERMS = ("order", "proxy_order", "wording_order")
 def three_way_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The proxy x wording x order decomposition of every item x axis with two orders or more.
 
-    A balanced C x P x O design with n seeds per cell gives the usual sums of squares (equal to
+    A balanced C x P x O design with n replicates per cell gives the usual sums of squares (equal to
     ``anova_lm`` on ``score ~ C(proxy) * C(wording) * C(order)``). The random-effects expected mean
     squares of the unrestricted model (Brennan 2001, "Generalizability Theory", §3.4) give the
     components: s2_CPO = (MS_CPO - MS_E) / n, s2_CO = (MS_CO - MS_CPO) / (n P), s2_PO =
     (MS_PO - MS_CPO) / (n C), s2_O = (MS_O - MS_CO - MS_PO + MS_CPO) / (n C P), and likewise for
-    C, P and CP; all truncated at 0. With one seed the three-way interaction and the seed noise are
-    confounded: ``var_proxy_wording_order`` then holds both and ``var_seed`` is NaN.
+    C, P and CP; all truncated at 0. With one replicate the three-way interaction and the
+    within-cell noise are confounded: ``var_proxy_wording_order`` then holds both and ``var_seed``
+    is NaN. ``var_seed`` is the within-cell variance: seed noise and format variants together.
 
     ``order_share`` = (s2_O + s2_CO + s2_PO) / total is the part of the answer variance that follows
     the option order; the confounded three-way term is left out of it, so seed noise is never
@@ -50,12 +53,13 @@ def three_way_table(rows: pd.DataFrame) -> pd.DataFrame:
         rows: tidy responses of the culture proxies.
 
     Returns:
-        One row per item x axis: ``n_orders, n_seeds``, ``ss_<term>`` and ``var_<term>`` for the
-        terms in :data:`TERMS` and ``ss_seed``/``var_seed``, ``order_share``, ``f_order``,
-        ``p_order``.
+        One row per item x axis: ``n_orders``, ``n_cell_replicates`` (responses per proxy x
+        wording x order cell), ``n_seeds`` (distinct seeds among them), ``ss_<term>`` and
+        ``var_<term>`` for the terms in :data:`TERMS` and ``ss_seed``/``var_seed``,
+        ``order_share``, ``f_order``, ``p_order``.
     """
     balanced = _balanced(rows)
-    columns = [*UNIT_COLUMNS, "n_orders", "n_seeds", *_output_columns()]
+    columns = [*UNIT_COLUMNS, "n_orders", "n_cell_replicates", "n_seeds", *_output_columns()]
     if balanced.empty:
         return pd.DataFrame(columns=columns)
     return _decompose(balanced)[columns]
@@ -68,7 +72,8 @@ def _output_columns() -> list[str]:
 
 
 def _balanced(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a full C x P x O crossing per unit, n seeds per cell (wordings short of a cell go)."""
+    """Rows of a full C x P x O crossing per unit, n replicates per cell (wordings short of a cell
+    go)."""
     frame = rows.loc[rows["score"].notna(), [*UNIT_COLUMNS, *FACTORS, "seed", "score"]].copy()
     for column in (*UNIT_COLUMNS, *FACTORS):
         frame[column] = frame[column].astype(str)
@@ -85,7 +90,7 @@ def _balanced(rows: pd.DataFrame) -> pd.DataFrame:
         n_wordings=("wording", "nunique"),
         n_orders=("order", "nunique"),
         n_cells=("count", "size"),
-        n_seeds=("count", "min"),
+        n_cell_replicates=("count", "min"),
     )
     full = sizes["n_cells"] == sizes["n_proxies"] * sizes["n_wordings"] * sizes["n_orders"]
     usable = full & sizes[["n_proxies", "n_wordings", "n_orders"]].ge(2).all(axis=1)
@@ -94,7 +99,9 @@ def _balanced(rows: pd.DataFrame) -> pd.DataFrame:
     # too, which breaks the groupby below when some units are not usable
     frame = frame.merge(sizes.loc[usable].reset_index(), on="unit", how="inner")
     frame["replicate"] = frame.groupby(cell).cumcount()
-    return frame.loc[frame["replicate"] < frame["n_seeds"]].reset_index(drop=True)
+    frame = frame.loc[frame["replicate"] < frame["n_cell_replicates"]].reset_index(drop=True)
+    frame["n_seeds"] = frame.groupby("unit")["seed"].transform("nunique")
+    return frame
 
 
 def _decompose(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +119,8 @@ def _decompose(frame: pd.DataFrame) -> pd.DataFrame:
     squared["ss_seed"] = (frame["score"] - means[FACTORS]) ** 2
     units = squared.groupby("unit").sum()
     first = frame.groupby("unit").first()
-    table = first[[*UNIT_COLUMNS, "n_proxies", "n_wordings", "n_orders", "n_seeds"]].join(units)
+    sizes = ["n_proxies", "n_wordings", "n_orders", "n_cell_replicates", "n_seeds"]
+    table = first[[*UNIT_COLUMNS, *sizes]].join(units)
     return _components(table).reset_index(drop=True)
 
 
@@ -129,7 +137,7 @@ def _components(table: pd.DataFrame) -> pd.DataFrame:
         "wording": table["n_wordings"].to_numpy(dtype=np.float64),
         "order": table["n_orders"].to_numpy(dtype=np.float64),
     }
-    n = table["n_seeds"].to_numpy(dtype=np.float64)
+    n = table["n_cell_replicates"].to_numpy(dtype=np.float64)
     ms: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for term, factors in TERMS.items():
@@ -174,6 +182,7 @@ def _order_test(table: pd.DataFrame, sizes: dict[str, np.ndarray]) -> tuple[np.n
 
 ITEM_COLUMNS = (
     "n_orders",
+    "n_cell_replicates",
     "n_seeds",
     "ss_order",
     "ss_proxy_order",

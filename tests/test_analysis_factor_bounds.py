@@ -1,0 +1,177 @@
+"""Variance components on a small format-factor design: 2 proxies x 4 paraphrases x 3 enumerators x
+2 orders, one item, one seed (the shape of a tiny values run on the embedded model).
+
+The N-way split's components are checked against hand-worked ANOVA estimates from statsmodels'
+``anova_lm``; the two-way split and the order decomposition against the same tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from statsmodels.stats.anova import anova_lm
+
+from culture_probe.analysis._anova import decompose
+from culture_probe.analysis._factorial import (
+    MAX_SCORE_VARIANCE,
+    fit_balanced,
+    unit_decomposition,
+    with_design_columns,
+)
+from culture_probe.analysis._three_way import order_columns
+
+ENUMERATORS = ("A.", "1.", "(a)")
+FULL = "score ~ C(proxy) + C(paraphrase) + C(enumerator) + C(order) + C(proxy):C(paraphrase)"
+FULL += " + C(proxy):C(enumerator) + C(proxy):C(order)"
+
+
+def _rows(seed: int, culture: float, noise: float) -> pd.DataFrame:
+    """Planted paraphrase, enumerator and order effects, a culture effect of +-culture, noise."""
+    rng = np.random.default_rng(seed)
+    levels = {"c": 2, "p": 4, "e": 3, "o": 2}
+    index = pd.MultiIndex.from_product([range(n) for n in levels.values()], names=list(levels))
+    g = index.to_frame(index=False)
+    score = (
+        0.5
+        + np.array([culture, -culture])[g["c"]]
+        + np.array([0.08, -0.04, 0.02, -0.06])[g["p"]]
+        + np.array([0.06, -0.04, -0.02])[g["e"]]
+        + np.array([0.15, -0.15])[g["o"]]
+        + noise * rng.normal(size=len(g))
+    )
+    paraphrase = "p" + (g["p"] + 1).astype(str)
+    return pd.DataFrame(
+        {
+            "item_id": "family_importance",
+            "axis": "region",
+            "proxy": np.array(["US", "JP"])[g["c"]],
+            "proxy_kind": "culture",
+            "paraphrase": paraphrase,
+            "framing": "imagine",
+            "wording": paraphrase + "/imagine",
+            "enumerator": np.array(ENUMERATORS)[g["e"]],
+            "order": np.array(["canonical", "reversed"])[g["o"]],
+            "seed": 0,
+            "score": np.clip(score, 0.0, 1.0),
+        }
+    )
+
+
+def _table(rows: pd.DataFrame) -> pd.DataFrame:
+    fitted = unit_decomposition(
+        with_design_columns(rows), "family_importance", "region", 2000, np.random.default_rng(0)
+    )
+    assert fitted is not None
+    return fitted.table.set_index("factor")
+
+
+def _mean_squares(formula: str, rows: pd.DataFrame) -> pd.Series:
+    return anova_lm(smf.ols(formula, rows).fit(), typ=1)["mean_sq"]
+
+
+def _plain_region_component(rows: pd.DataFrame) -> float:
+    """What solving E[MS] = MS alone gives: s2_C = (MS_C - MS_CP - MS_CE - MS_CO + 2 MS_E) / 24."""
+    ms = _mean_squares(FULL, rows)
+    interactions = ["C(proxy):C(paraphrase)", "C(proxy):C(enumerator)", "C(proxy):C(order)"]
+    return float((ms["C(proxy)"] - ms[interactions].sum() + 2 * ms["Residual"]) / 24)
+
+
+def test_no_culture_gets_no_component_larger_than_its_mean_square() -> None:
+    """No culture effect and noisy answers: every culture mean square lies below the pooled
+    residual, so culture and its interactions are 0 and pool into the residual; the other
+    components are the ANOVA estimates of ``score ~ paraphrase + enumerator + order``."""
+    rows = _rows(seed=3, culture=0.0, noise=0.08)
+    table = _table(rows)
+    ms_full = _mean_squares(FULL, rows)
+    # the plain solution gives culture ten times what its own mean square allows (the bug)
+    assert _plain_region_component(rows) > 10 * ms_full["C(proxy)"] / 24
+    reduced = _mean_squares("score ~ C(paraphrase) + C(enumerator) + C(order)", rows)
+    error = reduced["Residual"]
+    culture_terms = ["C(proxy)", "C(proxy):C(paraphrase)", "C(proxy):C(enumerator)"]
+    assert ms_full[[*culture_terms, "C(proxy):C(order)"]].max() < error  # why they are 0
+    expected = {
+        "region": 0.0,
+        "culture x paraphrase": 0.0,
+        "culture x enumerator": 0.0,
+        "culture x order": 0.0,
+        "paraphrase": (reduced["C(paraphrase)"] - error) / 12,
+        "enumerator": (reduced["C(enumerator)"] - error) / 16,
+        "order": (reduced["C(order)"] - error) / 24,
+        "residual": error,
+    }
+    for factor, value in expected.items():
+        assert table.loc[factor, "var"] == pytest.approx(value, rel=1e-9, abs=1e-15), factor
+    _assert_bounded(table)
+
+
+def test_culture_effect_equals_the_pooled_anova_estimate() -> None:
+    """A culture effect with culture interactions below the residual: s2_C = (MS_C - MS_E') / 24
+    with MS_E' the residual of ``score ~ proxy + paraphrase + enumerator + order``."""
+    rows = _rows(seed=14, culture=0.06, noise=0.05)
+    table = _table(rows)
+    reduced = _mean_squares("score ~ C(proxy) + C(paraphrase) + C(enumerator) + C(order)", rows)
+    error = reduced["Residual"]
+    ms_full = _mean_squares(FULL, rows)
+    interactions = ["C(proxy):C(paraphrase)", "C(proxy):C(enumerator)", "C(proxy):C(order)"]
+    assert ms_full[interactions].max() < error
+    assert _plain_region_component(rows) > ms_full["C(proxy)"] / 24  # the plain solution's excess
+    assert table.loc["region", "var"] == pytest.approx((reduced["C(proxy)"] - error) / 24, 1e-9)
+    assert table.loc["order", "var"] == pytest.approx((reduced["C(order)"] - error) / 24, 1e-9)
+    assert table.loc["residual", "var"] == pytest.approx(error, rel=1e-9)
+    assert table.loc["region", "var"] <= table.loc["region", "ms"] / 24
+    _assert_bounded(table)
+
+
+def _assert_bounded(table: pd.DataFrame) -> None:
+    terms = table.drop(index="residual")
+    assert (terms["var"] <= terms["ms"] + 1e-15).all()
+    assert (table["var_low"] <= table["var"]).all() and (table["var"] <= table["var_high"]).all()
+    assert (table["var_high"] <= MAX_SCORE_VARIANCE).all()
+    assert table["share_low"].ge(0).all() and table["share_high"].le(1 + 1e-12).all()
+    assert table["share"].sum() == pytest.approx(1.0)
+
+
+def test_two_way_split_averages_over_enumerators_and_orders() -> None:
+    """The two-way split treats the 6 enumerator x order responses of a cell as replicates: its
+    culture component is (MS_C - MS_CP) / 24, the N-way split of the cell means (enumerators and
+    orders averaged first) gives the same number; the N-way split of the responses also takes out
+    culture x enumerator and culture x order, which the two-way one leaves in."""
+    rows = _rows(seed=14, culture=0.06, noise=0.05)
+    ms = _mean_squares(FULL, rows)
+    ordered = rows.sort_values(["proxy", "paraphrase", "enumerator", "order"], kind="stable")
+    cells = ordered["score"].to_numpy().reshape(2, 4, 6)
+    means = cells.mean(axis=-1)
+    within = ((cells - means[..., None]) ** 2).sum(axis=-1)
+    two_way = decompose(means[None], within[None], 6)
+    expected = (ms["C(proxy)"] - ms["C(proxy):C(paraphrase)"]) / 24
+    assert two_way["var_proxy"][0] == pytest.approx(expected, rel=1e-9)
+    averaged = rows.groupby(["proxy", "paraphrase"], as_index=False)["score"].mean()
+    averaged = averaged.assign(item_id="family_importance", axis="region")
+    table = _table(averaged)
+    # on cell means MS_C and MS_CP are a sixth of the responses', and s2_C = (MS_C - MS_CP) / 4
+    assert table.loc["region", "var"] == pytest.approx(two_way["var_proxy"][0], rel=1e-9)
+    assert _table(rows).loc["region", "var"] < two_way["var_proxy"][0]
+
+
+def test_balanced_shortcut_keeps_the_bound() -> None:
+    rows = with_design_columns(_rows(seed=3, culture=0.0, noise=0.08))
+    columns = ["axis_region", "paraphrase", "enumerator", "order"]
+    codes = np.column_stack([pd.factorize(rows[c], sort=True)[0] for c in columns])
+    fit = fit_balanced(
+        rows["score"].to_numpy(), codes, [(0,), (1,), (2,), (3,), (0, 1), (0, 2), (0, 3)]
+    )
+    diagonal = np.diag(fit.expected)
+    assert fit.raw[0] * diagonal[0] > fit.ms[0]  # the plain solution breaks the bound
+    assert (fit.var[:-1] * diagonal[:-1] <= fit.ms[:-1] + 1e-15).all()
+
+
+def test_order_decomposition_counts_replicates_and_seeds_apart() -> None:
+    """Three enumerators and one seed: 3 replicates per proxy x wording x order cell, 1 seed; the
+    within-cell term is the residual of the full proxy x wording x order model."""
+    rows = _rows(seed=3, culture=0.0, noise=0.08)
+    table = order_columns(rows).iloc[0]
+    assert (table["n_orders"], table["n_cell_replicates"], table["n_seeds"]) == (2, 3, 1)
+    ms = _mean_squares("score ~ C(proxy) * C(wording) * C(order)", rows)
+    assert table["var_seed"] == pytest.approx(ms["Residual"], rel=1e-9)
