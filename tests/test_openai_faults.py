@@ -10,6 +10,8 @@ Budgets and waits are small so that the whole file runs in well under a minute.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,14 @@ from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 from culture_probe.backends import ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.backends.openai import MalformedReplyWarning, OpenAIBackend
 from culture_probe.errors import CultureProbeError, InputError
-from culture_probe.runner import PlanFilter, build_manifest, prepare, requests_for, score_plan
+from culture_probe.runner import (
+    PlanFilter,
+    build_manifest,
+    prepare,
+    requests_for,
+    score_plan,
+    score_study,
+)
 from culture_probe.store import RunDirectory
 from fault_server import (
     HTML,
@@ -334,3 +343,15 @@ def test_analysis_of_a_run_where_every_prompt_is_invalid_says_so() -> None:
         InputError, match=f"none of the {len(plan)} responses .*{len(plan)} invalid"
     ):
         analyze(tidy_responses(plan, invalidated(responses, every)), n_bootstrap=10)
+
+
+def test_retries_during_scoring_are_counted_in_the_run_manifest(
+    faults: FaultServer, prepared: Any, plan: pd.DataFrame, tmp_path: Path
+) -> None:
+    backend = backend_for(faults, concurrency=1, retry_budget_s=10)
+    faults.fail_next(status(503), status(429))  # after the manifest is written, while scoring
+    score_study(dataclasses.replace(prepared, plan=plan), backend, tmp_path / "run")
+    backend.close()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["backend"]["options"]["retries"] == 2
+    assert manifest["backend"]["options"]["retry_causes"] == {"HTTP 503": 1, "HTTP 429": 1}
