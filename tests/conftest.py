@@ -153,3 +153,12 @@ def scored_blend_run(blend_study: Path, tmp_path: Path) -> Callable[[Any], Any]:
         return result
 
     return score_twice
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless system Chromium for the module (see ``browser.py``)."""
+    from browser import headless_chromium
+
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageStat
-from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import BrowserContext
 
 from culture_probe.compare import compare
 from test_compare_stats import (
@@ -22,9 +21,6 @@ from test_compare_stats import (
 SCRIPT = "<script>window.__pwned=1</script>"
 HOSTILE_ITEM = "q2" + SCRIPT
 HOSTILE_MODEL = '"><img src=x onerror="window.__pwned=1">'
-CHROMIUM = os.environ.get("CULTURE_PROBE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +52,6 @@ def test_the_report_is_one_file_that_names_every_model_and_item(report: Path) ->
     assert SCRIPT not in html and HOSTILE_MODEL not in html  # escaped everywhere
     for section in ("differences", "interaction", "ranking", "alignment", "proxies", "runs"):
         assert f'id="{section}"' in html, section
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    assert Path(CHROMIUM).is_file(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module")

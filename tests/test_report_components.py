@@ -8,15 +8,15 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from markupsafe import Markup
-from playwright.sync_api import BrowserContext, ConsoleMessage, sync_playwright
+from playwright.sync_api import BrowserContext
 
+from browser import BrowserPage
 from culture_probe.report import (
     OKABE_ITO,
     Section,
@@ -237,57 +237,6 @@ def test_write_page_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 # --- In a real browser: the system Chromium driven over the DevTools protocol by Playwright. ---
-
-CHROMIUM = os.environ.get("CULTURE_PROBE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-class BrowserPage:
-    """One loaded page with everything it logged and every request it made."""
-
-    def __init__(self, context: BrowserContext, path: Path, width: int = 1100) -> None:
-        self.console_errors: list[str] = []
-        self.requests: list[str] = []
-        self.page = context.new_page()
-        self.page.set_viewport_size({"width": width, "height": 900})
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.url = path.resolve().as_uri()
-        self.page.goto(self.url, wait_until="load")
-        self.page.wait_for_selector("html[data-report-ready='1']")
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            self.console_errors.append(f"{message.type}: {message.text}")
-
-    def assert_clean(self) -> None:
-        """No console error or warning, no uncaught exception, no request but the page itself."""
-        assert self.console_errors == []
-        assert self.requests == [self.url]
-        assert self.page.evaluate("typeof window.__pwned") == "undefined"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """One headless Chromium for the module, with a fresh profile directory."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
-        yield context
-        context.close()
 
 
 def _component_page(path: Path) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageStat
-from playwright.sync_api import BrowserContext, ConsoleMessage, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage
 
 from culture_probe.columns import PLAN_COLUMNS, RESPONSE_COLUMNS
 from culture_probe.errors import InputError
@@ -271,24 +270,6 @@ def test_the_default_study_report_stays_under_5_mb(tmp_path: Path) -> None:
 
 
 # --- in Chromium ---------------------------------------------------------------------------------
-
-CHROMIUM = os.environ.get("CULTURE_PROBE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """One headless Chromium for the module, with a fresh profile directory."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module")
