@@ -162,3 +162,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[Any]:
+    """llama.cpp's OpenAI-compatible server with the embedded GGUF, started once per session.
+
+    Tests that kill a server start one of their own (``fault_server.LlamaServer``).
+    """
+    from fault_server import LlamaServer
+
+    running = LlamaServer().start()
+    yield running
+    running.kill()

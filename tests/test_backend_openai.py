@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -54,10 +54,8 @@ ITEMS = ("family_importance", "generalised_trust")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LlamaServer]:
-    running = LlamaServer().start()
-    yield running
-    running.kill()
+def server(llama_server: LlamaServer) -> LlamaServer:
+    return llama_server
 
 
 @pytest.fixture(scope="module")

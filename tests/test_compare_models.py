@@ -96,16 +96,12 @@ def embedded_run(runs: Path, prepared: PreparedStudy, hf_backend: Any) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served_run(runs: Path, prepared: PreparedStudy) -> Iterator[Path]:
-    server = LlamaServer().start()
+def served_run(runs: Path, prepared: PreparedStudy, llama_server: LlamaServer) -> Iterator[Path]:
+    backend = create_backend("openai", base_url=llama_server.url, concurrency=2)
     try:
-        backend = create_backend("openai", base_url=server.url, concurrency=2)
-        try:
-            yield score_into(runs / "llama-server", prepared, backend)
-        finally:
-            backend.close()
+        yield score_into(runs / "llama-server", prepared, backend)
     finally:
-        server.kill()
+        backend.close()
 
 
 @pytest.fixture(scope="module")

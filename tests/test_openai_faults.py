@@ -53,10 +53,8 @@ ITEMS = ("family_importance", "generalised_trust")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LlamaServer]:
-    running = LlamaServer().start()
-    yield running
-    running.kill()
+def server(llama_server: LlamaServer) -> LlamaServer:
+    return llama_server
 
 
 @pytest.fixture(scope="module")
