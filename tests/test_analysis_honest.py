@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from culture_probe.analysis import analyze, tidy_responses
-from culture_probe.analysis._headline import headline_sentences
+from culture_probe.analysis._headline import headline_claims
 from culture_probe.analysis._items import bias_corrected_interval, interval_extended
 from culture_probe.analysis._summary import two_stage_aggregates
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
@@ -117,9 +117,9 @@ def test_headline_says_when_an_interval_was_widened() -> None:
         "wording_flip_rate": {"mean": None},
         "order_flip_rate": {"mean": None},
     }
-    text = " ".join(headline_sentences({"axes": {"region": facts}}))
-    assert "reliability 0.00 [0.00, 0.78] (widened to reach the estimate" in text
-    assert "W = 0.50 [0.40, 0.60]" in text
+    text = " ".join(claim.sentence for claim in headline_claims({"axes": {"region": facts}}, {}))
+    assert "rho2(1) of 0.00 [0.00, 0.78] (widened to reach the estimate" in text
+    assert "Kendall's W of 0.50 [0.40, 0.60]" in text
 
 
 def test_kendall_w_interval_holds_its_estimate_with_three_wordings() -> None:

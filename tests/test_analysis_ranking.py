@@ -81,7 +81,12 @@ def test_pooled_rank_agreement_and_its_spread_over_wordings(
     summary = result.summary["axes"]["region"]["human_rank_agreement"]
     assert summary["mean_spearman"] == pytest.approx(items["human_spearman"].mean())
     assert summary["wording_spearman_q50"] == pytest.approx(wordings["human_spearman"].median())
-    assert any("as people do with Spearman's rho" in sentence for sentence in result.headline)
+    values = items["human_spearman"].dropna()
+    expected = (
+        f"Spearman's rho of {values.mean():.2f} on average and {values.median():.2f} at the median "
+        f"over {len(values)} items (from {values.min():.2f} to {values.max():.2f})"
+    )
+    assert any(expected in sentence for sentence in result.headline)
 
 
 def test_no_reference_means_no_rank_columns() -> None:

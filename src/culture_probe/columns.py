@@ -50,6 +50,14 @@ generated                     generated text (generate mode; "" otherwise)
 The analysis works on the *tidy responses table*: the plan joined with the responses, plus ``score``,
 the expected ordinal position sum_k probs[k] * k / (K - 1) in [0, 1] (0 = the first canonical option).
 
+The analysis tables (``stats/<name>.parquet``) are listed in :mod:`culture_probe.analysis`; those that
+summarise items say which measure of the answer they use in a ``measure`` column ("expected ordinal
+position" for ordinal items in ``item_stats``; "Gini variation (CATANOVA)" in ``nominal_stats``, one
+row per item x axis x factor of the nominal items: ``measure, factor, kind, columns, df, ss, ms,
+share, gini_variation, n_rows, n_options, js_between_proxies, js_between_wordings,
+modal_agreement_proxies, modal_agreement_wordings``). ``summary.json`` holds ``"claims"``, the typed
+claims every printed sentence is rendered from (docs/statistics.md, "Claims").
+
 Human reference distributions (``reference.parquet`` beside a study or produced by an importer):
 ``item_id, proxy, option (canonical index), share`` with shares summing to 1 per (item_id, proxy).
 """

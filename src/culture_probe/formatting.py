@@ -2,6 +2,8 @@
 
 One way everywhere: ``41% [30%, 52%]`` in running text, ``30-52`` where a table cell is narrow.
 A missing bound (None or NaN) leaves the estimate alone; a missing estimate is said in words.
+Percentages keep two significant digits below 1% (``0.0083%``), so a tiny share is never written
+"0%" beside a test that finds it; ``"{:.0%}"`` is written that way wherever it is passed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,31 @@ from collections.abc import Callable
 
 #: A format string such as ``"{:.2f}"`` or ``"{:.0%}"``, or a function from a number to text.
 ValueFormat = str | Callable[[float], str]
+
+#: the format string that means "a percentage": written by :func:`format_percent`
+PERCENT = "{:.0%}"
+#: significant digits a percentage below 1% keeps
+PERCENT_DIGITS = 2
+
+
+def format_percent(value: float) -> str:
+    """A share as a percentage: whole percents from 1% up, two significant digits below.
+
+    Exactly 0 is "0%"; anything else keeps enough digits to show it is not 0.
+
+    Example:
+        >>> format_percent(0.41), format_percent(0.000083), format_percent(0.0), format_percent(1e-4)
+        ('41%', '0.0083%', '0%', '0.010%')
+    """
+    percent = 100.0 * value
+    if percent == 0 or not math.isfinite(percent):
+        return f"{percent:.0f}%"
+    if abs(round(percent)) >= 1:
+        return f"{percent:.0f}%"
+    decimals = PERCENT_DIGITS - 1 - math.floor(math.log10(abs(percent)))
+    shown = f"{percent:.{decimals}f}"
+    # rounding may carry to the next decade (0.0999 -> "0.10"): still two significant digits
+    return f"{shown}%"
 
 
 def format_interval(
@@ -58,6 +85,8 @@ def format_bounds(
 
 
 def _apply(value_format: ValueFormat, value: float) -> str:
+    if value_format == PERCENT:
+        return format_percent(value)
     return value_format.format(value) if isinstance(value_format, str) else value_format(value)
 
 

@@ -11,7 +11,8 @@ sources are in ``research/robustness.md``. The entry points:
 Tables (written by the caller to ``stats/<name>.parquet``):
 
 ``item_stats`` (one row per item x axis, culture proxies only)
-    ``item_id, axis, scale, n_proxies, n_wordings, n_replicates``; ``ss_/df_/ms_`` for ``proxy``,
+    ``item_id, axis, scale, measure`` (what the row's statistics are computed on: the expected
+    ordinal position; for a nominal item it says they are not meaningful), ``n_proxies, n_wordings, n_replicates``; ``ss_/df_/ms_`` for ``proxy``,
     ``wording``, ``interaction``, ``residual``; ``var_proxy, var_wording, var_interaction,
     var_residual`` (random-effects components; with one replicate the residual is NaN and sits in
     the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =
@@ -35,7 +36,8 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     term; with one replicate ``var_seed`` is NaN and sits in the three-way term),
     ``order_share`` = (s2_O + s2_CO + s2_PO) / total, ``non_order_share`` =
     (s2_C + s2_P + s2_CP) / total, ``f_order`` = MS_O / MS_(order x cell), ``p_order``,
-    ``p_order_bh``; the reversal shift (§3.8) ``n_matched_cells, reversal_shift`` (mean of
+    ``p_order_bh``; the reversal shift (§3.8) ``n_matched_cells, canonical_mean, reversed_mean,
+    reversal_shift`` (mean of
     z_canonical - z_reversed), ``reversal_shift_sd, reversal_p`` (Wilcoxon), ``reversal_p_bh``,
     ``order_kappa`` (Cohen's kappa, canonical vs reversed modal answers); flips (§3.1)
     ``proxy_flip_rate`` (mean over wordings of FR^C), ``mean_wording_flip_rate``,
@@ -44,7 +46,7 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     reference, ``human_spearman, human_spearman_p, human_kendall, human_kendall_p`` of the proxy
     means against the human means and ``human_spearman_wording_min``, ``_median``, ``_max`` over
     wordings (§3.7); ``verdict`` ("order-dominated", "culture-dominant", "wording-dominated",
-    "mixed", "no culture effect"; the rule is in ``_summary.verdicts``: "order-dominated" when the
+    "mixed", "no culture effect", "nominal"; the rule is in ``_summary.verdicts``: "order-dominated" when the
     order test is significant after BH and ``order_share`` > ``non_order_share``).
 ``cell_stats`` (item x axis x proxy, every kind of proxy)
     ``proxy_kind, scale, n_options, n_rows, mean_score, n_wordings, n_orders, wording_spread,
@@ -90,13 +92,29 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     ``kind, n_items, share`` (mean of item shares) ``, share_low, share_high`` (two-stage:
     items resampled, each with one of its pivotal draws), ``interval_extended, p_largest,
     n_items_leading``. ``summary.json`` carries the same under ``"factors"``.
+``nominal_stats`` (item x axis x factor, nominal items only; :mod:`culture_probe.analysis._nominal`)
+    ``measure`` ("Gini variation (CATANOVA)"), ``factor, kind, columns, df, ss, ms, share``: the
+    Gini variation of the option distributions split over the factors of ``factor_stats`` by
+    sequential sums of squares (Light & Margolin 1971), the residual last; per item
+    ``gini_variation, n_rows, n_options``, ``js_between_proxies, js_between_wordings`` (bits) and
+    ``modal_agreement_proxies, modal_agreement_wordings``.
 ``alignment_summary`` (item x axis x proxy; with a reference)
     ``n_wordings, max_p, avg_p, min_p, cps, specificity, specificity_p, specificity_item_p,
     avg_representativeness, baseline_sim, steering_effect, nsr``.
 """
 
 from culture_probe.analysis._analyze import AnalysisResult, analyze
+from culture_probe.analysis._claims import Claim
+from culture_probe.analysis._consistency import assert_consistent, claim_problems
 from culture_probe.analysis._terminal import format_terminal_summary
 from culture_probe.analysis._tidy import tidy_responses
 
-__all__ = ["AnalysisResult", "analyze", "format_terminal_summary", "tidy_responses"]
+__all__ = [
+    "AnalysisResult",
+    "Claim",
+    "analyze",
+    "assert_consistent",
+    "claim_problems",
+    "format_terminal_summary",
+    "tidy_responses",
+]

@@ -14,7 +14,8 @@ from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._factorial import factor_tables, summary_entries
-from culture_probe.analysis._headline import headline_sentences
+from culture_probe.analysis._claims import Claim
+from culture_probe.analysis._headline import factor_verdict, headline_claims, headline_sentences
 from culture_probe.analysis._items import (
     CONFIDENCE,
     Decomposition,
@@ -28,11 +29,15 @@ from culture_probe.analysis._items import (
 from culture_probe.analysis._order import order_summary, pride_columns, reversal_table
 from culture_probe.analysis._ranking import human_mean_scores, rank_agreement, rank_summary
 from culture_probe.analysis._summary import (
+    SIGNIFICANCE,
     clustered_mean,
     finite,
+    measure_names,
+    placebo_summary,
     two_stage_aggregates,
     verdict_counts,
     verdicts,
+    within_cell_factors,
 )
 from culture_probe.analysis._three_way import order_columns
 from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
@@ -51,12 +56,14 @@ class AnalysisResult:
     Attributes:
         tables: named tidy tables, written by the caller to ``stats/<name>.parquet``.
         summary: JSON-serialisable study-level aggregates, written to ``summary.json``.
-        headline: 3-8 plain-English sentences for the terminal and the report.
+        headline: plain-English sentences for the terminal and the report, one per claim.
+        claims: the typed claims the headline is rendered from (``summary["claims"]``).
     """
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     headline: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
 
 
 def analyze(
@@ -125,15 +132,24 @@ def analyze(
         from culture_probe.analysis._language import language_table
 
         tables["language_effect"] = language_table(tidy)
+    # nominal items are decomposed on their option distributions (``nominal_stats``) instead
     tables["factor_stats"], tables["factor_verdicts"], tables["factor_summary"] = factor_tables(
-        tidy, item_codes, n_bootstrap, seed
+        tidy.loc[tidy["scale"] != "nominal"], item_codes, n_bootstrap, seed
     )
+    if (tidy["scale"] == "nominal").any():
+        from culture_probe.analysis._nominal import nominal_table
+
+        tables["nominal_stats"] = nominal_table(culture, culture_probs)
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     summary["factors"] = _json_safe(
         summary_entries(tables["factor_summary"], tables["factor_verdicts"])
     )
+    claims = headline_claims(summary, tables)
+    for axis, facts in summary["factors"].items():
+        facts["verdict"] = factor_verdict(claims, axis) or facts["verdict"]
+    summary["claims"] = _json_safe([claim.to_json() for claim in claims])
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
-    return AnalysisResult(ordered, summary, headline_sentences(summary))
+    return AnalysisResult(ordered, summary, headline_sentences(claims, summary), claims)
 
 
 _TABLE_ORDER = (
@@ -151,6 +167,7 @@ _TABLE_ORDER = (
     "factor_stats",
     "factor_verdicts",
     "factor_summary",
+    "nominal_stats",
 )
 
 
@@ -189,6 +206,7 @@ def _item_table(
         return table.assign(verdict=pd.Series(dtype=str))
     scales = tidy.groupby("item_id")["scale"].first()
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
+    table.insert(3, "measure", measure_names(table["scale"]))
     for name in INTERVAL_COLUMNS:
         if name == "rho2_1":  # exact under the model; the bootstrap undercovered it
             low, high = rho2_interval(
@@ -255,7 +273,10 @@ def _summary(
     n_permutations: int,
 ) -> dict[str, Any]:
     axes: dict[str, Any] = {}
-    for axis, rows in item_table.groupby("axis", sort=True):
+    # the expected ordinal position means nothing for options without an order: nominal items
+    # are summarised on their option distributions instead (``nominal_stats``)
+    ordinal = item_table.loc[item_table["scale"] != "nominal"] if len(item_table) else item_table
+    for axis, rows in ordinal.groupby("axis", sort=True):
         positions = rows.index.to_numpy()
         replicates = {name: values[positions] for name, values in core.replicates.items()}
         axes[str(axis)] = _axis_summary(rows, replicates, tables, tidy, str(axis), seed)
@@ -304,6 +325,9 @@ def _axis_summary(
         "order_flip_rate": _clustered(cells, "order_flip_rate"),
         "refusal_rate": _clustered(cells, "refusal_rate"),
         "share_beating_placebo": rows["beats_placebo"].astype("float64").mean(),
+        "n_culture_significant": int(rows["p_proxy_bh"].lt(SIGNIFICANCE).sum()),
+        "within_cell_factors": within_cell_factors(culture),
+        "placebo": placebo_summary(rows),
         "proxy_flip_rate": _clustered(rows, "proxy_flip_rate"),
         "median_cow_ratio": _median(rows["cow_ratio"]),
         "order": order_summary(rows, tables["position_bias"]),

@@ -1,214 +1,604 @@
-"""Plain-English sentences that state what the analysis found."""
+"""The claims the analysis states in words, per axis, each built from the tables it summarises.
+
+Every sentence of the terminal summary, ``summary.json`` (``"headline"``, ``"claims"``) and the
+report's verdict is a :class:`~culture_probe.analysis._claims.Claim` made here; its numbers carry
+the table, row and column they come from (docs/statistics.md, "Claims").
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from culture_probe.formatting import format_interval
+import pandas as pd
 
-MAX_SENTENCES = 8
+from culture_probe.analysis._claims import (
+    ALPHA,
+    Claim,
+    Condition,
+    Figure,
+    Source,
+    Test,
+    interval_template,
+)
+from culture_probe.analysis._summary import ORDINAL_MEASURE
+
+#: below this share an effect is "tiny" (in share units)
+TINY_SHARE = 0.01
+#: the smallest number of items at which a two-sided exact Wilcoxon signed-rank or sign test can
+#: reach p < 0.05 (n = 5 gives at best p = 2 / 2^5 = 0.0625; n = 6 gives 0.031)
+MIN_ITEMS_SIGNED_RANK = 6
+#: how many factors the N-way sentence names after the leader
+RUNNERS_UP = 2
+#: p_largest at or above which the leading factor "dominates"
+DOMINANCE = 0.95
+TWO_WAY = "share of the answer variance, proxy x wording model"
+N_WAY = "share of the answer variance, model over all declared factors"
+CROSS = " × "
+#: claims kept out of the headline (they are in ``summary.json`` and the report), by key ending
+DETAIL_CLAIMS = (":first_position", ":flips", ":rho2_1", ":nominal_distances")
 
 
-def headline_sentences(summary: dict[str, Any]) -> list[str]:
-    """Three to eight sentences: variance shares, verdicts, ranking agreement, reliability, flips.
+def headline_claims(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[Claim]:
+    """Every claim of the study, axis by axis.
 
     Args:
-        summary: the ``summary`` of an :class:`AnalysisResult`.
+        summary: the ``summary`` of an :class:`AnalysisResult` (``"axes"``, ``"factors"``, ...).
+        tables: the analysis tables (``item_stats``, ``factor_summary``, ``nominal_stats``, ...).
     """
-    axes: dict[str, Any] = summary.get("axes", {})
-    if not axes:
-        return [
-            f"{summary.get('n_responses', 0)} responses were analysed.",
-            "No item had at least two culture proxies under at least two wordings, so culture "
-            "and wording could not be separated.",
-            "Add proxies or paraphrases to the study to get a variance decomposition.",
-        ]
-    sentences: list[str] = []
-    for axis, facts in axes.items():
-        sentences.extend(_axis_sentences(axis, facts, summary))
-        if len(sentences) >= MAX_SENTENCES:
-            break
-    return sentences[:MAX_SENTENCES]
+    claims: list[Claim] = []
+    for axis, facts in summary.get("axes", {}).items():
+        claims += _axis_claims(str(axis), facts, summary, tables)
+    for axis, factors in summary.get("factors", {}).items():
+        claims += factor_claims(str(axis), factors, tables.get("factor_summary"))
+    if "nominal_stats" in tables:
+        from culture_probe.analysis._nominal import nominal_claims
+
+        claims += nominal_claims(tables["nominal_stats"])
+    return claims
 
 
-def _axis_sentences(axis: str, facts: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    aggregates = facts["aggregates"]
-    n_items = facts["n_items"]
-    sentences = [
-        f"On the {axis} axis ({n_items} items), culture explains "
-        f"{_share(aggregates['mean_culture_share'])} of the answer variance, the wording level "
-        f"{_share(aggregates['mean_wording_share'])} and wording-by-culture changes "
-        f"{_share(aggregates['mean_wording_contrast_share'])}.",
+def headline_sentences(claims: list[Claim], summary: dict[str, Any]) -> list[str]:
+    """The headline: the sentences of the claims but the details (:data:`DETAIL_CLAIMS`), or
+    why there are none."""
+    if claims:
+        return [claim.sentence for claim in claims if not claim.key.endswith(DETAIL_CLAIMS)]
+    return [
+        f"{summary.get('n_responses', 0)} responses were analysed.",
+        "No item had at least two culture proxies under at least two wordings, so culture "
+        "and wording could not be separated.",
+        "Add proxies or paraphrases to the study to get a variance decomposition.",
     ]
-    factors = _factor_sentence(summary.get("factors", {}).get(axis))
-    if factors:
-        sentences.append(factors)
-    rest = _remainder_sentence(aggregates)
-    if rest:
-        sentences.append(rest)
-    sentences.append(_verdict_sentence(facts["verdicts"], n_items))
-    if _order_leads(facts):
-        sentences.append(_position_sentence(facts))
-    sentences.append(
-        f"The ranking of the proxies agrees across wordings with Kendall's W = "
-        f"{_interval(aggregates['mean_kendall_w'])}; a single wording compares cultures with "
-        f"reliability {_interval(aggregates['mean_rho2_1'])}."
+
+
+# --- the proxy x wording model --------------------------------------------------------------------
+
+
+def _axis_claims(
+    axis: str, facts: dict[str, Any], summary: dict[str, Any], tables: dict[str, pd.DataFrame]
+) -> list[Claim]:
+    claims = [_culture_claim(axis, facts), _wording_claim(axis, facts)]
+    for build in (_remainder_claim, _verdict_claim, _reversal_claim, _position_claim):
+        claim = build(axis, facts)
+        if claim is not None:
+            claims.append(claim)
+    claims += _agreement_claims(axis, facts)
+    for extra in (_flip_claim(axis, facts), _human_claim(axis, facts, tables.get("item_stats"))):
+        if extra is not None:
+            claims.append(extra)
+    if summary.get("has_placebo"):
+        placebo = _placebo_claim(axis, facts)
+        if placebo is not None:
+            claims.append(placebo)
+    return claims
+
+
+def _aggregate(axis: str, name: str, facts: dict[str, Any], stem: str) -> dict[str, Figure]:
+    """The estimate and interval of a study-level aggregate, as figures named ``stem...``."""
+    values = facts["aggregates"].get(name, {})
+    path = f"axes/{axis}/aggregates/{name}"
+    return {
+        f"{stem}{suffix}": Figure(values.get(key), "percent", Source("summary", f"{path}/{key}"))
+        for suffix, key in (("", "estimate"), ("_low", "ci_low"), ("_high", "ci_high"))
+    }
+
+
+def _ordinal_items(axis: str) -> tuple[Condition, ...]:
+    return (Condition("axis", "==", axis), Condition("scale", "!=", "nominal"))
+
+
+def _n_items(axis: str, facts: dict[str, Any]) -> Figure:
+    return Figure(facts["n_items"], "count", Source("summary", f"axes/{axis}/n_items"))
+
+
+def _culture_claim(axis: str, facts: dict[str, Any]) -> Claim:
+    figures = _aggregate(axis, "mean_culture_share", facts, "share")
+    figures["n"] = _n_items(axis, facts)
+    significant = facts.get("n_culture_significant", 0)
+    figures["k"] = Figure(
+        significant,
+        "count",
+        Source("item_stats", "p_proxy_bh", (*_ordinal_items(axis), Condition("p_proxy_bh", "<", ALPHA)), "count"),
     )
-    flips = _flip_sentence(facts)
-    if flips:
-        sentences.append(flips)
-    ranking = _ranking_sentence(axis, facts.get("human_rank_agreement"))
-    if ranking:
-        sentences.append(ranking)
-    if summary.get("has_placebo") and facts.get("share_beating_placebo") is not None:
-        sentences.append(
-            f"Real proxies move the answers more than placebo personas on "
-            f"{facts['share_beating_placebo']:.0%} of items."
+    test = Test(
+        "F = MS_culture / MS_wording x culture per item, Benjamini-Hochberg adjusted",
+        n=int(facts["n_items"]),
+        n_significant=int(significant),
+    )
+    template = (
+        "On the {axis} axis ({n} items; measure: " + ORDINAL_MEASURE + "), culture explains "
+        + interval_template("share")
+        + " of the answer variance in the proxy x wording model"
+    )
+    share = figures["share"].value
+    if significant and share is not None and share < TINY_SHARE:
+        figures.update(_aggregate(axis, "mean_kendall_w", facts, "w"))
+        for name in ("w", "w_low", "w_high"):
+            figures[name] = Figure(figures[name].value, "decimal", figures[name].source)
+        template += (
+            ": tiny, but consistent across wordings (Kendall's W = "
+            + interval_template("w")
+            + "); the culture F test is significant after Benjamini-Hochberg in {k} of {n} items."
         )
-    return sentences
-
-
-def _factor_sentence(facts: dict[str, Any] | None) -> str | None:
-    """The N-way verdict: which declared factor explains the most, the next two, and how often."""
-    if not facts or facts.get("dominant_factor") is None:
-        return None
-    shares = facts["shares"]
-    ranked = sorted(
-        (
-            name
-            for name, v in shares.items()
-            if v["kind"] != "residual" and v["estimate"] is not None
-        ),
-        key=lambda name: -shares[name]["estimate"],
-    )
-    leader = ranked[0]
-    verb = "dominates" if (shares[leader]["p_largest"] or 0) >= 0.95 else "leads"
-    sentence = (
-        f"Over all {len(ranked)} declared factors, {leader} {verb} with "
-        f"{_share(shares[leader])} of the answer variance"
-    )
-    others = [f"{name} {_share(shares[name])}" for name in ranked[1:3]]
-    if others:
-        sentence += ", then " + " and ".join(others)
-    return (
-        sentence + f"; it is the largest factor in {shares[leader]['n_items_leading']} of "
-        f"{facts['n_items']} items."
-    )
-
-
-def _remainder_sentence(aggregates: dict[str, Any]) -> str | None:
-    """Where the variance goes when neither culture nor wording holds it."""
-    residual = aggregates.get("mean_residual_share", {}).get("estimate")
-    order = aggregates.get("mean_order_share", {}).get("estimate")
-    if residual is None and order is None:
-        return None
-    parts = []
-    if residual is not None:
-        parts.append(
-            f"The remaining {_share(aggregates['mean_residual_share'])} varies within a "
-            f"proxy-by-wording prompt, between its option orders and seeds"
-        )
-    if order is not None:
-        lead = "as" if residual is not None else "As"
-        parts.append(
-            f"{lead} a third factor beside proxy and wording, option order alone explains "
-            f"{_share(aggregates['mean_order_share'])}"
-        )
-    return "; ".join(parts) + "."
-
-
-def _verdict_sentence(verdicts: dict[str, int], n_items: int) -> str:
-    return (
-        f"{verdicts['culture-dominant']} of {n_items} items are culture-dominant, "
-        f"{verdicts['wording-dominated']} wording-dominated, {verdicts['order-dominated']} "
-        f"order-dominated, {verdicts['mixed']} mixed and {verdicts['no culture effect']} show no "
-        f"culture effect."
-    )
-
-
-def _order_leads(facts: dict[str, Any]) -> bool:
-    """Order is the story: most items are order-dominated, or order holds most of the variance."""
-    order_share = facts["aggregates"].get("mean_order_share", {}).get("estimate")
-    most_items = facts["verdicts"]["order-dominated"] * 2 > facts["n_items"]
-    return most_items or (order_share is not None and order_share > 0.5)
-
-
-def _position_sentence(facts: dict[str, Any]) -> str:
-    order = facts.get("order", {})
-    details = []
-    shift = order.get("reversal_shift")
-    if shift is not None:
-        test = order.get("reversal_p")
-        tested = f" (Wilcoxon over items, p = {test:.2g})" if test is not None else ""
-        details.append(
-            f"reversing the options moves the mean answer by {shift:+.2f} on the 0-1 scale{tested}"
-        )
-    order_flips = facts["order_flip_rate"]["mean"]
-    if order_flips is not None:
-        details.append(f"the most likely answer changes in {order_flips:.0%} of order pairs")
-    first = order.get("first_position_share")
-    if first is not None:
-        details.append(f"the first option shown gets {first:.0%} of the probability")
-    text = "The answers follow the position of the options, not their content"
-    return text + (": " + ", ".join(details) if details else "") + "."
-
-
-def _flip_sentence(facts: dict[str, Any]) -> str | None:
-    flips = facts["wording_flip_rate"]["mean"]
-    proxy_flips = facts.get("proxy_flip_rate", {}).get("mean")
-    order_flips = facts["order_flip_rate"]["mean"]
-    if flips is None or order_flips is None:
-        return None
-    sentence = ""
-    if proxy_flips is not None:
-        sentence = f"Changing the proxy changes the most likely answer in {proxy_flips:.0%} of "
-        sentence += "proxy pairs"
-        ratio = facts.get("median_cow_ratio")
-        if ratio is not None:
-            sentence += f" (median culture-over-wording flip ratio {ratio:.2f})"
-        sentence += "; changing the wording"
+    elif significant:
+        template += "; the culture F test is significant after Benjamini-Hochberg in {k} of {n} items."
     else:
-        sentence = "Changing the wording changes the most likely answer"
-    return sentence + (
-        f" in {flips:.0%} of wording pairs; changing the option order in {order_flips:.0%} "
-        f"of order pairs."
+        template += "; the culture F test is significant in none of the {n} items."
+    return Claim(
+        key=f"{axis}:culture_share",
+        axis=axis,
+        kind="share",
+        subject="culture",
+        quantity=TWO_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=template,
+        figures=figures,
+        words={"axis": axis},
+        test=test,
     )
 
 
-def _ranking_sentence(axis: str, ranking: dict[str, Any] | None) -> str | None:
-    if not ranking or ranking.get("mean_spearman") is None:
+def _wording_claim(axis: str, facts: dict[str, Any]) -> Claim:
+    figures = {
+        **_aggregate(axis, "mean_wording_share", facts, "share"),
+        **_aggregate(axis, "mean_wording_contrast_share", facts, "contrast"),
+    }
+    return Claim(
+        key=f"{axis}:wording_share",
+        axis=axis,
+        kind="share",
+        subject="wording",
+        quantity=TWO_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=(
+            "In the same model the wording level explains "
+            + interval_template("share")
+            + " and wording-by-culture changes "
+            + interval_template("contrast")
+            + "."
+        ),
+        figures=figures,
+    )
+
+
+def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
+    """Where the rest of the variance lies: the factors that vary within a proxy x wording cell."""
+    figures = _aggregate(axis, "mean_residual_share", facts, "share")
+    if figures["share"].value is None:
         return None
-    sentence = (
-        f"The model orders the {axis} proxies as people do with Spearman's rho = "
-        f"{ranking['mean_spearman']:.2f} on average"
+    varying = list(facts.get("within_cell_factors", []))
+    words = {"factors": _listed(varying)}
+    where = "where {factors} vary" if varying else "between repeated scorings of one prompt"
+    if len(varying) == 1:
+        where = "where {factors} varies"
+    return Claim(
+        key=f"{axis}:within_cell_share",
+        axis=axis,
+        kind="share",
+        subject="within proxy-by-wording cells",
+        quantity=TWO_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template="The remaining " + interval_template("share") + " lies within a proxy-by-wording "
+        "prompt, " + where + ".",
+        figures=figures,
+        words=words if varying else {},
     )
-    low, high = ranking.get("wording_spearman_q05"), ranking.get("wording_spearman_q95")
-    if low is not None and high is not None:
-        sentence += (
-            f"; a single wording gives anything from {low:.2f} to {high:.2f} (5th to 95th "
-            f"percentile over wordings)"
+
+
+def _verdict_claim(axis: str, facts: dict[str, Any]) -> Claim:
+    names = {
+        "culture-dominant": "culture-dominant",
+        "wording-dominated": "wording-dominated",
+        "order-dominated": "order-dominated",
+        "mixed": "mixed",
+        "no culture effect": "with no culture effect",
+    }
+    figures = {"n": _n_items(axis, facts)}
+    parts = []
+    for index, (verdict, label) in enumerate(names.items()):
+        figures[f"v{index}"] = Figure(
+            facts["verdicts"].get(verdict, 0),
+            "count",
+            Source(
+                "item_stats",
+                "verdict",
+                (*_ordinal_items(axis), Condition("verdict", "==", verdict)),
+                "count",
+            ),
         )
-    return sentence + "."
+        parts.append("{v%d} %s" % (index, label))
+    return Claim(
+        key=f"{axis}:verdicts",
+        axis=axis,
+        kind="count",
+        subject="item verdicts",
+        quantity="items per verdict (docs/statistics.md, Verdicts)",
+        measure=ORDINAL_MEASURE,
+        unit="items",
+        template="Of the {n} items, " + ", ".join(parts[:-1]) + " and " + parts[-1] + ".",
+        figures=figures,
+    )
 
 
-def _share(aggregate: dict[str, Any]) -> str:
-    return format_interval(
-        aggregate["estimate"],
-        aggregate["ci_low"],
-        aggregate["ci_high"],
-        "{:.0%}",
-        missing="an undetermined share",
-    ) + _widened(aggregate)
+def _reversal_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
+    """What reversing the options does to the mean answer, with its sign the right way round."""
+    order = facts.get("order", {})
+    before, after = order.get("canonical_mean"), order.get("reversed_mean")
+    if before is None or after is None:
+        return None
+    path = f"axes/{axis}/order"
+    n_items = int(order.get("n_items_reversed") or 0)
+    figures = {
+        "before": Figure(before, "decimal", Source("summary", f"{path}/canonical_mean")),
+        "after": Figure(after, "decimal", Source("summary", f"{path}/reversed_mean")),
+        "change": Figure(order.get("reversal_change"), "signed", Source("summary", f"{path}/reversal_change")),
+        "n": Figure(n_items, "count", Source("summary", f"{path}/n_items_reversed")),
+    }
+    test = Test(
+        "two-sided Wilcoxon signed-rank test of the items' mean shifts against 0",
+        n=n_items,
+        min_n=MIN_ITEMS_SIGNED_RANK,
+        p=order.get("reversal_p"),
+    )
+    template = (
+        "Reversing the order of the options moves the mean answer from {before} to {after} "
+        "({change} on the 0-1 scale, 0 = the first option in the item's own order)"
+    )
+    if test.can_speak and test.p is not None:
+        figures["p"] = Figure(test.p, "p", Source("summary", f"{path}/reversal_p"))
+        template += ", Wilcoxon signed-rank over {n} items, p = {p}."
+    else:
+        figures["min_n"] = Figure(MIN_ITEMS_SIGNED_RANK, "count")
+        template += (
+            "; with {n} items no test over items is printed: a Wilcoxon signed-rank test needs "
+            "at least {min_n} to reach p < 0.05."
+        )
+    change = order.get("reversal_change") or 0.0
+    return Claim(
+        key=f"{axis}:reversal",
+        axis=axis,
+        kind="shift",
+        subject="option order (canonical -> reversed)",
+        quantity="change of the mean answer",
+        measure=ORDINAL_MEASURE,
+        unit="0-1 scale",
+        template=template,
+        figures=figures,
+        direction="up" if change > 0 else "down" if change < 0 else "none",
+        test=test,
+    )
 
 
-def _interval(aggregate: dict[str, Any]) -> str:
-    shown = format_interval(aggregate["estimate"], aggregate["ci_low"], aggregate["ci_high"])
-    return shown + _widened(aggregate)
+def _position_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
+    first = facts.get("order", {}).get("first_position_share")
+    if first is None:
+        return None
+    return Claim(
+        key=f"{axis}:first_position",
+        axis=axis,
+        kind="position",
+        subject="first displayed option",
+        quantity="mean probability of the option shown first",
+        measure="option probabilities",
+        unit="share",
+        template="The option shown first gets {share} of the probability on average.",
+        figures={
+            "share": Figure(first, "percent", Source("summary", f"axes/{axis}/order/first_position_share"))
+        },
+    )
 
 
-def _widened(aggregate: dict[str, Any]) -> str:
-    """Say so when the resamples all fell to one side and the interval was stretched to the
-    estimate: otherwise the reader takes the interval for the resampling's own."""
-    if aggregate.get("estimate") is None or not aggregate.get("interval_extended"):
-        return ""
-    return " (widened to reach the estimate: the resamples all lie on one side of it)"
+def _agreement_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
+    claims = []
+    for key, name, subject, text in (
+        (
+            "kendall_w",
+            "mean_kendall_w",
+            "proxy ranking across wordings",
+            "The ranking of the {axis} proxies agrees across wordings with a mean Kendall's W of ",
+        ),
+        (
+            "rho2_1",
+            "mean_rho2_1",
+            "single-wording reliability",
+            "A single wording compares the {axis} proxies with a mean reliability rho2(1) of ",
+        ),
+    ):
+        figures = _aggregate(axis, name, facts, "value")
+        if figures["value"].value is None:
+            continue
+        figures = {n: Figure(f.value, "decimal", f.source) for n, f in figures.items()}
+        widened = facts["aggregates"][name].get("interval_extended")
+        note = " (widened to reach the estimate: the resamples all lie on one side of it)"
+        claims.append(
+            Claim(
+                key=f"{axis}:{key}",
+                axis=axis,
+                kind="agreement",
+                subject=subject,
+                quantity=f"mean over items of {key}",
+                measure=ORDINAL_MEASURE,
+                unit=key,
+                template=text + interval_template("value") + (note if widened else "") + ".",
+                figures=figures,
+                words={"axis": axis},
+            )
+        )
+    return claims
+
+
+def _flip_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
+    rates = {
+        "proxy": facts.get("proxy_flip_rate", {}).get("mean"),
+        "wording": facts.get("wording_flip_rate", {}).get("mean"),
+        "order": facts.get("order_flip_rate", {}).get("mean"),
+    }
+    present = {name: value for name, value in rates.items() if value is not None}
+    if not present:
+        return None
+    labels = {"proxy": "the proxy", "wording": "the wording", "order": "the option order"}
+    figures = {
+        name: Figure(value, "percent", Source("summary", f"axes/{axis}/{name}_flip_rate/mean"))
+        for name, value in present.items()
+    }
+    parts = [f"{labels[name]} in {{{name}}}" for name in present]
+    return Claim(
+        key=f"{axis}:flips",
+        axis=axis,
+        kind="rate",
+        subject="most likely answer",
+        quantity="share of pairs of prompts whose most likely answer differs",
+        measure="most likely option",
+        unit="rate",
+        template="Changing "
+        + parts[0]
+        + " of pairs of prompts changes the most likely answer"
+        + "".join(f"; changing {part}" for part in parts[1:])
+        + ".",
+        figures=figures,
+    )
+
+
+def _human_claim(axis: str, facts: dict[str, Any], items: pd.DataFrame | None) -> Claim | None:
+    """Spearman's rho between the model's and people's proxy order: mean and median, with n."""
+    ranking = facts.get("human_rank_agreement")
+    if not ranking or ranking.get("mean_spearman") is None or items is None:
+        return None
+    where = (*_ordinal_items(axis), Condition("human_spearman", "notna"))
+    values = items.loc[
+        (items["axis"] == axis) & (items["scale"] != "nominal"), "human_spearman"
+    ].astype("float64").dropna()
+    figures = {
+        reduce: Figure(float(getattr(values, reduce)()), "decimal", Source("item_stats", "human_spearman", where, reduce))
+        for reduce in ("mean", "median", "min", "max")
+    }
+    figures["n"] = Figure(len(values), "count", Source("item_stats", "human_spearman", where, "count"))
+    return Claim(
+        key=f"{axis}:human_spearman",
+        axis=axis,
+        kind="human ranking",
+        subject="model's proxy order against people's",
+        quantity="Spearman's rho per item",
+        measure=ORDINAL_MEASURE,
+        unit="rho",
+        template=(
+            "Against the human reference, the model orders the {axis} proxies with Spearman's rho "
+            "of {mean} on average and {median} at the median over {n} items (from {min} to {max})."
+        ),
+        figures=figures,
+        words={"axis": axis},
+    )
+
+
+def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
+    """Real proxies against placebo personas: both shares, how many items, and a sign test."""
+    placebo = facts.get("placebo")
+    if not placebo or not placebo.get("n_items"):
+        return None
+    path = f"axes/{axis}/placebo"
+    where = (*_ordinal_items(axis), Condition("placebo_culture_share", "notna"))
+    figures = {
+        "culture": Figure(placebo["culture_share"], "percent", Source("item_stats", "culture_share", where, "mean")),
+        "placebo": Figure(placebo["placebo_share"], "percent", Source("item_stats", "placebo_culture_share", where, "mean")),
+        "k": Figure(
+            placebo["n_above"],
+            "count",
+            Source("item_stats", "culture_minus_placebo", (*where, Condition("culture_minus_placebo", ">", 0.0)), "count"),
+        ),
+        "b": Figure(
+            placebo["n_beating"],
+            "count",
+            Source("item_stats", "beats_placebo", (*where, Condition("beats_placebo", "true")), "count"),
+        ),
+        "n": Figure(placebo["n_items"], "count", Source("item_stats", "placebo_culture_share", where, "count")),
+    }
+    test = Test(
+        "two-sided sign test over items of culture minus placebo variance component",
+        n=int(placebo["n_items"]),
+        min_n=MIN_ITEMS_SIGNED_RANK,
+        p=placebo.get("sign_p"),
+    )
+    template = (
+        "Culture proxies explain a mean {culture} of the answer variance and placebo personas "
+        "{placebo}; the culture component is the larger in {k} of {n} items, with its 95% "
+        "interval (paired bootstrap over wordings) above the placebo's in {b}"
+    )
+    if test.can_speak and test.p is not None:
+        figures["p"] = Figure(test.p, "p", Source("summary", f"{path}/sign_p"))
+        template += " (sign test over items, p = {p})."
+    else:
+        figures["min_n"] = Figure(MIN_ITEMS_SIGNED_RANK, "count")
+        template += "; a sign test over items needs at least {min_n} items to reach p < 0.05."
+    return Claim(
+        key=f"{axis}:placebo",
+        axis=axis,
+        kind="placebo",
+        subject="culture proxies against placebo personas",
+        quantity="mean share of the answer variance, proxy x wording model",
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=template,
+        figures=figures,
+        test=test,
+    )
+
+
+# --- the model over all declared factors -----------------------------------------------------------
+
+
+def factor_claims(axis: str, facts: dict[str, Any], summary: pd.DataFrame | None) -> list[Claim]:
+    """The N-way claims of one axis: the leading factor, each proxy axis and interaction of a
+    crossed study, and the residual, from ``factor_summary``."""
+    if summary is None or summary.empty:
+        return []
+    rows = summary.loc[summary["axis"] == axis]
+    factors = rows.loc[(rows["kind"] != "residual") & rows["share"].notna()]
+    if factors.empty:
+        return []
+    ranked = factors.sort_values("share", ascending=False, kind="stable")
+    residual = rows.loc[rows["kind"] == "residual"]
+    claims = [_leader_claim(axis, ranked, residual)]
+    axes = ranked.loc[ranked["kind"].isin(["proxy", "proxy interaction"])]
+    if len(axes) > 1:
+        claims += [_axis_share_claim(axis, row) for _, row in axes.iterrows()]
+    if len(residual) and pd.notna(residual["share"].iat[0]):
+        claims.append(_residual_claim(axis, residual.iloc[0], ranked.iloc[0]))
+    return claims
+
+
+def _share_figures(axis: str, factor: str, row: pd.Series, stem: str) -> dict[str, Figure]:
+    where = (Condition("axis", "==", axis), Condition("factor", "==", factor))
+    return {
+        f"{stem}{suffix}": Figure(_float(row[column]), "percent", Source("factor_summary", column, where))
+        for suffix, column in (("", "share"), ("_low", "share_low"), ("_high", "share_high"))
+    }
+
+
+def _leader_claim(axis: str, ranked: pd.DataFrame, residual: pd.DataFrame) -> Claim:
+    top = ranked.iloc[0]
+    leader = str(top["factor"])
+    figures = _share_figures(axis, leader, top, "estimate")
+    where = (Condition("axis", "==", axis), Condition("factor", "==", leader))
+    figures["k"] = Figure(int(top["n_items_leading"]), "count", Source("factor_summary", "n_items_leading", where))
+    figures["n"] = Figure(int(top["n_items"]), "count", Source("factor_summary", "n_items", where))
+    figures["m"] = Figure(len(ranked), "count", Source("factor_summary", "factor", (Condition("axis", "==", axis), Condition("kind", "!=", "residual"), Condition("share", "notna")), "count"))
+    residual_share = _float(residual["share"].iat[0]) if len(residual) else None
+    dominates = _float(top["p_largest"]) is not None and float(top["p_largest"]) >= DOMINANCE
+    dominates = dominates and (residual_share is None or float(top["share"]) > residual_share)
+    verb = "dominates with" if dominates else "explains the most:"
+    words = {"leader": _readable(leader)}
+    template = (
+        "Over all {m} declared factors, {leader} " + verb + " " + interval_template("estimate")
+        + " of the answer variance and is the largest factor in {k} of {n} items"
+    )
+    for index, (_, row) in enumerate(ranked.iloc[1 : 1 + RUNNERS_UP].iterrows()):
+        name = f"r{index}"
+        figures.update(_share_figures(axis, str(row["factor"]), row, name))
+        words[name + "_name"] = _readable(str(row["factor"]))
+        template += ("; then " if index == 0 else " and ") + "{%s_name} " % name + interval_template(name)
+    return Claim(
+        key=f"{axis}:leading_factor",
+        axis=axis,
+        kind="largest",
+        subject=leader,
+        quantity=N_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=template + ".",
+        figures=figures,
+        words=words,
+    )
+
+
+def _axis_share_claim(axis: str, row: pd.Series) -> Claim:
+    factor = str(row["factor"])
+    kind = "interaction of the axes" if row["kind"] == "proxy interaction" else "axis"
+    return Claim(
+        key=f"{axis}:factor:{factor}",
+        axis=axis,
+        kind="share",
+        subject=factor,
+        quantity=N_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template="The {name} " + kind + " explains " + interval_template("estimate")
+        + " of the answer variance over all declared factors.",
+        figures=_share_figures(axis, factor, row, "estimate"),
+        words={"name": _readable(factor)},
+    )
+
+
+def _residual_claim(axis: str, residual: pd.Series, leader: pd.Series) -> Claim:
+    figures = _share_figures(axis, str(residual["factor"]), residual, "estimate")
+    template = (
+        "The residual of that model (interactions it leaves out, and noise) holds "
+        + interval_template("estimate")
+    )
+    if float(residual["share"]) > float(leader["share"]):
+        template += ", more than any declared factor: much of what moves the answers is not named"
+    return Claim(
+        key=f"{axis}:factor:residual",
+        axis=axis,
+        kind="residual",
+        subject="residual",
+        quantity=N_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=template + ".",
+        figures=figures,
+    )
+
+
+def factor_verdict(claims: list[Claim], axis: str) -> str | None:
+    """The short N-way verdict of ``summary.json``'s ``factors``, consistent with the claims."""
+    for claim in claims:
+        if claim.key == f"{axis}:leading_factor":
+            leader = claim.words["leader"]
+            share = claim.figures["estimate"].text()
+            if "dominates" in claim.template:
+                return f"{leader} dominates ({share})"
+            return f"{leader} explains the most ({share}) but does not dominate"
+    return None
+
+
+def _readable(name: str) -> str:
+    """A factor or proxy name as a reader writes it: crossed parts joined by "×"."""
+    return name.replace(" x ", CROSS).replace("+", CROSS)
+
+
+def _listed(names: list[str]) -> str:
+    readable = [_readable(n) for n in names]
+    if len(readable) <= 1:
+        return "".join(readable)
+    return ", ".join(readable[:-1]) + " and " + readable[-1]
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -18,6 +18,8 @@ MATCH = ["proxy", "wording", "seed"]
 PROBABILITY_FLOOR = 1e-12
 REVERSAL_COLUMNS = (
     "n_matched_cells",
+    "canonical_mean",
+    "reversed_mean",
     "reversal_shift",
     "reversal_shift_sd",
     "reversal_p",
@@ -30,7 +32,10 @@ def reversal_table(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     """Direction effect of reversing the options, per item x axis (Khan et al. 2025).
 
     ``reversal_shift`` is the mean of Delta = z_canonical - z_reversed over the matched
-    proxy x wording x seed cells (mean score, 0 = first canonical option), ``reversal_shift_sd``
+    proxy x wording x seed cells (mean score, 0 = first canonical option), ``canonical_mean`` and
+    ``reversed_mean`` the mean scores of those cells under each order (so reversing the options
+    moves the mean answer by ``reversed_mean - canonical_mean = -reversal_shift``),
+    ``reversal_shift_sd``
     its standard deviation; ``reversal_p`` the two-sided Wilcoxon signed-rank test of the matched
     differences (``scipy.stats.wilcoxon``), Benjamini-Hochberg adjusted over the items in
     ``reversal_p_bh``. A model that picks the first displayed option has Delta = -1 everywhere.
@@ -50,10 +55,14 @@ def reversal_table(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     wide = scores.pivot_table(index=keys, columns="order", values="score", aggfunc="mean")
     if wide.empty or not {ASCENDING, DESCENDING} <= set(wide.columns):
         return pd.DataFrame(columns=[*UNIT_COLUMNS, *REVERSAL_COLUMNS])
-    shift = (wide[ASCENDING] - wide[DESCENDING]).dropna().rename("shift").reset_index()
+    matched = wide[[ASCENDING, DESCENDING]].dropna()
+    shift = (matched[ASCENDING] - matched[DESCENDING]).rename("shift").reset_index()
     grouped = shift.groupby(list(UNIT_COLUMNS), sort=True)["shift"]
     table = grouped.agg(n_matched_cells="size", reversal_shift="mean", reversal_shift_sd="std")
-    table = table.reset_index()
+    means = matched.groupby(level=list(UNIT_COLUMNS), sort=True).mean()
+    table = table.join(
+        means.rename(columns={ASCENDING: "canonical_mean", DESCENDING: "reversed_mean"})
+    ).reset_index()
     table["reversal_p"] = _wilcoxon_by_unit(shift)
     table["reversal_p_bh"] = benjamini_hochberg(table["reversal_p"].to_numpy(dtype=np.float64))
     kappa = _order_kappa(rows, probs)
@@ -140,7 +149,10 @@ def pride_columns(rows: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
 def order_summary(items: pd.DataFrame, positions: pd.DataFrame) -> dict[str, float | None]:
     """Study-level order facts for one axis, with the items as clusters.
 
-    ``reversal_shift`` is the mean over items of the item's reversal shift and ``reversal_p`` the
+    ``reversal_shift`` is the mean over items of the item's reversal shift, ``canonical_mean``
+    and ``reversed_mean`` the means over items of the item's mean answer under each order, and
+    ``reversal_change`` = ``reversed_mean - canonical_mean`` (= -``reversal_shift``) what
+    reversing the options does to the mean answer; ``reversal_p`` the
     Wilcoxon signed-rank test of those item means against 0, so an item weighs the same however
     many cells it has (the clustered test of robustness.md §3.8). ``first_position_share`` and
     ``first_position_prior`` are the mean choice share and PriDe prior of the first displayed
@@ -160,8 +172,15 @@ def order_summary(items: pd.DataFrame, positions: pd.DataFrame) -> dict[str, flo
         if len(shifts) >= 2 and np.any(shifts != 0)
         else float("nan")
     )
+    tested = items.loc[items["reversal_shift"].notna()] if len(items) else items
+    canonical = float(tested["canonical_mean"].astype("float64").mean()) if len(tested) else np.nan
+    reversed_ = float(tested["reversed_mean"].astype("float64").mean()) if len(tested) else np.nan
     return {
         "reversal_shift": float(shifts.mean()) if len(shifts) else float("nan"),
+        "canonical_mean": canonical,
+        "reversed_mean": reversed_,
+        "reversal_change": reversed_ - canonical,
+        "n_items_reversed": len(shifts),
         "reversal_p": p_value,
         "order_kappa": float(items["order_kappa"].astype("float64").mean()),
         "first_position_share": float(first["choice_share"].mean()),

@@ -16,7 +16,11 @@ VERDICTS = (
     "order-dominated",
     "mixed",
     "no culture effect",
+    "nominal",
 )
+#: what ``item_stats`` computes its statistics on, by the item's scale
+ORDINAL_MEASURE = "expected ordinal position"
+NOMINAL_ON_ORDINAL = "expected ordinal position (nominal item: not meaningful, see nominal_stats)"
 
 # Study-level aggregates: (name, per-item statistic, how the items are combined).
 AGGREGATES = (
@@ -47,6 +51,9 @@ def verdicts(table: pd.DataFrame) -> pd.Series:
        NSR >= 1.
     4. "no culture effect": F_C not significant.
     5. "mixed": a significant culture effect that meets none of the above.
+
+    A nominal item gets "nominal": its options have no order, so a verdict on the expected
+    ordinal position would mean nothing; ``nominal_stats`` holds its measures.
     """
     culture_significant = table["p_proxy_bh"].lt(SIGNIFICANCE)
     wording_significant = table["p_wording_bh"].lt(SIGNIFICANCE) | table["p_interaction_bh"].lt(
@@ -67,6 +74,8 @@ def verdicts(table: pd.DataFrame) -> pd.Series:
         ["order-dominated", "culture-dominant", "wording-dominated", "no culture effect"],
         default="mixed",
     )
+    if "scale" in table.columns:
+        choice = np.where(table["scale"].eq("nominal").to_numpy(), "nominal", choice)
     return pd.Series(choice, index=table.index, name="verdict")
 
 
@@ -77,6 +86,11 @@ def _order_dominated(table: pd.DataFrame) -> pd.Series:
         "float64"
     )
     return order_larger & table["p_order_bh"].astype("float64").lt(SIGNIFICANCE)
+
+
+def measure_names(scales: pd.Series) -> np.ndarray:
+    """The ``measure`` column of ``item_stats``: what each row's statistics are computed on."""
+    return np.where(scales.eq("nominal").to_numpy(), NOMINAL_ON_ORDINAL, ORDINAL_MEASURE)
 
 
 def two_stage_aggregates(
@@ -160,3 +174,48 @@ def finite(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
+
+
+def within_cell_factors(culture: pd.DataFrame) -> list[str]:
+    """The design factors that vary within a proxy x wording cell of one axis's culture rows.
+
+    These hold the remainder of the proxy x wording model: the option order, the enumerator and
+    the other format factors, the language, the seed; named so that a sentence about the
+    remainder names only what actually varies.
+    """
+    from culture_probe.analysis._factorial import CONTEXT_FACTORS
+
+    cells = ["item_id", "proxy", "wording"]
+    within = [c for c in CONTEXT_FACTORS if c not in ("paraphrase", "framing")]
+    present = [c for c in within if c in culture.columns]
+    if culture.empty or not present:
+        return []
+    counts = culture.groupby(cells, observed=True)[present].nunique()
+    return [column for column in present if bool((counts[column] > 1).any())]
+
+
+def placebo_summary(rows: pd.DataFrame) -> dict[str, Any] | None:
+    """Real proxies against placebo personas over the items that have both.
+
+    ``culture_share`` and ``placebo_share`` are the mean shares of the answer variance (the
+    placebo's from the same proxy x wording model over its own personas); ``n_above`` counts
+    the items whose culture component exceeds the placebo's, ``n_beating`` those whose paired
+    bootstrap interval of the difference lies above 0, and ``sign_p`` is the two-sided sign test
+    of ``n_above`` out of ``n_items`` (scipy's exact binomial test).
+    """
+    from scipy import stats
+
+    if "placebo_culture_share" not in rows.columns:
+        return None
+    both = rows.loc[rows["placebo_culture_share"].notna()]
+    if both.empty:
+        return None
+    above = int(both["culture_minus_placebo"].astype("float64").gt(0).sum())
+    return {
+        "n_items": len(both),
+        "culture_share": float(both["culture_share"].astype("float64").mean()),
+        "placebo_share": float(both["placebo_culture_share"].astype("float64").mean()),
+        "n_above": above,
+        "n_beating": int(both["beats_placebo"].astype("boolean").fillna(False).sum()),
+        "sign_p": float(stats.binomtest(above, len(both)).pvalue),
+    }

@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from culture_probe.analysis._summary import VERDICTS
-from culture_probe.formatting import format_bounds
+from culture_probe.formatting import PERCENT, format_bounds, format_percent
 
 if TYPE_CHECKING:
     from culture_probe.analysis._analyze import AnalysisResult
@@ -44,6 +44,7 @@ SHORT_VERDICTS = {
     "order-dominated": "order",
     "mixed": "mixed",
     "no culture effect": "none",
+    "nominal": "nominal",
 }
 
 
@@ -83,14 +84,16 @@ def format_terminal_summary(result: AnalysisResult) -> Table:
 
 
 def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
-    """The estimate, and below it the interval: "41%" over "19-60", "0.94" over ".91-.96"."""
+    """The estimate, and below it the interval: "41%" over "19-60", "0.94" over ".91-.96",
+    "0.0083%" over "0.0050-0.010"."""
     if not aggregate or aggregate.get("estimate") is None:
         return "-"
     estimate = aggregate["estimate"]
     low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
     if percent:
-        shown = f"{estimate:.0%}"
-        interval = format_bounds(low, high, "{:.0%}", compact=True).replace("%", "")
+        # a tiny share keeps its significant digits: "0.0083%", never "0%" beside its test
+        shown = format_percent(estimate)
+        interval = format_bounds(low, high, PERCENT, compact=True).replace("%", "")
     else:
         shown = _number(estimate)
         interval = format_bounds(low, high, lambda v: _number(v, short=True), compact=True)

@@ -155,14 +155,24 @@ def build_run_page(data: RunData) -> str:
 # --- the verdict ---------------------------------------------------------------------------------
 
 
+#: the claims (``summary.json`` ``"claims"``, by the end of their key) that make the verdict
+VERDICT_CLAIMS = (":culture_share", ":leading_factor", ":nominal_leading_factor")
+
+
 def _verdict_section(data: RunData) -> Section:
     items = data.table("item_stats")
     if items is None:
         return Section("Verdict", _missing_note(data, "item_stats"))
-    parts = [paragraph(sentence, "verdict") for sentence in _study_verdicts(items, data.summary)]
-    if data.headline:
+    claims = data.summary.get("claims")
+    if claims:  # analysed with typed claims: the verdict and the findings are their sentences
+        verdicts = [c["sentence"] for c in claims if c.get("key", "").endswith(VERDICT_CLAIMS)]
+        findings = [c["sentence"] for c in claims if c["sentence"] not in verdicts]
+    else:
+        verdicts, findings = _study_verdicts(items, data.summary), data.headline
+    parts = [paragraph(sentence, "verdict") for sentence in verdicts]
+    if findings:
         parts.append(heading("What the analysis found"))
-        parts.append(bullet_list(data.headline, "verdicts"))
+        parts.append(bullet_list(findings, "verdicts"))
     per_item = bullet_list([_item_verdict(row) for row in _records(items)], "verdicts")
     # a long list would push the charts off the first screen; it folds away past a handful of items
     parts.append(collapsible(f"Per item ({len(items)})", per_item, open=len(items) <= 6))

@@ -1,0 +1,239 @@
+"""Checks that a run's claims agree with its tables and with each other.
+
+:func:`claim_problems` re-reads every number a sentence prints from the table (or ``summary.json``
+entry) it names and compares the written forms, and looks for pairs of claims that contradict each
+other: a "largest" factor that another claim shows larger, a "dominates" beside a larger residual,
+a share written as zero beside a significant test, one quantity printed with two values, a shift
+whose sign disagrees with the two means it joins, a test printed at an n where it cannot reach
+p < 0.05, a factor named as varying that does not vary. The tests run it over planted synthetic
+runs and over the packaged studies (docs/statistics.md, "Claims").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from culture_probe.analysis._claims import Claim, Condition, Source, write
+
+DIGIT = re.compile(r"\d")
+#: phrases of the method itself that hold digits and are no figure of the run
+METHOD_PHRASES = ("0-1 scale", "0 = the first option", "rho2(1)", "95%", "p < 0.05")
+#: how far a "largest" factor may sit below another and still be called the largest (rounding)
+TOLERANCE = 1e-12
+
+
+class ClaimsInconsistent(AssertionError):
+    """Raised by :func:`assert_consistent` with every problem found, one per line."""
+
+
+def assert_consistent(
+    claims: list[Claim], tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+) -> None:
+    """Raise :class:`ClaimsInconsistent` when :func:`claim_problems` finds any problem."""
+    problems = claim_problems(claims, tables, summary)
+    if problems:
+        raise ClaimsInconsistent("\n".join(problems))
+
+
+def claim_problems(
+    claims: list[Claim], tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+) -> list[str]:
+    """Every disagreement between the claims and the tables, and among the claims.
+
+    Args:
+        claims: the run's claims (:attr:`AnalysisResult.claims`).
+        tables: the analysis tables by name.
+        summary: the run's summary (``summary.json``).
+
+    Returns:
+        One line per problem, naming the claim; empty when all is consistent.
+    """
+    problems: list[str] = []
+    for claim in claims:
+        problems += [f"{claim.key}: {p}" for p in _own_problems(claim, tables, summary)]
+    problems += _largest_problems(claims)
+    problems += _duplicate_problems(claims)
+    return problems
+
+
+def _own_problems(
+    claim: Claim, tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+) -> list[str]:
+    problems = []
+    for name, figure in claim.figures.items():
+        if figure.source is None:
+            continue
+        value = source_value(figure.source, tables, summary)
+        if write(value, figure.style) != figure.text():
+            problems.append(
+                f"{name} is written {figure.text()!r} but {figure.source.describe()} is "
+                f"{write(value, figure.style)!r} ({value!r})"
+            )
+    rest = re.sub(r"\{[^}]*\}", "", claim.template)
+    for phrase in METHOD_PHRASES:
+        rest = rest.replace(phrase, "")
+    if DIGIT.search(rest):
+        problems.append(f"a number in the sentence comes from no table: {claim.template!r}")
+    problems += _test_problems(claim)
+    problems += _direction_problems(claim)
+    problems += _varying_problems(claim, tables.get("factor_stats"))
+    return problems
+
+
+def source_value(source: Source, tables: dict[str, pd.DataFrame], summary: dict[str, Any]) -> float | None:
+    """The number a :class:`Source` points at, read afresh from the tables or the summary."""
+    if source.table == "summary":
+        node: Any = summary
+        for key in source.column.split("/"):
+            node = node.get(key) if isinstance(node, dict) else None
+        return _number(node)
+    table = tables.get(source.table)
+    if table is None:
+        return None
+    selected = table.loc[_mask(table, source.where)]
+    if source.reduce == "count":
+        return float(len(selected))
+    values = pd.to_numeric(selected[source.column], errors="coerce").astype("float64")
+    if source.reduce == "value":
+        return _number(values.iat[0]) if len(values) == 1 else None
+    reduced = getattr(values.dropna(), source.reduce)() if values.notna().any() else np.nan
+    return _number(reduced)
+
+
+def _mask(table: pd.DataFrame, where: tuple[Condition, ...]) -> np.ndarray:
+    mask = np.ones(len(table), dtype=bool)
+    for condition in where:
+        column = table[condition.column]
+        if condition.op == "==":
+            hit = column.astype(str) == str(condition.value)
+        elif condition.op == "!=":
+            hit = column.astype(str) != str(condition.value)
+        elif condition.op in ("<", ">"):
+            numbers = pd.to_numeric(column, errors="coerce").astype("float64")
+            hit = numbers < condition.value if condition.op == "<" else numbers > condition.value
+        elif condition.op == "notna":
+            hit = column.notna()
+        elif condition.op == "true":
+            hit = column.astype("boolean").fillna(False).astype(bool)
+        else:
+            raise ValueError(f"unknown condition {condition.op!r}")
+        mask &= np.asarray(hit, dtype=bool)
+    return mask
+
+
+def _test_problems(claim: Claim) -> list[str]:
+    problems = []
+    test = claim.test
+    sentence = claim.sentence
+    if test is not None and not test.can_speak:
+        if "p = " in sentence:
+            problems.append(
+                f"prints a p-value from {test.name} at n = {test.n}, below the {test.min_n} "
+                "it needs to reach p < 0.05"
+            )
+        if "min_n" not in claim.figures:
+            problems.append("does not say the n its test would need")
+    estimate = claim.figures.get("estimate") or claim.figures.get("share")
+    if test is not None and test.significant and estimate is not None:
+        if _written_zero(estimate.text()):
+            problems.append(f"writes {estimate.text()!r} beside a significant {test.name}")
+    significant_said = "significant" in sentence and "none of" not in sentence
+    if claim.kind in ("share", "largest") and significant_said and not (test and test.significant):
+        problems.append("says significant without a significant test behind it")
+    return problems
+
+
+def _direction_problems(claim: Claim) -> list[str]:
+    if claim.kind != "shift":
+        return []
+    before, after, change = (claim.figures[k].value for k in ("before", "after", "change"))
+    if before is None or after is None or change is None:
+        return []
+    sign = np.sign(after - before)
+    written = claim.figures["change"].text()
+    problems = []
+    if sign != np.sign(change) or (sign > 0) != written.startswith("+") and not _written_zero(written):
+        problems.append(f"the change {written} has the wrong sign for {before:.2f} -> {after:.2f}")
+    expected = "up" if sign > 0 else "down" if sign < 0 else "none"
+    if claim.direction != expected:
+        problems.append(f"direction {claim.direction!r} but the mean moves {expected}")
+    return problems
+
+
+def _varying_problems(claim: Claim, factors: pd.DataFrame | None) -> list[str]:
+    """A factor the sentence says varies must have levels (and degrees of freedom) in the
+    decomposition of the same axis."""
+    named = claim.words.get("factors")
+    if not named or factors is None or factors.empty:
+        return []
+    rows = factors.loc[(factors["axis"] == claim.axis) & (pd.to_numeric(factors["df"]) > 0)]
+    present = set(rows["factor"].astype(str))
+    listed = re.split(r", | and ", named)
+    return [f"names {name!r} as varying, but it does not vary" for name in listed if name not in present]
+
+
+def _largest_problems(claims: list[Claim]) -> list[str]:
+    problems = []
+    for leader in (c for c in claims if c.kind == "largest" and c.estimate is not None):
+        rivals = [
+            c
+            for c in claims
+            if c is not leader
+            and c.axis == leader.axis
+            and c.quantity == leader.quantity
+            and c.kind in ("share", "largest")
+            and c.subject != leader.subject
+            and c.estimate is not None
+        ]
+        for rival in rivals:
+            if rival.estimate is not None and rival.estimate > leader.estimate + TOLERANCE:  # type: ignore[operator]
+                problems.append(
+                    f"{leader.key}: {leader.subject} is called the largest, but {rival.key} "
+                    f"gives {rival.subject} {rival.figures['estimate'].text()}"
+                )
+        if "dominates" in leader.sentence:
+            for residual in (c for c in claims if c.kind == "residual" and c.axis == leader.axis and c.quantity == leader.quantity):
+                if residual.estimate is not None and residual.estimate >= leader.estimate:  # type: ignore[operator]
+                    problems.append(
+                        f"{leader.key}: {leader.subject} 'dominates' beside a residual of "
+                        f"{residual.figures['estimate'].text()}"
+                    )
+    return problems
+
+
+def _duplicate_problems(claims: list[Claim]) -> list[str]:
+    """One quantity of one subject, printed twice, must be printed with one value."""
+    seen: dict[tuple[str, str, str, str], Claim] = {}
+    problems = []
+    for claim in claims:
+        figure = claim.figures.get("estimate") or claim.figures.get("share")
+        if figure is None:
+            continue
+        key = (claim.axis, claim.subject, claim.quantity, claim.measure)
+        other = seen.setdefault(key, claim)
+        other_figure = other.figures.get("estimate") or other.figures.get("share")
+        if other is not claim and other_figure is not None and other_figure.text() != figure.text():
+            problems.append(
+                f"{claim.key} and {other.key} print {claim.subject}'s {claim.quantity} as "
+                f"{figure.text()} and {other_figure.text()}"
+            )
+    return problems
+
+
+def _written_zero(text: str) -> bool:
+    """Whether a written number reads as exactly zero ("0%", "0.00", "+0.00")."""
+    digits = re.sub(r"[^0-9]", "", text)
+    return bool(digits) and set(digits) == {"0"}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,314 @@
+"""Claims: every printed sentence agrees with its table, with the other claims, and with its test."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from culture_probe.analysis import analyze, tidy_responses
+from culture_probe.analysis._claims import Claim, Figure
+from culture_probe.analysis._consistency import assert_consistent, claim_problems
+from culture_probe.analysis._headline import MIN_ITEMS_SIGNED_RANK
+from culture_probe.analysis._items import CONFIDENCE
+from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
+from culture_probe.formatting import format_interval, format_percent
+
+PLANTED = {
+    "null": PlantedEffects(noise=0.05),
+    "culture-only": PlantedEffects(culture=0.2, noise=0.02),
+    "order-only": PlantedEffects(position_bias=0.6, noise=0.01),
+    "interaction": PlantedEffects(culture=0.1, interaction=0.1, noise=0.02),
+}
+
+
+@functools.cache
+def _run(effects: PlantedEffects, *, n_items: int = 4, scale: str = "ordinal", seed: int = 1):  # type: ignore[no-untyped-def]
+    """A planted run and its analysis (cached: the tests only read them)."""
+    plan, responses = simulate_study(
+        effects,
+        n_items=n_items,
+        n_proxies=4,
+        n_paraphrases=3,
+        n_placebos=2,
+        baseline=True,
+        scale=scale,
+        seed=seed,
+    )
+    tidy = tidy_responses(plan, responses)
+    return tidy, analyze(tidy, n_bootstrap=100, n_permutations=19)
+
+
+@pytest.fixture(scope="module", params=sorted(PLANTED))
+def planted(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return request.param, *_run(PLANTED[request.param])
+
+
+def _claim(result, suffix: str) -> Claim:  # type: ignore[no-untyped-def]
+    found = [c for c in result.claims if c.key.endswith(suffix)]
+    assert len(found) == 1, [c.key for c in result.claims]
+    return found[0]
+
+
+# --- the percentage formatter ------------------------------------------------------------------
+
+
+def test_small_percentages_keep_two_significant_digits() -> None:
+    assert format_percent(0.41) == "41%"
+    assert format_percent(0.000083) == "0.0083%"
+    assert format_percent(0.0001) == "0.010%"
+    assert format_percent(0.004) == "0.40%"
+    assert format_percent(0.0) == "0%"
+    assert format_interval(0.00008, 0.00005, 0.0001, "{:.0%}") == "0.0080% [0.0050%, 0.010%]"
+
+
+# --- planted runs: consistent claims, and the right ones ---------------------------------------
+
+
+def test_planted_runs_have_consistent_claims(planted) -> None:  # type: ignore[no-untyped-def]
+    _, _, result = planted
+    assert_consistent(result.claims, result.tables, result.summary)
+    assert result.summary["claims"] == [c.to_json() for c in result.claims]
+    assert result.headline == [s for s in result.headline if s in [c.sentence for c in result.claims]]
+
+
+def test_every_claim_says_its_measure_and_unit(planted) -> None:  # type: ignore[no-untyped-def]
+    _, _, result = planted
+    for claim in result.claims:
+        assert claim.measure and claim.unit and claim.quantity
+
+
+def test_reversal_sentence_moves_the_mean_the_way_the_answers_move() -> None:
+    tidy, result = _run(PLANTED["order-only"], n_items=8)
+    culture = tidy.loc[tidy["proxy_kind"] == "culture"]
+    means = culture.groupby(["item_id", "order"])["score"].mean().unstack()
+    before, after = means["canonical"].mean(), means["reversed"].mean()
+    assert after > before + 0.3  # the first option shown is pulled up: reversing raises the mean
+    claim = _claim(result, "region:reversal")
+    assert claim.direction == "up"
+    assert f"from {before:.2f} to {after:.2f} ({after - before:+.2f}" in claim.sentence
+    shifts = (means["canonical"] - means["reversed"]).to_numpy()
+    p = stats.wilcoxon(shifts).pvalue
+    assert claim.test is not None and claim.test.p == pytest.approx(p)
+    assert f"Wilcoxon signed-rank over 8 items, p = {claim.figures['p'].text()}" in claim.sentence
+
+
+def test_a_test_that_cannot_reach_significance_is_not_printed() -> None:
+    _, result = _run(PLANTED["order-only"], n_items=4)
+    for suffix in ("region:reversal", "region:placebo"):
+        claim = _claim(result, suffix)
+        assert claim.test is not None and not claim.test.can_speak
+        assert "p = " not in claim.sentence
+        assert f"at least {MIN_ITEMS_SIGNED_RANK}" in claim.sentence
+    # the exact two-sided signed-rank test cannot go below 2 / 2^n: 0.0625 at 5, 0.031 at 6
+    assert stats.wilcoxon([1, 2, 3, 4, 5]).pvalue > 0.05 > stats.wilcoxon([1, 2, 3, 4, 5, 6]).pvalue
+
+
+def test_tiny_but_consistent_culture_is_said_with_its_digits() -> None:
+    # the first option shown takes 95% of the mass: culture moves the rest consistently
+    tidy, result = _run(PlantedEffects(culture=0.2, position_bias=0.95), n_items=6)
+    claim = _claim(result, "region:culture_share")
+    share = result.summary["axes"]["region"]["aggregates"]["mean_culture_share"]["estimate"]
+    assert 0 < share < 0.01
+    assert claim.test is not None and claim.test.significant
+    assert f"culture explains {format_percent(share)} [" in claim.sentence
+    assert "tiny, but consistent across wordings (Kendall's W = " in claim.sentence
+    assert "culture explains 0% " not in claim.sentence
+
+
+def test_the_remainder_names_the_factors_that_vary_and_no_other() -> None:
+    _, result = _run(PLANTED["null"])
+    claim = _claim(result, "region:within_cell_share")
+    assert claim.sentence.endswith("lies within a proxy-by-wording prompt, where order varies.")
+    assert "seed" not in claim.sentence
+
+
+def test_the_leading_factor_dominates_only_above_the_residual() -> None:
+    _, culture = _run(PLANTED["culture-only"])
+    assert "Over all 5 declared factors, region dominates with" in _claim(
+        culture, "region:leading_factor"
+    ).sentence
+    _, null = _run(PLANTED["null"])
+    leader = _claim(null, "region:leading_factor")
+    residual = _claim(null, "region:factor:residual")
+    assert residual.estimate is not None and leader.estimate is not None
+    assert residual.estimate > leader.estimate
+    assert "dominates" not in leader.sentence and "explains the most" in leader.sentence
+    assert "more than any declared factor" in residual.sentence
+    assert "does not dominate" in null.summary["factors"]["region"]["verdict"]
+
+
+def test_placebo_sentence_gives_both_magnitudes_and_the_sign_test() -> None:
+    _, result = _run(PLANTED["culture-only"], n_items=8)
+    items = result.tables["item_stats"]
+    claim = _claim(result, "region:placebo")
+    culture = format_percent(items["culture_share"].mean())
+    placebo = format_percent(items["placebo_culture_share"].mean())
+    above = int((items["culture_minus_placebo"] > 0).sum())
+    assert f"explain a mean {culture} of the answer variance and placebo personas {placebo}" in (
+        claim.sentence
+    )
+    assert f"the larger in {above} of 8 items" in claim.sentence
+    assert claim.test is not None
+    assert claim.test.p == pytest.approx(stats.binomtest(above, 8).pvalue)
+
+
+# --- the checker finds what is wrong -----------------------------------------------------------
+
+
+def _with_figure(claim: Claim, name: str, **changes: object) -> Claim:
+    figures = dict(claim.figures)
+    figures[name] = dataclasses.replace(figures[name], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(claim, figures=figures)
+
+
+def _replaced(result, key: str, claim: Claim) -> list[Claim]:  # type: ignore[no-untyped-def]
+    return [claim if c.key == key else c for c in result.claims]
+
+
+def test_the_checker_finds_a_number_that_is_not_the_tables() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    claim = _claim(result, "region:culture_share")
+    wrong = _with_figure(claim, "share", value=claim.figures["share"].value + 0.05)
+    problems = claim_problems(_replaced(result, claim.key, wrong), result.tables, result.summary)
+    assert any("share is written" in p for p in problems)
+
+
+def test_the_checker_finds_a_backwards_sign() -> None:
+    _, result = _run(PLANTED["order-only"])
+    claim = _claim(result, "region:reversal")
+    change = claim.figures["change"]
+    wrong = dataclasses.replace(
+        _with_figure(claim, "change", value=-change.value, source=None), direction="down"
+    )
+    problems = claim_problems(_replaced(result, claim.key, wrong), result.tables, result.summary)
+    assert any("wrong sign" in p for p in problems)
+    assert any("direction 'down'" in p for p in problems)
+
+
+def test_the_checker_finds_zero_beside_a_significant_test() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    claim = _claim(result, "region:culture_share")
+    zero = _with_figure(claim, "share", value=0.0, source=None)
+    problems = claim_problems(_replaced(result, claim.key, zero), result.tables, result.summary)
+    assert any("writes '0%' beside a significant" in p for p in problems)
+
+
+def test_the_checker_finds_a_largest_factor_that_is_not() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    leader = _claim(result, "region:leading_factor")
+    residual = _claim(result, "region:factor:residual")
+    larger = _with_figure(residual, "estimate", value=0.99, source=None)
+    problems = claim_problems(_replaced(result, residual.key, larger), result.tables, result.summary)
+    assert any("'dominates' beside a residual of 99%" in p for p in problems)
+    rival = dataclasses.replace(
+        leader,
+        key="region:other",
+        kind="share",
+        subject="paraphrase",
+        template="Paraphrase explains {estimate}.",
+        words={},
+        figures={"estimate": Figure(1.0, "percent")},
+    )
+    problems = claim_problems([*result.claims, rival], result.tables, result.summary)
+    assert any("is called the largest" in p for p in problems)
+
+
+def test_the_checker_finds_a_mute_test_printed_and_a_factor_that_does_not_vary() -> None:
+    _, result = _run(PLANTED["order-only"])
+    claim = _claim(result, "region:reversal")
+    loud = dataclasses.replace(claim, template=claim.template + " p = {n}.")
+    problems = claim_problems(_replaced(result, claim.key, loud), result.tables, result.summary)
+    assert any("prints a p-value" in p for p in problems)
+    remainder = _claim(result, "region:within_cell_share")
+    seeds = dataclasses.replace(remainder, words={"factors": "order and seed"})
+    problems = claim_problems(_replaced(result, remainder.key, seeds), result.tables, result.summary)
+    assert any("'seed' as varying" in p for p in problems)
+
+
+def test_the_checker_finds_one_quantity_printed_twice_with_two_values() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    claim = _claim(result, "region:culture_share")
+    twin = _with_figure(
+        dataclasses.replace(claim, key="region:again"), "share", value=0.5, source=None
+    )
+    problems = claim_problems([*result.claims, twin], result.tables, result.summary)
+    assert any("print culture's" in p for p in problems)
+
+
+def test_confidence_level_is_the_one_the_sentences_say() -> None:
+    assert CONFIDENCE == 0.95  # the sentences write "95%" as a phrase of the method
+
+
+# --- nominal items -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nominal_run():  # type: ignore[no-untyped-def]
+    return _run(PlantedEffects(culture=0.2, wording=0.05, noise=0.05), scale="nominal")
+
+
+def test_nominal_items_are_not_analysed_on_the_ordinal_position(nominal_run) -> None:  # type: ignore[no-untyped-def]
+    _, result = nominal_run
+    assert result.summary["axes"] == {}
+    assert result.tables["factor_summary"].empty
+    items = result.tables["item_stats"]
+    assert set(items["verdict"]) == {"nominal"}
+    assert items["measure"].str.contains("not meaningful").all()
+    assert set(result.tables["nominal_stats"]["measure"]) == {"Gini variation (CATANOVA)"}
+    assert_consistent(result.claims, result.tables, result.summary)
+    assert any("CATANOVA" in sentence for sentence in result.headline)
+
+
+def test_catanova_is_the_sum_of_per_option_anovas(nominal_run) -> None:  # type: ignore[no-untyped-def]
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    from culture_probe.analysis._factorial import with_design_columns
+
+    tidy, result = nominal_run
+    table = result.tables["nominal_stats"]
+    rows = table.loc[table["item_id"] == "Q1"]
+    data = with_design_columns(
+        tidy.loc[(tidy["item_id"] == "Q1") & (tidy["proxy_kind"] == "culture")]
+    ).reset_index(drop=True)
+    probs = np.stack(data["probs"].to_numpy())
+    terms = [
+        ":".join(f"C({c})" for c in columns.split(":"))
+        for columns in rows.loc[rows["factor"] != "residual", "columns"]
+    ]
+    total = pd.Series(0.0, index=[*terms, "Residual"])
+    for option in range(probs.shape[1]):
+        frame = data.assign(y=probs[:, option])
+        fit = ols("y ~ " + " + ".join(terms), data=frame).fit()
+        total += anova_lm(fit, typ=1)["sum_sq"].to_numpy()
+    np.testing.assert_allclose(rows["ss"].to_numpy(), total.to_numpy(), rtol=1e-8, atol=1e-12)
+    # Light and Margolin: the total is n times the Gini index of the mean distribution
+    # plus the within-answer Gini of each distribution, here the sum of squared deviations
+    deviations = ((probs - probs.mean(axis=0)) ** 2).sum()
+    assert rows["ss"].sum() == pytest.approx(deviations)
+    assert rows["share"].sum() == pytest.approx(1.0)
+
+
+def test_nominal_distances_and_modal_agreement_match_a_hand_computation(nominal_run) -> None:  # type: ignore[no-untyped-def]
+    from scipy.spatial.distance import jensenshannon
+
+    tidy, result = nominal_run
+    data = tidy.loc[(tidy["item_id"] == "Q2") & (tidy["proxy_kind"] == "culture")]
+    probs = np.stack(data["probs"].to_numpy())
+    cells = pd.DataFrame(probs).groupby([data["proxy"].to_numpy(), data["wording"].to_numpy()]).mean()
+    proxies = sorted(data["proxy"].unique())
+    distances, same = [], []
+    for wording in sorted(data["wording"].unique()):
+        for i, first in enumerate(proxies):
+            for second in proxies[i + 1 :]:
+                a, b = cells.loc[(first, wording)].to_numpy(), cells.loc[(second, wording)].to_numpy()
+                distances.append(jensenshannon(a, b, base=2))
+                same.append(a.argmax() == b.argmax())
+    row = result.tables["nominal_stats"].query("item_id == 'Q2' and factor == 'residual'").iloc[0]
+    assert row["js_between_proxies"] == pytest.approx(np.mean(distances))
+    assert row["modal_agreement_proxies"] == pytest.approx(np.mean(same))
