@@ -73,7 +73,9 @@ def test_planted_runs_have_consistent_claims(planted) -> None:  # type: ignore[n
     _, _, result = planted
     assert_consistent(result.claims, result.tables, result.summary)
     assert result.summary["claims"] == [c.to_json() for c in result.claims]
-    assert result.headline == [s for s in result.headline if s in [c.sentence for c in result.claims]]
+    assert result.headline == [
+        s for s in result.headline if s in [c.sentence for c in result.claims]
+    ]
 
 
 def test_every_claim_says_its_measure_and_unit(planted) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +112,7 @@ def test_a_test_that_cannot_reach_significance_is_not_printed() -> None:
 
 def test_tiny_but_consistent_culture_is_said_with_its_digits() -> None:
     # the first option shown takes 95% of the mass: culture moves the rest consistently
-    tidy, result = _run(PlantedEffects(culture=0.2, position_bias=0.95), n_items=6)
+    _tidy, result = _run(PlantedEffects(culture=0.2, position_bias=0.95), n_items=6)
     claim = _claim(result, "region:culture_share")
     share = result.summary["axes"]["region"]["aggregates"]["mean_culture_share"]["estimate"]
     assert 0 < share < 0.01
@@ -129,9 +131,10 @@ def test_the_remainder_names_the_factors_that_vary_and_no_other() -> None:
 
 def test_the_leading_factor_dominates_only_above_the_residual() -> None:
     _, culture = _run(PLANTED["culture-only"])
-    assert "Over all 5 declared factors, region dominates with" in _claim(
-        culture, "region:leading_factor"
-    ).sentence
+    assert (
+        "Over all 5 declared factors, region dominates with"
+        in _claim(culture, "region:leading_factor").sentence
+    )
     _, null = _run(PLANTED["null"])
     leader = _claim(null, "region:leading_factor")
     residual = _claim(null, "region:factor:residual")
@@ -203,7 +206,9 @@ def test_the_checker_finds_a_largest_factor_that_is_not() -> None:
     leader = _claim(result, "region:leading_factor")
     residual = _claim(result, "region:factor:residual")
     larger = _with_figure(residual, "estimate", value=0.99, source=None)
-    problems = claim_problems(_replaced(result, residual.key, larger), result.tables, result.summary)
+    problems = claim_problems(
+        _replaced(result, residual.key, larger), result.tables, result.summary
+    )
     assert any("'dominates' beside a residual of 99%" in p for p in problems)
     rival = dataclasses.replace(
         leader,
@@ -226,7 +231,9 @@ def test_the_checker_finds_a_mute_test_printed_and_a_factor_that_does_not_vary()
     assert any("prints a p-value" in p for p in problems)
     remainder = _claim(result, "region:within_cell_share")
     seeds = dataclasses.replace(remainder, words={"factors": "order and seed"})
-    problems = claim_problems(_replaced(result, remainder.key, seeds), result.tables, result.summary)
+    problems = claim_problems(
+        _replaced(result, remainder.key, seeds), result.tables, result.summary
+    )
     assert any("'seed' as varying" in p for p in problems)
 
 
@@ -300,13 +307,18 @@ def test_nominal_distances_and_modal_agreement_match_a_hand_computation(nominal_
     tidy, result = nominal_run
     data = tidy.loc[(tidy["item_id"] == "Q2") & (tidy["proxy_kind"] == "culture")]
     probs = np.stack(data["probs"].to_numpy())
-    cells = pd.DataFrame(probs).groupby([data["proxy"].to_numpy(), data["wording"].to_numpy()]).mean()
+    cells = (
+        pd.DataFrame(probs).groupby([data["proxy"].to_numpy(), data["wording"].to_numpy()]).mean()
+    )
     proxies = sorted(data["proxy"].unique())
     distances, same = [], []
     for wording in sorted(data["wording"].unique()):
         for i, first in enumerate(proxies):
             for second in proxies[i + 1 :]:
-                a, b = cells.loc[(first, wording)].to_numpy(), cells.loc[(second, wording)].to_numpy()
+                a, b = (
+                    cells.loc[(first, wording)].to_numpy(),
+                    cells.loc[(second, wording)].to_numpy(),
+                )
                 distances.append(jensenshannon(a, b, base=2))
                 same.append(a.argmax() == b.argmax())
     row = result.tables["nominal_stats"].query("item_id == 'Q2' and factor == 'residual'").iloc[0]

@@ -12,7 +12,8 @@ Tables (written by the caller to ``stats/<name>.parquet``):
 
 ``item_stats`` (one row per item x axis, culture proxies only)
     ``item_id, axis, scale, measure`` (what the row's statistics are computed on: the expected
-    ordinal position; for a nominal item it says they are not meaningful), ``n_proxies, n_wordings, n_replicates``; ``ss_/df_/ms_`` for ``proxy``,
+    ordinal position; for a nominal item it says they are not meaningful), ``n_proxies,
+    n_wordings, n_replicates``; ``ss_/df_/ms_`` for ``proxy``,
     ``wording``, ``interaction``, ``residual``; ``var_proxy, var_wording, var_interaction,
     var_residual`` (random-effects components; with one replicate the residual is NaN and sits in
     the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =

@@ -10,11 +10,11 @@ import pandas as pd
 
 from culture_probe.analysis._anova import MAX_PARAPHRASES, rho2_interval
 from culture_probe.analysis._cells import cell_stats, wording_cells
+from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._factorial import factor_tables, summary_entries
-from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._headline import factor_verdict, headline_claims, headline_sentences
 from culture_probe.analysis._items import (
     CONFIDENCE,

@@ -213,7 +213,7 @@ class Claim:
 
 def interval_template(name: str) -> str:
     """``{name} [{name_low}, {name_high}]``: an estimate and its interval in a template."""
-    return "{%s} [{%s_low}, {%s_high}]" % (name, name, name)
+    return f"{{{name}}} [{{{name}_low}}, {{{name}_high}}]"
 
 
 def _value(figure: Figure | None) -> float | None:

@@ -85,7 +85,9 @@ def _own_problems(
     return problems
 
 
-def source_value(source: Source, tables: dict[str, pd.DataFrame], summary: dict[str, Any]) -> float | None:
+def source_value(
+    source: Source, tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+) -> float | None:
     """The number a :class:`Source` points at, read afresh from the tables or the summary."""
     if source.table == "summary":
         node: Any = summary
@@ -139,9 +141,13 @@ def _test_problems(claim: Claim) -> list[str]:
         if "min_n" not in claim.figures:
             problems.append("does not say the n its test would need")
     estimate = claim.figures.get("estimate") or claim.figures.get("share")
-    if test is not None and test.significant and estimate is not None:
-        if _written_zero(estimate.text()):
-            problems.append(f"writes {estimate.text()!r} beside a significant {test.name}")
+    if (
+        test is not None
+        and test.significant
+        and estimate is not None
+        and _written_zero(estimate.text())
+    ):
+        problems.append(f"writes {estimate.text()!r} beside a significant {test.name}")
     significant_said = "significant" in sentence and "none of" not in sentence
     if claim.kind in ("share", "largest") and significant_said and not (test and test.significant):
         problems.append("says significant without a significant test behind it")
@@ -157,7 +163,9 @@ def _direction_problems(claim: Claim) -> list[str]:
     sign = np.sign(after - before)
     written = claim.figures["change"].text()
     problems = []
-    if sign != np.sign(change) or (sign > 0) != written.startswith("+") and not _written_zero(written):
+    if sign != np.sign(change) or (
+        (sign > 0) != written.startswith("+") and not _written_zero(written)
+    ):
         problems.append(f"the change {written} has the wrong sign for {before:.2f} -> {after:.2f}")
     expected = "up" if sign > 0 else "down" if sign < 0 else "none"
     if claim.direction != expected:
@@ -174,7 +182,9 @@ def _varying_problems(claim: Claim, factors: pd.DataFrame | None) -> list[str]:
     rows = factors.loc[(factors["axis"] == claim.axis) & (pd.to_numeric(factors["df"]) > 0)]
     present = set(rows["factor"].astype(str))
     listed = re.split(r", | and ", named)
-    return [f"names {name!r} as varying, but it does not vary" for name in listed if name not in present]
+    return [
+        f"names {name!r} as varying, but it does not vary" for name in listed if name not in present
+    ]
 
 
 def _largest_problems(claims: list[Claim]) -> list[str]:
@@ -197,7 +207,11 @@ def _largest_problems(claims: list[Claim]) -> list[str]:
                     f"gives {rival.subject} {rival.figures['estimate'].text()}"
                 )
         if "dominates" in leader.sentence:
-            for residual in (c for c in claims if c.kind == "residual" and c.axis == leader.axis and c.quantity == leader.quantity):
+            for residual in (
+                c
+                for c in claims
+                if c.kind == "residual" and c.axis == leader.axis and c.quantity == leader.quantity
+            ):
                 if residual.estimate is not None and residual.estimate >= leader.estimate:  # type: ignore[operator]
                     problems.append(
                         f"{leader.key}: {leader.subject} 'dominates' beside a residual of "

@@ -118,7 +118,12 @@ def _culture_claim(axis: str, facts: dict[str, Any]) -> Claim:
     figures["k"] = Figure(
         significant,
         "count",
-        Source("item_stats", "p_proxy_bh", (*_ordinal_items(axis), Condition("p_proxy_bh", "<", ALPHA)), "count"),
+        Source(
+            "item_stats",
+            "p_proxy_bh",
+            (*_ordinal_items(axis), Condition("p_proxy_bh", "<", ALPHA)),
+            "count",
+        ),
     )
     test = Test(
         "F = MS_culture / MS_wording x culture per item, Benjamini-Hochberg adjusted",
@@ -126,7 +131,9 @@ def _culture_claim(axis: str, facts: dict[str, Any]) -> Claim:
         n_significant=int(significant),
     )
     template = (
-        "On the {axis} axis ({n} items; measure: " + ORDINAL_MEASURE + "), culture explains "
+        "On the {axis} axis ({n} items; measure: "
+        + ORDINAL_MEASURE
+        + "), culture explains "
         + interval_template("share")
         + " of the answer variance in the proxy x wording model"
     )
@@ -141,7 +148,9 @@ def _culture_claim(axis: str, facts: dict[str, Any]) -> Claim:
             + "); the culture F test is significant after Benjamini-Hochberg in {k} of {n} items."
         )
     elif significant:
-        template += "; the culture F test is significant after Benjamini-Hochberg in {k} of {n} items."
+        template += (
+            "; the culture F test is significant after Benjamini-Hochberg in {k} of {n} items."
+        )
     else:
         template += "; the culture F test is significant in none of the {n} items."
     return Claim(
@@ -229,7 +238,7 @@ def _verdict_claim(axis: str, facts: dict[str, Any]) -> Claim:
                 "count",
             ),
         )
-        parts.append("{v%d} %s" % (index, label))
+        parts.append(f"{{v{index}}} {label}")
     return Claim(
         key=f"{axis}:verdicts",
         axis=axis,
@@ -254,7 +263,9 @@ def _reversal_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     figures = {
         "before": Figure(before, "decimal", Source("summary", f"{path}/canonical_mean")),
         "after": Figure(after, "decimal", Source("summary", f"{path}/reversed_mean")),
-        "change": Figure(order.get("reversal_change"), "signed", Source("summary", f"{path}/reversal_change")),
+        "change": Figure(
+            order.get("reversal_change"), "signed", Source("summary", f"{path}/reversal_change")
+        ),
         "n": Figure(n_items, "count", Source("summary", f"{path}/n_items_reversed")),
     }
     test = Test(
@@ -306,7 +317,9 @@ def _position_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
         unit="share",
         template="The option shown first gets {share} of the probability on average.",
         figures={
-            "share": Figure(first, "percent", Source("summary", f"axes/{axis}/order/first_position_share"))
+            "share": Figure(
+                first, "percent", Source("summary", f"axes/{axis}/order/first_position_share")
+            )
         },
     )
 
@@ -388,14 +401,22 @@ def _human_claim(axis: str, facts: dict[str, Any], items: pd.DataFrame | None) -
     if not ranking or ranking.get("mean_spearman") is None or items is None:
         return None
     where = (*_ordinal_items(axis), Condition("human_spearman", "notna"))
-    values = items.loc[
-        (items["axis"] == axis) & (items["scale"] != "nominal"), "human_spearman"
-    ].astype("float64").dropna()
+    values = (
+        items.loc[(items["axis"] == axis) & (items["scale"] != "nominal"), "human_spearman"]
+        .astype("float64")
+        .dropna()
+    )
     figures = {
-        reduce: Figure(float(getattr(values, reduce)()), "decimal", Source("item_stats", "human_spearman", where, reduce))
+        reduce: Figure(
+            float(getattr(values, reduce)()),
+            "decimal",
+            Source("item_stats", "human_spearman", where, reduce),
+        )
         for reduce in ("mean", "median", "min", "max")
     }
-    figures["n"] = Figure(len(values), "count", Source("item_stats", "human_spearman", where, "count"))
+    figures["n"] = Figure(
+        len(values), "count", Source("item_stats", "human_spearman", where, "count")
+    )
     return Claim(
         key=f"{axis}:human_spearman",
         axis=axis,
@@ -421,19 +442,38 @@ def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     path = f"axes/{axis}/placebo"
     where = (*_ordinal_items(axis), Condition("placebo_culture_share", "notna"))
     figures = {
-        "culture": Figure(placebo["culture_share"], "percent", Source("item_stats", "culture_share", where, "mean")),
-        "placebo": Figure(placebo["placebo_share"], "percent", Source("item_stats", "placebo_culture_share", where, "mean")),
+        "culture": Figure(
+            placebo["culture_share"],
+            "percent",
+            Source("item_stats", "culture_share", where, "mean"),
+        ),
+        "placebo": Figure(
+            placebo["placebo_share"],
+            "percent",
+            Source("item_stats", "placebo_culture_share", where, "mean"),
+        ),
         "k": Figure(
             placebo["n_above"],
             "count",
-            Source("item_stats", "culture_minus_placebo", (*where, Condition("culture_minus_placebo", ">", 0.0)), "count"),
+            Source(
+                "item_stats",
+                "culture_minus_placebo",
+                (*where, Condition("culture_minus_placebo", ">", 0.0)),
+                "count",
+            ),
         ),
         "b": Figure(
             placebo["n_beating"],
             "count",
-            Source("item_stats", "beats_placebo", (*where, Condition("beats_placebo", "true")), "count"),
+            Source(
+                "item_stats", "beats_placebo", (*where, Condition("beats_placebo", "true")), "count"
+            ),
         ),
-        "n": Figure(placebo["n_items"], "count", Source("item_stats", "placebo_culture_share", where, "count")),
+        "n": Figure(
+            placebo["n_items"],
+            "count",
+            Source("item_stats", "placebo_culture_share", where, "count"),
+        ),
     }
     test = Test(
         "two-sided sign test over items of culture minus placebo variance component",
@@ -492,7 +532,9 @@ def factor_claims(axis: str, facts: dict[str, Any], summary: pd.DataFrame | None
 def _share_figures(axis: str, factor: str, row: pd.Series, stem: str) -> dict[str, Figure]:
     where = (Condition("axis", "==", axis), Condition("factor", "==", factor))
     return {
-        f"{stem}{suffix}": Figure(_float(row[column]), "percent", Source("factor_summary", column, where))
+        f"{stem}{suffix}": Figure(
+            _float(row[column]), "percent", Source("factor_summary", column, where)
+        )
         for suffix, column in (("", "share"), ("_low", "share_low"), ("_high", "share_high"))
     }
 
@@ -502,23 +544,43 @@ def _leader_claim(axis: str, ranked: pd.DataFrame, residual: pd.DataFrame) -> Cl
     leader = str(top["factor"])
     figures = _share_figures(axis, leader, top, "estimate")
     where = (Condition("axis", "==", axis), Condition("factor", "==", leader))
-    figures["k"] = Figure(int(top["n_items_leading"]), "count", Source("factor_summary", "n_items_leading", where))
+    figures["k"] = Figure(
+        int(top["n_items_leading"]), "count", Source("factor_summary", "n_items_leading", where)
+    )
     figures["n"] = Figure(int(top["n_items"]), "count", Source("factor_summary", "n_items", where))
-    figures["m"] = Figure(len(ranked), "count", Source("factor_summary", "factor", (Condition("axis", "==", axis), Condition("kind", "!=", "residual"), Condition("share", "notna")), "count"))
+    figures["m"] = Figure(
+        len(ranked),
+        "count",
+        Source(
+            "factor_summary",
+            "factor",
+            (
+                Condition("axis", "==", axis),
+                Condition("kind", "!=", "residual"),
+                Condition("share", "notna"),
+            ),
+            "count",
+        ),
+    )
     residual_share = _float(residual["share"].iat[0]) if len(residual) else None
     dominates = _float(top["p_largest"]) is not None and float(top["p_largest"]) >= DOMINANCE
     dominates = dominates and (residual_share is None or float(top["share"]) > residual_share)
     verb = "dominates with" if dominates else "explains the most:"
     words = {"leader": _readable(leader)}
     template = (
-        "Over all {m} declared factors, {leader} " + verb + " " + interval_template("estimate")
+        "Over all {m} declared factors, {leader} "
+        + verb
+        + " "
+        + interval_template("estimate")
         + " of the answer variance and is the largest factor in {k} of {n} items"
     )
     for index, (_, row) in enumerate(ranked.iloc[1 : 1 + RUNNERS_UP].iterrows()):
         name = f"r{index}"
         figures.update(_share_figures(axis, str(row["factor"]), row, name))
         words[name + "_name"] = _readable(str(row["factor"]))
-        template += ("; then " if index == 0 else " and ") + "{%s_name} " % name + interval_template(name)
+        template += (
+            ("; then " if index == 0 else " and ") + f"{{{name}_name}} " + interval_template(name)
+        )
     return Claim(
         key=f"{axis}:leading_factor",
         axis=axis,
@@ -544,7 +606,10 @@ def _axis_share_claim(axis: str, row: pd.Series) -> Claim:
         quantity=N_WAY,
         measure=ORDINAL_MEASURE,
         unit="share",
-        template="The {name} " + kind + " explains " + interval_template("estimate")
+        template="The {name} "
+        + kind
+        + " explains "
+        + interval_template("estimate")
         + " of the answer variance over all declared factors.",
         figures=_share_figures(axis, factor, row, "estimate"),
         words={"name": _readable(factor)},

@@ -143,9 +143,11 @@ def _cell_means(rows: pd.DataFrame, answers: np.ndarray) -> tuple[np.ndarray, li
     """Mean distribution per proxy x wording, shape (proxies, wordings, K); NaN where absent."""
     proxies = sorted(rows["proxy"].astype(str).unique())
     wordings = sorted(rows["wording"].astype(str).unique())
-    means = pd.DataFrame(answers).groupby(
-        [rows["proxy"].astype(str).to_numpy(), rows["wording"].astype(str).to_numpy()]
-    ).mean()
+    means = (
+        pd.DataFrame(answers)
+        .groupby([rows["proxy"].astype(str).to_numpy(), rows["wording"].astype(str).to_numpy()])
+        .mean()
+    )
     cube = np.full((len(proxies), len(wordings), answers.shape[1]), np.nan)
     for (proxy, wording), values in means.iterrows():
         cube[proxies.index(str(proxy)), wordings.index(str(wording))] = values.to_numpy()
@@ -200,8 +202,16 @@ def _leader(axis: str, rows: pd.DataFrame, means: pd.Series) -> Claim:
     leader = str(means.index[0])
     n_items = rows["item_id"].nunique()
     figures = {
-        "n": Figure(n_items, "count", Source("nominal_stats", "item_id", _where(axis, factor=RESIDUAL), "count")),
-        "estimate": Figure(float(means.iloc[0]), "percent", Source("nominal_stats", "share", _where(axis, factor=leader), "mean")),
+        "n": Figure(
+            n_items,
+            "count",
+            Source("nominal_stats", "item_id", _where(axis, factor=RESIDUAL), "count"),
+        ),
+        "estimate": Figure(
+            float(means.iloc[0]),
+            "percent",
+            Source("nominal_stats", "share", _where(axis, factor=leader), "mean"),
+        ),
         "rest": Figure(
             float(rows.loc[rows["factor"] == RESIDUAL, "share"].mean()),
             "percent",
@@ -216,7 +226,11 @@ def _leader(axis: str, rows: pd.DataFrame, means: pd.Series) -> Claim:
     )
     if len(means) > 1:
         second = str(means.index[1])
-        figures["second"] = Figure(float(means.iloc[1]), "percent", Source("nominal_stats", "share", _where(axis, factor=second), "mean"))
+        figures["second"] = Figure(
+            float(means.iloc[1]),
+            "percent",
+            Source("nominal_stats", "share", _where(axis, factor=second), "mean"),
+        )
         words["second_name"] = second.replace(" x ", " × ")
         template += ", then {second_name} {second}"
     template += "; the rest, within the modelled cells, holds {rest}."
@@ -238,7 +252,9 @@ def _distances(axis: str, rows: pd.DataFrame) -> Claim:
     where = _where(axis, factor=RESIDUAL)
     per_item = rows.loc[rows["factor"] == RESIDUAL]
     figures = {
-        name: Figure(float(per_item[column].mean()), style, Source("nominal_stats", column, where, "mean"))
+        name: Figure(
+            float(per_item[column].mean()), style, Source("nominal_stats", column, where, "mean")
+        )
         for name, column, style in (
             ("js_proxies", "js_between_proxies", "decimal"),
             ("js_wordings", "js_between_wordings", "decimal"),

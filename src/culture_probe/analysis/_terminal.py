@@ -92,7 +92,7 @@ def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
     low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
     if percent:
         # a tiny share keeps its significant digits: "0.0083%", never "0%" beside its test
-        shown = format_percent(estimate)
+        shown = format_percent(float(estimate or 0.0))
         interval = format_bounds(low, high, PERCENT, compact=True).replace("%", "")
     else:
         shown = _number(estimate)
