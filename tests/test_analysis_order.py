@@ -117,12 +117,18 @@ def test_headline_says_where_the_variance_goes_and_that_answers_follow_position(
 ) -> None:
     _, result = first_option_model
     text = " ".join(result.headline)
-    assert "culture explains 0%" in text
-    assert "The remaining 100%" in text
-    assert "option order alone explains 100%" in text
+    assert "culture explains 0% [0%, 0%]" in text
+    assert "the culture F test is significant in none of the 5 items" in text
+    assert (
+        "The remaining 100% [100%, 100%] lies within a proxy-by-wording prompt, where order" in text
+    )
+    assert "order dominates with 100%" in text
     assert "5 order-dominated" in text
-    assert "follow the position of the options" in text
-    assert "moves the mean answer by -1.00" in text
+    # canonical order: the first option (score 0); reversed: the last (score 1)
+    assert "moves the mean answer from 0.00 to 1.00 (+1.00 on the 0-1 scale" in text
+    assert "needs at least 6" in text and "p = " not in text  # 5 items: no test can speak
+    sentences = [claim.sentence for claim in result.claims]
+    assert "The option shown first gets 100% of the probability on average." in sentences
     order = result.summary["axes"]["region"]["order"]
     assert order["reversal_shift"] == pytest.approx(-1.0)
     # Five items all shifted by -1: the exact two-sided signed-rank p-value is 2 / 2^5.

@@ -96,7 +96,7 @@ def test_reversal_sentence_moves_the_mean_the_way_the_answers_move() -> None:
     shifts = (means["canonical"] - means["reversed"]).to_numpy()
     p = stats.wilcoxon(shifts).pvalue
     assert claim.test is not None and claim.test.p == pytest.approx(p)
-    assert f"Wilcoxon signed-rank over 8 items, p = {claim.figures['p'].text()}" in claim.sentence
+    assert f"Wilcoxon signed-rank over 8 items, p {claim.figures['p'].text()}" in claim.sentence
 
 
 def test_a_test_that_cannot_reach_significance_is_not_printed() -> None:
@@ -104,7 +104,7 @@ def test_a_test_that_cannot_reach_significance_is_not_printed() -> None:
     for suffix in ("region:reversal", "region:placebo"):
         claim = _claim(result, suffix)
         assert claim.test is not None and not claim.test.can_speak
-        assert "p = " not in claim.sentence
+        assert "p = " not in claim.sentence and "p < 0.001" not in claim.sentence
         assert f"at least {MIN_ITEMS_SIGNED_RANK}" in claim.sentence
     # the exact two-sided signed-rank test cannot go below 2 / 2^n: 0.0625 at 5, 0.031 at 6
     assert stats.wilcoxon([1, 2, 3, 4, 5]).pvalue > 0.05 > stats.wilcoxon([1, 2, 3, 4, 5, 6]).pvalue
@@ -226,7 +226,7 @@ def test_the_checker_finds_a_largest_factor_that_is_not() -> None:
 def test_the_checker_finds_a_mute_test_printed_and_a_factor_that_does_not_vary() -> None:
     _, result = _run(PLANTED["order-only"])
     claim = _claim(result, "region:reversal")
-    loud = dataclasses.replace(claim, template=claim.template + " p = {n}.")
+    loud = dataclasses.replace(claim, template=claim.template + " p = 0{n}.")
     problems = claim_problems(_replaced(result, claim.key, loud), result.tables, result.summary)
     assert any("prints a p-value" in p for p in problems)
     remainder = _claim(result, "region:within_cell_share")

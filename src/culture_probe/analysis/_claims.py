@@ -79,6 +79,8 @@ def write(value: float | None, style: str) -> str:
     Example:
         >>> write(0.000083, "percent"), write(-0.5412, "signed"), write(3.0, "count")
         ('0.0083%', '-0.54', '3')
+        >>> write(0.0312, "p"), write(0.00002, "p")
+        ('= 0.03', '< 0.001')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undetermined"
@@ -88,8 +90,10 @@ def write(value: float | None, style: str) -> str:
         return f"{value:+.2f}"
     if style == "count":
         return f"{value:.0f}"
-    if style == "p":
-        return "< 0.001" if value < 0.001 else f"{value:.2g}" if value < 0.01 else f"{value:.2f}"
+    if style == "p":  # written with its relation: "p = 0.03", "p < 0.001"
+        if value < 0.001:
+            return "< 0.001"
+        return f"= {value:.2g}" if value < 0.01 else f"= {value:.2f}"
     return f"{value:.2f}"
 
 

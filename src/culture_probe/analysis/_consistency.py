@@ -21,6 +21,7 @@ import pandas as pd
 from culture_probe.analysis._claims import Claim, Condition, Source, write
 
 DIGIT = re.compile(r"\d")
+PRINTED_P = re.compile(r"\bp [=<] \d")
 #: phrases of the method itself that hold digits and are no figure of the run
 METHOD_PHRASES = ("0-1 scale", "0 = the first option", "rho2(1)", "95%", "p < 0.05")
 #: how far a "largest" factor may sit below another and still be called the largest (rounding)
@@ -57,6 +58,7 @@ def claim_problems(
     for claim in claims:
         problems += [f"{claim.key}: {p}" for p in _own_problems(claim, tables, summary)]
     problems += _largest_problems(claims)
+    problems += _zero_culture_problems(claims, tables.get("factor_summary"))
     problems += _duplicate_problems(claims)
     return problems
 
@@ -133,7 +135,7 @@ def _test_problems(claim: Claim) -> list[str]:
     test = claim.test
     sentence = claim.sentence
     if test is not None and not test.can_speak:
-        if "p = " in sentence:
+        if PRINTED_P.search(sentence):
             problems.append(
                 f"prints a p-value from {test.name} at n = {test.n}, below the {test.min_n} "
                 "it needs to reach p < 0.05"
@@ -217,6 +219,30 @@ def _largest_problems(claims: list[Claim]) -> list[str]:
                         f"{leader.key}: {leader.subject} 'dominates' beside a residual of "
                         f"{residual.figures['estimate'].text()}"
                     )
+    return problems
+
+
+def _zero_culture_problems(claims: list[Claim], factors: pd.DataFrame | None) -> list[str]:
+    """A proxy factor written as zero beside a significant culture test of the same axis."""
+    if factors is None or factors.empty:
+        return []
+    significant = {
+        c.axis for c in claims if c.key.endswith(":culture_share") and c.test and c.test.significant
+    }
+    kinds = {(str(r.axis), str(r.factor)): str(r.kind) for r in factors.itertuples()}
+    problems = []
+    for claim in (c for c in claims if c.axis in significant):
+        for figure in claim.figures.values():
+            source = figure.source
+            if source is None or source.table != "factor_summary" or source.column != "share":
+                continue
+            factor = next((c.value for c in source.where if c.column == "factor"), None)
+            kind = kinds.get((claim.axis, str(factor)), "")
+            if kind in ("proxy", "proxy interaction") and _written_zero(figure.text()):
+                problems.append(
+                    f"{claim.key}: writes {factor} as {figure.text()} beside a significant "
+                    "culture F test"
+                )
     return problems
 
 

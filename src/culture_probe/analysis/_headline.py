@@ -20,6 +20,7 @@ from culture_probe.analysis._claims import (
     Source,
     Test,
     interval_template,
+    write,
 )
 from culture_probe.analysis._summary import ORDINAL_MEASURE
 
@@ -35,6 +36,8 @@ DOMINANCE = 0.95
 TWO_WAY = "share of the answer variance, proxy x wording model"
 N_WAY = "share of the answer variance, model over all declared factors"
 CROSS = " × "
+#: the factor kinds of ``factor_summary`` that are culture: proxy axes and their interactions
+PROXY_KINDS = ("proxy", "proxy interaction")
 #: claims kept out of the headline (they are in ``summary.json`` and the report), by key ending
 DETAIL_CLAIMS = (":first_position", ":flips", ":rho2_1", ":nominal_distances")
 
@@ -49,8 +52,9 @@ def headline_claims(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) ->
     claims: list[Claim] = []
     for axis, facts in summary.get("axes", {}).items():
         claims += _axis_claims(str(axis), facts, summary, tables)
-    for axis, factors in summary.get("factors", {}).items():
-        claims += factor_claims(str(axis), factors, tables.get("factor_summary"))
+    for axis in summary.get("factors", {}):
+        significant = bool(summary.get("axes", {}).get(axis, {}).get("n_culture_significant"))
+        claims += factor_claims(str(axis), tables.get("factor_summary"), significant)
     if "nominal_stats" in tables:
         from culture_probe.analysis._nominal import nominal_claims
 
@@ -280,7 +284,7 @@ def _reversal_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     )
     if test.can_speak and test.p is not None:
         figures["p"] = Figure(test.p, "p", Source("summary", f"{path}/reversal_p"))
-        template += ", Wilcoxon signed-rank over {n} items, p = {p}."
+        template += ", Wilcoxon signed-rank over {n} items, p {p}."
     else:
         figures["min_n"] = Figure(MIN_ITEMS_SIGNED_RANK, "count")
         template += (
@@ -488,7 +492,7 @@ def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     )
     if test.can_speak and test.p is not None:
         figures["p"] = Figure(test.p, "p", Source("summary", f"{path}/sign_p"))
-        template += " (sign test over items, p = {p})."
+        template += " (sign test over items, p {p})."
     else:
         figures["min_n"] = Figure(MIN_ITEMS_SIGNED_RANK, "count")
         template += "; a sign test over items needs at least {min_n} items to reach p < 0.05."
@@ -509,9 +513,16 @@ def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
 # --- the model over all declared factors -----------------------------------------------------------
 
 
-def factor_claims(axis: str, facts: dict[str, Any], summary: pd.DataFrame | None) -> list[Claim]:
+def factor_claims(
+    axis: str, summary: pd.DataFrame | None, culture_significant: bool = False
+) -> list[Claim]:
     """The N-way claims of one axis: the leading factor, each proxy axis and interaction of a
-    crossed study, and the residual, from ``factor_summary``."""
+    crossed study, and the residual, from ``factor_summary``.
+
+    A proxy factor whose share is written as zero while the proxy x wording model's culture F
+    test is significant gets no number but a note: its component was truncated at zero where the
+    residual swamps it, and printing "0%" beside that test would contradict it.
+    """
     if summary is None or summary.empty:
         return []
     rows = summary.loc[summary["axis"] == axis]
@@ -519,11 +530,17 @@ def factor_claims(axis: str, facts: dict[str, Any], summary: pd.DataFrame | None
     if factors.empty:
         return []
     ranked = factors.sort_values("share", ascending=False, kind="stable")
+    is_axis = ranked["kind"].isin(PROXY_KINDS)
+    zero = ranked["share"].map(lambda v: write(float(v), "percent") == "0%")
+    silenced = is_axis & zero & culture_significant
     residual = rows.loc[rows["kind"] == "residual"]
-    claims = [_leader_claim(axis, ranked, residual)]
-    axes = ranked.loc[ranked["kind"].isin(["proxy", "proxy interaction"])]
-    if len(axes) > 1:
+    shown = ranked.loc[~silenced | (ranked.index == ranked.index[0])]
+    claims = [_leader_claim(axis, shown, residual, len(ranked))]
+    axes = ranked.loc[is_axis & ~silenced]
+    if is_axis.sum() > 1:
         claims += [_axis_share_claim(axis, row) for _, row in axes.iterrows()]
+    if silenced.any():
+        claims.append(_truncated_claim(axis, [str(f) for f in ranked.loc[silenced, "factor"]]))
     if len(residual) and pd.notna(residual["share"].iat[0]):
         claims.append(_residual_claim(axis, residual.iloc[0], ranked.iloc[0]))
     return claims
@@ -539,7 +556,7 @@ def _share_figures(axis: str, factor: str, row: pd.Series, stem: str) -> dict[st
     }
 
 
-def _leader_claim(axis: str, ranked: pd.DataFrame, residual: pd.DataFrame) -> Claim:
+def _leader_claim(axis: str, ranked: pd.DataFrame, residual: pd.DataFrame, n_factors: int) -> Claim:
     top = ranked.iloc[0]
     leader = str(top["factor"])
     figures = _share_figures(axis, leader, top, "estimate")
@@ -549,7 +566,7 @@ def _leader_claim(axis: str, ranked: pd.DataFrame, residual: pd.DataFrame) -> Cl
     )
     figures["n"] = Figure(int(top["n_items"]), "count", Source("factor_summary", "n_items", where))
     figures["m"] = Figure(
-        len(ranked),
+        n_factors,
         "count",
         Source(
             "factor_summary",
@@ -613,6 +630,24 @@ def _axis_share_claim(axis: str, row: pd.Series) -> Claim:
         + " of the answer variance over all declared factors.",
         figures=_share_figures(axis, factor, row, "estimate"),
         words={"name": _readable(factor)},
+    )
+
+
+def _truncated_claim(axis: str, factors: list[str]) -> Claim:
+    return Claim(
+        key=f"{axis}:factor:truncated",
+        axis=axis,
+        kind="note",
+        subject=", ".join(factors),
+        quantity=N_WAY,
+        measure=ORDINAL_MEASURE,
+        unit="share",
+        template=(
+            "That model estimates {names} at zero: its variance component is truncated at zero "
+            "where the residual swamps it, although the culture F test of the proxy x wording "
+            "model is significant; read the size of culture from that model."
+        ),
+        words={"names": _listed(factors)},
     )
 
 

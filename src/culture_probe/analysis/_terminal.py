@@ -30,9 +30,10 @@ COLUMNS = (
 )
 LEGEND = (
     "culture, wording, w×c: mean share of the answer variance due to the proxy, the wording level "
-    "and wording-by-culture changes; order: share due to the option order when it is a third "
-    "factor; CWI: median culture-vs-wording index; W: Kendall's W of the proxy ranking across "
-    "wordings. Each estimate has its 95% interval below it."
+    "and wording-by-culture changes; order: share due to the option order in the model over all "
+    "declared factors (the one the sentences give); CWI: median culture-vs-wording index; W: "
+    "Kendall's W of the proxy ranking across wordings. Each estimate has its 95% interval below "
+    "it."
 )
 SHORT_ANSWER_LEGEND = (
     "match: share of written answers that contain an answer the annotators gave (BLEnD, Myung et "
@@ -73,7 +74,8 @@ def format_terminal_summary(result: AnalysisResult) -> Table:
         aggregates, verdicts = facts["aggregates"], facts["verdicts"]
         table.add_row(
             f"{axis}\n{facts['n_items']} items",
-            *(_cell(aggregates.get(key), percent=True) for _, key in COLUMNS[1:5]),
+            *(_cell(aggregates.get(key), percent=True) for _, key in COLUMNS[1:4]),
+            _cell(_order_share(result.summary, axis, aggregates), percent=True),
             *(_cell(aggregates.get(key), percent=False) for _, key in COLUMNS[5:7]),
             "\n".join(
                 f"{verdicts[v]} {SHORT_VERDICTS[v]}" for v in VERDICTS if verdicts.get(v, 0) > 0
@@ -98,6 +100,15 @@ def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
         shown = _number(estimate)
         interval = format_bounds(low, high, lambda v: _number(v, short=True), compact=True)
     return f"{shown}\n{interval}" if interval else shown
+
+
+def _order_share(
+    summary: dict[str, Any], axis: str, aggregates: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The order share the sentences print: the model over all declared factors' where it has
+    one, so that the table and the sentences give one number for one quantity."""
+    share = summary.get("factors", {}).get(axis, {}).get("shares", {}).get("order")
+    return share if share is not None else aggregates.get("mean_order_share")
 
 
 def _short_answer_table(summary: dict[str, Any], headline: list[str]) -> Table:
