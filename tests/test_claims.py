@@ -201,6 +201,31 @@ def test_the_checker_finds_zero_beside_a_significant_test() -> None:
     assert any("writes '0%' beside a significant" in p for p in problems)
 
 
+def test_the_checker_finds_a_culture_factor_written_zero_beside_a_significant_test() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    leader = _claim(result, "region:leading_factor")
+    assert leader.subject == "region"
+    zero = _with_figure(leader, "estimate", value=0.0)
+    problems = claim_problems(_replaced(result, leader.key, zero), result.tables, result.summary)
+    assert any("writes region as 0% beside a significant culture F test" in p for p in problems)
+
+
+def test_a_culture_factor_truncated_to_zero_is_said_in_words() -> None:
+    from culture_probe.analysis._headline import factor_claims
+
+    _, result = _run(PLANTED["culture-only"])
+    summary = result.tables["factor_summary"].copy()
+    region = summary["factor"] == "region"
+    summary.loc[region, ["share", "share_low", "share_high"]] = 0.0
+    claims = factor_claims("region", summary, culture_significant=True)
+    sentences = " ".join(claim.sentence for claim in claims)
+    assert "That model puts region at zero" in sentences
+    assert "region 0%" not in sentences
+    tables = {**result.tables, "factor_summary": summary}
+    others = [c for c in result.claims if ":factor:" not in c.key and "leading" not in c.key]
+    assert claim_problems([*others, *claims], tables, result.summary) == []
+
+
 def test_the_checker_finds_a_largest_factor_that_is_not() -> None:
     _, result = _run(PLANTED["culture-only"])
     leader = _claim(result, "region:leading_factor")

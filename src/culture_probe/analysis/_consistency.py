@@ -76,10 +76,7 @@ def _own_problems(
                 f"{name} is written {figure.text()!r} but {figure.source.describe()} is "
                 f"{write(value, figure.style)!r} ({value!r})"
             )
-    rest = re.sub(r"\{[^}]*\}", "", claim.template)
-    for phrase in METHOD_PHRASES:
-        rest = rest.replace(phrase, "")
-    if DIGIT.search(rest):
+    if DIGIT.search(_without_method_phrases(re.sub(r"\{[^}]*\}", "", claim.template))):
         problems.append(f"a number in the sentence comes from no table: {claim.template!r}")
     problems += _test_problems(claim)
     problems += _direction_problems(claim)
@@ -135,7 +132,7 @@ def _test_problems(claim: Claim) -> list[str]:
     test = claim.test
     sentence = claim.sentence
     if test is not None and not test.can_speak:
-        if PRINTED_P.search(sentence):
+        if PRINTED_P.search(_without_method_phrases(sentence)):
             problems.append(
                 f"prints a p-value from {test.name} at n = {test.n}, below the {test.min_n} "
                 "it needs to reach p < 0.05"
@@ -263,6 +260,12 @@ def _duplicate_problems(claims: list[Claim]) -> list[str]:
                 f"{figure.text()} and {other_figure.text()}"
             )
     return problems
+
+
+def _without_method_phrases(text: str) -> str:
+    for phrase in METHOD_PHRASES:
+        text = text.replace(phrase, "")
+    return text
 
 
 def _written_zero(text: str) -> bool:

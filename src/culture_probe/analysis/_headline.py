@@ -643,9 +643,9 @@ def _truncated_claim(axis: str, factors: list[str]) -> Claim:
         measure=ORDINAL_MEASURE,
         unit="share",
         template=(
-            "That model estimates {names} at zero: its variance component is truncated at zero "
-            "where the residual swamps it, although the culture F test of the proxy x wording "
-            "model is significant; read the size of culture from that model."
+            "That model puts {names} at zero, the variance component truncated where the residual "
+            "swamps it, although the culture F test of the proxy x wording model is significant; "
+            "read the size of culture from that model."
         ),
         words={"names": _listed(factors)},
     )
