@@ -107,7 +107,8 @@ class Proxy:
     @property
     def name(self) -> str:
         if len(self.components) > 1:
-            return ", ".join(value.name for _, value in self.components)
+            # a crossed persona, read as one: "India × Buddhism", never a list "India, Buddhism"
+            return " × ".join(value.name for _, value in self.components)
         return self.value.name if self.value is not None else "(no proxy)"
 
     @property
