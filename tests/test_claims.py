@@ -349,3 +349,33 @@ def test_nominal_distances_and_modal_agreement_match_a_hand_computation(nominal_
     row = result.tables["nominal_stats"].query("item_id == 'Q2' and factor == 'residual'").iloc[0]
     assert row["js_between_proxies"] == pytest.approx(np.mean(distances))
     assert row["modal_agreement_proxies"] == pytest.approx(np.mean(same))
+
+
+# --- where the sentences are shown -------------------------------------------------------------
+
+
+def test_the_report_verdict_and_findings_are_the_claims_sentences(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import html
+    import json
+
+    from culture_probe.analysis.cli import analyze_run
+    from culture_probe.report.run_report import render_run_report
+
+    plan, responses = simulate_study(
+        PlantedEffects(culture=0.2, noise=0.02), n_items=3, n_proxies=3, n_paraphrases=3, seed=2
+    )
+    nominal, nominal_responses = simulate_study(
+        PlantedEffects(culture=0.2), n_items=1, n_proxies=3, n_paraphrases=3, scale="nominal"
+    )
+    nominal = nominal.assign(item_id="N0", prompt_id="n" + nominal["prompt_id"])
+    nominal_responses = nominal_responses.assign(prompt_id="n" + nominal_responses["prompt_id"])
+    pd.concat([plan, nominal]).to_parquet(tmp_path / "plan.parquet")
+    pd.concat([responses, nominal_responses]).to_parquet(tmp_path / "responses.parquet")
+    result = analyze_run(tmp_path, n_bootstrap=100, n_permutations=19)
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["headline"] == result.headline
+    assert [c["sentence"] for c in summary["claims"]] == [c.sentence for c in result.claims]
+    page = html.unescape(render_run_report(tmp_path).read_text(encoding="utf-8"))
+    for claim in result.claims:
+        assert claim.sentence in page
+    assert "Nominal items: Gini variation (CATANOVA)" in page and 'id="table-nominal-stats"' in page

@@ -30,6 +30,7 @@ STATS_TABLES = (
     "factor_stats",
     "factor_verdicts",
     "factor_summary",
+    "nominal_stats",
 )
 """The tables the analysis writes to ``stats/``; each one that is present adds a section."""
 

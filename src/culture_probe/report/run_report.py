@@ -573,6 +573,7 @@ def _tables_section(data: RunData, names: dict[str, str]) -> Section:
         ("information", "Information split"),
         ("controls", "Controls"),
         ("alignment_summary", "Similarity to people"),
+        ("nominal_stats", "Nominal items: Gini variation (CATANOVA), distances, modal agreement"),
     ):
         frame = data.table(name)
         if frame is not None:
