@@ -67,7 +67,12 @@ def test_proxy_flip_rate_and_cow_ratio_by_hand() -> None:
     assert item["proxy_flip_rate"] == pytest.approx(4 / 9)
     assert item["mean_wording_flip_rate"] == pytest.approx(2 / 3)
     assert item["cow_ratio"] == pytest.approx(2 / 3)
-    assert result.summary["axes"]["region"]["median_cow_ratio"] == pytest.approx(2 / 3)
+    # a nominal item stays out of the ordinal summary; its modal agreement is the complement:
+    # proxy pairs agreeing 1/3, 1/3, 3/3 per wording (5/9), wording pairs 1/3 for every proxy
+    assert "region" not in result.summary["axes"]
+    nominal = result.tables["nominal_stats"].iloc[0]
+    assert nominal["modal_agreement_proxies"] == pytest.approx(5 / 9)
+    assert nominal["modal_agreement_wordings"] == pytest.approx(1 / 3)
 
 
 def test_cramers_v_per_wording_matches_scipy_and_is_averaged() -> None:
