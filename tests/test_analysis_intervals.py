@@ -16,6 +16,7 @@ from statsmodels.stats.anova import anova_lm
 from culture_probe.analysis import analyze, tidy_responses
 from culture_probe.analysis._anova import culture_share_interval, item_statistics
 from culture_probe.analysis._factorial import (
+    factor_tables,
     fit_balanced,
     unit_decomposition,
     unit_terms,
@@ -106,9 +107,7 @@ def test_context_interactions_are_terms_and_a_large_residual_is_flagged() -> Non
     assert terms["paraphrase x order"].effect == "random"
     assert terms["culture x order"].effect == "random"
     tidy = rows.assign(seed=0, score=rows["score"])
-    from culture_probe.analysis._factorial import factor_tables
-
-    _stats, verdicts, _summary = factor_tables(tidy, {"q": 0}, 200, 0)
+    _stats, verdicts, _summary, _levels = factor_tables(tidy, {"q": 0}, 200, 0)
     assert bool(verdicts["residual_largest"].iat[0])
     assert verdicts["residual_share_low"].iat[0] <= verdicts["residual_share"].iat[0]
 
@@ -203,3 +202,36 @@ def test_null_study_intervals_contain_zero() -> None:
         assert summary.loc[factor, "share_low"] == 0.0, factor
     assert summary.loc["residual", "share_high"] == pytest.approx(1.0, abs=0.02)
     assert (summary["effect"] == "fixed").sum() >= 1
+
+
+def test_level_effects_of_a_fixed_factor_equal_ols_with_sum_contrasts() -> None:
+    """paraphrase (random, 5) x order (fixed, 2), one response per cell: the order effect's error
+    is MS_(paraphrase x order) on 4 df, the residual of ``score ~ p + o``, whose sum-coded
+    coefficient and 95% interval statsmodels gives."""
+    rng = np.random.default_rng(12)
+    g = _grid({"p": 5, "o": 2})
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy_kind": "culture",
+            "proxy": "US",
+            "paraphrase": "p" + g["p"].astype(str),
+            "order": np.array(["canonical", "reversed"])[g["o"]],
+            "seed": 0,
+            "score": 0.1 * rng.normal(size=5)[g["p"]]
+            + np.array([0.08, -0.08])[g["o"]]
+            + 0.04 * rng.normal(size=len(g)),
+        }
+    )
+    _stats, _verdicts, _summary, levels = factor_tables(rows, {"q": 0}, 100, 0)
+    canonical = levels.loc[(levels["scope"] == "item") & (levels["level"] == "canonical")].iloc[0]
+    model = smf.ols("score ~ C(paraphrase, Sum) + C(order, Sum)", rows).fit()
+    name = "C(order, Sum)[S.canonical]"
+    assert canonical["effect"] == pytest.approx(model.params[name], rel=1e-9)
+    low, high = model.conf_int().loc[name]
+    assert canonical["effect_low"] == pytest.approx(low, rel=1e-9)
+    assert canonical["effect_high"] == pytest.approx(high, rel=1e-9)
+    assert canonical["df_error"] == pytest.approx(4.0)
+    study = levels.loc[levels["scope"] == "study"]
+    assert set(study["level"]) == {"canonical", "reversed"} and (study["n_items"] == 1).all()

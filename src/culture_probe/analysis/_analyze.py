@@ -134,12 +134,17 @@ def analyze(
         from culture_probe.analysis._language import language_table
 
         tables["language_effect"] = language_table(tidy)
-    tables["factor_stats"], tables["factor_verdicts"], tables["factor_summary"] = factor_tables(
-        tidy, item_codes, n_bootstrap, seed
-    )
+    (
+        tables["factor_stats"],
+        tables["factor_verdicts"],
+        tables["factor_summary"],
+        tables["factor_levels"],
+    ) = factor_tables(tidy, item_codes, n_bootstrap, seed)
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     summary["factors"] = _json_safe(
-        summary_entries(tables["factor_summary"], tables["factor_verdicts"])
+        summary_entries(
+            tables["factor_summary"], tables["factor_verdicts"], tables["factor_levels"]
+        )
     )
     ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
     return AnalysisResult(ordered, summary, headline_sentences(summary))
@@ -160,6 +165,7 @@ _TABLE_ORDER = (
     "factor_stats",
     "factor_verdicts",
     "factor_summary",
+    "factor_levels",
 )
 
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, stats
 
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import bias_corrected_bounds, item_mean_interval, quiet
@@ -112,6 +112,19 @@ VERDICT_COLUMNS = (
     "residual_share_high",
     "residual_largest",
     "verdict",
+)
+LEVEL_COLUMNS = (
+    "scope",
+    *UNIT_COLUMNS,
+    "factor",
+    "level",
+    "n_rows",
+    "n_items",
+    "mean",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "df_error",
 )
 SUMMARY_COLUMNS = (
     "axis",
@@ -477,12 +490,13 @@ def pivotal_draws(
 
     A random term's MS_t is replaced by MS_t r_t / W_t, W_t ~ chi2(r_t) (Weerahandi 1993). A fixed
     term's levels are not a sample, so its mean square is not a scaled central chi-square but
-    MS_t ~ s2_err chi2'(r_t, lambda) / r_t, s2_err being E[MS_t] without the term's own part.
-    Its draw is s2_err* chi2'(r_t, lambda_hat) / r_t, with lambda_hat = r_t max(MS_t / s2_err - 1,
-    0) and s2_err* read off the random terms' pivotal draw: centred on MS_t, spread as its
-    sampling distribution, and wide only as far as the random facets (wordings, residual) make
-    it. The chi2(1) pivot gave a two-order factor intervals 0.82-0.92 wide. Then E[MS] = MS is
-    solved again; components that are not estimable stay NaN.
+    MS_t = ||z||^2 / r_t with z ~ N(mu, s2_err I), s2_err being E[MS_t] without the term's own
+    part: MS_t ~ s2_err chi2'(r_t, ||mu||^2 / s2_err) / r_t. Its draw is s2_err* chi2'(r_t,
+    S / s2_err*) / r_t, with S = r_t max(MS_t - s2_err_hat, 0) the unbiased estimate of ||mu||^2
+    and s2_err* read off the random terms' pivotal draw (a parametric bootstrap of z = mu_hat +
+    noise): centred on MS_t, its signal fixed, and wide only as far as the random facets
+    (wordings, residual) make it. The chi2(1) pivot gave a two-order factor intervals 0.82-0.92
+    wide. Then E[MS] = MS is solved again; components that are not estimable stay NaN.
 
     Args:
         fit: the fitted components.
@@ -509,13 +523,11 @@ def pivotal_draws(
         error = components @ system.T - components * own
         point = np.nan_to_num(fit.var[keep])
         point_error = point @ system.T - point * own
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess = np.where(point_error > 0, ms / point_error - 1, 0.0)
-        noncentrality = df * np.maximum(np.nan_to_num(excess), 0.0)
-        spread = rng.noncentral_chisquare(
-            df[chosen], noncentrality[chosen], size=(n_draws, int(chosen.sum()))
-        )
-        pivots[:, chosen] = error[:, chosen] * spread / df[chosen]
+        signal = df * np.maximum(np.nan_to_num(ms - point_error), 0.0)  # ||mu||^2, unbiased
+        drawn_error = np.maximum(error[:, chosen], np.finfo(float).tiny)
+        noncentrality = np.minimum(signal[chosen] / drawn_error, 1e12)
+        spread = rng.noncentral_chisquare(df[chosen], noncentrality)
+        pivots[:, chosen] = drawn_error * spread / df[chosen]
         raw = pivots @ inverse.T
         components = nonnegative_components(system, df, pivots, raw)
     draws.var[:, keep] = components
@@ -648,6 +660,7 @@ class UnitFit:
     effects: list[str]
     share_draws: np.ndarray
     raw_share_draws: np.ndarray
+    levels: pd.DataFrame
 
 
 def unit_decomposition(
@@ -715,7 +728,79 @@ def unit_decomposition(
             "method": _method(balanced, pooled),
         }
     )
-    return UnitFit(table, names, kinds, effects, share_draws, raw_draws)
+    levels = level_effects(rows, terms, codes, fit, (item_id, axis))
+    return UnitFit(table, names, kinds, effects, share_draws, raw_draws, levels)
+
+
+def level_effects(
+    rows: pd.DataFrame,
+    terms: list[Term],
+    codes: list[np.ndarray],
+    fit: Components,
+    unit: tuple[str, str],
+) -> pd.DataFrame:
+    """Each level of each fixed factor: its mean and its effect (level mean minus the mean of the
+    level means) with a 95% t interval whose error is what the random facets add.
+
+    The error of a fixed term t is E[MS_t] without the term's own part, s2_err = sum_j a_j MS_j,
+    a linear combination of mean squares read off the expected-mean-square solve (for option
+    order in a paraphrase x order design, MS_(paraphrase x order): the wordings are what is
+    random). A level effect then has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l)
+    1 / (L^2 n_k)), (L - 1) s2_err / N on balanced cells, on the Satterthwaite (1946) degrees of
+    freedom (sum a_j MS_j)^2 / sum (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors".
+    """
+    records: list[dict[str, Any]] = []
+    scores = rows["score"].to_numpy(dtype=np.float64)
+    for index, term in enumerate(terms):
+        if term.effect != FIXED or len(term.columns) != 1 or fit.df[index] <= 0:
+            continue
+        error, df_error = _error_mean_square(fit, index)
+        code = codes[index]
+        counts = np.bincount(code).astype(np.float64)
+        means = np.bincount(code, weights=scores) / counts
+        n_levels = len(counts)
+        spread = (1 - 1 / n_levels) ** 2 / counts + ((1 / counts).sum() - 1 / counts) / n_levels**2
+        with np.errstate(invalid="ignore"):
+            half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df_error) * np.sqrt(error * spread)
+        labels = pd.factorize(rows[term.columns[0]], sort=True, use_na_sentinel=False)[1]
+        effect = means - means.mean()
+        for level in range(n_levels):
+            records.append(
+                {
+                    "scope": "item",
+                    "item_id": unit[0],
+                    "axis": unit[1],
+                    "factor": term.name,
+                    "level": str(labels[level]),
+                    "n_rows": int(counts[level]),
+                    "n_items": 1,
+                    "mean": means[level],
+                    "effect": effect[level],
+                    "effect_low": effect[level] - half[level],
+                    "effect_high": effect[level] + half[level],
+                    "df_error": df_error,
+                }
+            )
+    return pd.DataFrame(records, columns=list(LEVEL_COLUMNS))
+
+
+def _error_mean_square(fit: Components, index: int) -> tuple[float, float]:
+    """E[MS_t] without term t's own part, as the estimate sum_j a_j MS_j, and its Satterthwaite
+    degrees of freedom; NaN where the combination is not positive."""
+    keep = np.flatnonzero(fit.df > 0)
+    position = int(np.flatnonzero(keep == index)[0])
+    system = fit.expected[np.ix_(keep, keep)]
+    row = system[position].copy()
+    row[position] = 0.0
+    weights = row @ np.linalg.inv(system)
+    ms = fit.ms[keep]
+    terms = weights * ms
+    error = float(terms.sum())
+    if not error > 0:
+        return float("nan"), float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = error**2 / float(np.sum(np.where(terms != 0, terms**2 / fit.df[keep], 0.0)))
+    return error, df
 
 
 def _affordable(terms: list[Term], codes: list[np.ndarray], n_rows: int) -> list[Term]:
@@ -753,8 +838,9 @@ def _is_balanced(codes: dict[str, np.ndarray], columns: list[str]) -> bool:
 
 def factor_tables(
     tidy: pd.DataFrame, item_codes: dict[str, int], n_draws: int, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``factor_stats``, ``factor_verdicts`` and ``factor_summary`` of the culture rows.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``factor_stats``, ``factor_verdicts``, ``factor_summary`` and ``factor_levels`` of the
+    culture rows.
 
     Args:
         tidy: the tidy responses table (design columns are derived when absent).
@@ -775,11 +861,44 @@ def factor_tables(
             pd.DataFrame(columns=list(FACTOR_COLUMNS)),
             pd.DataFrame(columns=list(VERDICT_COLUMNS)),
             pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
+            pd.DataFrame(columns=list(LEVEL_COLUMNS)),
         )
-    stats = pd.concat([f.table for f in fits], ignore_index=True)
+    table = pd.concat([f.table for f in fits], ignore_index=True)
     verdicts = pd.DataFrame([unit_verdict(f.table) for f in fits], columns=list(VERDICT_COLUMNS))
     summary = study_summary(fits, n_draws, seed)
-    return stats.loc[:, list(FACTOR_COLUMNS)], verdicts, summary
+    return table.loc[:, list(FACTOR_COLUMNS)], verdicts, summary, level_table(fits)
+
+
+def level_table(fits: list[UnitFit]) -> pd.DataFrame:
+    """``factor_levels``: every item's level effects, then per axis, factor and level the mean
+    effect over items with its t interval over items (scope ``study``; items resampled as the
+    study-level shares are, :func:`~culture_probe.analysis._items.item_mean_interval`)."""
+    items = pd.concat([f.levels for f in fits if not f.levels.empty], ignore_index=True)
+    if items.empty:
+        return pd.DataFrame(columns=list(LEVEL_COLUMNS))
+    records = []
+    for (axis, factor, level), group in items.groupby(["axis", "factor", "level"], sort=True):
+        values = group[["mean", "effect"]].to_numpy(dtype=np.float64)
+        mean, _, _ = item_mean_interval(values, clip=False)
+        _, low, high = item_mean_interval(values[:, 1:], clip=False)
+        records.append(
+            {
+                "scope": "study",
+                "item_id": None,
+                "axis": axis,
+                "factor": factor,
+                "level": level,
+                "n_rows": int(group["n_rows"].sum()),
+                "n_items": len(group),
+                "mean": mean[0],
+                "effect": mean[1],
+                "effect_low": low[0],
+                "effect_high": high[0],
+                "df_error": len(group) - 1.0,
+            }
+        )
+    study = pd.DataFrame(records, columns=list(LEVEL_COLUMNS))
+    return pd.concat([items, study], ignore_index=True).loc[:, list(LEVEL_COLUMNS)]
 
 
 def unit_verdict(table: pd.DataFrame) -> dict[str, Any]:
@@ -889,8 +1008,11 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
     ]
 
 
-def summary_entries(summary: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, Any]:
-    """The ``factors`` entry of ``summary.json``: per axis, shares with intervals and the verdict."""
+def summary_entries(
+    summary: pd.DataFrame, verdicts: pd.DataFrame, levels: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The ``factors`` entry of ``summary.json``: per axis, shares with intervals, the verdict and
+    the study-level effects of the fixed factors' levels (``levels``: factor -> level -> effect)."""
     out: dict[str, Any] = {}
     for axis, rows in summary.groupby("axis", sort=True):
         shares = {
@@ -921,10 +1043,27 @@ def summary_entries(summary: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, 
             "n_items": int(unit_rows["item_id"].nunique()),
             "shares": shares,
             "residual_largest": bool(residual is not None and residual > largest),
+            "levels": _level_entries(levels, str(axis)),
             "dominant_factor": leader,
             "verdict": verdict,
             "item_verdicts": {
                 str(r["item_id"]): str(r["verdict"]) for _, r in unit_rows.iterrows()
             },
+        }
+    return out
+
+
+def _level_entries(levels: pd.DataFrame | None, axis: str) -> dict[str, Any]:
+    if levels is None or levels.empty:
+        return {}
+    rows = levels.loc[(levels["scope"] == "study") & (levels["axis"] == axis)]
+    out: dict[str, Any] = {}
+    for _, row in rows.iterrows():
+        out.setdefault(str(row["factor"]), {})[str(row["level"])] = {
+            "mean": row["mean"],
+            "estimate": row["effect"],
+            "ci_low": row["effect_low"],
+            "ci_high": row["effect_high"],
+            "n_items": int(row["n_items"]),
         }
     return out

@@ -181,7 +181,9 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def item_mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def item_mean_interval(
+    values: np.ndarray, clip: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over items (axis 0) of untruncated estimates with its Student-t 95% interval, both
     clipped to [0, 1] (docs/statistics.md, "Study-level intervals").
 
@@ -201,6 +203,8 @@ def item_mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
         error = np.nanstd(values, axis=0, ddof=1) / np.sqrt(count)
         half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, np.maximum(count - 1, 1)) * error
     half = np.where(count > 1, half, np.nan)
+    if not clip:  # a difference between levels, which may be negative
+        return mean, mean - half, mean + half
     return np.clip(mean, 0, 1), np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
 
 
