@@ -525,7 +525,8 @@ def pivotal_draws(
         point_error = point @ system.T - point * own
         signal = df * np.maximum(np.nan_to_num(ms - point_error), 0.0)  # ||mu||^2, unbiased
         drawn_error = np.maximum(error[:, chosen], np.finfo(float).tiny)
-        noncentrality = np.minimum(signal[chosen] / drawn_error, 1e12)
+        with np.errstate(over="ignore"):  # an error at rounding noise: lambda is capped
+            noncentrality = np.minimum(signal[chosen] / drawn_error, 1e12)
         spread = rng.noncentral_chisquare(df[chosen], noncentrality)
         pivots[:, chosen] = drawn_error * spread / df[chosen]
         raw = pivots @ inverse.T
@@ -873,9 +874,10 @@ def level_table(fits: list[UnitFit]) -> pd.DataFrame:
     """``factor_levels``: every item's level effects, then per axis, factor and level the mean
     effect over items with its t interval over items (scope ``study``; items resampled as the
     study-level shares are, :func:`~culture_probe.analysis._items.item_mean_interval`)."""
-    items = pd.concat([f.levels for f in fits if not f.levels.empty], ignore_index=True)
-    if items.empty:
+    present = [f.levels for f in fits if not f.levels.empty]
+    if not present:
         return pd.DataFrame(columns=list(LEVEL_COLUMNS))
+    items = pd.concat(present, ignore_index=True)
     records = []
     for (axis, factor, level), group in items.groupby(["axis", "factor", "level"], sort=True):
         values = group[["mean", "effect"]].to_numpy(dtype=np.float64)
