@@ -85,11 +85,11 @@ KEPT = "C(paraphrase) + C(enumerator) + C(order) + C(paraphrase):C(enumerator) +
 def _pooled_estimates(rows: pd.DataFrame, with_culture: bool) -> dict[str, float]:
     """Hand-worked components when every term at 0 pools into the residual (Thompson 1962).
 
-    Expected mean squares of the mixed model (unrestricted; the fixed enumerator x order effects
-    sum to 0, so they would not enter their margins), 48 responses: E[MS_PE] = s2 + 4 s2_PE,
-    E[MS_PO] = s2 + 6 s2_PO, E[MS_P] = s2 + 4 s2_PE + 6 s2_PO + 12 s2_P, E[MS_E] = s2 + 4 s2_PE +
-    16 theta_E, E[MS_O] = s2 + 6 s2_PO + 24 theta_O, E[MS_C] = s2 + 24 s2_C; a fixed factor's
-    variance is theta (L - 1) / L (Hays 1963).
+    Expected mean squares of the restricted mixed model (effects sum to 0 over each fixed factor:
+    enumerator and order), 48 responses: E[MS_PE] = s2 + 4 s2_PE, E[MS_PO] = s2 + 6 s2_PO,
+    E[MS_P] = s2 + 12 s2_P, E[MS_E] = s2 + 4 s2_PE + 16 theta_E, E[MS_O] = s2 + 6 s2_PO +
+    24 theta_O, E[MS_C] = s2 + 24 s2_C; a fixed factor's variance is theta (L - 1) / L (Hays
+    1963).
     """
     formula = "score ~ " + ("C(proxy) + " if with_culture else "") + KEPT
     ms = _mean_squares(formula, rows)
@@ -98,7 +98,7 @@ def _pooled_estimates(rows: pd.DataFrame, with_culture: bool) -> dict[str, float
     out = {
         "paraphrase x enumerator": (pe - error) / 4,
         "paraphrase x order": (po - error) / 6,
-        "paraphrase": (ms["C(paraphrase)"] - pe - po + error) / 12,
+        "paraphrase": (ms["C(paraphrase)"] - error) / 12,
         "enumerator": (ms["C(enumerator)"] - pe) / 16 * 2 / 3,
         "order": (ms["C(order)"] - po) / 24 / 2,
         "residual": error,

@@ -16,8 +16,10 @@ from statsmodels.stats.anova import anova_lm
 from culture_probe.analysis import analyze, tidy_responses
 from culture_probe.analysis._anova import culture_share_interval, item_statistics
 from culture_probe.analysis._factorial import (
+    Term,
     factor_tables,
     fit_balanced,
+    restricted_contributions,
     unit_decomposition,
     unit_terms,
     with_design_columns,
@@ -64,8 +66,9 @@ def test_fixed_factor_share_is_hays_omega_squared() -> None:
 
 
 def test_fixed_interaction_stays_out_of_its_margins() -> None:
-    """paraphrase (random) x enumerator x order (fixed), one response per cell: E[MS_E] = s2 +
-    2 s2_PE + 8 theta_E holds no enumerator x order part, E[MS_EO] = s2 + 4 theta_EO."""
+    """paraphrase (random) x enumerator x order (fixed), one response per cell, the restricted
+    mixed model: E[MS_E] = s2 + 2 s2_PE + 8 theta_E holds no enumerator x order part, E[MS_EO] =
+    s2 + 4 theta_EO, and E[MS_P] = s2 + 6 s2_P holds no paraphrase x enumerator or x order part."""
     rng = np.random.default_rng(2)
     g = _grid({"p": 4, "e": 3, "o": 2})
     interaction = rng.normal(size=(3, 2))
@@ -73,12 +76,14 @@ def test_fixed_interaction_stays_out_of_its_margins() -> None:
     score = 0.3 * interaction[g["e"], g["o"]] + 0.05 * rng.normal(size=len(g))
     frame = g.assign(score=score)
     sets = [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2)]
-    fixed = [False, True, True, False, False, True]
-    fit = fit_balanced(score, g.to_numpy(), sets, fixed)
+    names = ["paraphrase", "enumerator", "order"]
+    terms = [Term(" x ".join(names[i] for i in t), tuple(names[i] for i in t), "") for t in sets]
+    fit = fit_balanced(score, g.to_numpy(), sets, restricted_contributions(terms))
     ms = _mean_squares("score ~ C(p) + C(e) + C(o) + C(p):C(e) + C(p):C(o) + C(e):C(o)", frame)
     assert fit.raw[1] == pytest.approx((ms["C(e)"] - ms["C(p):C(e)"]) / 8, rel=1e-9)
     assert fit.raw[2] == pytest.approx((ms["C(o)"] - ms["C(p):C(o)"]) / 12, rel=1e-9)
     assert fit.raw[5] == pytest.approx((ms["C(e):C(o)"] - ms["Residual"]) / 4, rel=1e-9)
+    assert fit.raw[0] == pytest.approx((ms["C(p)"] - ms["Residual"]) / 6, rel=1e-9)
     # as a random effect the interaction would be subtracted from its margins as well
     random = fit_balanced(score, g.to_numpy(), sets)
     assert random.raw[1] == pytest.approx(fit.raw[1] - fit.raw[5] * 4 / 8, rel=1e-9)

@@ -268,7 +268,7 @@ def combined_code(codes: dict[str, np.ndarray], columns: tuple[str, ...]) -> np.
 
 
 def fit_components(
-    scores: np.ndarray, codes: list[np.ndarray], fixed: list[bool] | None = None
+    scores: np.ndarray, codes: list[np.ndarray], restricted: np.ndarray | None = None
 ) -> Components:
     """Type I sums of squares, their expected mean squares and the variance components.
 
@@ -280,7 +280,8 @@ def fit_components(
     Args:
         scores: the responses, shape (n,).
         codes: per term, the level code of every response, shape (n,).
-        fixed: per term, whether it is a fixed effect (:func:`pure_fixed_effects`).
+        restricted: which term's component may enter which mean square
+            (:func:`restricted_contributions`); all, when None.
 
     Returns:
         The :class:`Components`; the residual's component is NaN when the model saturates the
@@ -306,27 +307,39 @@ def fit_components(
     df[n_terms] = n - basis.shape[1]
     ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
     coefficients[n_terms, n_terms] = df[n_terms]
-    return _solve(df, ss, pure_fixed_effects(coefficients, fixed))
+    return _solve(df, ss, _restrict(coefficients, restricted))
 
 
-def pure_fixed_effects(coefficients: np.ndarray, fixed: list[bool] | None) -> np.ndarray:
-    """Keep a fixed term's effects out of every expected sum of squares but its own.
+def restricted_contributions(terms: list[Term]) -> np.ndarray:
+    """Which component may enter which expected mean square: allowed[t, j] (the mixed model with
+    effects that sum to 0 over every fixed factor).
 
-    The effects of a fixed term sum to 0 over each of its factors (``enumerator x order`` over
-    the enumerators and over the orders), so they lie in the term's own pure-effect space and add
-    nothing to the mean squares of its margins: E[MS_enumerator] holds no enumerator x order part
-    (the fixed-effects model; Searle, Casella & McCulloch 1992, section 4.6). Random effects of
-    the unrestricted model do enter their margins. Exact on balanced cells; on incomplete ones a
-    sum-to-zero effect projects a little on its margins, which this leaves out.
+    A term's effects sum to 0 over each fixed factor it contains (the restricted mixed model;
+    Scheffe 1959, ch. 8; Searle, Casella & McCulloch 1992, section 4.6): ``culture x order`` sums
+    to 0 over the two orders, ``enumerator x order`` over the enumerators and over the orders. So
+    term j's effects lie in the pure-effect spaces that contain all of its fixed factors, and they
+    enter the mean square of term t only where t holds every fixed factor of j: culture x order
+    enters the order's mean square, not the culture's. (The unrestricted model subtracted the
+    culture x order component from culture's and, on the default values study, put culture at
+    exactly 0 on every item while the culture F test was significant on all 14.) Random terms
+    without a fixed factor enter every margin, as before. Exact on balanced cells, where each
+    term adds only its own pure-effect space; on incomplete ones a sum-to-zero effect projects a
+    little on the margins this leaves out.
     """
-    if fixed is None or not any(fixed):
+    allowed = np.ones((len(terms), len(terms)), dtype=bool)
+    for j, source in enumerate(terms):
+        fixed = {c for c in source.columns if c in FIXED_FACTORS}
+        for t, target in enumerate(terms):
+            allowed[t, j] = t == j or fixed <= set(target.columns)
+    return allowed
+
+
+def _restrict(coefficients: np.ndarray, restricted: np.ndarray | None) -> np.ndarray:
+    if restricted is None:
         return coefficients
     out = coefficients.copy()
-    for index, is_fixed in enumerate(fixed):
-        if is_fixed:
-            own = out[index, index]
-            out[:, index] = 0.0
-            out[index, index] = own
+    size = len(restricted)
+    out[:size, :size] = np.where(restricted, out[:size, :size], 0.0)
     return out
 
 
@@ -334,7 +347,7 @@ def fit_balanced(
     scores: np.ndarray,
     factor_codes: np.ndarray,
     term_sets: list[tuple[int, ...]],
-    fixed: list[bool] | None = None,
+    restricted: np.ndarray | None = None,
 ) -> Components:
     """:func:`fit_components` for a complete grid with equal counts per cell, from marginal means.
 
@@ -351,7 +364,8 @@ def fit_balanced(
         scores: the responses, shape (n,).
         factor_codes: integer level codes, shape (n, k), one column per factor.
         term_sets: per term, the indices of the factors it crosses.
-        fixed: per term, whether it is a fixed effect (:func:`pure_fixed_effects`).
+        restricted: which term's component may enter which mean square
+            (:func:`restricted_contributions`); all, when None.
     """
     y = np.asarray(scores, dtype=np.float64)
     n = len(y)
@@ -377,7 +391,7 @@ def fit_balanced(
     df[n_terms] = n - 1 - df[:n_terms].sum()
     ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
     coefficients[n_terms, n_terms] = df[n_terms]
-    return _solve(df, ss, pure_fixed_effects(coefficients, fixed))
+    return _solve(df, ss, _restrict(coefficients, restricted))
 
 
 def _subsets(factors: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -680,13 +694,13 @@ def unit_decomposition(
     if balanced:
         grid = np.column_stack([by_column[c] for c in columns])
         sets = [tuple(columns.index(c) for c in t.columns) for t in terms]
-        fit = fit_balanced(scores, grid, sets, [t.effect == FIXED for t in terms])
+        fit = fit_balanced(scores, grid, sets, restricted_contributions(terms))
     else:
         affordable = _affordable(terms, codes, len(rows))
         pooled = len(affordable) < len(terms)
         codes = [code for term, code in zip(terms, codes, strict=True) if term in affordable]
         terms = affordable
-        fit = fit_components(scores, codes, [t.effect == FIXED for t in terms])
+        fit = fit_components(scores, codes, restricted_contributions(terms))
     levels = [int(code.max()) + 1 if len(code) else 0 for code in codes]
     if not np.isfinite(fit.raw[-1]):
         fit = _saturated(fit)
