@@ -44,6 +44,10 @@ the orders and enumerators, which vary within its cells, in its residual. rho2(1
 s2_CP + s2_noise / n: effects the same for every culture are not error. A study-level truth is
 the mean of its items' truths.
 
+Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
+``order``, 0 elsewhere), of an enumerator level 0 (the enumerator x order effects are
+double-centred).
+
 Printed per scenario and interval: the mean estimate, the mean truth, the coverage of the 95%
 interval, its mean width and how many intervals were scored. "False claims" gives, on null
 studies, the share of items whose culture F test rejects (p < 0.05 and after Benjamini-Hochberg
@@ -75,6 +79,7 @@ from culture_probe.analysis._anova import (
     rho2_interval,
 )
 from culture_probe.analysis._factorial import (
+    level_table,
     study_summary,
     unit_decomposition,
     with_design_columns,
@@ -305,9 +310,12 @@ def _truth(
     s2_c = float(culture.var(ddof=1))
     s2_p, s2_cp = planted.wording**2, planted.culture_wording**2
     two_way_total = s2_c + s2_p + s2_cp + s2_e
+    levels = {"level:order:canonical": order[0], "level:order:reversed": order[1]}
+    levels.update({f"level:enumerator:e{e}": 0.0 for e in range(ENUMERATORS)})
     return {
         "item_id": f"Q{item:05d}",
         **{f"nway:{name}": value / total for name, value in nway.items()},
+        **levels,
         "culture_share": s2_c / two_way_total,
         "wording_share": s2_p / two_way_total,
         "wording_contrast_share": s2_cp / two_way_total,
@@ -422,9 +430,30 @@ def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ign
             )
         region = table.loc[table["factor"] == "region"]
         claims["N-way region interval excludes 0"].append(float(region["share_low"].iat[0] > 0))
+        for _, level in fit.levels.iterrows():
+            name = f"level:{level['factor']}:{level['level']}"
+            tally.add(
+                "item",
+                f"level effect, {level['factor']}",
+                level["effect"],
+                level["effect_low"],
+                level["effect_high"],
+                truth.loc[item].get(name, np.nan),
+            )
     for study, group in fits.items():
         summary = study_summary(group, args.draws, seed + study)
         items = [fit.table["item_id"].iat[0] for fit in group]
+        levels = level_table(group)
+        for _, level in levels.loc[levels["scope"] == "study"].iterrows():
+            column = f"level:{level['factor']}:{level['level']}"
+            tally.add(
+                "study",
+                f"level effect, {level['factor']}",
+                level["effect"],
+                level["effect_low"],
+                level["effect_high"],
+                truth.loc[items, column].mean(),
+            )
         for _, row in summary.iterrows():
             column = f"nway:{row['factor']}"
             if column in truth.columns:

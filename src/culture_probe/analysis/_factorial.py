@@ -757,8 +757,9 @@ def level_effects(
     """Each level of each fixed factor: its mean and its effect (level mean minus the mean of the
     level means) with a 95% t interval whose error is what the random facets add.
 
-    The error of a fixed term t is E[MS_t] without the term's own part, s2_err = sum_j a_j MS_j,
-    a linear combination of mean squares read off the expected-mean-square solve (for option
+    The error of a fixed term t is E[MS_t] without the term's own part at the non-negative
+    components (s2_err = sum_j a_j MS_j where none is truncated), read off the expected-mean-square
+    solve (for option
     order in a paraphrase x order design, MS_(paraphrase x order): the wordings are what is
     random). A level effect then has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l)
     1 / (L^2 n_k)), (L - 1) s2_err / N on balanced cells, on the Satterthwaite (1946) degrees of
@@ -800,22 +801,27 @@ def level_effects(
 
 
 def _error_mean_square(fit: Components, index: int) -> tuple[float, float]:
-    """E[MS_t] without term t's own part, as the estimate sum_j a_j MS_j, and its Satterthwaite
-    degrees of freedom; NaN where the combination is not positive."""
+    """E[MS_t] without term t's own part at the non-negative components, and its Satterthwaite
+    degrees of freedom from the same quantity written as sum_j a_j MS_j; NaN where it is 0.
+
+    Where the combination subtracts mean squares (a_j < 0) the Satterthwaite formula on the
+    combination itself can give a fraction of a degree of freedom and a t quantile in the
+    hundreds; the numerator then uses the non-negative estimate, and the result is kept between
+    1 and the residual's degrees of freedom.
+    """
     keep = np.flatnonzero(fit.df > 0)
     position = int(np.flatnonzero(keep == index)[0])
     system = fit.expected[np.ix_(keep, keep)]
     row = system[position].copy()
     row[position] = 0.0
-    weights = row @ np.linalg.inv(system)
-    ms = fit.ms[keep]
-    terms = weights * ms
-    error = float(terms.sum())
+    error = float(row @ np.nan_to_num(fit.var[keep]))
     if not error > 0:
         return float("nan"), float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = error**2 / float(np.sum(np.where(terms != 0, terms**2 / fit.df[keep], 0.0)))
-    return error, df
+    parts = (row @ np.linalg.inv(system)) * fit.ms[keep]
+    spread = float(np.sum(parts**2 / fit.df[keep]))
+    ceiling = float(fit.df[keep].max())
+    df = error**2 / spread if spread > 0 else ceiling
+    return error, float(np.clip(df, 1.0, ceiling))
 
 
 def _affordable(terms: list[Term], codes: list[np.ndarray], n_rows: int) -> list[Term]:
