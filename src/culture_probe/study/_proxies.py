@@ -203,6 +203,12 @@ def _crossed_cultures(
             '{{ region.in_phrase }}"}',
         )
     by_axis = {axis: (category, values) for axis, category, values in axes}
+    # a value's forms compile templates: once per value, not once per combination it is part of
+    forms_of = {
+        (axis, value.id): value_forms(value, category)
+        for axis, (category, values) in by_axis.items()
+        for value in values
+    }
     proxies = []
     for combination in itertools.product(*(by_axis[axis][1] for axis in crossed)):
         chosen = {axis: value.id for axis, value in zip(crossed, combination, strict=True)}
@@ -212,7 +218,8 @@ def _crossed_cultures(
             (axis, by_axis[axis][0], value)
             for axis, value in zip(crossed, combination, strict=True)
         )
-        proxies.append(_culture(raw, parts, personas))
+        forms = {axis: forms_of[(axis, value.id)] for axis, _, value in parts}
+        proxies.append(_culture(raw, parts, personas, forms))
     if not proxies:
         raise InputError(
             "'exclude' leaves no combination to ask",
@@ -224,11 +231,13 @@ def _crossed_cultures(
 
 
 def _culture(
-    raw: Located, parts: tuple[tuple[str, Category, ProxyValue], ...], personas: dict[str, Template]
+    raw: Located,
+    parts: tuple[tuple[str, Category, ProxyValue], ...],
+    personas: dict[str, Template],
+    forms: dict[str, dict[str, Any]] | None = None,
 ) -> Proxy:
-    forms: dict[str, dict[str, Any]] = {
-        axis: value_forms(value, category) for axis, category, value in parts
-    }
+    if forms is None:
+        forms = {axis: value_forms(value, category) for axis, category, value in parts}
     if "culture" in personas:
         persona = _render_persona(personas["culture"], forms)
     else:
