@@ -10,12 +10,12 @@ import pytest
 
 from culture_probe.design import (
     build_plan,
-    design_units,
-    smallest_budget,
     describe_design,
+    design_units,
     enumerate_options,
     example_prompts,
     option_orders,
+    smallest_budget,
 )
 from culture_probe.errors import InputError
 from culture_probe.study import load_study
@@ -431,7 +431,9 @@ def test_a_budget_draws_a_balanced_fraction(tmp_path: Path, repo: Path) -> None:
 def test_a_budget_too_small_to_estimate_every_factor(tmp_path: Path, repo: Path) -> None:
     study = write_study(tmp_path, repo, FORMATS + "budget: 30\n")
     message = error_of(study)
-    assert f"{study}:{line_of(study, 'budget: 30')}: key 'budget': a budget of 30 prompts" in message
+    assert (
+        f"{study}:{line_of(study, 'budget: 30')}: key 'budget': a budget of 30 prompts" in message
+    )
     # one culture, so per item the grand mean, the format factors' and the order's and the
     # paraphrase's levels - 1 (1 + 1 + 4 + 1 + 1 + 2 = 10), their two-way interactions
     # ((10^2 - (1 + 1 + 16 + 1 + 1 + 4)) / 2 = 38) and one residual degree of freedom
