@@ -14,6 +14,7 @@ import pytest
 from culture_probe.analysis._factorial import (
     fit_components,
     term_codes,
+    unit_decomposition,
     unit_terms,
     with_design_columns,
 )
@@ -274,3 +275,26 @@ def test_a_three_axis_crossing_is_refused_at_once(tmp_path: Path, repo: Path) ->
 
 
 AXES = ("region", "religion", "ethnicity")
+
+
+def test_a_term_the_design_confounds_is_flagged_not_estimable_and_has_no_share() -> None:
+    rng = np.random.default_rng(4)
+    grid = pd.MultiIndex.from_product(
+        [["JP", "US", "DE", "IN"], ["p1", "p2", "p3", "p4"], range(3)],
+        names=["proxy", "paraphrase", "repeat"],
+    ).to_frame(index=False)
+    # the order follows the paraphrase: the two are confounded, and order comes second
+    grid["order"] = (
+        grid["paraphrase"].map({"p1": "canonical", "p2": "canonical"}).fillna("reversed")
+    )
+    rows = with_design_columns(
+        grid.assign(axis="region", item_id="q", score=rng.normal(size=len(grid)))
+    )
+    fitted = unit_decomposition(rows, "q", "region", 200, rng)
+    assert fitted is not None
+    table = fitted.table.set_index("factor")
+    assert not table.loc["order", "estimable"] and table.loc["order", "df"] == 0
+    assert np.isnan(table.loc["order", "share"]) and np.isnan(table.loc["culture x order", "share"])
+    assert table.loc[["region", "paraphrase", "residual"], "estimable"].all()
+    shares = table.loc[table["estimable"], "share"]
+    assert shares.notna().all() and shares.sum() == pytest.approx(1.0)
