@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -298,3 +299,29 @@ def test_a_term_the_design_confounds_is_flagged_not_estimable_and_has_no_share()
     assert table.loc[["region", "paraphrase", "residual"], "estimable"].all()
     shares = table.loc[table["estimable"], "share"]
     assert shares.notna().all() and shares.sum() == pytest.approx(1.0)
+
+
+def test_a_four_axis_crossing_is_refused_before_its_personas_are_built(
+    tmp_path: Path, repo: Path
+) -> None:
+    axes_four = (*AXES, "language")
+    taxonomy = load_taxonomy(repo / "taxonomy" / "taxonomy.yaml")
+    values = {c.id: [v.id for v in c.values] for c in taxonomy.categories if c.values}
+    axes = "".join(f"  {axis}: [{', '.join(values[axis])}]\n" for axis in axes_four)
+    study = write_study(
+        tmp_path,
+        repo,
+        f"axes:\n{axes}cross: [{', '.join(axes_four)}]\n"
+        'persona:\n  culture: "a {{ religion.adjective }} person {{ region.in_phrase }}"\n',
+    )
+    started = time.process_time()
+    with pytest.raises(InputError) as caught:
+        load_study(study)
+    assert time.process_time() - started < 20  # 2.6 million personas would take minutes
+    message = str(caught.value)
+    assert f"{study}:{line_of(study, 'cross:')}: key 'cross': crossing 85 region x 19" in message
+    assert "more than 200,000 personas" in message
+
+
+def line_of(path: Path, fragment: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if fragment in line)
