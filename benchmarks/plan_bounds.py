@@ -2,7 +2,7 @@
 
 Writes, into a scratch folder, studies over the packaged values items (14 items x 4 paraphrases x
 2 orders x 3 framings = 336 prompts per persona) that cross the packaged taxonomy's axes, and
-times ``culture-probe plan`` on each with ``/usr/bin/time -v`` (niced):
+times ``culture-probe plan`` on each with ``/usr/bin/time -v`` (``nice -n 5``):
 
 - ``at the limit``: region x 7 religions = 595 personas, 199,920 prompts (the default limit is
   200,000), planned whole and written to parquet;
@@ -96,7 +96,7 @@ def cases(folder: Path) -> dict[str, list[str]]:
 
 def measure(arguments: list[str]) -> dict[str, str]:
     """Exit status, wall and CPU time and peak memory of one ``plan`` under /usr/bin/time -v."""
-    command = ["nice", "-n", "10", "/usr/bin/time", "-v", sys.executable, "-m"]
+    command = ["nice", "-n", "5", "/usr/bin/time", "-v", sys.executable, "-m"]
     command += ["culture_probe.cli", "plan", *arguments]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)

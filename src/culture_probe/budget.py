@@ -258,6 +258,8 @@ def per_proxy_minimum(grid: UnitGrid) -> int:
     """How often each proxy must be asked so that every group's model leaves a residual degree of
     freedom: ``ceil((columns + 1) / cultures)`` for the most demanding group (all the proxies
     form one group where none is a culture)."""
+    if not grid.groups:
+        return 0
     members_of = list(_group_members(grid).values()) or [list(range(len(grid.groups)))]
     needed = 1
     for members in members_of:
