@@ -20,7 +20,13 @@ from culture_probe.analysis._factorial import (
     with_design_columns,
 )
 from culture_probe.budget import balanced_fraction, min_cells_for
-from culture_probe.design import build_plan, design_size, design_units, smallest_budget
+from culture_probe.design import (
+    MAX_PROMPTS,
+    build_plan,
+    design_size,
+    design_units,
+    smallest_budget,
+)
 from culture_probe.errors import InputError
 from culture_probe.runner import PlanFilter, prepare
 from culture_probe.study import load_study
@@ -325,3 +331,9 @@ def test_a_four_axis_crossing_is_refused_before_its_personas_are_built(
 
 def line_of(path: Path, fragment: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if fragment in line)
+
+
+def test_the_help_states_the_limit_the_plan_applies(repo: Path) -> None:
+    shown = cli("plan", "--help", cwd=repo)
+    assert shown.returncode == 0
+    assert f"Default {MAX_PROMPTS:,}" in " ".join(shown.stdout.replace("│", " ").split())
