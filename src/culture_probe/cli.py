@@ -125,7 +125,7 @@ MaxPromptsOpt = Annotated[
     typer.Option(
         "--max-prompts",
         help="Refuse a plan of more prompts than this (the design, or the --budget drawn from "
-        "it). Default 200,000; planning takes about 6 kB of memory per prompt.",
+        "it). Default 200,000; planning takes about 4 kB of memory per prompt.",
         min=1,
         show_default=False,
     ),

@@ -87,7 +87,7 @@ LABEL_WORDS = {
 }
 FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
 #: the most prompts a plan may have unless ``--max-prompts`` says otherwise: planning takes about
-#: 6 kB of memory per prompt at its peak (benchmarks/plan_bounds.py), so about 1.2 GB here
+#: 4 kB of memory per prompt at its peak (benchmarks/plan_bounds.py), so about 0.8 GB here
 MAX_PROMPTS = 200_000
 
 
