@@ -19,7 +19,7 @@ from culture_probe.analysis._factorial import (
     unit_terms,
     with_design_columns,
 )
-from culture_probe.budget import balanced_fraction, min_cells_for
+from culture_probe.budget import balanced_fraction, min_cells_for, split_evenly
 from culture_probe.design import (
     MAX_PROMPTS,
     build_plan,
@@ -337,3 +337,11 @@ def test_the_help_states_the_limit_the_plan_applies(repo: Path) -> None:
     shown = cli("plan", "--help", cwd=repo)
     assert shown.returncode == 0
     assert f"Default {MAX_PROMPTS:,}" in " ".join(shown.stdout.replace("│", " ").split())
+
+
+def test_shares_above_their_floor_go_to_those_at_the_even_level() -> None:
+    # the first needs 5; the 5 left go to the other two as evenly as possible
+    assert split_evenly(10, [5, 0, 0], [9, 9, 9]) == [5, 3, 2]
+    assert split_evenly(12, [0, 0, 0], [2, 9, 9]) == [2, 5, 5]
+    with pytest.raises(InputError):
+        split_evenly(30, [0, 0], [9, 9])

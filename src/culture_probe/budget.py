@@ -315,7 +315,8 @@ def _water_level(
         else:
             stop = middle - 1
     shares = np.clip(start, lows, highs)
-    return shares, np.flatnonzero(shares < highs)
+    # one more lifts exactly those at the level with room: the others sit at a bound
+    return shares, np.flatnonzero((shares == start) & (shares < highs))
 
 
 def draw_unit(grid: UnitGrid, n: int, seed: int | Sequence[int]) -> np.ndarray:
