@@ -120,6 +120,16 @@ BudgetOpt = Annotated[
         show_default=False,
     ),
 ]
+MaxPromptsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-prompts",
+        help="Refuse a plan of more prompts than this (the design, or the --budget drawn from "
+        "it). Default 200,000; planning takes about 4 kB of memory per prompt.",
+        min=1,
+        show_default=False,
+    ),
+]
 ItemsOpt = Annotated[str, typer.Option("--items", help="Only these item ids (comma-separated).")]
 ProxiesOpt = Annotated[
     str,
@@ -181,10 +191,12 @@ def _split(values: str) -> tuple[str, ...]:
     return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
-def _filters(items: str, proxies: str, budget: int | None = None) -> Any:
+def _filters(
+    items: str, proxies: str, budget: int | None = None, max_prompts: int | None = None
+) -> Any:
     from culture_probe.runner import PlanFilter
 
-    return PlanFilter(_split(items), _split(proxies), budget)
+    return PlanFilter(_split(items), _split(proxies), budget, max_prompts)
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -240,6 +252,7 @@ def plan(
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
     budget: BudgetOpt = None,
+    max_prompts: MaxPromptsOpt = None,
 ) -> None:
     """Show the design of a study (items x proxies x wordings x orders = N prompts) and write
     its plan, one row per prompt with a stable id."""
@@ -247,7 +260,7 @@ def plan(
 
     from culture_probe.runner import prepare
 
-    prepared = prepare(study, _filters(items, proxies, budget))
+    prepared = prepare(study, _filters(items, proxies, budget, max_prompts))
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
@@ -273,6 +286,7 @@ def run(
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
     budget: BudgetOpt = None,
+    max_prompts: MaxPromptsOpt = None,
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 16,
     bootstrap: BootstrapOpt = 1000,
@@ -287,7 +301,7 @@ def run(
 
     settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas, budget,
+        ray, replicas, budget, max_prompts,
     )  # fmt: skip
     run_study(settings, bootstrap=bootstrap, events=TerminalEvents())
 
@@ -301,6 +315,7 @@ def score(
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
     budget: BudgetOpt = None,
+    max_prompts: MaxPromptsOpt = None,
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 16,
     option: BackendOptionOpt = None,
@@ -313,7 +328,7 @@ def score(
 
     settings = _settings(
         study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas, budget,
+        ray, replicas, budget, max_prompts,
     )  # fmt: skip
     run_study(settings, analyse=False, events=TerminalEvents())
 
@@ -396,6 +411,7 @@ def _settings(
     ray: str | None,
     replicas: int,
     budget: int | None = None,
+    max_prompts: int | None = None,
 ) -> RunSettings:
     from culture_probe.runner import RunSettings
 
@@ -410,7 +426,7 @@ def _settings(
         dtype=dtype,
         out=out,
         options={"batch_size": batch_size, **_parse_options(option)},
-        filters=_filters(items, proxies, budget),
+        filters=_filters(items, proxies, budget, max_prompts),
         chunk_size=chunk_size,
         ray=ray,
         replicas=replicas,
