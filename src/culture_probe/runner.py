@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
+from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.design import build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError, expected_one_of
 from culture_probe.events import ProgressCallback, RunEvents
@@ -525,6 +526,7 @@ def score_study(
     ``responses.parquet`` once every prompt has a result.
     """
     events = events or RunEvents()
+    check_plan_fits_backend(backend, prepared.plan, requests_for)  # before anything is written
     with run_lock(run_dir):
         run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
         set_aside = run.set_aside_damaged_chunks()

@@ -23,6 +23,7 @@ from culture_probe.compare._paired import (
 from culture_probe.compare._plans import SharedPrompts, shared_prompts
 from culture_probe.compare._ranking import pair_reversals, ranking_table, wording_means
 from culture_probe.compare._runs import ComparedRun, RunLike, read_run, unique_labels
+from culture_probe.arguments import Argument, MIN_DIFFERENCE, N_BOOTSTRAP, N_PERMUTATIONS, RUNS, SEED, count, flag, number, path_list
 from culture_probe.errors import InputError
 
 CULTURE = "culture"
@@ -93,6 +94,12 @@ def compare(
         >>> comparison.tables["item_differences"][["item_id", "difference", "low", "high"]]  # doctest: +SKIP
         >>> comparison.write_report("compare.html")  # doctest: +SKIP
     """
+    runs = path_list(runs, RUNS)
+    shared_only = flag(shared_only, Argument("shared_only", "--shared-only"))
+    min_difference = number(min_difference, MIN_DIFFERENCE)
+    n_bootstrap = count(n_bootstrap, N_BOOTSTRAP)
+    n_permutations = count(n_permutations, N_PERMUTATIONS)
+    seed = count(seed, SEED)
     if len(runs) < 2:
         raise InputError(f"compare needs at least two runs, got {len(runs)}")
     loaded = [read_run(run) for run in runs]

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from culture_probe.bounds import MAX_DATA_FILE_BYTES, read_input_file
 from culture_probe.errors import InputError, did_you_mean
 from culture_probe.survey._fields import normalize_label
 from culture_probe.survey._records import PaperRecord
@@ -239,7 +240,7 @@ def latex_to_text(value: str) -> str:
 
 def read_bibtex(path: str | Path) -> list[PaperRecord]:
     """Papers of a BibTeX file, keyed by their citation keys."""
-    text = decode_text(Path(path).read_bytes(), path)
+    text = decode_text(read_input_file(path, MAX_DATA_FILE_BYTES, "a BibTeX file"), path)
     records: list[PaperRecord] = []
     for entry in parse_bibtex(text, str(path)):
         fields = {key: latex_to_text(value) for key, value in entry.items()}
