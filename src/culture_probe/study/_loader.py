@@ -17,6 +17,7 @@ from culture_probe.bounds import (
     require_regular_file,
 )
 from culture_probe.errors import InputError
+from culture_probe.identifiers import check_id
 from culture_probe.schema import (
     Field,
     Schema,
@@ -93,6 +94,9 @@ def load_study(
         raise InputError("expected a study file (YAML), found a folder", path=path)
     raw = require_mapping(load_yaml(path), "a study", path=str(path))
     spec = STUDY.read(raw)
+    # the id names the run's folder, reports/<study>/: it must stay one plain folder name
+    check_id(str(spec["study"]), what="study id", path=str(path), line=raw.line_of("study"),
+             key="study")  # fmt: skip
     files = {str(path): _sha256(path)}
     taxonomy = _taxonomy(raw, path, taxonomy_path, files)
     languages = _languages(raw, taxonomy)
