@@ -310,7 +310,7 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     if study.reference is None:
         return None
     target = Path(run_dir) / "reference.parquet"
-    atomic_write_parquet(target, read_reference(study.reference))
+    atomic_write_parquet(target, read_reference(study.reference, study.items))
     return target
 
 

@@ -40,6 +40,7 @@ from culture_probe.study._model import (
     Study,
 )
 from culture_probe.study._proxies import load_proxies
+from culture_probe.study._reference import read_reference
 from culture_probe.taxonomy import Taxonomy, extend_taxonomy, find_taxonomy, load_taxonomy
 from culture_probe.templates import Template
 from culture_probe.yamlio import Located, load_yaml
@@ -112,6 +113,8 @@ def load_study(
     items = load_items(items_path)
     _check_item_languages(items, languages, items_path)
     reference = _optional_file(raw, "reference", path, files)
+    if reference is not None:
+        read_reference(reference, items)  # checked now: a bad cell must not wait for scoring
     answers = _optional_file(raw, "answers", path, files)
     option_orders, order_policy = load_order_policy(raw)
     first = setups[languages[0]]
