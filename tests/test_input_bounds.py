@@ -125,8 +125,9 @@ def test_a_prompt_longer_than_the_context_names_item_proxy_and_wording() -> None
     with pytest.raises(InputError) as raised:
         check_plan_fits_backend(_TopK(20, context=int(words.max()) - 1), plan, requests_for)
     assert f"item '{longest['item_id']}'" in str(raised.value)
-    assert f"is {int(words.max())} tokens; tiny-context reads at most {int(words.max()) - 1}" in str(
-        raised.value
+    assert (
+        f"is {int(words.max())} tokens; tiny-context reads at most {int(words.max()) - 1}"
+        in str(raised.value)
     )
     check_plan_fits_backend(_TopK(20, context=int(words.max())), plan, requests_for)
 
@@ -134,7 +135,9 @@ def test_a_prompt_longer_than_the_context_names_item_proxy_and_wording() -> None
 def _study_with_reference(tmp_path: Path, shares: tuple[float, float, float]) -> Path:
     folder = shutil.copytree(CASES / "reference_option_text_unknown", tmp_path / "study")
     rows = ["item_id,proxy,option,share"]
-    rows += [f"rice,JP+hinduism,{option},{share}" for option, share in zip("012", shares)]
+    rows += [
+        f"rice,JP+hinduism,{option},{share}" for option, share in zip("012", shares, strict=True)
+    ]
     rows[1] = rows[1].replace(",0,", ",Rice,")  # an option by its text
     (folder / "reference.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder / "study.yaml"

@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.atomic import atomic_write_bytes
-from culture_probe.compare._runs import ComparedRun, read_run, unique_labels
 from culture_probe.arguments import Argument, path_list, run_path, text
 from culture_probe.arguments import path as path_argument
+from culture_probe.atomic import atomic_write_bytes
+from culture_probe.compare._runs import ComparedRun, read_run, unique_labels
 from culture_probe.errors import InputError
 from culture_probe.spreadsheet import FORMULA_TRIGGERS, write_csv
 from culture_probe.store import atomic_write_parquet, disk_errors

@@ -112,7 +112,9 @@ def differences(first: str, second: str) -> str:
         if hidden:
             return f"the {which} holds an invisible character (U+{ord(hidden[0]):04X})"
     for text, which in ((first, "first"), (second, "second")):
-        foreign = [char for char in text if char.casefold().translate(_LOOKALIKES) != char.casefold()]
+        foreign = [
+            char for char in text if char.casefold().translate(_LOOKALIKES) != char.casefold()
+        ]
         if foreign:
             name = unicodedata.name(foreign[0], "a look-alike letter")
             return f"the {which} holds {name} (U+{ord(foreign[0]):04X}), drawn like a Latin letter"

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from culture_probe.identifiers import check_id, comparison_key, differences
 from culture_probe.errors import InputError, expected_one_of
+from culture_probe.identifiers import check_id, comparison_key, differences
 from culture_probe.schema import (
     check_keys,
     optional_str,

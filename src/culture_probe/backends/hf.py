@@ -40,8 +40,8 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
-from culture_probe.bounds import NON_NEGATIVE, POSITIVE
 from culture_probe.backends.options import options_record, parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE
 from culture_probe.engine.mixed import DEFAULT_TAIL_CHANNELS
 from culture_probe.models import ModelSource, converted_copy, load_pretrained, resolve_model
 
@@ -63,25 +63,40 @@ class HFOptions:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:n]"})
     batch_size: int = field(
-        default=16, metadata={"help": "prompts per padded batch without prefix sharing", "range": POSITIVE}
+        default=16,
+        metadata={"help": "prompts per padded batch without prefix sharing", "range": POSITIVE},
     )
     threads: int | None = field(
         default=None,
-        metadata={"help": "PyTorch threads while the backend lives; unset: PyTorch's default", "range": POSITIVE},
+        metadata={
+            "help": "PyTorch threads while the backend lives; unset: PyTorch's default",
+            "range": POSITIVE,
+        },
     )
     mode: str = field(default="logprobs", metadata={"help": "logprobs or generate"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     prefix_sharing: bool = field(
         default=True,
         metadata={"help": "pack prompts as prefix trees; false: plain transformers batches"},
     )
     pack_tokens: int | None = field(
-        default=None, metadata={"help": "tree nodes per pack; unset: the fastest for the dtype", "range": POSITIVE}
+        default=None,
+        metadata={
+            "help": "tree nodes per pack; unset: the fastest for the dtype",
+            "range": POSITIVE,
+        },
     )
     tail_channels: int | None = field(
         default=DEFAULT_TAIL_CHANNELS,
-        metadata={"help": "mixed: remainder channels per product; unset: every channel", "range": NON_NEGATIVE},
+        metadata={
+            "help": "mixed: remainder channels per product; unset: every channel",
+            "range": NON_NEGATIVE,
+        },
     )
     compile: bool = field(
         default=False, metadata={"help": "compile the decoder layers with torch.compile"}

@@ -72,8 +72,8 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_spellings
-from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.backends.options import parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.errors import CultureProbeError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -138,7 +138,9 @@ class OpenAIOptions:
         metadata={"help": "API key; unset: $OPENAI_API_KEY (never recorded)", "secret": True},
     )
     mode: str = field(default="auto", metadata={"help": "auto, logprobs or generate"})
-    concurrency: int = field(default=8, metadata={"help": "requests in flight at once", "range": POSITIVE})
+    concurrency: int = field(
+        default=8, metadata={"help": "requests in flight at once", "range": POSITIVE}
+    )
     retry_budget_s: float = field(
         default=DEFAULT_RETRY_BUDGET_S,
         metadata={
@@ -147,22 +149,43 @@ class OpenAIOptions:
         },
     )
     max_retries: int = field(
-        default=0, metadata={"help": "a cap on retries per request besides the budget; 0: none", "range": NON_NEGATIVE}
+        default=0,
+        metadata={
+            "help": "a cap on retries per request besides the budget; 0: none",
+            "range": NON_NEGATIVE,
+        },
     )
-    backoff: float = field(default=0.5, metadata={"help": "first retry's wait, seconds", "range": NON_NEGATIVE})
-    timeout: float = field(default=60.0, metadata={"help": "seconds per request", "range": Range(low=0, open_low=True)})
-    max_requests: int = field(default=0, metadata={"help": "requests this run may send; 0: no cap", "range": NON_NEGATIVE})
+    backoff: float = field(
+        default=0.5, metadata={"help": "first retry's wait, seconds", "range": NON_NEGATIVE}
+    )
+    timeout: float = field(
+        default=60.0, metadata={"help": "seconds per request", "range": Range(low=0, open_low=True)}
+    )
+    max_requests: int = field(
+        default=0, metadata={"help": "requests this run may send; 0: no cap", "range": NON_NEGATIVE}
+    )
     top_logprobs: int = field(
-        default=MAX_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt", "range": Range(low=1, high=MAX_TOP_LOGPROBS)}
+        default=MAX_TOP_LOGPROBS,
+        metadata={
+            "help": "log-probabilities read per prompt",
+            "range": Range(low=1, high=MAX_TOP_LOGPROBS),
+        },
     )
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     chunk_size: int | None = field(
         default=None, metadata={"help": "prompts handed over at once; unset: 64", "range": POSITIVE}
     )
     max_reply_bytes: int = field(
         default=DEFAULT_MAX_REPLY_BYTES,
-        metadata={"help": "a longer reply makes its prompt invalid instead of filling memory", "range": POSITIVE},
+        metadata={
+            "help": "a longer reply makes its prompt invalid instead of filling memory",
+            "range": POSITIVE,
+        },
     )
 
 

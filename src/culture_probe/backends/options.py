@@ -39,7 +39,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from culture_probe.bounds import POSITIVE, Range
+from culture_probe.bounds import Range
 from culture_probe.errors import InputError
 
 OptionsT = TypeVar("OptionsT")

@@ -30,8 +30,8 @@ from culture_probe.backends.generation import (
     short_answer_result,
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
-from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.backends.options import parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -151,22 +151,36 @@ class VLLMOptions:
         metadata={"help": "embedded, a model folder, a .gguf file or a hub id (--model)"},
     )
     dtype: str = field(default="auto", metadata={"help": "vLLM's dtype (--dtype)"})
-    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per model replica", "range": POSITIVE})
-    pipeline_parallel_size: int = field(default=1, metadata={"help": "pipeline stages", "range": POSITIVE})
+    tensor_parallel_size: int = field(
+        default=1, metadata={"help": "GPUs per model replica", "range": POSITIVE}
+    )
+    pipeline_parallel_size: int = field(
+        default=1, metadata={"help": "pipeline stages", "range": POSITIVE}
+    )
     max_model_len: int | None = field(
         default=None, metadata={"help": "context length; unset: the model's", "range": POSITIVE}
     )
     gpu_memory_utilization: float = field(
-        default=0.9, metadata={"help": "share of GPU memory vLLM may take", "range": Range(low=0, high=1, open_low=True)}
+        default=0.9,
+        metadata={
+            "help": "share of GPU memory vLLM may take",
+            "range": Range(low=0, high=1, open_low=True),
+        },
     )
     top_logprobs: int = field(
-        default=DEFAULT_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt", "range": POSITIVE}
+        default=DEFAULT_TOP_LOGPROBS,
+        metadata={"help": "log-probabilities read per prompt", "range": POSITIVE},
     )
     mode: str = field(default="logprobs", metadata={"help": "logprobs or generate"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     chunk_size: int | None = field(
-        default=None, metadata={"help": "prompts handed to vLLM at once; unset: 8192", "range": POSITIVE}
+        default=None,
+        metadata={"help": "prompts handed to vLLM at once; unset: 8192", "range": POSITIVE},
     )
 
 

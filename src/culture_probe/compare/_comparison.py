@@ -11,6 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from culture_probe.arguments import (
+    MIN_DIFFERENCE,
+    N_BOOTSTRAP,
+    N_PERMUTATIONS,
+    RUNS,
+    SEED,
+    Argument,
+    count,
+    flag,
+    number,
+    path_list,
+)
 from culture_probe.compare._alignment import closeness_differences, per_model_alignment
 from culture_probe.compare._interaction import interaction_table, overall_tests
 from culture_probe.compare._paired import (
@@ -23,7 +35,6 @@ from culture_probe.compare._paired import (
 from culture_probe.compare._plans import SharedPrompts, shared_prompts
 from culture_probe.compare._ranking import pair_reversals, ranking_table, wording_means
 from culture_probe.compare._runs import ComparedRun, RunLike, read_run, unique_labels
-from culture_probe.arguments import Argument, MIN_DIFFERENCE, N_BOOTSTRAP, N_PERMUTATIONS, RUNS, SEED, count, flag, number, path_list
 from culture_probe.errors import InputError
 
 CULTURE = "culture"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from culture_probe.identifiers import check_id
 from culture_probe.errors import InputError
+from culture_probe.identifiers import check_id
 from culture_probe.schema import Field, Schema, require_mapping, require_str
 from culture_probe.study._model import Framing, Proxy
 from culture_probe.templates import Template

@@ -105,9 +105,7 @@ class _Cells:
             return index + 2, f"{column} (column {number})"
         return None, f"row {index + 1}, {column} (column {number})"
 
-    def error(
-        self, index: int, column: str, message: str, hint: str | None = None
-    ) -> InputError:
+    def error(self, index: int, column: str, message: str, hint: str | None = None) -> InputError:
         line, key = self.where(index, column)
         return InputError(message, path=self.path, line=line, key=key, hint=hint)
 
@@ -135,10 +133,10 @@ class _Cells:
         text = str(value).strip()
         if _is_whole_number(value):
             position = int(float(text))
-            count = len(item.options) if item is not None else None
-            if position < 0 or (count is not None and position >= count):
-                has = f": item '{item.id}' has {count} options, 0 to {count - 1}" if item else ""
-                raise self.error(index, "option", f"option index {position} is out of range{has}")
+            if position < 0 or (item is not None and position >= len(item.options)):
+                raise self.error(
+                    index, "option", f"option index {position} is out of range{_range_of(item)}"
+                )
             return position
         if item is None:
             raise self.error(index, "option", f"expected an option index, got {text!r}")
@@ -157,10 +155,19 @@ class _Cells:
         try:
             share = float(value)
         except (TypeError, ValueError):
-            raise self.error(index, "share", f"expected a share from 0 to 1, got {value!r}") from None
+            raise self.error(
+                index, "share", f"expected a share from 0 to 1, got {value!r}"
+            ) from None
         if not PROBABILITY.contains(share):
             raise self.error(index, "share", f"a share must be from 0 to 1, got {value!r}")
         return share
+
+
+def _range_of(item: ProbeItem | None) -> str:
+    if item is None:
+        return ""
+    count = len(item.options)
+    return f": item '{item.id}' has {count} options, 0 to {count - 1}"
 
 
 def _is_whole_number(value: Any) -> bool:
