@@ -20,6 +20,7 @@ Example:
     ...     batch_size: int = field(default=16, metadata={"help": "prompts per batch"})
     >>> parse_options(Demo, {"batch_size": "8"})
     Demo(batch_size=8)
+    >>> from culture_probe.bounds import POSITIVE
     >>> @dataclass(frozen=True)
     ... class Ranged:
     ...     concurrency: int = field(default=8, metadata={"help": "at once", "range": POSITIVE})
