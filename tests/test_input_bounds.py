@@ -165,3 +165,30 @@ def test_a_carriage_return_inside_a_cell_keeps_one_row_per_record() -> None:
     write_csv(frame, buffer)
     back = pd.read_csv(io.StringIO(buffer.getvalue()))
     assert len(back) == 12 and back["option_text"].tolist() == frame["option_text"].tolist()
+
+
+def test_a_paper_list_merges_titles_only_with_the_same_authors_and_year(tmp_path: Path) -> None:
+    from culture_probe.survey import read_paper_csv
+
+    path = tmp_path / "papers.csv"
+    path.write_text(
+        "title,authors_year\n"
+        'Cultural Bias in LLMs,"Smith, et al. (2023)"\n'
+        'cultural bias in LLMs.,"Jones, et al. (2023)"\n'
+        'Cultural bias in LLMs!,"Smith, et al. (2023)"\n'
+        'Culture Probes (2024a),"Lee, et al."\n'
+        'Second Probes,"Lee, et al. (2024b)"\n'
+        "[REST TRUNCATED],\n",
+        encoding="utf-8",
+    )
+    records = read_paper_csv(path)
+    assert [(r.title, r.year) for r in records] == [
+        ("Cultural Bias in LLMs", 2023),
+        ("cultural bias in LLMs.", 2023),
+        ("Culture Probes", 2024),
+        ("Second Probes", 2024),
+    ]
+    assert [note.split(": ", 1)[1][:60] for note in records.notes] == [
+        "line 3 has the title of line 2 ('cultural bias in LLMs.') bu",
+        "line 4 merged into line 2 as one paper (same authors and yea",
+    ]
