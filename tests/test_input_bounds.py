@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -192,3 +194,58 @@ def test_a_paper_list_merges_titles_only_with_the_same_authors_and_year(tmp_path
         "line 3 has the title of line 2 ('cultural bias in LLMs.') bu",
         "line 4 merged into line 2 as one paper (same authors and yea",
     ]
+
+
+def test_a_cache_variable_naming_a_file_is_named_in_the_message(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder\n", encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "culture_probe.cli",
+        "score",
+        str(REPO / "taxonomy" / "values.yaml"),
+    ]
+    command += ["--items", "family_importance", "--proxies", "JP", "--out", str(tmp_path / "run")]
+    environment = {**os.environ, "CULTURE_PROBE_CACHE": str(cache), "COLUMNS": "200"}
+    done = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{cache}: is not a folder; the environment variable CULTURE_PROBE_CACHE" in done.stderr
+    assert "--model" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists() and cache.read_text(encoding="utf-8") == "not a folder\n"
+
+
+class _HugeModelList(BaseHTTPRequestHandler):
+    """A server whose model list is 2 MB: a limit to raise, not a wrong address."""
+
+    def do_GET(self) -> None:
+        body = b'{"data": [], "padding": "' + b"x" * 2_000_000 + b'"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+def test_an_oversized_reply_names_max_reply_bytes_not_base_url() -> None:
+    from culture_probe.backends import create_backend
+    from culture_probe.errors import CultureProbeError
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HugeModelList)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        with pytest.raises(CultureProbeError) as raised:
+            create_backend("openai", base_url=url, max_reply_bytes=100_000)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(raised.value)
+    assert "larger than max_reply_bytes=100000" in message
+    assert "raise --option max_reply_bytes" in message and "base_url should" not in message

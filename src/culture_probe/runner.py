@@ -12,6 +12,7 @@ so two processes never write to one run.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -47,14 +48,17 @@ class PlanFilter:
     budget: int | None = None
 
     def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
-        for column, wanted in (("item_id", self.items), ("proxy", self.proxies)):
+        for column, wanted, option in (
+            ("item_id", self.items, "--items"),
+            ("proxy", self.proxies, "--proxies"),
+        ):
             if not wanted:
                 continue
             known = set(plan[column])
             for value in wanted:
                 if value not in known:
                     raise InputError(
-                        f"--{column.split('_')[0]}s names '{value}', which the study does not have",
+                        f"{option} names '{value}', which the study does not have",
                         path=study_path,
                         hint=expected_one_of(value, known),
                     )
@@ -568,10 +572,20 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
     from culture_probe.report import render_run_report
 
     _require_run_dir(run_dir)
-    with run_lock(run_dir), disk_errors(out or run_dir / "report.html"):
+    with ExitStack() as held, disk_errors(out or run_dir / "report.html"):
+        if _writes_into(run_dir, out):
+            held.enter_context(run_lock(run_dir))
+        # else: only read; a read-only run folder (a shared copy) can still be reported elsewhere
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
+
+
+def _writes_into(run_dir: Path, out: Path | None) -> bool:
+    """Whether writing the report touches the run folder (its lock is then taken)."""
+    if out is None:
+        return True
+    return Path(run_dir).resolve() in Path(out).resolve().parents or os.access(run_dir, os.W_OK)
 
 
 def _require_run_dir(run_dir: Path) -> None:

@@ -51,6 +51,7 @@ from culture_probe.backends._http import (
     DEFAULT_RETRY_BUDGET_S,
     Exchange,
     MalformedReply,
+    ReplyTooLarge,
     RequestFailed,
     RetryPolicy,
     RetryStats,
@@ -325,6 +326,11 @@ class OpenAIBackend(Backend):
         return "generate"
 
     def _not_an_api(self, error: MalformedReply) -> CultureProbeError:
+        if isinstance(error, ReplyTooLarge):
+            return CultureProbeError(
+                f"the server at {self.base_url} answered: {error}; if its replies are meant to "
+                "be this large, raise --option max_reply_bytes"
+            )
         return CultureProbeError(
             f"the server at {self.base_url} does not answer like an OpenAI-compatible API: {error}; "
             "base_url should be the API's address (often ending in /v1)"
