@@ -249,3 +249,58 @@ def test_an_oversized_reply_names_max_reply_bytes_not_base_url() -> None:
     message = str(raised.value)
     assert "larger than max_reply_bytes=100000" in message
     assert "raise --option max_reply_bytes" in message and "base_url should" not in message
+
+
+class _FirstShown(Backend):
+    """A backend that always leans to the first option shown, counting the prompts it scores."""
+
+    def __init__(self) -> None:
+        self.scored = 0
+
+    def info(self) -> BackendInfo:
+        return BackendInfo("first-shown", "none", "0", "float32")
+
+    def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        self.scored += len(requests)
+        return [
+            ScoredPrompt(
+                r.prompt_id,
+                tuple([0.7] + [0.3 / (len(r.option_labels) - 1)] * (len(r.option_labels) - 1)),
+                1.0,
+            )
+            for r in requests
+        ]
+
+
+def test_a_corrected_reference_is_read_again_without_scoring_again(tmp_path: Path) -> None:
+    study_file = _study_with_reference(tmp_path, (0.7, 0.2, 0.1))
+    out = tmp_path / "run"
+    backend = _FirstShown()
+    cp.run(study_file, backend=backend, out=out, bootstrap=100, report=False)
+    assert backend.scored > 0
+    _study_with_reference(tmp_path / "fixed", (0.5, 0.3, 0.2))
+    shutil.copy(tmp_path / "fixed" / "study" / "reference.csv", study_file.parent / "reference.csv")
+
+    again = _FirstShown()
+    cp.run(study_file, backend=again, out=out, bootstrap=100, report=False)
+    assert again.scored == 0
+    stored = pd.read_parquet(out / "reference.parquet")
+    assert stored["share"].tolist() == pytest.approx([0.5, 0.3, 0.2])
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare for a read-only mount")
+def test_a_read_only_run_folder_is_reported_elsewhere(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cp.run(_study_with_reference(tmp_path, (0.7, 0.2, 0.1)), backend=_FirstShown(), out=out,
+           bootstrap=100, report=False)  # fmt: skip
+    before = sorted(path.name for path in out.iterdir())
+    page = tmp_path / "elsewhere.html"
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"]
+    command += [str(out), sys.executable, "-m", "culture_probe.cli", "report", str(out)]
+    done = subprocess.run(
+        [*command, "--out", str(page)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert page.is_file() and "<html" in page.read_text(encoding="utf-8")[:500].lower()
+    assert sorted(path.name for path in out.iterdir()) == before
