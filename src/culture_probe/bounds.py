@@ -98,12 +98,13 @@ def read_input_text(
 
 def _too_large(path: str | Path, size: int, limit: int, what: str) -> InputError:
     return InputError(
-        f"file is {_megabytes(size)}; {what} may be at most {_megabytes(limit)}", path=path
+        f"file is {size:,} bytes; {what} may be at most {limit:,} bytes ({_mebibytes(limit)})",
+        path=path,
     )
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
+def _mebibytes(size: int) -> str:
+    return f"{size / 2**20:g} MiB"
 
 
 @dataclass(frozen=True)
