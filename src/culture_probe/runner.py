@@ -573,16 +573,16 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
 
     _require_run_dir(run_dir)
     with ExitStack() as held, disk_errors(out or run_dir / "report.html"):
-        if _writes_into(run_dir, out):
+        if _report_takes_lock(run_dir, out):
             held.enter_context(run_lock(run_dir))
-        # else: only read; a read-only run folder (a shared copy) can still be reported elsewhere
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
 
 
-def _writes_into(run_dir: Path, out: Path | None) -> bool:
-    """Whether writing the report touches the run folder (its lock is then taken)."""
+def _report_takes_lock(run_dir: Path, out: Path | None) -> bool:
+    """Whether the report holds the run's lock: always, but for a report written elsewhere from a
+    read-only run folder (a shared copy), which cannot hold a lock file and cannot change."""
     if out is None:
         return True
     return Path(run_dir).resolve() in Path(out).resolve().parents or os.access(run_dir, os.W_OK)
