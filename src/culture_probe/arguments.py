@@ -118,7 +118,9 @@ def run_path(value: Any, argument: Argument = RUN) -> Path:
     found = getattr(value, "path", None)
     if isinstance(found, str | os.PathLike):
         return Path(found)
-    raise argument.error("a run directory (a path) or a run (an object with .path)", value)
+    raise argument.error(
+        "a run directory or a run (an object with a .path to its directory)", value
+    )
 
 
 def path_list(values: Any, argument: Argument) -> list[Any]:
