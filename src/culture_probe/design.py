@@ -38,9 +38,12 @@ from typing import Any
 
 import pandas as pd
 
+from culture_probe.columns import CONTEXT_FACTORS, CULTURE_FACTOR, FACTOR, FORMAT_FACTORS
 from culture_probe.errors import InputError
 from culture_probe.study import (
+    ENUMERATOR_PATTERN,
     MAX_PERMUTED_OPTIONS,
+    NO_ENUMERATOR,
     SHORT_ANSWER_SCALE,
     Framing,
     Instruction,
@@ -49,7 +52,6 @@ from culture_probe.study import (
     Proxy,
     Study,
 )
-from culture_probe.study._formats import ENUMERATOR_PATTERN, NO_ENUMERATOR
 
 BASE_LANGUAGE = "en"  # prompts in this language keep the ids they had before languages were an axis
 DEFAULT_SEPARATOR = "\n"
@@ -71,7 +73,7 @@ LABEL_WORDS = {
     "words": "first word",
     "positions": "position",
 }
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
+FORMAT_COLUMNS = FORMAT_FACTORS
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ def _framings_for(setup: LanguageSetup, proxy: Proxy) -> tuple[Framing, ...]:
 
 def design_factors(frame: pd.DataFrame) -> list[str]:
     """The columns that vary in a plan (or cell table): what a balanced fraction balances."""
-    candidates = ["proxy", "paraphrase", "framing", "order", "language", *FORMAT_COLUMNS, "seed"]
+    candidates = [CULTURE_FACTOR, *CONTEXT_FACTORS]
     return [column for column in candidates if column in frame and frame[column].nunique() > 1]
 
 
@@ -574,9 +576,7 @@ def describe_design(plan: pd.DataFrame) -> str:
     ]
     for column in FORMAT_COLUMNS:
         if column in plan and plan[column].nunique() > 1:
-            parts.append(
-                f"{plan[column].nunique()} {column if column == 'shots' else column + 's'}"
-            )
+            parts.append(f"{plan[column].nunique()} {FACTOR[column].plural}")
     if plan["language"].nunique() > 1:
         parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:

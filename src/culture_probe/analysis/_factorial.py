@@ -50,10 +50,8 @@ from scipy import optimize
 
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import bias_corrected_bounds, quiet
-
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
-CONTEXT_FACTORS = ("paraphrase", "framing", *FORMAT_COLUMNS, "order", "language", "seed")
-AXIS_PREFIX = "axis_"
+from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS
+from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
 AXIS_SEPARATOR = " x "
 PROXY_SEPARATOR = "+"
 RESIDUAL = "residual"
