@@ -87,8 +87,8 @@ class StatsTable:
 
     @property
     def element_id(self) -> str:
-        """The report's element id of this table (``table-<name>`` unless declared)."""
-        return self.html_id or f"table-{self.name}"
+        """The report's element id of this table (``table-<name>``, dashed, unless declared)."""
+        return self.html_id or "table-" + self.name.replace("_", "-")
 
 
 # ------------------------------------------------------------------------------------------------
