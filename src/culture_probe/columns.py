@@ -98,15 +98,15 @@ class StatsTable:
 #: the context factors, in the order the N-way decomposition adds them after the proxy axes (its
 #: sums of squares are sequential, so the order is part of the model) and the budget balances them
 DESIGN_FACTORS: tuple[Factor, ...] = (
-    Factor("paraphrase", "paraphrase", "paraphrases", "wording", "items[].paraphrases",
+    Factor("paraphrase", "paraphrase", "paraphrases", "wording", "paraphrases (items file)",
            "paraphrase id within the item (`p1`, ...)"),
-    Factor("framing", "framing", "framings", "wording", "framings",
+    Factor("framing", "framing", "framings", "wording", "use_framings",
            "framing id (`imagine`, ...; `none` for the baseline): how the persona is introduced"),
-    Factor("enumerator", "enumerator", "enumerators", "format", "formats.enumerators",
+    Factor("enumerator", "enumerator", "enumerators", "format", "formats.enumerator",
            "how the options are labelled (`A.`, `(a)`, `1.`, `i.`, `none`)"),
-    Factor("separator", "separator", "separators", "format", "formats.separators",
+    Factor("separator", "separator", "separators", "format", "formats.separator",
            "the text between two options (`\\n` by default)"),
-    Factor("instruction", "instruction", "instructions", "format", "formats.instructions",
+    Factor("instruction", "instruction", "instructions", "format", "formats.instruction",
            "the answer instruction's id (`default`, or the instruction's own id)"),
     Factor("shots", "shots", "shots", "format", "formats.shots",
            "the number of few-shot demonstrations, as text (`0`, `1`, `3`)"),
