@@ -288,7 +288,7 @@ def with_scoring_options(command: Callable[..., None]) -> Callable[..., None]:
     signature, so ``--help`` lists the shared options first, then the command's own.
     """
     own = [
-        parameter.replace(annotation=eval(parameter.annotation, command.__globals__))  # noqa: S307
+        parameter.replace(annotation=eval(parameter.annotation, command.__globals__))
         for name, parameter in inspect.signature(command).parameters.items()
         if name != "settings"
     ]

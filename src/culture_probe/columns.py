@@ -18,8 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+TableT = TypeVar("TableT")
 
 #: plan columns named after a proxy axis start with this: ``axis_region``, ``axis_religion``
 AXIS_PREFIX = "axis_"
@@ -380,7 +383,7 @@ STATS_TABLES: tuple[StatsTable, ...] = (
             ("language", "language", "Language the question was asked in"),
             ("wording", "wording", "Paraphrase / framing @ language"),
             ("n_items", "items", "Questions in the cell"),
-            ("match_rate", "match", "Share of answers containing an annotated answer, items weighing the same"),
+            ("match_rate", "match", "Share of answers holding an annotated answer, items weighing the same"),
             ("match_low", "match low", "95% item-bootstrap interval, lower end"),
             ("match_high", "match high", "95% item-bootstrap interval, upper end"),
             ("mean_match_share", "annotator share", "Share of annotators who gave the matched answer"),
@@ -391,6 +394,20 @@ STATS_TABLES: tuple[StatsTable, ...] = (
 STATS_TABLE = {table.name: table for table in STATS_TABLES}
 #: the stats tables' names, in the order the analysis returns them
 STATS_TABLE_NAMES = tuple(table.name for table in STATS_TABLES)
+
+
+def in_table_order(tables: Mapping[str, TableT]) -> dict[str, TableT]:
+    """``tables`` in the registry's order; a name the registry does not declare is an error.
+
+    Raises:
+        KeyError: a table is not in :data:`STATS_TABLES` (it would be written but never shown).
+    """
+    unknown = sorted(set(tables) - set(STATS_TABLE))
+    if unknown:
+        raise KeyError(
+            f"stats tables not declared in culture_probe.columns.STATS_TABLES: {unknown}"
+        )
+    return {name: tables[name] for name in STATS_TABLE_NAMES if name in tables}
 
 
 def column_labels(table: str) -> dict[str, tuple[str, str]]:

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.atomic import atomic_write_bytes
-from culture_probe.compare import ComparedRun, read_run, unique_labels
 from culture_probe.columns import EXPORT_DESIGN_COLUMNS
+from culture_probe.compare import ComparedRun, read_run, unique_labels
 from culture_probe.errors import InputError
 from culture_probe.store import atomic_write_parquet
 

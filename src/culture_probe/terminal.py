@@ -110,4 +110,3 @@ class TerminalEvents(RunEvents):
 
     def reported(self, path: Path) -> None:
         typer.echo(f"report: {path}")
-

@@ -37,7 +37,7 @@ from culture_probe.analysis._summary import (
 from culture_probe.analysis._three_way import order_columns
 from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
 from culture_probe.analysis._wording import flip_columns, wording_stats
-from culture_probe.columns import STATS_TABLE_NAMES
+from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
@@ -133,11 +133,8 @@ def analyze(
     summary["factors"] = _json_safe(
         summary_entries(tables["factor_summary"], tables["factor_verdicts"])
     )
-    # a table missing from the registry fails here rather than vanishing from stats/ and the report
-    ordered = {name: tables[name] for name in sorted(tables, key=STATS_TABLE_NAMES.index)}
-    return AnalysisResult(ordered, summary, headline_sentences(summary))
-
-
+    # a table missing from the registry fails here rather than vanishing from the report
+    return AnalysisResult(in_table_order(tables), summary, headline_sentences(summary))
 
 
 def _check_arguments(tidy: pd.DataFrame, n_bootstrap: int, n_permutations: int) -> None:

@@ -52,6 +52,7 @@ from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import bias_corrected_bounds, quiet
 from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS
 from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
+
 AXIS_SEPARATOR = " x "
 PROXY_SEPARATOR = "+"
 RESIDUAL = "residual"

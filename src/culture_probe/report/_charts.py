@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from markupsafe import Markup
 
 from culture_probe.columns import SCORE_LEGEND
@@ -11,14 +10,13 @@ from culture_probe.report._shared import floats, missing_note, prompt_link, unit
 from culture_probe.report.page import Section, collapsible, figure, heading, join, note
 from culture_probe.report.svg import forest_plot, heatmap, histogram, stacked_bar_chart
 
-
-SHARE_COLUMNS =  {
+SHARE_COLUMNS = {
     "culture_share": "culture",
     "wording_share": "wording level",
     "wording_contrast_share": "wording x culture",
     "residual_share": "order and noise",
 }
-INFORMATION_COLUMNS =  {
+INFORMATION_COLUMNS = {
     "info_culture": "culture I(A;C)",
     "info_wording": "wording I(A;P|C)",
     "info_order": "order I(A;O|C,P)",
@@ -177,4 +175,3 @@ def _placebo_forest(data: RunData) -> Markup:
     )
     caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
     return join(heading("Controls"), figure(chart, caption, "chart-placebo"))
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 from markupsafe import Markup
 
@@ -49,7 +48,11 @@ def factors_section(data: RunData) -> Section | None:
     if per_item is not None:
         parts.append(collapsible("Leading factor per item", per_item, open=False))
     parts.append(heading("Per item and factor"))
-    parts.append(described_table(stats, column_labels("factor_stats"), STATS_TABLE["factor_stats"].element_id, None))
+    parts.append(
+        described_table(
+            stats, column_labels("factor_stats"), STATS_TABLE["factor_stats"].element_id, None
+        )
+    )
     return Section("Every declared factor", join(*parts))
 
 
@@ -84,4 +87,3 @@ def item_verdicts_list(verdicts: pd.DataFrame | None) -> Markup | None:
         for row in records(verdicts)
     ]
     return bullet_list(lines, "verdicts")
-

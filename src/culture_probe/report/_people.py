@@ -88,4 +88,3 @@ def _distribution_chart(
         width=340,
     )
     return figure(chart)
-

@@ -100,5 +100,3 @@ def model_name(manifest: dict[str, Any]) -> str | None:
     if isinstance(model, dict):
         model = model.get("name") or model.get("id") or model.get("path")
     return str(model) if model else None
-
-

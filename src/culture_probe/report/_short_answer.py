@@ -52,9 +52,7 @@ def language_section(data: RunData) -> Section | None:
         "How much the answer moves with the language of the prompt, against how much it moves "
         "with the culture asked about (proxy x language variance decomposition)."
     )
-    return Section(
-        "Prompt language", join(intro, _labelled("language_effect", table))
-    )
+    return Section("Prompt language", join(intro, _labelled("language_effect", table)))
 
 
 def _labelled(name: str, frame: pd.DataFrame) -> Markup:

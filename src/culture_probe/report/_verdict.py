@@ -83,4 +83,3 @@ def _item_verdict(row: dict[str, Any]) -> Markup:
     return Markup('<a href="{}">{}</a> ({}): <strong>{}</strong>. {}').format(
         prompt_link(row["item_id"]), row["item_id"], row.get("axis", ""), verdict, "; ".join(parts)
     )
-

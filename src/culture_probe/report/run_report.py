@@ -4,28 +4,27 @@
 ``summary.json`` written by :mod:`culture_probe.analysis`) and writes one self-contained
 ``report.html``, one section per module (``_verdict``, ``_charts``, ``_factors``, ``_people``,
 ``_tables``, ``_appendix``; short answers and prompt languages in ``_short_answer``), with column
-labels from the registry (:mod:`culture_probe.columns`). It computes no statistics: every number on the page comes from the analysis tables,
-except the model's pooled answer distribution per proxy, the plain mean of its option probabilities,
-shown beside the human one. A table the run does not have leaves its section with a note.
+labels from the registry (:mod:`culture_probe.columns`). It computes no statistics: every number
+on the page comes from the analysis tables, except the model's pooled answer distribution per
+proxy, the plain mean of its option probabilities, shown beside the human one. A table the run
+does not have leaves its section with a note.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-from culture_probe.report._prompts import prompt_blob
-from culture_probe.report._rundir import RunData, load_run
-from culture_probe.report._shared import first_value, model_name, proxy_names
 from culture_probe.report._appendix import coverage_section, manifest_section, prompts_section
 from culture_probe.report._charts import charts_section
 from culture_probe.report._factors import factors_section
 from culture_probe.report._people import alignment_section
+from culture_probe.report._prompts import prompt_blob
+from culture_probe.report._rundir import RunData, load_run
+from culture_probe.report._shared import first_value, model_name, proxy_names
 from culture_probe.report._short_answer import language_section, short_answer_section
 from culture_probe.report._tables import tables_section
 from culture_probe.report._verdict import verdict_section
 from culture_probe.report.page import render_page, write_page
-
 
 REPORT_NAME = "report.html"
 
@@ -77,4 +76,3 @@ def build_run_page(data: RunData) -> str:
         data={"prompt-data": prompt_blob(data.plan, data.responses)},
         scripts=("prompts.js",),
     )
-
