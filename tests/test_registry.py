@@ -28,6 +28,8 @@ from culture_probe.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIRECTORY_DOC = REPO / "docs" / "run-directory.md"
+#: the pages whose reference tables are rendered from the registry
+REGISTRY_PAGES = (RUN_DIRECTORY_DOC, REPO / "docs" / "extending.md")
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +91,22 @@ def test_the_report_labels_columns_with_the_registry(analysed_run: tuple[Path, s
     assert label["proxy_flip_rate"].description in wording_stats.split("</table>")[0]
 
 
-def test_the_docs_tables_match_the_registry() -> None:
-    text = RUN_DIRECTORY_DOC.read_text(encoding="utf-8")
+def test_the_docs_list_every_stats_table_and_design_factor() -> None:
+    stats_doc = RUN_DIRECTORY_DOC.read_text(encoding="utf-8")
     for table in STATS_TABLES:
-        assert f"| `{table.name}` | {table.grain} |" in text
+        assert f"| `{table.name}` | {table.grain} |" in stats_doc
+    guide = (REPO / "docs" / "extending.md").read_text(encoding="utf-8")
+    for factor in DESIGN_FACTORS:
+        assert f"| `{factor.name}` | `{factor.study_key}` |" in guide
+
+
+@pytest.mark.parametrize("page", REGISTRY_PAGES, ids=[page.name for page in REGISTRY_PAGES])
+def test_the_docs_tables_match_the_registry(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    assert "<!-- registry:" in text
     assert with_docs_tables(text) == text, (
-        "docs/run-directory.md differs from the registry: "
-        "run `python -m culture_probe.columns docs/run-directory.md`"
+        f"docs/{page.name} differs from the registry: "
+        f"run `python -m culture_probe.columns docs/{page.name}`"
     )
 
 
