@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from culture_probe import design
 from culture_probe.analysis import tidy_responses
 from culture_probe.analysis._factorial import factor_tables
 from culture_probe.analysis.cli import analyze_run
@@ -111,10 +112,15 @@ def test_the_docs_tables_match_the_registry(page: Path) -> None:
 
 
 def test_a_plan_has_every_registered_column_and_factor() -> None:
-    plan = build_plan(load_study(REPO / "taxonomy" / "values.yaml"), budget=300)
+    plan = build_plan(load_study(REPO / "taxonomy" / "values.yaml"))
     assert set(PLAN_COLUMNS) <= set(plan.columns)
     assert set(CONTEXT_FACTORS) <= set(plan.columns)
     assert set(DESIGN_COLUMNS) <= set(plan.columns)
+
+
+def test_the_design_draws_its_cells_over_every_registered_factor() -> None:
+    # each unit of the design is one item in one language; its cells cross the other factors
+    assert {*design.CONTEXT_FACTORS, "language"} == set(CONTEXT_FACTORS)
 
 
 @pytest.mark.parametrize("factor", [factor.name for factor in DESIGN_FACTORS])

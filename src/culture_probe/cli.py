@@ -120,6 +120,16 @@ BudgetOpt = Annotated[
         show_default=False,
     ),
 ]
+MaxPromptsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-prompts",
+        help="Refuse a plan of more prompts than this (the design, or the --budget drawn from "
+        "it). Default 200,000; planning takes about 4 kB of memory per prompt.",
+        min=1,
+        show_default=False,
+    ),
+]
 ItemsOpt = Annotated[str, typer.Option("--items", help="Only these item ids (comma-separated).")]
 ProxiesOpt = Annotated[
     str,
@@ -181,10 +191,12 @@ def _split(values: str) -> tuple[str, ...]:
     return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
-def _filters(items: str, proxies: str, budget: int | None = None) -> Any:
+def _filters(
+    items: str, proxies: str, budget: int | None = None, max_prompts: int | None = None
+) -> Any:
     from culture_probe.runner import PlanFilter
 
-    return PlanFilter(_split(items), _split(proxies), budget)
+    return PlanFilter(_split(items), _split(proxies), budget, max_prompts)
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -240,6 +252,7 @@ def plan(
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
     budget: BudgetOpt = None,
+    max_prompts: MaxPromptsOpt = None,
 ) -> None:
     """Show the design of a study (items x proxies x wordings x orders = N prompts) and write
     its plan, one row per prompt with a stable id."""
@@ -247,7 +260,7 @@ def plan(
 
     from culture_probe.runner import prepare
 
-    prepared = prepare(study, _filters(items, proxies, budget))
+    prepared = prepare(study, _filters(items, proxies, budget, max_prompts))
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
@@ -272,6 +285,7 @@ SCORING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "items": (ItemsOpt, ""),
     "proxies": (ProxiesOpt, ""),
     "budget": (BudgetOpt, None),
+    "max_prompts": (MaxPromptsOpt, None),
     "dtype": (DtypeOpt, "auto"),
     "batch_size": (BatchOpt, 16),
     "option": (BackendOptionOpt, None),
@@ -400,6 +414,7 @@ def _settings(
     items: str,
     proxies: str,
     budget: int | None,
+    max_prompts: int | None,
     dtype: str,
     batch_size: int,
     option: list[str] | None,
@@ -420,7 +435,7 @@ def _settings(
         dtype=dtype,
         out=out,
         options={"batch_size": batch_size, **_parse_options(option)},
-        filters=_filters(items, proxies, budget),
+        filters=_filters(items, proxies, budget, max_prompts),
         chunk_size=chunk_size,
         ray=ray,
         replicas=replicas,

@@ -348,14 +348,17 @@ STATS_TABLES: tuple[StatsTable, ...] = (
     ),
     StatsTable(
         "factor_stats", "Per item and factor", "item x axis x factor",
-        "the N-way decomposition: `df`, `ss`, `ms`, variance component `var` and `share` with 95% "
-        "intervals, `interval_extended`, `p_largest`, `balanced`, `method`",
+        "the N-way decomposition: `df`, `estimable` (false where the design leaves the term no "
+        "degrees of freedom; its `var` and `share` are then empty, never 0), `ss`, `ms`, variance "
+        "component `var` and `share` with 95% intervals, `interval_extended`, `p_largest`, "
+        "`balanced`, `method`",
         "table-factors",
         _shown([
             _ITEM,
             ("axis", "axis", "Demographic axis (crossed axes: 'region x religion')"),
             ("factor", "factor", "Declared factor, interaction of proxy axes, or 'culture x' a factor"),
             ("df", "df", "Degrees of freedom the factor adds (0: not estimable in this design)"),
+            ("estimable", "estimable", "False where the design leaves the factor no degrees of freedom"),
             ("var", "variance", "Variance component of the expected answer (truncated at 0)"),
             ("share", "share", "Share of the answer variance"),
             ("share_low", "share low", "95% interval (generalised pivotal quantities), lower end"),

@@ -77,6 +77,7 @@ FACTOR_COLUMNS = (
     "columns",
     "n_levels",
     "df",
+    "estimable",
     "ss",
     "ms",
     "var",
@@ -516,6 +517,9 @@ def unit_decomposition(
             "columns": [*(":".join(t.columns) for t in terms), ""],
             "n_levels": [*(_levels(rows, t) for t in terms), len(rows)],
             "df": fit.df,
+            # a term the design leaves no degrees of freedom (or a residual it uses up) has no
+            # component, so no share: the flag says so rather than a share of 0
+            "estimable": np.isfinite(fit.var),
             "ss": fit.ss,
             "ms": fit.ms,
             "var": fit.var,
