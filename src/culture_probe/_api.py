@@ -230,7 +230,7 @@ def _backend_choice(backend: str | Backend, model: str | None) -> tuple[str, Bac
 def _events(progress: bool) -> Any:
     if not progress:
         return None
-    from culture_probe.cli import TerminalEvents
+    from culture_probe.terminal import TerminalEvents
 
     return TerminalEvents()
 

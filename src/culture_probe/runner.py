@@ -25,8 +25,8 @@ import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.backends.context import check_plan_fits_backend
-from culture_probe.design import build_plan, describe_design, short_hash
-from culture_probe.errors import CultureProbeError, InputError, expected_one_of
+from culture_probe.design import MAX_PROMPTS, build_plan, describe_design, short_hash
+from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.events import ProgressCallback, RunEvents
 from culture_probe.store import RunDirectory, disk_errors, run_lock
 from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
@@ -40,32 +40,14 @@ ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 
 @dataclass
 class PlanFilter:
-    """Restrict a plan to some items or proxies, or draw a balanced fraction of it (``budget``)."""
+    """Restrict a plan to some items or proxies, then draw a balanced fraction of it (``budget``)."""
 
     items: tuple[str, ...] = ()
     proxies: tuple[str, ...] = ()
     #: prompts to draw as a balanced fraction of the design; None keeps the study's own ``budget``
     budget: int | None = None
-
-    def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
-        for column, wanted, option in (
-            ("item_id", self.items, "--items"),
-            ("proxy", self.proxies, "--proxies"),
-        ):
-            if not wanted:
-                continue
-            known = set(plan[column])
-            for value in wanted:
-                if value not in known:
-                    raise InputError(
-                        f"{option} names '{value}', which the study does not have",
-                        path=study_path,
-                        hint=expected_one_of(value, known),
-                    )
-            plan = plan[plan[column].isin(wanted)]
-            # the slice is not the budget's draw: the design line must not call it one
-            plan.attrs.pop("full_size", None)
-        return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
+    #: the most prompts a plan may have (``--max-prompts``); None: :data:`design.MAX_PROMPTS`
+    max_prompts: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         chosen: dict[str, Any] = {"items": list(self.items), "proxies": list(self.proxies)}
@@ -87,8 +69,12 @@ def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> Prepar
     _require_study_file(Path(study_path))
     filters = filters or PlanFilter()
     study = load_study(study_path, budget=filters.budget)
-    plan = build_plan(study)
-    plan = filters.apply(plan, str(study_path))
+    plan = build_plan(
+        study,
+        items=filters.items,
+        proxies=filters.proxies,
+        max_prompts=filters.max_prompts or MAX_PROMPTS,
+    )
     return PreparedStudy(study, plan, describe_design(plan), filters)
 
 
