@@ -6,7 +6,11 @@ sources are in ``research/robustness.md``. The entry points:
 - :func:`tidy_responses` joins the plan with the responses and adds ``score``;
 - :func:`analyze` returns an :class:`AnalysisResult` with the tables below, a JSON summary and
   plain-English headline sentences;
-- :func:`format_terminal_summary` renders a one-screen summary.
+- :func:`format_terminal_summary` renders a one-screen summary;
+- the building blocks the model comparison (:mod:`culture_probe.compare`) reuses:
+  :func:`alignment_tables`, :func:`benjamini_hochberg`, :func:`bias_corrected_interval`,
+  :func:`block_ranks`, :func:`friedman`, :func:`probability_matrix`. Other packages import these
+  names from here, never from the private modules, which stay free to change.
 
 Tables (written by the caller to ``stats/<name>.parquet``):
 
@@ -122,18 +126,27 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     avg_representativeness, baseline_sim, steering_effect, nsr``.
 """
 
+from culture_probe.analysis._alignment import alignment_tables
 from culture_probe.analysis._analyze import AnalysisResult, analyze
+from culture_probe.analysis._anova import block_ranks, friedman
 from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._consistency import assert_consistent, claim_problems
+from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
 from culture_probe.analysis._terminal import format_terminal_summary
-from culture_probe.analysis._tidy import tidy_responses
+from culture_probe.analysis._tidy import probability_matrix, tidy_responses
 
 __all__ = [
     "AnalysisResult",
     "Claim",
+    "alignment_tables",
     "analyze",
     "assert_consistent",
+    "benjamini_hochberg",
+    "bias_corrected_interval",
+    "block_ranks",
     "claim_problems",
     "format_terminal_summary",
+    "friedman",
+    "probability_matrix",
     "tidy_responses",
 ]

@@ -41,6 +41,7 @@ from culture_probe.analysis._summary import (
 from culture_probe.analysis._three_way import order_columns
 from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
 from culture_probe.analysis._wording import flip_columns, wording_stats
+from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
@@ -162,28 +163,9 @@ def analyze(
     for axis, facts in summary["factors"].items():
         facts["verdict"] = factor_verdict(claims, axis) or facts["verdict"]
     summary["claims"] = _json_safe([claim.to_json() for claim in claims])
-    ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
-    return AnalysisResult(ordered, summary, headline_sentences(claims, summary), claims)
-
-
-_TABLE_ORDER = (
-    "item_stats",
-    "cell_stats",
-    "wording_cells",
-    "wording_stats",
-    "information",
-    "position_bias",
-    "language_effect",
-    "controls",
-    "contrasts",
-    "alignment",
-    "alignment_summary",
-    "factor_stats",
-    "factor_verdicts",
-    "factor_summary",
-    "factor_levels",
-    "nominal_stats",
-)
+    # a table missing from the registry fails here rather than vanishing from the report
+    headline = headline_sentences(claims, summary)
+    return AnalysisResult(in_table_order(tables), summary, headline, claims)
 
 
 def _check_arguments(tidy: pd.DataFrame, n_bootstrap: int, n_permutations: int) -> None:

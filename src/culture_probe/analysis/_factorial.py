@@ -50,15 +50,12 @@ from scipy import optimize, stats
 
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import bias_corrected_bounds, item_mean_interval, quiet
+from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS, FIXED_FACTORS
+from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
 
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
-CONTEXT_FACTORS = ("paraphrase", "framing", *FORMAT_COLUMNS, "order", "language", "seed")
-#: factors whose levels the design fixes (every level of interest is in the study): their terms,
-#: and interactions among them, are fixed effects (docs/statistics.md, "Fixed factors")
-FIXED_FACTORS = (*FORMAT_COLUMNS, "order", "language")
 FIXED = "fixed"
 RANDOM = "random"
-AXIS_PREFIX = "axis_"
+
 AXIS_SEPARATOR = " x "
 PROXY_SEPARATOR = "+"
 RESIDUAL = "residual"

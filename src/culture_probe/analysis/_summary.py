@@ -212,7 +212,7 @@ def within_cell_factors(culture: pd.DataFrame) -> list[str]:
     the other format factors, the language, the seed; named so that a sentence about the
     remainder names only what actually varies.
     """
-    from culture_probe.analysis._factorial import CONTEXT_FACTORS
+    from culture_probe.columns import CONTEXT_FACTORS
 
     cells = ["item_id", "proxy", "wording"]
     within = [c for c in CONTEXT_FACTORS if c not in ("paraphrase", "framing")]
