@@ -179,8 +179,18 @@ def _domain(values: Sequence[Number], domain: tuple[float, float] | None) -> tup
         return 0.0, 1.0
     low, high = min([*present, *base]), max([*present, *base])
     if low == high:
-        high = low + 1.0
-    return low, high
+        return low, low + 1.0
+    if domain is not None and (low, high) == base:
+        return low, high
+    return _rounded_outward(low, high)
+
+
+def _rounded_outward(low: float, high: float) -> tuple[float, float]:
+    """``low`` and ``high`` moved out to the nearest ticks, so the axis ends on a labelled tick
+    (an axis from 0 to 1.44 is drawn to 1.5)."""
+    ticks = _nice_ticks(low, high)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else high - low
+    return math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
 
 
 def _data_range(values: Sequence[Number]) -> tuple[float, float]:
@@ -330,6 +340,20 @@ def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) 
     return _draw_axis(scale, ticks, tick_labels(ticks, value_format), y, label, top)
 
 
+def _plot_area(left: float, top: float, right: float, bottom: float) -> str:
+    """An invisible rectangle naming the region every data mark must lie in (checked in tests)."""
+    return _element(
+        "rect",
+        class_="plot-area",
+        x=left,
+        y=top,
+        width=right - left,
+        height=bottom - top,
+        fill="none",
+        pointer_events="none",
+    )
+
+
 def _label_width(labels: Sequence[object]) -> float:
     longest = max((len(_short(label)) for label in labels), default=4)
     return min(max(longest * _CHAR_WIDTH + 12, 48), 230)
@@ -410,6 +434,7 @@ def bar_chart(
             )
         )
         parts.append(_text(end + 4, y + 15, _fmt(value, value_format), size=11, fill=_MUTED))
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "bar")
 
 
@@ -471,6 +496,7 @@ def stacked_bar_chart(
                     fill=colour,
                 )
             )
+    parts.append(_plot_area(scale.start, plot_top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "stacked")
 
 
@@ -545,13 +571,17 @@ def heatmap(
                         fill=_MUTED if missing else text_colour_on(fill),
                     )
                 )
-    bottom = top + cell_h * len(row_labels) + 14
+    grid_left = label_width + 8
+    grid_bottom = top + cell_h * len(row_labels)
+    parts.append(_plot_area(grid_left, top, grid_left + cell_w * len(column_labels), grid_bottom))
+    bottom = grid_bottom + 14
     parts += _colour_bar(
         label_width + 8, bottom, min(available, 260), low, high, palette, value_format
     )
     if legend_label:
         parts.append(_text(label_width + 8, bottom + 40, legend_label, size=11))
-    return _svg(width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
+    full_width = max(width, grid_left + cell_w * len(column_labels) + 8)  # many narrow columns
+    return _svg(full_width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
 
 
 def _colour_bar(
@@ -677,6 +707,7 @@ def forest_plot(
             )
         )
         parts.append(_text(width - 52, y + 4, _fmt(estimate, value_format), size=11, fill=_MUTED))
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "forest")
 
 
@@ -815,6 +846,7 @@ def histogram(
     missing = len(values) - len(present)
     if missing:
         parts.append(_text(right, 18, f"{missing} missing", anchor="end", size=11, fill=_MUTED))
+    parts.append(_plot_area(left, top, right, strip_top + 12))
     return _svg(width, height, title, parts, "histogram")
 
 
@@ -886,6 +918,7 @@ def distribution_bars(
                 full=category,
             )
         )
+    parts.append(_plot_area(left, top, right, bottom))
     return _svg(width, height, title, parts, "distribution")
 
 
@@ -960,6 +993,7 @@ def range_plot(
                 fill=_MUTED,
             )
         )
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "range")
 
 
