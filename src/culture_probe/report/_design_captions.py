@@ -53,6 +53,11 @@ def _positions_text(counts: pd.DataFrame) -> str:
     return text + (f"; and {hidden} more options" if hidden > 0 else "")
 
 
+def _pattern(counts: pd.DataFrame) -> list[tuple[int, int, int]]:
+    """One item's (option, position, count) triples, comparable across items."""
+    return sorted(counts[["option", "position", "count"]].itertuples(index=False, name=None))
+
+
 def option_position_caption(plan: pd.DataFrame) -> str:
     """The position chart's caption: whether the plan's option orders balance positions, and if
     not, at which positions each option was shown.
@@ -61,7 +66,7 @@ def option_position_caption(plan: pd.DataFrame) -> str:
         >>> plan = pd.DataFrame({"item_id": ["q1", "q1"],
         ...                      "display_to_canonical": [[0, 1, 2], [2, 1, 0]]})
         >>> print(option_position_caption(plan).split(". ")[0])  # doctest: +NORMALIZE_WHITESPACE
-        The option orders do not balance positions: in q1, option 1 at positions 1 and 3;
+        The option orders do not balance positions: in every item, option 1 at positions 1 and 3;
         option 2 at position 2; option 3 at positions 1 and 3
     """
     counts = option_positions(plan)
@@ -72,11 +77,19 @@ def option_position_caption(plan: pd.DataFrame) -> str:
             "Every option is shown at every position equally often, so a model that answers by "
             "content spreads evenly: 1/K per position. Unevenness is position or label bias."
         )
-    first = unbalanced[0]
-    others = len(unbalanced) - 1
-    where = f"in {first}" + (f" (one of {others + 1} items so designed)" if others else "")
+    first = counts.loc[counts["item_id"] == unbalanced[0]]
+    same = all(_pattern(counts.loc[counts["item_id"] == item]) == _pattern(first)
+               for item in unbalanced)  # fmt: skip
+    if same and len(unbalanced) == counts["item_id"].nunique():
+        where = "in every item"
+    else:
+        where = f"in {unbalanced[0]}" + (
+            f" ({len(unbalanced)} of {counts['item_id'].nunique()} items are unbalanced)"
+            if len(unbalanced) > 1
+            else ""
+        )
     return (
         f"The option orders do not balance positions: {where}, "
-        f"{_positions_text(counts.loc[counts['item_id'] == first])}. A model that answers by "
+        f"{_positions_text(first)}. A model that answers by "
         "content need not spread evenly here, so unevenness mixes position bias with content."
     )
