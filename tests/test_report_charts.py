@@ -28,8 +28,9 @@ from culture_probe.report.svg import (
     sequential_colour,
     text_colour_on,
 )
+from test_report_run import make_run_directory
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "build" / "charts.png"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "build"
 
 
 def wcag_contrast(first: str, second: str) -> float:
@@ -110,19 +111,28 @@ def test_the_position_caption_calls_a_latin_square_balanced() -> None:
 # --- a real analysed run, in Chromium -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _analysed_run(directory: Path) -> Path:
     """A simulated study, analysed by the real analysis, with placebos and a wide CWI range."""
     effects = PlantedEffects(culture=0.15, wording=0.03, interaction=0.02, noise=0.01,
                              placebo=0.01, position_bias=0.3)  # fmt: skip
     plan, responses = simulate_study(
         effects, n_items=6, n_proxies=4, n_paraphrases=3, n_placebos=2, seed=8
     )
-    directory = tmp_path_factory.mktemp("run")
     plan.to_parquet(directory / "plan.parquet")
     responses.to_parquet(directory / "responses.parquet")
     analyze_run(directory, n_bootstrap=100, n_permutations=19)
-    return render_run_report(directory)
+    return directory
+
+
+@pytest.fixture(scope="module", params=["analysed", "hand-made"])
+def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of an analysed simulated run, and of the report tests' hand-made run (hostile
+    labels, raw-variance controls)."""
+    directory = tmp_path_factory.mktemp("run") / request.param
+    if request.param == "analysed":
+        directory.mkdir()
+        return render_run_report(_analysed_run(directory))
+    return render_run_report(make_run_directory(directory))
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +199,27 @@ MARKS_OUTSIDE = """() => {
 }"""
 
 
+TEXT_OUTSIDE = """() => {
+  const outside = [];
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    const view = svg.viewBox.baseVal;
+    for (const text of svg.querySelectorAll('text')) {
+      const box = text.getBBox();
+      const matrix = text.getCTM(), root = svg.getCTM();
+      // rotated column labels: place the box through its own transform, relative to the svg
+      const point = svg.createSVGPoint();
+      point.x = box.x; point.y = box.y;
+      const at = point.matrixTransform(root.inverse().multiply(matrix));
+      if (at.x < view.x - 1 || box.width > view.width
+          || (Math.abs(matrix.b) < 1e-6 && at.x + box.width > view.x + view.width + 1)) {
+        outside.push([svg.getAttribute('aria-label'), text.textContent, at.x, box.width]);
+      }
+    }
+  }
+  return outside;
+}"""
+
+
 def _rgb_to_hex(css: str) -> str:
     channels = [int(c) for c in re.findall(r"\d+", css)[:3]]
     return "#" + "".join(f"{c:02x}" for c in channels)
@@ -204,7 +235,7 @@ def test_no_two_tick_labels_of_one_axis_overlap(page: Page) -> None:
 @pytest.mark.slow
 def test_every_heatmap_cell_text_meets_wcag_aa_on_its_cell(page: Page) -> None:
     pairs = page.evaluate(CELL_TEXT)
-    assert len(pairs) >= 30
+    assert len(pairs) >= 16
     ratios = [(wcag_contrast(_rgb_to_hex(text), fill), label) for text, fill, label in pairs]
     assert min(ratios)[0] >= 4.5, min(ratios)
     assert {_rgb_to_hex(text) for text, _, _ in pairs} >= {"#000000", "#ffffff"}
@@ -213,8 +244,13 @@ def test_every_heatmap_cell_text_meets_wcag_aa_on_its_cell(page: Page) -> None:
 @pytest.mark.slow
 def test_every_data_mark_lies_inside_its_plot_area(page: Page) -> None:
     result: dict[str, Any] = page.evaluate(MARKS_OUTSIDE)
-    assert result["charts"] >= 6 and result["checked"] >= 100
+    assert result["charts"] >= 6 and result["checked"] >= 40
     assert result["outside"] == []
+
+
+@pytest.mark.slow
+def test_every_label_lies_inside_its_chart(page: Page) -> None:
+    assert page.evaluate(TEXT_OUTSIDE) == []
 
 
 @pytest.mark.slow
@@ -225,8 +261,8 @@ def test_the_position_caption_in_the_report_follows_the_plan(page: Page) -> None
 
 
 @pytest.mark.slow
-def test_a_screenshot_of_the_charts(page: Page) -> None:
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.locator("#chart-position").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 50_000
+def test_a_screenshot_of_the_position_chart(page: Page, report: Path) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shot = SCREENSHOTS / f"charts-position-{report.parent.name}.png"
+    page.locator("#chart-position").screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000

@@ -293,7 +293,9 @@ def _text(
 
 
 def _title_text(width: float, title: str) -> str:
-    return _text(8, 18, title, size=14, weight="bold")
+    """The chart's title, cut to the chart's width (8.6 px a bold 14px character); the full title
+    stays in the tooltip and the svg's accessible name."""
+    return _text(8, 18, _short(title, int((width - 16) / 8.6)), size=14, weight="bold", full=title)
 
 
 _MAX_TICKS = 8
@@ -355,8 +357,9 @@ def _plot_area(left: float, top: float, right: float, bottom: float) -> str:
 
 
 def _label_width(labels: Sequence[object]) -> float:
+    """Room for the longest (truncated) row label; 7.4 px a character holds 12px system fonts."""
     longest = max((len(_short(label)) for label in labels), default=4)
-    return min(max(longest * _CHAR_WIDTH + 12, 48), 230)
+    return min(max(longest * 7.4 + 12, 48), 250)
 
 
 def _legend(
