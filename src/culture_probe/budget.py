@@ -28,10 +28,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from culture_probe.columns import AXIS_PREFIX  # factors named so are proxy axes, paired too
 from culture_probe.errors import InputError, did_you_mean
-
-#: factors whose names start with this are proxy axes, balanced in pairs as well
-AXIS_PREFIX = "axis_"
 
 
 def min_cells_for(levels: Mapping[str, int] | Sequence[int]) -> int:

@@ -51,9 +51,12 @@ from culture_probe.budget import (
     split_evenly,
     unit_minimum,
 )
+from culture_probe.columns import FACTOR, FORMAT_FACTORS
 from culture_probe.errors import InputError, expected_one_of
 from culture_probe.study import (
+    ENUMERATOR_PATTERN,
     MAX_PERMUTED_OPTIONS,
+    NO_ENUMERATOR,
     SHORT_ANSWER_SCALE,
     Framing,
     Instruction,
@@ -63,7 +66,6 @@ from culture_probe.study import (
     Proxy,
     Study,
 )
-from culture_probe.study._formats import ENUMERATOR_PATTERN, NO_ENUMERATOR
 
 BASE_LANGUAGE = "en"  # prompts in this language keep the ids they had before languages were an axis
 DEFAULT_SEPARATOR = "\n"
@@ -85,7 +87,7 @@ LABEL_WORDS = {
     "words": "first word",
     "positions": "position",
 }
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
+FORMAT_COLUMNS = FORMAT_FACTORS
 #: the most prompts a plan may have unless ``--max-prompts`` says otherwise: planning takes about
 #: 4 kB of memory per prompt at its peak (benchmarks/plan_bounds.py), so about 0.8 GB here
 MAX_PROMPTS = 200_000
@@ -329,7 +331,8 @@ def _chosen(study: Study, option: str, known: list[str], wanted: tuple[str, ...]
 # the design, counted and drawn from its factor levels
 
 
-#: the context factors of a cell, in the order the plan lists its cells
+#: the context factors of a cell, in the order the plan lists its cells (the registry's factors
+#: but language, which each unit holds; tests/test_registry.py keeps the two sets equal)
 CONTEXT_FACTORS = ("paraphrase", "order", *FORMAT_COLUMNS, "framing", "seed")
 
 
@@ -791,9 +794,7 @@ def describe_design(plan: pd.DataFrame) -> str:
     ]
     for column in FORMAT_COLUMNS:
         if column in plan and plan[column].nunique() > 1:
-            parts.append(
-                f"{plan[column].nunique()} {column if column == 'shots' else column + 's'}"
-            )
+            parts.append(f"{plan[column].nunique()} {FACTOR[column].plural}")
     if plan["language"].nunique() > 1:
         parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:
