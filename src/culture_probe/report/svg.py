@@ -66,6 +66,7 @@ _INK = "#1f2328"
 _MUTED = "#59636e"
 _RULE = "#d1d9e0"
 _CHAR_WIDTH = 6.6  # approximate advance of a 12px sans-serif character, for layout
+_ROW_LABEL_CHAR_WIDTH = 7.4  # generous for a row label: wide system fonts must not clip it
 _LABEL_LIMIT = 32
 
 
@@ -299,14 +300,13 @@ def _title_text(width: float, title: str) -> str:
 
 
 _MAX_TICKS = 8
-_TICK_CHAR_WIDTH = 6.6  # an 11px tick label's character advance, generous for wide system fonts
 _TICK_GAP = 8  # pixels kept free between neighbouring tick labels
 
 
 def _fits(positions: Sequence[float], labels: Sequence[str]) -> bool:
     """Whether centred labels at these x positions keep ``_TICK_GAP`` pixels apart."""
     for (x1, a), (x2, b) in itertools.pairwise(zip(positions, labels, strict=True)):
-        if abs(x2 - x1) < (len(a) + len(b)) / 2 * _TICK_CHAR_WIDTH + _TICK_GAP:
+        if abs(x2 - x1) < (len(a) + len(b)) / 2 * _CHAR_WIDTH + _TICK_GAP:
             return False
     return True
 
@@ -357,9 +357,9 @@ def _plot_area(left: float, top: float, right: float, bottom: float) -> str:
 
 
 def _label_width(labels: Sequence[object]) -> float:
-    """Room for the longest (truncated) row label; 7.4 px a character holds 12px system fonts."""
+    """Room for the longest (truncated) row label."""
     longest = max((len(_short(label)) for label in labels), default=4)
-    return min(max(longest * 7.4 + 12, 48), 250)
+    return min(max(longest * _ROW_LABEL_CHAR_WIDTH + 12, 48), 250)
 
 
 def _legend(
@@ -527,7 +527,9 @@ def heatmap(
         raise ValueError(
             f"heatmap values must be {len(row_labels)} rows x {len(column_labels)} columns"
         )
-    low, high = domain if domain is not None else _data_range([v for row in values for v in row])
+    every = [v for row in values for v in row]
+    # a value beyond the requested domain widens the colour bar rather than taking its end colour
+    low, high = _domain(every, domain) if domain is not None else _data_range(every)
     label_width = _label_width(row_labels)
     longest_column = max((len(_short(c, 18)) for c in column_labels), default=2)
     header = min(longest_column * _CHAR_WIDTH * 0.72 + 16, 110)
