@@ -266,3 +266,10 @@ def test_a_screenshot_of_the_position_chart(page: Page, report: Path) -> None:
     shot = SCREENSHOTS / f"charts-position-{report.parent.name}.png"
     page.locator("#chart-position").screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_the_position_caption_names_the_one_unbalanced_item_among_balanced_ones() -> None:
+    cyclic = [[(k + shift) % 3 for k in range(3)] for shift in range(3)]
+    plan = pd.concat([_plan(cyclic), _plan([[0, 1, 2], [2, 1, 0]]).assign(item_id="q2")])
+    caption = option_position_caption(plan)
+    assert "in q2 (the other items are balanced), option 1 at positions 1 and 3;" in caption

@@ -58,6 +58,21 @@ def _pattern(counts: pd.DataFrame) -> list[tuple[int, int, int]]:
     return sorted(counts[["option", "position", "count"]].itertuples(index=False, name=None))
 
 
+def _which_items(counts: pd.DataFrame, unbalanced: list[object], first: pd.DataFrame) -> str:
+    """Where the caption's example holds: every item, or the first unbalanced one and how many
+    more there are."""
+    n_items = counts["item_id"].nunique()
+    same = all(_pattern(counts.loc[counts["item_id"] == item]) == _pattern(first)
+               for item in unbalanced)  # fmt: skip
+    if same and len(unbalanced) == n_items:
+        return "in every item"
+    if len(unbalanced) == n_items:
+        return f"in {unbalanced[0]} (all {n_items} items are unbalanced, not all alike)"
+    if len(unbalanced) > 1:
+        return f"in {unbalanced[0]} ({len(unbalanced)} of {n_items} items are unbalanced)"
+    return f"in {unbalanced[0]} (the other items are balanced)"
+
+
 def option_position_caption(plan: pd.DataFrame) -> str:
     """The position chart's caption: whether the plan's option orders balance positions, and if
     not, at which positions each option was shown.
@@ -78,16 +93,7 @@ def option_position_caption(plan: pd.DataFrame) -> str:
             "content spreads evenly: 1/K per position. Unevenness is position or label bias."
         )
     first = counts.loc[counts["item_id"] == unbalanced[0]]
-    same = all(_pattern(counts.loc[counts["item_id"] == item]) == _pattern(first)
-               for item in unbalanced)  # fmt: skip
-    if same and len(unbalanced) == counts["item_id"].nunique():
-        where = "in every item"
-    else:
-        where = f"in {unbalanced[0]}" + (
-            f" ({len(unbalanced)} of {counts['item_id'].nunique()} items are unbalanced)"
-            if len(unbalanced) > 1
-            else ""
-        )
+    where = _which_items(counts, unbalanced, first)
     return (
         f"The option orders do not balance positions: {where}, "
         f"{_positions_text(first)}. A model that answers by "
