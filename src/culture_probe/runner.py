@@ -12,6 +12,7 @@ so two processes never write to one run.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
+from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.design import MAX_PROMPTS, build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.events import ProgressCallback, RunEvents
@@ -298,7 +300,7 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     if study.reference is None:
         return None
     target = Path(run_dir) / "reference.parquet"
-    atomic_write_parquet(target, read_reference(study.reference))
+    atomic_write_parquet(target, read_reference(study.reference, study.items))
     return target
 
 
@@ -514,6 +516,7 @@ def score_study(
     ``responses.parquet`` once every prompt has a result.
     """
     events = events or RunEvents()
+    check_plan_fits_backend(backend, prepared.plan, requests_for)  # before anything is written
     with run_lock(run_dir):
         run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
         set_aside = run.set_aside_damaged_chunks()
@@ -555,10 +558,20 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
     from culture_probe.report import render_run_report
 
     _require_run_dir(run_dir)
-    with run_lock(run_dir), disk_errors(out or run_dir / "report.html"):
+    with ExitStack() as held, disk_errors(out or run_dir / "report.html"):
+        if _report_takes_lock(run_dir, out):
+            held.enter_context(run_lock(run_dir))
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
+
+
+def _report_takes_lock(run_dir: Path, out: Path | None) -> bool:
+    """Whether the report holds the run's lock: always, but for a report written elsewhere from a
+    read-only run folder (a shared copy), which cannot hold a lock file and cannot change."""
+    if out is None:
+        return True
+    return Path(run_dir).resolve() in Path(out).resolve().parents or os.access(run_dir, os.W_OK)
 
 
 def _require_run_dir(run_dir: Path) -> None:
