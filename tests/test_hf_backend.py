@@ -256,7 +256,7 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.split_kernel
 def test_mixed_scores_as_faithfully_with_the_split_kernel_as_with_mkl(
     mixed_backend: HFBackend,
     values_requests: list[ScoringRequest],
@@ -290,7 +290,7 @@ def test_mixed_scores_as_faithfully_with_the_split_kernel_as_with_mkl(
         assert np.median(from_kernel) < np.median(from_mkl)
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.split_kernel
 def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -313,7 +313,7 @@ def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.split_kernel
 def test_fused_mixed_layers_score_what_transformers_layers_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
