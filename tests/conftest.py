@@ -71,8 +71,17 @@ MACHINE_NEEDS: dict[str, Callable[[], str]] = {
 LEFT_OUT = pytest.StashKey[dict[str, int]]()
 
 
+#: fixtures that start a program of their own: every test that uses one is slow
+SLOW_FIXTURES = frozenset({"llama_server", "browser"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the tests this machine cannot run, and remember why for the summary."""
+    """Mark the tests that start llama.cpp's server or Chromium as slow; leave out the tests this
+    machine cannot run, and remember why for the summary."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     left_out: dict[str, list[pytest.Item]] = {}
     for marker, missing in MACHINE_NEEDS.items():
         marked = [item for item in items if item.get_closest_marker(marker)]

@@ -147,6 +147,7 @@ def test_template_has_dropdowns_frozen_header_and_codebook(
     assert aboutness["status"] == "not_yet_studied"
 
 
+@pytest.mark.slow  # starts LibreOffice
 def test_libreoffice_opens_the_workbook_and_its_csv_export_validates(
     survey_workbook: Path, fields: tuple, tmp_path: Path
 ) -> None:
