@@ -67,32 +67,40 @@ MACHINE_NEEDS: dict[str, Callable[[], str]] = {
 }
 
 
+#: fixtures that start a program of their own: every test that uses one is slow
+SLOW_FIXTURES = frozenset({"llama_server", "browser"})
 #: reason -> how many tests were left out for it, for the terminal summary
 LEFT_OUT = pytest.StashKey[dict[str, int]]()
 
 
-#: fixtures that start a program of their own: every test that uses one is slow
-SLOW_FIXTURES = frozenset({"llama_server", "browser"})
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests that start llama.cpp's server or Chromium as slow; leave out the tests this
-    machine cannot run, and remember why for the summary."""
+    mark_slow_fixtures(items)
+    config.stash[LEFT_OUT] = leave_out_what_this_machine_lacks(config, items)
+
+
+def mark_slow_fixtures(items: list[pytest.Item]) -> None:
+    """Mark the tests that start llama.cpp's server or Chromium as slow."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def leave_out_what_this_machine_lacks(
+    config: pytest.Config, items: list[pytest.Item]
+) -> dict[str, int]:
+    """Deselect the tests whose :data:`MACHINE_NEEDS` this machine lacks: reason -> count."""
     left_out: dict[str, list[pytest.Item]] = {}
     for marker, missing in MACHINE_NEEDS.items():
         marked = [item for item in items if item.get_closest_marker(marker)]
         reason = missing() if marked else ""
         if reason:
             left_out[reason] = marked
-    if left_out:
-        dropped = {id(item) for marked in left_out.values() for item in marked}
-        config.hook.pytest_deselected(items=[i for i in items if id(i) in dropped])
+    dropped = {id(item) for marked in left_out.values() for item in marked}
+    if dropped:
+        config.hook.pytest_deselected(items=[item for item in items if id(item) in dropped])
         items[:] = [item for item in items if id(item) not in dropped]
-    config.stash[LEFT_OUT] = {reason: len(marked) for reason, marked in left_out.items()}
+    return {reason: len(marked) for reason, marked in left_out.items()}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

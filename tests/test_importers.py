@@ -263,6 +263,7 @@ def test_numbers_match_whole_and_answers_the_prompt_contains_are_left_out(
     assert (juice.answer, juice.votes, juice.vote_share) == ("juice", 2, 2 / 7)
 
 
+@pytest.mark.slow
 def test_imported_wvs_study_runs_with_the_embedded_model(
     tmp_path: Path, upstream_data: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
 ) -> None:
@@ -290,6 +291,7 @@ def test_imported_wvs_study_runs_with_the_embedded_model(
     assert set(result.tables["alignment_summary"]["proxy"]) == {"JP", "US"}
 
 
+@pytest.mark.slow
 def test_imported_globalopinionqa_study_runs_with_the_embedded_model(
     tmp_path: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
 ) -> None:
