@@ -11,7 +11,7 @@ expected values the tests assert, so that every number a test checks is stated o
 Each file carries the quirks of its upstream that the importers must handle: shares that sum to
 0.99 (rounded), answer letters out of order and one left out, a row whose shares sum past the
 tolerance, a translation key (``Q1_ar``), a paraphrase set without paraphrases, a "Don't know"
-option, one title in two casings.
+option, one title in two casings, one title under two first authors.
 """
 
 from __future__ import annotations
@@ -319,7 +319,8 @@ def write_blend(folder: Path) -> Path:
 SURVEY_COLUMNS = ("taxonomy", "dimension", "category", "authors_year", "title", "venue", "url")
 DEMOGRAPHIC, SEMANTIC = "Demographic Proxies", "Semantic Proxies"
 BLACK_BOX, WHITE_BOX = "Black-box Approach", "White-box Approach"
-#: (authors and year, title, venue, [(dimension, category)]); one title in two casings
+#: (authors and year, title, venue, [(dimension, category)]); one title in two casings (one paper),
+#: one title under two first authors (two papers)
 SURVEY_PAPERS = [
     (
         "Okafor, et al. (2023)",
@@ -360,10 +361,16 @@ SURVEY_PAPERS = [
         [(DEMOGRAPHIC, "Region"), (SEMANTIC, "Emotions and Values"),
          ("Linguistic-Culture Interaction", "Common Ground"), (BLACK_BOX, "Discriminative Probing")],
     ),
+    (
+        "Novak, et al. (2024)",
+        "Values Surveys as Prompts",
+        "EMNLP",
+        [(SEMANTIC, "Emotions and Values")],
+    ),
 ]  # fmt: skip
-#: papers (titles up to case) per label, and in all
-SURVEY_PAPER_COUNTS = {"Region": 5, "Language": 3, "Emotions and Values": 2, "Aboutness": 0}
-SURVEY_PAPERS_IN_ALL = 5
+#: papers (title up to case, first author, year) per label, and in all
+SURVEY_PAPER_COUNTS = {"Region": 5, "Language": 3, "Emotions and Values": 3, "Aboutness": 0}
+SURVEY_PAPERS_IN_ALL = 6
 #: the one white-box paper, its id as the importer assigns it, and its demographic labels
 WHITE_BOX_TITLE = "Neurons that Encode Nationality in Multilingual Models"
 WHITE_BOX_ID = "tanaka2022neurons"

@@ -12,6 +12,7 @@ so two processes never write to one run.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -23,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
-from culture_probe.design import build_plan, describe_design, short_hash
-from culture_probe.errors import CultureProbeError, InputError, expected_one_of
+from culture_probe.backends.context import check_plan_fits_backend
+from culture_probe.design import MAX_PROMPTS, build_plan, describe_design, short_hash
+from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.events import ProgressCallback, RunEvents
 from culture_probe.store import RunDirectory, disk_errors, run_lock
 from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
@@ -38,29 +40,14 @@ ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 
 @dataclass
 class PlanFilter:
-    """Restrict a plan to some items or proxies, or draw a balanced fraction of it (``budget``)."""
+    """Restrict a plan to some items or proxies, then draw a balanced fraction of it (``budget``)."""
 
     items: tuple[str, ...] = ()
     proxies: tuple[str, ...] = ()
     #: prompts to draw as a balanced fraction of the design; None keeps the study's own ``budget``
     budget: int | None = None
-
-    def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
-        for column, wanted in (("item_id", self.items), ("proxy", self.proxies)):
-            if not wanted:
-                continue
-            known = set(plan[column])
-            for value in wanted:
-                if value not in known:
-                    raise InputError(
-                        f"--{column.split('_')[0]}s names '{value}', which the study does not have",
-                        path=study_path,
-                        hint=expected_one_of(value, known),
-                    )
-            plan = plan[plan[column].isin(wanted)]
-            # the slice is not the budget's draw: the design line must not call it one
-            plan.attrs.pop("full_size", None)
-        return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
+    #: the most prompts a plan may have (``--max-prompts``); None: :data:`design.MAX_PROMPTS`
+    max_prompts: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         chosen: dict[str, Any] = {"items": list(self.items), "proxies": list(self.proxies)}
@@ -82,8 +69,12 @@ def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> Prepar
     _require_study_file(Path(study_path))
     filters = filters or PlanFilter()
     study = load_study(study_path, budget=filters.budget)
-    plan = build_plan(study)
-    plan = filters.apply(plan, str(study_path))
+    plan = build_plan(
+        study,
+        items=filters.items,
+        proxies=filters.proxies,
+        max_prompts=filters.max_prompts or MAX_PROMPTS,
+    )
     return PreparedStudy(study, plan, describe_design(plan), filters)
 
 
@@ -309,7 +300,7 @@ def copy_reference(study: Study, run_dir: Path) -> Path | None:
     if study.reference is None:
         return None
     target = Path(run_dir) / "reference.parquet"
-    atomic_write_parquet(target, read_reference(study.reference))
+    atomic_write_parquet(target, read_reference(study.reference, study.items))
     return target
 
 
@@ -525,6 +516,7 @@ def score_study(
     ``responses.parquet`` once every prompt has a result.
     """
     events = events or RunEvents()
+    check_plan_fits_backend(backend, prepared.plan, requests_for)  # before anything is written
     with run_lock(run_dir):
         run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
         set_aside = run.set_aside_damaged_chunks()
@@ -566,10 +558,20 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
     from culture_probe.report import render_run_report
 
     _require_run_dir(run_dir)
-    with run_lock(run_dir), disk_errors(out or run_dir / "report.html"):
+    with ExitStack() as held, disk_errors(out or run_dir / "report.html"):
+        if _report_takes_lock(run_dir, out):
+            held.enter_context(run_lock(run_dir))
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
+
+
+def _report_takes_lock(run_dir: Path, out: Path | None) -> bool:
+    """Whether the report holds the run's lock: always, but for a report written elsewhere from a
+    read-only run folder (a shared copy), which cannot hold a lock file and cannot change."""
+    if out is None:
+        return True
+    return Path(run_dir).resolve() in Path(out).resolve().parents or os.access(run_dir, os.W_OK)
 
 
 def _require_run_dir(run_dir: Path) -> None:

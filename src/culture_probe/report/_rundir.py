@@ -14,24 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from culture_probe.columns import STATS_TABLE_NAMES
 from culture_probe.errors import InputError
 
-STATS_TABLES = (
-    "item_stats",
-    "cell_stats",
-    "wording_cells",
-    "information",
-    "position_bias",
-    "controls",
-    "alignment",
-    "alignment_summary",
-    "short_answer",
-    "language_effect",
-    "factor_stats",
-    "factor_verdicts",
-    "factor_summary",
-)
-"""The tables the analysis writes to ``stats/``; each one that is present adds a section."""
+STATS_TABLES = STATS_TABLE_NAMES
+"""The tables the analysis writes to ``stats/`` (the registry's); each one present is shown."""
 
 HEADLINE_FILES = ("headline.json", "headline.txt")
 
