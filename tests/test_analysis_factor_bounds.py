@@ -61,7 +61,7 @@ def _rows(seed: int, culture: float, noise: float) -> pd.DataFrame:
 
 def _table(rows: pd.DataFrame) -> pd.DataFrame:
     fitted = unit_decomposition(
-        with_design_columns(rows), "family_importance", "region", 2000, np.random.default_rng(0)
+        with_design_columns(rows), "family_importance", "region", 200, np.random.default_rng(0)
     )
     assert fitted is not None
     return fitted.table.set_index("factor")

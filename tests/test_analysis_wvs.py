@@ -1,7 +1,9 @@
-"""Alignment on real World Values Survey wave-7 country distributions (USA, China, Egypt, Japan).
+"""Alignment on World Values Survey wave-7 country distributions (USA, China, Egypt, Japan).
 
 The model here is a perfect mirror: asked about a country, under any wording and option order, it
 answers with that country's WVS distribution. Every alignment statistic then has a known value.
+The tests run on invented distributions in the published files' format (``upstream.py``); the
+same checks run on the real files in ``real_data/test_real_wvs_alignment.py``.
 """
 
 from __future__ import annotations
@@ -14,26 +16,26 @@ import pandas as pd
 import pytest
 
 from culture_probe.analysis import analyze, tidy_responses
+from upstream import LILY, LILY_FOUR_OPTION
 
 COUNTRIES = {"US": "us", "CN": "ch", "EG": "eg", "JP": "jp"}
 WORDINGS = ("p1/imagine", "p2/imagine", "p3/imagine")
 
 
-@pytest.fixture(scope="module")
-def wvs_reference() -> pd.DataFrame:
-    folder = (
-        Path(__file__).parents[2]
-        / "shared"
-        / "data"
-        / "wvs_wave7_country_distributions_lilyflower03"
-    )
+def four_option_reference(folder: Path, max_items: int = 12) -> pd.DataFrame:
+    """The reference table of the four-option questions every country's file holds.
+
+    Args:
+        folder: a folder of lilyflower03 ``<cc>_wvs.json`` files.
+        max_items: keep the first this many questions.
+    """
     per_country = {}
     for proxy, stem in COUNTRIES.items():
         examples = json.loads((folder / f"{stem}_wvs.json").read_text(encoding="utf-8"))["examples"]
         per_country[proxy] = {e["id"]: e["distribution"] for e in examples}
-    shared = sorted(set.intersection(*(set(d) for d in per_country.values())))
+    in_every_file = sorted(set.intersection(*(set(d) for d in per_country.values())))
     records = []
-    for item in shared:
+    for item in in_every_file:
         shapes = {len(per_country[p][item]) for p in COUNTRIES}
         if shapes != {4}:
             continue
@@ -44,8 +46,13 @@ def wvs_reference() -> pd.DataFrame:
                 {"item_id": item, "proxy": proxy, "option": k, "share": shares[k]} for k in range(4)
             ]
     reference = pd.DataFrame(records)
-    items = reference["item_id"].unique()[:12]
+    items = reference["item_id"].unique()[:max_items]
     return reference.loc[reference["item_id"].isin(items)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def wvs_reference(upstream_data: Path) -> pd.DataFrame:
+    return four_option_reference(upstream_data / LILY)
 
 
 def _mirror_study(reference: pd.DataFrame, wordings: tuple[str, ...] = WORDINGS) -> pd.DataFrame:
@@ -77,10 +84,22 @@ def _mirror_study(reference: pd.DataFrame, wordings: tuple[str, ...] = WORDINGS)
 
 
 def test_a_mirror_of_the_wvs_is_perfectly_aligned_and_specific(wvs_reference: pd.DataFrame) -> None:
+    assert set(wvs_reference["item_id"]) == set(LILY_FOUR_OPTION)
+    check_a_mirror_is_perfectly_aligned_and_specific(wvs_reference)
+
+
+def test_wording_noise_as_large_as_country_differences_is_flagged(
+    wvs_reference: pd.DataFrame,
+) -> None:
+    check_wording_noise_as_large_as_country_differences_is_flagged(wvs_reference)
+
+
+def check_a_mirror_is_perfectly_aligned_and_specific(wvs_reference: pd.DataFrame) -> None:
     tidy = _mirror_study(wvs_reference)
+    n_items = wvs_reference["item_id"].nunique()
     result = analyze(tidy, wvs_reference, n_bootstrap=50, n_permutations=199)
     alignment = result.tables["alignment"]
-    assert len(alignment) == 12 * 4 * len(WORDINGS)
+    assert len(alignment) == n_items * 4 * len(WORDINGS)
     np.testing.assert_allclose(alignment["sim_jsd"], 1.0, atol=1e-6)
     np.testing.assert_allclose(alignment["representativeness"], 1.0, atol=1e-9)
     summary = result.tables["alignment_summary"]
@@ -95,7 +114,7 @@ def test_a_mirror_of_the_wvs_is_perfectly_aligned_and_specific(wvs_reference: pd
     assert (verdicts == "culture-dominant").all()
 
 
-def test_wording_noise_as_large_as_country_differences_is_flagged(
+def check_wording_noise_as_large_as_country_differences_is_flagged(
     wvs_reference: pd.DataFrame,
 ) -> None:
     # Four wordings, each answering with the distribution of a rotated country (a Latin square):

@@ -27,6 +27,7 @@ def api_run(hf_backend: object, repo: Path, tmp_path_factory: pytest.TempPathFac
     )  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_run_returns_every_table_it_wrote(api_run: cp.Run) -> None:
     folder = api_run.path
     pd.testing.assert_frame_equal(api_run.plan, pd.read_parquet(folder / "plan.parquet"))
@@ -45,6 +46,7 @@ def test_run_returns_every_table_it_wrote(api_run: cp.Run) -> None:
     assert api_run.report_path == folder / "report.html" and api_run.report_path.is_file()
 
 
+@pytest.mark.slow
 def test_tidy_joins_each_prompt_with_its_answer(api_run: cp.Run) -> None:
     tidy = api_run.tidy.set_index("prompt_id")
     responses = api_run.responses.set_index("prompt_id")
@@ -53,6 +55,7 @@ def test_tidy_joins_each_prompt_with_its_answer(api_run: cp.Run) -> None:
     assert tidy["score"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_load_run_reads_back_what_run_returned(api_run: cp.Run) -> None:
     loaded = cp.load_run(api_run.path)
     assert isinstance(loaded, cp.Run) and loaded.path == api_run.path
@@ -65,6 +68,7 @@ def test_load_run_reads_back_what_run_returned(api_run: cp.Run) -> None:
     )
 
 
+@pytest.mark.slow
 def test_running_again_resumes_and_scores_nothing(
     api_run: cp.Run, hf_backend: Any, repo: Path
 ) -> None:

@@ -224,6 +224,7 @@ def test_an_output_without_logprobs_is_an_error_naming_the_request() -> None:
         scored_from_output(output, ScoringRequest("p", "", "q", ("A",)), [[1]])
 
 
+@pytest.mark.slow
 def test_vllm_and_hf_give_the_same_probabilities_for_the_same_model(
     hf_backend: Any, vllm_backend: VLLMBackend, requests: list
 ) -> None:
@@ -238,6 +239,7 @@ def test_vllm_and_hf_give_the_same_probabilities_for_the_same_model(
     assert engine.calls[-1] == (len(requests), scoring_sampling_fields())
 
 
+@pytest.mark.slow
 def test_generate_mode_sends_one_seeded_sampling_request_per_prompt(
     hf_backend: Any, requests: list
 ) -> None:

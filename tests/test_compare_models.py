@@ -35,6 +35,9 @@ from culture_probe.compare import PlanMismatchError, compare
 from culture_probe.runner import PlanFilter, PreparedStudy, prepare, score_study
 from fault_server import LlamaServer
 
+#: starts llama.cpp's server and scores 96 prompts with each of two models
+pytestmark = pytest.mark.slow
+
 ITEMS = ("family_importance", "generalised_trust")
 PROXIES = ("JP", "DE")
 #: how much longer the output row of the label "A" is made in the planted model
@@ -122,6 +125,7 @@ def show(comparison: Any) -> None:
 def test_the_same_weights_served_by_llama_cpp_show_no_difference_that_matters(
     embedded_run: Path, served_run: Path
 ) -> None:
+    # 2,000 resamples here: the claim is about the intervals' ends (within +-0.01)
     exact = compare([embedded_run, served_run], n_bootstrap=2000)
     show(exact)
     served = json.loads((served_run / "manifest.json").read_text())["backend"]
@@ -152,7 +156,7 @@ def test_a_planted_preference_for_the_first_label_is_found_on_every_item(
 ) -> None:
     with pytest.raises(PlanMismatchError, match=r"48 prompts only in .*embedded, 0 only in"):
         compare(list(planted_runs))
-    comparison = compare(list(planted_runs), shared_only=True, n_bootstrap=2000)
+    comparison = compare(list(planted_runs), shared_only=True, n_bootstrap=200)
     show(comparison)
     assert comparison.summary["n_prompts"] == 48 and comparison.summary["n_left_out"] == 48
     items = comparison.tables["item_differences"]
@@ -160,7 +164,7 @@ def test_a_planted_preference_for_the_first_label_is_found_on_every_item(
     assert (items["high"] < 0).all()  # planted minus embedded: nearer the first option
     assert (comparison.tables["interaction"]["p_model_bh"] < 0.05).all()
     # and it is far larger than the rounding of the null case
-    larger = compare(list(planted_runs), shared_only=True, min_difference=0.01, n_bootstrap=500)
+    larger = compare(list(planted_runs), shared_only=True, min_difference=0.01, n_bootstrap=200)
     assert larger.tables["item_differences"]["significant"].all()
     assert (comparison.tables["pair_reversals"]["reversal_probability"] < 0.2).all()
 

@@ -37,7 +37,7 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Any:
         synthetic_responses(plan, 2, shift={"q1": 0.8}),
         reference=reference,
     )
-    return compare([a, b], n_bootstrap=300)
+    return compare([a, b], n_bootstrap=200)
 
 
 @pytest.fixture(scope="module")

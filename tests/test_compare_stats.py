@@ -159,6 +159,8 @@ def wording_differences(comparison: Any, item: str) -> np.ndarray:
 def comparison(planted: tuple[Path, Path]) -> Any:
     from culture_probe.compare import compare
 
+    # 2,000 resamples: test_item_differences_match_scipy_and_statsmodels holds the intervals to
+    # scipy's bootstrap within a tenth of their width, which a few hundred would not reach
     return compare(list(planted), n_bootstrap=2000)
 
 
@@ -406,7 +408,7 @@ def test_the_model_that_answers_like_the_people_is_closer_to_them(tmp_path: Path
         tmp_path / "a", "model-a", plan, synthetic_responses(plan, seed=1), reference=reference
     )
     b = make_run(tmp_path / "b", "model-b", plan, answers_like_people, reference=reference)
-    result = compare([a, b], n_bootstrap=500)
+    result = compare([a, b], n_bootstrap=200)
     alignment = result.tables["alignment"].set_index(["model", "item_id", "proxy"])
     assert alignment.xs("model-b (hf, float32)")["avg_p"].to_numpy() == pytest.approx(1.0)
     # model a's AvgP by hand: 1 - JS distance (base 2) of the answers pooled over orders, per wording

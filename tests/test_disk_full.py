@@ -61,11 +61,10 @@ print(json.dumps(report))
 
 
 @pytest.mark.slow
+@pytest.mark.mount_namespace
 def test_a_full_disk_stops_the_run_with_a_message_and_the_same_call_resumes(
     tmp_path: Path, repo: Path
 ) -> None:
-    if subprocess.run([*NAMESPACE, "true"]).returncode != 0:
-        pytest.skip("unshare cannot create a user and mount namespace here")
     out = tmp_path / "run"
     out.mkdir()
     completed = subprocess.run(

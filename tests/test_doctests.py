@@ -1,10 +1,10 @@
 """Every ``>>>`` example in the package's docstrings runs and shows what it says it shows.
 
-One test per module, so a failure names the module. A module that needs an optional engine which
-is not installed here (vLLM needs a GPU build, Ray is an extra) is skipped with the reason; all
-others must import. The examples run in an empty temporary folder, so an example that writes a
-file leaves nothing in the repository. The folder links to the repository's ``taxonomy/`` and
-``probes/``, so that an example names a study as a user would (``"taxonomy/values.yaml"``).
+One test per module, so a failure names the module; every module must import without its optional
+engines (vLLM, Ray), which the package imports only when a backend asks for them. The examples
+run in an empty temporary folder, so an example that writes a file leaves nothing in the
+repository. The folder links to the repository's ``taxonomy/`` and ``probes/``, so that an example
+names a study as a user would (``"taxonomy/values.yaml"``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import pytest
 
 SOURCE = Path(__file__).parents[1] / "src"
 PACKAGE = SOURCE / "culture_probe"
-#: Imports that a module may lack here because they come from an optional extra.
-OPTIONAL_IMPORTS = ("vllm", "ray")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -31,19 +29,9 @@ def _module_names() -> list[str]:
     return names
 
 
-def _import(name: str) -> object:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        missing = (error.name or "").split(".")[0]
-        if missing in OPTIONAL_IMPORTS:
-            pytest.skip(f"{name} needs the optional '{missing}', which is not installed")
-        raise
-
-
 @pytest.mark.parametrize("name", _module_names())
 def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = _import(name)
+    module = importlib.import_module(name)
     for shipped in ("taxonomy", "probes"):
         (tmp_path / shipped).symlink_to(SOURCE.parent / shipped, target_is_directory=True)
     monkeypatch.chdir(tmp_path)

@@ -110,6 +110,7 @@ def test_reversing_the_order_moves_the_position_preference_not_the_option(
     assert (canonical["answer"] == 0).all() and (reversed_["answer"] == 3).all()
 
 
+@pytest.mark.slow
 def test_a_slice_of_the_crossed_food_study_is_scored(repo: Path, hf_backend: Any) -> None:
     from culture_probe.runner import PlanFilter, prepare
 

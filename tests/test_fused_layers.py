@@ -13,13 +13,10 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from culture_probe.engine.fused import fusable_weights, keeps_leaf_rows, use_fused_layers
 from culture_probe.engine.mixed import use_mixed_precision
 from culture_probe.engine.packing import pack_prefix_trees
-from culture_probe.engine.split_kernel import SplitKernel, kernel_unavailable_reason, split_kernel
+from culture_probe.engine.split_kernel import SplitKernel
 from culture_probe.engine.tree_attention import tree_blocks, use_tree_attention
 
-pytestmark = pytest.mark.skipif(
-    split_kernel() is None,
-    reason=f"the split kernel cannot run here: {kernel_unavailable_reason()}",
-)
+pytestmark = pytest.mark.split_kernel
 
 
 def packed_weight(kernel: SplitKernel, columns: int, inner: int, seed: int) -> Any:

@@ -123,6 +123,8 @@ def reference_distributions(backend: HFBackend, requests: list[ScoringRequest]) 
 
 @pytest.fixture(scope="module")
 def reference(hf_backend: HFBackend, values_requests: list[ScoringRequest]) -> np.ndarray:
+    """One-pass float32 distributions of the 30 prompts; the tests that score against them are
+    marked slow."""
     assert hf_backend.dtype == "float32", "the reference is a float32 run"
     return reference_distributions(hf_backend, values_requests)
 
@@ -157,6 +159,7 @@ def js_distances_bits(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.nan_to_num(distances, nan=0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack_tokens", [512, 200])
 def test_prefix_sharing_matches_one_pass_per_prompt(
     hf_backend: HFBackend,
@@ -189,6 +192,7 @@ def test_one_pack_holds_each_distinct_prefix_once(
     assert len(pack.token_ids) < 0.75 * sum(len(ids) for ids in encoded)
 
 
+@pytest.mark.slow
 def test_padded_batches_match_one_pass_per_prompt(
     hf_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -244,6 +248,7 @@ def mixed_backend() -> Iterator[HFBackend]:
     backend.close()
 
 
+@pytest.mark.slow
 def test_mixed_precision_stays_within_the_bound_of_float32(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -256,7 +261,8 @@ def test_mixed_precision_stays_within_the_bound_of_float32(
     assert distances.max() > 1e-4
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.slow
+@pytest.mark.split_kernel
 def test_mixed_scores_as_faithfully_with_the_split_kernel_as_with_mkl(
     mixed_backend: HFBackend,
     values_requests: list[ScoringRequest],
@@ -290,7 +296,8 @@ def test_mixed_scores_as_faithfully_with_the_split_kernel_as_with_mkl(
         assert np.median(from_kernel) < np.median(from_mkl)
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.slow
+@pytest.mark.split_kernel
 def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -313,7 +320,8 @@ def test_compiled_mixed_layers_score_what_the_uncompiled_ones_score(
     assert js_distances_bits(compiled, reference).max() < MAX_JS_DISTANCE_BITS
 
 
-@pytest.mark.skipif(split_kernel.split_kernel() is None, reason="the split kernel cannot run here")
+@pytest.mark.slow
+@pytest.mark.split_kernel
 def test_fused_mixed_layers_score_what_transformers_layers_score(
     mixed_backend: HFBackend, values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -376,6 +384,7 @@ def test_mixed_precision_swaps_the_decoder_linears_and_keeps_the_vocabulary_proj
     assert all((p.weight is None) == packed_at_load for p in products.values())
 
 
+@pytest.mark.slow
 def test_mixed_with_tail_channels_carries_that_many_per_product_and_stays_close(
     values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:
@@ -423,6 +432,7 @@ def test_activation_sized_buffers_come_from_the_heap_once_freed_memory_is_kept()
     del buffer
 
 
+@pytest.mark.slow
 def test_compiled_layers_score_what_the_uncompiled_model_scores(
     values_requests: list[ScoringRequest], reference: np.ndarray
 ) -> None:

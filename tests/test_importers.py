@@ -28,9 +28,23 @@ from culture_probe.runner import PlanFilter, copy_reference, prepare, score_plan
 from culture_probe.store import RunDirectory
 from culture_probe.study import load_study, read_reference
 from culture_probe.taxonomy import Taxonomy, load_taxonomy
-
-LILY = "wvs_wave7_country_distributions_lilyflower03"
-CAO = "simllmculturedist_cao2025/sft_wvs_valid.json"
+from upstream import (
+    ALKHAMISSI,
+    BLEND_QUESTION,
+    CAO,
+    CAO_OPTIONS,
+    CAO_PERCENTS,
+    CAO_QUESTION,
+    FOUR_POINT,
+    KOREA_CHICKEN_SHARE,
+    LILY,
+    LILY_BAD_QUESTION,
+    LILY_BAD_SUM,
+    LILY_QUESTIONS,
+    MISMATCHED,
+    PARAPHRASED,
+    WITHOUT_PARAPHRASES,
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,56 +156,56 @@ def test_unknown_country_gets_a_did_you_mean(tmp_path: Path, resolver: RegionRes
 
 
 def test_cao2025_distributions_are_percentages_renormalised(
-    shared_data: Path, resolver: RegionResolver
+    upstream_data: Path, resolver: RegionResolver
 ) -> None:
     imported = import_wvs(
-        [shared_data / CAO], resolver, countries=["JP", "US", "DE"], questions=["Q164"]
+        [upstream_data / CAO], resolver, countries=["JP", "US", "DE"], questions=[CAO_QUESTION]
     )
-    records = json.loads((shared_data / CAO).read_text())
-    japan = next(r for r in records if r["id"] == "164" and "from Japan " in r["instruction"])
-    dist = japan["options_dist"]  # letters in file order, not always A, B, C...
-    expected = np.array([dist.get(letter, 0.0) for letter in "ABCDEFGHIJ"]) / sum(dist.values())
-    got = imported.reference.query("proxy == 'JP'").sort_values("option")["share"].to_numpy()
-    assert got == pytest.approx(expected)
-    assert imported.items[0]["options"][0] == "Not at all important"
-    assert len(imported.items[0]["options"]) == 10
+    reference = imported.reference.sort_values("option")
+    for region, country in (("JP", "Japan"), ("US", "United States")):
+        percents = CAO_PERCENTS[country]  # letters in file order; the US leaves B out
+        expected = np.array([percents.get(letter, 0.0) for letter in "ABCDE"])
+        got = reference.loc[reference["proxy"] == region, "share"].to_numpy()
+        assert got == pytest.approx(expected / expected.sum())
+    assert set(reference["proxy"]) == {"JP", "US", "DE"}  # Brazil left out by the filter
+    assert imported.items[0]["options"] == list(CAO_OPTIONS)
 
 
 def test_lilyflower_files_map_file_prefix_to_country_and_reject_bad_sums(
-    shared_data: Path, resolver: RegionResolver
+    upstream_data: Path, resolver: RegionResolver
 ) -> None:
-    files = sorted((shared_data / LILY).glob("*_wvs.json"))
+    files = sorted((upstream_data / LILY).glob("*_wvs.json"))
     with pytest.raises(InputError) as error:
         import_wvs(files, resolver)  # strict: the first bad row stops the import
-    assert "_wvs.json" in str(error.value) and "key 'examples[" in str(error.value)
+    assert "eg_wvs.json" in str(error.value) and "key 'examples[" in str(error.value)
     imported = import_wvs(files, resolver, questions=["Q1"], strict=False)
     japan = imported.reference.query("proxy == 'JP'").sort_values("option")["share"]
-    assert japan.tolist() == pytest.approx([0.92 / 0.98, 0.06 / 0.98, 0.0, 0.0])
+    assert japan.tolist() == pytest.approx([0.80 / 0.99, 0.15 / 0.99, 0.04 / 0.99, 0.0])
     assert set(imported.study["axes"]["region"]) == {"US", "CN", "EG", "JP"}
-    assert any("Q121" in message and "1.240" in message for message in imported.skipped)
+    assert imported.items[0]["paraphrases"] == [LILY_QUESTIONS["Q1"][0]]  # the English text
+    bad = [message for message in imported.skipped if LILY_BAD_QUESTION in message]
+    assert len(bad) == 1 and LILY_BAD_SUM in bad[0]
 
 
 def test_alkhamissi_paraphrases_join_country_distributions(
-    shared_data: Path, resolver: RegionResolver
+    upstream_data: Path, resolver: RegionResolver
 ) -> None:
     imported = import_alkhamissi(
-        shared_data / "alkhamissi2024_cultural_trends",
-        sorted((shared_data / LILY).glob("*_wvs.json")),
+        upstream_data / ALKHAMISSI,
+        sorted((upstream_data / LILY).glob("*_wvs.json")),
         resolver,
         min_countries=4,
         strict=False,
     )
-    assert len(imported.items) >= 20
+    assert [item["id"] for item in imported.items] == list(PARAPHRASED)
     assert all(len(item["paraphrases"]) == 4 for item in imported.items)
     family = next(item for item in imported.items if item["id"] == "Q1")
-    assert family["options"] == [
-        "Very important",
-        "Rather important",
-        "Not very important",
-        "Not at all important",
-    ]
+    assert family["options"] == list(FOUR_POINT)  # "Don't know" dropped
     counts = imported.reference.groupby("item_id")["proxy"].nunique()
     assert (counts == 4).all()
+    skipped = imported.log["skipped"]
+    assert f"{WITHOUT_PARAPHRASES}: no paraphrases in wvs_questions.json" in skipped
+    assert sum(message.startswith(f"{MISMATCHED} in ") for message in skipped) == 4
 
 
 def test_a_failed_write_leaves_no_folder(tmp_path: Path, taxonomy_path: Path) -> None:
@@ -205,59 +219,59 @@ def test_a_failed_write_leaves_no_folder(tmp_path: Path, taxonomy_path: Path) ->
     assert list(tmp_path.iterdir()) == []
 
 
-def test_blend_matching_on_real_annotations(shared_data: Path) -> None:
-    uk = json.loads((shared_data / "blend/annotations/UK_data.json").read_text())["Al-en-02"]
-    answers = pd.DataFrame(
-        [(g, a, c["count"]) for g, c in enumerate(uk["annotations"]) for a in c["answers"]],
+def blend_answers(upstream_data: Path, country: str, question_id: str) -> pd.DataFrame:
+    """One BLEnD question's annotated answers, every alias (local and English) with its votes."""
+    entry = json.loads((upstream_data / f"blend/annotations/{country}_data.json").read_text())
+    return pd.DataFrame(
+        [
+            (group, answer, annotation["count"])
+            for group, annotation in enumerate(entry[question_id]["annotations"])
+            for answer in [*annotation["answers"], *annotation["en_answers"]]
+        ],
         columns=["group", "answer", "votes"],
     )
+
+
+def test_blend_answers_match_whole_words_and_count_their_votes(upstream_data: Path) -> None:
+    answers = blend_answers(upstream_data, "UK", BLEND_QUESTION)
     match = best_match("Crisps, and maybe some nuts.", answers)
-    total = sum(c["count"] for c in uk["annotations"])
-    assert (match.answer, match.votes) == ("crisps", 3)
-    assert match.vote_share == pytest.approx(3 / total)
+    assert (match.answer, match.votes) == ("crisps", 4)
+    assert match.vote_share == pytest.approx(4 / 7)
     assert not best_match("A glass of water.", answers).matched
-    korea = json.loads((shared_data / "blend/annotations/South_Korea_data.json").read_text())
+    korea = blend_answers(upstream_data, "South_Korea", BLEND_QUESTION)
+    chicken = best_match("치킨입니다.", korea)
+    assert (chicken.answer, chicken.vote_share) == ("치킨", pytest.approx(KOREA_CHICKEN_SHARE))
+    assert best_match("Fried chicken, of course.", korea).vote_share == chicken.vote_share
     assert answer_matches("김치", "김치입니다.")
     assert not answer_matches("밥", "볶음밥")  # a word ending is not the answer
-    assert korea["Al-en-06"]["annotations"][0]["answers"] == ["김치"]
-    china = json.loads((shared_data / "blend/annotations/China_data.json").read_text())
-    assert answer_matches(china["Al-en-01"]["annotations"][1]["answers"][0], "孩子们常吃水果干。")
+    assert answer_matches("花生", "人们常吃花生。")
     assert not answer_matches("rice", "licorice")
 
 
 def test_numbers_match_whole_and_answers_the_prompt_contains_are_left_out(
-    shared_data: Path,
+    upstream_data: Path,
 ) -> None:
     assert answer_matches("12", "About 12 years.") and not answer_matches("1", "12 years")
     assert not answer_matches("8", "80 weeks") and answer_matches("18:00", "At 18:00.")
-    korea = json.loads((shared_data / "blend/annotations/South_Korea_data.json").read_text())
-    snacks = korea["Al-en-01"]  # "What is a common snack for preschool kids in South Korea?"
-    answers = pd.DataFrame(
-        [
-            (group, answer, entry["count"])
-            for group, entry in enumerate(snacks["annotations"])
-            for answer in [*entry["answers"], *entry["en_answers"]]
-        ],
-        columns=["group", "answer", "votes"],
-    )
-    question = snacks["en_question"]
-    echo = "In South Korea, a common snack for preschool kids is often made of rice flour."
-    assert best_match(echo, answers).answer == "snack"  # an echo of the question scored
+    answers = blend_answers(upstream_data, "UK", "Al-en-01")
+    question = "What is a usual breakfast drink in UK?"
+    echo = "In the UK, a usual breakfast drink is often served hot."
+    assert best_match(echo, answers).answer == "drink"  # an echo of the question scored
     assert not best_match(echo, answers, prompt=question).matched
     # the other aliases of the same annotation still count, with the same share of all votes
-    total = sum(entry["count"] for entry in snacks["annotations"])
-    cookies = best_match("Cookies, mostly.", answers, prompt=question)
-    assert (cookies.answer, cookies.votes, cookies.vote_share) == ("cookie", 3, 3 / total)
+    juice = best_match("Juice, mostly.", answers, prompt=question)
+    assert (juice.answer, juice.votes, juice.vote_share) == ("juice", 2, 2 / 7)
 
 
+@pytest.mark.slow
 def test_imported_wvs_study_runs_with_the_embedded_model(
-    tmp_path: Path, shared_data: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
+    tmp_path: Path, upstream_data: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
 ) -> None:
     from culture_probe.analysis.cli import analyze_run
 
     imported = import_alkhamissi(
-        shared_data / "alkhamissi2024_cultural_trends",
-        sorted((shared_data / LILY).glob("*_wvs.json")),
+        upstream_data / ALKHAMISSI,
+        sorted((upstream_data / LILY).glob("*_wvs.json")),
         resolver,
         questions=["Q1"],
         strict=False,
@@ -277,6 +291,7 @@ def test_imported_wvs_study_runs_with_the_embedded_model(
     assert set(result.tables["alignment_summary"]["proxy"]) == {"JP", "US"}
 
 
+@pytest.mark.slow
 def test_imported_globalopinionqa_study_runs_with_the_embedded_model(
     tmp_path: Path, resolver: RegionResolver, taxonomy_path: Path, hf_backend
 ) -> None:
@@ -295,14 +310,18 @@ def test_imported_globalopinionqa_study_runs_with_the_embedded_model(
 
 def test_imported_blend_study_generates_and_scores_short_answers(
     tmp_path: Path,
-    shared_data: Path,
+    upstream_data: Path,
     resolver: RegionResolver,
     taxonomy: Taxonomy,
     taxonomy_path: Path,
     hf_backend,
 ) -> None:
     imported = import_blend(
-        shared_data / "blend", resolver, taxonomy, countries=["GB", "KR"], questions=["Al-en-02"]
+        upstream_data / "blend",
+        resolver,
+        taxonomy,
+        countries=["GB", "KR"],
+        questions=[BLEND_QUESTION],
     )
     study_file = write_study(imported, tmp_path / "blend", taxonomy_path)
     plan = prepare(study_file).plan

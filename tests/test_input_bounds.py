@@ -288,7 +288,7 @@ def test_a_corrected_reference_is_read_again_without_scoring_again(tmp_path: Pat
     assert stored["share"].tolist() == pytest.approx([0.5, 0.3, 0.2])
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare for a read-only mount")
+@pytest.mark.mount_namespace  # a read-only bind mount (unshare)
 def test_a_read_only_run_folder_is_reported_elsewhere(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cp.run(_study_with_reference(tmp_path, (0.7, 0.2, 0.1)), backend=_FirstShown(), out=out,

@@ -24,6 +24,9 @@ from culture_probe.runner import (
 )
 from culture_probe.store import RunDirectory
 
+#: starts a local Ray instance and two actors that each load the model
+pytestmark = pytest.mark.slow
+
 SLICE = PlanFilter(("family_importance", "generalised_trust"), ("JP", "none"))
 
 

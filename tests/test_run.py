@@ -66,6 +66,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_stage(finished_run: Path) -> None:
     for name in (
         "manifest.json",
@@ -85,6 +86,7 @@ def test_run_directory_holds_every_stage(finished_run: Path) -> None:
     assert manifest["n_prompts"] == len(pd.read_parquet(finished_run / "plan.parquet"))
 
 
+@pytest.mark.slow
 def test_scores_are_distributions_over_the_options(finished_run: Path) -> None:
     plan = pd.read_parquet(finished_run / "plan.parquet")
     responses = pd.read_parquet(finished_run / "responses.parquet")
@@ -99,6 +101,7 @@ def test_scores_are_distributions_over_the_options(finished_run: Path) -> None:
     assert (responses["answer"] == probs.argmax(axis=1)).all()
 
 
+@pytest.mark.slow
 def test_canonical_order_undoes_the_display_order(hf_backend: object, repo: Path) -> None:
     plan = prepare(
         repo / "taxonomy" / "values.yaml",
@@ -117,6 +120,7 @@ def test_canonical_order_undoes_the_display_order(hf_backend: object, repo: Path
     assert kept["probs"] == pytest.approx(list(results[canonical].label_probs))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
     tmp_path: Path, repo: Path, finished_run: Path
 ) -> None:
@@ -207,6 +211,7 @@ def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
     assert ScoringRate(started=5.0).add(3, now=5.0) == ""  # no time has passed yet
 
 
+@pytest.mark.slow
 def test_a_damaged_chunk_is_set_aside_and_its_prompts_scored_again(
     tmp_path: Path, repo: Path, hf_backend: object, recording_events: Any
 ) -> None:

@@ -1,4 +1,4 @@
-"""An imported BLEnD study scored end to end: written answers, matches, analysis and report."""
+"""An imported BLEnD-format study scored end to end: written answers, matches, analysis and report."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from culture_probe.analysis._terminal import _number, format_terminal_summary
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
 from culture_probe.runner import analyze_run_dir, prepare, report_run_dir, with_matches
+from upstream import KOREA_CHICKEN_SHARE
 
 
 @pytest.fixture
@@ -88,9 +89,9 @@ def test_match_columns_on_a_hand_worked_answer(blend_study: Path) -> None:
     )
     answers = pd.read_parquet(blend_study.parent / "answers.parquet")
     scored = with_matches(korea_en, responses, answers)
-    # South Korea, Al-en-02: 치킨 / fried chicken / chicken 5 votes, three others 1 each: 5 / 8.
+    # South Korea's beer food: 치킨 / fried chicken / chicken 4 votes of 7
     assert list(scored["match"]) == [1.0, 0.0, 0.0]
-    assert list(scored["match_share"]) == [5 / 8, 0.0, 0.0]
+    assert list(scored["match_share"]) == [KOREA_CHICKEN_SHARE, 0.0, 0.0]
     assert scored["matched_answer"].iloc[0] in {"fried chicken", "chicken"}
     assert [r.outcome for r in rows] == ["answered", "refused", "answered"]
 

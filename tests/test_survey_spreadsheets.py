@@ -75,6 +75,7 @@ def _paper_list(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # starts LibreOffice
 def test_template_from_a_paper_list_stores_formula_titles_as_text(
     tmp_path: Path, fields: tuple
 ) -> None:
@@ -115,6 +116,7 @@ def test_csv_export_neutralises_formula_text_and_keeps_numbers(tmp_path: Path) -
     assert not any(is_formula_like(cell) for row in rows for cell in row)
 
 
+@pytest.mark.slow  # starts LibreOffice
 def test_xlsx_export_writes_text_cells_and_number_cells(tmp_path: Path) -> None:
     table = pd.DataFrame(
         {"title": ["=1+1", "-1.5", "@SUM(1,2)", None], "score": [-1.5, 2.0, float("nan"), 4.0]}
@@ -196,6 +198,7 @@ def test_formula_cells_without_a_value_are_errors_named_by_cell(
     assert not out.exists()
 
 
+@pytest.mark.slow  # starts LibreOffice
 def test_formula_cell_with_a_saved_value_is_used_with_a_warning(
     tmp_path: Path, fields: tuple
 ) -> None:

@@ -1,4 +1,7 @@
-"""Survey workbooks end to end on the survey's own paper list, plus the xlsx details."""
+"""Survey workbooks end to end on a paper list in the survey's published format, plus the xlsx details.
+
+The list is invented (``upstream.py``); ``real_data/test_real_survey_list.py`` runs the survey's own.
+"""
 
 from __future__ import annotations
 
@@ -25,15 +28,21 @@ from culture_probe.survey._coverage import compute_coverage, load_study_coverage
 from culture_probe.survey._report import render_coverage_report
 from culture_probe.survey._tidy import tidy_table
 from culture_probe.taxonomy import load_taxonomy
+from upstream import (
+    SURVEY_LIST,
+    SURVEY_PAPER_COUNTS,
+    SURVEY_PAPERS_IN_ALL,
+    WHITE_BOX_ID,
+    WHITE_BOX_TITLE,
+)
 
 REPO = Path(__file__).parents[1]
 TAXONOMY = REPO / "taxonomy" / "taxonomy.yaml"
-SURVEY_LIST = "survey/survey_v1_readme_paper_categories.csv"
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    return Path(__file__).parents[2] / "shared" / "data"
+def data_dir(upstream_data: Path) -> Path:
+    return upstream_data
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +82,8 @@ def test_survey_list_round_trips_into_a_report_with_its_paper_counts(
     out = render_coverage_report(coverage, str(survey_workbook), tmp_path / "coverage.html")
     reported = {row["label"]: row["papers"] for row in _embedded_coverage(out.read_text())}
 
-    # The list has one title in two casings ("Assessing cross-cultural alignment ..."), and one
-    # title under two first authors ("The Skipped Beat ...": Zhang and Tanmay): a paper is a title
-    # up to case with its first author and year.
+    # The list has one title in two casings and one title under two first authors: a paper
+    # is a title up to case with its first author and year.
     listing = pd.read_csv(data_dir / SURVEY_LIST)
     listing["paper"] = _paper_key(listing)
     expected = listing.groupby("category")["paper"].nunique()
@@ -83,11 +91,8 @@ def test_survey_list_round_trips_into_a_report_with_its_paper_counts(
     for category, count in expected.items():
         choice = next(f.resolve(category) for f in fields if f.resolve(category) is not None)
         assert reported[labels[choice.id]] == count, category
-    assert reported["Region"] == 21
-    assert reported["Language"] == 19
-    assert reported["Emotions and Values"] == 19
-    assert reported["Aboutness"] == 0
-    assert coverage.papers == listing["paper"].nunique() == 44
+    assert {label: reported[label] for label in SURVEY_PAPER_COUNTS} == SURVEY_PAPER_COUNTS
+    assert coverage.papers == listing["paper"].nunique() == SURVEY_PAPERS_IN_ALL
     assert "aboutness" in set(coverage.gaps["label_id"])
     # The values study probes Emotions and Values across regions: the suite covers both cells.
     covered = coverage.per_label.set_index("label_id")["probe_suite"]
@@ -101,10 +106,10 @@ def test_survey_list_keeps_access_from_the_method_dimension(
     white_box = [r for r in records.values() if "white_box" in r.labels("method")]
     assert len(white_box) == 1
     assert white_box[0].labels("access") in (("white-box",), ("both",))
-    hershcovich = records["Challenges and Strategies in Cross-Cultural NLP"]
-    assert hershcovich.paper_id == "hershcovich2022challenges"
-    assert hershcovich.year == 2022
-    assert set(hershcovich.labels("demographic")) == {"language", "region"}
+    assert white_box[0].title == WHITE_BOX_TITLE
+    assert white_box[0].paper_id == WHITE_BOX_ID
+    assert white_box[0].year == 2022
+    assert set(white_box[0].labels("demographic")) == {"language", "region"}
 
 
 def test_tidy_table_has_one_row_per_paper_field_and_label(
@@ -119,7 +124,7 @@ def test_tidy_table_has_one_row_per_paper_field_and_label(
     assert not tidy.duplicated(["paper_id", "field", "label"]).any()
     region = tidy[(tidy["field"] == "demographic") & (tidy["label"] == "region")]
     assert region["label_name"].unique().tolist() == ["Region"]
-    assert region["paper_id"].nunique() == 21
+    assert region["paper_id"].nunique() == SURVEY_PAPER_COUNTS["Region"]
 
 
 def test_template_has_dropdowns_frozen_header_and_codebook(
@@ -150,6 +155,7 @@ def test_template_has_dropdowns_frozen_header_and_codebook(
     assert aboutness["status"] == "not_yet_studied"
 
 
+@pytest.mark.slow  # starts LibreOffice
 def test_libreoffice_opens_the_workbook_and_its_csv_export_validates(
     survey_workbook: Path, fields: tuple, tmp_path: Path
 ) -> None:
@@ -273,11 +279,13 @@ def test_commands_run_the_survey_list_from_import_to_report(tmp_path: Path, data
     for step in steps:
         result = runner.invoke(app, step)
         assert result.exit_code == 0, (step, result.output)
-    assert "44 papers" in runner.invoke(app, ["validate", str(workbook), *taxonomy]).output
+    validated = runner.invoke(app, ["validate", str(workbook), *taxonomy]).output
+    assert f"{SURVEY_PAPERS_IN_ALL} papers" in validated
     reported = {row["label_id"]: row["papers"] for row in _embedded_coverage(html.read_text())}
-    assert reported["region"] == 21 and reported["aboutness"] == 0
-    assert pd.read_csv(tidy).query("label == 'language'")["paper_id"].nunique() == 19
+    assert reported["region"] == SURVEY_PAPER_COUNTS["Region"] and reported["aboutness"] == 0
+    languages = pd.read_csv(tidy).query("label == 'language'")["paper_id"].nunique()
+    assert languages == SURVEY_PAPER_COUNTS["Language"]
     # The long list as a plain paper list: one row per distinct title, no labels yet.
     template = read_review(str(tmp_path / "t.xlsx"), build_fields(load_taxonomy(TAXONOMY)))
-    assert len(template.records) == 44 and template.issues == []
+    assert len(template.records) == SURVEY_PAPERS_IN_ALL and template.issues == []
     assert all(not record.values for record in template.records)

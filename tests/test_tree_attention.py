@@ -9,7 +9,7 @@ import torch
 from torch.nn.functional import scaled_dot_product_attention
 
 from culture_probe.engine.packing import pack_prefix_trees
-from culture_probe.engine.split_kernel import kernel_unavailable_reason, split_kernel
+from culture_probe.engine.split_kernel import split_kernel
 from culture_probe.engine.tree_attention import (
     tree_attention_forward,
     tree_attention_on_rows,
@@ -80,9 +80,7 @@ def test_attention_on_projection_rows_is_the_interface_s_attention(rows: int) ->
     assert torch.allclose(on_rows, per_head.reshape(nodes, 96), atol=1e-6)
 
 
-@pytest.mark.skipif(
-    split_kernel() is None, reason=f"no split kernel: {kernel_unavailable_reason()}"
-)
+@pytest.mark.split_kernel
 @pytest.mark.parametrize(
     ("rows", "heads", "kv_heads", "head_dim"),
     [(1, 9, 3, 64), (5, 9, 3, 64), (32, 9, 3, 64), (64, 4, 4, 128), (7, 2, 1, 64)],
