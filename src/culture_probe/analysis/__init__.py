@@ -1,7 +1,7 @@
 """The robustness statistics: is a model's answer about a culture driven by the culture or the wording?
 
 Pure functions over the tidy responses table (see :mod:`culture_probe.columns`); definitions and
-sources are in ``research/robustness.md``. The entry points:
+sources are in ``docs/statistics.md``. The entry points:
 
 - :func:`tidy_responses` joins the plan with the responses and adds ``score``;
 - :func:`analyze` returns an :class:`AnalysisResult` with the tables below, a JSON summary and
@@ -41,22 +41,27 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     ``placebo_var_proxy, placebo_f_proxy, placebo_p_proxy, placebo_culture_share,
     culture_minus_placebo`` (+ ``_low``, ``_high``), ``beats_placebo``; ``nsr`` with a reference;
     the proxy x wording x order decomposition (replicates = the responses of a proxy x wording x
-    order cell, seeds and format variants together; robustness.md §3.3): ``n_orders``,
+    order cell, seeds and format variants together;
+    docs/statistics.md#culture-against-wording-the-variance-decomposition): ``n_orders``,
     ``n_cell_replicates``, ``n_seeds`` (distinct seeds), ``ss_`` and ``var_`` for ``order``,
     ``proxy_order``, ``wording_order``, ``proxy_wording_order`` and ``seed`` (the within-cell
     term; with one replicate ``var_seed`` is NaN and sits in the three-way term),
     ``order_share`` = (s2_O + s2_CO + s2_PO) / total, ``non_order_share`` =
     (s2_C + s2_P + s2_CP) / total, ``f_order`` = MS_O / MS_(order x cell), ``p_order``,
-    ``p_order_bh``; the reversal shift (§3.8) ``n_matched_cells, canonical_mean, reversed_mean,
+    ``p_order_bh``; the reversal shift (docs/statistics.md#option-order) ``n_matched_cells,
+    canonical_mean, reversed_mean,
     reversal_shift`` (mean of
     z_canonical - z_reversed), ``reversal_shift_sd, reversal_p`` (Wilcoxon), ``reversal_p_bh``,
-    ``order_kappa`` (Cohen's kappa, canonical vs reversed modal answers); flips (§3.1)
+    ``order_kappa`` (Cohen's kappa, canonical vs reversed modal answers); flips
+    (docs/statistics.md#flips-and-spreads)
     ``proxy_flip_rate`` (mean over wordings of FR^C), ``mean_wording_flip_rate``,
     ``mean_order_flip_rate``, ``cow_ratio`` = mean_p FR^C / mean_c FR^P; ``cramers_v`` and the
-    bias-corrected ``cramers_v_corrected`` (Bergsma 2013), means over wordings (§3.10); with a
+    bias-corrected ``cramers_v_corrected`` (Bergsma 2013), means over wordings
+    (docs/statistics.md#flips-and-spreads); with a
     reference, ``human_spearman, human_spearman_p, human_kendall, human_kendall_p`` of the proxy
     means against the human means and ``human_spearman_wording_min``, ``_median``, ``_max`` over
-    wordings (§3.7); ``verdict`` ("order-dominated", "culture-dominant", "wording-dominated",
+    wordings (docs/statistics.md#alignment-with-human-answers); ``verdict`` ("order-dominated",
+    "culture-dominant", "wording-dominated",
     "mixed", "no culture effect", "nominal"; the rule is in ``_summary.verdicts``: "order-dominated" when the
     order test is significant after BH and ``order_share`` > ``non_order_share``).
 ``cell_stats`` (item x axis x proxy, every kind of proxy)
@@ -82,7 +87,8 @@ Tables (written by the caller to ``stats/<name>.parquet``):
 ``contrasts`` (item x axis x culture proxy; with a no-proxy baseline)
     ``matched_on, n_wordings, mean_difference, sd_difference, cohen_dz, t, p, p_holm,
     item_p_proxy_bh, significant``: each proxy against the baseline, paired on the paraphrase,
-    Holm within the item, significant only where the item's culture test is (§3.9).
+    Holm within the item, significant only where the item's culture test is
+    (docs/statistics.md#intervals-and-multiple-comparisons).
 ``alignment`` (item x axis x proxy x wording; with a reference)
     ``sim_jsd, representativeness``.
 ``factor_stats`` (item x axis x factor, culture proxies; :mod:`culture_probe.analysis._factorial`)

@@ -13,7 +13,7 @@ def modal_answers(tidy: pd.DataFrame, probs: np.ndarray, keys: list[str]) -> pd.
     """The modal canonical answer of each group of rows: argmax of the pooled distribution.
 
     Pooling the probability vectors before the argmax (rather than voting) is the cell distribution
-    of robustness.md §3.0, P-bar, whose argmax is the modal answer M.
+    of docs/statistics.md#the-score, P-bar, whose argmax is the modal answer M.
 
     Args:
         tidy: the tidy responses table.
@@ -43,7 +43,8 @@ def answer_counts(modal: pd.DataFrame, unit: list[str], n_options: int) -> pd.Da
 def pairwise_disagreement(counts: np.ndarray) -> np.ndarray:
     """Share of coder pairs that disagree within each unit: 1 - sum_k n_k (n_k - 1) / (m (m - 1)).
 
-    The pairwise flip rate of robustness.md §3.1 (Ceron et al. 2024's semantic-equivalence and
+    The pairwise flip rate of docs/statistics.md#flips-and-spreads (Ceron et al. 2024's
+    semantic-equivalence and
     label-inversion tests in pairwise form). NaN for units with fewer than two coders.
     """
     coders = counts.sum(axis=1)

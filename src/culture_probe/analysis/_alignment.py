@@ -1,4 +1,4 @@
-"""Alignment with human reference distributions (robustness.md §3.7)."""
+"""Alignment with human reference distributions (docs/statistics.md#alignment-with-human-answers)."""
 
 from __future__ import annotations
 

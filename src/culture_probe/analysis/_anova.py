@@ -1,4 +1,5 @@
-"""Proxy x wording variance decomposition with wording as a random facet (robustness.md §3.3, §3.4).
+"""Proxy x wording variance decomposition with wording as a random facet
+(docs/statistics.md#culture-against-wording-the-variance-decomposition; docs/statistics.md#reliability).
 
 All functions take cell means of shape (..., C, P) so that the same code serves the point estimates
 (G units) and the paraphrase bootstrap (G units x B resamples).
@@ -357,7 +358,8 @@ def noncentrality_bound(
 
 
 def item_statistics(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
-    """Everything §3.3-3.4 reports per unit from cell means: decomposition, tests, W, ICC."""
+    """Everything docs/statistics.md#culture-against-wording-the-variance-decomposition reports per
+    unit from cell means: decomposition, tests, W, ICC."""
     parts = decompose(means, within_ss, n_replicates)
     out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
     out.update(friedman(*block_ranks(means)))
@@ -392,7 +394,8 @@ def paraphrase_bootstrap(
 ) -> Arrays:
     """Recompute the bootstrapped statistics on wordings resampled with replacement.
 
-    Proxies stay fixed and wordings are the random facet (robustness.md §3.6), so a resample picks
+    Proxies stay fixed and wordings are the random facet
+    (docs/statistics.md#study-level-intervals), so a resample picks
     P wordings of the unit with replacement and keeps all proxies. Kendall's W is recomputed from
     the resampled wordings' proxy ranks, over pairs of distinct wordings
     (:func:`resampled_concordance`).

@@ -1,4 +1,5 @@
-"""Descriptive robustness per item x proxy (robustness.md §3.1) and the wording heatmap table."""
+"""Descriptive robustness per item x proxy (docs/statistics.md#flips-and-spreads) and the wording
+heatmap table."""
 
 from __future__ import annotations
 

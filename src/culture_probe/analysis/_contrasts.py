@@ -1,4 +1,5 @@
-"""Which proxies move the answer away from the no-proxy prompt? Paired contrasts with Holm (§3.9)."""
+"""Which proxies move the answer away from the no-proxy prompt? Paired contrasts with Holm
+(docs/statistics.md#intervals-and-multiple-comparisons)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ def baseline_contrasts(tidy: pd.DataFrame, item_table: pd.DataFrame) -> pd.DataF
     The differences d_p = m_cp - m_0p of the mean scores are paired on the paraphrase (the
     baseline prompt has no persona framing, so a framing-specific wording has no baseline twin;
     without a ``paraphrase`` column, on the wording) and tested with a one-sample t test across
-    paraphrases, which treats the wording as the random facet as F_C does (robustness.md §3.6,
+    paraphrases, which treats the wording as the random facet as F_C does
+    (docs/statistics.md#study-level-intervals,
     "proxy comparisons should be paired"). ``cohen_dz`` = mean(d) / sd(d). The p-values are
     Holm-adjusted over the proxies of the item x axis (Holm 1979), and following the hierarchical
-    scheme of robustness.md §3.9 a contrast is ``significant`` only where the item's omnibus
+    scheme of docs/statistics.md#intervals-and-multiple-comparisons a contrast is ``significant``
+    only where the item's omnibus
     culture test is (``item_p_proxy_bh`` < 0.05).
 
     Args:

@@ -1,4 +1,5 @@
-"""Controls: the no-proxy baseline and the placebo proxies (robustness.md §3.5; Schäfer et al. 2024)."""
+"""Controls: the no-proxy baseline and the placebo proxies (docs/statistics.md#controls; Schäfer et
+al. 2024)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Arrange the responses of each item x axis into balanced proxy x wording blocks.
 
-The variance decomposition (robustness.md §3.3) needs a balanced design: every proxy seen under every
+The variance decomposition (docs/statistics.md#culture-against-wording-the-variance-decomposition)
+needs a balanced design: every proxy seen under every
 wording with the same number n of replicates (option orders x seeds). A run that was stopped early or
 lost responses to refusals is made balanced by keeping the wordings that every proxy has and the first
 n replicates of each cell, n being the smallest cell count; what was dropped is counted.

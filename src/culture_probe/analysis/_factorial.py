@@ -1,4 +1,5 @@
-"""N-way variance decomposition over every declared factor of a study (robustness.md §3.3 generalised).
+"""N-way variance decomposition over every declared factor of a study
+(docs/statistics.md#culture-against-wording-the-variance-decomposition generalised).
 
 A study crosses proxy axes (region x religion, ...) with context factors: paraphrase, framing, the
 format factors (enumerator, separator, instruction, shots), option order, language and seed. Per

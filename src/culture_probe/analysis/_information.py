@@ -1,4 +1,4 @@
-"""Information decomposition of the answer distribution (robustness.md §3.2).
+"""Information decomposition of the answer distribution (docs/statistics.md#information).
 
 H(A) = I(A;C) + I(A;P|C) + I(A;O|C,P) + H(A|C,P,O) with uniform design weights within an item x
 axis: culture, wording, option order and what is left (the model's own uncertainty and seed noise).

@@ -1,4 +1,5 @@
-"""The language effect: proxy x prompt-language variance decomposition (robustness.md §3.3, §3.4).
+"""The language effect: proxy x prompt-language variance decomposition
+(docs/statistics.md#culture-against-wording-the-variance-decomposition; docs/statistics.md#reliability).
 
 A study with ``languages: [en, ja, ...]`` asks every item about every proxy in several languages. Per
 item x axis, the culture rows are arranged in a proxy (C) x language (L) table of mean scores, each cell

@@ -1,4 +1,5 @@
-"""Option order: the reversal shift, agreement between orders and the PriDe prior (robustness.md §3.8)."""
+"""Option order: the reversal shift, agreement between orders and the PriDe prior
+(docs/statistics.md#option-order)."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def order_summary(items: pd.DataFrame, positions: pd.DataFrame) -> dict[str, flo
     ``reversal_change`` = ``reversed_mean - canonical_mean`` (= -``reversal_shift``) what
     reversing the options does to the mean answer; ``reversal_p`` the
     Wilcoxon signed-rank test of those item means against 0, so an item weighs the same however
-    many cells it has (the clustered test of robustness.md §3.8). ``first_position_share`` and
+    many cells it has (the clustered test of docs/statistics.md#option-order). ``first_position_share`` and
     ``first_position_prior`` are the mean choice share and PriDe prior of the first displayed
     position over the axis's items; ``order_kappa`` is the mean of the items' kappas.
 

@@ -1,4 +1,4 @@
-"""Option-position bias under the option-order permutations (robustness.md §3.8)."""
+"""Option-position bias under the option-order permutations (docs/statistics.md#option-order)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Does the model order the cultures as people do? Rank agreement with human means (§3.7)."""
+"""Does the model order the cultures as people do? Rank agreement with human means
+(docs/statistics.md#alignment-with-human-answers)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def rank_agreement(
     and per item x axis (the proxy means over all wordings), over the proxies with a human
     reference (``scipy.stats.spearmanr``, ``scipy.stats.kendalltau``); NaN with fewer than three
     proxies or no variation. The per-wording values show how much the agreement with people
-    depends on the wording (robustness.md §3.7, "report the distribution over paraphrases").
+    depends on the wording (docs/statistics.md#alignment-with-human-answers, "report the
+    distribution over paraphrases").
 
     Args:
         wording_cells: the ``wording_cells`` table.

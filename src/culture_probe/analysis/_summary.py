@@ -1,4 +1,5 @@
-"""Verdicts per item and study-level aggregates with two-stage bootstrap CIs (robustness.md §3.6, §3.11)."""
+"""Verdicts per item and study-level aggregates with two-stage bootstrap CIs
+(docs/statistics.md#study-level-intervals; docs/statistics.md#verdicts)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ AGGREGATES = (
 
 
 def verdicts(table: pd.DataFrame) -> pd.Series:
-    """The decision rule of robustness.md §3.11, applied per item x axis, first match wins.
+    """The decision rule of docs/statistics.md#verdicts, applied per item x axis, first match wins.
 
     1. "order-dominated": the option order moves the answer significantly (``p_order_bh`` < 0.05,
        the order main effect over the proxy x wording cells) and the order terms of the
@@ -114,7 +115,7 @@ def two_stage_aggregates(
 
     Stage one resamples items with replacement; stage two gives every drawn item an independent
     resample of its wordings, taken from the item's paraphrase-bootstrap replicates (Field & Welsh
-    2007; robustness.md §3.6). Proxies and orders stay fixed.
+    2007; docs/statistics.md#study-level-intervals). Proxies and orders stay fixed.
 
     Args:
         table: rows of one axis of ``item_stats``.

@@ -1,4 +1,5 @@
-"""Proxy x wording x order decomposition: how much of the answer follows the option order (§3.3).
+"""Proxy x wording x order decomposition: how much of the answer follows the option order
+(docs/statistics.md#culture-against-wording-the-variance-decomposition).
 
 The two-factor decomposition (:mod:`culture_probe.analysis._anova`) treats the option orders of a
 proxy x wording cell as replicates, so an answer that follows the position of the options lands in

@@ -1,7 +1,9 @@
 """Per item x wording: how often the proxies disagree, and how strongly the answer depends on them.
 
-The proxy flip rate and the culture-over-wording flip ratio are robustness.md §3.1; Cramér's V and
-its bias-corrected form, computed within each wording and then averaged, are §3.10.
+The proxy flip rate and the culture-over-wording flip ratio are
+docs/statistics.md#flips-and-spreads; Cramér's V and
+its bias-corrected form, computed within each wording and then averaged, are in
+docs/statistics.md#flips-and-spreads.
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ def flip_columns(wordings: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 
     ``proxy_flip_rate`` = mean_p FR^C_ip, ``mean_wording_flip_rate`` = mean_c FR^P_ic and
     ``mean_order_flip_rate`` over the culture proxies of ``cell_stats``; ``cow_ratio`` =
-    mean_p FR^C_ip / mean_c FR^P_ic (robustness.md §3.1): above 1, changing the culture changes
+    mean_p FR^C_ip / mean_c FR^P_ic (docs/statistics.md#flips-and-spreads): above 1, changing the
+    culture changes
     the answer more often than changing the wording does (inf when the wording never does);
     ``cramers_v`` and ``cramers_v_corrected`` are the means over wordings.
     """

@@ -3,7 +3,7 @@
 Every statistic here works on ``d = score_b - score_a`` for one prompt (same ``prompt_id``: the same
 item, proxy, wording and option order put to both models), so whatever the prompts share (the
 proxy, the order, the item's own level) cancels out of the difference. Wording is treated as a
-random facet, as in the run's own analysis (robustness.md §3.2): the unit of replication is the
+random facet, as in the run's own analysis (docs/statistics.md#information): the unit of replication is the
 wording, so intervals resample wordings and tests use the spread of the per-wording mean
 differences.
 """
