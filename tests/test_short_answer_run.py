@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from culture_probe.analysis._short_answer import item_clustered_rate
-from culture_probe.analysis._terminal import _number, format_terminal_summary
+from culture_probe.analysis._terminal import _number, summary_table
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
 from culture_probe.runner import analyze_run_dir, prepare, report_run_dir, with_matches
@@ -67,7 +67,7 @@ def test_blend_study_runs_end_to_end(
         stored["match"].mean()
     )
     assert any("short-answer question" in sentence for sentence in summary["headline"])
-    assert format_terminal_summary(result).row_count == 1 + 2 + 2  # all, 2 languages, 2 proxies
+    assert summary_table(result).row_count == 1 + 2 + 2  # all, 2 languages, 2 proxies
 
     page = report_run_dir(run_dir).read_text(encoding="utf-8")
     assert 'id="chart-short-answer"' in page and "table-short-answer" in page

@@ -1,4 +1,5 @@
-"""A one-screen summary of an analysis for the terminal, 80 columns wide."""
+"""A one-screen summary of an analysis for the terminal: a table that fits 80 columns, then the
+legend and the sentences as paragraphs that wrap to the terminal's own width."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from culture_probe.analysis._summary import VERDICTS
 from culture_probe.formatting import PERCENT, format_bounds, format_percent
@@ -49,33 +53,81 @@ SHORT_VERDICTS = {
 }
 
 
-def format_terminal_summary(result: AnalysisResult) -> Table:
-    """A rich table: per axis, the variance shares with CIs and the verdict counts.
+def format_terminal_summary(result: AnalysisResult) -> Group:
+    """The table of shares, then its legend and the headline sentences.
 
-    The legend and the headline sentences are the table's caption, so printing the table shows
-    everything; the table itself fits an 80-column terminal.
+    The sentences are paragraphs of their own, not the table's caption: a caption wraps at the
+    table's width and a narrow terminal would crop it, while a paragraph wraps at the width of
+    whatever terminal prints it.
     """
-    table = Table(
-        title="Culture or wording?",
-        caption="\n".join([LEGEND, "", *result.headline]),
-        caption_justify="left",
+    short_answer = result.summary.get("short_answer")
+    if short_answer and not result.summary.get("axes"):
+        table, legend = _short_answer_table(short_answer), SHORT_ANSWER_LEGEND
+    else:
+        table, legend = _axes_table(result.summary), LEGEND
+    return Group(
+        _FitTable(table), *(Text(paragraph) for paragraph in ["", legend, "", *result.headline])
+    )
+
+
+def summary_table(result: AnalysisResult) -> Table:
+    """The table of :func:`format_terminal_summary` alone."""
+    fitted = format_terminal_summary(result).renderables[0]
+    assert isinstance(fitted, _FitTable)
+    return fitted.table
+
+
+class _FitTable:
+    """A table where the terminal is wide enough for it, else its rows as wrapping lines.
+
+    A narrower terminal would crop every cell to "…"; one line per row, "header value" pairs
+    joined by "; ", keeps every number and lets the terminal wrap it.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # rendered where nothing limits it; Measurement under-counts no_wrap columns
+        lines = console.render_lines(self.table, options.update_width(1000), pad=False)
+        if max(Segment.get_line_length(line) for line in lines) <= options.max_width:
+            yield self.table
+            return
+        yield Text(str(self.table.title or ""), style="bold")
+        columns = self.table.columns
+        for row in range(self.table.row_count):
+            cells = [(str(c.header), str(list(c.cells)[row]).split("\n")) for c in columns]
+            yield Text("; ".join(_pair(header, lines) for header, lines in cells))
+
+
+def _pair(header: str, lines: list[str]) -> str:
+    """'order 92% (0-98)': a cell's first line, its second (the interval) in parentheses."""
+    shown = lines[0] + "".join(f" ({line})" for line in lines[1:] if line)
+    return f"{header} {shown}".strip()
+
+
+def _table(title: str) -> Table:
+    return Table(
+        title=title,
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
         collapse_padding=True,
     )
-    short_answer = result.summary.get("short_answer")
-    if short_answer and not result.summary.get("axes"):
-        return _short_answer_table(short_answer, result.headline)
+
+
+def _axes_table(summary: dict[str, Any]) -> Table:
+    """Per axis, the variance shares with CIs and the verdict counts; fits 80 columns."""
+    table = _table("Culture or wording?")
     for header, _ in COLUMNS:
         left = header in ("axis", "verdicts")
         table.add_column(header, justify="left" if left else "right", no_wrap=True)
-    for axis, facts in result.summary.get("axes", {}).items():
+    for axis, facts in summary.get("axes", {}).items():
         aggregates, verdicts = facts["aggregates"], facts["verdicts"]
         table.add_row(
             f"{axis}\n{facts['n_items']} items",
             *(_cell(aggregates.get(key), percent=True) for _, key in COLUMNS[1:4]),
-            _cell(_order_share(result.summary, axis, aggregates), percent=True),
+            _cell(_order_share(summary, axis, aggregates), percent=True),
             *(_cell(aggregates.get(key), percent=False) for _, key in COLUMNS[5:7]),
             "\n".join(
                 f"{verdicts[v]} {SHORT_VERDICTS[v]}" for v in VERDICTS if verdicts.get(v, 0) > 0
@@ -111,17 +163,9 @@ def _order_share(
     return share if share is not None else aggregates.get("mean_order_share")
 
 
-def _short_answer_table(summary: dict[str, Any], headline: list[str]) -> Table:
+def _short_answer_table(summary: dict[str, Any]) -> Table:
     """Match rates of a run of short-answer items only: overall, per language, per proxy."""
-    table = Table(
-        title="Short answers among the annotators'?",
-        caption="\n".join([SHORT_ANSWER_LEGEND, "", *headline]),
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _table("Short answers among the annotators'?")
     for header in ("", "match", "95% CI", "items"):
         table.add_column(header, justify="left" if not header else "right", no_wrap=True)
     rows = [("all", summary["match_rate"])]
