@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,24 @@ def test_missing_tables_leave_their_sections_with_a_note(run_dir: Path, tmp_path
     assert "stats/position_bias.parquet is not in this run" in html
     assert "No human reference data in this run" in html
     assert 'id="chart-cwi"' in html and 'id="chart-position"' not in html
+    assert "Compared with people" not in html  # neither a section nor a link to one
+    assert unresolved_nav_links(html) == []
+
+
+def unresolved_nav_links(html: str) -> list[str]:
+    """The table-of-contents links whose ``#target`` is no element id of the page."""
+    nav = re.search(r'<nav class="toc"[^>]*>(.*?)</nav>', html, re.S)
+    assert nav is not None
+    targets = re.findall(r'href="#([^"]+)"', nav.group(1))
+    assert len(targets) >= 3
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    return [target for target in targets if target not in ids]
+
+
+def test_every_nav_link_of_a_full_report_resolves(run_dir: Path) -> None:
+    html = render_run_report(run_dir).read_text()
+    assert 'href="#compared-with-people"' in html  # the hand-made run has human data
+    assert unresolved_nav_links(html) == []
 
 
 def test_a_run_with_only_a_plan_still_renders(run_dir: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from culture_probe.report._people import NO_PEOPLE
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import first_value, missing_note
 from culture_probe.report.page import Section, bullet_list, join, key_values, note, paragraph
@@ -49,7 +50,8 @@ def coverage_section(data: RunData) -> Section:
     ]
     table = html_table(pd.DataFrame(rows), table_id="table-coverage", filterable=False)
     text = "The cells of the proxy taxonomy (demographic x semantic) this study probes."
-    return Section("Taxonomy cells", join(paragraph(text), table), collapsible=True)
+    absent = note(NO_PEOPLE) if data.table("alignment_summary") is None else ""
+    return Section("Taxonomy cells", join(paragraph(text), table, absent), collapsible=True)
 
 
 def manifest_section(data: RunData) -> Section:

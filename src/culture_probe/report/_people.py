@@ -9,15 +9,20 @@ from markupsafe import Markup
 
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import floats
-from culture_probe.report.page import Section, collapsible, figure, join, note, paragraph
+from culture_probe.report.page import Section, collapsible, figure, join, paragraph
 from culture_probe.report.svg import distribution_bars, range_plot
 
 
-def alignment_section(data: RunData, names: dict[str, str]) -> Section:
+#: said in the taxonomy cells section when the run has no human data, so that the page has no
+#: "Compared with people" section (nor a link to one) with nothing in it
+NO_PEOPLE = "No human reference data in this run: the comparison with people is left out."
+
+
+def alignment_section(data: RunData, names: dict[str, str]) -> Section | None:
+    """Similarity to people per item and proxy; None where the run has no human reference."""
     summary = data.table("alignment_summary")
     if summary is None:
-        text = "No human reference data in this run: the comparison with people is left out."
-        return Section("Compared with people", note(text), collapsible=True, open=False)
+        return None
     distributions = _model_and_human(data)
     folds = []
     for index, ((item, axis), unit) in enumerate(summary.groupby(["item_id", "axis"], sort=True)):
