@@ -12,7 +12,6 @@ from culture_probe.report._shared import floats
 from culture_probe.report.page import Section, collapsible, figure, join, paragraph
 from culture_probe.report.svg import distribution_bars, range_plot
 
-
 #: said in the taxonomy cells section when the run has no human data, so that the page has no
 #: "Compared with people" section (nor a link to one) with nothing in it
 NO_PEOPLE = "No human reference data in this run: the comparison with people is left out."
