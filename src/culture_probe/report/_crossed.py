@@ -67,12 +67,13 @@ def _crossed_scores(data: RunData) -> pd.DataFrame | None:
 
 
 def _intro(scored: pd.DataFrame) -> str:
-    orders = ", ".join(sorted(scored["order"].astype(str).unique()))
+    orders = _listed(_orders(scored))
     return (
         "Each crossed persona is one level of every axis. Per item: the mean expected answer at "
-        "each level of each axis (every persona with that level weighing the same), then the grid "
-        f"of both axes; one chart per option order ({orders}), so that a position bias shows "
-        "rather than averaging away. Intervals are 95% t intervals over the wordings."
+        "each level of each axis (every persona with that level weighing the same) under each "
+        f"option order ({orders}), then the grid of both axes, one per option order, so that a "
+        "position bias shows rather than averaging away. Intervals are 95% t intervals over the "
+        "wordings."
     )
 
 
@@ -82,9 +83,7 @@ def _item_charts(item: str, rows: pd.DataFrame) -> list[Markup]:
         parts = str(axis).split(AXIS_SEPARATOR)
         for part in parts:
             charts.append(heading(f"{item}: mean answer per {part}", level=4))
-            charts.append(_facets([_marginal_chart(item, unit, part, order, parts)
-                                   for order in _orders(unit)]))  # fmt: skip
-            charts.append(paragraph(_marginal_caption(unit, part, parts), "note"))
+            charts.append(_marginal_chart(item, unit, part, parts))
         if len(parts) == 2:
             charts.append(heading(f"{item}: {parts[0]} x {parts[1]}", level=4))
             charts.append(
@@ -141,20 +140,22 @@ def _level_names(rows: pd.DataFrame, part: str) -> dict[str, str]:
     return dict(zip(pairs[f"level:{part}"], pairs[f"name:{part}"], strict=True))
 
 
-def _marginal_chart(
-    item: str, rows: pd.DataFrame, part: str, order: str, parts: list[str]
-) -> Markup:
-    means = marginal_means(rows.loc[rows["order"].astype(str) == order], part, parts)
+def _marginal_chart(item: str, rows: pd.DataFrame, part: str, parts: list[str]) -> Markup:
+    """One row per level and order on one shared axis, so the orders' gap is read off directly."""
+    means = marginal_means(rows, part, parts)
     names = _level_names(rows, part)
     chart = forest_plot(
-        [names.get(level, level) for level in means["level"]],
+        [
+            f"{names.get(level, level)}, {order}"
+            for level, order in zip(means["level"], means["order"], strict=True)
+        ],
         floats(means["mean"]),
         floats(means["low"]),
         floats(means["high"]),
-        title=f"{item}, {order} order: mean answer per {part}",
+        title=f"{item}: mean answer per {part} and option order (95% CI over wordings)",
         value_label=SCORE_LEGEND,
     )
-    return figure(chart, figure_id=f"chart-marginal-{item}-{part}-{order}")
+    return figure(chart, _marginal_caption(rows, part, parts), f"chart-marginal-{item}-{part}")
 
 
 def _grid_chart(item: str, rows: pd.DataFrame, parts: list[str], order: str) -> Markup:
@@ -184,7 +185,7 @@ def _marginal_caption(rows: pd.DataFrame, part: str, parts: list[str]) -> str:
     others = [p for p in parts if p != part]
     wordings = rows["wording"].nunique()
     orders = _orders(rows)
-    text = f"{len(names)} levels of {part} ({_listed(names)}), one chart per option order "
+    text = f"{len(names)} levels of {part} ({_listed(names)}), each under every option order "
     text += f"({_listed(orders)}). Each point is the mean over {wordings} wordings of the "
     text += "equal-weight mean of the personas at that level"
     if others:
