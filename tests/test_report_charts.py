@@ -273,3 +273,12 @@ def test_the_position_caption_names_the_one_unbalanced_item_among_balanced_ones(
     plan = pd.concat([_plan(cyclic), _plan([[0, 1, 2], [2, 1, 0]]).assign(item_id="q2")])
     caption = option_position_caption(plan)
     assert "in q2 (the other items are balanced), option 1 at positions 1 and 3;" in caption
+
+
+def test_an_estimate_clipped_to_the_end_of_a_log_axis_keeps_its_mark_inside_the_plot() -> None:
+    chart = forest_plot(["zero", "b"], [0.0, 2.0], [0.0, 1.0], [0.5, 4.0], title="CWI",
+                        reference=1.0, log_scale=True)  # fmt: skip
+    area = re.search(r'class="plot-area" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', chart)
+    marks = re.findall(r'class="estimate" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', chart)
+    assert area is not None and len(marks) == 2
+    assert float(marks[0][0]) >= float(area[1])  # the zero sits at the axis start, whole

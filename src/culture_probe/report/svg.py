@@ -704,7 +704,8 @@ def forest_plot(
                 "rect",
                 tooltip,
                 class_="estimate",
-                x=x_est - 4,
+                # a value clipped to the axis end (0 on a log axis) keeps its whole mark inside
+                x=min(max(x_est, scale.start + 4), scale.end - 4) - 4,
                 y=y - 4,
                 width=8,
                 height=8,
