@@ -15,7 +15,7 @@ from culture_probe.backends.generation import (
     outcome_rates,
     parse_answer,
 )
-from culture_probe.runner import to_canonical
+from culture_probe.scoring import to_canonical
 
 LETTERS = ("A", "B", "C", "D")
 ENGLISH = ("Very important", "Rather important", "Not very important", "Not at all important")

@@ -27,14 +27,9 @@ from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 from culture_probe.backends import ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.backends.openai import MalformedReplyWarning, OpenAIBackend
 from culture_probe.errors import CultureProbeError, InputError
-from culture_probe.runner import (
-    PlanFilter,
-    build_manifest,
-    prepare,
-    requests_for,
-    score_plan,
-    score_study,
-)
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.runner import score_study
+from culture_probe.scoring import build_manifest, requests_for, score_plan, write_responses
 from culture_probe.store import RunDirectory
 from fault_server import (
     HTML,
@@ -289,14 +284,14 @@ def test_a_server_that_dies_mid_run_stops_with_what_arrived_and_a_rerun_complete
     assert "retry_budget_s=SECONDS (now 1)" in message
     assert "run the same command again to resume" in message
     # the five answers that got through: chunk 1, and one of the two chunk-2 prompts in flight
-    saved = set(run.scored()["prompt_id"])
+    saved = set(run.results()["prompt_id"])
     assert len(saved) == 5
     assert set(plan["prompt_id"].iloc[:4]) < saved < set(plan["prompt_id"].iloc[:6])
     with FaultServer(server.url, lifetime_s=60) as restarted:
         resumed = OpenAIBackend(base_url=restarted.url, chunk_size=4)
         assert score_plan(run, plan, resumed) == 3
         resumed.close()
-    responses = run.write_responses(plan)
+    responses = write_responses(run, plan)
     expected = {r.prompt_id: r.option_mass for r in clean}
     assert responses["prompt_id"].tolist() == plan["prompt_id"].tolist()
     assert responses["option_mass"].tolist() == pytest.approx(

@@ -80,5 +80,14 @@ PLAN_COLUMNS = (
     "user",
     "text_hash",
 )
-RESPONSE_COLUMNS = ("prompt_id", "probs", "option_mass", "answer", "outcome", "generated")
+#: ``failure`` is "server" for a result the server spoiled (asked again on resume), else ""
+RESPONSE_COLUMNS = (
+    "prompt_id",
+    "probs",
+    "option_mass",
+    "answer",
+    "outcome",
+    "generated",
+    "failure",
+)
 REFERENCE_COLUMNS = ("item_id", "proxy", "option", "share")

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from culture_probe.formatting import format_interval
 from culture_probe.report._missing import is_missing
 from culture_probe.report._prompts import prompt_blob
-from culture_probe.report._rundir import RunData, load_run
+from culture_probe.report._rundir import RunData, read_run_data
 from culture_probe.report._short_answer import language_section, short_answer_section
 from culture_probe.report.page import (
     Section,
@@ -46,8 +46,8 @@ from culture_probe.report.svg import (
     stacked_bar_chart,
 )
 from culture_probe.report.tables import html_table
+from culture_probe.store import RunDirectory
 
-REPORT_NAME = "report.html"
 SCORE_LEGEND = "expected answer: 0 = first option, 1 = last"
 
 ITEM_COLUMNS = {
@@ -120,8 +120,8 @@ def render_run_report(run_dir: Path, out: Path | None = None) -> Path:
         >>> render_run_report(Path("reports/values/run-1"))  # doctest: +SKIP
         PosixPath('reports/values/run-1/report.html')
     """
-    data = load_run(Path(run_dir))
-    target = Path(out) if out is not None else data.path / REPORT_NAME
+    data = read_run_data(Path(run_dir))
+    target = Path(out) if out is not None else RunDirectory(data.path).report_path
     return write_page(target, build_run_page(data))
 
 
