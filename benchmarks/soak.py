@@ -185,8 +185,10 @@ def main() -> None:
     minutes = (time.monotonic() - started) / 60
     print(f"## Soak ({date.today()}, {cpu_model()}, {minutes:.1f} min)")
     print(f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}`\n")
-    print("| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
-          "max probability difference | second writer refused | damaged chunks repaired |")
+    print(
+        "| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
+        "max probability difference | second writer refused | damaged chunks repaired |"
+    )
     print("|---|---|---|---|---|---|---|")
     print(
         f"| {tally.kills} | {tally.runs} | {tally.lost} | {tally.duplicated} | "

@@ -168,6 +168,7 @@ def test_refusals_and_invalid_answers_carry_no_distribution_and_keep_their_text(
         "answer": -1,
         "outcome": "refused",
         "generated": "I'm sorry, I cannot answer that.",
+        "failure": "",  # the model's own outcome: a resume does not ask again
     }
 
 

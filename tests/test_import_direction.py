@@ -23,13 +23,15 @@ STAGES: list[tuple[str, set[str]]] = [
     ("spreadsheets", {"spreadsheet"}),
     ("study", {"taxonomy", "templates", "study", "catalogue"}),
     ("importers", {"importers"}),  # public datasets turned into studies and reference tables
-    ("design", {"budget", "design"}),
+    ("design", {"budget", "design", "planning"}),
     ("backends", {"models", "backends", "engine", "distributed"}),
     ("store", {"store"}),
+    ("scoring", {"scoring"}),  # the scoring loop, the run's identity, short-answer matching
     ("analysis", {"analysis"}),
     ("report", {"report", "compare"}),  # compare: the model as a factor, and its page
     ("survey", {"survey"}),  # the literature review's spreadsheets, rendered with report/
-    ("runner", {"events", "runner"}),
+    ("events", {"events"}),  # what a run tells its caller; the runner calls it, never back
+    ("runner", {"runner"}),
     ("interfaces", {"cli", "_api", "", "export"}),  # "" is the package itself
 ]
 STAGE_OF = {name: index for index, (_, names) in enumerate(STAGES) for name in names}

@@ -11,11 +11,25 @@ import pandas as pd
 import pytest
 
 from culture_probe.errors import InputError
-from culture_probe.importers import RegionResolver, import_alkhamissi, import_blend, import_globalopinionqa, import_wvs, parse_selections, write_study
-from culture_probe.scoring import answer_matches, best_match, score_short_answers, write_responses
+from culture_probe.importers import (
+    RegionResolver,
+    import_alkhamissi,
+    import_blend,
+    import_globalopinionqa,
+    import_wvs,
+    parse_selections,
+    write_study,
+)
 from culture_probe.importers._writer import ImportedStudy
 from culture_probe.planning import PlanFilter, prepare
-from culture_probe.scoring import copy_reference, score_plan
+from culture_probe.scoring import (
+    answer_matches,
+    best_match,
+    copy_reference,
+    score_plan,
+    score_short_answers,
+    write_responses,
+)
 from culture_probe.store import RunDirectory
 from culture_probe.study import load_study, read_reference
 from culture_probe.taxonomy import Taxonomy, load_taxonomy

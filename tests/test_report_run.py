@@ -239,7 +239,7 @@ def test_a_run_with_only_a_plan_still_renders(run_dir: Path, tmp_path: Path) -> 
 
 
 def test_a_folder_without_a_plan_is_rejected_with_a_hint(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no plan\.parquet.*culture-probe plan"):
+    with pytest.raises(InputError, match=r"missing plan\.parquet.*culture-probe run"):
         render_run_report(tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -158,8 +158,9 @@ def test_a_lock_that_is_a_fifo_is_refused_with_a_clear_message(
     before = snapshot(run)
     code, message = cli("report", str(run))
     assert code == 2
-    assert f"{run / '.lock'}: is a FIFO (named pipe), where the run folder holds a regular file" in (
-        message
+    assert (
+        f"{run / '.lock'}: is a FIFO (named pipe), where the run folder holds a regular file"
+        in (message)
     )
     assert snapshot(run) == before
 
@@ -313,9 +314,22 @@ def test_a_nan_log_probability_is_an_invalid_outcome_never_probability_zero(
 def test_a_nan_in_a_servers_log_probabilities_is_a_malformed_reply() -> None:
     from culture_probe.backends.openai import MalformedReply, top_logprobs_of
 
-    reply = {"choices": [{"logprobs": {"content": [{"top_logprobs": [
-        {"token": "A", "logprob": float("nan")}, {"token": "B", "logprob": -0.1}
-    ]}]}}]}
+    reply = {
+        "choices": [
+            {
+                "logprobs": {
+                    "content": [
+                        {
+                            "top_logprobs": [
+                                {"token": "A", "logprob": float("nan")},
+                                {"token": "B", "logprob": -0.1},
+                            ]
+                        }
+                    ]
+                }
+            }
+        ]
+    }
     with pytest.raises(MalformedReply, match="'A' has log-probability nan"):
         top_logprobs_of(reply)
 
@@ -327,9 +341,12 @@ def test_prompts_a_server_spoiled_are_asked_again_on_resume(repo: Path, tmp_path
     flaky = FlakyServer()
     first = scored_run(repo, tmp_path / "run", flaky, analyse=False)
     spoiled = set(first.responses.loc[first.responses["failure"] == SERVER_FAILURE, "prompt_id"])
-    assert spoiled and (first.responses.loc[
-        first.responses["prompt_id"].isin(spoiled), "outcome"
-    ] == "invalid").all()
+    assert (
+        spoiled
+        and (
+            first.responses.loc[first.responses["prompt_id"].isin(spoiled), "outcome"] == "invalid"
+        ).all()
+    )
 
     flaky.healed, flaky.asked = True, []
     resumed = scored_run(repo, first.path, flaky, analyse=False)
@@ -402,3 +419,15 @@ def test_compare_names_the_run_whose_file_is_damaged(analysed: Path, tmp_path: P
     code, message = cli("compare", str(analysed), str(bad), "-o", str(tmp_path / "c.html"))
     assert code == 2
     assert f"{bad / 'responses.parquet'}: does not read as Parquet" in message
+
+
+def test_a_staging_folder_left_by_a_killed_analysis_is_cleared_on_resume(
+    repo: Path, tmp_path: Path
+) -> None:
+    run = scored_run(repo, tmp_path / "run", analyse=False).path
+    staging = run / ".stats.0123456789ab.tmp"  # what atomic_folder leaves after kill -9
+    staging.mkdir()
+    (staging / "item_stats.parquet").write_bytes(b"half")
+    (run / "responses.parquet").unlink()
+    scored_run(repo, run, analyse=False)
+    assert not staging.exists() and (run / "responses.parquet").is_file()

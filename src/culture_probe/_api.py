@@ -103,7 +103,11 @@ def load_run(path: str | Path) -> Run:
     """
     from culture_probe.store import RunDirectory
 
-    return Run(RunDirectory.existing(path, hint="give a folder written by cp.run or `culture-probe run`").path)
+    return Run(
+        RunDirectory.existing(
+            path, hint="give a folder written by cp.run or `culture-probe run`"
+        ).path
+    )
 
 
 def run(

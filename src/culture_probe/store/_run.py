@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -265,10 +266,13 @@ class RunDirectory:
         return target
 
     def remove_stale_temporaries(self) -> None:
-        """Temporary files left by a run killed in the middle of a write."""
+        """Temporary files (and the analysis' staging folder) left by a run killed mid-write."""
         for leftover in self._temporaries():
             with disk_errors(leftover, "removing"):
-                leftover.unlink(missing_ok=True)
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink(missing_ok=True)
 
     def _temporaries(self) -> Iterable[Path]:
         yield from self.path.glob(f".*{TEMPORARY_SUFFIX}")
