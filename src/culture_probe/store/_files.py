@@ -61,23 +61,28 @@ def refuse_link_or_special(path: Path, folder: bool = False) -> None:
     """
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # absent: whoever needs it says so
     except OSError as error:
         raise StorageError.from_os_error(error, path, "accessing") from error
     wanted = stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)
     if wanted:
         return
     found = _kind_of(mode)
+    if stat.S_ISREG(mode):
+        raise InputError("is a file, where a run folder was expected", path=path)
     raise InputError(
         f"is {found}, where the run folder holds a {'folder' if folder else 'regular file'}; "
         "culture-probe never follows links out of a run folder",
         path=path,
-        hint="remove it (the folder may have come from someone else), then run the same command again",
+        hint="remove it (the folder may have come from someone else), then run the same command "
+        "again",
     )
 
 
 def _kind_of(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISLNK(mode):
         return "a symbolic link"
     if stat.S_ISFIFO(mode):
