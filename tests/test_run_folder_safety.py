@@ -431,3 +431,19 @@ def test_a_staging_folder_left_by_a_killed_analysis_is_cleared_on_resume(
     (run / "responses.parquet").unlink()
     scored_run(repo, run, analyse=False)
     assert not staging.exists() and (run / "responses.parquet").is_file()
+
+
+def test_a_report_that_is_a_link_is_replaced_never_written_through(
+    analysed: Path, tmp_path: Path
+) -> None:
+    run = copy_of(analysed, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.html").write_text("<p>the user's own page</p>")
+    (run / "report.html").unlink(missing_ok=True)
+    (run / "report.html").symlink_to(outside / "victim.html")
+    before = snapshot(outside)
+    code, _ = cli("report", str(run))
+    assert code == 0
+    assert snapshot(outside) == before
+    assert not (run / "report.html").is_symlink() and "<html" in (run / "report.html").read_text()

@@ -345,6 +345,7 @@ def check_adoptable(path: Path) -> None:
         for entry in path.iterdir()
         if entry.name not in BEFORE_MANIFEST
         and entry.name != CHUNKS
+        and not entry.name.startswith(ORPHANED_CHUNKS)
         and not entry.name.endswith(TEMPORARY_SUFFIX)
     )
     if foreign:
