@@ -78,48 +78,65 @@ def _plain_region_component(rows: pd.DataFrame) -> float:
     return float((ms["C(proxy)"] - ms[interactions].sum() + 2 * ms["Residual"]) / 24)
 
 
+#: the terms that stay above 0 in both tests, as ``anova_lm`` names them
+KEPT = "C(paraphrase) + C(enumerator) + C(order) + C(paraphrase):C(enumerator) + C(paraphrase):C(order)"
+
+
+def _pooled_estimates(rows: pd.DataFrame, with_culture: bool) -> dict[str, float]:
+    """Hand-worked components when every term at 0 pools into the residual (Thompson 1962).
+
+    Expected mean squares of the restricted mixed model (effects sum to 0 over each fixed factor:
+    enumerator and order), 48 responses: E[MS_PE] = s2 + 4 s2_PE, E[MS_PO] = s2 + 6 s2_PO,
+    E[MS_P] = s2 + 12 s2_P, E[MS_E] = s2 + 4 s2_PE + 16 theta_E, E[MS_O] = s2 + 6 s2_PO +
+    24 theta_O, E[MS_C] = s2 + 24 s2_C; a fixed factor's variance is theta (L - 1) / L (Hays
+    1963).
+    """
+    formula = "score ~ " + ("C(proxy) + " if with_culture else "") + KEPT
+    ms = _mean_squares(formula, rows)
+    error = ms["Residual"]
+    pe, po = ms["C(paraphrase):C(enumerator)"], ms["C(paraphrase):C(order)"]
+    out = {
+        "paraphrase x enumerator": (pe - error) / 4,
+        "paraphrase x order": (po - error) / 6,
+        "paraphrase": (ms["C(paraphrase)"] - error) / 12,
+        "enumerator": (ms["C(enumerator)"] - pe) / 16 * 2 / 3,
+        "order": (ms["C(order)"] - po) / 24 / 2,
+        "residual": error,
+    }
+    if with_culture:
+        out["region"] = (ms["C(proxy)"] - error) / 24
+    return out
+
+
 def test_no_culture_gets_no_component_larger_than_its_mean_square() -> None:
     """No culture effect and noisy answers: every culture mean square lies below the pooled
     residual, so culture and its interactions are 0 and pool into the residual; the other
-    components are the ANOVA estimates of ``score ~ paraphrase + enumerator + order``."""
+    components are the ANOVA estimates of the model without them."""
     rows = _rows(seed=3, culture=0.0, noise=0.08)
     table = _table(rows)
     ms_full = _mean_squares(FULL, rows)
     # the plain solution gives culture ten times what its own mean square allows (the bug)
     assert _plain_region_component(rows) > 10 * ms_full["C(proxy)"] / 24
-    reduced = _mean_squares("score ~ C(paraphrase) + C(enumerator) + C(order)", rows)
-    error = reduced["Residual"]
-    culture_terms = ["C(proxy)", "C(proxy):C(paraphrase)", "C(proxy):C(enumerator)"]
-    assert ms_full[[*culture_terms, "C(proxy):C(order)"]].max() < error  # why they are 0
-    expected = {
-        "region": 0.0,
-        "culture x paraphrase": 0.0,
-        "culture x enumerator": 0.0,
-        "culture x order": 0.0,
-        "paraphrase": (reduced["C(paraphrase)"] - error) / 12,
-        "enumerator": (reduced["C(enumerator)"] - error) / 16,
-        "order": (reduced["C(order)"] - error) / 24,
-        "residual": error,
-    }
-    for factor, value in expected.items():
+    zero = ["region", "culture x paraphrase", "culture x enumerator", "culture x order"]
+    assert (table.loc[[*zero, "enumerator x order"], "var"] == 0).all()
+    for factor, value in _pooled_estimates(rows, with_culture=False).items():
         assert table.loc[factor, "var"] == pytest.approx(value, rel=1e-9, abs=1e-15), factor
     _assert_bounded(table)
 
 
 def test_culture_effect_equals_the_pooled_anova_estimate() -> None:
     """A culture effect with culture interactions below the residual: s2_C = (MS_C - MS_E') / 24
-    with MS_E' the residual of ``score ~ proxy + paraphrase + enumerator + order``."""
+    with MS_E' the residual of the model without the terms at 0."""
     rows = _rows(seed=14, culture=0.06, noise=0.05)
     table = _table(rows)
-    reduced = _mean_squares("score ~ C(proxy) + C(paraphrase) + C(enumerator) + C(order)", rows)
-    error = reduced["Residual"]
     ms_full = _mean_squares(FULL, rows)
     interactions = ["C(proxy):C(paraphrase)", "C(proxy):C(enumerator)", "C(proxy):C(order)"]
-    assert ms_full[interactions].max() < error
+    assert ms_full[interactions].max() < ms_full["Residual"]
     assert _plain_region_component(rows) > ms_full["C(proxy)"] / 24  # the plain solution's excess
-    assert table.loc["region", "var"] == pytest.approx((reduced["C(proxy)"] - error) / 24, 1e-9)
-    assert table.loc["order", "var"] == pytest.approx((reduced["C(order)"] - error) / 24, 1e-9)
-    assert table.loc["residual", "var"] == pytest.approx(error, rel=1e-9)
+    zero = ["culture x paraphrase", "culture x enumerator", "culture x order", "enumerator x order"]
+    assert (table.loc[zero, "var"] == 0).all()
+    for factor, value in _pooled_estimates(rows, with_culture=True).items():
+        assert table.loc[factor, "var"] == pytest.approx(value, rel=1e-9), factor
     assert table.loc["region", "var"] <= table.loc["region", "ms"] / 24
     _assert_bounded(table)
 

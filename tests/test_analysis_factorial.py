@@ -71,7 +71,7 @@ def _fit(rows: pd.DataFrame, axis: str, kinds: tuple[str, ...] | None = None):  
 
 FORMULA = (
     "score ~ C(axis_region) + C(axis_religion) + C(axis_region):C(axis_religion) + C(paraphrase)"
-    " + C(order) + C(axis_region):C(paraphrase) + C(axis_religion):C(paraphrase)"
+    " + C(order) + C(paraphrase):C(order) + C(axis_region):C(paraphrase) + C(axis_religion):C(paraphrase)"
     " + C(axis_region):C(axis_religion):C(paraphrase) + C(axis_region):C(order)"
     " + C(axis_religion):C(order) + C(axis_region):C(axis_religion):C(order)"
 )
@@ -87,6 +87,7 @@ def test_balanced_sums_of_squares_equal_anova_lm() -> None:
         "region x religion": ["C(axis_region):C(axis_religion)"],
         "paraphrase": ["C(paraphrase)"],
         "order": ["C(order)"],
+        "paraphrase x order": ["C(paraphrase):C(order)"],
         "culture x paraphrase": [
             "C(axis_region):C(paraphrase)",
             "C(axis_religion):C(paraphrase)",
@@ -228,7 +229,8 @@ def test_analyze_writes_factor_tables_for_an_old_plan() -> None:
     result = analyze(tidy_responses(plan, responses), n_bootstrap=200, n_permutations=19)
     stats = result.tables["factor_stats"]
     assert set(stats["factor"]) == {
-        "region", "paraphrase", "order", "culture x paraphrase", "culture x order", "residual"
+        "region", "paraphrase", "order", "paraphrase x order", "culture x paraphrase",
+        "culture x order", "residual"
     }  # fmt: skip
     verdicts = result.tables["factor_verdicts"]
     assert (verdicts["dominant_factor"] == "region").all()

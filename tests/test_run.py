@@ -191,7 +191,7 @@ def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
 
 
 def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
-    from culture_probe.cli import ScoringRate
+    from culture_probe.terminal import ScoringRate
 
     rate = ScoringRate(started=10.0)
 

@@ -10,11 +10,12 @@ import pytest
 
 from culture_probe.design import (
     build_plan,
-    cells_needed,
     describe_design,
+    design_units,
     enumerate_options,
     example_prompts,
     option_orders,
+    smallest_budget,
 )
 from culture_probe.errors import InputError
 from culture_probe.study import load_study
@@ -408,16 +409,21 @@ def test_permutations_where_few_and_cyclic_shifts_where_many(tmp_path: Path, rep
 
 
 def test_a_budget_draws_a_balanced_fraction(tmp_path: Path, repo: Path) -> None:
+    # 160 of 320 prompts: the smallest budget is now 128 (each of the 4 items asked 32 times so
+    # that every format factor and every two-way interaction keeps a degree of freedom), so the
+    # 80 this test drew before is refused
     study = write_study(
-        tmp_path, repo, FORMATS.replace("  shots: [0, 1, 3]\n", "") + "budget: 80\n"
+        tmp_path, repo, FORMATS.replace("  shots: [0, 1, 3]\n", "") + "budget: 160\n"
     )
     plan = build_plan(load_study(study))
-    assert len(plan) == 80 and plan["prompt_id"].is_unique
+    assert len(plan) == 160 and plan["prompt_id"].is_unique
     assert plan.attrs["full_size"] == 4 * 2 * 2 * 5 * 2 * 2
-    for column in ("item_id", "enumerator", "separator", "instruction", "order", "paraphrase"):
-        counts = plan[column].value_counts()
-        assert counts.max() - counts.min() <= 2, (column, counts.to_dict())  # about equal
-    assert "budget: a balanced 80 prompts" in describe_design(plan)
+    assert plan["item_id"].value_counts().tolist() == [40] * 4  # even per item
+    for item, rows in plan.groupby("item_id"):
+        for column in ("enumerator", "separator", "instruction", "order", "paraphrase"):
+            counts = rows[column].value_counts()
+            assert counts.max() - counts.min() <= 1, (item, column, counts.to_dict())
+    assert "budget: a balanced 160 prompts" in describe_design(plan)
     again = build_plan(load_study(study))
     assert again["prompt_id"].tolist() == plan["prompt_id"].tolist()
 
@@ -425,12 +431,16 @@ def test_a_budget_draws_a_balanced_fraction(tmp_path: Path, repo: Path) -> None:
 def test_a_budget_too_small_to_estimate_every_factor(tmp_path: Path, repo: Path) -> None:
     study = write_study(tmp_path, repo, FORMATS + "budget: 30\n")
     message = error_of(study)
-    assert f"{study}:{line_of(study, 'budget')}: key 'budget': a budget of 30 prompts" in message
-    full = build_plan(load_study(write_study(tmp_path, repo, FORMATS)))
-    # 4 items x (1 + (2-1) paraphrases + (2-1) orders + 4 + 1 + 1 + 2 format levels)
-    assert cells_needed(full) == 4 * (1 + 1 + 1 + 4 + 1 + 1 + 2)
+    assert (
+        f"{study}:{line_of(study, 'budget: 30')}: key 'budget': a budget of 30 prompts" in message
+    )
+    # one culture, so per item the grand mean, the format factors' and the order's and the
+    # paraphrase's levels - 1 (1 + 1 + 4 + 1 + 1 + 2 = 10), their two-way interactions
+    # ((10^2 - (1 + 1 + 16 + 1 + 1 + 4)) / 2 = 38) and one residual degree of freedom
+    assert smallest_budget(design_units(load_study(study))) == 4 * (1 + 10 + 38 + 1)
+    assert "needs at least 200 (4 items" in message
     assert "key '--budget': a budget of 12 prompts" in error_of(study, budget=12)
-    assert len(build_plan(load_study(study, budget=60))) == 60  # the command line wins
+    assert len(build_plan(load_study(study, budget=220))) == 220  # the command line wins
 
 
 # ------------------------------------------------------------------------------- YAML and templates

@@ -217,7 +217,7 @@ def _ids(values: Sequence[str] | str | None) -> tuple[str, ...]:
 def _events(progress: bool) -> Any:
     if not progress:
         return None
-    from culture_probe.cli import TerminalEvents
+    from culture_probe.terminal import TerminalEvents
 
     return TerminalEvents()
 

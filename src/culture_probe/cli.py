@@ -1,6 +1,8 @@
 """The ``culture-probe`` command line: a thin shell over :mod:`culture_probe.runner`.
 
-Commands parse their arguments, call one function of the runner, and show progress and a summary.
+Commands only: the terminal display is :mod:`culture_probe.terminal`, shared with the Python API,
+and the options of the scoring commands are declared once (:data:`SCORING_OPTIONS`). Commands
+parse their arguments, call one function of the runner, and show progress and a summary.
 Every error a user, a disk, a server or a model file can cause ends in one line naming what failed
 and what to do, with exit status 2; ``--debug`` shows the traceback as well.
 
@@ -10,12 +12,11 @@ answers at once.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,16 +24,15 @@ import typer
 from typer.core import TyperGroup
 
 from culture_probe.errors import CultureProbeError, StorageError
-from culture_probe.events import ProgressCallback, RunEvents
 from culture_probe.importers.cli import app as import_app
 from culture_probe.survey.cli import app as survey_app
+from culture_probe.terminal import TerminalEvents
 
 if TYPE_CHECKING:
     # typer vendors click; its groups take this Context, of which typer.Context is a subclass
     from typer._click.core import Context as ClickContext
 
-    from culture_probe.analysis import AnalysisResult
-    from culture_probe.runner import PreparedStudy, RunSettings
+    from culture_probe.runner import RunSettings
 
 #: exit status of every error the user can act on (click uses 2 for usage errors too)
 USER_ERROR = 2
@@ -120,6 +120,16 @@ BudgetOpt = Annotated[
         show_default=False,
     ),
 ]
+MaxPromptsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-prompts",
+        help="Refuse a plan of more prompts than this (the design, or the --budget drawn from "
+        "it). Default 200,000; planning takes about 4 kB of memory per prompt.",
+        min=1,
+        show_default=False,
+    ),
+]
 ItemsOpt = Annotated[str, typer.Option("--items", help="Only these item ids (comma-separated).")]
 ProxiesOpt = Annotated[
     str,
@@ -181,10 +191,12 @@ def _split(values: str) -> tuple[str, ...]:
     return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
-def _filters(items: str, proxies: str, budget: int | None = None) -> Any:
+def _filters(
+    items: str, proxies: str, budget: int | None = None, max_prompts: int | None = None
+) -> Any:
     from culture_probe.runner import PlanFilter
 
-    return PlanFilter(_split(items), _split(proxies), budget)
+    return PlanFilter(_split(items), _split(proxies), budget, max_prompts)
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -240,6 +252,7 @@ def plan(
     items: ItemsOpt = "",
     proxies: ProxiesOpt = "",
     budget: BudgetOpt = None,
+    max_prompts: MaxPromptsOpt = None,
 ) -> None:
     """Show the design of a study (items x proxies x wordings x orders = N prompts) and write
     its plan, one row per prompt with a stable id."""
@@ -247,7 +260,7 @@ def plan(
 
     from culture_probe.runner import prepare
 
-    prepared = prepare(study, _filters(items, proxies, budget))
+    prepared = prepare(study, _filters(items, proxies, budget, max_prompts))
     console = Console()
     console.print(f"[bold]{prepared.study.title}[/]")
     console.print(prepared.design)
@@ -264,57 +277,68 @@ def plan(
         console.print(f"plan written to {out}")
 
 
+#: the options every scoring command takes (``run``, ``score``), declared once: name -> (type, default)
+SCORING_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "model": (ModelOpt, "embedded"),
+    "backend": (BackendOpt, "hf"),
+    "out": (OutOpt, None),
+    "items": (ItemsOpt, ""),
+    "proxies": (ProxiesOpt, ""),
+    "budget": (BudgetOpt, None),
+    "max_prompts": (MaxPromptsOpt, None),
+    "dtype": (DtypeOpt, "auto"),
+    "batch_size": (BatchOpt, 16),
+    "option": (BackendOptionOpt, None),
+    "chunk_size": (ChunkOpt, None),
+    "ray": (RayOpt, None),
+    "replicas": (ReplicasOpt, 1),
+}
+
+
+def with_scoring_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the study argument and :data:`SCORING_OPTIONS`, turned into ``settings``.
+
+    The command declares ``settings: RunSettings`` and its own options; typer reads the combined
+    signature, so ``--help`` lists the shared options first, then the command's own.
+    """
+    own = [
+        parameter.replace(annotation=eval(parameter.annotation, command.__globals__))
+        for name, parameter in inspect.signature(command).parameters.items()
+        if name != "settings"
+    ]
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    shared = [inspect.Parameter("study", keyword, annotation=StudyArg)] + [
+        inspect.Parameter(name, keyword, default=default, annotation=annotation)
+        for name, (annotation, default) in SCORING_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_settings(**arguments: Any) -> None:
+        chosen = {name: arguments.pop(name) for name in ("study", *SCORING_OPTIONS)}
+        command(settings=_settings(**chosen), **arguments)
+
+    parameters = [*shared, *own]
+    setattr(with_settings, "__signature__", inspect.Signature(parameters))  # noqa: B010
+    with_settings.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_settings
+
+
 @app.command()
-def run(
-    study: StudyArg,
-    model: ModelOpt = "embedded",
-    backend: BackendOpt = "hf",
-    out: OutOpt = None,
-    items: ItemsOpt = "",
-    proxies: ProxiesOpt = "",
-    budget: BudgetOpt = None,
-    dtype: DtypeOpt = "auto",
-    batch_size: BatchOpt = 16,
-    bootstrap: BootstrapOpt = 1000,
-    option: BackendOptionOpt = None,
-    chunk_size: ChunkOpt = None,
-    ray: RayOpt = None,
-    replicas: ReplicasOpt = 1,
-) -> None:
+@with_scoring_options
+def run(settings: RunSettings, bootstrap: BootstrapOpt = 1000) -> None:
     """Plan, score, analyse and report a study in one go. Kill it at any time: the same command
     resumes where it stopped."""
     from culture_probe.runner import run_study
 
-    settings = _settings(
-        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas, budget,
-    )  # fmt: skip
     run_study(settings, bootstrap=bootstrap, events=TerminalEvents())
 
 
 @app.command()
-def score(
-    study: StudyArg,
-    model: ModelOpt = "embedded",
-    backend: BackendOpt = "hf",
-    out: OutOpt = None,
-    items: ItemsOpt = "",
-    proxies: ProxiesOpt = "",
-    budget: BudgetOpt = None,
-    dtype: DtypeOpt = "auto",
-    batch_size: BatchOpt = 16,
-    option: BackendOptionOpt = None,
-    chunk_size: ChunkOpt = None,
-    ray: RayOpt = None,
-    replicas: ReplicasOpt = 1,
-) -> None:
+@with_scoring_options
+def score(settings: RunSettings) -> None:
     """Score a study's plan with a model, resumably, and stop before the analysis."""
     from culture_probe.runner import run_study
 
-    settings = _settings(
-        study, model, backend, out, items, proxies, dtype, batch_size, option, chunk_size,
-        ray, replicas, budget,
-    )  # fmt: skip
     run_study(settings, analyse=False, events=TerminalEvents())
 
 
@@ -389,13 +413,14 @@ def _settings(
     out: Path | None,
     items: str,
     proxies: str,
+    budget: int | None,
+    max_prompts: int | None,
     dtype: str,
     batch_size: int,
     option: list[str] | None,
     chunk_size: int | None,
     ray: str | None,
     replicas: int,
-    budget: int | None = None,
 ) -> RunSettings:
     from culture_probe.runner import RunSettings
 
@@ -410,100 +435,11 @@ def _settings(
         dtype=dtype,
         out=out,
         options={"batch_size": batch_size, **_parse_options(option)},
-        filters=_filters(items, proxies, budget),
+        filters=_filters(items, proxies, budget, max_prompts),
         chunk_size=chunk_size,
         ray=ray,
         replicas=replicas,
     )
-
-
-@dataclass
-class ScoringRate:
-    """Prompts scored in this session per second since scoring began, as the progress bar shows.
-
-    rich's own speed is an estimate over the last few updates; updated a chunk at a time, it read a
-    quarter low on the values study (24.7 prompts/s shown for 31.6 scored).
-    """
-
-    started: float
-    scored: int = 0
-
-    def add(self, count: int, now: float) -> str:
-        self.scored += count
-        elapsed = now - self.started
-        return f"{self.scored / elapsed:.1f} prompts/s" if elapsed > 0 else ""
-
-
-class TerminalEvents(RunEvents):
-    """Shows a run in the terminal: the design, spinners, a progress bar, the summary.
-
-    Progress goes to stderr, results (the summary, the report's path) to stdout.
-    """
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.err = Console(stderr=True)
-        self.out = Console()
-
-    def prepared(self, prepared: PreparedStudy) -> None:
-        self.err.print(f"[bold]{prepared.study.title}[/]\n{prepared.design}")
-
-    @contextmanager
-    def loading(self, what: str) -> Iterator[None]:
-        with self.err.status(what):
-            yield
-
-    def repaired(self, set_aside: list[Path]) -> None:
-        for path in set_aside:
-            self.err.print(
-                f"[yellow]repaired:[/] {path.name[: -len('.damaged')]} did not read; set aside "
-                f"as {path} and its prompts are scored again",
-                highlight=False,
-            )
-
-    @contextmanager
-    def scoring(self, total: int, already: int) -> Iterator[ProgressCallback]:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        if already:
-            self.err.print(f"resuming: {already:,} of {total:,} prompts already scored")
-        columns = (
-            TextColumn("scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=self.err, transient=False) as progress:
-            task = progress.add_task("score", total=total, completed=already, rate="")
-            rate = ScoringRate(started=time.perf_counter())
-
-            def advance(count: int) -> None:
-                progress.advance(task, count)
-                progress.update(task, rate=rate.add(count, now=time.perf_counter()))
-
-            yield advance
-
-    def scored(self, run_dir: Path) -> None:
-        self.err.print(f"responses: {run_dir / 'responses.parquet'}", highlight=False)
-
-    def analysed(self, result: AnalysisResult) -> None:
-        from culture_probe.analysis import format_terminal_summary
-
-        self.out.print(format_terminal_summary(result))
-
-    def reported(self, path: Path) -> None:
-        typer.echo(f"report: {path}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 items x languages x proxies x paraphrases x framings x option orders x format variants x seeds, plus
 the no-proxy baseline (which has no framing). Proxies are the values of each axis, or, for crossed
 axes, every combination not excluded ("IN+islam"). Format variants cross the study's ``formats``:
-enumerator, separator, instruction and shots. With a ``budget``, a balanced fraction of the cells is
-drawn (:func:`culture_probe.budget.balanced_fraction`) before anything is rendered. Each row carries
+enumerator, separator, instruction and shots. The design's size is counted from the study's levels
+(:func:`design_size`) before anything is expanded, and a design larger than :data:`MAX_PROMPTS` is
+refused. With a ``budget``, a balanced fraction of the cells is drawn item by item from the levels
+(:func:`culture_probe.budget.draw_unit`), so that only the drawn cells are built. Each row carries
 the rendered messages and a stable content-hash id, so that a run can be resumed and two runs compared
 prompt by prompt.
 
@@ -33,23 +35,37 @@ import json
 import re
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from culture_probe.errors import InputError
+from culture_probe.budget import (
+    ATTEMPTS,
+    UnitGrid,
+    all_cells_of,
+    draw_unit,
+    missing_terms,
+    per_proxy_minimum,
+    split_evenly,
+    unit_minimum,
+)
+from culture_probe.columns import FACTOR, FORMAT_FACTORS
+from culture_probe.errors import InputError, expected_one_of
 from culture_probe.study import (
+    ENUMERATOR_PATTERN,
     MAX_PERMUTED_OPTIONS,
+    NO_ENUMERATOR,
     SHORT_ANSWER_SCALE,
     Framing,
     Instruction,
     LanguageSetup,
+    Paraphrase,
     ProbeItem,
     Proxy,
     Study,
 )
-from culture_probe.study._formats import ENUMERATOR_PATTERN, NO_ENUMERATOR
 
 BASE_LANGUAGE = "en"  # prompts in this language keep the ids they had before languages were an axis
 DEFAULT_SEPARATOR = "\n"
@@ -71,7 +87,10 @@ LABEL_WORDS = {
     "words": "first word",
     "positions": "position",
 }
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
+FORMAT_COLUMNS = FORMAT_FACTORS
+#: the most prompts a plan may have unless ``--max-prompts`` says otherwise: planning takes about
+#: 4 kB of memory per prompt at its peak (benchmarks/plan_bounds.py), so about 0.8 GB here
+MAX_PROMPTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -234,16 +253,41 @@ class Cell:
     question: str  # the paraphrase's text (or a short-answer item's question)
 
 
-def build_plan(study: Study, budget: int | None = None) -> pd.DataFrame:
+def build_plan(
+    study: Study,
+    budget: int | None = None,
+    *,
+    items: tuple[str, ...] = (),
+    proxies: tuple[str, ...] = (),
+    max_prompts: int = MAX_PROMPTS,
+) -> pd.DataFrame:
     """The study's plan with the columns of :data:`culture_probe.columns.PLAN_COLUMNS`.
+
+    The design's size is counted from the study before anything is expanded: a design larger than
+    ``max_prompts`` is refused unless a budget draws from it, and a budget draws cell by cell from
+    the factor levels (:func:`culture_probe.budget.draw_unit`), so that only the prompts drawn are
+    ever built.
 
     Args:
         study: a loaded study.
         budget: draw this many prompts (a balanced fraction) instead of the study's ``budget``.
+        items: only these item ids (all when empty); chosen before the budget draws.
+        proxies: only these proxy ids (``none`` is the baseline); chosen before the budget draws.
+        max_prompts: the most prompts a plan may have (``--max-prompts``).
+
+    Raises:
+        InputError: an unknown item or proxy, a design larger than ``max_prompts``, or a budget
+            too small to estimate every term of the analysis or larger than ``max_prompts``.
     """
-    cells = list(_cells(study))
-    full_size = len(cells)
-    cells = _within_budget(study, cells, budget)
+    selected = select(study, items, proxies)
+    units = design_units(selected)
+    size = sum(unit.size for unit in units)
+    wanted = budget if budget is not None else (study.budget.prompts if study.budget else None)
+    if wanted is not None and wanted < size:
+        cells = _drawn_cells(selected, units, wanted, max_prompts)
+    else:
+        _check_size(selected, units, size, max_prompts)
+        cells = [cell for unit in units for cell in unit.cells(unit.every_cell())]
     renderer = _Renderer(study)
     plan = pd.DataFrame([renderer.row(cell) for cell in cells])
     plan.insert(1, "row", range(len(plan)))
@@ -252,59 +296,184 @@ def build_plan(study: Study, budget: int | None = None) -> pd.DataFrame:
         plan.loc[duplicated, "prompt_id"] = [
             short_hash(pid, row) for pid, row in plan.loc[duplicated, ["prompt_id", "row"]].values
         ]
-    plan.attrs["full_size"] = full_size
+    plan.attrs["full_size"] = size
     return plan
 
 
-def _cells(study: Study) -> Iterator[Cell]:
-    variants = format_variants(study)
+def select(study: Study, items: tuple[str, ...] = (), proxies: tuple[str, ...] = ()) -> Study:
+    """The study restricted to some items and proxies (all where a tuple is empty).
+
+    Raises:
+        InputError: an id the study does not have, naming the option and the close ids.
+    """
+    chosen_items = _chosen(study, "--items", [item.id for item in study.items], items)
+    chosen_proxies = _chosen(study, "--proxies", [proxy.id for proxy in study.proxies], proxies)
+    return replace(
+        study,
+        items=tuple(item for item in study.items if item.id in chosen_items),
+        proxies=tuple(proxy for proxy in study.proxies if proxy.id in chosen_proxies),
+    )
+
+
+def _chosen(study: Study, option: str, known: list[str], wanted: tuple[str, ...]) -> set[str]:
+    for value in wanted:
+        if value not in known:
+            raise InputError(
+                f"{option} names '{value}', which the study does not have",
+                path=study.path,
+                key=option,
+                hint=expected_one_of(value, known),
+            )
+    return set(wanted) if wanted else set(known)
+
+
+# ------------------------------------------------------------------------------------------------
+# the design, counted and drawn from its factor levels
+
+
+#: the context factors of a cell, in the order the plan lists its cells (the registry's factors
+#: but language, which each unit holds; tests/test_registry.py keeps the two sets equal)
+CONTEXT_FACTORS = ("paraphrase", "order", *FORMAT_COLUMNS, "framing", "seed")
+
+
+@dataclass(frozen=True)
+class DesignUnit:
+    """One item in one prompt language: the part of the design a budget draws from.
+
+    Its cells are every proxy x paraphrase x order x format variant x framing x seed (the baseline
+    has one framing of its own; a short-answer item asks each proxy that has a question in the
+    language, in its own words, with no options to order or format).
+    """
+
+    item: ProbeItem
+    setup: LanguageSetup
+    proxies: tuple[Proxy, ...]
+    paraphrases: tuple[Paraphrase, ...]
+    orders: tuple[OptionOrder, ...]
+    variants: tuple[tuple[Any, ...], ...]  # enumerators, separators, instructions, shots
+    seeds: tuple[int, ...]
+
+    def framings(self, proxy: Proxy) -> tuple[Framing, ...]:
+        return _framings_for(self.setup, proxy)
+
+    def grid(self) -> UnitGrid:
+        """The levels of every context factor per proxy, and the proxies' groups and axes."""
+        shared = [len(self.paraphrases), len(self.orders), *(len(v) for v in self.variants)]
+        levels = np.array(
+            [[*shared, len(self.framings(proxy)), len(self.seeds)] for proxy in self.proxies],
+            dtype=np.int64,
+        ).reshape(len(self.proxies), len(CONTEXT_FACTORS))
+        axes = sorted({axis for proxy in self.proxies for axis in proxy.axes})
+        return UnitGrid(
+            levels=levels,
+            factors=CONTEXT_FACTORS,
+            groups=tuple(proxy.axis if proxy.kind == "culture" else None for proxy in self.proxies),
+            axes=pd.DataFrame(
+                {
+                    f"axis_{axis}": [proxy.axis_value(axis) for proxy in self.proxies]
+                    for axis in axes
+                }
+                | {"kind": [proxy.kind for proxy in self.proxies]}
+            ),
+        )
+
+    @property
+    def size(self) -> int:
+        """The unit's cells, counted from its levels."""
+        per_variant = len(self.paraphrases) * len(self.orders) * len(self.seeds)
+        for values in self.variants:
+            per_variant *= len(values)
+        return sum(per_variant * len(self.framings(proxy)) for proxy in self.proxies)
+
+    def every_cell(self) -> np.ndarray:
+        """The codes of every cell, in the plan's order."""
+        grid = self.grid()
+        return np.concatenate(
+            [np.zeros((0, len(CONTEXT_FACTORS) + 1), np.int64)]
+            + [all_cells_of(proxy, grid.levels[proxy]) for proxy in range(len(self.proxies))]
+        )
+
+    def cells(self, codes: np.ndarray) -> Iterator[Cell]:
+        """The cells with these codes: the proxy's index, then each context factor's level."""
+        language = self.setup.language
+        for (
+            proxy_at,
+            paraphrase,
+            order,
+            enumerator,
+            separator,
+            instruction,
+            shots,
+            framing,
+            seed,
+        ) in codes.tolist():
+            proxy = self.proxies[proxy_at]
+            chosen = self.paraphrases[paraphrase]
+            question = chosen.text
+            if self.item.kind == "short_answer":
+                question = self.item.questions_by_proxy[proxy.id][language]
+            enumerators, separators, instructions, shot_counts = self.variants
+            yield Cell(
+                self.item,
+                proxy,
+                chosen.id,
+                self.framings(proxy)[framing],
+                self.orders[order],
+                self.seeds[seed],
+                language,
+                FormatVariant(
+                    enumerators[enumerator],
+                    separators[separator],
+                    instructions[instruction],
+                    shot_counts[shots],
+                ),
+                question,
+            )
+
+
+def design_units(study: Study) -> list[DesignUnit]:
+    """The study's items in each of its languages, in the plan's order; nothing is expanded."""
+    formats = study.formats
+    variants = (formats.enumerators, formats.separators, formats.instructions, formats.shots)
+    units = []
     for item in study.items:
         for language in study.languages or (study.language,):
             setup = study.setup(language)
             if item.kind == "short_answer":
-                yield from _short_answer_cells(study, setup, item, variants[0])
-            else:
-                yield from _choice_cells(study, setup, item, variants)
-
-
-def _choice_cells(
-    study: Study, setup: LanguageSetup, item: ProbeItem, variants: list[FormatVariant]
-) -> Iterator[Cell]:
-    text = item.text(setup.language)
-    orders = option_orders(study.orders_for(item), len(text.options))
-    for proxy in study.proxies:
-        for paraphrase in text.paraphrases:
-            for order in orders:
-                for variant in variants:
-                    for framing in _framings_for(setup, proxy):
-                        for seed in study.seeds:
-                            yield Cell(
-                                item,
-                                proxy,
-                                paraphrase.id,
-                                framing,
-                                order,
-                                seed,
-                                setup.language,
-                                variant,
-                                paraphrase.text,
-                            )
-
-
-def _short_answer_cells(
-    study: Study, setup: LanguageSetup, item: ProbeItem, variant: FormatVariant
-) -> Iterator[Cell]:
-    """Short-answer items: one question per proxy in its own words, no options to order."""
-    order = OptionOrder("canonical", ())
-    for proxy in study.proxies:
-        question = item.questions_by_proxy.get(proxy.id, {}).get(setup.language)
-        if question is None:
-            continue
-        for framing in _framings_for(setup, proxy):
-            for seed in study.seeds:
-                yield Cell(
-                    item, proxy, "p1", framing, order, seed, setup.language, variant, question
+                asked = tuple(
+                    proxy
+                    for proxy in study.proxies
+                    if language in item.questions_by_proxy.get(proxy.id, {})
                 )
+                first = tuple((values[0],) for values in variants)
+                unit = DesignUnit(
+                    item,
+                    setup,
+                    asked,
+                    (Paraphrase("p1", ""),),
+                    (OptionOrder("canonical", ()),),
+                    first,
+                    study.seeds,
+                )
+            else:
+                text = item.text(language)
+                orders = tuple(option_orders(study.orders_for(item), len(text.options)))
+                unit = DesignUnit(
+                    item, setup, study.proxies, text.paraphrases, orders, variants, study.seeds
+                )
+            units.append(unit)
+    return units
+
+
+def design_size(study: Study) -> int:
+    """How many prompts the whole design has, counted from its levels without expanding it."""
+    return sum(unit.size for unit in design_units(study))
+
+
+def smallest_budget(units: list[DesignUnit]) -> int:
+    """The fewest prompts a budget may draw: every item and language asks each proxy often enough
+    for every term of the analysis to be estimable (:func:`culture_probe.budget.unit_minimum`)."""
+    return sum(unit_minimum(unit.grid()) for unit in units)
 
 
 def _framings_for(setup: LanguageSetup, proxy: Proxy) -> tuple[Framing, ...]:
@@ -314,61 +483,112 @@ def _framings_for(setup: LanguageSetup, proxy: Proxy) -> tuple[Framing, ...]:
     return setup.framings
 
 
-# ------------------------------------------------------------------------------------------------
-# budget
-
-
-def design_factors(frame: pd.DataFrame) -> list[str]:
-    """The columns that vary in a plan (or cell table): what a balanced fraction balances."""
-    candidates = ["proxy", "paraphrase", "framing", "order", "language", *FORMAT_COLUMNS, "seed"]
-    return [column for column in candidates if column in frame and frame[column].nunique() > 1]
-
-
-def cells_needed(frame: pd.DataFrame) -> int:
-    """Cells needed to estimate every factor's main effect within every item: the items times
-    (1 + the sum over varying factors of their levels - 1)."""
-    per_item = 1 + sum(int(frame[factor].nunique()) - 1 for factor in design_factors(frame))
-    return int(frame["item_id"].nunique()) * per_item
-
-
-def _within_budget(study: Study, cells: list[Cell], override: int | None) -> list[Cell]:
-    budget = study.budget
-    wanted = override if override is not None else (budget.prompts if budget else None)
-    if wanted is None or wanted >= len(cells):
-        return cells
-    frame = pd.DataFrame(
-        {
-            "item_id": [cell.item.id for cell in cells],
-            "proxy": [cell.proxy.id for cell in cells],
-            "paraphrase": [cell.paraphrase for cell in cells],
-            "framing": [cell.framing.id for cell in cells],
-            "order": [cell.order.id for cell in cells],
-            "language": [cell.language for cell in cells],
-            "seed": [cell.seed for cell in cells],
-            **{
-                column: [cell.variant.columns()[column] for cell in cells]
-                for column in FORMAT_COLUMNS
-            },
-        }
+def _check_size(study: Study, units: list[DesignUnit], size: int, max_prompts: int) -> None:
+    if size <= max_prompts:
+        return
+    smallest = smallest_budget(units)
+    budget = (
+        f"draw a balanced fraction with --budget N (N from {smallest:,} to {max_prompts:,})"
+        if smallest <= max_prompts
+        else f"even the smallest budget that estimates every factor needs {smallest:,} prompts"
     )
-    needed = cells_needed(frame)
-    if wanted < needed:
-        factors = design_factors(frame)
+    raise InputError(
+        f"the design has {size:,} prompts, more than the limit of {max_prompts:,} (--max-prompts)",
+        path=study.path,
+        hint=f"{budget}; ask fewer items or proxies (--items, --proxies); or raise --max-prompts",
+    )
+
+
+def _drawn_cells(
+    study: Study, units: list[DesignUnit], wanted: int, max_prompts: int
+) -> list[Cell]:
+    """A budget's cells: shared out evenly over items, then languages, then drawn per unit."""
+    where = _budget_source(study, wanted)
+    if wanted > max_prompts:
+        raise InputError(
+            f"a budget of {wanted:,} prompts is more than the limit of {max_prompts:,} "
+            "(--max-prompts)",
+            **where,
+            hint="draw fewer prompts, or raise --max-prompts",
+        )
+    grids = [unit.grid() for unit in units]
+    minimums = [unit_minimum(grid) for grid in grids]
+    if wanted < sum(minimums):
         raise InputError(
             f"a budget of {wanted:,} prompts cannot estimate every factor: the design needs at "
-            f"least {needed:,} ({frame['item_id'].nunique()} items x (1 + the levels - 1 of "
-            f"{', '.join(factors)}))",
-            path=budget.path if budget and override is None else study.path,
-            line=budget.line if budget and override is None else None,
-            key=budget.key if budget and override is None else "--budget",
-            hint=f"the full design has {len(cells):,} prompts",
+            f"least {sum(minimums):,} ({_minimum_reason(units, grids)})",
+            **where,
+            hint=f"the full design has {sum(unit.size for unit in units):,} prompts",
         )
-    from culture_probe.budget import balanced_fraction
-
-    frame["_cell"] = range(len(frame))
     seed = study.seeds[0] if study.seeds else 0
-    picked = balanced_fraction(frame, ["item_id", *design_factors(frame)], wanted, seed)
-    return [cells[index] for index in sorted(picked["_cell"])]
+    cells: list[Cell] = []
+    for position, quota in enumerate(_unit_quotas(units, minimums, wanted)):
+        codes = _estimable_draw(units[position], grids[position], quota, [seed, position], where)
+        cells.extend(units[position].cells(codes))
+    return cells
+
+
+def _unit_quotas(units: list[DesignUnit], minimums: list[int], wanted: int) -> list[int]:
+    """Prompts per unit: even over the items, then even over each item's languages."""
+    by_item: dict[str, list[int]] = {}
+    for position, unit in enumerate(units):
+        by_item.setdefault(unit.item.id, []).append(position)
+    groups = list(by_item.values())
+    per_item = split_evenly(
+        wanted,
+        [sum(minimums[k] for k in group) for group in groups],
+        [sum(units[k].size for k in group) for group in groups],
+    )
+    quotas = [0] * len(units)
+    for group, total in zip(groups, per_item, strict=True):
+        shares = split_evenly(total, [minimums[k] for k in group], [units[k].size for k in group])
+        for position, share in zip(group, shares, strict=True):
+            quotas[position] = share
+    return quotas
+
+
+def _estimable_draw(
+    unit: DesignUnit, grid: UnitGrid, quota: int, seed: list[int], where: dict[str, Any]
+) -> np.ndarray:
+    """A draw in which every term of the analysis is estimable; the next seed where one is not."""
+    if quota == unit.size:
+        return unit.every_cell()
+    missing: list[str] = []
+    for attempt in range(ATTEMPTS):
+        codes = draw_unit(grid, quota, [*seed, attempt])
+        missing = missing_terms(grid, codes)
+        if not missing:
+            return codes
+    raise InputError(
+        f"no balanced draw of {quota:,} prompts for item '{unit.item.id}' "
+        f"({unit.setup.language}) estimates {', '.join(missing)}",
+        **where,
+        hint="draw a larger budget",
+    )
+
+
+def _budget_source(study: Study, wanted: int) -> dict[str, Any]:
+    """Where a budget was given: the study's ``budget`` line, or the command line."""
+    budget = study.budget
+    if budget is not None and budget.prompts == wanted:
+        return {"path": budget.path, "line": budget.line, "key": budget.key}
+    return {"path": study.path, "key": "--budget"}
+
+
+def _minimum_reason(units: list[DesignUnit], grids: list[UnitGrid]) -> str:
+    """Why the smallest budget is what it is, in one parenthesis."""
+    items = len({unit.item.id for unit in units})
+    factors = [
+        name
+        for k, name in enumerate(CONTEXT_FACTORS)
+        if any(int(grid.levels[:, k].max(initial=1)) > 1 for grid in grids)
+    ]
+    per_proxy = max(per_proxy_minimum(grid) for grid in grids)
+    return (
+        f"{items} item{'s' if items != 1 else ''}, each proxy asked {per_proxy} times per item "
+        f"and language, so that the cultures, {', '.join(factors) or 'no other factor'}, their "
+        "culture x and two-way interactions and the residual each keep a degree of freedom"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -574,9 +794,7 @@ def describe_design(plan: pd.DataFrame) -> str:
     ]
     for column in FORMAT_COLUMNS:
         if column in plan and plan[column].nunique() > 1:
-            parts.append(
-                f"{plan[column].nunique()} {column if column == 'shots' else column + 's'}"
-            )
+            parts.append(f"{plan[column].nunique()} {FACTOR[column].plural}")
     if plan["language"].nunique() > 1:
         parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:

@@ -36,30 +36,12 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.atomic import atomic_write_bytes
-from culture_probe.compare._runs import ComparedRun, read_run, unique_labels
+from culture_probe.columns import EXPORT_DESIGN_COLUMNS
+from culture_probe.compare import ComparedRun, read_run, unique_labels
 from culture_probe.errors import InputError
 from culture_probe.store import atomic_write_parquet
 
-DESIGN_COLUMNS = (
-    "study",
-    "item_id",
-    "topic",
-    "scale",
-    "axis",
-    "proxy",
-    "proxy_name",
-    "proxy_kind",
-    "paraphrase",
-    "framing",
-    "wording",
-    "order",
-    "language",
-    "seed",
-    "enumerator",
-    "separator",
-    "instruction",
-    "shots",
-)
+DESIGN_COLUMNS = EXPORT_DESIGN_COLUMNS
 FORMATS = ("csv", "parquet")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -13,36 +13,21 @@ from typing import Any
 
 import pandas as pd
 
-from culture_probe.design import build_plan, describe_design
-from culture_probe.errors import InputError, expected_one_of
+from culture_probe.design import MAX_PROMPTS, build_plan, describe_design
+from culture_probe.errors import InputError
 from culture_probe.study import Study, load_study
 
 
 @dataclass
 class PlanFilter:
-    """Restrict a plan to some items or proxies, or draw a balanced fraction of it (``budget``)."""
+    """Restrict a plan to some items or proxies, then draw a balanced fraction of it (``budget``)."""
 
     items: tuple[str, ...] = ()
     proxies: tuple[str, ...] = ()
     #: prompts to draw as a balanced fraction of the design; None keeps the study's own ``budget``
     budget: int | None = None
-
-    def apply(self, plan: pd.DataFrame, study_path: str) -> pd.DataFrame:
-        for column, wanted in (("item_id", self.items), ("proxy", self.proxies)):
-            if not wanted:
-                continue
-            known = set(plan[column])
-            for value in wanted:
-                if value not in known:
-                    raise InputError(
-                        f"--{column.split('_')[0]}s names '{value}', which the study does not have",
-                        path=study_path,
-                        hint=expected_one_of(value, known),
-                    )
-            plan = plan[plan[column].isin(wanted)]
-            # the slice is not the budget's draw: the design line must not call it one
-            plan.attrs.pop("full_size", None)
-        return plan.reset_index(drop=True).assign(row=lambda frame: range(len(frame)))
+    #: the most prompts a plan may have (``--max-prompts``); None: :data:`design.MAX_PROMPTS`
+    max_prompts: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         chosen: dict[str, Any] = {"items": list(self.items), "proxies": list(self.proxies)}
@@ -66,8 +51,12 @@ def prepare(study_path: str | Path, filters: PlanFilter | None = None) -> Prepar
     _require_study_file(Path(study_path))
     filters = filters or PlanFilter()
     study = load_study(study_path, budget=filters.budget)
-    plan = build_plan(study)
-    plan = filters.apply(plan, str(study_path))
+    plan = build_plan(
+        study,
+        items=filters.items,
+        proxies=filters.proxies,
+        max_prompts=filters.max_prompts or MAX_PROMPTS,
+    )
     return PreparedStudy(study, plan, describe_design(plan), filters)
 
 

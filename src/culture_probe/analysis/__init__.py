@@ -6,7 +6,11 @@ sources are in ``research/robustness.md``. The entry points:
 - :func:`tidy_responses` joins the plan with the responses and adds ``score``;
 - :func:`analyze` returns an :class:`AnalysisResult` with the tables below, a JSON summary and
   plain-English headline sentences;
-- :func:`format_terminal_summary` renders a one-screen summary.
+- :func:`format_terminal_summary` renders a one-screen summary;
+- the building blocks the model comparison (:mod:`culture_probe.compare`) reuses:
+  :func:`alignment_tables`, :func:`benjamini_hochberg`, :func:`bias_corrected_interval`,
+  :func:`block_ranks`, :func:`friedman`, :func:`probability_matrix`. Other packages import these
+  names from here, never from the private modules, which stay free to change.
 
 Tables (written by the caller to ``stats/<name>.parquet``):
 
@@ -16,13 +20,19 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     var_residual`` (random-effects components; with one replicate the residual is NaN and sits in
     the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =
     MS_CP/MS_E with ``p_*`` and Benjamini-Hochberg ``p_*_bh``; ``culture_share`` (+ ``_low``,
-    ``_high``), ``wording_share``, ``wording_contrast_share``, ``residual_share``, ``cwi`` (+
-    ``cwi_low``, ``cwi_high``); ``rho2_1`` (+ ``_low``, ``_high``: the noncentral-F interval
-    for the study's own proxies, ``_anova.rho2_interval``; the other intervals resample wordings),
-    ``rho2_at_n_wordings``,
-    ``paraphrases_needed_for_0_8`` (NaN, with ``paraphrases_reachable`` False, when no culture
-    variance or more than 100 wordings would be needed); ``intervals_extended`` (the statistics
-    whose interval was widened to reach its estimate: every interval holds its estimate);
+    ``_high``: the culture F test's noncentral-F bounds mapped to the share,
+    ``_anova.culture_share_interval``), ``wording_share``, ``wording_contrast_share``,
+    ``residual_share``, ``cwi`` (+ ``cwi_low``, ``cwi_high``); ``rho2_1`` = (F - 1) / (F - 1 + P)
+    with F = MS_C / MS_CP (+ ``_low``, ``_high``: the noncentral-F interval for the study's own
+    proxies, ``_anova.rho2_interval``; CWI's and W's intervals resample wordings),
+    ``rho2_at_n_wordings``, ``paraphrases_needed_for_0_8`` = ceil(4 / theta), theta = (F - 1) / P
+    (NaN, with ``paraphrases_reachable`` False, when theta is 0 or more than 100 wordings would be
+    needed); the untruncated ``raw_var_proxy, raw_var_wording, raw_var_interaction`` and
+    ``raw_culture_share, raw_wording_share, raw_wording_contrast_share, raw_residual_share,
+    raw_rho2_1`` (negative where the truncated statistic is 0; the study-level means average
+    them, docs/statistics.md#study-level-intervals); ``intervals_extended`` (the statistics whose
+    bootstrap interval was widened to reach its estimate, or whose F-based interval, never
+    widened, misses it);
     ``eta2``, ``partial_eta2``, ``omega2``; ``friedman_stat``,
     ``friedman_p``, ``kendall_w`` (+ CI); ``icc2_1``; ``alpha_wording``, ``alpha_order``
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison
@@ -76,27 +86,53 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     The N-way decomposition over every declared factor: each proxy axis (``axis_<axis>``
     columns, derived from ``proxy`` for plans without them), their interactions, each context
     factor with more than one level (paraphrase, framing, enumerator, separator, instruction,
-    shots, order, language, seed), "culture x <factor>", and the ``residual`` (omitted
-    interactions and noise): ``kind, columns, n_levels, df, ss, ms, var`` (+ ``_low``, ``_high``),
-    ``share`` (+ ``_low``, ``_high``), ``interval_extended``, ``p_largest`` (share of pivotal draws
-    in which the factor explains the most), ``n_rows, balanced, method`` ("anova" on balanced
+    shots, order, language, seed), every pair of those ("enumerator x order", kind "context
+    interaction"), "culture x <factor>", and the ``residual`` (higher-order interactions and
+    noise): ``kind``, ``effect`` ("fixed" for the format factors, order, language and their
+    pairs; "random" otherwise; a fixed term's ``var`` is the variance of its effects,
+    sum(alpha^2) / L), ``columns, n_levels, df, ss, ms, var`` (+ ``_low``, ``_high``), ``share``
+    (+ ``_low``, ``_high``: from the draws of the untruncated shares, clipped to [0, 1], never
+    widened), ``raw_share`` (the untruncated share), ``interval_extended`` (the share lies outside
+    its interval), ``p_largest`` (share of draws in which the factor explains the most),
+    ``n_rows, balanced, method`` ("anova" on balanced
     cells, "type I (Henderson III)" on incomplete designs such as a budgeted fraction). A factor
     the design confounds with earlier ones has ``df`` 0 and NaN components.
 ``factor_verdicts`` (item x axis)
     ``dominant_factor, dominant_share`` (+ ``_low``, ``_high``), ``p_largest, runner_up,
-    residual_share, verdict`` ("<factor> dominates" when largest in >= 95% of draws, else
+    residual_share`` (+ ``_low``, ``_high``), ``residual_largest`` (the residual outweighs every
+    factor), ``verdict`` ("<factor> dominates" when largest in >= 95% of draws, else
     "<factor> leads (largest in x% of draws)").
 ``factor_summary`` (axis x factor)
-    ``kind, n_items, share`` (mean of item shares) ``, share_low, share_high`` (two-stage:
-    items resampled, each with one of its pivotal draws), ``interval_extended, p_largest,
-    n_items_leading``. ``summary.json`` carries the same under ``"factors"``.
+    ``kind, effect, n_items, share`` (mean of the items' untruncated shares, clipped to [0, 1])
+    ``, share_low, share_high`` (Student-t interval over items; one item: its own interval),
+    ``interval_extended`` (False), ``p_largest, n_items_leading``. ``summary.json`` carries the
+    same under ``"factors"``, with ``residual_largest`` and the study-level ``levels`` per axis.
+``factor_levels`` (scope x item x axis x fixed factor x level)
+    ``scope`` ("item", or "study" with ``item_id`` empty), ``factor, level, n_rows, n_items,
+    mean`` (mean score at the level), ``effect`` (level mean minus the mean of the level means)
+    ``, effect_low, effect_high`` (95% t interval; per item the error is what the random facets
+    add, on Satterthwaite ``df_error``; per study a t interval over items).
 ``alignment_summary`` (item x axis x proxy; with a reference)
     ``n_wordings, max_p, avg_p, min_p, cps, specificity, specificity_p, specificity_item_p,
     avg_representativeness, baseline_sim, steering_effect, nsr``.
 """
 
+from culture_probe.analysis._alignment import alignment_tables
 from culture_probe.analysis._analyze import AnalysisResult, analyze
+from culture_probe.analysis._anova import block_ranks, friedman
+from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
 from culture_probe.analysis._terminal import format_terminal_summary
-from culture_probe.analysis._tidy import tidy_responses
+from culture_probe.analysis._tidy import probability_matrix, tidy_responses
 
-__all__ = ["AnalysisResult", "analyze", "format_terminal_summary", "tidy_responses"]
+__all__ = [
+    "AnalysisResult",
+    "alignment_tables",
+    "analyze",
+    "benjamini_hochberg",
+    "bias_corrected_interval",
+    "block_ranks",
+    "format_terminal_summary",
+    "friedman",
+    "probability_matrix",
+    "tidy_responses",
+]

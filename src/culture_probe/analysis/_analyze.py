@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._anova import MAX_PARAPHRASES, rho2_interval
+from culture_probe.analysis._anova import MAX_PARAPHRASES, culture_share_interval, rho2_interval
 from culture_probe.analysis._cells import cell_stats, wording_cells
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
@@ -21,7 +21,6 @@ from culture_probe.analysis._items import (
     agreement_alphas,
     benjamini_hochberg,
     bias_corrected_interval,
-    contain_estimate,
     decompose_units,
     interval_extended,
 )
@@ -37,11 +36,22 @@ from culture_probe.analysis._summary import (
 from culture_probe.analysis._three_way import order_columns
 from culture_probe.analysis._tidy import TIDY_COLUMNS, probability_matrix, require_columns
 from culture_probe.analysis._wording import flip_columns, wording_stats
+from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
-#: the mean squares and degrees of freedom rho2(1)'s exact interval reads
-RHO2_COLUMNS = ("ms_proxy", "ms_interaction", "df_proxy", "df_interaction")
+#: statistics whose interval inverts the culture F test instead of resampling wordings
+F_INTERVALS = ("culture_share", "rho2_1")
+#: the columns those intervals read
+F_COLUMNS = (
+    "ms_proxy",
+    "ms_interaction",
+    "df_proxy",
+    "df_interaction",
+    "var_wording",
+    "var_interaction",
+    "var_residual",
+)
 
 
 @dataclass
@@ -125,33 +135,20 @@ def analyze(
         from culture_probe.analysis._language import language_table
 
         tables["language_effect"] = language_table(tidy)
-    tables["factor_stats"], tables["factor_verdicts"], tables["factor_summary"] = factor_tables(
-        tidy, item_codes, n_bootstrap, seed
-    )
+    (
+        tables["factor_stats"],
+        tables["factor_verdicts"],
+        tables["factor_summary"],
+        tables["factor_levels"],
+    ) = factor_tables(tidy, item_codes, n_bootstrap, seed)
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     summary["factors"] = _json_safe(
-        summary_entries(tables["factor_summary"], tables["factor_verdicts"])
+        summary_entries(
+            tables["factor_summary"], tables["factor_verdicts"], tables["factor_levels"]
+        )
     )
-    ordered = {name: tables[name] for name in _TABLE_ORDER if name in tables}
-    return AnalysisResult(ordered, summary, headline_sentences(summary))
-
-
-_TABLE_ORDER = (
-    "item_stats",
-    "cell_stats",
-    "wording_cells",
-    "wording_stats",
-    "information",
-    "position_bias",
-    "language_effect",
-    "controls",
-    "contrasts",
-    "alignment",
-    "alignment_summary",
-    "factor_stats",
-    "factor_verdicts",
-    "factor_summary",
-)
+    # a table missing from the registry fails here rather than vanishing from the report
+    return AnalysisResult(in_table_order(tables), summary, headline_sentences(summary))
 
 
 def _check_arguments(tidy: pd.DataFrame, n_bootstrap: int, n_permutations: int) -> None:
@@ -190,15 +187,10 @@ def _item_table(
     scales = tidy.groupby("item_id")["scale"].first()
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
     for name in INTERVAL_COLUMNS:
-        if name == "rho2_1":  # exact under the model; the bootstrap undercovered it
-            low, high = rho2_interval(
-                {column: table[column].to_numpy() for column in RHO2_COLUMNS},
-                table["n_wordings"].to_numpy(),
-                CONFIDENCE,
-            )
+        if name in F_INTERVALS:  # from the culture F test; never widened to hold the estimate
+            low, high = _f_interval(table, name)
         else:
             low, high = bias_corrected_interval(core.replicates[name], table[name].to_numpy())
-        low, high = contain_estimate(low, high, table[name].to_numpy())
         table.insert(table.columns.get_loc(name) + 1, f"{name}_low", low)
         table.insert(table.columns.get_loc(name) + 2, f"{name}_high", high)
     table["intervals_extended"] = _extended_names(core, table)
@@ -223,22 +215,29 @@ def _item_table(
     return table
 
 
+def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The noncentral-F interval of rho2(1) or of the culture share (docs/statistics.md)."""
+    parts = {column: table[column].to_numpy() for column in F_COLUMNS}
+    wordings = table["n_wordings"].to_numpy()
+    if name == "rho2_1":
+        return rho2_interval(parts, wordings, CONFIDENCE)
+    return culture_share_interval(parts, wordings, table["n_replicates"].to_numpy(), CONFIDENCE)
+
+
 def _extended_names(core: Decomposition, table: pd.DataFrame) -> list[str]:
-    """Per unit, the statistics whose interval was widened to reach its estimate (comma list)."""
+    """Per unit, the statistics whose interval was widened to reach its estimate (comma list); for
+    the F-based intervals, which are never widened, those whose interval misses the estimate."""
     flags = {
         name: interval_extended(core.replicates[name], table[name].to_numpy())
         for name in INTERVAL_COLUMNS
-        if name != "rho2_1"
+        if name not in F_INTERVALS
     }
-    # The table's bounds are already widened; compare with the exact interval before widening.
-    low, high = rho2_interval(
-        {column: table[column].to_numpy() for column in RHO2_COLUMNS},
-        table["n_wordings"].to_numpy(),
-        CONFIDENCE,
-    )
-    estimate = table["rho2_1"].to_numpy()
-    with np.errstate(invalid="ignore"):
-        flags["rho2_1"] = (estimate < low) | (estimate > high)
+    for name in F_INTERVALS:
+        estimate = table[name].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            flags[name] = (estimate < table[f"{name}_low"].to_numpy() - 1e-12) | (
+                estimate > table[f"{name}_high"].to_numpy() + 1e-12
+            )
     return [
         ",".join(name for name in INTERVAL_COLUMNS if bool(flags[name][row]))
         for row in range(len(table))

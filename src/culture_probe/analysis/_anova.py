@@ -21,8 +21,10 @@ def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Ar
     Two-way proxy (C) x wording (P) ANOVA with n replicates per cell and expected mean squares of
     the unrestricted random model (Cronbach et al. 1972; Brennan 2001): E[MS_C] = s2_E + n s2_CP +
     P n s2_C, E[MS_P] = s2_E + n s2_CP + C n s2_P, E[MS_CP] = s2_E + n s2_CP, E[MS_E] = s2_E.
-    Components are method-of-moments estimates truncated at 0. With one replicate the interaction
-    and the residual are confounded: ``var_interaction`` then holds both and ``var_residual`` is NaN.
+    Components are method-of-moments estimates truncated at 0; ``raw_var_*`` keep the untruncated
+    estimates, which are unbiased and which study-level means average (docs/statistics.md,
+    "Study-level intervals"). With one replicate the interaction and the residual are confounded:
+    ``var_interaction`` then holds both and ``var_residual`` is NaN.
 
     Args:
         means: cell means, shape (..., C, P).
@@ -58,11 +60,11 @@ def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Ar
                 out[f"ss_{source}"] / df if df > 0 else np.full_like(out["ss_proxy"], np.nan)
             )
     ms_e = np.nan_to_num(out["ms_residual"]) if n > 1 else np.zeros_like(out["ms_proxy"])
-    out["var_proxy"] = np.maximum((out["ms_proxy"] - out["ms_interaction"]) / (n_wordings * n), 0)
-    out["var_wording"] = np.maximum(
-        (out["ms_wording"] - out["ms_interaction"]) / (n_proxies * n), 0
-    )
-    out["var_interaction"] = np.maximum((out["ms_interaction"] - ms_e) / n, 0)
+    out["raw_var_proxy"] = (out["ms_proxy"] - out["ms_interaction"]) / (n_wordings * n)
+    out["raw_var_wording"] = (out["ms_wording"] - out["ms_interaction"]) / (n_proxies * n)
+    out["raw_var_interaction"] = (out["ms_interaction"] - ms_e) / n
+    for source in ("proxy", "wording", "interaction"):
+        out[f"var_{source}"] = np.maximum(out[f"raw_var_{source}"], 0)
     out["var_residual"] = out["ms_residual"] if n > 1 else np.full_like(out["ms_proxy"], np.nan)
     return out
 
@@ -71,17 +73,17 @@ def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
     """Shares, culture-vs-wording index, G-theory reliability and effect sizes.
 
     Culture share, wording-level share, wording-contrast share and CWI = s2_C / (s2_P + s2_CP)
-    (robustness.md §3.3); relative G coefficient Erho2(n') = s2_C / (s2_C + s2_CP/n' + s2_E/(n' n))
-    and the number of wordings n' that reaches 0.8 (D-study, Brennan 2001; NaN with
-    ``paraphrases_reachable`` False when no culture variance or more than :data:`MAX_PARAPHRASES`
-    wordings would be needed); omega^2 and partial
-    eta^2 with MS_CP as error term (Olejnik & Algina 2003).
+    (docs/statistics.md, "Culture against wording"); ``raw_*_share`` put the untruncated components over the
+    same total (equal to the shares where nothing was truncated, negative where a component was;
+    the residual takes what the others leave), so that their mean over items, which the
+    study-level interval reads, is centred on the mean of the true shares (docs/statistics.md,
+    "Study-level intervals"). Reliability: :func:`relative_reliability`. Omega^2 and
+    partial eta^2 with MS_CP as error term (Olejnik & Algina 2003).
     """
     var_c, var_p = parts["var_proxy"], parts["var_wording"]
     var_cp = parts["var_interaction"]
     var_e = np.nan_to_num(parts["var_residual"])
     total = var_c + var_p + var_cp + var_e
-    error_per_wording = var_cp + var_e / n_replicates
     ss_total = parts["ss_proxy"] + parts["ss_wording"] + parts["ss_interaction"]
     ss_total = ss_total + parts["ss_residual"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -90,19 +92,65 @@ def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
             "wording_share": var_p / total,
             "wording_contrast_share": var_cp / total,
             "residual_share": var_e / total,
+            "raw_culture_share": parts["raw_var_proxy"] / total,
+            "raw_wording_share": parts["raw_var_wording"] / total,
+            "raw_wording_contrast_share": parts["raw_var_interaction"] / total,
             "cwi": var_c / (var_p + var_cp),
-            "rho2_1": var_c / (var_c + error_per_wording),
-            "rho2_at_n_wordings": var_c / (var_c + error_per_wording / n_wordings),
             "eta2": parts["ss_proxy"] / ss_total,
             "partial_eta2": parts["ss_proxy"] / (parts["ss_proxy"] + parts["ss_interaction"]),
             "omega2": (parts["ss_proxy"] - parts["df_proxy"] * parts["ms_interaction"])
             / (ss_total + parts["ms_interaction"]),
         }
-        ratio = RELIABILITY_TARGET / (1 - RELIABILITY_TARGET) * error_per_wording / var_c
-        needed = np.ceil(ratio - 1e-9)  # 1e-9: 4.0000000001 from rounding means 4
-    # No culture variance, or more wordings than any study writes: the target is out of reach,
+    out["raw_residual_share"] = 1 - (
+        out["raw_culture_share"] + out["raw_wording_share"] + out["raw_wording_contrast_share"]
+    )
+    out.update(relative_reliability(parts, n_wordings))
+    return out
+
+
+def culture_signal(parts: Arrays, n_wordings: np.ndarray | int) -> np.ndarray:
+    """theta = s2_C / (s2_CP + s2_E / n), the culture variance per unit of a single wording's error,
+    estimated as (F - 1) / P with F = MS_C / MS_CP, kept >= 0.
+
+    E[MS_C] - E[MS_CP] = P n s2_C and E[MS_CP] = n s2_CP + s2_E, so this is the ratio of unbiased
+    moment estimates, and it reads the error of a culture contrast from MS_CP, the denominator of
+    the culture F test. Option-order or format effects that are the same for every culture sit in
+    MS_E (within a proxy x wording cell) but not in MS_CP: they do not make cultures harder to
+    tell apart, and an estimate through s2_E would count them as error (a reliability of 0.00
+    where F = 20). Infinite where MS_CP is 0 and MS_C is not; NaN where both are 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(parts["ms_proxy"] / parts["ms_interaction"], dtype=np.float64)
+        ratio = np.where((parts["ms_proxy"] == 0) & (parts["ms_interaction"] == 0), np.nan, ratio)
+        return np.asarray(np.maximum(ratio - 1, 0) / np.asarray(n_wordings, dtype=np.float64))
+
+
+def relative_reliability(parts: Arrays, n_wordings: np.ndarray | int) -> Arrays:
+    """G-theory reliability of a culture comparison and the wordings it needs (Brennan 2001, D-study).
+
+    Erho2(n') = s2_C / (s2_C + (s2_CP + s2_E / n) / n') = n' theta / (1 + n' theta) with theta from
+    :func:`culture_signal`, so rho2(1) = (F - 1) / (F - 1 + P) agrees with the culture F test and
+    with :func:`rho2_interval`, which inverts the same F. The wordings that reach 0.8 are
+    n' = ceil(4 / theta) (NaN with ``paraphrases_reachable`` False when theta is 0 or more than
+    :data:`MAX_PARAPHRASES` wordings would be needed).
+    """
+    theta = culture_signal(parts, n_wordings)
+    wordings = np.asarray(n_wordings, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        signal = np.asarray(parts["ms_proxy"] / parts["ms_interaction"] - 1) / wordings
+        out: Arrays = {
+            "rho2_1": np.where(np.isinf(theta), 1.0, theta / (1 + theta)),
+            # untruncated, (F - 1) / (F - 1 + P) in (-1 / (P - 1), 1]: what a mean over items reads
+            "raw_rho2_1": np.where(np.isinf(signal), 1.0, signal / (1 + signal)),
+            "rho2_at_n_wordings": np.where(
+                np.isinf(theta), 1.0, wordings * theta / (1 + wordings * theta)
+            ),
+        }
+        target = RELIABILITY_TARGET / (1 - RELIABILITY_TARGET)
+        needed = np.ceil(target / theta - 1e-9)  # 1e-9: 4.0000000001 from rounding means 4
+    # No culture signal, or more wordings than any study writes: the target is out of reach,
     # and a number such as 23618.5 would read as a plan rather than as "never".
-    reachable = (var_c > 0) & (needed <= MAX_PARAPHRASES)
+    reachable = (theta > 0) & (needed <= MAX_PARAPHRASES)
     out["paraphrases_needed_for_0_8"] = np.where(reachable, np.maximum(needed, 1), np.nan)
     out["paraphrases_reachable"] = reachable
     return out
@@ -195,15 +243,16 @@ def rho2_interval(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The interval of rho2(1) for the study's own proxies, from the F ratio MS_C / MS_CP.
 
-    The proxies are fixed and the wordings random (robustness.md §3.6). Then, under normal wording
-    effects and residuals, F = MS_C / MS_CP follows a noncentral F(df_C, df_CP, lambda) with
-    lambda = (C - 1) P theta, theta = s2_C / (s2_CP + s2_E / n) and rho2(1) = theta / (1 + theta).
-    The bounds invert the noncentral F's distribution function in lambda (the confidence interval
-    of a noncentrality parameter: Steiger & Fouladi 1997), clipped to [0, 1] as the estimate is.
-    Bootstrapping the wordings left the error term 2-5 degrees of freedom with 3-6 wordings and
-    its 95% intervals covered the truth 80-88% of the time; the central-F interval of ICC(3,1)
-    (McGraw & Wong 1996), which treats the proxies as a sample of cultures, covered it 99-100%
-    and was 1.6-2.5 times as wide (benchmarks/interval_coverage.py).
+    The proxies are fixed and the wordings random (docs/statistics.md, "Reliability"). Then,
+    under normal wording effects and residuals, F = MS_C / MS_CP follows a noncentral
+    F(df_C, df_CP, lambda) with lambda = (C - 1) P theta, theta = s2_C / (s2_CP + s2_E / n) and
+    rho2(1) = theta / (1 + theta). The bounds invert the noncentral F's distribution function in
+    lambda (the confidence interval of a noncentrality parameter: Steiger & Fouladi 1997). The
+    estimate (:func:`relative_reliability`) reads theta off the same F, so the lower bound is
+    above 0 exactly when the one-sided F test rejects at (1 - confidence) / 2, and the interval
+    is never widened to hold the estimate. Bootstrapping the wordings left the error term 2-5
+    degrees of freedom with 3-6 wordings and its 95% intervals covered the truth 80-88% of the
+    time (benchmarks/interval_coverage.py).
 
     Args:
         parts: :func:`decompose`'s ``ms_proxy``, ``ms_interaction``, ``df_proxy`` and
@@ -214,6 +263,22 @@ def rho2_interval(
     Returns:
         ``(low, high)``, each of shape (...); NaN where the ratio is undefined (both mean squares
         0, or no degrees of freedom), 1 where MS_CP is 0 (or below MS_C / 10^7) and MS_C is not.
+    """
+    low, high = signal_interval(parts, n_wordings, confidence)
+    with np.errstate(invalid="ignore"):
+        return (
+            np.where(np.isinf(low), 1.0, low / (1 + low)),
+            np.where(np.isinf(high), 1.0, high / (1 + high)),
+        )
+
+
+def signal_interval(
+    parts: Arrays, n_wordings: np.ndarray | int, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of theta (:func:`culture_signal`) from inverting the noncentral F in lambda.
+
+    Returns:
+        ``(low, high)``; infinite where MS_CP is at rounding noise beside MS_C.
     """
     df_c = np.asarray(parts["df_proxy"], dtype=float)
     df_cp = np.asarray(parts["df_interaction"], dtype=float)
@@ -227,8 +292,36 @@ def rho2_interval(
     bounds = []
     for target in (1 - tail, tail):
         noncentrality = noncentrality_bound(ratio, df_c, df_cp, target)
-        theta = noncentrality / scale
-        bounds.append(np.where(np.isinf(ratio), 1.0, theta / (1 + theta)))
+        bounds.append(np.where(np.isinf(ratio), np.inf, noncentrality / scale))
+    return bounds[0], bounds[1]
+
+
+def culture_share_interval(
+    parts: Arrays, n_wordings: np.ndarray | int, n_replicates: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The culture share's interval, tied to the culture F test.
+
+    The share s2_C / (s2_C + s2_P + s2_CP + s2_E) rises with theta = s2_C / (MS_CP / n) when the
+    other components are held at their estimates, so the bounds of theta from the noncentral F
+    (:func:`signal_interval`) map to bounds of the share: s(theta) = theta D / (theta D + rest)
+    with D = MS_CP / n. At the estimate of theta this is the estimated share, and the lower bound
+    is above 0 exactly when F = MS_C / MS_CP rejects at (1 - confidence) / 2 one-sided: the
+    interval never claims a culture effect the test does not. (A wording bootstrap of the share
+    excluded 0 on 18% of null items where F rejected on 6%.) The uncertainty of the other
+    components is left out; benchmarks/interval_coverage.py measures what that costs.
+
+    Returns:
+        ``(low, high)``, each of shape (...), NaN where F is undefined.
+    """
+    low, high = signal_interval(parts, n_wordings, confidence)
+    rest = parts["var_wording"] + parts["var_interaction"] + np.nan_to_num(parts["var_residual"])
+    unit = np.asarray(parts["ms_interaction"], dtype=np.float64) / n_replicates
+    bounds = []
+    for theta in (low, high):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            signal = theta * unit
+            share = np.where(np.isinf(theta), 1.0, signal / (signal + rest))
+        bounds.append(np.where(np.isfinite(theta) & (signal == 0), 0.0, share))
     return bounds[0], bounds[1]
 
 
@@ -273,6 +366,11 @@ def item_statistics(means: np.ndarray, within_ss: np.ndarray, n_replicates: int)
 
 
 BOOTSTRAPPED = (
+    "raw_culture_share",
+    "raw_wording_share",
+    "raw_wording_contrast_share",
+    "raw_residual_share",
+    "raw_rho2_1",
     "var_proxy",
     "var_wording",
     "var_interaction",

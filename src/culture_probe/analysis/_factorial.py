@@ -46,14 +46,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, stats
 
 from culture_probe.analysis._design import UNIT_COLUMNS
-from culture_probe.analysis._items import bias_corrected_bounds, quiet
+from culture_probe.analysis._items import bias_corrected_bounds, item_mean_interval, quiet
+from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS, FIXED_FACTORS
+from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
 
-FORMAT_COLUMNS = ("enumerator", "separator", "instruction", "shots")
-CONTEXT_FACTORS = ("paraphrase", "framing", *FORMAT_COLUMNS, "order", "language", "seed")
-AXIS_PREFIX = "axis_"
+FIXED = "fixed"
+RANDOM = "random"
+
 AXIS_SEPARATOR = " x "
 PROXY_SEPARATOR = "+"
 RESIDUAL = "residual"
@@ -75,9 +77,11 @@ FACTOR_COLUMNS = (
     *UNIT_COLUMNS,
     "factor",
     "kind",
+    "effect",
     "columns",
     "n_levels",
     "df",
+    "estimable",
     "ss",
     "ms",
     "var",
@@ -86,6 +90,7 @@ FACTOR_COLUMNS = (
     "share",
     "share_low",
     "share_high",
+    "raw_share",
     "interval_extended",
     "p_largest",
     "n_rows",
@@ -101,12 +106,29 @@ VERDICT_COLUMNS = (
     "p_largest",
     "runner_up",
     "residual_share",
+    "residual_share_low",
+    "residual_share_high",
+    "residual_largest",
     "verdict",
+)
+LEVEL_COLUMNS = (
+    "scope",
+    *UNIT_COLUMNS,
+    "factor",
+    "level",
+    "n_rows",
+    "n_items",
+    "mean",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "df_error",
 )
 SUMMARY_COLUMNS = (
     "axis",
     "factor",
     "kind",
+    "effect",
     "n_items",
     "share",
     "share_low",
@@ -119,11 +141,19 @@ SUMMARY_COLUMNS = (
 
 @dataclass(frozen=True)
 class Term:
-    """One random term of the model: its name in tables, the columns whose levels it crosses."""
+    """One term of the model: its name in tables, the columns whose levels it crosses, its kind.
+
+    ``effect`` is :data:`FIXED` when every column is one of :data:`FIXED_FACTORS`, else
+    :data:`RANDOM`.
+    """
 
     name: str
     columns: tuple[str, ...]
     kind: str
+
+    @property
+    def effect(self) -> str:
+        return FIXED if all(c in FIXED_FACTORS for c in self.columns) else RANDOM
 
 
 @dataclass(frozen=True)
@@ -190,8 +220,10 @@ def unit_terms(rows: pd.DataFrame, axis: str) -> list[Term]:
     """The model's terms for one item x axis, in the order of the sequential sums of squares.
 
     Proxy axes first, then their interactions (all orders), then each context factor with more
-    than one level, then each context factor crossed with the joint culture cell. Factors with a
-    single level are left out: they cannot vary the answer.
+    than one level, then every pair of those context factors (``enumerator x order``), then each
+    context factor crossed with the joint culture cell. Factors with a single level are left out:
+    they cannot vary the answer. What no term holds (three-way and higher interactions of context
+    factors, culture x context x context, noise) is the residual.
     """
     axis_columns = [AXIS_PREFIX + name for name in str(axis).split(AXIS_SEPARATOR)]
     varied = [c for c in axis_columns if c in rows.columns and rows[c].nunique(dropna=True) > 1]
@@ -202,6 +234,10 @@ def unit_terms(rows: pd.DataFrame, axis: str) -> list[Term]:
             terms.append(Term(name, group, "proxy interaction"))
     context = [c for c in CONTEXT_FACTORS if c in rows.columns and rows[c].nunique() > 1]
     terms += [Term(c, (c,), "context") for c in context]
+    terms += [
+        Term(AXIS_SEPARATOR.join(pair), pair, "context interaction")
+        for pair in combinations(context, 2)
+    ]
     if varied:
         terms += [Term(f"culture x {c}", (*varied, c), "culture interaction") for c in context]
     return terms
@@ -212,15 +248,26 @@ def _axis_name(column: str) -> str:
 
 
 def term_codes(rows: pd.DataFrame, terms: list[Term]) -> list[np.ndarray]:
-    """Integer level codes of every term: one code per observed combination of its columns."""
-    frame = rows.reset_index(drop=True)
-    return [
-        frame.groupby(list(term.columns), sort=True, dropna=False).ngroup().to_numpy()
-        for term in terms
-    ]
+    """Integer level codes of every term: one code per observed combination of its columns, in
+    sorted order of the combinations (as ``groupby(...).ngroup()``)."""
+    codes = column_codes(rows, sorted({c for t in terms for c in t.columns}))
+    return [combined_code(codes, term.columns) for term in terms]
 
 
-def fit_components(scores: np.ndarray, codes: list[np.ndarray]) -> Components:
+def column_codes(rows: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
+    """Each column's values as integer codes in sorted order of the values (missing last)."""
+    return {c: pd.factorize(rows[c], sort=True, use_na_sentinel=False)[0] for c in columns}
+
+
+def combined_code(codes: dict[str, np.ndarray], columns: tuple[str, ...]) -> np.ndarray:
+    """One code per observed combination of the columns' codes, in sorted order."""
+    stacked = np.column_stack([codes[c] for c in columns])
+    return np.asarray(np.unique(stacked, axis=0, return_inverse=True)[1]).ravel()
+
+
+def fit_components(
+    scores: np.ndarray, codes: list[np.ndarray], restricted: np.ndarray | None = None
+) -> Components:
     """Type I sums of squares, their expected mean squares and the variance components.
 
     Each term's dummy columns are orthogonalised against the intercept and the terms before it
@@ -231,6 +278,8 @@ def fit_components(scores: np.ndarray, codes: list[np.ndarray]) -> Components:
     Args:
         scores: the responses, shape (n,).
         codes: per term, the level code of every response, shape (n,).
+        restricted: which term's component may enter which mean square
+            (:func:`restricted_contributions`); all, when None.
 
     Returns:
         The :class:`Components`; the residual's component is NaN when the model saturates the
@@ -256,11 +305,47 @@ def fit_components(scores: np.ndarray, codes: list[np.ndarray]) -> Components:
     df[n_terms] = n - basis.shape[1]
     ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
     coefficients[n_terms, n_terms] = df[n_terms]
-    return _solve(df, ss, coefficients)
+    return _solve(df, ss, _restrict(coefficients, restricted))
+
+
+def restricted_contributions(terms: list[Term]) -> np.ndarray:
+    """Which component may enter which expected mean square: allowed[t, j] (the mixed model with
+    effects that sum to 0 over every fixed factor).
+
+    A term's effects sum to 0 over each fixed factor it contains (the restricted mixed model;
+    Scheffe 1959, ch. 8; Searle, Casella & McCulloch 1992, section 4.6): ``culture x order`` sums
+    to 0 over the two orders, ``enumerator x order`` over the enumerators and over the orders. So
+    term j's effects lie in the pure-effect spaces that contain all of its fixed factors, and they
+    enter the mean square of term t only where t holds every fixed factor of j: culture x order
+    enters the order's mean square, not the culture's. (The unrestricted model subtracted the
+    culture x order component from culture's and, on the default values study, put culture at
+    exactly 0 on every item while the culture F test was significant on all 14.) Random terms
+    without a fixed factor enter every margin, as before. Exact on balanced cells, where each
+    term adds only its own pure-effect space; on incomplete ones a sum-to-zero effect projects a
+    little on the margins this leaves out.
+    """
+    allowed = np.ones((len(terms), len(terms)), dtype=bool)
+    for j, source in enumerate(terms):
+        fixed = {c for c in source.columns if c in FIXED_FACTORS}
+        for t, target in enumerate(terms):
+            allowed[t, j] = t == j or fixed <= set(target.columns)
+    return allowed
+
+
+def _restrict(coefficients: np.ndarray, restricted: np.ndarray | None) -> np.ndarray:
+    if restricted is None:
+        return coefficients
+    out = coefficients.copy()
+    size = len(restricted)
+    out[:size, :size] = np.where(restricted, out[:size, :size], 0.0)
+    return out
 
 
 def fit_balanced(
-    scores: np.ndarray, factor_codes: np.ndarray, term_sets: list[tuple[int, ...]]
+    scores: np.ndarray,
+    factor_codes: np.ndarray,
+    term_sets: list[tuple[int, ...]],
+    restricted: np.ndarray | None = None,
 ) -> Components:
     """:func:`fit_components` for a complete grid with equal counts per cell, from marginal means.
 
@@ -277,6 +362,8 @@ def fit_balanced(
         scores: the responses, shape (n,).
         factor_codes: integer level codes, shape (n, k), one column per factor.
         term_sets: per term, the indices of the factors it crosses.
+        restricted: which term's component may enter which mean square
+            (:func:`restricted_contributions`); all, when None.
     """
     y = np.asarray(scores, dtype=np.float64)
     n = len(y)
@@ -302,7 +389,7 @@ def fit_balanced(
     df[n_terms] = n - 1 - df[:n_terms].sum()
     ss[n_terms] = max(float(((y - y.mean()) ** 2).sum()) - ss[:n_terms].sum(), 0.0)
     coefficients[n_terms, n_terms] = df[n_terms]
-    return _solve(df, ss, coefficients)
+    return _solve(df, ss, _restrict(coefficients, restricted))
 
 
 def _subsets(factors: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -394,23 +481,103 @@ def nonnegative_components(
     return np.asarray(out)
 
 
-def pivotal_draws(fit: Components, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Generalised pivotal draws of the non-negative components, shape (n_draws, terms + 1).
+@dataclass(frozen=True)
+class Draws:
+    """Draws of every component (columns as in :class:`Components`), shape (n_draws, terms + 1).
 
-    MS_t is replaced by MS_t r_t / W_t, W_t ~ chi2(r_t), and E[MS] = MS solved again; components
-    that are not estimable stay NaN.
+    Attributes:
+        var: the non-negative components.
+        raw: the untruncated solutions of E[MS] = MS.
+    """
+
+    var: np.ndarray
+    raw: np.ndarray
+
+
+def pivotal_draws(
+    fit: Components, n_draws: int, rng: np.random.Generator, fixed: np.ndarray | None = None
+) -> Draws:
+    """Draws of the components: generalised pivots for random terms, a parametric bootstrap for
+    fixed ones.
+
+    A random term's MS_t is replaced by MS_t r_t / W_t, W_t ~ chi2(r_t) (Weerahandi 1993). A fixed
+    term's levels are not a sample, so its mean square is not a scaled central chi-square but
+    MS_t = ||z||^2 / r_t with z ~ N(mu, s2_err I), s2_err being E[MS_t] without the term's own
+    part: MS_t ~ s2_err chi2'(r_t, ||mu||^2 / s2_err) / r_t. Its draw is s2_err* chi2'(r_t,
+    S / s2_err*) / r_t, with S = r_t max(MS_t - s2_err_hat, 0) the unbiased estimate of ||mu||^2
+    and s2_err* read off the random terms' pivotal draw (a parametric bootstrap of z = mu_hat +
+    noise): centred on MS_t, its signal fixed, and wide only as far as the random facets
+    (wordings, residual) make it. The chi2(1) pivot gave a two-order factor intervals 0.82-0.92
+    wide. Then E[MS] = MS is solved again; components that are not estimable stay NaN.
+
+    Args:
+        fit: the fitted components.
+        n_draws: draws.
+        rng: random generator.
+        fixed: per column of ``fit`` (terms, then the residual), whether the term is fixed.
     """
     keep = np.flatnonzero(fit.df > 0)
-    draws = np.full((n_draws, len(fit.df)), np.nan)
+    draws = Draws(np.full((n_draws, len(fit.df)), np.nan), np.full((n_draws, len(fit.df)), np.nan))
     if not len(keep):
         return draws
-    chi2 = rng.chisquare(fit.df[keep], size=(n_draws, len(keep)))
+    df, ms = fit.df[keep], fit.ms[keep]
+    chi2 = rng.chisquare(df, size=(n_draws, len(keep)))
     with np.errstate(divide="ignore"):
-        pivots = fit.ms[keep] * fit.df[keep] / chi2
+        pivots = ms * df / chi2
     system = fit.expected[np.ix_(keep, keep)]
-    raw = pivots @ np.linalg.inv(system).T
-    draws[:, keep] = nonnegative_components(system, fit.df[keep], pivots, raw)
+    inverse = np.linalg.inv(system)
+    raw = pivots @ inverse.T
+    components = nonnegative_components(system, df, pivots, raw)
+    is_fixed = np.zeros(len(fit.df), dtype=bool) if fixed is None else np.asarray(fixed, bool)
+    chosen = is_fixed[keep]
+    if chosen.any():
+        own = np.diag(system)
+        error = components @ system.T - components * own
+        point = np.nan_to_num(fit.var[keep])
+        point_error = point @ system.T - point * own
+        signal = df * np.maximum(np.nan_to_num(ms - point_error), 0.0)  # ||mu||^2, unbiased
+        drawn_error = np.maximum(error[:, chosen], np.finfo(float).tiny)
+        with np.errstate(over="ignore"):  # an error at rounding noise: lambda is capped
+            noncentrality = np.minimum(signal[chosen] / drawn_error, 1e12)
+        spread = rng.noncentral_chisquare(df[chosen], noncentrality)
+        pivots[:, chosen] = drawn_error * spread / df[chosen]
+        raw = pivots @ inverse.T
+        components = nonnegative_components(system, df, pivots, raw)
+    draws.var[:, keep] = components
+    draws.raw[:, keep] = raw
     return draws
+
+
+def fixed_effect_scale(terms: list[Term], levels: list[int], df: np.ndarray) -> np.ndarray:
+    """Per column (terms, then the residual): what turns the solved component into a variance.
+
+    For a random term the component is the variance. For a fixed term with L cells (L_a L_b for
+    an interaction), the expected mean squares hold sum(alpha^2) / df in the place of a random
+    component, and the variance of its effects is sum(alpha^2) / L (Hays 1963; the fixed-effect
+    variance of Olejnik & Algina 2003's generalized omega squared): the factor df / L, 1/2 for two
+    option orders.
+    """
+    scale = np.ones(len(terms) + 1)
+    for index, term in enumerate(terms):
+        if term.effect == FIXED and df[index] > 0:
+            scale[index] = df[index] / levels[index]
+    return scale
+
+
+def raw_shares(raw: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Untruncated shares along the last axis (the residual last): each term's untruncated
+    component over the sum of the non-negative ones, the residual taking what the terms leave.
+
+    Where no component was truncated this is :func:`shares_of`; where one was, its raw share is
+    negative and the residual's larger, so that a mean over items is centred on the mean of the
+    true shares (:func:`~culture_probe.analysis._items.item_mean_interval`).
+    """
+    total = np.nansum(var, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(total > 0, raw / total, np.nan)
+    terms = out[..., :-1]
+    out[..., -1] = np.where(np.isfinite(out[..., -1]), 1 - np.nansum(terms, axis=-1), np.nan)
+    return np.asarray(out)
 
 
 def shares_of(components: np.ndarray) -> np.ndarray:
@@ -420,7 +587,9 @@ def shares_of(components: np.ndarray) -> np.ndarray:
         return np.where(total > 0, components / total, np.nan)
 
 
-def interval(draws: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interval(
+    draws: np.ndarray, estimate: np.ndarray, widen: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """95% interval from pivotal draws along axis 0: the span of the percentile interval and the
     bias-corrected one, holding the estimate.
 
@@ -433,7 +602,7 @@ def interval(draws: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.nd
     estimate); Efron 1981) overcorrected them (its lower end too high) and still covered the main
     effects well. Each fails on one side only, so the interval spans both; the coverage this gives
     is in benchmarks/RESULTS.md. An interval that still misses its estimate is widened to reach it
-    and flagged.
+    (unless ``widen`` is False) and flagged.
 
     Returns:
         ``(low, high, extended)``.
@@ -453,7 +622,32 @@ def interval(draws: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.nd
     low, high = np.fmin(low, corrected_low), np.fmax(high, corrected_high)
     with np.errstate(invalid="ignore"):
         extended = np.isfinite(point) & ((point < low) | (point > high))
+    if not widen:
+        return low, high, np.asarray(extended)
     return np.fmin(low, point), np.fmax(high, point), np.asarray(extended)
+
+
+def share_interval(
+    raw_draws: np.ndarray, raw_share: np.ndarray, share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """95% interval of each share from the draws of the untruncated shares (:func:`raw_shares`),
+    clipped to [0, 1]; never widened.
+
+    The draws of the non-negative shares cannot reach a boundary: with ten terms, a residual
+    whose true share is 1 (no effect at all) would need every other draw at 0 at once, and its
+    interval covered 1 on 22% of null items. The untruncated draws fall on both sides of a
+    boundary truth, and the clipped interval reaches it. The bounds span the percentile and the
+    bias-corrected interval of the draws (:func:`interval`). ``extended`` flags a printed share
+    outside its interval, which is left as it is.
+
+    Returns:
+        ``(low, high, outside)``.
+    """
+    low, high, _ = interval(raw_draws, raw_share, widen=False)
+    low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+    with np.errstate(invalid="ignore"):
+        outside = np.isfinite(share) & ((share < low - 1e-12) | (share > high + 1e-12))
+    return low, high, np.asarray(outside)
 
 
 def largest_share(shares: np.ndarray, names: list[str]) -> np.ndarray:
@@ -470,12 +664,16 @@ def largest_share(shares: np.ndarray, names: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class UnitFit:
-    """One item x axis: its factor rows and its pivotal share draws (columns = ``factors``)."""
+    """One item x axis: its factor rows and its share draws (columns = ``factors``): of the
+    non-negative shares, and of the untruncated ones (:func:`raw_shares`)."""
 
     table: pd.DataFrame
     factors: list[str]
     kinds: list[str]
+    effects: list[str]
     share_draws: np.ndarray
+    raw_share_draws: np.ndarray
+    levels: pd.DataFrame
 
 
 def unit_decomposition(
@@ -485,46 +683,60 @@ def unit_decomposition(
     terms = unit_terms(rows, axis)
     if not terms:
         return None
-    balanced = _is_balanced(rows, terms)
+    columns = sorted({c for t in terms for c in t.columns})
+    by_column = column_codes(rows, columns)
+    codes = [combined_code(by_column, t.columns) for t in terms]
+    balanced = _is_balanced(by_column, columns)
     pooled = False
     scores = rows["score"].to_numpy(dtype=np.float64)
     if balanced:
-        columns = sorted({c for t in terms for c in t.columns})
-        codes = np.column_stack([term_codes(rows, [Term(c, (c,), "")])[0] for c in columns])
+        grid = np.column_stack([by_column[c] for c in columns])
         sets = [tuple(columns.index(c) for c in t.columns) for t in terms]
-        fit = fit_balanced(scores, codes, sets)
+        fit = fit_balanced(scores, grid, sets, restricted_contributions(terms))
     else:
-        affordable = _affordable(terms, rows)
+        affordable = _affordable(terms, codes, len(rows))
         pooled = len(affordable) < len(terms)
+        codes = [code for term, code in zip(terms, codes, strict=True) if term in affordable]
         terms = affordable
-        fit = fit_components(scores, term_codes(rows, terms))
+        fit = fit_components(scores, codes, restricted_contributions(terms))
+    levels = [int(code.max()) + 1 if len(code) else 0 for code in codes]
     if not np.isfinite(fit.raw[-1]):
         fit = _saturated(fit)
     names = [*(t.name for t in terms), RESIDUAL]
     kinds = [*(t.kind for t in terms), RESIDUAL]
-    draws = pivotal_draws(fit, n_draws, rng)
-    share = shares_of(fit.var)
-    share_draws = shares_of(draws)
-    var_low, var_high, _ = interval(draws, fit.var)
-    var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), fit.var)
-    share_low, share_high, extended = interval(share_draws, share)
+    effects = [*(t.effect for t in terms), RANDOM]
+    scale = fixed_effect_scale(terms, levels, fit.df)
+    draws = pivotal_draws(fit, n_draws, rng, np.array([e == FIXED for e in effects]))
+    var, var_draws = fit.var * scale, draws.var * scale
+    raw_share = raw_shares(fit.raw * scale, var)
+    raw_draws = raw_shares(draws.raw * scale, var_draws)
+    share = shares_of(var)
+    share_draws = shares_of(var_draws)
+    var_low, var_high, _ = interval(var_draws, var)
+    var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), var)
+    share_low, share_high, extended = share_interval(raw_draws, raw_share, share)
     table = pd.DataFrame(
         {
             "item_id": item_id,
             "axis": axis,
             "factor": names,
             "kind": kinds,
+            "effect": effects,
             "columns": [*(":".join(t.columns) for t in terms), ""],
-            "n_levels": [*(_levels(rows, t) for t in terms), len(rows)],
+            "n_levels": [*levels, len(rows)],
             "df": fit.df,
+            # a term the design leaves no degrees of freedom (or a residual it uses up) has no
+            # component, so no share: the flag says so rather than a share of 0
+            "estimable": np.isfinite(fit.var),
             "ss": fit.ss,
             "ms": fit.ms,
-            "var": fit.var,
+            "var": var,
             "var_low": var_low,
             "var_high": var_high,
             "share": share,
             "share_low": share_low,
             "share_high": share_high,
+            "raw_share": raw_share,
             "interval_extended": extended,
             "p_largest": largest_share(share_draws, names),
             "n_rows": len(rows),
@@ -532,15 +744,93 @@ def unit_decomposition(
             "method": _method(balanced, pooled),
         }
     )
-    return UnitFit(table, names, kinds, share_draws)
+    levels = level_effects(rows, terms, codes, fit, (item_id, axis))
+    return UnitFit(table, names, kinds, effects, share_draws, raw_draws, levels)
 
 
-def _affordable(terms: list[Term], rows: pd.DataFrame) -> list[Term]:
+def level_effects(
+    rows: pd.DataFrame,
+    terms: list[Term],
+    codes: list[np.ndarray],
+    fit: Components,
+    unit: tuple[str, str],
+) -> pd.DataFrame:
+    """Each level of each fixed factor: its mean and its effect (level mean minus the mean of the
+    level means) with a 95% t interval whose error is what the random facets add.
+
+    The error of a fixed term t is E[MS_t] without the term's own part at the non-negative
+    components (s2_err = sum_j a_j MS_j where none is truncated), read off the expected-mean-square
+    solve (for option
+    order in a paraphrase x order design, MS_(paraphrase x order): the wordings are what is
+    random). A level effect then has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l)
+    1 / (L^2 n_k)), (L - 1) s2_err / N on balanced cells, on the Satterthwaite (1946) degrees of
+    freedom (sum a_j MS_j)^2 / sum (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors".
+    """
+    records: list[dict[str, Any]] = []
+    scores = rows["score"].to_numpy(dtype=np.float64)
+    for index, term in enumerate(terms):
+        if term.effect != FIXED or len(term.columns) != 1 or fit.df[index] <= 0:
+            continue
+        error, df_error = _error_mean_square(fit, index)
+        code = codes[index]
+        counts = np.bincount(code).astype(np.float64)
+        means = np.bincount(code, weights=scores) / counts
+        n_levels = len(counts)
+        spread = (1 - 1 / n_levels) ** 2 / counts + ((1 / counts).sum() - 1 / counts) / n_levels**2
+        with np.errstate(invalid="ignore"):
+            half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df_error) * np.sqrt(error * spread)
+        labels = pd.factorize(rows[term.columns[0]], sort=True, use_na_sentinel=False)[1]
+        effect = means - means.mean()
+        for level in range(n_levels):
+            records.append(
+                {
+                    "scope": "item",
+                    "item_id": unit[0],
+                    "axis": unit[1],
+                    "factor": term.name,
+                    "level": str(labels[level]),
+                    "n_rows": int(counts[level]),
+                    "n_items": 1,
+                    "mean": means[level],
+                    "effect": effect[level],
+                    "effect_low": effect[level] - half[level],
+                    "effect_high": effect[level] + half[level],
+                    "df_error": df_error,
+                }
+            )
+    return pd.DataFrame(records, columns=list(LEVEL_COLUMNS))
+
+
+def _error_mean_square(fit: Components, index: int) -> tuple[float, float]:
+    """E[MS_t] without term t's own part at the non-negative components, and its Satterthwaite
+    degrees of freedom from the same quantity written as sum_j a_j MS_j; NaN where it is 0.
+
+    Where the combination subtracts mean squares (a_j < 0) the Satterthwaite formula on the
+    combination itself can give a fraction of a degree of freedom and a t quantile in the
+    hundreds; the numerator then uses the non-negative estimate, and the result is kept between
+    1 and the residual's degrees of freedom.
+    """
+    keep = np.flatnonzero(fit.df > 0)
+    position = int(np.flatnonzero(keep == index)[0])
+    system = fit.expected[np.ix_(keep, keep)]
+    row = system[position].copy()
+    row[position] = 0.0
+    error = float(row @ np.nan_to_num(fit.var[keep]))
+    if not error > 0:
+        return float("nan"), float("nan")
+    parts = (row @ np.linalg.inv(system)) * fit.ms[keep]
+    spread = float(np.sum(parts**2 / fit.df[keep]))
+    ceiling = float(fit.df[keep].max())
+    df = error**2 / spread if spread > 0 else ceiling
+    return error, float(np.clip(df, 1.0, ceiling))
+
+
+def _affordable(terms: list[Term], codes: list[np.ndarray], n_rows: int) -> list[Term]:
     """The terms an incomplete design can afford: the orthogonalisation costs about n p^2 for n
     responses and p dummy columns, so past :data:`MAX_DENSE_WORK` the "culture x" interactions,
     which hold most of the columns, pool into the residual (the table's ``method`` says so)."""
-    width = sum(_levels(rows, term) for term in terms)
-    if len(rows) * width * width <= MAX_DENSE_WORK:
+    width = sum(int(code.max()) + 1 for code in codes if len(code))
+    if n_rows * width * width <= MAX_DENSE_WORK:
         return terms
     return [term for term in terms if term.kind != "culture interaction"]
 
@@ -560,22 +850,19 @@ def _method(balanced: bool, pooled: bool) -> str:
     return "type I (Henderson III)"
 
 
-def _levels(rows: pd.DataFrame, term: Term) -> int:
-    return int(rows.groupby(list(term.columns), dropna=False).ngroups)
-
-
-def _is_balanced(rows: pd.DataFrame, terms: list[Term]) -> bool:
+def _is_balanced(codes: dict[str, np.ndarray], columns: list[str]) -> bool:
     """Every combination of the factors' levels present, each as often."""
-    columns = sorted({c for t in terms for c in t.columns})
-    counts = rows.groupby(columns, dropna=False).size()
-    full = int(np.prod([rows[c].nunique(dropna=False) for c in columns]))
-    return len(counts) == full and counts.nunique() == 1
+    cells = combined_code(codes, tuple(columns))
+    counts = np.bincount(cells)
+    full = int(np.prod([int(codes[c].max()) + 1 for c in columns]))
+    return len(counts) == full and bool((counts == counts[0]).all())
 
 
 def factor_tables(
     tidy: pd.DataFrame, item_codes: dict[str, int], n_draws: int, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``factor_stats``, ``factor_verdicts`` and ``factor_summary`` of the culture rows.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``factor_stats``, ``factor_verdicts``, ``factor_summary`` and ``factor_levels`` of the
+    culture rows.
 
     Args:
         tidy: the tidy responses table (design columns are derived when absent).
@@ -596,11 +883,45 @@ def factor_tables(
             pd.DataFrame(columns=list(FACTOR_COLUMNS)),
             pd.DataFrame(columns=list(VERDICT_COLUMNS)),
             pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
+            pd.DataFrame(columns=list(LEVEL_COLUMNS)),
         )
-    stats = pd.concat([f.table for f in fits], ignore_index=True)
+    table = pd.concat([f.table for f in fits], ignore_index=True)
     verdicts = pd.DataFrame([unit_verdict(f.table) for f in fits], columns=list(VERDICT_COLUMNS))
     summary = study_summary(fits, n_draws, seed)
-    return stats.loc[:, list(FACTOR_COLUMNS)], verdicts, summary
+    return table.loc[:, list(FACTOR_COLUMNS)], verdicts, summary, level_table(fits)
+
+
+def level_table(fits: list[UnitFit]) -> pd.DataFrame:
+    """``factor_levels``: every item's level effects, then per axis, factor and level the mean
+    effect over items with its t interval over items (scope ``study``; items resampled as the
+    study-level shares are, :func:`~culture_probe.analysis._items.item_mean_interval`)."""
+    present = [f.levels for f in fits if not f.levels.empty]
+    if not present:
+        return pd.DataFrame(columns=list(LEVEL_COLUMNS))
+    items = pd.concat(present, ignore_index=True)
+    records = []
+    for (axis, factor, level), group in items.groupby(["axis", "factor", "level"], sort=True):
+        values = group[["mean", "effect"]].to_numpy(dtype=np.float64)
+        mean, _, _ = item_mean_interval(values, clip=False)
+        _, low, high = item_mean_interval(values[:, 1:], clip=False)
+        records.append(
+            {
+                "scope": "study",
+                "item_id": None,
+                "axis": axis,
+                "factor": factor,
+                "level": level,
+                "n_rows": int(group["n_rows"].sum()),
+                "n_items": len(group),
+                "mean": mean[0],
+                "effect": mean[1],
+                "effect_low": low[0],
+                "effect_high": high[0],
+                "df_error": len(group) - 1.0,
+            }
+        )
+    study = pd.DataFrame(records, columns=list(LEVEL_COLUMNS))
+    return pd.concat([items, study], ignore_index=True).loc[:, list(LEVEL_COLUMNS)]
 
 
 def unit_verdict(table: pd.DataFrame) -> dict[str, Any]:
@@ -610,11 +931,11 @@ def unit_verdict(table: pd.DataFrame) -> dict[str, Any]:
     leads" otherwise; the residual (omitted interactions and noise) takes no part but is reported.
     """
     factors = table.loc[(table["kind"] != RESIDUAL) & table["share"].notna()]
-    residual = table.loc[table["kind"] == RESIDUAL, "share"]
+    residual = table.loc[table["kind"] == RESIDUAL]
     base = {
         "item_id": table["item_id"].iat[0],
         "axis": table["axis"].iat[0],
-        "residual_share": float(residual.iat[0]) if len(residual) else np.nan,
+        **_residual_fields(residual, factors),
     }
     if factors.empty:
         return {**base, "verdict": "no estimable factor"}
@@ -629,6 +950,22 @@ def unit_verdict(table: pd.DataFrame) -> dict[str, Any]:
         "p_largest": top["p_largest"],
         "runner_up": ranked["factor"].iat[1] if len(ranked) > 1 else None,
         "verdict": _verdict_text(str(top["factor"]), float(top["p_largest"])),
+    }
+
+
+def _residual_fields(residual: pd.DataFrame, factors: pd.DataFrame) -> dict[str, Any]:
+    """The residual's share with its interval, and whether it is larger than every factor: what
+    the model leaves unexplained (higher-order interactions, noise) then outweighs what it
+    explains, and a verdict about the leading factor must say so."""
+    if residual.empty or not np.isfinite(residual["share"].iat[0]):
+        return {"residual_share": np.nan, "residual_largest": False}
+    share = float(residual["share"].iat[0])
+    largest = float(factors["share"].max()) if not factors.empty else 0.0
+    return {
+        "residual_share": share,
+        "residual_share_low": float(residual["share_low"].iat[0]),
+        "residual_share_high": float(residual["share_high"].iat[0]),
+        "residual_largest": share > largest,
     }
 
 
@@ -652,26 +989,28 @@ def study_summary(fits: list[UnitFit], n_draws: int, seed: int) -> pd.DataFrame:
 def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> list[dict[str, Any]]:
     factors: list[str] = []
     kinds: dict[str, str] = {}
+    effects: dict[str, str] = {}
     for fit in fits:
-        for name, kind in zip(fit.factors, fit.kinds, strict=True):
+        for name, kind, effect in zip(fit.factors, fit.kinds, fit.effects, strict=True):
             if name not in kinds:
                 factors.append(name)
-                kinds[name] = kind
+                kinds[name], effects[name] = kind, effect
     position = {name: index for index, name in enumerate(factors)}
     point = np.full((len(fits), len(factors)), np.nan)
-    draws = np.full((len(fits), n_draws, len(factors)), np.nan)
     for row, fit in enumerate(fits):
         columns = [position[name] for name in fit.factors]
-        share = fit.table["share"].to_numpy(dtype=np.float64)
-        point[row, columns] = share
-        draws[row][:, columns] = _recentred(fit.share_draws, share)
-    rng = np.random.default_rng([seed, 24, len(fits)])
-    items = rng.integers(0, len(fits), size=(n_draws, len(fits)))
-    picks = rng.integers(0, n_draws, size=(n_draws, len(fits)))
-    with quiet():
-        estimate = np.nanmean(point, axis=0)
-        resampled = np.nanmean(draws[items, picks], axis=1)
-    low, high, extended = interval(resampled, estimate)
+        point[row, columns] = fit.table["raw_share"].to_numpy(dtype=np.float64)
+    if len(fits) > 1:
+        estimate, low, high = item_mean_interval(point)
+        rng = np.random.default_rng([seed, 24, len(fits)])
+        items = rng.integers(0, len(fits), size=(n_draws, len(fits)))
+        with quiet():
+            resampled = np.nanmean(point[items], axis=1)
+    else:  # one item: its own interval, and its draws for p_largest
+        table = fits[0].table
+        estimate = np.clip(point[0], 0, 1)
+        low, high = table["share_low"].to_numpy(), table["share_high"].to_numpy()
+        resampled = fits[0].share_draws
     leading = largest_share(resampled, factors)
     verdicts = [unit_verdict(fit.table).get("dominant_factor") for fit in fits]
     return [
@@ -679,11 +1018,12 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
             "axis": axis,
             "factor": name,
             "kind": kinds[name],
+            "effect": effects[name],
             "n_items": int(np.isfinite(point[:, index]).sum()),
             "share": estimate[index],
             "share_low": low[index],
             "share_high": high[index],
-            "interval_extended": bool(extended[index]),
+            "interval_extended": False,
             "p_largest": leading[index],
             "n_items_leading": sum(v == name for v in verdicts),
         }
@@ -691,26 +1031,17 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
     ]
 
 
-def _recentred(draws: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """Shift each factor's pivotal draws so that their median is the item's estimate.
-
-    The draws of a share sit below its estimate (the long upper tail of a few-df pivot inflates
-    the total); one item's interval allows for that (:func:`interval`), but a mean over 100 items
-    of such draws lies wholly below the mean of the estimates: a study interval of [54%, 60%]
-    around 60%. Recentred draws keep each item's spread and lose the shift.
-    """
-    with quiet():
-        shift = estimate - np.nanmedian(draws, axis=0)
-    return np.asarray(np.clip(draws + np.nan_to_num(shift), 0.0, 1.0))
-
-
-def summary_entries(summary: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, Any]:
-    """The ``factors`` entry of ``summary.json``: per axis, shares with intervals and the verdict."""
+def summary_entries(
+    summary: pd.DataFrame, verdicts: pd.DataFrame, levels: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The ``factors`` entry of ``summary.json``: per axis, shares with intervals, the verdict and
+    the study-level effects of the fixed factors' levels (``levels``: factor -> level -> effect)."""
     out: dict[str, Any] = {}
     for axis, rows in summary.groupby("axis", sort=True):
         shares = {
             str(row["factor"]): {
                 "kind": row["kind"],
+                "effect": row["effect"],
                 "estimate": row["share"],
                 "ci_low": row["share_low"],
                 "ci_high": row["share_high"],
@@ -728,13 +1059,34 @@ def summary_entries(summary: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, 
             leader = str(top["factor"])
             verdict = _verdict_text(leader, float(top["p_largest"]))
         unit_rows = verdicts.loc[verdicts["axis"] == axis]
+        residual = shares.get(RESIDUAL, {}).get("estimate")
+        explained = [v["estimate"] for v in shares.values() if v["kind"] != RESIDUAL]
+        largest = max((v for v in explained if v is not None and np.isfinite(v)), default=0.0)
         out[str(axis)] = {
             "n_items": int(unit_rows["item_id"].nunique()),
             "shares": shares,
+            "residual_largest": bool(residual is not None and residual > largest),
+            "levels": _level_entries(levels, str(axis)),
             "dominant_factor": leader,
             "verdict": verdict,
             "item_verdicts": {
                 str(r["item_id"]): str(r["verdict"]) for _, r in unit_rows.iterrows()
             },
+        }
+    return out
+
+
+def _level_entries(levels: pd.DataFrame | None, axis: str) -> dict[str, Any]:
+    if levels is None or levels.empty:
+        return {}
+    rows = levels.loc[(levels["scope"] == "study") & (levels["axis"] == axis)]
+    out: dict[str, Any] = {}
+    for _, row in rows.iterrows():
+        out.setdefault(str(row["factor"]), {})[str(row["level"])] = {
+            "mean": row["mean"],
+            "estimate": row["effect"],
+            "ci_low": row["effect_low"],
+            "ci_high": row["effect_high"],
+            "n_items": int(row["n_items"]),
         }
     return out

@@ -181,6 +181,33 @@ def quiet() -> Iterator[None]:
         yield
 
 
+def item_mean_interval(
+    values: np.ndarray, clip: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over items (axis 0) of untruncated estimates with its Student-t 95% interval, both
+    clipped to [0, 1] (docs/statistics.md, "Study-level intervals").
+
+    A mean of shares truncated at 0 is above 0 as soon as one item's estimate is, so with no
+    effect at all it excludes the true 0 ("culture explains 1% [1%, 1%]" in 12 of 12 null
+    studies); the untruncated estimates are centred on their truth, and only the mean and its
+    bounds are clipped. Each item's share carries the
+    noise of its own wordings and residual, so the spread over items estimates the variance of
+    the mean from both stages (the first-stage variance estimator of two-stage sampling; Cochran
+    1977, section 10.2; Davison & Hinkley 1997, section 3.8); adding the items' own draws would
+    count the within-item noise twice.
+    """
+    present = np.isfinite(values)
+    count = present.sum(axis=0)
+    with quiet():
+        mean = np.nanmean(values, axis=0)
+        error = np.nanstd(values, axis=0, ddof=1) / np.sqrt(count)
+        half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, np.maximum(count - 1, 1)) * error
+    half = np.where(count > 1, half, np.nan)
+    if not clip:  # a difference between levels, which may be negative
+        return mean, mean - half, mean + half
+    return np.clip(mean, 0, 1), np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
+
+
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (Benjamini & Hochberg 1995); NaN stays NaN."""
     adjusted = np.full(len(pvalues), np.nan)

@@ -7,7 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._items import bias_corrected_interval, interval_extended, quiet
+from culture_probe.analysis._items import (
+    bias_corrected_interval,
+    interval_extended,
+    item_mean_interval,
+    quiet,
+)
 
 SIGNIFICANCE = 0.05
 VERDICTS = (
@@ -17,6 +22,15 @@ VERDICTS = (
     "mixed",
     "no culture effect",
 )
+
+#: statistic -> its untruncated form in ``item_stats``, which the study-level mean averages
+UNBIASED_SHARES = {
+    "culture_share": "raw_culture_share",
+    "wording_share": "raw_wording_share",
+    "wording_contrast_share": "raw_wording_contrast_share",
+    "residual_share": "raw_residual_share",
+    "rho2_1": "raw_rho2_1",
+}
 
 # Study-level aggregates: (name, per-item statistic, how the items are combined).
 AGGREGATES = (
@@ -110,6 +124,9 @@ def two_stage_aggregates(
     }
     out: dict[str, dict[str, float]] = {}
     for name, column, how in AGGREGATES:
+        if column in UNBIASED_SHARES and UNBIASED_SHARES[column] in point.columns:
+            out[name] = unbiased_mean(point[UNBIASED_SHARES[column]])
+            continue
         combine = np.nanmedian if how == "median" else np.nanmean
         values = point[column].to_numpy(dtype=np.float64)
         # A statistic without paraphrase replicates (the order share) gets the item stage only.
@@ -129,6 +146,18 @@ def two_stage_aggregates(
             "interval_extended": extended,
         }
     return out
+
+
+def unbiased_mean(values: pd.Series) -> dict[str, Any]:
+    """The mean of the items' untruncated estimates with its interval over items
+    (:func:`~culture_probe.analysis._items.item_mean_interval`)."""
+    estimate, low, high = item_mean_interval(values.to_numpy(dtype=np.float64)[:, None])
+    return {
+        "estimate": float(estimate[0]),
+        "ci_low": float(low[0]),
+        "ci_high": float(high[0]),
+        "interval_extended": False,
+    }
 
 
 def clustered_mean(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:

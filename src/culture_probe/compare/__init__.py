@@ -18,9 +18,17 @@ from typing import Any
 
 from culture_probe.compare._comparison import Comparison, compare, compare_runs
 from culture_probe.compare._plans import PlanMismatchError
-from culture_probe.compare._runs import ComparedRun, read_run
+from culture_probe.compare._runs import ComparedRun, read_run, unique_labels
 
-__all__ = ["ComparedRun", "Comparison", "PlanMismatchError", "compare", "compare_runs", "read_run"]
+__all__ = [
+    "ComparedRun",
+    "Comparison",
+    "PlanMismatchError",
+    "compare",
+    "compare_runs",
+    "read_run",
+    "unique_labels",
+]
 
 
 class _CallableModule(types.ModuleType):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._alignment import alignment_tables
+from culture_probe.analysis import alignment_tables
 from culture_probe.compare._paired import bootstrap_mean, bootstrap_mean_of_means, interval
 from culture_probe.compare._runs import ComparedRun
 

@@ -49,7 +49,7 @@ class Comparison:
 
     def write_report(self, path: str | Path) -> Path:
         """Write the comparison as one self-contained HTML file; returns its path."""
-        from culture_probe.report.compare_report import render_comparison_report
+        from culture_probe.compare._page import render_comparison_report
 
         return render_comparison_report(self, Path(path))
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from culture_probe.analysis._items import benjamini_hochberg
+from culture_probe.analysis import benjamini_hochberg
 
 CULTURE = "culture"
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
+from culture_probe.analysis import benjamini_hochberg, bias_corrected_interval
 from culture_probe.compare._runs import ComparedRun
 
 #: columns that describe a prompt in the paired table

@@ -17,7 +17,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._anova import block_ranks, friedman
+from culture_probe.analysis import block_ranks, friedman
 from culture_probe.compare._runs import ComparedRun
 
 CULTURE = "culture"

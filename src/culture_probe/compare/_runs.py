@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._tidy import probability_matrix, tidy_responses
+from culture_probe.analysis import probability_matrix, tidy_responses
 from culture_probe.errors import InputError
 from culture_probe.store import RESPONSES, RunDirectory, first_invalid_probabilities
 from culture_probe.study import SHORT_ANSWER_SCALE

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from culture_probe.columns import STATS_TABLE_NAMES
 from culture_probe.errors import InputError
 from culture_probe.store import (
     MANIFEST,
@@ -73,7 +74,8 @@ def read_run_data(run_dir: Path) -> RunData:
     data = RunData(path=run.path, plan=run.plan())
     data.responses = run.responses() if _present(run, RESPONSES, data) else None
     data.reference = run.reference() if _present(run, REFERENCE, data) else None
-    data.tables = run.stats()
+    # the registry's tables, each shown by a section; another file in stats/ is not the analysis'
+    data.tables = {name: t for name, t in run.stats().items() if name in STATS_TABLE_NAMES}
     if not data.tables:
         data.missing.append(STATS)
     data.summary = run.summary() if _present(run, SUMMARY, data) else {}

@@ -5,34 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from markupsafe import Markup
 
+from culture_probe.columns import STATS_TABLE, column_labels
 from culture_probe.report._rundir import RunData
-from culture_probe.report.page import Section, bullet_list, figure, heading, join, paragraph
+from culture_probe.report._shared import described_table
+from culture_probe.report.page import Section, bullet_list, figure, join, paragraph
 from culture_probe.report.svg import bar_chart
-from culture_probe.report.tables import html_table
-
-SHORT_ANSWER_COLUMNS = {
-    "proxy_name": ("proxy", "The culture the question is about"),
-    "language": ("language", "Language the question was asked in"),
-    "wording": ("wording", "Paraphrase / framing @ language"),
-    "n_items": ("items", "Questions in the cell"),
-    "match_rate": (
-        "match",
-        "Share of answers containing an annotated answer, items weighing the same",
-    ),
-    "match_low": ("match low", "95% item-bootstrap interval, lower end"),
-    "match_high": ("match high", "95% item-bootstrap interval, upper end"),
-    "mean_match_share": ("annotator share", "Share of annotators who gave the matched answer"),
-    "refusal_rate": ("refusals", "Share of refused answers"),
-}
-LANGUAGE_COLUMNS = {
-    "item_id": ("item", "Probe item"),
-    "axis": ("axis", "Demographic axis"),
-    "languages": ("languages", "Prompt languages compared"),
-    "culture_share": ("culture", "Share of variance due to the proxy"),
-    "language_share": ("language", "Share due to the prompt language, whatever the proxy"),
-    "interaction_share": ("language x culture", "Share due to language-by-proxy changes"),
-    "p_language": ("p language", "F_L = MS_L / MS_CL"),
-}
 
 
 def short_answer_section(data: RunData) -> Section | None:
@@ -62,7 +39,7 @@ def short_answer_section(data: RunData) -> Section | None:
     )
     caption = "One bar per proxy and wording; the table gives the 95% intervals over questions."
     parts.append(figure(chart, caption, "chart-short-answer"))
-    parts.append(_table(table, SHORT_ANSWER_COLUMNS, "table-short-answer"))
+    parts.append(_labelled("short_answer", table))
     return Section("Short answers", join(*parts))
 
 
@@ -75,20 +52,9 @@ def language_section(data: RunData) -> Section | None:
         "How much the answer moves with the language of the prompt, against how much it moves "
         "with the culture asked about (proxy x language variance decomposition)."
     )
-    return Section(
-        "Prompt language", join(intro, _table(table, LANGUAGE_COLUMNS, "table-language"))
-    )
+    return Section("Prompt language", join(intro, _labelled("language_effect", table)))
 
 
-def _table(frame: pd.DataFrame, columns: dict[str, tuple[str, str]], table_id: str) -> Markup:
-    shown = [column for column in columns if column in frame]
-    return join(
-        heading("Table", 4),
-        html_table(
-            frame,
-            table_id=table_id,
-            columns=shown,
-            labels={c: columns[c][0] for c in shown},
-            descriptions={c: columns[c][1] for c in shown},
-        ),
-    )
+def _labelled(name: str, frame: pd.DataFrame) -> Markup:
+    """A stats table with the registry's labels and tooltips."""
+    return described_table(frame, column_labels(name), STATS_TABLE[name].element_id, None)

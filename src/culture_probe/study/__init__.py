@@ -70,6 +70,7 @@ question usually names the culture, so the text is given per proxy and language:
 Only the (proxy, language) pairs that have a text are planned.
 """
 
+from culture_probe.study._formats import ENUMERATOR_PATTERN, NO_ENUMERATOR
 from culture_probe.study._framings import load_framings, load_language_framings
 from culture_probe.study._items import load_items
 from culture_probe.study._loader import STUDY, load_study
@@ -102,11 +103,13 @@ from culture_probe.study._reference import REFERENCE_TOLERANCE, read_reference
 __all__ = [
     "AXIS_JOIN",
     "CROSS_JOIN",
+    "ENUMERATOR_PATTERN",
     "ITEM_KINDS",
     "LABEL_STYLES",
     "LANGUAGE_CATEGORY",
     "LANGUAGE_PLACEHOLDER",
     "MAX_PERMUTED_OPTIONS",
+    "NO_ENUMERATOR",
     "ORDERS",
     "ORDINAL_ORDERS",
     "PLACEBO_CATEGORY",

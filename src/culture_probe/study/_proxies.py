@@ -20,6 +20,10 @@ from culture_probe.yamlio import Located, LocatedList
 
 CONTROLS = Schema("controls", {"baseline": Field("bool", default=False), "placebos": Field("list")})
 PERSONA = Schema("persona", {"culture": Field(), "placebo": Field()})
+#: the most crossed personas a study may have: each is at least one prompt per item, so more than
+#: the plan's default limit of prompts (``--max-prompts``) could never be planned whole, and
+#: building them alone takes about 0.1 ms and 1.5 kB each
+MAX_PERSONAS = 200_000
 
 Axis = tuple[str, Category, list[ProxyValue]]
 
@@ -203,6 +207,13 @@ def _crossed_cultures(
             '{{ region.in_phrase }}"}',
         )
     by_axis = {axis: (category, values) for axis, category, values in axes}
+    _require_few_personas(raw, by_axis, crossed, excluded)
+    # a value's forms compile templates: once per value, not once per combination it is part of
+    forms_of = {
+        (axis, value.id): value_forms(value, category)
+        for axis, (category, values) in by_axis.items()
+        for value in values
+    }
     proxies = []
     for combination in itertools.product(*(by_axis[axis][1] for axis in crossed)):
         chosen = {axis: value.id for axis, value in zip(crossed, combination, strict=True)}
@@ -212,7 +223,8 @@ def _crossed_cultures(
             (axis, by_axis[axis][0], value)
             for axis, value in zip(crossed, combination, strict=True)
         )
-        proxies.append(_culture(raw, parts, personas))
+        forms = {axis: forms_of[(axis, value.id)] for axis, _, value in parts}
+        proxies.append(_culture(raw, parts, personas, forms))
     if not proxies:
         raise InputError(
             "'exclude' leaves no combination to ask",
@@ -223,12 +235,39 @@ def _crossed_cultures(
     return proxies
 
 
+def _require_few_personas(
+    raw: Located,
+    by_axis: dict[str, tuple[Category, list[ProxyValue]]],
+    crossed: tuple[str, ...],
+    excluded: list[dict[str, set[str]]],
+) -> None:
+    """Count the combinations (ids only, stopping past the limit) before any persona is built."""
+    count = 0
+    for combination in itertools.product(*([v.id for v in by_axis[a][1]] for a in crossed)):
+        chosen = dict(zip(crossed, combination, strict=True))
+        if any(all(chosen[axis] in ids for axis, ids in rule.items()) for rule in excluded):
+            continue
+        count += 1
+        if count > MAX_PERSONAS:
+            sizes = " x ".join(f"{len(by_axis[axis][1])} {axis}" for axis in crossed)
+            raise InputError(
+                f"crossing {sizes} gives more than {MAX_PERSONAS:,} personas, each asked at "
+                "least once per item",
+                path=raw.path,
+                line=raw.line_of("cross"),
+                key="cross",
+                hint="cross fewer axes or values, or exclude combinations",
+            )
+
+
 def _culture(
-    raw: Located, parts: tuple[tuple[str, Category, ProxyValue], ...], personas: dict[str, Template]
+    raw: Located,
+    parts: tuple[tuple[str, Category, ProxyValue], ...],
+    personas: dict[str, Template],
+    forms: dict[str, dict[str, Any]] | None = None,
 ) -> Proxy:
-    forms: dict[str, dict[str, Any]] = {
-        axis: value_forms(value, category) for axis, category, value in parts
-    }
+    if forms is None:
+        forms = {axis: value_forms(value, category) for axis, category, value in parts}
     if "culture" in personas:
         persona = _render_persona(personas["culture"], forms)
     else:

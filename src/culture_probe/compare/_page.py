@@ -1,8 +1,8 @@
-"""The comparison report: several models on one plan, as one self-contained HTML file.
+"""The comparison page: several models on one plan, as one self-contained HTML file.
 
-Built from the same blocks as the run report (:mod:`culture_probe.report.page`, ``svg``,
-``tables``); it renders the tables of a :class:`culture_probe.compare.Comparison` and computes
-nothing itself.
+It lives with the comparison and is built from the report's generic blocks
+(:mod:`culture_probe.report.page`, ``svg``, ``tables``), so the flow runs one way: compare uses
+report, never the reverse. It renders the tables of a :class:`Comparison` and computes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from culture_probe.report.svg import forest_plot
 from culture_probe.report.tables import html_table
 
 if TYPE_CHECKING:
-    from culture_probe.compare import Comparison
+    from culture_probe.compare._comparison import Comparison
 
 INTERVAL_FORMATS = {
     column: "{:+.3f}" for column in ("difference", "low", "high", "mean_difference")

@@ -1,0 +1,177 @@
+"""Culture or wording: the report's charts of the two-way split, spreads, position and controls."""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from culture_probe.columns import SCORE_LEGEND
+from culture_probe.report._rundir import RunData
+from culture_probe.report._shared import floats, missing_note, prompt_link, unit_labels
+from culture_probe.report.page import Section, collapsible, figure, heading, join, note
+from culture_probe.report.svg import forest_plot, heatmap, histogram, stacked_bar_chart
+
+SHARE_COLUMNS = {
+    "culture_share": "culture",
+    "wording_share": "wording level",
+    "wording_contrast_share": "wording x culture",
+    "residual_share": "order and noise",
+}
+INFORMATION_COLUMNS = {
+    "info_culture": "culture I(A;C)",
+    "info_wording": "wording I(A;P|C)",
+    "info_order": "order I(A;O|C,P)",
+    "noise": "left over H(A|C,P,O)",
+}
+
+
+def charts_section(data: RunData, names: dict[str, str]) -> Section:
+    parts = [
+        _cwi_forest(data),
+        _variance_shares(data),
+        _wording_heatmaps(data, names),
+        _spread_histogram(data),
+        _position_bias(data),
+        _information_split(data),
+        _placebo_forest(data),
+    ]
+    return Section("Culture or wording", join(*parts))
+
+
+def _cwi_forest(data: RunData) -> Markup:
+    items = data.table("item_stats")
+    if items is None or "cwi" not in items:
+        return missing_note(data, "item_stats")
+    labels = unit_labels(items)
+    chart = forest_plot(
+        labels,
+        floats(items["cwi"]),
+        floats(items.get("cwi_low")),
+        floats(items.get("cwi_high")),
+        title="Culture-vs-wording index per item (95% CI)",
+        reference=1.0,
+        log_scale=True,
+        value_label="CWI = s2_culture / (s2_wording + s2_wording x culture); log scale",
+    )
+    caption = "Right of the dashed line, culture moves the answer more than the wording does."
+    return join(heading("Culture against wording"), figure(chart, caption, "chart-cwi"))
+
+
+def _variance_shares(data: RunData) -> Markup:
+    items = data.table("item_stats")
+    if items is None:
+        return Markup("")
+    shares = {label: floats(items[c]) for c, label in SHARE_COLUMNS.items() if c in items}
+    if not shares:
+        return note("item_stats has no variance shares; the stacked bars are left out.")
+    chart = stacked_bar_chart(
+        unit_labels(items),
+        shares,
+        title="Where the answer variance comes from",
+        domain=(0.0, 1.0),
+        value_format="{:.0%}",
+    )
+    caption = (
+        "Variance components of the expected answer (proxy x wording, wording as a random facet)."
+    )
+    return join(heading("Variance shares"), figure(chart, caption, "chart-shares"))
+
+
+def _wording_heatmaps(data: RunData, names: dict[str, str]) -> Markup:
+    cells = data.table("wording_cells")
+    if cells is None:
+        return join(heading("Answers per proxy and wording"), missing_note(data, "wording_cells"))
+    shown = cells.loc[cells["proxy_kind"].isin(["culture", "placebo"])]
+    folds = []
+    for index, (item, unit) in enumerate(shown.groupby("item_id", sort=True)):
+        grid = unit.pivot_table(
+            index=["proxy_kind", "proxy"], columns="wording", values="mean_score", aggfunc="mean"
+        ).sort_index(level=0, key=lambda level: level != "culture", sort_remaining=True)
+        rows = [
+            names.get(str(proxy), str(proxy)) + (" (placebo)" if kind == "placebo" else "")
+            for kind, proxy in grid.index
+        ]
+        chart = heatmap(
+            rows,
+            [str(c) for c in grid.columns],
+            [floats(grid.loc[key]) for key in grid.index],
+            title=f"{item}: expected answer per proxy and wording",
+            domain=(0.0, 1.0),
+            legend_label=SCORE_LEGEND,
+        )
+        link = Markup('<p><a href="{}">Prompts of {}</a></p>').format(prompt_link(item), item)
+        folds.append(collapsible(str(item), join(figure(chart), link), open=index == 0))
+    return join(heading("Answers per proxy and wording"), *folds)
+
+
+def _spread_histogram(data: RunData) -> Markup:
+    cells = data.table("cell_stats")
+    if cells is None or "wording_spread" not in cells:
+        return join(heading("Wording spread"), missing_note(data, "cell_stats"))
+    culture = cells.loc[cells["proxy_kind"] == "culture", "wording_spread"]
+    chart = histogram(
+        floats(culture),
+        title="How far the wording alone moves one proxy's answer",
+        bins=20,
+        domain=(0.0, 1.0),
+        value_label="wording spread: max - min of the expected answer over wordings",
+    )
+    caption = f"{len(culture)} item x proxy cells; each tick below the bars is one cell."
+    return join(heading("Wording spread"), figure(chart, caption, "chart-spread"))
+
+
+def _position_bias(data: RunData) -> Markup:
+    bias = data.table("position_bias")
+    if bias is None:
+        return join(heading("Option position"), missing_note(data, "position_bias"))
+    grid = bias.pivot_table(index="item_id", columns="position", values="choice_share")
+    columns = [f"position {int(c) + 1}" for c in grid.columns]
+    chart = heatmap(
+        [str(i) for i in grid.index],
+        columns,
+        [floats(grid.loc[i]) for i in grid.index],
+        title="Share of probability on each displayed position",
+        palette="cividis",
+        value_format="{:.0%}",
+        legend_label="share of probability",
+    )
+    caption = (
+        "Every option is shown at every position equally often, so a model that answers by "
+        "content spreads evenly: 1/K per position. Unevenness is position or label bias."
+    )
+    return join(heading("Option position"), figure(chart, caption, "chart-position"))
+
+
+def _information_split(data: RunData) -> Markup:
+    information = data.table("information")
+    if information is None:
+        return join(heading("Information"), missing_note(data, "information"))
+    series = {label: floats(information[c]) for c, label in INFORMATION_COLUMNS.items()
+              if c in information}  # fmt: skip
+    chart = stacked_bar_chart(
+        unit_labels(information),
+        series,
+        title="What the answer's entropy is made of (bits)",
+        value_format="{:.2f}",
+        value_label="bits",
+    )
+    caption = "H(A) = I(A;C) + I(A;P|C) + I(A;O|C,P) + H(A|C,P,O), uniform design weights."
+    return join(heading("Information"), figure(chart, caption, "chart-information"))
+
+
+def _placebo_forest(data: RunData) -> Markup:
+    controls = data.table("controls")
+    if controls is None:
+        return join(heading("Controls"), missing_note(data, "controls"))
+    needed = ("culture_minus_placebo", "culture_minus_placebo_low", "culture_minus_placebo_high")
+    if not all(c in controls for c in needed) or controls[needed[0]].isna().all():
+        return join(heading("Controls"), note("This run has no placebo proxies to compare with."))
+    chart = forest_plot(
+        unit_labels(controls),
+        *(floats(controls[c]) for c in needed),
+        title="Culture variance minus placebo variance (95% CI)",
+        reference=0.0,
+        value_format="{:.3g}",  # variance differences run from 1e-5 to 0.1: significant digits
+        value_label="s2_culture - s2_placebo of the expected answer",
+    )
+    caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
+    return join(heading("Controls"), figure(chart, caption, "chart-placebo"))

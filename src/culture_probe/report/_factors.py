@@ -1,0 +1,89 @@
+"""Every declared factor: the N-way decomposition's shares, per axis and per item."""
+
+from __future__ import annotations
+
+import pandas as pd
+from markupsafe import Markup
+
+from culture_probe.columns import STATS_TABLE, column_labels
+from culture_probe.report._rundir import RunData
+from culture_probe.report._shared import described_table, floats, prompt_link, records
+from culture_probe.report.page import (
+    Section,
+    bullet_list,
+    collapsible,
+    figure,
+    heading,
+    join,
+    note,
+    paragraph,
+)
+from culture_probe.report.svg import forest_plot
+
+
+def factors_section(data: RunData) -> Section | None:
+    """Variance shares of every declared factor with intervals: per axis, then per item."""
+    summary = data.table("factor_summary")
+    stats = data.table("factor_stats")
+    if summary is None or stats is None:
+        return None
+    parts = []
+    verdicts = data.summary.get("factors", {})
+    for axis, rows in summary.groupby("axis", sort=True):
+        facts = verdicts.get(str(axis), {})
+        if facts.get("verdict"):
+            line = f"On the {axis} axis, over all declared factors: {facts['verdict']}"
+            line += f" ({facts.get('n_items', len(rows))} items)."
+            parts.append(paragraph(line, "verdict"))
+        parts.append(figure(_factor_chart(str(axis), rows), _FACTOR_CAPTION, "chart-factors"))
+        widened = rows.loc[rows["interval_extended"].astype(bool), "factor"].tolist()
+        if widened:
+            parts.append(
+                note(
+                    "Widened to reach the estimate (the resampled shares all lie on one side "
+                    "of it): " + ", ".join(map(str, widened)) + "."
+                )
+            )
+    per_item = item_verdicts_list(data.table("factor_verdicts"))
+    if per_item is not None:
+        parts.append(collapsible("Leading factor per item", per_item, open=False))
+    parts.append(heading("Per item and factor"))
+    parts.append(
+        described_table(
+            stats, column_labels("factor_stats"), STATS_TABLE["factor_stats"].element_id, None
+        )
+    )
+    return Section("Every declared factor", join(*parts))
+
+
+_FACTOR_CAPTION = (
+    "Mean over items of each factor's share of the answer variance, with a 95% interval that "
+    "resamples items and the uncertainty of each item's components. 'culture x F' is how much the "
+    "culture profile changes with F; the residual pools the interactions the model leaves out."
+)
+
+
+def _factor_chart(axis: str, rows: pd.DataFrame) -> Markup:
+    ordered = rows.sort_values("share", ascending=False, kind="stable", na_position="last")
+    return forest_plot(
+        [str(f) for f in ordered["factor"]],
+        floats(ordered["share"]),
+        floats(ordered["share_low"]),
+        floats(ordered["share_high"]),
+        title=f"{axis}: share of the answer variance per factor (95% CI)",
+        value_format="{:.0%}",
+        value_label="share of the variance of the expected answer",
+    )
+
+
+def item_verdicts_list(verdicts: pd.DataFrame | None) -> Markup | None:
+    """One line per item: which factor leads and how surely."""
+    if verdicts is None or verdicts.empty:
+        return None
+    lines = [
+        Markup('<a href="{}">{}</a> ({}): {}').format(
+            prompt_link(row["item_id"]), row["item_id"], row["axis"], row["verdict"]
+        )
+        for row in records(verdicts)
+    ]
+    return bullet_list(lines, "verdicts")

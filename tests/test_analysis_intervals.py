@@ -1,0 +1,242 @@
+"""Fixed factors, F-consistent reliability and culture-share intervals, study-level intervals.
+
+Each estimator is checked against statsmodels' ``anova_lm`` mean squares through hand-worked
+expected mean squares, or against scipy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats
+from statsmodels.stats.anova import anova_lm
+
+from culture_probe.analysis import analyze, tidy_responses
+from culture_probe.analysis._anova import culture_share_interval, item_statistics
+from culture_probe.analysis._factorial import (
+    Term,
+    factor_tables,
+    fit_balanced,
+    restricted_contributions,
+    unit_decomposition,
+    unit_terms,
+    with_design_columns,
+)
+from culture_probe.analysis._items import item_mean_interval
+from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
+
+
+def _grid(levels: dict[str, int]) -> pd.DataFrame:
+    index = pd.MultiIndex.from_product([range(n) for n in levels.values()], names=list(levels))
+    return index.to_frame(index=False)
+
+
+def _mean_squares(formula: str, frame: pd.DataFrame) -> pd.Series:
+    return anova_lm(smf.ols(formula, frame).fit(), typ=1)["mean_sq"]
+
+
+def test_fixed_factor_share_is_hays_omega_squared() -> None:
+    """One proxy, two option orders, 12 responses each: the order's share is Hays's omega^2,
+    (SS_O - df_O MS_E) / (SS_T + MS_E), and its variance sum(alpha^2) / 2."""
+    rng = np.random.default_rng(0)
+    order = np.repeat([0, 1], 12)
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy": "US",
+            "order": np.array(["canonical", "reversed"])[order],
+            "score": np.array([0.6, 0.4])[order] + 0.05 * rng.normal(size=24),
+        }
+    )
+    fitted = unit_decomposition(with_design_columns(rows), "q", "region", 400, rng)
+    assert fitted is not None
+    table = fitted.table.set_index("factor")
+    assert table.loc["order", "effect"] == "fixed"
+    anova = anova_lm(smf.ols("score ~ C(order)", rows).fit(), typ=1)
+    ss_order, ms_error = anova.loc["C(order)", "sum_sq"], anova.loc["Residual", "mean_sq"]
+    omega2 = (ss_order - ms_error) / (anova["sum_sq"].sum() + ms_error)
+    assert table.loc["order", "share"] == pytest.approx(omega2, rel=1e-9)
+    assert table.loc["order", "var"] == pytest.approx((ss_order - ms_error) / 24, rel=1e-9)
+    assert table.loc["order", "share_low"] <= omega2 <= table.loc["order", "share_high"]
+    # a 0.1 shift against noise of 0.05 is well determined: no [2%, 99.8%] interval
+    assert table.loc["order", "share_high"] - table.loc["order", "share_low"] < 0.3
+
+
+def test_fixed_interaction_stays_out_of_its_margins() -> None:
+    """paraphrase (random) x enumerator x order (fixed), one response per cell, the restricted
+    mixed model: E[MS_E] = s2 + 2 s2_PE + 8 theta_E holds no enumerator x order part, E[MS_EO] =
+    s2 + 4 theta_EO, and E[MS_P] = s2 + 6 s2_P holds no paraphrase x enumerator or x order part."""
+    rng = np.random.default_rng(2)
+    g = _grid({"p": 4, "e": 3, "o": 2})
+    interaction = rng.normal(size=(3, 2))
+    interaction -= interaction.mean(0) + interaction.mean(1)[:, None] - interaction.mean()
+    score = 0.3 * interaction[g["e"], g["o"]] + 0.05 * rng.normal(size=len(g))
+    frame = g.assign(score=score)
+    sets = [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2)]
+    names = ["paraphrase", "enumerator", "order"]
+    terms = [Term(" x ".join(names[i] for i in t), tuple(names[i] for i in t), "") for t in sets]
+    fit = fit_balanced(score, g.to_numpy(), sets, restricted_contributions(terms))
+    ms = _mean_squares("score ~ C(p) + C(e) + C(o) + C(p):C(e) + C(p):C(o) + C(e):C(o)", frame)
+    assert fit.raw[1] == pytest.approx((ms["C(e)"] - ms["C(p):C(e)"]) / 8, rel=1e-9)
+    assert fit.raw[2] == pytest.approx((ms["C(o)"] - ms["C(p):C(o)"]) / 12, rel=1e-9)
+    assert fit.raw[5] == pytest.approx((ms["C(e):C(o)"] - ms["Residual"]) / 4, rel=1e-9)
+    assert fit.raw[0] == pytest.approx((ms["C(p)"] - ms["Residual"]) / 6, rel=1e-9)
+    # as a random effect the interaction would be subtracted from its margins as well
+    random = fit_balanced(score, g.to_numpy(), sets)
+    assert random.raw[1] == pytest.approx(fit.raw[1] - fit.raw[5] * 4 / 8, rel=1e-9)
+    assert random.raw[1] < -0.01
+
+
+def test_context_interactions_are_terms_and_a_large_residual_is_flagged() -> None:
+    rng = np.random.default_rng(4)
+    g = _grid({"c": 3, "p": 3, "e": 2, "o": 2, "r": 2})
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy_kind": "culture",
+            "proxy": "C" + g["c"].astype(str),
+            "paraphrase": "p" + g["p"].astype(str),
+            "enumerator": "e" + g["e"].astype(str),
+            "order": "o" + g["o"].astype(str),
+            "score": rng.normal(size=len(g)),  # noise only
+        }
+    )
+    frame = with_design_columns(rows)
+    terms = {t.name: t for t in unit_terms(frame, "region")}
+    assert terms["enumerator x order"].kind == "context interaction"
+    assert terms["enumerator x order"].effect == "fixed"
+    assert terms["paraphrase x order"].effect == "random"
+    assert terms["culture x order"].effect == "random"
+    tidy = rows.assign(seed=0, score=rows["score"])
+    _stats, verdicts, _summary, _levels = factor_tables(tidy, {"q": 0}, 200, 0)
+    assert bool(verdicts["residual_largest"].iat[0])
+    assert verdicts["residual_share_low"].iat[0] <= verdicts["residual_share"].iat[0]
+
+
+def _two_way(order_shift: float, seed: int = 6) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """5 proxies x 4 wordings x 2 orders; the order moves every culture's answer alike."""
+    rng = np.random.default_rng(seed)
+    g = _grid({"c": 5, "w": 4, "o": 2})
+    score = (
+        0.1 * rng.normal(size=5)[g["c"]]
+        + 0.05 * rng.normal(size=(5, 4))[g["c"], g["w"]]
+        + np.array([order_shift, -order_shift])[g["o"]]
+        + 0.03 * rng.normal(size=len(g))
+    )
+    frame = g.assign(score=score)
+    cells = score.reshape(5, 4, 2)
+    means = cells.mean(-1)
+    within = ((cells - means[..., None]) ** 2).sum(-1)
+    return item_statistics(means[None], within[None], 2), frame
+
+
+def test_reliability_reads_the_culture_f_test() -> None:
+    parts, frame = _two_way(order_shift=0.0)
+    ms = _mean_squares("score ~ C(c) * C(w)", frame)
+    f = ms["C(c)"] / ms["C(c):C(w)"]
+    assert parts["f_proxy"][0] == pytest.approx(f, rel=1e-9)
+    assert parts["rho2_1"][0] == pytest.approx((f - 1) / (f - 1 + 4), rel=1e-9)
+    theta = (f - 1) / 4
+    assert parts["paraphrases_needed_for_0_8"][0] == np.ceil(4 / theta)
+    assert parts["rho2_at_n_wordings"][0] == pytest.approx(4 * theta / (1 + 4 * theta))
+
+
+def test_order_effects_shared_by_every_culture_are_not_error() -> None:
+    """A large order shift, the same for every culture, fills the within-cell residual but leaves
+    F = MS_C / MS_CP, rho2(1) and the wordings needed unchanged (it printed 0.00 where F = 20)."""
+    plain, _ = _two_way(order_shift=0.0)
+    shifted, _ = _two_way(order_shift=0.3)
+    assert shifted["ms_residual"][0] > 50 * plain["ms_residual"][0]
+    for name in ("f_proxy", "rho2_1", "paraphrases_needed_for_0_8"):
+        assert shifted[name][0] == pytest.approx(plain[name][0], rel=1e-9), name
+    assert shifted["rho2_1"][0] > 0.5
+
+
+def test_culture_share_interval_excludes_zero_only_when_f_rejects() -> None:
+    rng = np.random.default_rng(8)
+    units, proxies, wordings, replicates = 400, 6, 4, 2
+    effect = rng.choice([0.0, 0.02, 0.05], size=(units, 1, 1))
+    cells = (
+        effect * rng.normal(size=(units, proxies, 1))
+        + 0.04 * rng.normal(size=(units, proxies, wordings))
+        + 0.05
+        * rng.normal(size=(units, proxies, wordings, replicates)).mean(-1, keepdims=True)[..., 0]
+    )
+    noise = 0.05 * rng.normal(size=(units, proxies, wordings, replicates))
+    scores = cells[..., None] + noise
+    means = scores.mean(-1)
+    within = ((scores - means[..., None]) ** 2).sum(-1)
+    parts = item_statistics(means, within, replicates)
+    low, high = culture_share_interval(parts, wordings, replicates, 0.95)
+    one_sided = stats.f.sf(parts["f_proxy"], parts["df_proxy"], parts["df_interaction"])
+    np.testing.assert_array_equal(low > 0, one_sided < 0.025)
+    assert (
+        (low <= parts["culture_share"] + 1e-12) & (parts["culture_share"] <= high + 1e-12)
+    ).all()
+
+
+def test_study_mean_interval_is_the_t_interval_over_items() -> None:
+    values = np.array([[0.12, 0.30], [0.05, -0.02], [0.20, 0.01], [0.08, 0.03], [0.15, -0.04]])
+    estimate, low, high = item_mean_interval(values)
+    for column in range(2):
+        sample = values[:, column]
+        expected = stats.t.interval(
+            0.95, len(sample) - 1, loc=sample.mean(), scale=stats.sem(sample)
+        )
+        assert estimate[column] == pytest.approx(max(sample.mean(), 0))
+        assert low[column] == pytest.approx(max(expected[0], 0))
+        assert high[column] == pytest.approx(expected[1])
+    assert low[1] == 0.0  # clipped: a share is never below 0
+
+
+def test_null_study_intervals_contain_zero() -> None:
+    """Pure noise: every study-level culture interval holds the true 0 (it printed 1% [1%, 1%])."""
+    plan, responses = simulate_study(
+        PlantedEffects(noise=0.05), n_items=10, n_proxies=6, n_paraphrases=4, seed=11
+    )
+    result = analyze(tidy_responses(plan, responses), n_bootstrap=100, n_permutations=19)
+    aggregates = result.summary["axes"]["region"]["aggregates"]
+    assert aggregates["mean_culture_share"]["ci_low"] == 0.0
+    assert aggregates["mean_wording_contrast_share"]["ci_low"] == 0.0
+    summary = result.tables["factor_summary"].set_index("factor")
+    for factor in ("region", "paraphrase", "order", "culture x paraphrase"):
+        assert summary.loc[factor, "share_low"] == 0.0, factor
+    assert summary.loc["residual", "share_high"] == pytest.approx(1.0, abs=0.02)
+    assert (summary["effect"] == "fixed").sum() >= 1
+
+
+def test_level_effects_of_a_fixed_factor_equal_ols_with_sum_contrasts() -> None:
+    """paraphrase (random, 5) x order (fixed, 2), one response per cell: the order effect's error
+    is MS_(paraphrase x order) on 4 df, the residual of ``score ~ p + o``, whose sum-coded
+    coefficient and 95% interval statsmodels gives."""
+    rng = np.random.default_rng(12)
+    g = _grid({"p": 5, "o": 2})
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy_kind": "culture",
+            "proxy": "US",
+            "paraphrase": "p" + g["p"].astype(str),
+            "order": np.array(["canonical", "reversed"])[g["o"]],
+            "seed": 0,
+            "score": 0.1 * rng.normal(size=5)[g["p"]]
+            + np.array([0.08, -0.08])[g["o"]]
+            + 0.04 * rng.normal(size=len(g)),
+        }
+    )
+    _stats, _verdicts, _summary, levels = factor_tables(rows, {"q": 0}, 100, 0)
+    canonical = levels.loc[(levels["scope"] == "item") & (levels["level"] == "canonical")].iloc[0]
+    model = smf.ols("score ~ C(paraphrase, Sum) + C(order, Sum)", rows).fit()
+    name = "C(order, Sum)[S.canonical]"
+    assert canonical["effect"] == pytest.approx(model.params[name], rel=1e-9)
+    low, high = model.conf_int().loc[name]
+    assert canonical["effect_low"] == pytest.approx(low, rel=1e-9)
+    assert canonical["effect_high"] == pytest.approx(high, rel=1e-9)
+    assert canonical["df_error"] == pytest.approx(4.0)
+    study = levels.loc[levels["scope"] == "study"]
+    assert set(study["level"]) == {"canonical", "reversed"} and (study["n_items"] == 1).all()
