@@ -126,7 +126,8 @@ def test_the_hf_help_line_shows_type_default_and_help() -> None:
     lines = options_help("hf").splitlines()
 
     assert (
-        "  batch_size (a whole number; default 16): prompts per padded batch without prefix "
+        "  batch_size (a whole number, at least 1; default 16): prompts per padded batch without "
+        "prefix "
         "sharing" in lines
     )
     assert any(line.startswith("  fused_layers (true or false; default true): ") for line in lines)

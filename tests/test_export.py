@@ -102,3 +102,15 @@ def test_the_module_is_callable_like_the_function_it_exports(
 
     written = module(runs[0], tmp_path / "a.parquet")
     assert len(pd.read_parquet(written)) == 128 * 4
+
+
+def test_line_breaks_inside_option_texts_keep_one_csv_row_per_record(tmp_path: Path) -> None:
+    plan = synthetic_plan(("q1",))
+    plan["options"] = [["Yes\rof course", "No\nnever", "Maybe\r\nlater", "plain"]] * len(plan)
+    run = make_run(tmp_path / "a", "model-a", plan, synthetic_responses(plan, seed=1))
+    path = export(run, tmp_path / "answers.csv")
+    table = pd.read_csv(path)
+    assert len(table) == len(plan) * 4
+    assert set(table["option_text"]) == {"Yes\rof course", "No\nnever", "Maybe\r\nlater", "plain"}
+    with path.open(newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == len(plan) * 4

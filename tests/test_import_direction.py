@@ -24,7 +24,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "culture_probe"
 
 #: the stages of the flow, first to last; a module may import from its own stage or earlier ones
 STAGES: list[tuple[str, set[str]]] = [
-    ("foundations", {"errors", "_lazy", "atomic", "columns", "yamlio", "schema", "formatting"}),
+    (
+        "foundations",
+        {
+            "errors",
+            "_lazy",
+            "atomic",
+            "columns",
+            "yamlio",
+            "schema",
+            "formatting",
+            "bounds",
+            "arguments",
+            "identifiers",
+        },
+    ),
     ("statistics", {"agreement"}),  # kappa and alpha, shared by the analysis and the survey
     ("spreadsheets", {"spreadsheet"}),
     ("study", {"taxonomy", "templates", "study", "catalogue"}),

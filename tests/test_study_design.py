@@ -505,8 +505,8 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path, repo: Path) ->
     with study.open("a") as handle:
         handle.write("#" + "x" * 5_000_000 + "\n")
     assert (
-        "file is 5.0 MB; a study, items, framings or taxonomy file may be at most 4.2 MB"
-        in error_of(study)
+        f"file is {study.stat().st_size:,} bytes; a study, items, framings or taxonomy file (YAML) "
+        "may be at most 4,194,304 bytes (4 MiB)" in error_of(study)
     )
 
 

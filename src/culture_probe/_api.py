@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from culture_probe.errors import CultureProbeError
+from culture_probe.errors import CultureProbeError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,13 +101,11 @@ def load_run(path: str | Path) -> Run:
         ...
         culture_probe.errors.InputError: no/such/run: is not a run directory (no manifest.json) (...)
     """
+    from culture_probe.arguments import run_path
     from culture_probe.store import RunDirectory
 
-    return Run(
-        RunDirectory.existing(
-            path, hint="give a folder written by cp.run or `culture-probe run`"
-        ).path
-    )
+    hint = "give a folder written by cp.run or `culture-probe run`"
+    return Run(RunDirectory.existing(run_path(path), hint=hint).path)
 
 
 def run(
@@ -177,41 +175,49 @@ def run(
         >>> "item_stats" in run.stats and list(run.summary)[0] != ""
         True
     """
+    import culture_probe.arguments as arg
     from culture_probe.runner import PlanFilter, RunSettings, run_study
 
     name, given = _backend_choice(backend, model)
     settings = RunSettings(
-        study=Path(study),
-        model=model or DEFAULT_MODEL,
+        study=arg.path(study, arg.STUDY),
+        model=arg.text(model, arg.Argument("model", "--model")) if model else DEFAULT_MODEL,
         backend=name,
-        dtype=dtype,
-        out=Path(out) if out is not None else None,
-        options=dict(options or {}),
-        filters=PlanFilter(_ids(items), _ids(proxies), budget),
-        chunk_size=chunk_size,
+        dtype=arg.text(dtype, arg.Argument("dtype", "--dtype")),
+        out=arg.optional_path(out, arg.OUT),
+        options=arg.mapping(options, arg.OPTIONS),
+        filters=PlanFilter(
+            arg.id_list(items, arg.ITEMS),
+            arg.id_list(proxies, arg.PROXIES),
+            None if budget is None else arg.count(budget, arg.BUDGET),
+        ),
+        chunk_size=None if chunk_size is None else arg.count(chunk_size, arg.CHUNK_SIZE),
     )
     result = run_study(
-        settings, backend=given, report=report, bootstrap=bootstrap, events=_events(progress)
+        settings,
+        backend=given,
+        report=arg.flag(report, arg.Argument("report")),
+        bootstrap=arg.count(bootstrap, arg.BOOTSTRAP),
+        events=_events(arg.flag(progress, arg.Argument("progress"))),
     )
     return _run_from(result)
 
 
 def _backend_choice(backend: str | Backend, model: str | None) -> tuple[str, Backend | None]:
+    from culture_probe.backends import Backend
+
     if isinstance(backend, str):
         return backend, None
+    if not isinstance(backend, Backend):
+        raise InputError(
+            "argument backend (--backend): expected 'hf', 'vllm', 'openai' or a Backend object, "
+            f"got {type(backend).__name__} {backend!r}"
+        )
     if model is not None:
         raise CultureProbeError(
             "give either a backend name with model=..., or a backend object (which has its model)"
         )
     return backend.info().backend, backend
-
-
-def _ids(values: Sequence[str] | str | None) -> tuple[str, ...]:
-    if values is None:
-        return ()
-    if isinstance(values, str):
-        values = values.split(",")
-    return tuple(value.strip() for value in values if value.strip())
 
 
 def _events(progress: bool) -> Any:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from culture_probe.arguments import MAX_BOOTSTRAP
 from culture_probe.errors import CultureProbeError, StorageError
 from culture_probe.importers.cli import app as import_app
 from culture_probe.survey.cli import app as survey_app
@@ -161,7 +162,13 @@ ReplicasOpt = Annotated[
     int, typer.Option("--replicas", help="Backend replicas (Ray actors) with --ray.", min=1)
 ]
 BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", help="Bootstrap replicates for the intervals.", min=100)
+    int,
+    typer.Option(
+        "--bootstrap",
+        help="Bootstrap replicates for the intervals.",
+        min=100,
+        max=MAX_BOOTSTRAP,
+    ),
 ]
 BackendOptionOpt = Annotated[
     list[str] | None,

@@ -19,8 +19,15 @@ outcome           "answered", "refused" or "invalid"; ``option_mass`` and ``scor
 ================  =================================================================================
 
 In CSV a text cell that a spreadsheet would evaluate as a formula (starting with ``=``, ``+``, ``-``,
-``@``, a tab or a carriage return) is written with a leading apostrophe, as OWASP recommends against
-CSV injection: option texts and proxy names come from user files and must stay text.
+``@``, a tab or a carriage return: :data:`culture_probe.spreadsheet.FORMULA_TRIGGERS`) is written with
+a leading apostrophe, as OWASP recommends against CSV injection: option texts and proxy names come
+from user files and must stay text. Unlike the survey sheets, a text that looks like a number
+(an option labelled ``-1``) is neutralised too, so that a spreadsheet keeps it as the text it was.
+Cells holding a line break are quoted (:func:`culture_probe.spreadsheet.write_csv`), so every reader
+sees one row per record.
+
+The format follows the file's suffix (``.csv`` or ``.parquet``); any other suffix is refused rather
+than filled with CSV text under a name that promises something else.
 """
 
 from __future__ import annotations
@@ -35,15 +42,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from culture_probe.arguments import Argument, path_list, run_path, text
+from culture_probe.arguments import path as path_argument
 from culture_probe.atomic import atomic_write_bytes
 from culture_probe.columns import EXPORT_DESIGN_COLUMNS
 from culture_probe.compare import ComparedRun, read_run, unique_labels
 from culture_probe.errors import InputError
-from culture_probe.store import atomic_write_parquet
+from culture_probe.spreadsheet import FORMULA_TRIGGERS, write_csv
+from culture_probe.store import atomic_write_parquet, disk_errors
 
 DESIGN_COLUMNS = EXPORT_DESIGN_COLUMNS
 FORMATS = ("csv", "parquet")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = FORMULA_TRIGGERS
 
 
 def export(source: Any, path: str | Path, format: str | None = None) -> Path:
@@ -53,7 +63,8 @@ def export(source: Any, path: str | Path, format: str | None = None) -> Path:
         source: A run directory, an object with a ``.path`` to one (``cp.run``'s result), a
             :class:`~culture_probe.compare.Comparison`, or a list of runs.
         path: The file to write (written whole or not at all).
-        format: ``"csv"`` or ``"parquet"``; by default from the file's suffix, else CSV.
+        format: ``"csv"`` or ``"parquet"``; by default from the file's suffix (``.csv`` or
+            ``.parquet``; a file without a suffix is CSV, another suffix is refused).
 
     Returns:
         The path written.
@@ -63,18 +74,40 @@ def export(source: Any, path: str | Path, format: str | None = None) -> Path:
         >>> cp.export("reports/values/run-1", "answers.csv")  # doctest: +SKIP
         >>> pd.read_csv("answers.csv").groupby(["model", "item_id"])["probability"].mean()  # doctest: +SKIP
     """
-    target = Path(path)
-    chosen = (format or ("parquet" if target.suffix == ".parquet" else "csv")).lower()
-    if chosen not in FORMATS:
-        raise InputError(f"unknown export format '{chosen}'; expected csv or parquet", key="format")
+    target = path_argument(path, Argument("path", "--out"))
+    chosen = _export_format(target, format)
     table = long_table(_runs_of(source))
-    if chosen == "parquet":
-        atomic_write_parquet(target, table)
-    else:
-        buffer = io.StringIO()
-        neutralise_formulas(table).to_csv(buffer, index=False)
-        atomic_write_bytes(target, buffer.getvalue().encode("utf-8"))
+    with disk_errors(target):
+        if chosen == "parquet":
+            atomic_write_parquet(target, table)
+        else:
+            buffer = io.StringIO()
+            write_csv(neutralise_formulas(table), buffer)
+            atomic_write_bytes(target, buffer.getvalue().encode("utf-8"))
     return target
+
+
+def _export_format(target: Path, given: str | None) -> str:
+    """The format asked for, or the one the file's suffix names; a suffix that says otherwise is
+    refused (``answers.xlsx`` filled with CSV text would not open as a workbook)."""
+    if given is not None:
+        chosen = text(given, Argument("format")).lower()
+        if chosen not in FORMATS:
+            raise InputError(
+                f"unknown export format '{chosen}'; expected csv or parquet", key="format"
+            )
+        return chosen
+    suffix = target.suffix.lower()
+    if suffix in ("", ".csv"):
+        return "csv"
+    if suffix == ".parquet":
+        return "parquet"
+    raise InputError(
+        f"cannot export to a '{target.suffix}' file; export writes CSV or Parquet",
+        path=target,
+        hint=f"give {target.with_suffix('.csv').name} (spreadsheets open it) or "
+        f"{target.with_suffix('.parquet').name}",
+    )
 
 
 def long_table(runs: Sequence[ComparedRun]) -> pd.DataFrame:
@@ -110,7 +143,10 @@ def _runs_of(source: Any) -> list[ComparedRun]:
     runs = getattr(source, "runs", None)
     if isinstance(runs, list) and all(isinstance(run, ComparedRun) for run in runs):
         return runs
-    items = list(source) if isinstance(source, list | tuple) else [source]
+    if isinstance(source, list | tuple):
+        items = path_list(source, Argument("source"))
+    else:
+        items = [run_path(source, Argument("source"))]
     if not items:
         raise InputError("nothing to export: expected a run directory, a run or a comparison")
     loaded = _once_each([read_run(item) for item in items])

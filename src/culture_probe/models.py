@@ -43,9 +43,20 @@ class ModelSource:
 
 
 def cache_dir() -> Path:
-    """``$CULTURE_PROBE_CACHE`` or ``~/.cache/culture-probe``."""
+    """``$CULTURE_PROBE_CACHE`` or ``~/.cache/culture-probe``.
+
+    Raises:
+        InputError: the variable names something that is not a folder (a file, say); the message
+            names the variable, since the model or command the user gave is not at fault.
+    """
     configured = os.environ.get("CULTURE_PROBE_CACHE")
     base = Path(configured) if configured else Path.home() / ".cache" / "culture-probe"
+    if base.exists() and not base.is_dir():
+        raise InputError(
+            "is not a folder; the environment variable CULTURE_PROBE_CACHE must name a folder "
+            "for the converted models and kernels (or be unset: ~/.cache/culture-probe)",
+            path=base,
+        )
     return base
 
 

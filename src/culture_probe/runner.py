@@ -15,6 +15,7 @@ report. Every stage that writes to a run directory holds its lock
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from culture_probe.backends import Backend
+from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.errors import CultureProbeError
 from culture_probe.events import RunEvents
 from culture_probe.planning import PlanFilter, PreparedStudy, prepare
@@ -214,6 +216,7 @@ def score_study(
     prompt has a result.
     """
     events = events or RunEvents()
+    check_plan_fits_backend(backend, prepared.plan, requests_for)  # before anything is written
     with run_lock(run_dir):
         run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
         set_aside = run.set_aside_damaged_chunks()
@@ -258,8 +261,19 @@ def report_run_dir(run_dir: Path, out: Path | None = None, events: RunEvents | N
     """
     from culture_probe.report import render_run_report
 
-    RunDirectory.existing(run_dir).require_analysed()
-    with run_lock(run_dir), disk_errors(out or RunDirectory(run_dir).report_path):
+    folder = RunDirectory.existing(run_dir)
+    folder.require_analysed()
+    with ExitStack() as held, disk_errors(out or folder.report_path):
+        if _report_takes_lock(run_dir, out):
+            held.enter_context(run_lock(run_dir))
         path = render_run_report(run_dir, out)
     (events or RunEvents()).reported(path)
     return path
+
+
+def _report_takes_lock(run_dir: Path, out: Path | None) -> bool:
+    """Whether the report holds the run's lock: always, but for a report written elsewhere from a
+    read-only run folder (a shared copy), which cannot hold a lock file and cannot change."""
+    if out is None:
+        return True
+    return Path(run_dir).resolve() in Path(out).resolve().parents or os.access(run_dir, os.W_OK)

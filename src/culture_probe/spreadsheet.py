@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,11 +115,23 @@ def write_csv_table(frame: pd.DataFrame, path: str | Path) -> Path:
         b"title,score\\r\\n'=1+1,-1.5\\r\\n"
     """
     safe = csv_safe(frame)
-    # RFC 4180 line ends: with a bare "\n" the csv module leaves a cell holding "\r" unquoted,
-    # and every reader then splits the row there.
-    return atomic_write(
-        path, lambda temporary: safe.to_csv(temporary, index=False, lineterminator="\r\n")
-    )
+    return atomic_write(path, lambda temporary: write_csv(safe, temporary))
+
+
+def write_csv(frame: pd.DataFrame, target: str | Path | io.StringIO) -> None:
+    """``frame`` as CSV, every cell holding a line break quoted; no formula neutralising here.
+
+    RFC 4180 line ends: the csv module quotes a cell only for the characters of its line
+    terminator, so with a bare "\\n" a cell holding "\\r" stays unquoted and every reader (pandas,
+    Excel, Python's csv) then splits the row there.
+
+    Example:
+        >>> buffer = io.StringIO()
+        >>> write_csv(pd.DataFrame({"option": ["Yes\\rNo", "Maybe"]}), buffer)
+        >>> buffer.getvalue()
+        'option\\r\\n"Yes\\rNo"\\r\\nMaybe\\r\\n'
+    """
+    frame.to_csv(target, index=False, lineterminator="\r\n")
 
 
 def _cell_value(value: object) -> object:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from culture_probe.errors import InputError, expected_one_of
+from culture_probe.identifiers import check_id, comparison_key, differences
 from culture_probe.schema import (
     check_keys,
     optional_str,
@@ -184,7 +185,9 @@ def _load_category(entry: Located, dimension: str, known_sources: set[str]) -> C
         optional=["status", "persona", "values", "aliases", "notes", "forms"],
         what="a category",
     )
-    category_id = require_str(entry, "id")
+    category_id = check_id(
+        require_str(entry, "id"), what="category id", path=entry.path, line=entry.line_of("id")
+    )
     status = require_str(entry, "status", default="studied")
     if status not in STATUSES:
         raise InputError(
@@ -204,9 +207,11 @@ def _load_category(entry: Located, dimension: str, known_sources: set[str]) -> C
                 key="citation",
                 hint=expected_one_of(cited.strip(), known_sources),
             )
-    values = tuple(
-        _load_value(value, category_id)
-        for value in (_mappings(entry, "values", "a value") if "values" in entry else [])
+    values = _distinct_values(
+        [
+            (_load_value(value, category_id), value)
+            for value in (_mappings(entry, "values", "a value") if "values" in entry else [])
+        ]
     )
     aliases = tuple(str(alias) for alias in entry.get("aliases") or ())
     return Category(
@@ -232,14 +237,40 @@ def _load_value(entry: Located, category_id: str) -> ProxyValue:
     attributes = {
         key: value for key, value in entry.items() if key not in ("id", "name", "persona", "forms")
     }
+    # a value id becomes a proxy, and a crossed proxy joins value ids with '+' (IN+islam)
+    value_id = check_id(
+        require_str(entry, "id"),
+        what="value id",
+        path=entry.path,
+        line=entry.line_of("id"),
+        reserved=True,
+    )
     return ProxyValue(
-        id=require_str(entry, "id"),
+        id=value_id,
         name=require_str(entry, "name"),
         category=category_id,
         persona=optional_str(entry, "persona"),
         attributes=attributes,
         forms=_forms(entry),
     )
+
+
+def _distinct_values(loaded: list[tuple[ProxyValue, Located]]) -> tuple[ProxyValue, ...]:
+    """The values of one category, refusing two ids that read the same (``IN`` and ``ＩＮ``)."""
+    seen: dict[str, ProxyValue] = {}
+    for value, entry in loaded:
+        key = comparison_key(value.id)
+        if key in seen:
+            earlier = seen[key].id
+            how = "" if earlier == value.id else f" ('{earlier}': {differences(earlier, value.id)})"
+            raise InputError(
+                f"value id '{value.id}' of category '{value.category}' is defined twice{how}",
+                path=entry.path,
+                line=entry.line_of("id"),
+                key="id",
+            )
+        seen[key] = value
+    return tuple(value for value, _ in loaded)
 
 
 def _forms(entry: Located) -> dict[str, str]:
@@ -329,8 +360,12 @@ def extend_taxonomy(taxonomy: Taxonomy, path: str | Path) -> Taxonomy:
 def _extend_category(category: Category, entry: Located) -> Category:
     check_keys(entry, required=[], optional=["values", "persona", "forms"], what="a category")
     values = {value.id: value for value in category.values}
-    for new in _mappings(entry, "values", "a value") if "values" in entry else []:
-        value = _load_value(new, category.id)
+    added = [
+        (_load_value(new, category.id), new)
+        for new in (_mappings(entry, "values", "a value") if "values" in entry else [])
+    ]
+    # one id twice in the extension itself would let the second silently replace the first
+    for value in _distinct_values(added):
         values[value.id] = _merged(values.get(value.id), value)
     return replace(
         category,

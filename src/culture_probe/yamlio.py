@@ -7,10 +7,12 @@ point at the exact line a user has to fix.
 
 The files are read as YAML 1.2 core schema, not PyYAML's YAML 1.1 default: only ``true`` and ``false``
 are booleans, so a region ``NO`` (Norway) or a language ``no`` stays a string; ``0755`` is the decimal
-755 and ``2024-01-01`` a string. Two limits keep a hostile file from eating the machine: files larger
-than :data:`MAX_YAML_BYTES` are refused before they are read, and aliases (``*name``) that together
-expand to more than :data:`MAX_ALIAS_NODES` nodes (a "billion laughs") are refused at the line of the
-alias that crosses the limit, whatever key they sit under.
+755 and ``2024-01-01`` a string. Three limits keep a hostile file from eating the machine: only
+regular files of at most :data:`MAX_YAML_BYTES` are read (a FIFO or ``/dev/zero`` is refused at once);
+aliases (``*name``) that together expand to more than :data:`MAX_ALIAS_NODES` nodes (a "billion
+laughs") are refused at the line of the alias that crosses the limit, whatever key they sit under;
+and mappings and lists nested more than :data:`MAX_YAML_DEPTH` deep are refused at the line where
+the limit is crossed, before Python's recursion limit is reached.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
+from culture_probe.bounds import MAX_TEXT_FILE_BYTES, read_input_text
 from culture_probe.errors import InputError
 
-MAX_YAML_BYTES = 4 * 1024 * 1024  # the packaged taxonomy is about 70 kB
+MAX_YAML_BYTES = MAX_TEXT_FILE_BYTES  # the packaged taxonomy is about 70 kB
 MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases, counted with repetition
+#: mappings and lists inside each other; a study nests about 6 deep, and parsing and loading
+#: recurse once per level, so a few hundred levels would end in a RecursionError
+MAX_YAML_DEPTH = 64
 
 
 class Located(dict[str, Any]):
@@ -80,21 +86,38 @@ CoreResolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<
 
 
 class _BoundedComposer(Composer):
-    """A composer that counts the nodes aliases stand for and stops past :data:`MAX_ALIAS_NODES`."""
+    """A composer that stops past :data:`MAX_ALIAS_NODES` aliased nodes or :data:`MAX_YAML_DEPTH`."""
 
     path: str
     alias_sizes: dict[int, int]
     alias_total: int
+    depth: int
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         events: Any = self  # the parser mixed into the loader gives the event methods
         if not events.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
+            return self._compose_nested(parent, index)
         line = events.peek_event().start_mark.line + 1
         node = super().compose_node(parent, index)
         if node is not None:
             self._count_alias(node, line)
         return node
+
+    def _compose_nested(self, parent: Any, index: Any) -> Any:
+        events: Any = self
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                line = events.peek_event().start_mark.line + 1
+                raise InputError(
+                    f"mappings and lists are nested more than {MAX_YAML_DEPTH} deep; a study "
+                    "file needs fewer than 10 levels",
+                    path=self.path,
+                    line=line,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def _count_alias(self, node: yaml.Node, line: int) -> None:
         self.alias_total += _expanded_size(node, self.alias_sizes, set(), self.path, line)
@@ -141,6 +164,7 @@ def _make_loader(path: str) -> type[Any]:
             self.path = path
             self.alias_sizes = {}
             self.alias_total = 0
+            self.depth = 0
 
     def construct_mapping(loader: Any, node: yaml.MappingNode) -> Located:
         loader.flatten_mapping(node)
@@ -186,24 +210,8 @@ def _make_loader(path: str) -> type[Any]:
 
 def load_yaml(path: str | Path) -> Any:
     """Load a YAML file; syntax errors become an :class:`InputError` with file and line."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    if path.is_dir():
-        raise InputError("expected a YAML file, found a folder", path=path)
-    if size > MAX_YAML_BYTES:
-        raise InputError(
-            f"file is {size / 1e6:.1f} MB; a study, items, framings or taxonomy file may be at "
-            f"most {MAX_YAML_BYTES / 1e6:.1f} MB",
-            path=path,
-        )
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is dropped
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text ({error.reason})", path=path) from None
-    return load_yaml_text(text, str(path))
+    what = "a study, items, framings or taxonomy file (YAML)"
+    return load_yaml_text(read_input_text(path, MAX_YAML_BYTES, what), str(path))
 
 
 def load_yaml_text(text: str, path: str) -> Any:

@@ -44,6 +44,10 @@ class MalformedReply(CultureProbeError):
     """A successful status whose body is not the JSON the API promises; the message quotes it."""
 
 
+class ReplyTooLarge(MalformedReply):
+    """A successful reply longer than ``max_reply_bytes``: the limit, not the address, is at issue."""
+
+
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     """The first ``limit`` characters of a server's text on one line, marked when cut.
 
@@ -291,7 +295,7 @@ def _read_capped(response: httpx.Response, limit: int) -> bytes:
             if response.status_code >= 400:
                 return head[:limit]
             start = head[:QUOTE_CHARS].decode("utf-8", errors="replace")
-            raise MalformedReply(
+            raise ReplyTooLarge(
                 f"the reply is larger than max_reply_bytes={limit}, starting {quote(start)}"
             )
     return b"".join(chunks)

@@ -150,6 +150,27 @@ class Backend(abc.ABC):
         """Decoding options of :meth:`write_short_answers`; they go into the run key."""
         return {}
 
+    def max_prompt_tokens(self) -> int | None:
+        """Tokens a prompt may have: the model's context less what it writes; None: unknown.
+
+        A backend that returns a number also implements :meth:`prompt_lengths`; the runner then
+        refuses a plan with a longer prompt before anything is scored
+        (:func:`culture_probe.backends.context.check_prompt_lengths`).
+        """
+        return None
+
+    def max_options(self) -> int | None:
+        """The most options one prompt may have; None: any number.
+
+        A backend that reads the server's top ``k`` log-probabilities sees at most ``k`` tokens,
+        so with fewer than the options some options would get probability 0 for no reason.
+        """
+        return None
+
+    def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:
+        """The number of tokens of each prompt as the model would read it."""
+        raise NotImplementedError(f"{type(self).__name__} does not count prompt tokens")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connections."""
 

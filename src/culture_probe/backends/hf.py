@@ -41,6 +41,7 @@ from culture_probe.backends.generation import (
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.backends.options import options_record, parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE
 from culture_probe.engine.mixed import DEFAULT_TAIL_CHANNELS
 from culture_probe.models import ModelSource, converted_copy, load_pretrained, resolve_model
 
@@ -62,25 +63,40 @@ class HFOptions:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:n]"})
     batch_size: int = field(
-        default=16, metadata={"help": "prompts per padded batch without prefix sharing"}
+        default=16,
+        metadata={"help": "prompts per padded batch without prefix sharing", "range": POSITIVE},
     )
     threads: int | None = field(
         default=None,
-        metadata={"help": "PyTorch threads while the backend lives; unset: PyTorch's default"},
+        metadata={
+            "help": "PyTorch threads while the backend lives; unset: PyTorch's default",
+            "range": POSITIVE,
+        },
     )
     mode: str = field(default="logprobs", metadata={"help": "logprobs or generate"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)"})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)"})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     prefix_sharing: bool = field(
         default=True,
         metadata={"help": "pack prompts as prefix trees; false: plain transformers batches"},
     )
     pack_tokens: int | None = field(
-        default=None, metadata={"help": "tree nodes per pack; unset: the fastest for the dtype"}
+        default=None,
+        metadata={
+            "help": "tree nodes per pack; unset: the fastest for the dtype",
+            "range": POSITIVE,
+        },
     )
     tail_channels: int | None = field(
         default=DEFAULT_TAIL_CHANNELS,
-        metadata={"help": "mixed: remainder channels per product; unset: every channel"},
+        metadata={
+            "help": "mixed: remainder channels per product; unset: every channel",
+            "range": NON_NEGATIVE,
+        },
     )
     compile: bool = field(
         default=False, metadata={"help": "compile the decoder layers with torch.compile"}
@@ -211,6 +227,18 @@ class HFBackend(Backend):
             request.messages(), tokenize=False, add_generation_prompt=True
         )
         return str(text)
+
+    def max_prompt_tokens(self) -> int | None:
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not context:
+            return None
+        written = self.generation.max_new_tokens if self.mode == "generate" else 0
+        return int(context) - written
+
+    def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:
+        texts = [self.prompt_text(request) for request in requests]
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         if self.mode == "generate":

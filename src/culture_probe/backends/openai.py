@@ -51,6 +51,7 @@ from culture_probe.backends._http import (
     DEFAULT_RETRY_BUDGET_S,
     Exchange,
     MalformedReply,
+    ReplyTooLarge,
     RequestFailed,
     RetryPolicy,
     RetryStats,
@@ -73,6 +74,7 @@ from culture_probe.backends.generation import (
 )
 from culture_probe.backends.labels import label_probabilities, label_spellings
 from culture_probe.backends.options import parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.errors import CultureProbeError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -137,30 +139,54 @@ class OpenAIOptions:
         metadata={"help": "API key; unset: $OPENAI_API_KEY (never recorded)", "secret": True},
     )
     mode: str = field(default="auto", metadata={"help": "auto, logprobs or generate"})
-    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    concurrency: int = field(
+        default=8, metadata={"help": "requests in flight at once", "range": POSITIVE}
+    )
     retry_budget_s: float = field(
         default=DEFAULT_RETRY_BUDGET_S,
         metadata={
-            "help": "seconds to keep retrying a failed request (429, 5xx, broken connection)"
+            "help": "seconds to keep retrying a failed request (429, 5xx, broken connection)",
+            "range": NON_NEGATIVE,
         },
     )
     max_retries: int = field(
-        default=0, metadata={"help": "a cap on retries per request besides the budget; 0: none"}
+        default=0,
+        metadata={
+            "help": "a cap on retries per request besides the budget; 0: none",
+            "range": NON_NEGATIVE,
+        },
     )
-    backoff: float = field(default=0.5, metadata={"help": "first retry's wait, seconds"})
-    timeout: float = field(default=60.0, metadata={"help": "seconds per request"})
-    max_requests: int = field(default=0, metadata={"help": "requests this run may send; 0: no cap"})
+    backoff: float = field(
+        default=0.5, metadata={"help": "first retry's wait, seconds", "range": NON_NEGATIVE}
+    )
+    timeout: float = field(
+        default=60.0, metadata={"help": "seconds per request", "range": Range(low=0, open_low=True)}
+    )
+    max_requests: int = field(
+        default=0, metadata={"help": "requests this run may send; 0: no cap", "range": NON_NEGATIVE}
+    )
     top_logprobs: int = field(
-        default=MAX_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt"}
+        default=MAX_TOP_LOGPROBS,
+        metadata={
+            "help": "log-probabilities read per prompt",
+            "range": Range(low=1, high=MAX_TOP_LOGPROBS),
+        },
     )
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)"})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)"})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     chunk_size: int | None = field(
-        default=None, metadata={"help": "prompts handed over at once; unset: 64"}
+        default=None, metadata={"help": "prompts handed over at once; unset: 64", "range": POSITIVE}
     )
     max_reply_bytes: int = field(
         default=DEFAULT_MAX_REPLY_BYTES,
-        metadata={"help": "a longer reply makes its prompt invalid instead of filling memory"},
+        metadata={
+            "help": "a longer reply makes its prompt invalid instead of filling memory",
+            "range": POSITIVE,
+        },
     )
 
 
@@ -219,6 +245,9 @@ class OpenAIBackend(Backend):
         self.mode = self._choose_mode(require_mode(mode, ("auto", "logprobs", "generate")))
 
     # --- identity -------------------------------------------------------------------------------
+
+    def max_options(self) -> int | None:
+        return self.top_logprobs if self.mode == "logprobs" else None
 
     def info(self) -> BackendInfo:
         options: dict[str, Any] = {
@@ -297,6 +326,11 @@ class OpenAIBackend(Backend):
         return "generate"
 
     def _not_an_api(self, error: MalformedReply) -> CultureProbeError:
+        if isinstance(error, ReplyTooLarge):
+            return CultureProbeError(
+                f"the server at {self.base_url} answered: {error}; if its replies are meant to "
+                "be this large, raise --option max_reply_bytes"
+            )
         return CultureProbeError(
             f"the server at {self.base_url} does not answer like an OpenAI-compatible API: {error}; "
             "base_url should be the API's address (often ending in /v1)"

@@ -1,12 +1,15 @@
 """Backend options, declared once per backend as a dataclass.
 
 Each backend declares its options as a dataclass whose fields carry a ``help`` text in their
-metadata (``field(default=..., metadata={"help": "..."})``). From that one declaration:
+metadata (``field(default=..., metadata={"help": "..."})``) and, for numbers, the ``range`` of
+values they take (a :class:`culture_probe.bounds.Range`: counts positive, probabilities from 0 to
+1, ...). From that one declaration:
 
 - :func:`parse_options` checks what a user passed (``--option KEY=VALUE``, or keyword arguments):
   an unknown key is an error listing the valid ones, with a "did you mean" when one is spelled
   closely; values given as text are converted to the declared type, or the error names the key and
-  the type it expects;
+  the type it expects; a number outside its range (or a NaN or infinite one) is an error naming
+  the key and the range;
 - :func:`options_help` writes the help text of a backend's options;
 - :func:`options_record` gives the options for the manifest (secrets left out).
 
@@ -17,17 +20,27 @@ Example:
     ...     batch_size: int = field(default=16, metadata={"help": "prompts per batch"})
     >>> parse_options(Demo, {"batch_size": "8"})
     Demo(batch_size=8)
+    >>> from culture_probe.bounds import POSITIVE
+    >>> @dataclass(frozen=True)
+    ... class Ranged:
+    ...     concurrency: int = field(default=8, metadata={"help": "at once", "range": POSITIVE})
+    >>> parse_options(Ranged, {"concurrency": 0})
+    Traceback (most recent call last):
+    ...
+    culture_probe.errors.InputError: --option concurrency must be a number of at least 1, got 0
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from culture_probe.bounds import Range
 from culture_probe.errors import InputError
 
 OptionsT = TypeVar("OptionsT")
@@ -54,7 +67,19 @@ def parse_options(cls: type[OptionsT], raw: Mapping[str, Any]) -> OptionsT:
         if key not in fields:
             raise InputError(_unknown_key_message(key, fields), key=key)
         values[key] = coerce(key, value, hints[key])
+        check_range(key, values[key], fields[key].metadata.get("range"))
     return cls(**values)
+
+
+def check_range(key: str, value: Any, allowed: Range | None) -> None:
+    """Refuse a number outside the option's declared range; NaN and infinity are never allowed."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if allowed is None:
+        allowed = Range() if isinstance(value, float) and not math.isfinite(value) else None
+    problem = allowed.check(f"--option {key}", value) if allowed is not None else None
+    if problem:
+        raise InputError(problem)
 
 
 def _unknown_key_message(key: str, fields: Mapping[str, Any]) -> str:
@@ -149,7 +174,11 @@ def describe_options(cls: type[Any]) -> list[tuple[str, str, str, str]]:
             if isinstance(default, bool)
             else str(default)
         )
-        rows.append((spec.name, type_name(hints[spec.name]), shown, spec.metadata.get("help", "")))
+        kind = type_name(hints[spec.name])
+        allowed = spec.metadata.get("range")
+        if allowed is not None:
+            kind += ", " + allowed.describe().removeprefix("a number ").removeprefix("of ")
+        rows.append((spec.name, kind, shown, spec.metadata.get("help", "")))
     return rows
 
 

@@ -31,6 +31,7 @@ from culture_probe.backends.generation import (
 )
 from culture_probe.backends.labels import label_probabilities, label_token_ids
 from culture_probe.backends.options import parse_options
+from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import ModelSource, converted_copy, resolve_model
 
@@ -150,22 +151,36 @@ class VLLMOptions:
         metadata={"help": "embedded, a model folder, a .gguf file or a hub id (--model)"},
     )
     dtype: str = field(default="auto", metadata={"help": "vLLM's dtype (--dtype)"})
-    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per model replica"})
-    pipeline_parallel_size: int = field(default=1, metadata={"help": "pipeline stages"})
+    tensor_parallel_size: int = field(
+        default=1, metadata={"help": "GPUs per model replica", "range": POSITIVE}
+    )
+    pipeline_parallel_size: int = field(
+        default=1, metadata={"help": "pipeline stages", "range": POSITIVE}
+    )
     max_model_len: int | None = field(
-        default=None, metadata={"help": "context length; unset: the model's"}
+        default=None, metadata={"help": "context length; unset: the model's", "range": POSITIVE}
     )
     gpu_memory_utilization: float = field(
-        default=0.9, metadata={"help": "share of GPU memory vLLM may take"}
+        default=0.9,
+        metadata={
+            "help": "share of GPU memory vLLM may take",
+            "range": Range(low=0, high=1, open_low=True),
+        },
     )
     top_logprobs: int = field(
-        default=DEFAULT_TOP_LOGPROBS, metadata={"help": "log-probabilities read per prompt"}
+        default=DEFAULT_TOP_LOGPROBS,
+        metadata={"help": "log-probabilities read per prompt", "range": POSITIVE},
     )
     mode: str = field(default="logprobs", metadata={"help": "logprobs or generate"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (generate)"})
-    max_new_tokens: int = field(default=32, metadata={"help": "tokens written at most (generate)"})
+    temperature: float = field(
+        default=0.7, metadata={"help": "sampling temperature (generate)", "range": NON_NEGATIVE}
+    )
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "tokens written at most (generate)", "range": POSITIVE}
+    )
     chunk_size: int | None = field(
-        default=None, metadata={"help": "prompts handed to vLLM at once; unset: 8192"}
+        default=None,
+        metadata={"help": "prompts handed to vLLM at once; unset: 8192", "range": POSITIVE},
     )
 
 
@@ -237,6 +252,9 @@ class VLLMBackend(Backend):
         self.top_logprobs = int(top_logprobs)
         self._label_tokens: dict[str, list[int]] = {}
 
+    def max_options(self) -> int | None:
+        return self.top_logprobs if self.mode == "logprobs" else None
+
     def info(self) -> BackendInfo:
         options = {
             key: value
@@ -261,6 +279,16 @@ class VLLMBackend(Backend):
         if label not in self._label_tokens:
             self._label_tokens[label] = label_token_ids(self.tokenizer, label)
         return self._label_tokens[label]
+
+    def max_prompt_tokens(self) -> int | None:
+        config = getattr(getattr(self.engine, "llm_engine", None), "model_config", None)
+        context = getattr(config, "max_model_len", None)
+        if not isinstance(context, int):
+            return None
+        return context - (self.generation.max_new_tokens if self.mode == "generate" else 0)
+
+    def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:
+        return [len(prompt_token_ids(self.tokenizer, request)) for request in requests]
 
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         if self.mode == "generate":

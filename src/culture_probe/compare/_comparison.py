@@ -11,6 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from culture_probe.arguments import (
+    MIN_DIFFERENCE,
+    N_BOOTSTRAP,
+    N_PERMUTATIONS,
+    RUNS,
+    SEED,
+    Argument,
+    count,
+    flag,
+    number,
+    path_list,
+)
 from culture_probe.compare._alignment import closeness_differences, per_model_alignment
 from culture_probe.compare._interaction import interaction_table, overall_tests
 from culture_probe.compare._paired import (
@@ -93,6 +105,12 @@ def compare(
         >>> comparison.tables["item_differences"][["item_id", "difference", "low", "high"]]  # doctest: +SKIP
         >>> comparison.write_report("compare.html")  # doctest: +SKIP
     """
+    runs = path_list(runs, RUNS)
+    shared_only = flag(shared_only, Argument("shared_only", "--shared-only"))
+    min_difference = number(min_difference, MIN_DIFFERENCE)
+    n_bootstrap = count(n_bootstrap, N_BOOTSTRAP)
+    n_permutations = count(n_permutations, N_PERMUTATIONS)
+    seed = count(seed, SEED)
     if len(runs) < 2:
         raise InputError(f"compare needs at least two runs, got {len(runs)}")
     loaded = [read_run(run) for run in runs]

@@ -26,7 +26,7 @@ def copy_reference(study: Study, run: RunDirectory) -> None:
     if study.answers is not None:
         run.write_answers(pd.read_parquet(study.answers))
     if study.reference is not None:
-        run.write_reference(read_reference(study.reference))
+        run.write_reference(read_reference(study.reference, study.items))
 
 
 def write_responses(run: RunDirectory, plan: pd.DataFrame) -> pd.DataFrame:

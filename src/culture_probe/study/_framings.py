@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from culture_probe.errors import InputError
+from culture_probe.identifiers import check_id
 from culture_probe.schema import Field, Schema, require_mapping, require_str
 from culture_probe.study._model import Framing, Proxy
 from culture_probe.templates import Template
@@ -82,6 +83,9 @@ def load_language_framings(
 
 def _load_framing(entry: Located) -> Framing:
     spec = FRAMING.read(entry)
+    check_id(
+        str(spec["id"]), what="framing id", path=entry.path, line=entry.line_of("id"), reserved=True
+    )
     return Framing(
         id=spec["id"],
         user=_inline_template(entry, "user"),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from culture_probe.errors import InputError
+from culture_probe.identifiers import check_id, comparison_key, differences
 from culture_probe.schema import Field, Schema, require_mapping, require_str
 from culture_probe.study._model import (
     ITEM_KINDS,
@@ -74,19 +75,25 @@ def load_items(path: Path) -> tuple[ProbeItem, ...]:
             entry, "a probe item", path=str(path), line=entries.line_of(index)
         )
         items.append(_load_item(mapping, spec["language"]))
-    ids = [item.id for item in items]
-    for index, item_id in enumerate(ids):
-        if ids.index(item_id) != index:
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = comparison_key(item.id)
+        if key in seen:
+            earlier = items[seen[key]].id
+            how = "" if earlier == item.id else f" ('{earlier}': {differences(earlier, item.id)})"
             raise InputError(
-                f"item id '{item_id}' is used twice",
+                f"item id '{item.id}' is used twice{how}",
                 path=str(path),
                 line=entries.line_of(index),
                 key="id",
             )
+        seen[key] = index
     return tuple(items)
 
 
 def _load_item(entry: Located, language: str) -> ProbeItem:
+    if isinstance(entry.get("id"), str):
+        check_id(entry["id"], what="item id", path=entry.path, line=entry.line_of("id"))
     if entry.get("kind") == "short_answer":
         return _load_short_answer_item(entry, language)
     spec = CHOICE_ITEM.read(entry)
@@ -124,11 +131,13 @@ def _distinct(entry: Located, key: str, what: str) -> list[str]:
     values: LocatedList = entry[key]
     seen: dict[str, int] = {}
     for index, value in enumerate(values):
-        text = " ".join(str(value).split()).casefold()
+        text = comparison_key(str(value))
         if text in seen:
+            earlier = str(values[seen[text]])
+            how = "" if earlier == str(value) else f"; {differences(earlier, str(value))}"
             raise InputError(
-                f"{what} {index + 1} repeats {what} {seen[text] + 1} ('{value}'); each must "
-                "differ, or the design counts one wording twice",
+                f"{what} {index + 1} repeats {what} {seen[text] + 1} ('{value}'{how}); each "
+                "must differ, or the design counts one wording twice",
                 path=entry.path,
                 line=values.line_of(index),
                 key=key,

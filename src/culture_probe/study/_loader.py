@@ -9,7 +9,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from culture_probe.bounds import (
+    MAX_DATA_FILE_BYTES,
+    SEED_RANGE,
+    read_input_file,
+    read_input_text,
+    require_regular_file,
+)
 from culture_probe.errors import InputError
+from culture_probe.identifiers import check_id
 from culture_probe.schema import (
     Field,
     Schema,
@@ -32,6 +40,7 @@ from culture_probe.study._model import (
     Study,
 )
 from culture_probe.study._proxies import load_proxies
+from culture_probe.study._reference import read_reference
 from culture_probe.taxonomy import Taxonomy, extend_taxonomy, find_taxonomy, load_taxonomy
 from culture_probe.templates import Template
 from culture_probe.yamlio import Located, load_yaml
@@ -86,6 +95,9 @@ def load_study(
         raise InputError("expected a study file (YAML), found a folder", path=path)
     raw = require_mapping(load_yaml(path), "a study", path=str(path))
     spec = STUDY.read(raw)
+    # the id names the run's folder, reports/<study>/: it must stay one plain folder name
+    check_id(str(spec["study"]), what="study id", path=str(path), line=raw.line_of("study"),
+             key="study")  # fmt: skip
     files = {str(path): _sha256(path)}
     taxonomy = _taxonomy(raw, path, taxonomy_path, files)
     languages = _languages(raw, taxonomy)
@@ -101,6 +113,8 @@ def load_study(
     items = load_items(items_path)
     _check_item_languages(items, languages, items_path)
     reference = _optional_file(raw, "reference", path, files)
+    if reference is not None:
+        read_reference(reference, items)  # checked now: a bad cell must not wait for scoring
     answers = _optional_file(raw, "answers", path, files)
     option_orders, order_policy = load_order_policy(raw)
     first = setups[languages[0]]
@@ -237,11 +251,12 @@ def _language_file(raw: Located, key: str, study_path: Path, language: str) -> P
     """The study's ``key`` file for one language: ``{lang}`` in the path becomes the code."""
     name = require_str(raw, key)
     target = (study_path.parent / name.replace(LANGUAGE_PLACEHOLDER, language)).resolve()
-    if not target.is_file():
+    if not target.exists():
         where = f" for language '{language}'" if LANGUAGE_PLACEHOLDER in name else ""
         raise InputError(
             f"file not found{where}: {target}", path=raw.path, line=raw.line_of(key), key=key
         )
+    _require_regular(raw, key, target)
     return _display_path(target)
 
 
@@ -296,32 +311,38 @@ def _check_item_languages(
 
 
 def _load_template(path: Path) -> Template:
-    try:
-        source = path.read_text(encoding="utf-8-sig")  # a byte-order mark is dropped
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text ({error.reason})", path=path) from None
-    return Template.compile(source, path=str(path))
+    return Template.compile(read_input_text(path, what="a template"), path=str(path))
 
 
 def _seeds(raw: Located) -> tuple[int, ...]:
+    """The study's sampling seeds: distinct whole numbers that fit the plan's 64-bit column."""
     if "seeds" not in raw:
         return (0,)
     values = raw["seeds"]
     seeds: list[int] = []
     for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(
-                f"seed {index + 1} must be an integer",
-                path=raw.path,
-                line=values.line_of(index),
-                key="seeds",
-            )
+        problem = _seed_problem(index, value, seeds)
+        if problem:
+            raise InputError(problem, path=raw.path, line=values.line_of(index), key="seeds")
         seeds.append(value)
     return tuple(seeds)
 
 
+def _seed_problem(index: int, value: object, earlier: list[int]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"seed {index + 1} must be an integer"
+    if not SEED_RANGE.contains(value):
+        return f"seed {index + 1} is {value}; a seed must be {SEED_RANGE.describe()}"
+    if value in earlier:
+        return (
+            f"seed {index + 1} repeats seed {earlier.index(value) + 1} ({value}): every prompt "
+            "would be asked twice with the same seed"
+        )
+    return None
+
+
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_input_file(path, MAX_DATA_FILE_BYTES)).hexdigest()
 
 
 def _optional_file(raw: Located, key: str, study_path: Path, files: dict[str, str]) -> str | None:
@@ -334,9 +355,20 @@ def _optional_file(raw: Located, key: str, study_path: Path, files: dict[str, st
 
 def _relative_file(raw: Located, key: str, study_path: Path) -> Path:
     target = (study_path.parent / require_str(raw, key)).resolve()
-    if not target.is_file():
+    if not target.exists():
         raise InputError(f"file not found: {target}", path=raw.path, line=raw.line_of(key), key=key)
+    _require_regular(raw, key, target)
     return _display_path(target)
+
+
+def _require_regular(raw: Located, key: str, target: Path) -> None:
+    """A file the study names must be a regular file: a FIFO or a device would be read forever."""
+    try:
+        require_regular_file(target)
+    except InputError as error:
+        raise InputError(
+            f"{target}: {error.message}", path=raw.path, line=raw.line_of(key), key=key
+        ) from None
 
 
 def _display_path(target: Path) -> Path:

@@ -217,9 +217,13 @@ class Study:
 
     @property
     def content_hash(self) -> str:
-        """A hash of every file the study was built from, taxonomy included."""
+        """A hash of every file the study's prompts are built from, taxonomy included.
+
+        The ``reference`` file is left out: it changes what the answers are compared with, not
+        the answers, so correcting it must not make the run folder "a different run".
+        """
         digest = hashlib.sha256()
-        for path in sorted(self.files):
+        for path in sorted(set(self.files) - {self.reference}):
             digest.update(Path(path).name.encode())
             digest.update(self.files[path].encode())
         return digest.hexdigest()

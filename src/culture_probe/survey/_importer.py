@@ -23,7 +23,15 @@ from culture_probe.survey._fields import (
     owner_of,
     resolve_field,
 )
-from culture_probe.survey._papers import assign_paper_ids, paper_list_header, title_and_year
+from culture_probe.survey._papers import (
+    PaperList,
+    assign_paper_ids,
+    is_placeholder_title,
+    note_merge,
+    paper_identity,
+    paper_list_header,
+    title_and_year,
+)
 from culture_probe.survey._records import Issue, PaperRecord
 from culture_probe.survey._tables import read_csv_rows
 
@@ -38,6 +46,7 @@ class _Paper:
     venue: str = ""
     url: str = ""
     paper_id: str = ""
+    line: int = 0
     labels: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, key: str, label: str) -> None:
@@ -72,27 +81,40 @@ def import_long_list(path: str | Path, fields: tuple[Field, ...]) -> list[PaperR
     if not rows:
         raise InputError("the paper list is empty", path=path)
     header = paper_list_header(rows[0], path, required=("title", "category"))
-    papers: dict[str, _Paper] = {}
+    papers: dict[tuple[str, str, int | None], _Paper] = {}
     issues: list[Issue] = []
+    notes: list[str] = []
     for number, cells in enumerate(rows[1:], start=2):
-        if not any(cells):
-            continue
         row = _Row(str(path), number, header, dict(zip(header, cells, strict=False)))
-        _import_row(row, fields, papers, issues)
+        if not any(cells) or is_placeholder_title(row.cells.get("title", "")):
+            continue
+        _import_row(row, fields, papers, issues, notes)
     if issues:
         listing = "\n  ".join(str(issue) for issue in issues)
         raise InputError(f"{len(issues)} row(s) could not be imported:\n  {listing}", path=path)
-    return assign_paper_ids(_record(paper) for paper in papers.values())
+    return PaperList(assign_paper_ids(_record(paper) for paper in papers.values()), notes)
 
 
 def _import_row(
-    row: _Row, fields: tuple[Field, ...], papers: dict[str, _Paper], issues: list[Issue]
+    row: _Row,
+    fields: tuple[Field, ...],
+    papers: dict[tuple[str, str, int | None], _Paper],
+    issues: list[Issue],
+    notes: list[str],
 ) -> None:
     title = row.cells.get("title", "")
     if not title:
         issues.append(Issue(row.where("title"), "", "the title is empty", allowed="a title"))
         return
-    paper = papers.setdefault(normalize_label(title), _new_paper(row))
+    new = _new_paper(row)
+    identity = paper_identity(new.title, new.authors, new.year)
+    known = identity in papers
+    paper = papers.setdefault(identity, new)
+    firsts = {
+        normalize_label(other.title): other.line for other in papers.values() if other is not new
+    }
+    where = (row.path, row.number, paper.line)
+    note_merge(notes, firsts if not known else {}, where, (new.title, paper.title), known)
     dimension = row.cells.get("dimension", "")
     category = row.cells.get("category", "")
     target = _dimension_field(row, dimension, fields, issues) if dimension else None
@@ -113,11 +135,12 @@ def _new_paper(row: _Row) -> _Paper:
     title, year = title_and_year(row.cells)
     return _Paper(
         title=title,
-        authors=re.sub(r"\s*\(\d{4}\)\s*$", "", authors),
+        authors=re.sub(r"\s*\(\d{4}[a-z]?\)\s*$", "", authors),
         year=year,
         venue=row.cells.get("venue", ""),
         url=row.cells.get("url", ""),
         paper_id=row.cells.get("paper_id", ""),
+        line=row.number,
     )
 
 

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from culture_probe.bounds import MAX_DATA_FILE_BYTES, read_input_file
 from culture_probe.errors import InputError, did_you_mean
 from culture_probe.survey._fields import normalize_label
 from culture_probe.survey._records import PaperRecord
@@ -76,8 +77,72 @@ _CSV_ALIASES = {
 YEARS_IN_TITLES = (1950, 2030)
 _TITLE_YEAR = re.compile(
     r"(?:(?P<open>\s*[(\[])|(?P<separator>\s*[,;\u2013\u2014-]\s*)|\s+)"
-    r"(?P<year>\d{4})(?(open)[)\]])\.?\s*$"
+    r"(?P<year>\d{4})[a-z]?(?(open)[)\]])\.?\s*$"
 )
+#: a year as author lists write it: "2023", "(2024a)" (the second 2024 paper of one author)
+_YEAR = re.compile(r"\b((?:19|20)\d{2})[a-z]?\b")
+#: a row standing for rows left out ("[REST TRUNCATED]", "[...]", "..."), not a paper
+_PLACEHOLDER_TITLE = re.compile(r"\[[^\]a-z]*\]|\.{3,}|\u2026")
+
+
+class PaperList(list[PaperRecord]):
+    """Papers read from a list, with a note for each merge the user should check: rows whose
+    titles are written differently merged as one paper, or one title kept as two papers."""
+
+    notes: list[str]
+
+    def __init__(self, records: Iterable[PaperRecord] = (), notes: Iterable[str] = ()) -> None:
+        super().__init__(records)
+        self.notes = list(notes)
+
+
+def is_placeholder_title(title: str) -> bool:
+    """Whether a title cell stands for left-out rows rather than naming a paper.
+
+    Example:
+        >>> [is_placeholder_title(t) for t in ("[REST TRUNCATED]", "...", "[Re] Culture Probes")]
+        [True, True, False]
+    """
+    return _PLACEHOLDER_TITLE.fullmatch(title.strip()) is not None
+
+
+def paper_identity(title: str, authors: str, year: int | None) -> tuple[str, str, int | None]:
+    """What makes two rows one paper: the title up to case and punctuation, the first author's
+    surname and the year. Two papers may share a title ("Cultural Alignment" by two groups)."""
+    return normalize_label(title), _first_surname(authors), year
+
+
+def merge_note(path: str | Path, line: int, first_line: int, title: str, first: str) -> str:
+    """The report of a merge whose titles are not written the same, for the user to check."""
+    return (
+        f"{path}: line {line} merged into line {first_line} as one paper (same authors and "
+        f"year; titles differ only in case or punctuation: {title!r} and {first!r})"
+    )
+
+
+def apart_note(path: str | Path, line: int, first_line: int, title: str) -> str:
+    """The report of one title kept as two papers because authors or year differ."""
+    return (
+        f"{path}: line {line} has the title of line {first_line} ({title!r}) but other "
+        "authors or another year: kept as a paper of its own"
+    )
+
+
+def note_merge(
+    notes: list[str],
+    kept: dict[str, int],
+    where: tuple[str | Path, int, int],
+    titles: tuple[str, str],
+    same_paper: bool,
+) -> None:
+    """Note a merge of differently written titles, or a title seen before kept apart."""
+    path, line, first_line = where
+    title, first = titles
+    if same_paper:
+        if title != first:
+            notes.append(merge_note(path, line, first_line, title, first))
+    elif normalize_label(title) in kept:
+        notes.append(apart_note(path, line, kept[normalize_label(title)], title))
 
 
 class _BibtexScanner:
@@ -239,7 +304,7 @@ def latex_to_text(value: str) -> str:
 
 def read_bibtex(path: str | Path) -> list[PaperRecord]:
     """Papers of a BibTeX file, keyed by their citation keys."""
-    text = decode_text(Path(path).read_bytes(), path)
+    text = decode_text(read_input_file(path, MAX_DATA_FILE_BYTES, "a BibTeX file"), path)
     records: list[PaperRecord] = []
     for entry in parse_bibtex(text, str(path)):
         fields = {key: latex_to_text(value) for key, value in entry.items()}
@@ -319,50 +384,59 @@ def split_title_year(title: str) -> tuple[str, int | None]:
     return title, year
 
 
-def read_paper_csv(path: str | Path) -> list[PaperRecord]:
+def read_paper_csv(path: str | Path) -> PaperList:
     """Papers of a CSV table with a ``title`` column; other columns as in the papers sheet.
 
-    Rows repeating a title (up to case and punctuation) are the same paper and are skipped. With
-    no year column, a year written at the end of the title, "Title (2023)", is read.
+    Rows with the same title (up to case and punctuation), first author and year are one paper (a
+    long-format list has one row per category) and are read once; where their titles are not
+    written the same, the merge is noted in ``merged``. Rows with one title but other authors or
+    another year stay separate papers. A placeholder row ("[REST TRUNCATED]") is not a paper.
+    With no year column, a year written at the end of the title, "Title (2023)", is read.
     """
     rows = read_csv_rows(path)
     if not rows:
         raise InputError("the paper list is empty", path=path)
     header = paper_list_header(rows[0], path)
     records: list[PaperRecord] = []
-    seen_titles: set[str] = set()
+    seen: dict[tuple[str, str, int | None], tuple[int, str]] = {}
+    first_of_title: dict[str, int] = {}
+    notes: list[str] = []
     for line, cells in enumerate(rows[1:], start=2):
         row = dict(zip(header, cells, strict=False))
-        if not any(cells):
+        if not any(cells) or is_placeholder_title(row.get("title", "")):
             continue
-        # A title listed twice (a long-format list has one row per category) is one paper.
-        title_key = normalize_label(row.get("title", ""))
-        if title_key and title_key in seen_titles:
-            continue
-        seen_titles.add(title_key)
         if not row.get("title"):
             raise InputError("empty title", path=path, line=line, key="title")
         title, year = title_and_year(row)
+        authors = row.get("authors", "") or row.get("authors_year", "")
+        identity = paper_identity(title, authors, year)
+        first_line, first_title = seen.get(identity, (line, title))
+        note_merge(notes, first_of_title, (path, line, first_line), (title, first_title),
+                   identity in seen)  # fmt: skip
+        if identity in seen:
+            continue
+        seen[identity] = (line, title)
+        first_of_title.setdefault(normalize_label(title), line)
         records.append(
             PaperRecord(
                 paper_id=row.get("paper_id", ""),
                 title=title,
-                authors=row.get("authors", "") or row.get("authors_year", ""),
+                authors=authors,
                 year=year,
                 venue=row.get("venue", ""),
                 url=row.get("url", ""),
             )
         )
-    return assign_paper_ids(records)
+    return PaperList(assign_paper_ids(records), notes)
 
 
 def title_and_year(row: dict[str, str]) -> tuple[str, int | None]:
     """A paper list row's title and year: from the year column, else from "Smith (2023)" in the
     authors, else from the end of the title."""
     carriers = row.get("year") or row.get("authors_year") or row.get("authors", "")
-    year = re.search(r"(19|20)\d{2}", carriers)
+    year = _YEAR.search(carriers)
     if year is not None:
-        return row["title"], int(year.group(0))
+        return row["title"], int(year.group(1))
     if row.get("year"):
         return row["title"], None  # a year cell that holds no year is not replaced by a guess
     return split_title_year(row["title"])

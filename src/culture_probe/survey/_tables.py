@@ -17,6 +17,7 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
+from culture_probe.bounds import MAX_DATA_FILE_BYTES, read_input_file, require_regular_file
 from culture_probe.errors import InputError, did_you_mean
 
 PAPERS_SHEET = "papers"
@@ -55,8 +56,9 @@ class RawTable:
 def read_table(path: str | Path) -> RawTable:
     """The papers sheet of an ``.xlsx`` workbook or a CSV export, as text."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
+    info = require_regular_file(path, "a review sheet")
+    if info.st_size > MAX_DATA_FILE_BYTES:
+        read_input_file(path, MAX_DATA_FILE_BYTES, "a review sheet")  # refuses with both sizes
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path)
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
@@ -189,7 +191,7 @@ def sniff_delimiter(text: str) -> str:
 
 def read_csv_rows(path: str | Path) -> list[list[str]]:
     """All rows of a CSV file of any of the accepted encodings and delimiters, as stripped text."""
-    text = decode_text(Path(path).read_bytes(), path)
+    text = decode_text(read_input_file(path, MAX_DATA_FILE_BYTES, "a CSV file"), path)
     delimiter = sniff_delimiter(text)
     try:
         return [

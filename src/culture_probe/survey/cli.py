@@ -97,6 +97,8 @@ def _write(out: Path, records: list[PaperRecord], fields: tuple[Field, ...]) -> 
     from culture_probe.survey._workbook import write_workbook
 
     write_workbook(out, records, fields)
+    for note in getattr(records, "notes", []):  # merges of differently written titles: to check
+        _out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     _out.print(f"wrote {out} ({len(records)} papers, {len(fields)} fields)")
 
 
