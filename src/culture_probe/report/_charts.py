@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from markupsafe import Markup
 
 from culture_probe.columns import SCORE_LEGEND
+from culture_probe.report._design_captions import option_position_caption
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import floats, missing_note, prompt_link, unit_labels
 from culture_probe.report.page import Section, collapsible, figure, heading, join, note
@@ -134,10 +136,7 @@ def _position_bias(data: RunData) -> Markup:
         value_format="{:.0%}",
         legend_label="share of probability",
     )
-    caption = (
-        "Every option is shown at every position equally often, so a model that answers by "
-        "content spreads evenly: 1/K per position. Unevenness is position or label bias."
-    )
+    caption = option_position_caption(data.plan)
     return join(heading("Option position"), figure(chart, caption, "chart-position"))
 
 
@@ -165,13 +164,37 @@ def _placebo_forest(data: RunData) -> Markup:
     needed = ("culture_minus_placebo", "culture_minus_placebo_low", "culture_minus_placebo_high")
     if not all(c in controls for c in needed) or controls[needed[0]].isna().all():
         return join(heading("Controls"), note("This run has no placebo proxies to compare with."))
+    total = _total_variance(controls, data.table("item_stats"))
+    caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
+    if total.isna().all():  # no components to divide by: raw variance, named so on the axis
+        scaled, value_format = controls, "{:.3g}"
+        value_label = "s2_culture - s2_placebo (variance of the expected answer, not a share)"
+    else:
+        scaled, value_format = controls[list(needed)].div(total, axis=0), "{:.1%}"
+        value_label = "(s2_culture - s2_placebo) / the item's total answer variance"
+        caption += (
+            " Both variances are divided by the item's total variance (culture, wording, "
+            "interaction, residual), so the axis is in shares of the answer variance."
+        )
     chart = forest_plot(
         unit_labels(controls),
-        *(floats(controls[c]) for c in needed),
-        title="Culture variance minus placebo variance (95% CI)",
+        *(floats(scaled[c]) for c in needed),
+        title="Culture minus placebo variance (95% CI)",
         reference=0.0,
-        value_format="{:.3g}",  # variance differences run from 1e-5 to 0.1: significant digits
-        value_label="s2_culture - s2_placebo of the expected answer",
+        value_format=value_format,
+        value_label=value_label,
     )
-    caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
     return join(heading("Controls"), figure(chart, caption, "chart-placebo"))
+
+
+def _total_variance(controls: pd.DataFrame, items: pd.DataFrame | None) -> pd.Series:
+    """Per row of ``controls``, its item's total answer variance (the culture share's
+    denominator); missing where item_stats lacks the components."""
+    components = ["var_proxy", "var_wording", "var_interaction", "var_residual"]
+    if items is None or not all(c in items for c in components):
+        return pd.Series(float("nan"), index=controls.index)
+    totals = items[components[:3]].sum(axis=1, min_count=3) + items["var_residual"].fillna(0.0)
+    units = pd.MultiIndex.from_frame(items[["item_id", "axis"]])
+    keys = pd.MultiIndex.from_frame(controls[["item_id", "axis"]])
+    return pd.Series(pd.Series(totals.to_numpy(), index=units).reindex(keys).to_numpy(),
+                     index=controls.index)  # fmt: skip

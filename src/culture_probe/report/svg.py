@@ -66,6 +66,7 @@ _INK = "#1f2328"
 _MUTED = "#59636e"
 _RULE = "#d1d9e0"
 _CHAR_WIDTH = 6.6  # approximate advance of a 12px sans-serif character, for layout
+_ROW_LABEL_CHAR_WIDTH = 7.4  # generous for a row label: wide system fonts must not clip it
 _LABEL_LIMIT = 32
 
 
@@ -93,16 +94,42 @@ def sequential_colour(t: float, palette: str = "viridis") -> str:
     return "#" + "".join(f"{channel:02x}" for channel in mixed)
 
 
-def text_colour_on(fill: str) -> str:
-    """Black or white, whichever contrasts more with ``fill`` (WCAG relative luminance)."""
+def relative_luminance(colour: str) -> float:
+    """The WCAG 2.x relative luminance of an sRGB ``#rrggbb`` colour, from 0 (black) to 1 (white).
+
+    Example:
+        >>> relative_luminance("#000000"), relative_luminance("#ffffff")
+        (0.0, 1.0)
+    """
 
     def linear(channel: int) -> float:
         c = channel / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
 
-    red, green, blue = (linear(channel) for channel in _hex_to_rgb(fill))
-    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
-    return "#000000" if luminance > 0.179 else "#ffffff"
+    red, green, blue = (linear(channel) for channel in _hex_to_rgb(colour))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """The WCAG 2.x contrast ratio (L1 + 0.05) / (L2 + 0.05), from 1 to 21; AA text needs 4.5.
+
+    Example:
+        >>> round(contrast_ratio("#000000", "#ffffff"), 1)
+        21.0
+    """
+    lighter, darker = sorted(
+        (relative_luminance(foreground), relative_luminance(background)), reverse=True
+    )
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def text_colour_on(fill: str) -> str:
+    """Black or white, whichever contrasts more with ``fill``.
+
+    One of the two always reaches at least sqrt(21) = 4.58:1, so text on any cell meets WCAG AA.
+    """
+    on_black, on_white = contrast_ratio("#000000", fill), contrast_ratio("#ffffff", fill)
+    return "#000000" if on_black >= on_white else "#ffffff"
 
 
 def series_colour(index: int) -> str:
@@ -145,15 +172,26 @@ class _Scale:
 
 
 def _domain(values: Sequence[Number], domain: tuple[float, float] | None) -> tuple[float, float]:
-    if domain is not None:
-        return float(domain[0]), float(domain[1])
+    """The axis domain: ``domain`` (or zero) widened to hold every present value, so no mark
+    runs past the axis (a bar of 1.44 on an axis meant to end at 1 widens the axis)."""
     present = [float(v) for v in values if not is_missing(v)]  # type: ignore[arg-type]
-    if not present:
+    base = (float(domain[0]), float(domain[1])) if domain is not None else (0.0, 0.0)
+    if domain is None and not present:
         return 0.0, 1.0
-    low, high = min([*present, 0.0]), max([*present, 0.0])
+    low, high = min([*present, *base]), max([*present, *base])
     if low == high:
-        high = low + 1.0
-    return low, high
+        return low, low + 1.0
+    if domain is not None and (low, high) == base:
+        return low, high
+    return _rounded_outward(low, high)
+
+
+def _rounded_outward(low: float, high: float) -> tuple[float, float]:
+    """``low`` and ``high`` moved out to the nearest ticks, so the axis ends on a labelled tick
+    (an axis from 0 to 1.44 is drawn to 1.5)."""
+    ticks = _nice_ticks(low, high)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else high - low
+    return math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
 
 
 def _data_range(values: Sequence[Number]) -> tuple[float, float]:
@@ -256,16 +294,39 @@ def _text(
 
 
 def _title_text(width: float, title: str) -> str:
-    return _text(8, 18, title, size=14, weight="bold")
+    """The chart's title, cut to the chart's width (8.6 px a bold 14px character); the full title
+    stays in the tooltip and the svg's accessible name."""
+    return _text(8, 18, _short(title, int((width - 16) / 8.6)), size=14, weight="bold", full=title)
 
 
-def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) -> list[str]:
+_MAX_TICKS = 8
+_TICK_GAP = 8  # pixels kept free between neighbouring tick labels
+
+
+def _fits(positions: Sequence[float], labels: Sequence[str]) -> bool:
+    """Whether centred labels at these x positions keep ``_TICK_GAP`` pixels apart."""
+    for (x1, a), (x2, b) in itertools.pairwise(zip(positions, labels, strict=True)):
+        if abs(x2 - x1) < (len(a) + len(b)) / 2 * _CHAR_WIDTH + _TICK_GAP:
+            return False
+    return True
+
+
+def _readable(positions: list[float], labels: list[str]) -> tuple[list[float], list[str]]:
+    """Every k-th tick, the smallest k that leaves at most ``_MAX_TICKS`` labels that fit."""
+    for k in range(1, len(positions) + 1):
+        kept_positions, kept_labels = positions[::k], labels[::k]
+        if len(kept_positions) <= _MAX_TICKS and _fits(kept_positions, kept_labels):
+            return kept_positions, kept_labels
+    return positions[:1], labels[:1]
+
+
+def _draw_axis(
+    scale: _Scale, ticks: Sequence[float], labels: Sequence[str], y: float, label: str, top: float
+) -> list[str]:
+    """Grid lines and labels at ``ticks`` (in the scale's units), thinned until they read."""
+    positions, texts = _readable([scale(t) for t in ticks], list(labels))
     parts = ['<g class="axis">']
-    ticks = _nice_ticks(scale.low, scale.high)
-    if value_format == "{:.0f}":  # counts: a tick at 2.5 would be labelled "2" beside the real 2
-        ticks = [tick for tick in ticks if tick == int(tick)]
-    for tick, text in zip(ticks, tick_labels(ticks, value_format), strict=True):
-        x = scale(tick)
+    for x, text in zip(positions, texts, strict=True):
         parts.append(_element("line", x1=x, x2=x, y1=top, y2=y, stroke=_RULE))
         parts.append(_text(x, y + 14, text, anchor="middle", size=11, fill=_MUTED))
     parts.append("</g>")
@@ -274,9 +335,31 @@ def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) 
     return parts
 
 
+def _x_axis(scale: _Scale, y: float, label: str, value_format: str, top: float) -> list[str]:
+    ticks = _nice_ticks(scale.low, scale.high)
+    if value_format == "{:.0f}":  # counts: a tick at 2.5 would be labelled "2" beside the real 2
+        ticks = [tick for tick in ticks if tick == int(tick)]
+    return _draw_axis(scale, ticks, tick_labels(ticks, value_format), y, label, top)
+
+
+def _plot_area(left: float, top: float, right: float, bottom: float) -> str:
+    """An invisible rectangle naming the region every data mark must lie in (checked in tests)."""
+    return _element(
+        "rect",
+        class_="plot-area",
+        x=left,
+        y=top,
+        width=right - left,
+        height=bottom - top,
+        fill="none",
+        pointer_events="none",
+    )
+
+
 def _label_width(labels: Sequence[object]) -> float:
+    """Room for the longest (truncated) row label."""
     longest = max((len(_short(label)) for label in labels), default=4)
-    return min(max(longest * _CHAR_WIDTH + 12, 48), 230)
+    return min(max(longest * _ROW_LABEL_CHAR_WIDTH + 12, 48), 250)
 
 
 def _legend(
@@ -354,6 +437,7 @@ def bar_chart(
             )
         )
         parts.append(_text(end + 4, y + 15, _fmt(value, value_format), size=11, fill=_MUTED))
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "bar")
 
 
@@ -385,7 +469,7 @@ def stacked_bar_chart(
     totals = [
         sum(_zero_if_missing(segments[name][i]) for name in names) for i in range(len(labels))
     ]
-    low, high = domain if domain is not None else (0.0, max([*totals, 1e-12]))
+    low, high = _domain(totals, domain)
     label_width = _label_width(labels)
     row, top = 22, 32
     legend_h = _legend_height(names, width, label_width + 8)
@@ -415,6 +499,7 @@ def stacked_bar_chart(
                     fill=colour,
                 )
             )
+    parts.append(_plot_area(scale.start, plot_top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "stacked")
 
 
@@ -442,7 +527,9 @@ def heatmap(
         raise ValueError(
             f"heatmap values must be {len(row_labels)} rows x {len(column_labels)} columns"
         )
-    low, high = domain if domain is not None else _data_range([v for row in values for v in row])
+    every = [v for row in values for v in row]
+    # a value beyond the requested domain widens the colour bar rather than taking its end colour
+    low, high = _domain(every, domain) if domain is not None else _data_range(every)
     label_width = _label_width(row_labels)
     longest_column = max((len(_short(c, 18)) for c in column_labels), default=2)
     header = min(longest_column * _CHAR_WIDTH * 0.72 + 16, 110)
@@ -489,13 +576,17 @@ def heatmap(
                         fill=_MUTED if missing else text_colour_on(fill),
                     )
                 )
-    bottom = top + cell_h * len(row_labels) + 14
+    grid_left = label_width + 8
+    grid_bottom = top + cell_h * len(row_labels)
+    parts.append(_plot_area(grid_left, top, grid_left + cell_w * len(column_labels), grid_bottom))
+    bottom = grid_bottom + 14
     parts += _colour_bar(
         label_width + 8, bottom, min(available, 260), low, high, palette, value_format
     )
     if legend_label:
         parts.append(_text(label_width + 8, bottom + 40, legend_label, size=11))
-    return _svg(width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
+    full_width = max(width, grid_left + cell_w * len(column_labels) + 8)  # many narrow columns
+    return _svg(full_width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
 
 
 def _colour_bar(
@@ -621,6 +712,7 @@ def forest_plot(
             )
         )
         parts.append(_text(width - 52, y + 4, _fmt(estimate, value_format), size=11, fill=_MUTED))
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "forest")
 
 
@@ -633,30 +725,40 @@ def _forest_axis(
 ) -> list[str]:
     if not log_scale:
         return _x_axis(scale, bottom, label, value_format, top)
-    parts = ['<g class="axis">']
-    for exponent in range(math.floor(scale.low), math.ceil(scale.high) + 1):
-        for multiple in (1, 2, 5):
-            position = exponent + math.log10(multiple)
-            if not scale.low <= position <= scale.high:
-                continue
-            x = scale(position)
-            parts.append(_element("line", x1=x, x2=x, y1=top, y2=bottom, stroke=_RULE))
-            parts.append(
-                _text(
-                    x,
-                    bottom + 14,
-                    f"{multiple * 10.0**exponent:g}",
-                    anchor="middle",
-                    size=11,
-                    fill=_MUTED,
-                )
-            )
-    parts.append("</g>")
-    if label:
-        parts.append(
-            _text((scale.start + scale.end) / 2, bottom + 30, label, anchor="middle", size=11)
-        )
-    return parts
+    values = log_ticks(scale.low, scale.high)
+    return _draw_axis(
+        scale, [math.log10(v) for v in values], [f"{v:g}" for v in values], bottom, label, top
+    )
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log10 axis from 10**low to 10**high: 1-2-5 per decade, or one tick per
+    decade, or every n-th decade, whichever first gives at most eight; linear nice ticks when the
+    range is too narrow to hold two of those.
+
+    Example:
+        >>> log_ticks(-1.2, 1.1)
+        [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+        >>> log_ticks(-3, 3)
+        [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+        >>> len(log_ticks(-30, 30))
+        7
+    """
+    first, last = math.floor(low), math.ceil(high)
+    inside = [
+        multiple * 10.0**exponent
+        for exponent in range(first, last + 1)
+        for multiple in (1, 2, 5)
+        if low - 1e-9 <= exponent + math.log10(multiple) <= high + 1e-9
+    ]
+    if len(inside) < 2:
+        return [t for t in _nice_ticks(10**low, 10**high, 4) if t > 0]
+    if len(inside) <= _MAX_TICKS:
+        return inside
+    decades = [e for e in range(first, last + 1) if low - 1e-9 <= e <= high + 1e-9]
+    step = math.ceil(len(decades) / _MAX_TICKS)
+    anchor = 0 if 0 in decades else decades[0]  # keep 1 (parity) on the axis when it is there
+    return [10.0**e for e in decades if (e - anchor) % step == 0]
 
 
 def histogram(
@@ -681,9 +783,7 @@ def histogram(
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
     present = [float(v) for v in values if not is_missing(v)]  # type: ignore[arg-type]
-    low, high = domain if domain is not None else _domain(present, None)
-    if low == high:
-        high = low + 1.0
+    low, high = _domain(present, domain)
     counts = [0] * bins
     for value in present:
         position = int((min(max(value, low), high) - low) / (high - low) * bins)
@@ -751,6 +851,7 @@ def histogram(
     missing = len(values) - len(present)
     if missing:
         parts.append(_text(right, 18, f"{missing} missing", anchor="end", size=11, fill=_MUTED))
+    parts.append(_plot_area(left, top, right, strip_top + 12))
     return _svg(width, height, title, parts, "histogram")
 
 
@@ -777,7 +878,7 @@ def distribution_bars(
     names = list(series)
     colours = [series_colour(i) for i in range(len(names))]
     every = [v for values in series.values() for v in values]
-    low, high = domain if domain is not None else (0.0, max(_domain(every, None)[1], 1e-12))
+    low, high = _domain(every, domain)
     left, right = 44.0, width - 12
     legend_h = _legend_height(names, width, left)
     top = 32 + legend_h
@@ -822,6 +923,7 @@ def distribution_bars(
                 full=category,
             )
         )
+    parts.append(_plot_area(left, top, right, bottom))
     return _svg(width, height, title, parts, "distribution")
 
 
@@ -896,6 +998,7 @@ def range_plot(
                 fill=_MUTED,
             )
         )
+    parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "range")
 
 
