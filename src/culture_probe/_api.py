@@ -229,12 +229,16 @@ def _events(progress: bool) -> Any:
 
 
 def _run_from(result: RunResult) -> Run:
-    """A :class:`Run` that keeps the tables the pipeline has in memory instead of reading them."""
+    """A :class:`Run` that keeps the plan, responses and summary the pipeline has in memory.
+
+    The stats tables are read back from the folder when first used, so that ``cp.run`` and
+    ``cp.load_run`` give the same frames (a missing text cell is written as null and reads back
+    as NaN).
+    """
     made = Run(result.run_dir)
     made.__dict__["plan"] = result.prepared.plan
     made.__dict__["responses"] = result.responses
     if result.analysis is not None:
-        made.__dict__["stats"] = dict(result.analysis.tables)
         made.__dict__["summary"] = {
             **result.analysis.summary,
             "headline": result.analysis.headline,
