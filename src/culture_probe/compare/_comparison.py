@@ -27,9 +27,8 @@ from culture_probe.compare._alignment import closeness_differences, per_model_al
 from culture_probe.compare._interaction import interaction_table, overall_tests
 from culture_probe.compare._paired import (
     ALPHA,
-    bootstrap_mean_of_means,
     differences_by,
-    interval,
+    mean_of_means_interval,
     paired_scores,
 )
 from culture_probe.compare._plans import SharedPrompts, shared_prompts
@@ -151,8 +150,8 @@ def compare_runs(
 
     ``item_differences`` (pair x item; culture proxies)
         ``model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low, high, t, p,
-        p_bh, significant``: the mean paired difference of scores, its 95% interval resampling
-        wordings, the test against the wording noise and Benjamini-Hochberg across items.
+        p_bh, significant``: the mean paired difference of scores, its 95% t interval over
+        wordings (it excludes 0 exactly when p < 0.05), the test against the wording noise and Benjamini-Hochberg across items.
     ``proxy_differences`` (pair x item x axis x proxy; every kind of proxy)
         the same per proxy, BH across all rows.
     ``interaction`` (pair x item)
@@ -209,7 +208,7 @@ def _pair_summary(
         for _, group in culture.groupby("item_id", sort=True)
     ]
     estimate = float(np.mean([group.mean() for group in groups])) if groups else np.nan
-    low, high = interval(bootstrap_mean_of_means(groups, n_bootstrap, rng), estimate)
+    low, high = mean_of_means_interval(groups)
     n_items = len(items)
     return {
         "model_a": labels[0],

@@ -47,8 +47,8 @@ PROXY_COLUMNS = (
 )  # fmt: skip
 DESCRIPTIONS = {
     "difference": "mean over wordings of the paired difference of scores, model b minus model a",
-    "low": "95% interval, wordings resampled (bias-corrected percentile bootstrap)",
-    "high": "95% interval, wordings resampled (bias-corrected percentile bootstrap)",
+    "low": "95% t interval over the per-wording mean differences (excludes 0 iff p < 0.05)",
+    "high": "95% t interval over the per-wording mean differences (excludes 0 iff p < 0.05)",
     "p_bh": "Benjamini-Hochberg adjusted p-value across the rows of the table",
     "f_model": "MS model / MS model x wording: the model difference against the wording noise",
     "f_interaction": "MS model x wording / MS residual: does the difference change with the wording?",
@@ -111,7 +111,7 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
                 chart,
                 caption=f"Model b = {b}, model a = {a}. Per item, the mean paired difference of "
                 "scores with its "
-                "95% interval (wordings resampled). Left of the dashed line, model b answers "
+                "95% t interval over wordings. Left of the dashed line, model b answers "
                 "nearer the first option.",
                 figure_id=_figure_id("chart-differences", index),
             )
