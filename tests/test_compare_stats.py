@@ -204,9 +204,9 @@ def test_the_interval_is_the_paired_t_interval_and_agrees_with_its_test(comparis
     items = comparison.tables["item_differences"].set_index("item_id")
     for item in ITEMS:
         means = [
-            run.tidy.loc[
-                (run.tidy["item_id"] == item) & (run.tidy["proxy_kind"] == "culture")
-            ].groupby("wording")["score"].mean()
+            run.tidy.loc[(run.tidy["item_id"] == item) & (run.tidy["proxy_kind"] == "culture")]
+            .groupby("wording")["score"]
+            .mean()
             for run in (a, b)
         ]
         test = stats.ttest_rel(means[1], means[0])

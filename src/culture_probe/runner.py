@@ -28,6 +28,7 @@ from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.design import MAX_PROMPTS, build_plan, describe_design, short_hash
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.events import ProgressCallback, RunEvents
+from culture_probe.noise_floor import record_noise_floor
 from culture_probe.store import RunDirectory, disk_errors, run_lock
 from culture_probe.study import SHORT_ANSWER_SCALE, Study, load_study
 
@@ -530,6 +531,9 @@ def score_study(
         finally:
             run.record_backend_options(_json_ready(backend.info().options))
         responses = write_responses_with_matches(run, prepared.plan)
+        record_noise_floor(
+            run, prepared.plan, responses, lambda rows: _score_chunk(rows, backend.score)
+        )
     events.scored(run_dir)
     return responses
 

@@ -129,7 +129,7 @@ Tables (written by the caller to ``stats/<name>.parquet``):
 from culture_probe.analysis._alignment import alignment_tables
 from culture_probe.analysis._analyze import AnalysisResult, analyze
 from culture_probe.analysis._anova import block_ranks, friedman
-from culture_probe.analysis._claims import Claim
+from culture_probe.analysis._claims import Claim, Condition, Figure, Source, Test
 from culture_probe.analysis._consistency import assert_consistent, claim_problems
 from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
 from culture_probe.analysis._terminal import format_terminal_summary
@@ -138,6 +138,10 @@ from culture_probe.analysis._tidy import probability_matrix, tidy_responses
 __all__ = [
     "AnalysisResult",
     "Claim",
+    "Condition",
+    "Figure",
+    "Source",
+    "Test",
     "alignment_tables",
     "analyze",
     "assert_consistent",

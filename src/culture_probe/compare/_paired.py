@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from culture_probe.analysis import benjamini_hochberg, bias_corrected_interval
+from culture_probe.compare._noise import within_noise
 from culture_probe.compare._runs import ComparedRun
 
 #: columns that describe a prompt in the paired table
@@ -77,7 +78,9 @@ def t_interval(wording_means: np.ndarray) -> tuple[float, float]:
     if n < 2:
         return np.nan, np.nan
     mean = float(np.mean(wording_means))
-    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * float(np.std(wording_means, ddof=1)) / np.sqrt(n)
+    half = (
+        float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * float(np.std(wording_means, ddof=1)) / np.sqrt(n)
+    )
     return mean - half, mean + half
 
 
@@ -86,19 +89,36 @@ def mean_of_means_interval(groups: Sequence[np.ndarray]) -> tuple[float, float]:
 
     The items' wordings are independent samples, so the variance of the mean of means is
     ``sum(s_i^2 / n_i) / K^2`` with Welch-Satterthwaite degrees of freedom; items with fewer
-    than two wordings carry no spread and leave the interval undetermined.
+    than two wordings carry no spread and leave the interval undetermined. It excludes 0 exactly
+    when :func:`mean_of_means_test` gives p < 0.05.
     """
+    estimate, error, df = _mean_of_means_parts(groups)
+    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * error
+    return estimate - half, estimate + half
+
+
+def mean_of_means_test(groups: Sequence[np.ndarray]) -> float:
+    """Two-sided p of the Welch t test that the mean of the items' mean differences is 0."""
+    estimate, error, df = _mean_of_means_parts(groups)
+    if not np.isfinite(error):
+        return np.nan
+    if error == 0:
+        return 0.0 if estimate != 0 else 1.0
+    return float(2 * stats.t.sf(abs(estimate) / error, df))
+
+
+def _mean_of_means_parts(groups: Sequence[np.ndarray]) -> tuple[float, float, float]:
+    """The mean of means, its standard error and Welch-Satterthwaite df (NaN where undefined)."""
     if not groups or any(len(group) < 2 for group in groups):
-        return np.nan, np.nan
+        return np.nan, np.nan, np.nan
     variances = np.array([np.var(group, ddof=1) / len(group) for group in groups])
     sizes = np.array([len(group) for group in groups], dtype=np.float64)
     estimate = float(np.mean([np.mean(group) for group in groups]))
     error = float(np.sqrt(variances.sum())) / len(groups)
     if error == 0:
-        return estimate, estimate
-    df = variances.sum() ** 2 / float((variances**2 / (sizes - 1)).sum())
-    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * error
-    return estimate - half, estimate + half
+        return estimate, 0.0, np.inf
+    df = float(variances.sum() ** 2 / (variances**2 / (sizes - 1)).sum())
+    return estimate, error, df
 
 
 def wording_test(wording_means: np.ndarray, min_difference: float = 0.0) -> tuple[float, float]:
@@ -132,6 +152,7 @@ def differences_by(
     n_bootstrap: int,
     rng: np.random.Generator,
     min_difference: float = 0.0,
+    noise_floor: float | None = None,
 ) -> pd.DataFrame:
     """Mean difference per group of ``keys``, its t interval over wordings and test, BH-adjusted.
 
@@ -141,6 +162,8 @@ def differences_by(
     excludes 0 exactly when ``p`` < 0.05 at ``min_difference`` = 0); ``t`` and ``p`` test it
     against 0, or with ``min_difference`` against the smallest difference that matters (see
     :func:`wording_test`; the interval then excludes ``[-m, m]`` exactly when ``p`` < 0.05).
+    ``within_noise`` marks a difference no larger than ``noise_floor`` (the two runs' combined
+    numeric noise floor, see :mod:`culture_probe.compare._noise`): it is never ``significant``.
     ``n_bootstrap`` and ``rng`` are kept for callers; the interval no longer resamples.
     """
     rows = []
@@ -170,5 +193,6 @@ def differences_by(
     if table.empty:
         return table
     table["p_bh"] = benjamini_hochberg(table["p"].to_numpy(dtype=np.float64))
-    table["significant"] = table["p_bh"] < ALPHA
+    table["within_noise"] = within_noise(table["difference"], noise_floor)
+    table["significant"] = (table["p_bh"] < ALPHA) & ~table["within_noise"]
     return table
