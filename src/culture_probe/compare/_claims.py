@@ -203,7 +203,7 @@ def _ranking_claim(ranking: pd.DataFrame | None, n_models: int) -> Claim | None:
         template = (
             "Ranking of the models across wordings, over {n_ranked} items beyond numeric noise: "
             "mean Kendall's W {estimate}; another wording reverses a pair of models with "
-            "probability {reversal}; the Friedman test rejects at p < 0.05 on {n_significant}."
+            "probability {reversal}; the Friedman test rejects at p < 0.05 on {n_significant} of them."
         )
     return Claim(**base, kind="agreement", template=template, figures=figures, test=test)
 

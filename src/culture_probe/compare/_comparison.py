@@ -26,7 +26,7 @@ from culture_probe.arguments import (
 from culture_probe.compare._alignment import closeness_differences, per_model_alignment
 from culture_probe.compare._claims import compare_claims
 from culture_probe.compare._interaction import interaction_table, overall_tests
-from culture_probe.compare._noise import combined_noise_floor
+from culture_probe.compare._noise import combined_noise_floor, run_noise_floor
 from culture_probe.compare._paired import (
     ALPHA,
     differences_by,
@@ -173,7 +173,9 @@ def compare_runs(
         the mean difference over items and its t interval, how many items differ, how many are
         within the pair's combined numeric ``noise_floor`` (NaN when a run did not measure one).
     ``runs`` (model)
-        the run folder, backend, model hash, dtype and how many prompts were compared and left out.
+        the run folder, backend, model hash, dtype, the run's numeric ``noise_floor`` (largest
+        change of one score when only the batch changes; None when not measured) and how many
+        prompts were compared and left out.
     """
     rng = np.random.default_rng([seed, 25])
     pairs = list(combinations(runs, 2))
@@ -316,6 +318,7 @@ def _runs_table(runs: Sequence[ComparedRun], shared: SharedPrompts) -> pd.DataFr
                 "model_hash": str(backend.get("model_hash", ""))[:16],
                 "dtype": str(backend.get("dtype", "")),
                 "run_key": str(run.manifest.get("run_key", "")),
+                "noise_floor": run_noise_floor(run),
                 "n_compared": len(run.tidy),
                 "n_left_out": shared.left_out.get(str(run.path), 0),
             }
