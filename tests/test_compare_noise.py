@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from test_compare_stats import make_run, synthetic_plan, synthetic_responses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +179,5 @@ def test_two_bfloat16_runs_of_one_model_show_no_difference(tmp_path: Path) -> No
     assert not comparison.tables["item_differences"]["significant"].any()
     pair = comparison.summary["pairs"][0]
     assert pair["n_items_different"] == 0
-    assert "no difference is claimed" in comparison.summary["headline"][0] or (
-        pair["p"] >= 0.05
-    )
+    assert "no difference is claimed" in comparison.summary["headline"][0] or (pair["p"] >= 0.05)
     print(floors, comparison.summary["headline"])
