@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.store import MANIFEST, RunDirectory, atomic_write_json
+from culture_probe.atomic import atomic_write_json
+from culture_probe.backends import Backend
+from culture_probe.scoring import requests_for, to_canonical
+from culture_probe.store import MANIFEST, RunDirectory, disk_errors
 
 #: how many prompts are scored a second time
 SAMPLE_SIZE = 32
@@ -101,8 +104,26 @@ def expected_position(probs: np.ndarray) -> float:
     return float(np.dot(probs, np.arange(len(probs))) / max(len(probs) - 1, 1))
 
 
+def backend_rescore(backend: Backend) -> Rescore:
+    """Score plan rows with ``backend`` in one call, probabilities in canonical order."""
+
+    def rescore(rows: pd.DataFrame) -> pd.DataFrame:
+        results = backend.score(requests_for(rows))
+        return pd.DataFrame(
+            {
+                "prompt_id": rows["prompt_id"].to_numpy(),
+                "probs": [
+                    to_canonical(result, display)["probs"]
+                    for result, display in zip(results, rows["display_to_canonical"], strict=True)
+                ],
+            }
+        )
+
+    return rescore
+
+
 def record_noise_floor(
-    run: RunDirectory, plan: pd.DataFrame, responses: pd.DataFrame, rescore: Rescore
+    run: RunDirectory, plan: pd.DataFrame, responses: pd.DataFrame, backend: Backend
 ) -> dict[str, Any]:
     """Measure the noise floor once per run and write it into the manifest; returns it.
 
@@ -114,9 +135,10 @@ def record_noise_floor(
     if KEY in manifest:
         return dict(manifest[KEY])
     try:
-        floor = measure_noise_floor(plan, responses, rescore)
+        floor = measure_noise_floor(plan, responses, backend_rescore(backend))
     except Exception as error:  # a model or a server failing in its own library's terms
         floor = {"n_prompts": 0, "not_measured": f"{type(error).__name__}: {error}"[:300]}
     manifest[KEY] = floor
-    atomic_write_json(run.path / MANIFEST, manifest)
+    with disk_errors(run.path / MANIFEST):
+        atomic_write_json(run.path / MANIFEST, manifest)
     return floor
