@@ -37,16 +37,22 @@ import time
 import numpy as np
 import pandas as pd
 
-from culture_probe.compare._paired import (
-    bootstrap_mean,
-    differences_by,
-    interval,
-    mean_of_means_interval,
-)
+from culture_probe.analysis import bias_corrected_interval
+from culture_probe.compare._paired import differences_by, mean_of_means_interval
 
 PROXIES = ("US", "JP", "DE")
 ORDERS = (-0.03, 0.03)
 SCENARIOS = {"null": (0.0, 0.02), "shift": (0.05, 0.02), "interaction": (0.05, 0.06)}
+
+
+def old_bootstrap_interval(
+    per_wording: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """The interval ``compare`` printed before: wordings resampled, bias-corrected percentiles."""
+    draws = rng.integers(0, len(per_wording), size=(n_bootstrap, len(per_wording)))
+    replicates = per_wording[draws].mean(axis=1)
+    low, high = bias_corrected_interval(replicates[None, :], np.array([per_wording.mean()]))
+    return float(low[0]), float(high[0])
 
 
 def simulate_study(
@@ -99,7 +105,7 @@ def run_scenario(
                 .to_numpy()
             )
             groups.append(per_wording)
-            low, high = interval(bootstrap_mean(per_wording, args.bootstrap, rng), row.difference)
+            low, high = old_bootstrap_interval(per_wording, args.bootstrap, rng)
             boot_hits.append(low <= truth <= high)
             boot_widths.append(high - low)
         low, high = mean_of_means_interval(groups)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from culture_probe.analysis import benjamini_hochberg, bias_corrected_interval
+from culture_probe.analysis import benjamini_hochberg
 from culture_probe.compare._noise import within_noise
 from culture_probe.compare._runs import ComparedRun
 
@@ -40,38 +40,12 @@ def paired_scores(a: ComparedRun, b: ComparedRun) -> pd.DataFrame:
     return pairs
 
 
-def bootstrap_mean(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates of the mean of ``values`` (one value per wording), shape (B,)."""
-    if len(values) == 0:
-        return np.full(n_bootstrap, np.nan)
-    draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
-    return np.asarray(values[draws].mean(axis=1))
-
-
-def bootstrap_mean_of_means(
-    groups: Sequence[np.ndarray], n_bootstrap: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Replicates of the mean over groups (items) of each group's mean, wordings resampled within
-    each group independently; shape (B,)."""
-    if not groups:
-        return np.full(n_bootstrap, np.nan)
-    return np.asarray(
-        np.mean([bootstrap_mean(group, n_bootstrap, rng) for group in groups], axis=0)
-    )
-
-
-def interval(replicates: np.ndarray, estimate: float) -> tuple[float, float]:
-    """The project's bias-corrected percentile interval (95%) of one estimate."""
-    low, high = bias_corrected_interval(replicates[None, :], np.array([estimate]))
-    return float(low[0]), float(high[0])
-
-
 def t_interval(wording_means: np.ndarray) -> tuple[float, float]:
     """The 95% t interval of the mean of the per-wording differences (wording as the unit).
 
     It is the interval that inverts :func:`wording_test` at ``min_difference`` = 0: it excludes 0
     exactly when that test gives p < 0.05. A percentile bootstrap over a handful of wordings is too
-    narrow (it covered 74-83% in simulation, benchmarks/compare_coverage.py); this one covers 95%.
+    narrow (it covered 79-89% with 4-8 wordings in benchmarks/compare_coverage.py); this covers 95%.
     With fewer than two wordings there is no spread to measure and the interval is undetermined.
     """
     n = len(wording_means)
