@@ -151,33 +151,40 @@ def test_the_noise_floor_is_the_largest_change_of_a_rescored_prompt() -> None:
 
 
 @pytest.mark.slow
-def test_two_bfloat16_runs_of_one_model_show_no_difference(tmp_path: Path) -> None:
-    """The embedded model at bfloat16, batches of 16 and of 3, on the same 96 prompts."""
+def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
+    tmp_path: Path, hf_backend: Any
+) -> None:
+    """The embedded model at float32 (the session's backend) and at bfloat16 in batches of 3, on
+    the same 96 prompts: rounding and batch composition apart, the same model."""
     from culture_probe.backends import create_backend
     from culture_probe.compare import compare
     from culture_probe.runner import PlanFilter, RunSettings, run_study
 
+    chosen = PlanFilter(items=("family_importance", "generalised_trust"), proxies=("JP", "NG"))
     runs = []
-    for batch_size in (16, 3):
-        backend = create_backend("hf", model="embedded", dtype="bfloat16", batch_size=batch_size)
+    for dtype in ("float32", "bfloat16"):
+        backend = hf_backend
+        if dtype == "bfloat16":
+            backend = create_backend("hf", model="embedded", dtype=dtype, batch_size=3)
         try:
             settings = RunSettings(
                 study=REPO / "taxonomy" / "values.yaml",
-                dtype="bfloat16",
-                out=tmp_path / f"batch{batch_size}",
-                filters=PlanFilter(
-                    items=("family_importance", "generalised_trust"), proxies=("JP", "NG")
-                ),
+                dtype=dtype,
+                out=tmp_path / dtype,
+                filters=chosen,
             )
             run_study(settings, backend=backend, analyse=False)
         finally:
-            backend.close()
-        runs.append(settings.out)
+            if backend is not hf_backend:
+                backend.close()
+        runs.append(tmp_path / dtype)
     floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
-    assert all(floor["n_prompts"] > 0 for floor in floors)
+    assert [floor["n_prompts"] for floor in floors] == [32, 32]
+    assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]
     comparison = compare(runs, n_bootstrap=50)
-    assert not comparison.tables["item_differences"]["significant"].any()
-    pair = comparison.summary["pairs"][0]
-    assert pair["n_items_different"] == 0
-    assert "no difference is claimed" in comparison.summary["headline"][0] or (pair["p"] >= 0.05)
-    print(floors, comparison.summary["headline"])
+    items = comparison.tables["item_differences"]
+    assert not items["significant"].any() and items["within_noise"].all()
+    assert comparison.summary["pairs"][0]["n_items_different"] == 0
+    headline = comparison.summary["headline"]
+    assert "no difference is claimed" in headline[0]
+    assert not any("mean Kendall's W" in sentence for sentence in headline)
