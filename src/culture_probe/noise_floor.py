@@ -30,6 +30,9 @@ from culture_probe.store import MANIFEST, RunDirectory, disk_errors
 SAMPLE_SIZE = 32
 #: the manifest key
 KEY = "noise_floor"
+#: the backends that put prompts in batches, whose answers can move with the batch; others (a
+#: backend written for a test or a rule-based one) answer each prompt alone and are not re-asked
+BATCHING_BACKENDS = ("hf", "vllm", "openai")
 #: how the sample is scored the second time
 COMPOSITION = "one prompt per call, in reversed order"
 
@@ -125,15 +128,20 @@ def backend_rescore(backend: Backend) -> Rescore:
 def record_noise_floor(
     run: RunDirectory, plan: pd.DataFrame, responses: pd.DataFrame, backend: Backend
 ) -> dict[str, Any]:
-    """Measure the noise floor once per run and write it into the manifest; returns it.
+    """Measure the noise floor once per run and write it into the manifest; returns it ({} when
+    not measured).
 
-    A run that already records one (a resumed run) keeps it, so resuming scores nothing again.
+    A run that already records one (a resumed run) keeps it, so resuming scores nothing again; a
+    backend that does not batch (not in :data:`BATCHING_BACKENDS`) is not asked again, and the
+    run records no floor.
     The floor is a check on the scores, not part of them: a backend that fails while scoring the
     sample again leaves the run as it is, with the reason recorded instead of the floor.
     """
     manifest = run.manifest()
     if KEY in manifest:
         return dict(manifest[KEY])
+    if backend.info().backend not in BATCHING_BACKENDS:
+        return {}
     try:
         floor = measure_noise_floor(plan, responses, backend_rescore(backend))
     except Exception as error:  # a model or a server failing in its own library's terms
