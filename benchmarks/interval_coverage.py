@@ -321,7 +321,8 @@ def _truth(
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
         "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / REPLICATES),
-        "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else np.inf,
+        # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
+        "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }
 
 
@@ -341,18 +342,27 @@ class Tally:
         lines = []
         for (level, name), parts in self.rows.items():
             estimate, low, high, truth = np.concatenate(parts, axis=1)
-            usable = np.isfinite(low) & np.isfinite(high) & np.isfinite(truth)
+            # an infinite bound ("unbounded above") or truth counts; a NaN one has no interval
+            usable = ~np.isnan(low) & ~np.isnan(high) & ~np.isnan(truth)
             if not usable.any():
                 continue
+            finite = usable & np.isfinite(high - low)
             covered = (low[usable] <= truth[usable] + 1e-12) & (
                 truth[usable] <= high[usable] + 1e-12
             )
             lines.append(
                 f"| {scenario} | {level} | {name} | {np.nanmean(estimate[usable]):.3f} | "
                 f"{truth[usable].mean():.3f} | {covered.mean():.1%} | "
-                f"{(high - low)[usable].mean():.3f} | {int(usable.sum())} |"
+                f"{_width(high - low, finite, usable)} | {int(usable.sum())} |"
             )
         return lines
+
+
+def _width(widths: np.ndarray, finite: np.ndarray, usable: np.ndarray) -> str:
+    """Mean width of the bounded intervals, and how many were unbounded above."""
+    text = f"{widths[finite].mean():.3f}" if finite.any() else "-"
+    unbounded = int(usable.sum() - finite.sum())
+    return f"{text} ({unbounded} unbounded)" if unbounded else text
 
 
 def run_scenario(
@@ -378,11 +388,9 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
     core = decompose_units(tidy, codes, args.draws, seed)
     table = core.table.assign(beats_placebo=np.nan, order_share=np.nan)
     true = truth.loc[table["item_id"]]
-    for name in ("culture_share", "rho2_1"):
+    for name in ("culture_share", "rho2_1", "cwi"):
         low, high = _f_interval(table, name)
         tally.add("item", name, table[name], low, high, true[name])
-    low, high = bias_corrected_interval(core.replicates["cwi"], table["cwi"].to_numpy())
-    tally.add("item", "cwi", table["cwi"], low, high, true["cwi"])
     p = table["p_proxy"].to_numpy()
     claims["F test p < 0.05"] += list(p < 0.05)
     low, _ = _f_interval(table, "culture_share")
