@@ -317,8 +317,9 @@ def culture_share_interval(
     interval never claims a culture effect the test does not, and where the draws reach 0 although
     F rejects, the bound is :func:`_rejection_floor`. Holding the other components at their
     estimates, as an earlier version did, covered 82-86% where the wording component is large, 99%
-    where culture is the only effect; a wording bootstrap excluded 0 on 18% of null items where F rejected on 6%
-    (benchmarks/interval_coverage.py; docs/statistics.md, "Culture share").
+    where culture is the only effect; a wording bootstrap excluded 0 on 18% of null items where F
+    rejected on 6% (benchmarks/interval_coverage.py; docs/statistics.md, "Culture share
+    interval").
 
     Args:
         parts: :func:`decompose`'s mean squares and degrees of freedom, each of shape (G,).
