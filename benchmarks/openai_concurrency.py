@@ -22,7 +22,8 @@ import httpx
 
 from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.models import embedded_gguf
-from culture_probe.runner import prepare, requests_for
+from culture_probe.planning import prepare
+from culture_probe.scoring import requests_for
 
 REPO = Path(__file__).resolve().parents[1]
 

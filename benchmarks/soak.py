@@ -11,7 +11,13 @@ repeats with fresh run folders until ``--kills`` kills have landed during scorin
   prompts again.
 
 Every finished run is compared with one uninterrupted run of the same slice: prompts lost, prompts
-scored twice (a prompt id in two chunk files), and the largest difference in any option probability.
+scored twice (a prompt id in two chunk files, not counting a server's spoiled result asked again),
+and the largest difference in any option probability.
+
+Once per soak it also checks that folders are adopted only when they are the run's: ``--out`` at a
+folder of the user's own (a ``report.html`` and ``summary.json``) is refused and left unchanged, and
+chunks copied into a folder with no manifest are set aside, not counted as this run's answers
+(rows wrongly attributed: prompts the resumed run did not score itself).
 
 Run: python benchmarks/soak.py [--kills 50] [--seed 0]
 """
@@ -37,6 +43,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SLICE = ["--items", "family_importance,generalised_trust", "--proxies", "US,JP,NG"]
+#: ``--proxies`` narrows the slice on a busy machine (each finished run scores the whole slice)
 
 
 def score_command(out: Path) -> list[str]:
@@ -63,6 +70,9 @@ class Tally:
     max_probability_difference: float = 0.0
     concurrent_tries: int = 0
     concurrent_refused: int = 0
+    adoption_tries: int = 0
+    adoption_refused: int = 0
+    wrongly_attributed: int = 0
     damaged: int = 0
     damaged_repaired: int = 0
     resume_seconds: list[float] = field(default_factory=list)
@@ -134,7 +144,8 @@ def damage_last_chunk(out: Path, tally: Tally) -> None:
 
 def check_finished(out: Path, reference: pd.DataFrame, tally: Tally, damaged: bool) -> None:
     chunks = pd.concat(pd.read_parquet(path) for path in chunk_files(out))
-    tally.duplicated += int(chunks["prompt_id"].duplicated().sum())
+    own = chunks[chunks.get("failure", pd.Series("", index=chunks.index)) != "server"]
+    tally.duplicated += int(own["prompt_id"].duplicated().sum())
     responses = pd.read_parquet(out / "responses.parquet").set_index("prompt_id")
     expected = reference.set_index("prompt_id")
     tally.lost += len(set(expected.index) - set(responses.index))
@@ -149,10 +160,45 @@ def check_finished(out: Path, reference: pd.DataFrame, tally: Tally, damaged: bo
     tally.runs += 1
 
 
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def check_adoption(work: Path, tally: Tally) -> None:
+    """A user's folder is refused and unchanged; chunks without a manifest are not adopted."""
+    mine = work / "my-paper"
+    mine.mkdir()
+    (mine / "report.html").write_text("<p>my own report</p>")
+    (mine / "summary.json").write_text('{"mine": true}')
+    before = folder_contents(mine)
+    refused = subprocess.run(
+        score_command(mine), cwd=REPO, env=environment(), capture_output=True, text=True
+    )
+    tally.adoption_tries += 1
+    if refused.returncode == 2 and "not a run directory" in refused.stderr:
+        tally.adoption_refused += int(folder_contents(mine) == before)
+    orphans = work / "orphans"
+    shutil.copytree(work / "reference" / "chunks", orphans / "chunks")
+    subprocess.run(
+        score_command(orphans), cwd=REPO, env=environment(), check=True, capture_output=True
+    )
+    tally.adoption_tries += 1
+    adopted = pd.concat(pd.read_parquet(path) for path in chunk_files(orphans))
+    # every prompt of the plan must have been scored again by this run, none read from the orphans
+    plan = pd.read_parquet(orphans / "plan.parquet")
+    tally.wrongly_attributed += len(set(plan["prompt_id"]) - set(adopted["prompt_id"]))
+    tally.adoption_refused += int((orphans / "chunks.orphaned").is_dir())
+
+
 def soak(kills: int, seed: int, work: Path) -> Tally:
     rng = random.Random(seed)
     reference = reference_responses(work)
     tally = Tally()
+    check_adoption(work, tally)
     while tally.kills < kills:
         out = work / f"run-{tally.runs}"
         damaged = False
@@ -178,21 +224,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--proxies", default=SLICE[3], help="comma-separated proxy ids")
     args = parser.parse_args()
+    SLICE[3] = args.proxies
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="culture-probe-soak-") as work:
         tally = soak(args.kills, args.seed, Path(work))
     minutes = (time.monotonic() - started) / 60
     print(f"## Soak ({date.today()}, {cpu_model()}, {minutes:.1f} min)")
-    print(f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}`\n")
-    print("| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
-          "max probability difference | second writer refused | damaged chunks repaired |")
-    print("|---|---|---|---|---|---|---|")
+    narrowed = f" --proxies {args.proxies}" if args.proxies != "US,JP,NG" else ""
+    print(
+        f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}{narrowed}`\n"
+    )
+    print(
+        "| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
+        "max probability difference | second writer refused | damaged chunks repaired | "
+        "foreign folders refused or set aside | rows wrongly attributed |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {tally.kills} | {tally.runs} | {tally.lost} | {tally.duplicated} | "
         f"{tally.max_probability_difference:.2e} | "
         f"{tally.concurrent_refused}/{tally.concurrent_tries} | "
-        f"{tally.damaged_repaired}/{tally.damaged} |"
+        f"{tally.damaged_repaired}/{tally.damaged} | "
+        f"{tally.adoption_refused}/{tally.adoption_tries} | {tally.wrongly_attributed} |"
     )
     print(f"\nMedian time from start to first new chunk: {np.median(tally.resume_seconds):.1f} s")
 

@@ -218,7 +218,8 @@ def sample_prompts(count: int, seed: int) -> list[dict[str, Any]]:
     from transformers import AutoTokenizer
 
     from culture_probe.models import converted_copy, resolve_model
-    from culture_probe.runner import prepare, requests_for
+    from culture_probe.planning import prepare
+    from culture_probe.scoring import requests_for
 
     plan = prepare(STUDY).plan
     if count <= 0 or count >= len(plan):

@@ -177,9 +177,9 @@ def test_analyze_run_writes_every_table_and_the_summary(
 
 
 def test_analyze_run_without_responses_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="file not found") as caught:
+    with pytest.raises(InputError, match=r"missing plan\.parquet") as caught:
         analyze_run(tmp_path)
-    assert caught.value.path is not None and caught.value.path.endswith("plan.parquet")
+    assert caught.value.path == str(tmp_path) and caught.value.key == "plan.parquet"
     assert not (tmp_path / "stats").exists()
 
 

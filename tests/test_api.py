@@ -103,7 +103,7 @@ def test_a_backend_object_and_a_model_name_are_not_both_given(hf_backend: Any) -
 
 
 def test_load_run_of_a_folder_that_is_not_a_run_names_it(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=f"{tmp_path}: not a run directory"):
+    with pytest.raises(InputError, match=f"{tmp_path}: is not a run directory"):
         cp.load_run(tmp_path)
 
 

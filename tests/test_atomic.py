@@ -17,8 +17,8 @@ from culture_probe.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_json,
-    atomic_write_parquet,
 )
+from culture_probe.store import write_parquet
 
 
 def _mode(path: Path) -> int:
@@ -86,7 +86,7 @@ def test_permissions_follow_the_umask_like_open(tmp_path: Path, umask: int, expe
 
 def test_parquet_round_trips(tmp_path: Path) -> None:
     frame = pd.DataFrame({"item": ["a", "b"], "share": [0.25, 0.75]})
-    atomic_write_parquet(tmp_path / "nested" / "t.parquet", frame)
+    write_parquet(tmp_path / "nested" / "t.parquet", frame)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "nested" / "t.parquet"), frame)
 
 

@@ -40,13 +40,8 @@ from culture_probe.backends.generation import short_answer_result
 from culture_probe.backends.openai import NoLogprobsWarning, OpenAIBackend, RetryPolicy
 from culture_probe.errors import CultureProbeError
 from culture_probe.models import embedded_gguf
-from culture_probe.runner import (
-    PlanFilter,
-    build_manifest,
-    prepare,
-    requests_for,
-    score_plan,
-)
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.scoring import build_manifest, requests_for, score_plan, write_responses
 from culture_probe.store import RunDirectory
 from fault_server import NO_LOGPROBS, FaultServer, LlamaServer, free_port, status
 
@@ -263,11 +258,11 @@ def test_the_request_budget_stops_the_run_after_saving_what_it_has(
     with pytest.raises(ScoringStopped, match="max_requests=9"):
         score_plan(run, plan, capped)
     capped.close()
-    assert len(run.scored()) == 7
+    assert len(run.results()) == 7
     resumed = quick(server.url, concurrency=2)
     assert score_plan(run, plan, resumed) == 5
     resumed.close()
-    responses = run.write_responses(plan)
+    responses = write_responses(run, plan)
     assert len(responses) == 12
     expected = {r.prompt_id: r.option_mass for r in direct_results}
     assert responses["option_mass"].tolist() == pytest.approx(
@@ -344,7 +339,7 @@ def test_a_server_killed_mid_run_stops_the_run_and_the_same_command_resumes_it(
         stopped = results[0]
         assert stopped.returncode == 2, stopped.stderr
         assert "run the same command again to resume" in stopped.stderr
-        saved = RunDirectory(out).scored()
+        saved = RunDirectory(out).results()
         total = len(RunDirectory(out).plan())
         assert 8 <= len(saved) < total
         server = LlamaServer(server.port).start()  # the same address, as a restarted server has

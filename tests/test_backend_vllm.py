@@ -35,7 +35,8 @@ from culture_probe.backends.vllm import (
     scoring_sampling_fields,
 )
 from culture_probe.errors import CultureProbeError
-from culture_probe.runner import PlanFilter, prepare, requests_for
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.scoring import requests_for
 
 
 @dataclass

@@ -110,7 +110,7 @@ def test_bad_input_gets_one_clear_message_and_writes_nothing(
     case_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = Case.load(case_file)
-    copy = shutil.copytree(case.folder, tmp_path / case.folder.name)
+    copy = shutil.copytree(case.folder, tmp_path / case.folder.name, symlinks=True)
     out, cwd = tmp_path / "out", tmp_path / "cwd"
     out.mkdir()
     cwd.mkdir()  # a command that ignored --out would write reports/ here, and be caught

@@ -32,7 +32,8 @@ import pytest
 
 from culture_probe.backends import create_backend
 from culture_probe.compare import PlanMismatchError, compare
-from culture_probe.runner import PlanFilter, PreparedStudy, prepare, score_study
+from culture_probe.planning import PlanFilter, PreparedStudy, prepare
+from culture_probe.runner import score_study
 from fault_server import LlamaServer
 
 #: starts llama.cpp's server and scores 96 prompts with each of two models

@@ -90,7 +90,7 @@ def test_export_refuses_an_unknown_format_and_writes_nothing(
     with pytest.raises(InputError, match="unknown export format 'xlsx'"):
         export(runs[0], tmp_path / "answers.xlsx", format="xlsx")
     assert not (tmp_path / "answers.xlsx").exists()
-    with pytest.raises(InputError, match=r"run directory has no manifest\.json"):
+    with pytest.raises(InputError, match=r"is not a run directory \(no manifest\.json\)"):
         export(tmp_path, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from culture_probe.design import build_plan
-from culture_probe.runner import requests_for, to_canonical
+from culture_probe.scoring import requests_for, to_canonical
 from culture_probe.study import load_study
 
 ITEMS = """\
@@ -112,7 +112,7 @@ def test_reversing_the_order_moves_the_position_preference_not_the_option(
 
 @pytest.mark.slow
 def test_a_slice_of_the_crossed_food_study_is_scored(repo: Path, hf_backend: Any) -> None:
-    from culture_probe.runner import PlanFilter, prepare
+    from culture_probe.planning import PlanFilter, prepare
 
     prepared = prepare(
         repo / "taxonomy" / "food_religion.yaml",

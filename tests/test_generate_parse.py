@@ -15,7 +15,7 @@ from culture_probe.backends.generation import (
     outcome_rates,
     parse_answer,
 )
-from culture_probe.runner import to_canonical
+from culture_probe.scoring import to_canonical
 
 LETTERS = ("A", "B", "C", "D")
 ENGLISH = ("Very important", "Rather important", "Not very important", "Not at all important")
@@ -168,6 +168,7 @@ def test_refusals_and_invalid_answers_carry_no_distribution_and_keep_their_text(
         "answer": -1,
         "outcome": "refused",
         "generated": "I'm sorry, I cannot answer that.",
+        "failure": "",  # the model's own outcome: a resume does not ask again
     }
 
 

@@ -91,7 +91,8 @@ def values_requests(repo: Any) -> list[ScoringRequest]:
     Picked so that they share prefixes at every depth: the chat header, a persona's system message,
     a question's wording, and the first options of the two orders.
     """
-    from culture_probe.runner import prepare, requests_for
+    from culture_probe.planning import prepare
+    from culture_probe.scoring import requests_for
 
     plan = prepare(repo / "taxonomy" / "values.yaml").plan
     items = sorted(plan["item_id"].unique())[:2]

@@ -42,9 +42,10 @@ STAGES: list[tuple[str, set[str]]] = [
     ("statistics", {"agreement"}),  # kappa and alpha, shared by the analysis and the survey
     ("spreadsheets", {"spreadsheet"}),
     ("study", {"taxonomy", "templates", "study", "catalogue"}),
-    ("design", {"budget", "design"}),
+    ("design", {"budget", "design", "planning"}),
     ("backends", {"models", "backends", "engine", "distributed"}),
     ("store", {"store"}),
+    ("scoring", {"scoring"}),  # the scoring loop, the run's identity, short-answer matching
     ("analysis", {"analysis"}),
     ("report", {"report"}),
     ("compare", {"compare"}),  # the model as a factor, and its page built from report's blocks

@@ -13,18 +13,23 @@ import pytest
 from culture_probe.errors import InputError
 from culture_probe.importers import (
     RegionResolver,
-    answer_matches,
-    best_match,
     import_alkhamissi,
     import_blend,
     import_globalopinionqa,
     import_wvs,
     parse_selections,
-    score_short_answers,
     write_study,
 )
 from culture_probe.importers._writer import ImportedStudy
-from culture_probe.runner import PlanFilter, copy_reference, prepare, score_plan
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.scoring import (
+    answer_matches,
+    best_match,
+    copy_reference,
+    score_plan,
+    score_short_answers,
+    write_responses,
+)
 from culture_probe.store import RunDirectory
 from culture_probe.study import load_study, read_reference
 from culture_probe.taxonomy import Taxonomy, load_taxonomy
@@ -282,8 +287,9 @@ def test_imported_wvs_study_runs_with_the_embedded_model(
     assert len(plan) == 2 * 4 * 2  # countries x paraphrases x orders
     run = RunDirectory.open(tmp_path / "run", {"run_key": "t", "plan_hash": "t"}, plan)
     assert score_plan(run, plan, hf_backend) == len(plan)
-    run.write_responses(plan)
-    assert copy_reference(prepared.study, run.path) is not None
+    write_responses(run, plan)
+    copy_reference(prepared.study, run)
+    assert run.reference() is not None
     result = analyze_run(run.path, n_bootstrap=100, n_permutations=99)
     alignment = result.tables["alignment"]
     assert set(alignment["proxy"]) == {"JP", "US"}
@@ -304,7 +310,7 @@ def test_imported_globalopinionqa_study_runs_with_the_embedded_model(
     assert len(plan) == 2 * 2 * 2  # items x countries x orders
     run = RunDirectory.open(tmp_path / "run", {"run_key": "g", "plan_hash": "g"}, plan)
     score_plan(run, plan, hf_backend)
-    responses = run.write_responses(plan)
+    responses = write_responses(run, plan)
     assert np.allclose([sum(p) for p in responses["probs"]], 1.0)
 
 

@@ -17,7 +17,8 @@ from culture_probe.analysis._language import language_table
 from culture_probe.analysis._tidy import tidy_responses
 from culture_probe.design import build_plan
 from culture_probe.errors import InputError
-from culture_probe.runner import PlanFilter, prepare, score_plan
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.scoring import score_plan, write_responses
 from culture_probe.store import RunDirectory
 from culture_probe.study import Study, load_study
 
@@ -183,7 +184,7 @@ def test_japanese_and_arabic_prompts_get_answers_from_the_embedded_model(
     assert len(plan) == 5 * 2  # languages x orders
     run = RunDirectory.open(tmp_path / "run", {"run_key": "l", "plan_hash": "l"}, plan)
     score_plan(run, plan, hf_backend)  # type: ignore[arg-type]
-    responses = run.write_responses(plan).merge(plan[["prompt_id", "language"]])
+    responses = write_responses(run, plan).merge(plan[["prompt_id", "language"]])
     assert np.allclose([sum(p) for p in responses["probs"]], 1.0)
     # The option letters keep real probability mass when the question is in another script.
     assert (responses["option_mass"] > 0.05).all(), responses[["language", "option_mass"]]

@@ -28,14 +28,9 @@ from culture_probe.backends import ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.backends._http import RetryPolicy
 from culture_probe.backends.openai import MalformedReplyWarning, OpenAIBackend, OpenAIOptions
 from culture_probe.errors import CultureProbeError, InputError
-from culture_probe.runner import (
-    PlanFilter,
-    build_manifest,
-    prepare,
-    requests_for,
-    score_plan,
-    score_study,
-)
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.runner import score_study
+from culture_probe.scoring import build_manifest, requests_for, score_plan, write_responses
 from culture_probe.store import RunDirectory
 from fault_server import (
     HTML,
@@ -289,14 +284,14 @@ def test_a_server_that_dies_mid_run_stops_with_what_arrived_and_a_rerun_complete
     assert "retry_budget_s=SECONDS (now 1)" in message
     assert "run the same command again to resume" in message
     # the five answers that got through: chunk 1, and one of the two chunk-2 prompts in flight
-    saved = set(run.scored()["prompt_id"])
+    saved = set(run.results()["prompt_id"])
     assert len(saved) == 5
     assert set(plan["prompt_id"].iloc[:4]) < saved < set(plan["prompt_id"].iloc[:6])
     with FaultServer(server.url, lifetime_s=60) as restarted:
         resumed = OpenAIBackend(base_url=restarted.url, chunk_size=4)
         assert score_plan(run, plan, resumed) == 3
         resumed.close()
-    responses = run.write_responses(plan)
+    responses = write_responses(run, plan)
     expected = {r.prompt_id: r.option_mass for r in clean}
     assert responses["prompt_id"].tolist() == plan["prompt_id"].tolist()
     assert responses["option_mass"].tolist() == pytest.approx(
@@ -353,3 +348,47 @@ def test_retries_during_scoring_are_counted_in_the_run_manifest(
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["backend"]["options"]["retries"] == 2
     assert manifest["backend"]["options"]["retry_causes"] == {"HTTP 503": 1, "HTTP 429": 1}
+
+
+def test_prompts_with_malformed_replies_are_asked_again_when_the_healed_server_resumes(
+    faults: FaultServer,
+    prepared: Any,
+    plan: pd.DataFrame,
+    requests: list[ScoringRequest],
+    clean: list[ScoredPrompt],
+    tmp_path: Path,
+) -> None:
+    backend = backend_for(faults, concurrency=2, chunk_size=4)
+    run = RunDirectory.open(tmp_path / "run", build_manifest(prepared, backend), plan)
+    spoiled = {requests[i].prompt_id for i in (1, 2, 5)}
+    faults.fail_prompts(
+        {requests[i].user: fault for i, fault in ((1, HTML), (2, TRUNCATED), (5, NO_CHOICES_REPLY))}
+    )
+    with pytest.warns(MalformedReplyWarning, match="asked again when the same command runs again"):
+        assert score_plan(run, plan, backend) == 8
+    first = write_responses(run, plan).set_index("prompt_id")
+    assert set(first.index[first["failure"] == "server"]) == spoiled
+    assert (first.loc[list(spoiled), "outcome"] == "invalid").all()
+
+    with faults.lock:
+        faults.by_prompt.clear()  # the server heals
+    assert score_plan(run, plan, backend) == 3  # those three, and nothing else
+    backend.close()
+    healed = write_responses(run, plan)
+    assert (healed["outcome"] == "answered").all() and (healed["failure"] == "").all()
+    expected = {r.prompt_id: r.label_probs for r in clean}
+    np.testing.assert_allclose(
+        np.stack(healed["probs"].to_numpy()),
+        [
+            _canonical(expected[prompt], shown)
+            for prompt, shown in zip(plan["prompt_id"], plan["display_to_canonical"], strict=True)
+        ],
+        atol=1e-6,
+    )
+
+
+def _canonical(display_probs: tuple[float, ...], display_to_canonical: Any) -> np.ndarray:
+    """A clean result's probabilities in canonical option order, as the run folder keeps them."""
+    probs = np.zeros(len(display_probs))
+    probs[list(display_to_canonical)] = display_probs
+    return probs

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from culture_probe.design import build_plan, option_orders
-from culture_probe.runner import PlanFilter, prepare
+from culture_probe.planning import PlanFilter, prepare
 from culture_probe.study import Study, load_study
 
 

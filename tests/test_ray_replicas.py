@@ -14,14 +14,9 @@ from typing import Any
 import pytest
 
 from culture_probe.distributed import RayBackend, shard
-from culture_probe.runner import (
-    PlanFilter,
-    RunSettings,
-    build_manifest,
-    prepare,
-    run_study,
-    score_plan,
-)
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.runner import RunSettings, run_study
+from culture_probe.scoring import build_manifest, score_plan
 from culture_probe.store import RunDirectory
 
 #: starts a local Ray instance and two actors that each load the model

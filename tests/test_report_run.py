@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage
 
 from culture_probe.columns import PLAN_COLUMNS, RESPONSE_COLUMNS
 from culture_probe.errors import InputError
-from culture_probe.report._rundir import load_run
+from culture_probe.report._rundir import read_run_data
 from culture_probe.report.run_report import build_run_page, render_run_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def _responses(plan: pd.DataFrame) -> pd.DataFrame:
         probs = rng.dirichlet(np.ones(4) * (3.0 if record.proxy == "US" else 1.0))
         answer = int(np.argmax(probs))
         generated = HOSTILE_ANSWER if record.row == 0 else ""
-        rows.append((record.prompt_id, probs.tolist(), 0.9, answer, "answered", generated))
+        rows.append((record.prompt_id, probs.tolist(), 0.9, answer, "answered", generated, ""))
     return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
 
 
@@ -200,7 +200,7 @@ def test_the_verdict_states_counts_and_intervals_in_words(report: Path) -> None:
 
 
 def test_the_prompt_blob_holds_every_prompt_and_its_probabilities(run_dir: Path) -> None:
-    page = build_run_page(load_run(run_dir))
+    page = build_run_page(read_run_data(run_dir))
     start = page.index('id="prompt-data">') + len('id="prompt-data">')
     blob = json.loads(page[start : page.index("</script>", start)])
     plan = pd.read_parquet(run_dir / "plan.parquet")
@@ -239,7 +239,7 @@ def test_a_run_with_only_a_plan_still_renders(run_dir: Path, tmp_path: Path) -> 
 
 
 def test_a_folder_without_a_plan_is_rejected_with_a_hint(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no plan\.parquet.*culture-probe plan"):
+    with pytest.raises(InputError, match=r"missing plan\.parquet.*culture-probe run"):
         render_run_report(tmp_path)
     assert list(tmp_path.iterdir()) == []
 

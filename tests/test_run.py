@@ -18,15 +18,9 @@ import pytest
 
 from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
 from culture_probe.errors import CultureProbeError
-from culture_probe.runner import (
-    PlanFilter,
-    RunSettings,
-    prepare,
-    requests_for,
-    run_study,
-    score_plan,
-    to_canonical,
-)
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.runner import RunSettings, run_study
+from culture_probe.scoring import requests_for, score_plan, to_canonical
 from culture_probe.store import RunDirectory
 
 SLICE = ["--items", "family_importance", "--proxies", "JP,NG"]
@@ -138,7 +132,7 @@ def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    written_before = len(RunDirectory(out).scored())
+    written_before = len(RunDirectory(out).results())
     total = len(pd.read_parquet(out / "plan.parquet"))
     assert 0 < written_before < total
     assert not (out / "responses.parquet").exists()
@@ -160,7 +154,7 @@ def test_killed_run_resumes_with_nothing_lost_or_scored_twice(
 def test_a_run_directory_refuses_another_design(
     tmp_path: Path, repo: Path, hf_backend: object
 ) -> None:
-    from culture_probe.runner import build_manifest
+    from culture_probe.scoring import build_manifest
 
     first = prepare(
         repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",), proxies=("JP",))
@@ -197,7 +191,7 @@ def test_identical_prompts_are_scored_once(tmp_path: Path, repo: Path) -> None:
     run = RunDirectory(tmp_path)
     score_plan(run, doubled, backend)
     assert backend.seen == 3
-    assert len(run.scored()) == 6
+    assert len(run.results()) == 6
 
 
 def test_the_progress_rate_counts_this_sessions_prompts_over_its_time() -> None:
@@ -228,7 +222,7 @@ def test_a_damaged_chunk_is_set_aside_and_its_prompts_scored_again(
     last = chunks[-1]
     last.write_bytes(last.read_bytes()[:100])
     with pytest.raises(CultureProbeError, match=f"{last.name}.*run the same command again"):
-        RunDirectory(settings.out).scored()  # type: ignore[arg-type]
+        RunDirectory(settings.out).results()  # type: ignore[arg-type]
 
     events = recording_events()
     resumed = run_study(settings, backend=hf_backend, analyse=False, events=events)  # type: ignore[arg-type]
@@ -271,7 +265,7 @@ def test_a_backend_failing_mid_run_keeps_what_was_scored_and_says_what_to_do(
     with pytest.raises(CultureProbeError, match=r"out of memory.*lower --batch-size") as failed:
         score_plan(run, plan, RunsOutOfMemory())
     assert isinstance(failed.value.__cause__, RuntimeError)
-    assert len(run.scored()) == 10  # the first chunk is kept for the resume
+    assert len(run.results()) == 10  # the first chunk is kept for the resume
 
 
 def test_a_chunk_number_damaged_twice_keeps_both_damaged_files(tmp_path: Path) -> None:
@@ -289,7 +283,7 @@ def test_a_chunk_number_damaged_twice_keeps_both_damaged_files(tmp_path: Path) -
         assert run.set_aside_damaged_chunks() == [
             damaged.with_name(damaged.name + (".damaged", ".damaged-2")[attempt])
         ]
-    assert list(run.scored()["prompt_id"]) == ["a", "b"]  # c counts as not scored: it is redone
+    assert list(run.results()["prompt_id"]) == ["a", "b"]  # c counts as not scored: it is redone
     repairs = run.manifest()["repairs"]
     assert [repair["set_aside"] for repair in repairs] == [
         "chunks/chunk-000002.parquet.damaged",

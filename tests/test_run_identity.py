@@ -56,7 +56,8 @@ def listing(folder: Path) -> list[tuple[str, int]]:
 
 
 def run_key(repo: Path, model: Path) -> str:
-    from culture_probe.runner import PlanFilter, build_manifest, prepare
+    from culture_probe.planning import PlanFilter, prepare
+    from culture_probe.scoring import build_manifest
 
     prepared = prepare(repo / "taxonomy" / "values.yaml", PlanFilter(items=("family_importance",)))
     backend = create_backend("hf", model=str(model), dtype="float32")

@@ -17,7 +17,9 @@ from culture_probe.analysis._short_answer import item_clustered_rate
 from culture_probe.analysis._terminal import _number, format_terminal_summary
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
-from culture_probe.runner import analyze_run_dir, prepare, report_run_dir, with_matches
+from culture_probe.planning import prepare
+from culture_probe.runner import analyze_run_dir, report_run_dir
+from culture_probe.scoring import with_matches
 from upstream import KOREA_CHICKEN_SHARE
 
 

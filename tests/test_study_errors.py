@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from culture_probe.errors import InputError
-from culture_probe.runner import prepare
+from culture_probe.planning import prepare
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ table is asked for.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
 
     from culture_probe.backends import Backend
     from culture_probe.runner import RunResult
+    from culture_probe.store import RunDirectory
 
 #: the model a backend name runs when ``model`` is not given
 DEFAULT_MODEL = "embedded"
@@ -45,24 +45,28 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
+    @cached_property
+    def _folder(self) -> RunDirectory:
+        from culture_probe.store import RunDirectory
+
+        return RunDirectory(self.path)
+
     @property
     def report_path(self) -> Path | None:
-        report = self.path / "report.html"
+        report = self._folder.report_path
         return report if report.is_file() else None
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        from culture_probe.store import RunDirectory
-
-        return RunDirectory(self.path).manifest()
+        return self._folder.manifest()
 
     @cached_property
     def plan(self) -> pd.DataFrame:
-        return _read_table(self.path / "plan.parquet")
+        return self._folder.plan()
 
     @cached_property
     def responses(self) -> pd.DataFrame:
-        return _read_table(self.path / "responses.parquet", "score it first: cp.run(...)")
+        return self._folder.responses()
 
     @cached_property
     def tidy(self) -> pd.DataFrame:
@@ -75,16 +79,11 @@ class Run:
 
     @cached_property
     def stats(self) -> dict[str, pd.DataFrame]:
-        tables = sorted((self.path / "stats").glob("*.parquet"))
-        return {path.stem: _read_table(path) for path in tables}
+        return self._folder.stats()
 
     @cached_property
     def summary(self) -> dict[str, Any]:
-        path = self.path / "summary.json"
-        if not path.is_file():
-            raise InputError("file not found", path=path, hint="analyse the run first")
-        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return loaded
+        return self._folder.summary()
 
 
 def load_run(path: str | Path) -> Run:
@@ -100,19 +99,13 @@ def load_run(path: str | Path) -> Run:
         >>> cp.load_run("no/such/run")
         Traceback (most recent call last):
         ...
-        culture_probe.errors.InputError: no/such/run: not a run directory (no manifest.json) (...)
+        culture_probe.errors.InputError: no/such/run: is not a run directory (no manifest.json) (...)
     """
     from culture_probe.arguments import run_path
-    from culture_probe.store import MANIFEST
+    from culture_probe.store import RunDirectory
 
-    folder = run_path(path)
-    if not (folder / MANIFEST).is_file():
-        raise InputError(
-            f"not a run directory (no {MANIFEST})",
-            path=folder,
-            hint="give a folder written by cp.run or `culture-probe run`",
-        )
-    return Run(folder)
+    hint = "give a folder written by cp.run or `culture-probe run`"
+    return Run(RunDirectory.existing(run_path(path), hint=hint).path)
 
 
 def run(
@@ -236,25 +229,18 @@ def _events(progress: bool) -> Any:
 
 
 def _run_from(result: RunResult) -> Run:
-    """A :class:`Run` that keeps the tables the pipeline has in memory instead of reading them."""
+    """A :class:`Run` that keeps the plan, responses and summary the pipeline has in memory.
+
+    The stats tables are read back from the folder when first used, so that ``cp.run`` and
+    ``cp.load_run`` give the same frames (a missing text cell is written as null and reads back
+    as NaN).
+    """
     made = Run(result.run_dir)
     made.__dict__["plan"] = result.prepared.plan
     made.__dict__["responses"] = result.responses
     if result.analysis is not None:
-        made.__dict__["stats"] = dict(result.analysis.tables)
         made.__dict__["summary"] = {
             **result.analysis.summary,
             "headline": result.analysis.headline,
         }
     return made
-
-
-def _read_table(path: Path, hint: str | None = None) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError("file not found", path=path, hint=hint)
-    try:
-        return pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises several types for a damaged file
-        raise InputError(f"not a readable parquet file ({error})", path=path) from error

@@ -6,8 +6,9 @@ name in the target's folder (so the final rename never crosses a file system), c
 the target. Readers see the old content or the new, never a part; a failure or an
 interrupt leaves the target as it was and no temporary file behind.
 
-The model cache and the backends use it at every start, so the byte, text and JSON helpers need
-nothing beyond the standard library; the Parquet helper imports pandas only when called.
+The model cache and the backends use it at every start, so it needs nothing beyond the standard
+library. A run folder's Parquet files are written by :func:`culture_probe.store.write_parquet`, on
+top of :func:`atomic_output`.
 
 Example:
     >>> import tempfile
@@ -31,10 +32,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 #: Temporary names start with this, so that a cleanup after ``kill -9`` can find them.
 TEMPORARY_PREFIX = "."
@@ -56,7 +54,8 @@ def _new_file(target: Path) -> Path:
     while True:
         candidate = _unique_name(target)
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            os.close(os.open(candidate, flags, 0o666))
         except FileExistsError:
             continue
         return candidate
@@ -118,12 +117,6 @@ def atomic_write_json(path: str | Path, payload: Any) -> None:
     """
     text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     atomic_write_text(path, text)
-
-
-def atomic_write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
-    """Write ``frame`` as Parquet (without its index), whole or not at all."""
-    with atomic_output(path) as temporary:
-        frame.to_parquet(temporary, index=False)
 
 
 @contextmanager

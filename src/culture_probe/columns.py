@@ -203,7 +203,10 @@ RESPONSE_SCHEMA: tuple[Column, ...] = _columns(
         ("option_mass", "the probability the option labels got before renormalising"),
         ("answer", "canonical index of the chosen (most probable) option; -1 if none"),
         ("outcome", "`answered`, `refused` or `invalid`"),
-        ("generated", "the generated text (`generate` mode and short answers; empty otherwise)"),
+        ("generated", "the generated text (`generate` mode and short answers; empty otherwise); "
+                      "for an `invalid` result, what made it invalid"),
+        ("failure", "`server` when the server, not the model, spoiled the result (a malformed "
+                    "reply): asked again when the same command runs again; empty otherwise"),
     ]
 )  # fmt: skip
 RESPONSE_COLUMNS = tuple(column.name for column in RESPONSE_SCHEMA)

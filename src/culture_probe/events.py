@@ -1,7 +1,8 @@
 """What a run tells its caller while it runs: the hooks a progress bar or a spinner hangs on.
 
 Kept apart from :mod:`culture_probe.runner` and free of heavy imports, so that the command line can
-define its terminal display without loading pandas before it parses its arguments.
+define its terminal display without loading pandas before it parses its arguments. The runner
+imports it, never the other way round: the types it names come from earlier stages.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from culture_probe.analysis import AnalysisResult
-    from culture_probe.runner import PreparedStudy
+    from culture_probe.planning import PreparedStudy
 
 #: called after each chunk with the number of prompts just finished
 ProgressCallback = Callable[[int], None]

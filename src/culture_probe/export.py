@@ -149,12 +149,24 @@ def _runs_of(source: Any) -> list[ComparedRun]:
         items = [run_path(source, Argument("source"))]
     if not items:
         raise InputError("nothing to export: expected a run directory, a run or a comparison")
-    loaded = [read_run(item) for item in items]
+    loaded = _once_each([read_run(item) for item in items])
     labels = unique_labels([run.label for run in loaded], [run.path for run in loaded])
     return [
         ComparedRun(label, r.path, r.manifest, r.tidy, r.probs, r.reference)
         for label, r in zip(labels, loaded, strict=True)
     ]
+
+
+def _once_each(runs: list[ComparedRun]) -> list[ComparedRun]:
+    """The runs with a folder given twice kept once: its rows would be exported twice."""
+    seen: set[Path] = set()
+    kept = []
+    for run in runs:
+        folder = run.path.resolve()
+        if folder not in seen:
+            seen.add(folder)
+            kept.append(run)
+    return kept
 
 
 def _run_rows(run: ComparedRun) -> pd.DataFrame:

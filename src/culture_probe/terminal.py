@@ -20,7 +20,7 @@ from culture_probe.events import ProgressCallback, RunEvents
 
 if TYPE_CHECKING:
     from culture_probe.analysis import AnalysisResult
-    from culture_probe.runner import PreparedStudy
+    from culture_probe.planning import PreparedStudy
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A short-answer item (BLEnD, Myung et al. 2024) has no options, so none of the variance decomposition
 applies. Each written answer is scored by the runner: ``match`` is 1 when an annotated answer for the
-question and culture occurs in it (:func:`culture_probe.runner.with_matches`), ``match_share`` is the
+question and culture occurs in it (:func:`culture_probe.scoring.with_matches`), ``match_share`` is the
 share of annotators who gave that answer. The analysis reports, per proxy x prompt language x
 wording, the match rate with an item-clustered bootstrap interval: answers to the same question are
 not independent (Miller 2024, "Adding Error Bars to Evals"), so items, not prompts, are resampled.

@@ -60,6 +60,9 @@ class ScoredPrompt:
     option_mass: float
     outcome: str = "answered"
     generated: str = ""
+    #: "server" when the server, not the model, spoiled the result (a malformed reply): such an
+    #: ``invalid`` result is asked again when the run resumes. Empty for the model's own outcome.
+    failure: str = ""
 
 
 #: backend options that change the answers, so runs that differ in them must not share a key; one

@@ -71,7 +71,8 @@ def label_probabilities(
         total = 0.0
         for key in dict.fromkeys(keys):  # a token listed twice counts once
             logprob = logprob_of(key)
-            if logprob is not None and math.isfinite(logprob):
+            # NaN is kept, so that the result is refused as no distribution; it never reads as 0
+            if logprob is not None and logprob != -math.inf:
                 total += math.exp(logprob)
         masses.append(total)
     return renormalise(masses)

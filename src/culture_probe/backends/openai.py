@@ -397,8 +397,9 @@ class OpenAIBackend(Backend):
         if count:
             warnings.warn(
                 f"{self.base_url}: {count} of {total} replies in this batch were not chat "
-                "completions; those prompts are recorded as invalid, with the server's text in "
-                "their 'generated' column",
+                "completions; those prompts are recorded as invalid for now, with the server's "
+                "text in their 'generated' column, and asked again when the same command runs "
+                "again",
                 MalformedReplyWarning,
                 stacklevel=5,
             )
@@ -406,7 +407,9 @@ class OpenAIBackend(Backend):
     def _malformed(self, request: ScoringRequest, error: MalformedReply) -> ScoredPrompt:
         """An ``invalid`` result that keeps what the server said, for the user to read."""
         self.stats.record_malformed()
-        return ScoredPrompt(request.prompt_id, (), 0.0, "invalid", f"malformed reply: {error}")
+        return ScoredPrompt(
+            request.prompt_id, (), 0.0, "invalid", f"malformed reply: {error}", failure="server"
+        )
 
     def _score_logprobs(self, request: ScoringRequest) -> ScoredPrompt:
         try:
@@ -529,8 +532,11 @@ def _best_per_token(entries: list[Any]) -> dict[str, float]:
     table: dict[str, float] = {}
     for entry in entries:
         token, logprob = str(entry.get("token", "")), entry.get("logprob")
-        if logprob is None or not math.isfinite(float(logprob)):
-            continue
+        if logprob is None or float(logprob) == -math.inf:
+            continue  # a token the server gives no chance at all
+        if not math.isfinite(float(logprob)):
+            # NaN is no probability, and read as 0 it would move every option's share
+            raise ValueError(f"token {token!r} has log-probability {logprob}")
         table[token] = max(float(logprob), table.get(token, -math.inf))
     return table
 

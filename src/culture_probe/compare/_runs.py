@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 
 from culture_probe.analysis import probability_matrix, tidy_responses
 from culture_probe.errors import InputError
+from culture_probe.store import RESPONSES, RunDirectory, first_invalid_probabilities
 from culture_probe.study import SHORT_ANSWER_SCALE
 
 #: what a run can be given as: its directory, or any object with a ``.path`` to it (a ``Run``)
@@ -69,22 +69,41 @@ def read_run(run: RunLike) -> ComparedRun:
     """Read a run directory written by ``culture-probe run`` (or ``cp.run``).
 
     Raises:
-        InputError: the folder, its manifest, plan or responses are missing or unreadable.
+        InputError: the folder, its manifest, plan or responses are missing or unreadable, or a
+            response's probabilities are not a distribution (NaN, negative, above 1); the message
+            names the run folder and the file.
     """
     path = run_directory(run)
     if not path.is_dir():
         raise InputError("is not a run directory", path=path, hint="pass a folder from `run`")
-    manifest = _read_manifest(path / "manifest.json")
-    plan = _read_parquet(path / "plan.parquet", "the run has no plan; run `culture-probe run`")
-    responses = _read_parquet(
-        path / "responses.parquet", "the run is not finished; run the same command to resume it"
-    )
+    folder = RunDirectory.existing(path, hint="pass a folder written by `culture-probe run`")
+    manifest, plan, responses = folder.manifest(), folder.plan(), folder.responses()
+    _check_probabilities(responses, folder)
     choice = plan.loc[plan["scale"] != SHORT_ANSWER_SCALE] if "scale" in plan.columns else plan
     tidy = tidy_responses(choice, responses)
-    reference_path = path / "reference.parquet"
-    reference = _read_parquet(reference_path, "") if reference_path.is_file() else None
     return ComparedRun(
-        model_label(manifest, path), path, manifest, tidy, probability_matrix(tidy), reference
+        model_label(manifest, path),
+        path,
+        manifest,
+        tidy,
+        probability_matrix(tidy),
+        folder.reference(),
+    )
+
+
+def _check_probabilities(responses: pd.DataFrame, folder: RunDirectory) -> None:
+    """Refuse responses whose probabilities are not a distribution, naming the run and the row."""
+    found = first_invalid_probabilities(responses["probs"]) if "probs" in responses else None
+    if found is None:
+        return
+    row, reason = found
+    raise InputError(
+        f"row {row} (prompt {responses['prompt_id'].iat[row]}): {reason}; expected "
+        "probabilities in [0, 1] that sum to 1",
+        path=folder.path / RESPONSES,
+        key="probs",
+        hint=f"the run {folder.path} was changed after it was scored: score it again into a new "
+        "folder",
     )
 
 
@@ -99,34 +118,14 @@ def model_label(manifest: dict[str, Any], path: Path) -> str:
 
 
 def unique_labels(labels: list[str], paths: list[Path]) -> list[str]:
-    """The labels, with the run folder's name added where two runs would otherwise share one."""
+    """The labels, with the run folder added where two runs would otherwise share one.
+
+    The folder's name where that tells them apart, else its whole path.
+    """
+    names = [path.name for path in paths]
     return [
-        f"{label} [{path.name}]" if labels.count(label) > 1 else label
+        label
+        if labels.count(label) == 1
+        else f"{label} [{path.name if names.count(path.name) == 1 else path}]"
         for label, path in zip(labels, paths, strict=True)
     ]
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(
-            "run directory has no manifest.json",
-            path=path.parent,
-            key="manifest.json",
-            hint="pass a folder written by `culture-probe run`",
-        )
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from error
-    if not isinstance(value, dict):
-        raise InputError(f"expected a JSON object, found {type(value).__name__}", path=path)
-    return value
-
-
-def _read_parquet(path: Path, hint: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"missing {path.name}", path=path.parent, key=path.name, hint=hint or None)
-    try:
-        return pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises several types for a damaged file
-        raise InputError(f"cannot read as Parquet: {error}", path=path) from error

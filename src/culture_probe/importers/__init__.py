@@ -32,11 +32,7 @@ _SOURCES = {
     "import_globalopinionqa": "_globalopinionqa",
     "parse_options": "_globalopinionqa",
     "parse_selections": "_globalopinionqa",
-    "ANSWER_COLUMNS": "_short_answer",
-    "answer_matches": "_short_answer",
-    "best_match": "_short_answer",
-    "normalise_answer": "_short_answer",
-    "score_short_answers": "_short_answer",
+    "ANSWER_COLUMNS": "_blend",
     "ImportedStudy": "_writer",
     "write_study": "_writer",
     "CountryDistribution": "_wvs",
@@ -47,7 +43,7 @@ _SOURCES = {
 
 if TYPE_CHECKING:
     from culture_probe.importers._alkhamissi import import_alkhamissi, read_paraphrase_sets
-    from culture_probe.importers._blend import import_blend
+    from culture_probe.importers._blend import ANSWER_COLUMNS, import_blend
     from culture_probe.importers._countries import RegionResolver, normalise_name
     from culture_probe.importers._distributions import (
         MIN_COVERAGE,
@@ -58,13 +54,6 @@ if TYPE_CHECKING:
         import_globalopinionqa,
         parse_options,
         parse_selections,
-    )
-    from culture_probe.importers._short_answer import (
-        ANSWER_COLUMNS,
-        answer_matches,
-        best_match,
-        normalise_answer,
-        score_short_answers,
     )
     from culture_probe.importers._writer import ImportedStudy, write_study
     from culture_probe.importers._wvs import (
@@ -85,20 +74,16 @@ __all__ = [
     "CountryDistribution",
     "ImportedStudy",
     "RegionResolver",
-    "answer_matches",
-    "best_match",
     "checked_shares",
     "import_alkhamissi",
     "import_blend",
     "import_globalopinionqa",
     "import_wvs",
-    "normalise_answer",
     "normalise_name",
     "parse_options",
     "parse_selections",
     "read_distribution_file",
     "read_paraphrase_sets",
     "reference_table",
-    "score_short_answers",
     "write_study",
 ]

@@ -8,7 +8,7 @@ with each question's topic. Hub id: ``nayeon212/BLEnD``.
 
 Each question id becomes one short-answer item, asked about each country in English and in the
 country's language; the annotated answers become ``answers.parquet`` (``item_id, proxy, language,
-answer, votes``), scored by :func:`culture_probe.importers.score_short_answers`.
+answer, votes``), scored by :func:`culture_probe.scoring.score_short_answers`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import pandas as pd
 
 from culture_probe.errors import InputError
 from culture_probe.importers._countries import RegionResolver
-from culture_probe.importers._short_answer import ANSWER_COLUMNS
 from culture_probe.importers._writer import ImportedStudy
 from culture_probe.taxonomy import Taxonomy
 
+#: the annotated answers' table (``answers.parquet``); ``group``: the annotation an answer belongs
+#: to, whose synonyms and translations share its votes
+ANSWER_COLUMNS = ("item_id", "proxy", "language", "group", "answer", "votes")
 INSTRUCTION_ID = "inst-4"
 PLAIN_FRAMING = """# BLEnD questions name the country themselves: the question is asked as it is.
 framings:

@@ -19,14 +19,13 @@ from culture_probe.report._charts import charts_section
 from culture_probe.report._factors import factors_section
 from culture_probe.report._people import alignment_section
 from culture_probe.report._prompts import prompt_blob
-from culture_probe.report._rundir import RunData, load_run
+from culture_probe.report._rundir import RunData, read_run_data
 from culture_probe.report._shared import first_value, model_name, proxy_names
 from culture_probe.report._short_answer import language_section, short_answer_section
 from culture_probe.report._tables import tables_section
 from culture_probe.report._verdict import verdict_section
 from culture_probe.report.page import render_page, write_page
-
-REPORT_NAME = "report.html"
+from culture_probe.store import RunDirectory
 
 
 def render_run_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -46,8 +45,8 @@ def render_run_report(run_dir: Path, out: Path | None = None) -> Path:
         >>> render_run_report(Path("reports/values/run-1"))  # doctest: +SKIP
         PosixPath('reports/values/run-1/report.html')
     """
-    data = load_run(Path(run_dir))
-    target = Path(out) if out is not None else data.path / REPORT_NAME
+    data = read_run_data(Path(run_dir))
+    target = Path(out) if out is not None else RunDirectory(data.path).report_path
     return write_page(target, build_run_page(data))
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from culture_probe.backends import create_backend
 from culture_probe.backends.base import ScoringRequest
-from culture_probe.runner import prepare, requests_for
+from culture_probe.planning import prepare
+from culture_probe.scoring import requests_for
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]

@@ -23,10 +23,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-# ``group``: the annotation an answer belongs to; its synonyms and translations share its votes.
-ANSWER_COLUMNS = ("item_id", "proxy", "language", "group", "answer", "votes")
+from culture_probe.study import SHORT_ANSWER_SCALE
+
 NO_SPACE_SCRIPTS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
 
 
@@ -95,7 +96,8 @@ def score_short_answers(
         plan: the plan (``prompt_id, item_id, proxy, language``, and the prompt's ``system`` and
             ``user`` text where it has them, whose answers are left out: see the module docs).
         responses: ``prompt_id, generated`` (generate mode).
-        answers: the annotated answers, columns :data:`ANSWER_COLUMNS`.
+        answers: the annotated answers, columns
+            :data:`culture_probe.importers.ANSWER_COLUMNS`.
 
     Returns:
         One row per prompt: ``prompt_id, item_id, proxy, language, generated, matched, answer,
@@ -125,3 +127,33 @@ def _prompt_texts(plan: pd.DataFrame) -> dict[str, str]:
         return {}
     joined = parts[0] if len(parts) == 1 else parts[0] + "\n" + parts[1]
     return dict(zip(plan["prompt_id"], joined, strict=True))
+
+
+#: columns :func:`with_matches` adds for short-answer items (NaN / "" for choice items)
+MATCH_COLUMNS = ("match", "matched_answer", "match_share")
+
+
+def with_matches(
+    plan: pd.DataFrame, responses: pd.DataFrame, answers: pd.DataFrame
+) -> pd.DataFrame:
+    """``responses`` with :data:`MATCH_COLUMNS` filled in for the short-answer rows.
+
+    For short-answer rows, ``match`` is 1.0 when an annotated answer for the question and culture
+    occurs in the generated text and 0.0 otherwise, ``matched_answer`` is the annotated answer with
+    the most votes that occurs, and ``match_share`` is the share of annotators who gave it (0 when
+    none matches). Choice rows get NaN and "".
+    """
+    written = plan.loc[plan["scale"] == SHORT_ANSWER_SCALE]
+    scored = score_short_answers(written, responses, answers).set_index("prompt_id")
+    answered = responses["outcome"].eq("answered").to_numpy()
+    ids = responses["prompt_id"]
+    out = responses.drop(columns=[c for c in MATCH_COLUMNS if c in responses.columns])
+    # A refusal or an empty text matches nothing, whatever words it happens to contain.
+    matched = ids.map(scored["matched"]).astype("float64").to_numpy()
+    share = ids.map(scored["vote_share"]).astype("float64").to_numpy()
+    out["match"] = np.where(np.isnan(matched), np.nan, np.where(answered, matched, 0.0))
+    out["matched_answer"] = np.where(
+        out["match"].to_numpy() == 1.0, ids.map(scored["answer"]).fillna("").to_numpy(), ""
+    )
+    out["match_share"] = np.where(np.isnan(matched), np.nan, np.where(answered, share, 0.0))
+    return out
