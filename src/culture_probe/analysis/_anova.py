@@ -335,19 +335,9 @@ def culture_share_interval(
     n_units = drawn["interaction"].shape[0]
     n = np.broadcast_to(np.asarray(n_replicates, dtype=np.float64), (n_units,))[:, None]
     wordings = np.broadcast_to(np.asarray(n_wordings, dtype=np.float64), (n_units,))[:, None]
-    ms_c = np.ravel(np.asarray(parts["ms_proxy"], dtype=np.float64))
-    ms_cp = np.ravel(np.asarray(parts["ms_interaction"], dtype=np.float64))
-    df_c = np.ravel(np.asarray(parts["df_proxy"], dtype=np.float64))
+    culture = fixed_culture_draws(parts, drawn, wordings * n, seed)
+    usable = np.ravel(np.asarray(parts["df_proxy"], dtype=np.float64)) > 0
     df_cp = np.ravel(np.asarray(parts["df_interaction"], dtype=np.float64))
-    usable = (df_c > 0) & np.isfinite(ms_c - ms_cp)
-    signal = np.where(usable, df_c * np.maximum(ms_c - ms_cp, 0.0), 0.0)[:, None]
-    error = np.maximum(drawn["interaction"], np.finfo(float).tiny)
-    with np.errstate(over="ignore", divide="ignore"):  # an error at rounding noise: capped
-        noncentrality = np.minimum(signal / error, 1e12)
-    rng = np.random.default_rng([seed, 32, n_units])
-    degrees = np.broadcast_to(np.where(usable, df_c, 1.0)[:, None], error.shape)
-    redrawn = error * rng.noncentral_chisquare(degrees, noncentrality) / degrees
-    culture = np.maximum((redrawn - drawn["interaction"]) / (wordings * n), 0.0)
     total = culture + drawn["wording"] + drawn["contrast"] + drawn["error"]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(culture > 0, culture / total, 0.0)
@@ -355,6 +345,37 @@ def culture_share_interval(
     low = np.where(low > 0, low, _rejection_floor(parts, n_wordings, drawn, n, confidence))
     undefined = _undefined(parts) | ~usable | ~(df_cp > 0)
     return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
+
+
+def fixed_culture_draws(
+    parts: Arrays, drawn: dict[str, np.ndarray], per_unit: np.ndarray, seed: int
+) -> np.ndarray:
+    """Draws of s2_C for the study's fixed proxies, beside :func:`pivotal_components`' draws.
+
+    MS_C is redrawn around the same draw of E[MS_CP] as MS_C* = MS_CP* chi2'(df_C, S / MS_CP*)
+    / df_C, with S = df_C max(MS_C - MS_CP, 0) the signal at its estimate (the parametric redraw
+    :mod:`~culture_probe.analysis._factorial` uses for fixed factors), and s2_C* = max(MS_C* -
+    MS_CP*, 0) / (P n). A random-effects pivot for MS_C covered the realised culture variance of
+    6 proxies 99% of the time where culture dominates.
+
+    Args:
+        parts: :func:`decompose`'s ``ms_proxy``, ``ms_interaction`` and ``df_proxy``, each (G,).
+        drawn: :func:`pivotal_components`' draws.
+        per_unit: P n per unit, shape (G, 1).
+        seed: seeds the redraw.
+    """
+    ms_c = np.ravel(np.asarray(parts["ms_proxy"], dtype=np.float64))
+    ms_cp = np.ravel(np.asarray(parts["ms_interaction"], dtype=np.float64))
+    df_c = np.ravel(np.asarray(parts["df_proxy"], dtype=np.float64))
+    usable = (df_c > 0) & np.isfinite(ms_c - ms_cp)
+    signal = np.where(usable, df_c * np.maximum(ms_c - ms_cp, 0.0), 0.0)[:, None]
+    error = np.maximum(drawn["interaction"], np.finfo(float).tiny)
+    with np.errstate(over="ignore", divide="ignore"):  # an error at rounding noise: capped
+        noncentrality = np.minimum(signal / error, 1e12)
+    rng = np.random.default_rng([seed, 32, len(ms_c)])
+    degrees = np.broadcast_to(np.where(usable, df_c, 1.0)[:, None], error.shape)
+    redrawn = error * rng.noncentral_chisquare(degrees, noncentrality) / degrees
+    return np.asarray(np.maximum((redrawn - drawn["interaction"]) / per_unit, 0.0))
 
 
 def _rejection_floor(
@@ -392,10 +413,10 @@ def cwi_interval(
     (or 0 when its culture component is 0 too), so an upper bound is ``inf``, unbounded above,
     exactly when more than (1 - confidence) / 2 of the draws put no variance on the wording: the
     bounds are never a large finite stand-in. The interval is not widened to hold the estimate.
-    The culture pivot treats the proxies' variance as a random component: for the study's own
-    (fixed) proxies the interval is then conservative where culture dominates (99% coverage of
-    their realised variance at s2_C = 2 (s2_P + s2_CP) in ``tests``); a noncentral redraw of MS_C
-    covered 90-98.5%, no better. A wording bootstrap covered 79-89% with widths up to 1e28
+    The study's proxies are fixed, so s2_C is drawn as the culture share's interval draws it
+    (:func:`fixed_culture_draws`). Where the wording truly has no variance at all, the upper
+    bound is infinite on about 80% of items, not 97.5%: a boundary the finite draws cannot reach
+    more often. A wording bootstrap covered 79-89% with widths up to 1e28
     (benchmarks/interval_coverage.py).
 
     Args:
@@ -409,7 +430,11 @@ def cwi_interval(
         ``(low, high)``, each of shape (G,); NaN where a mean square is undefined.
     """
     drawn = pivotal_components(parts, n_replicates, seed)
-    culture, wording, contrast = drawn["culture"], drawn["wording"], drawn["contrast"]
+    n_units = drawn["interaction"].shape[0]
+    n = np.broadcast_to(np.asarray(n_replicates, dtype=np.float64), (n_units,))[:, None]
+    wordings = np.ravel(np.asarray(parts["df_wording"], dtype=np.float64))[:, None] + 1
+    culture = fixed_culture_draws(parts, drawn, wordings * n, seed)
+    wording, contrast = drawn["wording"], drawn["contrast"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(culture > 0, culture / (wording + contrast), 0.0)
     low, high = _quantiles(ratio, confidence)
