@@ -17,9 +17,11 @@ assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effect
 replicates a cell (sd 0.6). The proxies are the unit's own fixed set, as the bootstrap keeps them:
 the true culture share is s2_C / (s2_C + 0.7^2 + 0.5^2 + 0.6^2) and the true rho2(1) is
 s2_C / (s2_C + 0.5^2 + 0.6^2 / 2), with s2_C the variance of the unit's drawn proxy effects.
-The rows "..., F interval" are the intervals ``analyze`` reports for rho2(1) and the culture
-share, which invert the culture F test (``rho2_interval``, ``culture_share_interval``); the other
-rows are the wording bootstrap's.
+The rows "..., F interval" are the intervals ``analyze`` reports for rho2(1), which inverts the
+culture F test (``rho2_interval``), and the culture share, from pivotal draws of every component
+with its lower end tied to that test (``culture_share_interval``); the other rows are the wording
+bootstrap's. CWI's interval (``cwi_interval``, the same draws) is checked in ``--part studies``,
+where an interval unbounded above (``inf``) counts as covering an infinite truth.
 
 **Every printed interval, on whole simulated studies** (``--part studies``).
 
