@@ -362,7 +362,9 @@ def main() -> None:
         f"{tally.damaged_repaired}/{tally.damaged} | "
         f"{tally.adoption_refused}/{tally.adoption_tries} | {tally.wrongly_attributed} |"
     )
-    print(f"\nMedian time from start to first new chunk: {np.median(tally.resume_seconds):.1f} s")
+    if tally.resume_seconds:
+        median = np.median(tally.resume_seconds)
+        print(f"\nMedian time from start to first new chunk: {median:.1f} s")
     if tally.healing_rounds:
         print_healing(tally)
 
