@@ -17,9 +17,11 @@ assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effect
 replicates a cell (sd 0.6). The proxies are the unit's own fixed set, as the bootstrap keeps them:
 the true culture share is s2_C / (s2_C + 0.7^2 + 0.5^2 + 0.6^2) and the true rho2(1) is
 s2_C / (s2_C + 0.5^2 + 0.6^2 / 2), with s2_C the variance of the unit's drawn proxy effects.
-The rows "..., F interval" are the intervals ``analyze`` reports for rho2(1) and the culture
-share, which invert the culture F test (``rho2_interval``, ``culture_share_interval``); the other
-rows are the wording bootstrap's.
+The rows "..., F interval" are the intervals ``analyze`` reports for rho2(1), which inverts the
+culture F test (``rho2_interval``), and the culture share, from pivotal draws of every component
+with its lower end tied to that test (``culture_share_interval``); the other rows are the wording
+bootstrap's. CWI's interval (``cwi_interval``, the same draws) is checked in ``--part studies``,
+where an interval unbounded above (``inf``) counts as covering an infinite truth.
 
 **Every printed interval, on whole simulated studies** (``--part studies``).
 
@@ -321,7 +323,8 @@ def _truth(
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
         "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / REPLICATES),
-        "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else np.inf,
+        # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
+        "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }
 
 
@@ -341,18 +344,27 @@ class Tally:
         lines = []
         for (level, name), parts in self.rows.items():
             estimate, low, high, truth = np.concatenate(parts, axis=1)
-            usable = np.isfinite(low) & np.isfinite(high) & np.isfinite(truth)
+            # an infinite bound ("unbounded above") or truth counts; a NaN one has no interval
+            usable = ~np.isnan(low) & ~np.isnan(high) & ~np.isnan(truth)
             if not usable.any():
                 continue
+            finite = usable & np.isfinite(high - low)
             covered = (low[usable] <= truth[usable] + 1e-12) & (
                 truth[usable] <= high[usable] + 1e-12
             )
             lines.append(
                 f"| {scenario} | {level} | {name} | {np.nanmean(estimate[usable]):.3f} | "
                 f"{truth[usable].mean():.3f} | {covered.mean():.1%} | "
-                f"{(high - low)[usable].mean():.3f} | {int(usable.sum())} |"
+                f"{_width(high - low, finite, usable)} | {int(usable.sum())} |"
             )
         return lines
+
+
+def _width(widths: np.ndarray, finite: np.ndarray, usable: np.ndarray) -> str:
+    """Mean width of the bounded intervals, and how many were unbounded above."""
+    text = f"{widths[finite].mean():.3f}" if finite.any() else "-"
+    unbounded = int(usable.sum() - finite.sum())
+    return f"{text} ({unbounded} unbounded)" if unbounded else text
 
 
 def run_scenario(
@@ -378,11 +390,9 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
     core = decompose_units(tidy, codes, args.draws, seed)
     table = core.table.assign(beats_placebo=np.nan, order_share=np.nan)
     true = truth.loc[table["item_id"]]
-    for name in ("culture_share", "rho2_1"):
+    for name in ("culture_share", "rho2_1", "cwi"):
         low, high = _f_interval(table, name)
         tally.add("item", name, table[name], low, high, true[name])
-    low, high = bias_corrected_interval(core.replicates["cwi"], table["cwi"].to_numpy())
-    tally.add("item", "cwi", table["cwi"], low, high, true["cwi"])
     p = table["p_proxy"].to_numpy()
     claims["F test p < 0.05"] += list(p < 0.05)
     low, _ = _f_interval(table, "culture_share")

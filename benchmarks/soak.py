@@ -19,7 +19,14 @@ folder of the user's own (a ``report.html`` and ``summary.json``) is refused and
 chunks copied into a folder with no manifest are set aside, not counted as this run's answers
 (rows wrongly attributed: prompts the resumed run did not score itself).
 
-Run: python benchmarks/soak.py [--kills 50] [--seed 0]
+With ``--healing-rounds N`` it also scores the slice N times through llama.cpp's server behind a
+proxy that spoils a random fifth of the replies (an HTML page, a reply cut in half, a reply with no
+choices), kills one scoring process in two at a random moment, then lets the server heal and runs
+the same command again until the run is whole: prompts lost, prompts scored twice, prompts still
+``invalid`` after the healed resume, and the largest probability difference from a clean run
+through the same server.
+
+Run: python benchmarks/soak.py [--kills 50] [--seed 0] [--healing-rounds 5]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,6 +84,13 @@ class Tally:
     damaged: int = 0
     damaged_repaired: int = 0
     resume_seconds: list[float] = field(default_factory=list)
+    healing_rounds: int = 0
+    spoiled: int = 0
+    healing_kills: int = 0
+    healing_lost: int = 0
+    healing_duplicated: int = 0
+    still_invalid: int = 0
+    healing_max_difference: float = 0.0
 
 
 def reference_responses(work: Path) -> pd.DataFrame:
@@ -213,6 +228,96 @@ def soak(kills: int, seed: int, work: Path) -> Tally:
     return tally
 
 
+def openai_command(out: Path, url: str) -> list[str]:
+    return [
+        sys.executable, "-m", "culture_probe.cli", "score", "taxonomy/values.yaml", *SLICE,
+        "--backend", "openai", "--option", f"base_url={url}", "--option", "chunk_size=4",
+        "--option", "concurrency=2", "--option", "backoff=0.05", "--out", str(out),
+    ]  # fmt: skip
+
+
+def spoiling_faults(users: list[str], rng: random.Random) -> dict[str, Any]:
+    """A malformed reply for a random fifth of the prompts, by their user message."""
+    from fault_server import HTML, NO_CHOICES_REPLY, TRUNCATED
+
+    kinds = [HTML, TRUNCATED, NO_CHOICES_REPLY]
+    chosen = rng.sample(users, max(1, len(users) // 5))
+    return {user: rng.choice(kinds) for user in chosen}
+
+
+def score_through(out: Path, url: str, rng: random.Random, kill: bool) -> bool:
+    """Score through the proxy; with ``kill``, SIGKILL at a random moment. True if it finished."""
+    process = subprocess.Popen(
+        openai_command(out, url), cwd=REPO, env=environment(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if kill:
+        time.sleep(rng.uniform(2.0, 8.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return False
+    process.wait(timeout=900)
+    _check_exit(process)
+    return True
+
+
+def healing_round(work: Path, url: str, faults: Any, clean: pd.DataFrame, rng: random.Random,
+                  tally: Tally) -> None:  # fmt: skip
+    """One run through a server that spoils replies, is maybe killed, then heals and resumes."""
+    out = work / f"healing-{tally.healing_rounds}"
+    users = clean["user"].tolist()
+    spoiled = spoiling_faults(users, rng)
+    with faults.lock:
+        faults.by_prompt.update(spoiled)
+    tally.spoiled += len(spoiled)
+    if not score_through(out, url, rng, kill=rng.random() < 0.5):
+        tally.healing_kills += 1
+        score_through(out, url, rng, kill=False)
+    with faults.lock:
+        faults.by_prompt.clear()  # the server heals
+    score_through(out, url, rng, kill=False)
+    chunks = pd.concat(pd.read_parquet(path) for path in chunk_files(out))
+    own = chunks[chunks.get("failure", pd.Series("", index=chunks.index)) != "server"]
+    tally.healing_duplicated += int(own["prompt_id"].duplicated().sum())
+    responses = pd.read_parquet(out / "responses.parquet").set_index("prompt_id")
+    expected = clean.set_index("prompt_id")
+    tally.healing_lost += len(set(expected.index) - set(responses.index))
+    tally.still_invalid += int((responses["outcome"] != "answered").sum())
+    shared = expected.index.intersection(responses.index)
+    got = np.stack(responses.loc[shared, "probs"].to_numpy())
+    want = np.stack(expected.loc[shared, "probs"].to_numpy())
+    tally.healing_max_difference = max(
+        tally.healing_max_difference, float(np.abs(got - want).max())
+    )
+    tally.healing_rounds += 1
+    shutil.rmtree(out)
+
+
+def healing_soak(rounds: int, seed: int, work: Path, tally: Tally) -> None:
+    """``rounds`` runs through llama.cpp's server behind a proxy that spoils, then heals."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from fault_server import FaultServer, LlamaServer
+
+    rng = random.Random(seed + 1)
+    server = LlamaServer().start()
+    try:
+        clean_out = work / "healing-clean"
+        subprocess.run(
+            openai_command(clean_out, server.url), cwd=REPO, env=environment(), check=True,
+            capture_output=True,
+        )  # fmt: skip
+        plan = pd.read_parquet(clean_out / "plan.parquet")[["prompt_id", "user"]]
+        clean = pd.read_parquet(clean_out / "responses.parquet").merge(plan, on="prompt_id")
+        with FaultServer(server.url, lifetime_s=3600) as faults:
+            for _ in range(rounds):
+                healing_round(work, faults.url, faults, clean, rng, tally)
+                print(f"\rhealing rounds {tally.healing_rounds}/{rounds}", end="", file=sys.stderr)
+    finally:
+        server.kill()
+    print(file=sys.stderr)
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -225,16 +330,24 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proxies", default=SLICE[3], help="comma-separated proxy ids")
+    parser.add_argument(
+        "--healing-rounds", type=int, default=0,
+        help="runs through llama.cpp's server that spoils replies, then heals",
+    )  # fmt: skip
     args = parser.parse_args()
     SLICE[3] = args.proxies
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="culture-probe-soak-") as work:
         tally = soak(args.kills, args.seed, Path(work))
+        if args.healing_rounds:
+            healing_soak(args.healing_rounds, args.seed, Path(work), tally)
     minutes = (time.monotonic() - started) / 60
     print(f"## Soak ({date.today()}, {cpu_model()}, {minutes:.1f} min)")
     narrowed = f" --proxies {args.proxies}" if args.proxies != "US,JP,NG" else ""
+    healing = f" --healing-rounds {args.healing_rounds}" if args.healing_rounds else ""
     print(
-        f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}{narrowed}`\n"
+        f"Command: `python benchmarks/soak.py --kills {args.kills} --seed {args.seed}"
+        f"{narrowed}{healing}`\n"
     )
     print(
         "| kill -9 during scoring | finished runs | prompts lost | prompts scored twice | "
@@ -249,7 +362,23 @@ def main() -> None:
         f"{tally.damaged_repaired}/{tally.damaged} | "
         f"{tally.adoption_refused}/{tally.adoption_tries} | {tally.wrongly_attributed} |"
     )
-    print(f"\nMedian time from start to first new chunk: {np.median(tally.resume_seconds):.1f} s")
+    if tally.resume_seconds:
+        median = np.median(tally.resume_seconds)
+        print(f"\nMedian time from start to first new chunk: {median:.1f} s")
+    if tally.healing_rounds:
+        print_healing(tally)
+
+
+def print_healing(tally: Tally) -> None:
+    print(
+        "\nThrough llama.cpp's server behind a proxy that spoils replies, then heals:\n\n"
+        "| runs | replies spoiled | kill -9 during scoring | prompts lost | prompts scored twice | "
+        "still invalid after the healed resume | max probability difference |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| {tally.healing_rounds} | {tally.spoiled} | {tally.healing_kills} | "
+        f"{tally.healing_lost} | {tally.healing_duplicated} | {tally.still_invalid} | "
+        f"{tally.healing_max_difference:.2e} |"
+    )
 
 
 if __name__ == "__main__":

@@ -147,7 +147,8 @@ def _assert_bounded(table: pd.DataFrame) -> None:
     assert (table["var_low"] <= table["var"]).all() and (table["var"] <= table["var_high"]).all()
     assert (table["var_high"] <= MAX_SCORE_VARIANCE).all()
     assert table["share_low"].ge(0).all() and table["share_high"].le(1 + 1e-12).all()
-    assert table["share"].sum() == pytest.approx(1.0)
+    assert table["raw_share"].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(table["share"], table["raw_share"].clip(0, 1))
 
 
 def test_two_way_split_averages_over_enumerators_and_orders() -> None:

@@ -210,12 +210,16 @@ def test_interval_holds_its_estimate_and_says_when_widened() -> None:
     assert (low <= [0.0, 0.2]).all() and (high >= [0.0, 0.2]).all()
 
 
-def test_intervals_contain_estimates_and_shares_sum_to_one() -> None:
+def test_intervals_contain_estimates_and_shares_are_the_clipped_untruncated_ones() -> None:
+    """The printed share is the untruncated share clipped to [0, 1], the map its interval applies
+    to every pivotal draw; the shares sum to 1 unless a component estimate is negative."""
     fitted = unit_decomposition(with_design_columns(_crossed_rows()), "q1", "region x religion",
                                 500, np.random.default_rng(1))  # fmt: skip
     assert fitted is not None
     table = fitted.table
-    assert table["share"].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(table["share"], table["raw_share"].clip(0, 1))
+    assert table["raw_share"].sum() == pytest.approx(1.0)
+    assert not table["interval_extended"].any()
     assert (table["share_low"] <= table["share"]).all()
     assert (table["share"] <= table["share_high"]).all()
     assert (table["var_low"] <= table["var"]).all() and (table["var"] <= table["var_high"]).all()

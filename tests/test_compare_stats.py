@@ -159,9 +159,7 @@ def wording_differences(comparison: Any, item: str) -> np.ndarray:
 def comparison(planted: tuple[Path, Path]) -> Any:
     from culture_probe.compare import compare
 
-    # 2,000 resamples: test_item_differences_match_scipy_and_statsmodels holds the intervals to
-    # scipy's bootstrap within a tenth of their width, which a few hundred would not reach
-    return compare(list(planted), n_bootstrap=2000)
+    return compare(list(planted), n_bootstrap=200)
 
 
 def test_the_planted_item_differs_and_the_others_do_not(comparison: Any) -> None:
@@ -188,15 +186,37 @@ def test_item_differences_match_scipy_and_statsmodels(comparison: Any) -> None:
         assert items.loc[item, "t"] == pytest.approx(test.statistic, rel=1e-9)
         assert items.loc[item, "p"] == pytest.approx(test.pvalue, rel=1e-9)
         pvalues.append(test.pvalue)
-        # the interval resamples wordings: scipy's percentile bootstrap agrees up to resampling
-        reference = stats.bootstrap(
-            (per_wording,), np.mean, n_resamples=20000, method="percentile", random_state=1
-        ).confidence_interval
-        width = reference.high - reference.low
-        assert items.loc[item, "low"] == pytest.approx(reference.low, abs=0.1 * width)
-        assert items.loc[item, "high"] == pytest.approx(reference.high, abs=0.1 * width)
+        # the interval is the t interval of the same wording means, by hand with t.ppf
+        half = stats.t.ppf(0.975, len(per_wording) - 1) * stats.sem(per_wording)
+        assert items.loc[item, "low"] == pytest.approx(per_wording.mean() - half, abs=1e-12)
+        assert items.loc[item, "high"] == pytest.approx(per_wording.mean() + half, abs=1e-12)
     adjusted = multipletests(pvalues, method="fdr_bh")[1]
     np.testing.assert_allclose(items.loc[list(ITEMS), "p_bh"], adjusted, rtol=1e-9)
+
+
+def test_the_interval_is_the_paired_t_interval_and_agrees_with_its_test(comparison: Any) -> None:
+    """Per item, scipy's paired t test of the two models' per-wording means gives the printed t,
+    p and (through its confidence_interval) the printed interval; the interval excludes 0 exactly
+    when p < 0.05."""
+    from scipy import stats
+
+    a, b = comparison.runs
+    items = comparison.tables["item_differences"].set_index("item_id")
+    for item in ITEMS:
+        means = [
+            run.tidy.loc[(run.tidy["item_id"] == item) & (run.tidy["proxy_kind"] == "culture")]
+            .groupby("wording")["score"]
+            .mean()
+            for run in (a, b)
+        ]
+        test = stats.ttest_rel(means[1], means[0])
+        reference = test.confidence_interval(0.95)
+        assert items.loc[item, "t"] == pytest.approx(test.statistic, rel=1e-9)
+        assert items.loc[item, "p"] == pytest.approx(test.pvalue, rel=1e-9)
+        assert items.loc[item, "low"] == pytest.approx(reference.low, abs=1e-12)
+        assert items.loc[item, "high"] == pytest.approx(reference.high, abs=1e-12)
+        excludes_zero = items.loc[item, "low"] > 0 or items.loc[item, "high"] < 0
+        assert excludes_zero == (items.loc[item, "p"] < 0.05)
 
 
 def test_proxy_differences_are_paired_per_proxy_and_adjusted_across_rows(comparison: Any) -> None:

@@ -28,6 +28,7 @@ from culture_probe.backends import Backend
 from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.errors import CultureProbeError
 from culture_probe.events import RunEvents
+from culture_probe.noise_floor import record_noise_floor
 from culture_probe.planning import PlanFilter, PreparedStudy, prepare
 from culture_probe.scoring import (
     build_manifest,
@@ -230,6 +231,7 @@ def score_study(
         finally:
             run.record_backend_options(_json_ready(backend.info().options))
         responses = write_responses(run, prepared.plan)
+        record_noise_floor(run, prepared.plan, responses, backend)
     events.scored(run_dir)
     return responses
 

@@ -22,11 +22,12 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     var_residual`` (random-effects components; with one replicate the residual is NaN and sits in
     the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =
     MS_CP/MS_E with ``p_*`` and Benjamini-Hochberg ``p_*_bh``; ``culture_share`` (+ ``_low``,
-    ``_high``: the culture F test's noncentral-F bounds mapped to the share,
-    ``_anova.culture_share_interval``), ``wording_share``, ``wording_contrast_share``,
-    ``residual_share``, ``cwi`` (+ ``cwi_low``, ``cwi_high``); ``rho2_1`` = (F - 1) / (F - 1 + P)
+    ``_high``: pivotal draws of every component, the lower end above 0 exactly when the culture F
+    test rejects, ``_anova.culture_share_interval``), ``wording_share``,
+    ``wording_contrast_share``, ``residual_share``, ``cwi`` (+ ``cwi_low``, ``cwi_high`` from the
+    same draws, ``inf`` where unbounded above, ``_anova.cwi_interval``); ``rho2_1`` = (F - 1) / (F - 1 + P)
     with F = MS_C / MS_CP (+ ``_low``, ``_high``: the noncentral-F interval for the study's own
-    proxies, ``_anova.rho2_interval``; CWI's and W's intervals resample wordings),
+    proxies, ``_anova.rho2_interval``; W's interval resamples wordings),
     ``rho2_at_n_wordings``, ``paraphrases_needed_for_0_8`` = ceil(4 / theta), theta = (F - 1) / P
     (NaN, with ``paraphrases_reachable`` False, when theta is 0 or more than 100 wordings would be
     needed); the untruncated ``raw_var_proxy, raw_var_wording, raw_var_interaction`` and
@@ -135,7 +136,7 @@ Tables (written by the caller to ``stats/<name>.parquet``):
 from culture_probe.analysis._alignment import alignment_tables
 from culture_probe.analysis._analyze import AnalysisResult, analyze
 from culture_probe.analysis._anova import block_ranks, friedman
-from culture_probe.analysis._claims import Claim
+from culture_probe.analysis._claims import Claim, Condition, Figure, Source, Test
 from culture_probe.analysis._consistency import assert_consistent, claim_problems
 from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
 from culture_probe.analysis._terminal import format_terminal_summary
@@ -144,6 +145,10 @@ from culture_probe.analysis._tidy import probability_matrix, tidy_responses
 __all__ = [
     "AnalysisResult",
     "Claim",
+    "Condition",
+    "Figure",
+    "Source",
+    "Test",
     "alignment_tables",
     "analyze",
     "assert_consistent",

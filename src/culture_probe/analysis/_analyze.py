@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._anova import MAX_PARAPHRASES, culture_share_interval, rho2_interval
+from culture_probe.analysis._anova import (
+    MAX_PARAPHRASES,
+    culture_share_interval,
+    cwi_interval,
+    rho2_interval,
+)
 from culture_probe.analysis._cells import cell_stats, wording_cells
 from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._contrasts import baseline_contrasts
@@ -45,14 +50,19 @@ from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
-#: statistics whose interval inverts the culture F test instead of resampling wordings
-F_INTERVALS = ("culture_share", "rho2_1")
+#: statistics whose interval comes from the mean squares' distributions (the culture F test, or
+#: generalised pivots for CWI) instead of resampling wordings; never widened
+F_INTERVALS = ("cwi", "culture_share", "rho2_1")
 #: the columns those intervals read
 F_COLUMNS = (
     "ms_proxy",
+    "ms_wording",
     "ms_interaction",
+    "ms_residual",
     "df_proxy",
+    "df_wording",
     "df_interaction",
+    "df_residual",
     "var_wording",
     "var_interaction",
     "var_residual",
@@ -234,9 +244,12 @@ def _item_table(
 
 
 def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The noncentral-F interval of rho2(1) or of the culture share (docs/statistics.md)."""
-    parts = {column: table[column].to_numpy() for column in F_COLUMNS}
+    """The noncentral-F interval of rho2(1) or of the culture share, or CWI's pivotal interval
+    (docs/statistics.md)."""
+    parts = {column: table[column].to_numpy(dtype=np.float64) for column in F_COLUMNS}
     wordings = table["n_wordings"].to_numpy()
+    if name == "cwi":
+        return cwi_interval(parts, table["n_replicates"].to_numpy(), CONFIDENCE)
     if name == "rho2_1":
         return rho2_interval(parts, wordings, CONFIDENCE)
     return culture_share_interval(parts, wordings, table["n_replicates"].to_numpy(), CONFIDENCE)

@@ -20,7 +20,7 @@ from culture_probe.formatting import format_percent
 #: the significance level every printed test is read at
 ALPHA = 0.05
 #: how a number is written, by style (see :meth:`Figure.text`)
-STYLES = ("percent", "decimal", "signed", "count", "p")
+STYLES = ("percent", "decimal", "signed", "count", "p", "difference", "fine")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def write(value: float | None, style: str) -> str:
         ('0.0083%', '-0.54', '3')
         >>> write(0.0312, "p"), write(0.00002, "p")
         ('= 0.03', '< 0.001')
+        >>> write(-0.0042, "difference"), write(0.0123, "fine")
+        ('-0.004', '0.012')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undetermined"
@@ -88,6 +90,10 @@ def write(value: float | None, style: str) -> str:
         return format_percent(value)
     if style == "signed":
         return f"{value:+.2f}"
+    if style == "difference":  # a difference of scores, finer than "signed"
+        return f"{value:+.3f}"
+    if style == "fine":  # a small unsigned quantity (a margin, a noise floor)
+        return f"{value:.2g}"
     if style == "count":
         return f"{value:.0f}"
     if style == "p":  # written with its relation: "p = 0.03", "p < 0.001"

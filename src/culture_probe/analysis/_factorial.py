@@ -711,7 +711,9 @@ def unit_decomposition(
     var, var_draws = fit.var * scale, draws.var * scale
     raw_share = raw_shares(fit.raw * scale, var)
     raw_draws = raw_shares(draws.raw * scale, var_draws)
-    share = shares_of(var)
+    # the printed share and its interval come from one map, applied to the estimate and to each
+    # pivotal draw: the untruncated share clipped to [0, 1] (docs/statistics.md, "Factor shares")
+    share = np.clip(raw_share, 0.0, 1.0)
     share_draws = shares_of(var_draws)
     var_low, var_high, _ = interval(var_draws, var)
     var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), var)

@@ -4,7 +4,7 @@ Each run's alignment with the human reference is the run analysis' own (``analys
 per wording, ``sim_jsd`` = 1 - Jensen-Shannon distance (base 2) between the model's answer
 distribution and the country's, and over wordings MaxP, AvgP, MinP and CPS (Mizrahi et al. 2024).
 Between two models the difference of ``sim_jsd`` is taken wording by wording (the same prompts), and
-its interval resamples wordings, as for the scores.
+its interval is the t interval over wordings, as for the scores.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from culture_probe.analysis import alignment_tables
-from culture_probe.compare._paired import bootstrap_mean, bootstrap_mean_of_means, interval
+from culture_probe.compare._paired import mean_of_means_interval, t_interval
 from culture_probe.compare._runs import ComparedRun
 
 SUMMARY_COLUMNS = ("max_p", "avg_p", "min_p", "cps")
@@ -68,14 +68,13 @@ def closeness_differences(
         differences = (block[b] - block[a]).to_numpy()
         groups[key] = differences
         estimate = float(differences.mean())
-        low, high = interval(bootstrap_mean(differences, n_bootstrap, rng), estimate)
+        low, high = t_interval(differences)
         by_item.append(_row(dict(zip(KEYS, key, strict=True)), pair, block, estimate, low, high))
     by_country = []
     for (axis, proxy), block in wide.groupby(level=["axis", "proxy"], sort=True):
         items = [groups[key] for key in groups if key[1:] == (axis, proxy)]
         estimate = float(np.mean([group.mean() for group in items]))
-        replicates = bootstrap_mean_of_means(items, n_bootstrap, rng)
-        low, high = interval(replicates, estimate)
+        low, high = mean_of_means_interval(items)
         item_means = block.groupby(level="item_id").mean()
         by_country.append(
             _row(

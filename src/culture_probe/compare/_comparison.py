@@ -24,12 +24,14 @@ from culture_probe.arguments import (
     path_list,
 )
 from culture_probe.compare._alignment import closeness_differences, per_model_alignment
+from culture_probe.compare._claims import compare_claims
 from culture_probe.compare._interaction import interaction_table, overall_tests
+from culture_probe.compare._noise import combined_noise_floor, run_noise_floor
 from culture_probe.compare._paired import (
     ALPHA,
-    bootstrap_mean_of_means,
     differences_by,
-    interval,
+    mean_of_means_interval,
+    mean_of_means_test,
     paired_scores,
 )
 from culture_probe.compare._plans import SharedPrompts, shared_prompts
@@ -151,49 +153,97 @@ def compare_runs(
 
     ``item_differences`` (pair x item; culture proxies)
         ``model_a, model_b, n_prompts, n_wordings, mean_a, mean_b, difference, low, high, t, p,
-        p_bh, significant``: the mean paired difference of scores, its 95% interval resampling
-        wordings, the test against the wording noise and Benjamini-Hochberg across items.
+        p_bh, significant``: the mean paired difference of scores, its 95% t interval over
+        wordings (it excludes 0 exactly when p < 0.05), the test against the wording noise and
+        Benjamini-Hochberg across items.
     ``proxy_differences`` (pair x item x axis x proxy; every kind of proxy)
         the same per proxy, BH across all rows.
     ``interaction`` (pair x item)
         the model effect against the wording noise and the model x wording interaction (F, p, BH).
     ``ranking`` (item)
-        ``kendall_w`` of the models' order over wordings, Friedman test, ``reversal_probability``.
+        ``kendall_w`` of the models' order over wordings, Friedman test, ``reversal_probability``,
+        ``within_noise`` (every pair within numeric noise: left out of the summary's means).
     ``pair_reversals`` (pair x item)
         wordings whose difference has the opposite sign to the overall one, and their share.
     ``alignment`` (model x item x axis x proxy; with human data)
         MaxP, AvgP, MinP, CPS of each model.
     ``alignment_by_item``, ``alignment_by_country`` (pair x ...; with human data)
         AvgP of b minus a, paired on wordings, its interval and which model is ``closer``.
+    ``pairs`` (pair)
+        the mean difference over items and its t interval, how many items differ, how many are
+        within the pair's combined numeric ``noise_floor`` (NaN when a run did not measure one).
     ``runs`` (model)
-        the run folder, backend, model hash, dtype and how many prompts were compared and left out.
+        the run folder, backend, model hash, dtype, the run's numeric ``noise_floor`` (largest
+        change of one score when only the batch changes; None when not measured) and how many
+        prompts were compared and left out.
     """
     rng = np.random.default_rng([seed, 25])
     pairs = list(combinations(runs, 2))
     tables: dict[str, list[pd.DataFrame]] = {}
     pair_summaries = []
+    floors = {}
     for a, b in pairs:
         labels = (a.label, b.label)
+        floor = floors[labels] = combined_noise_floor(a, b)
         scores = paired_scores(a, b)
         culture = scores.loc[scores["proxy_kind"] == CULTURE]
-        items = differences_by(culture, ["item_id"], labels, n_bootstrap, rng, min_difference)
+        items = differences_by(
+            culture, ["item_id"], labels, n_bootstrap, rng, min_difference, floor
+        )
         tables.setdefault("item_differences", []).append(items)
         tables.setdefault("proxy_differences", []).append(
             differences_by(
-                scores, ["item_id", "axis", "proxy"], labels, n_bootstrap, rng, min_difference
+                scores,
+                ["item_id", "axis", "proxy"],
+                labels,
+                n_bootstrap,
+                rng,
+                min_difference,
+                floor,
             )
         )
         interaction = interaction_table(scores, labels)
         tables.setdefault("interaction", []).append(interaction)
-        pair_summaries.append(_pair_summary(culture, items, interaction, labels, n_bootstrap, rng))
+        pair_summaries.append(_pair_summary(culture, items, interaction, labels, floor))
     means = wording_means(runs)
     out = {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}
-    out["ranking"] = ranking_table(runs)
-    out["pair_reversals"] = pair_reversals(runs, means)
+    out["pairs"] = pd.DataFrame(
+        [{k: v for k, v in p.items() if k != "overall"} for p in pair_summaries]
+    )
+    out["pair_reversals"] = _mark_noise(pair_reversals(runs, means), floors)
+    out["ranking"] = _ranking_beyond_noise(ranking_table(runs), out["pair_reversals"])
     out.update(_alignment_tables(runs, n_permutations, seed, n_bootstrap, rng))
     out["runs"] = _runs_table(runs, shared)
     summary = _summary(runs, shared, out, pair_summaries, min_difference)
     return Comparison(list(runs), out, summary)
+
+
+def _mark_noise(
+    reversals: pd.DataFrame, floors: dict[tuple[str, str], float | None]
+) -> pd.DataFrame:
+    """``within_noise`` and ``noise_floor`` per item and pair of models."""
+    if reversals.empty:
+        return reversals.assign(
+            noise_floor=pd.Series(dtype=float), within_noise=pd.Series(dtype=bool)
+        )
+    floor = [
+        floors.get((a, b)) for a, b in zip(reversals["model_a"], reversals["model_b"], strict=True)
+    ]
+    reversals["noise_floor"] = pd.Series(floor, index=reversals.index, dtype=float)
+    reversals["within_noise"] = reversals["noise_floor"].notna() & (
+        reversals["difference"].abs() <= reversals["noise_floor"]
+    )
+    return reversals
+
+
+def _ranking_beyond_noise(ranking: pd.DataFrame, reversals: pd.DataFrame) -> pd.DataFrame:
+    """``within_noise``: every pair of models on the item is within numeric noise, so its W and
+    reversals rank rounding, not models, and the summary leaves the item out."""
+    if ranking.empty:
+        return ranking.assign(within_noise=pd.Series(dtype=bool))
+    noise = reversals.groupby("item_id")["within_noise"].all()
+    ranking["within_noise"] = ranking["item_id"].map(noise).fillna(False).astype(bool)
+    return ranking
 
 
 def _pair_summary(
@@ -201,15 +251,14 @@ def _pair_summary(
     items: pd.DataFrame,
     interaction: pd.DataFrame,
     labels: tuple[str, str],
-    n_bootstrap: int,
-    rng: np.random.Generator,
+    floor: float | None,
 ) -> dict[str, Any]:
     groups = [
         group.groupby("wording", sort=True)["difference"].mean().to_numpy()
         for _, group in culture.groupby("item_id", sort=True)
     ]
     estimate = float(np.mean([group.mean() for group in groups])) if groups else np.nan
-    low, high = interval(bootstrap_mean_of_means(groups, n_bootstrap, rng), estimate)
+    low, high = mean_of_means_interval(groups)
     n_items = len(items)
     return {
         "model_a": labels[0],
@@ -217,8 +266,13 @@ def _pair_summary(
         "mean_difference": estimate,
         "low": low,
         "high": high,
+        "p": mean_of_means_test(groups),
+        "min_wordings": int(items["n_wordings"].min()) if n_items else 0,
         "n_items": n_items,
         "n_items_different": int(items["significant"].sum()) if n_items else 0,
+        "noise_floor": np.nan if floor is None else floor,
+        "n_items_within_noise": int(items["within_noise"].sum()) if n_items else 0,
+        "mean_within_noise": floor is not None and abs(estimate) <= floor,
         "n_items_b_higher": int((items["significant"] & (items["difference"] > 0)).sum())
         if n_items
         else 0,
@@ -264,6 +318,7 @@ def _runs_table(runs: Sequence[ComparedRun], shared: SharedPrompts) -> pd.DataFr
                 "model_hash": str(backend.get("model_hash", ""))[:16],
                 "dtype": str(backend.get("dtype", "")),
                 "run_key": str(run.manifest.get("run_key", "")),
+                "noise_floor": run_noise_floor(run),
                 "n_compared": len(run.tidy),
                 "n_left_out": shared.left_out.get(str(run.path), 0),
             }
@@ -279,6 +334,7 @@ def _summary(
     min_difference: float,
 ) -> dict[str, Any]:
     ranking = tables["ranking"]
+    beyond_noise = ranking.loc[~ranking["within_noise"]] if len(ranking) else ranking
     summary: dict[str, Any] = {
         "models": [run.label for run in runs],
         "runs": [str(run.path) for run in runs],
@@ -287,10 +343,13 @@ def _summary(
         "n_left_out": shared.n_left_out,
         "left_out": shared.left_out,
         "pairs": pairs,
-        "mean_kendall_w": _mean(ranking, "kendall_w"),
-        "mean_reversal_probability": _mean(ranking, "reversal_probability"),
+        "mean_kendall_w": _mean(beyond_noise, "kendall_w"),
+        "mean_reversal_probability": _mean(beyond_noise, "reversal_probability"),
+        "n_ranking_items_within_noise": int(ranking["within_noise"].sum()) if len(ranking) else 0,
     }
-    summary["headline"] = headline(summary, tables)
+    claims = compare_claims(summary, tables)
+    summary["claims"] = [claim.to_json() for claim in claims]
+    summary["headline"] = [claim.sentence for claim in claims]
     return summary
 
 
@@ -298,43 +357,3 @@ def _mean(frame: pd.DataFrame, column: str) -> float:
     if frame.empty or column not in frame.columns:
         return float("nan")
     return float(frame[column].mean())
-
-
-def headline(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[str]:
-    """Plain-English sentences: per pair, the overall difference and how many items differ."""
-    sentences = []
-    if summary["n_left_out"]:
-        sentences.append(
-            f"{summary['n_left_out']} prompts not shared by every run were left out; "
-            f"{summary['n_prompts']} prompts are compared."
-        )
-    margin = f" and by more than {summary['min_difference']:g}" if summary["min_difference"] else ""
-    for pair in summary["pairs"]:
-        a, b = pair["model_a"], pair["model_b"]
-        sentences.append(
-            f"{b} minus {a}: mean score difference {pair['mean_difference']:+.3f} "
-            f"[{pair['low']:+.3f}, {pair['high']:+.3f}] (95%, wordings resampled); "
-            f"{pair['n_items_different']} of {pair['n_items']} items differ by more than the "
-            f"wording noise{margin} after Benjamini-Hochberg ({pair['n_items_b_higher']} higher for {b}), "
-            f"{pair['n_items_interaction']} show a model x wording interaction."
-        )
-    reversal = summary["mean_reversal_probability"]
-    if np.isfinite(summary["mean_kendall_w"]):
-        sentences.append(
-            f"Ranking of the models across wordings: mean Kendall's W {summary['mean_kendall_w']:.2f}; "
-            f"another wording reverses a pair of models with probability {reversal:.2f}."
-        )
-    country = tables.get("alignment_by_country")
-    if country is not None and not country.empty:
-        decided = country.loc[country["closer"] != "neither"]
-        sentences.append(
-            f"Closer to the people of each country (AvgP, paired on wordings): "
-            f"{len(decided)} of {len(country)} country comparisons are decided"
-            + (
-                ": " + ", ".join(f"{row.proxy} {row.closer}" for row in decided.itertuples())
-                if len(decided)
-                else ""
-            )
-            + "."
-        )
-    return sentences

@@ -35,7 +35,7 @@ INTERVAL_FORMATS = {
 } | {"p": "{:.3g}", "p_bh": "{:.3g}", "mean_a": "{:.3f}", "mean_b": "{:.3f}"}
 DIFFERENCE_COLUMNS = (
     "item_id", "model_a", "model_b", "n_wordings", "mean_a", "mean_b", "difference", "low", "high",
-    "p", "p_bh", "significant",
+    "p", "p_bh", "within_noise", "significant",
 )  # fmt: skip
 INTERACTION_COLUMNS = (
     "item_id", "model_a", "model_b", "n_wordings", "f_model", "p_model", "p_model_bh",
@@ -43,13 +43,15 @@ INTERACTION_COLUMNS = (
 )  # fmt: skip
 PROXY_COLUMNS = (
     "item_id", "axis", "proxy", "model_a", "model_b", "n_wordings", "difference", "low", "high",
-    "p_bh", "significant",
+    "p_bh", "within_noise", "significant",
 )  # fmt: skip
 DESCRIPTIONS = {
     "difference": "mean over wordings of the paired difference of scores, model b minus model a",
-    "low": "95% interval, wordings resampled (bias-corrected percentile bootstrap)",
-    "high": "95% interval, wordings resampled (bias-corrected percentile bootstrap)",
+    "low": "95% t interval over the per-wording mean differences (excludes 0 iff p < 0.05)",
+    "high": "95% t interval over the per-wording mean differences (excludes 0 iff p < 0.05)",
     "p_bh": "Benjamini-Hochberg adjusted p-value across the rows of the table",
+    "within_noise": "no larger than the two runs' numeric noise floor: never called a difference",
+    "noise_floor": "largest change of one score when only the batch changes (manifest)",
     "f_model": "MS model / MS model x wording: the model difference against the wording noise",
     "f_interaction": "MS model x wording / MS residual: does the difference change with the wording?",
     "kendall_w": "agreement of the wordings on the order of the models (1 = every wording alike)",
@@ -111,7 +113,7 @@ def _differences_section(tables: dict[str, pd.DataFrame]) -> Section:
                 chart,
                 caption=f"Model b = {b}, model a = {a}. Per item, the mean paired difference of "
                 "scores with its "
-                "95% interval (wordings resampled). Left of the dashed line, model b answers "
+                "95% t interval over wordings. Left of the dashed line, model b answers "
                 "nearer the first option.",
                 figure_id=_figure_id("chart-differences", index),
             )
@@ -228,7 +230,12 @@ def _runs_section(comparison: Comparison) -> Section:
                 ("prompts left out", str(summary.get("n_left_out", 0))),
             ]
         ),
-        html_table(comparison.tables["runs"], table_id="table-runs", filterable=False),
+        html_table(
+            comparison.tables["runs"],
+            table_id="table-runs",
+            filterable=False,
+            descriptions=DESCRIPTIONS,
+        ),
     ]
     return Section("Runs", join(*parts), anchor="runs")
 
