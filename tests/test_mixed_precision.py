@@ -193,9 +193,19 @@ def test_calibration_gives_every_product_its_tail_and_none_means_every_channel()
     assert shared_qkv.tail is None and own_o.tail is None
 
 
-@pytest.mark.parametrize("value", [-1, 2.5, "many", True])
-def test_a_tail_that_is_not_a_channel_count_is_refused_before_loading(value: object) -> None:
-    with pytest.raises(CultureProbeError, match="tail_channels expects a whole number"):
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (-1, "tail_channels must be a number of at least 0, got -1"),
+        (2.5, "tail_channels expects a whole number"),
+        ("many", "tail_channels expects a whole number"),
+        (True, "tail_channels expects a whole number"),
+    ],
+)
+def test_a_tail_that_is_not_a_channel_count_is_refused_before_loading(
+    value: object, expected: str
+) -> None:
+    with pytest.raises(CultureProbeError, match=expected):
         HFBackend(model="embedded", dtype="mixed", tail_channels=value)  # type: ignore[arg-type]
 
 
