@@ -37,7 +37,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def upstream_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Invented rows in the public datasets' formats, laid out as ``../shared/data`` is."""
+    """Invented rows in the public datasets' formats, one folder per dataset as upstream lays them out."""
     from upstream import write_upstream_data
 
     return write_upstream_data(tmp_path_factory.mktemp("upstream"))
