@@ -30,4 +30,5 @@ def test_the_quickstart_notebook_runs_every_cell(
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, "the chart cell should display a figure"
     texts = "".join(str(o.get("text", "")) for o in outputs)
-    assert "items differ by more than the wording noise" in texts
+    # the two runs are one model rounded two ways: the comparison claims no difference
+    assert "which would rank rounding, not models" in texts
