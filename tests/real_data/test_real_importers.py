@@ -12,14 +12,9 @@ import pytest
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import short_answer_result
 from culture_probe.errors import InputError
-from culture_probe.importers import (
-    RegionResolver,
-    answer_matches,
-    best_match,
-    import_alkhamissi,
-    import_wvs,
-)
-from culture_probe.runner import prepare, with_matches
+from culture_probe.importers import RegionResolver, import_alkhamissi, import_wvs
+from culture_probe.planning import prepare
+from culture_probe.scoring import answer_matches, best_match, with_matches
 from culture_probe.taxonomy import load_taxonomy
 
 LILY = "wvs_wave7_country_distributions_lilyflower03"
