@@ -654,8 +654,8 @@ def _truncated_claim(axis: str, factors: list[str]) -> Claim:
 def _residual_claim(axis: str, residual: pd.Series, leader: pd.Series) -> Claim:
     figures = _share_figures(axis, str(residual["factor"]), residual, "estimate")
     template = (
-        "The residual of that model (interactions it leaves out, and noise) holds "
-        + interval_template("estimate")
+        "The residual of the model over all declared factors (interactions it leaves out, and "
+        "noise) holds " + interval_template("estimate")
     )
     if float(residual["share"]) > float(leader["share"]):
         template += ", more than any declared factor: much of what moves the answers is not named"
