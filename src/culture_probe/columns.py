@@ -128,6 +128,9 @@ DESIGN_FACTORS: tuple[Factor, ...] = (
            "option order id (`canonical`, `reversed`, `cyclic1`, ...)", fixed=True),
     Factor("language", "language", "languages", "language", "languages",
            "language of the prompt (ISO 639-1)", fixed=True),
+    Factor("elicitation", "elicitation", "elicitations", "elicitation", "elicitation",
+           "how the answer is asked for (`first_token`, `constrained`, `written`, `open`)",
+           fixed=True),
     Factor("seed", "seed", "seeds", "sampling", "seeds",
            "sampling seed (0 for log-probability scoring)"),
 )  # fmt: skip
@@ -139,6 +142,9 @@ FORMAT_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.kind =
 #: the factors whose levels the design fixes: their terms, and interactions among them, are fixed
 #: effects in the N-way decomposition
 FIXED_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.fixed)
+#: the elicitation factor's levels: the next-token choice, a choice generated under a constraint
+#: that admits only the labels, a written answer parsed back, an open answer mapped to an option
+ELICITATION_LEVELS = ("first_token", "constrained", "written", "open")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -410,6 +416,38 @@ STATS_TABLES: tuple[StatsTable, ...] = (
         "`gini_variation`, `js_between_proxies`, `js_between_wordings` (bits), "
         "`modal_agreement_proxies`, `modal_agreement_wordings` "
         "([statistics.md](statistics.md#nominal-items))",
+    ),
+    StatsTable(
+        "elicitation_stats", "How the answer is asked for", "scope x item x axis x proxy x level",
+        "with several elicitation levels: per study, item and item x proxy (`scope`) and level, "
+        "the agreement of the level's answer with the reference level's most likely option on "
+        "the same prompt cell (Wilson interval), the Jensen-Shannon shift of the answer "
+        "distribution (interval resampling wordings), refusal, abstention and invalid rates, "
+        "similarity to people; per item the elicitation and culture shares, the test and the "
+        "verdict ([statistics.md](statistics.md#elicitation))",
+        "table-elicitation",
+        _shown([
+            _ITEM,
+            ("axis", "axis", "Demographic axis"),
+            ("level", "level", "Elicitation level: first_token, constrained, written or open"),
+            ("n_responses", "responses", "Responses at this level"),
+            ("agreement", "agreement", "Share of prompt cells choosing the reference level's "
+                                       "most likely option (written vs first_token: "
+                                       "'My Answer is C', Wang et al. 2024)"),
+            ("agreement_low", "agreement low", "95% Wilson interval over cells, lower end"),
+            ("agreement_high", "agreement high", "95% Wilson interval over cells, upper end"),
+            ("js_shift", "JS shift", "Jensen-Shannon distance (bits) of the pooled answer "
+                                     "distribution from the reference level's"),
+            ("refusal_rate", "refused", "Share of refused answers"),
+            ("abstention_rate", "abstained", "Share of open answers no option could be assigned to"),
+            ("invalid_rate", "invalid", "Share of answers that name no option"),
+            ("elicitation_share", "elicitation share", "Share of the answer variance due to the "
+                                                       "level (fixed effect, N-way model)"),
+            ("culture_share", "culture share", "Share due to the proxy axes together"),
+            ("p_elicitation_bh", "p elicitation (BH)", "Test of the elicitation effect, "
+                                                       "Benjamini-Hochberg adjusted"),
+            ("verdict", "verdict", "elicitation-dominated: significant and larger than culture"),
+        ]),
     ),
     StatsTable(
         "short_answer", "Short answers", "proxy x language x wording",

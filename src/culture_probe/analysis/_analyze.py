@@ -19,6 +19,11 @@ from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
+from culture_probe.analysis._elicitation import (
+    elicitation_claims,
+    elicitation_summary,
+    elicitation_table,
+)
 from culture_probe.analysis._factorial import factor_tables, summary_entries
 from culture_probe.analysis._headline import factor_verdict, headline_claims, headline_sentences
 from culture_probe.analysis._items import (
@@ -163,6 +168,9 @@ def analyze(
         from culture_probe.analysis._nominal import nominal_table
 
         tables["nominal_stats"] = nominal_table(culture, culture_probs)
+    elicitation = elicitation_table(tidy, probs, tables, reference, n_bootstrap, seed)
+    if elicitation is not None:
+        tables["elicitation_stats"] = elicitation
     summary = _summary(item_table, core, tables, tidy, seed, n_bootstrap, n_permutations)
     summary["factors"] = _json_safe(
         summary_entries(
@@ -170,6 +178,9 @@ def analyze(
         )
     )
     claims = headline_claims(summary, tables)
+    if elicitation is not None:
+        summary["elicitation"] = _json_safe(elicitation_summary(elicitation))
+        claims += elicitation_claims(elicitation, tables["factor_summary"])
     for axis, facts in summary["factors"].items():
         facts["verdict"] = factor_verdict(claims, axis) or facts["verdict"]
     summary["claims"] = _json_safe([claim.to_json() for claim in claims])

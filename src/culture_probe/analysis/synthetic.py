@@ -3,7 +3,11 @@
 A latent ordinal position mu in [0, 1] is the sum of an item level, a culture effect per proxy, a
 wording effect per paraphrase, a culture x wording interaction and seed noise; the model's answer
 distribution is a discretised bell around mu, optionally pulled towards the first displayed option
-(position bias). Nothing here is used by :func:`analyze`.
+(position bias). With elicitation levels (:data:`culture_probe.columns.ELICITATION_LEVELS`) each
+level adds its own shift of the latent position per item, and the answers are written as a real run
+writes them: ``first_token`` the distribution, ``constrained`` the distribution with a sampled
+label, ``written`` and ``open`` one-hot on a sampled option, some of them refused, abstained
+(``open``) or invalid (``written``). Nothing here is used by :func:`analyze`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class PlantedEffects:
         noise: per response, e.g. sampling at temperature > 0.
         placebo: between placebo proxies.
         position_bias: probability mass moved to the first displayed option.
+        elicitation: between elicitation levels (a shift per item and level).
     """
 
     culture: float = 0.0
@@ -35,6 +40,26 @@ class PlantedEffects:
     noise: float = 0.0
     placebo: float = 0.0
     position_bias: float = 0.0
+    elicitation: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How often a generated answer (``written`` or ``open``) is not an option.
+
+    Attributes:
+        refused: share of refusals, at both generated levels.
+        abstained: share of open answers the mapper could not assign to one option.
+        invalid: share of written answers that name no option.
+    """
+
+    refused: float = 0.05
+    abstained: float = 0.10
+    invalid: float = 0.03
+
+
+#: the levels whose answer is generated text, one-hot on the option it was parsed or mapped to
+GENERATED_LEVELS = ("written", "open")
 
 
 def simulate_study(
@@ -50,6 +75,8 @@ def simulate_study(
     baseline: bool = False,
     scale: str = "ordinal",
     seed: int = 0,
+    elicitation_levels: tuple[str, ...] = (),
+    outcomes: Outcomes = Outcomes(),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A plan and its responses, with the columns of :mod:`culture_probe.columns`.
 
@@ -65,6 +92,9 @@ def simulate_study(
         baseline: add the no-proxy prompt (axis "none", framing "none").
         scale: "ordinal" or "nominal".
         seed: random seed.
+        elicitation_levels: elicitation levels crossed with everything else (an ``elicitation``
+            plan column); empty: no such column, every answer a first-token distribution.
+        outcomes: how often generated answers are refused, abstained or invalid.
 
     Returns:
         ``(plan, responses)``.
@@ -86,11 +116,70 @@ def simulate_study(
         extra = _grid(base, [("none", "baseline", "none")], n_orders, n_seeds)
         extra["framing"] = "none"
         frame = pd.concat([frame, extra], ignore_index=True)
+    if elicitation_levels:
+        frame = _with_levels(frame, elicitation_levels, effects.elicitation, n_items, rng)
     frame["latent"] += rng.normal(0, effects.noise, size=len(frame))
     orders = _orders(n_orders, n_options)
     display = np.stack([orders[o] for o in frame["order_code"]])
     probs = _answer_distribution(frame["latent"].to_numpy(), display, n_options, effects)
-    return _plan(frame, orders, n_options, scale), _responses(frame, probs)
+    plan = _plan(frame, orders, n_options, scale)
+    responses = _responses(frame, probs)
+    if elicitation_levels:
+        plan.insert(plan.columns.get_loc("language") + 1, "elicitation", frame["elicitation"])
+        responses = _elicited(responses, frame["elicitation"].to_numpy(), outcomes, rng)
+    return plan, responses
+
+
+def _with_levels(
+    frame: pd.DataFrame,
+    levels: tuple[str, ...],
+    spread: float,
+    n_items: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Every row once per elicitation level, its latent position shifted by the level's effect
+    on the item."""
+    shift = rng.normal(0, spread, size=(n_items, len(levels)))
+    item = frame["item_id"].str[1:].astype(int).to_numpy()
+    copies = []
+    for code, level in enumerate(levels):
+        copy = frame.assign(elicitation=level)
+        copy["latent"] = copy["latent"] + shift[item, code]
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True)
+
+
+def _elicited(
+    responses: pd.DataFrame, levels: np.ndarray, outcomes: Outcomes, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The responses as each level writes them: a sampled label for ``constrained``, one-hot
+    sampled answers for the generated levels, with their refusals, abstentions and invalid
+    answers (no distribution, answer -1)."""
+    probs = np.stack(responses["probs"].to_numpy())
+    cumulative = probs.cumsum(axis=1)
+    draws = rng.uniform(size=(len(probs), 1))
+    sampled = np.minimum((draws > cumulative).sum(axis=1), probs.shape[1] - 1)
+    generated = np.isin(levels, GENERATED_LEVELS)
+    roll = rng.uniform(size=len(probs))
+    outcome = np.full(len(probs), "answered", dtype=object)
+    outcome[generated & (roll < outcomes.refused)] = "refused"
+    late = roll >= outcomes.refused
+    outcome[(levels == "open") & late & (roll < outcomes.refused + outcomes.abstained)] = (
+        "abstained"
+    )
+    outcome[(levels == "written") & late & (roll < outcomes.refused + outcomes.invalid)] = "invalid"
+    one_hot = np.eye(probs.shape[1])[sampled]
+    answered = outcome == "answered"
+    out = responses.copy()
+    out["answer"] = np.where(levels == "first_token", probs.argmax(axis=1), sampled)
+    out["answer"] = np.where(answered, out["answer"], -1)
+    written = np.where(generated[:, None], one_hot, probs)
+    out["probs"] = [list(written[row]) if answered[row] else [] for row in range(len(probs))]
+    out["outcome"] = outcome
+    out["generated"] = np.where(generated, [f"option {k}" for k in sampled], "")
+    rule = np.where(levels == "open", "synthetic", "label")
+    out["mapped_by"] = np.where(generated & answered, rule, "")
+    return out
 
 
 def _grid(
