@@ -427,8 +427,10 @@ STATS_TABLES: tuple[StatsTable, ...] = (
         "verdict ([statistics.md](statistics.md#elicitation))",
         "table-elicitation",
         _shown([
+            ("scope", "scope", "study, item, or proxy (item x proxy)"),
             _ITEM,
             ("axis", "axis", "Demographic axis"),
+            ("proxy", "proxy", "Proxy value (proxy scope)"),
             ("level", "level", "Elicitation level: first_token, constrained, written or open"),
             ("n_responses", "responses", "Responses at this level"),
             ("agreement", "agreement", "Share of prompt cells choosing the reference level's "

@@ -28,6 +28,8 @@ MAX_WORDINGS = 1000
 def compare_claims(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[Claim]:
     """The comparison's claims, in the order they are printed."""
     claims = []
+    if summary.get("differing_factor"):
+        claims.append(_differing_claim(summary))
     if summary["n_left_out"]:
         claims.append(_left_out_claim(summary))
     for pair in summary["pairs"]:
@@ -39,6 +41,26 @@ def compare_claims(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> 
     if country is not None and not country.empty:
         claims.append(_country_claim(country))
     return claims
+
+
+def _differing_claim(summary: dict[str, Any]) -> Claim:
+    """What the runs differ in: one design factor, one level per run (no model is compared)."""
+    levels = summary["levels"]
+    return Claim(
+        key=":differing_factor",
+        axis="",
+        kind="note",
+        subject=summary["differing_factor"],
+        quantity="the design factor the runs differ in",
+        measure="",
+        unit="",
+        template="The runs differ only in {factor} ({levels}); each prompt is paired with the "
+        "same design cell in the other run, and every difference below is between those levels.",
+        words={
+            "factor": summary["differing_factor"],
+            "levels": ", ".join(f"{label}: {level}" for label, level in levels.items()),
+        },
+    )
 
 
 def _left_out_claim(summary: dict[str, Any]) -> Claim:

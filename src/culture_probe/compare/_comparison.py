@@ -34,7 +34,13 @@ from culture_probe.compare._paired import (
     mean_of_means_test,
     paired_scores,
 )
-from culture_probe.compare._plans import SharedPrompts, shared_prompts
+from culture_probe.compare._plans import (
+    ELICITATION,
+    SharedPrompts,
+    differing_levels,
+    keyed_by_cell,
+    shared_prompts,
+)
 from culture_probe.compare._ranking import pair_reversals, ranking_table, wording_means
 from culture_probe.compare._runs import ComparedRun, RunLike, read_run, unique_labels
 from culture_probe.errors import InputError
@@ -122,12 +128,17 @@ def compare(
             raise InputError(
                 "the same run is given twice; compare runs of different models", path=path
             )
+    levels = differing_levels(loaded)
+    if levels is not None:  # asked different ways: paired on the design cell
+        loaded = [keyed_by_cell(run, level) for run, level in zip(loaded, levels, strict=True)]
     labels = unique_labels([run.label for run in loaded], [run.path for run in loaded])
     loaded = [
         ComparedRun(label, r.path, r.manifest, r.tidy, r.probs, r.reference)
         for label, r in zip(labels, loaded, strict=True)
     ]
-    shared = shared_prompts(loaded, shared_only=shared_only)
+    shared = shared_prompts(
+        loaded, shared_only=shared_only, differing=None if levels is None else ELICITATION
+    )
     return compare_runs(
         [run.restricted_to(shared.prompt_ids) for run in loaded],
         shared,
@@ -135,6 +146,7 @@ def compare(
         n_bootstrap=n_bootstrap,
         n_permutations=n_permutations,
         seed=seed,
+        differing=None if levels is None else (ELICITATION, levels),
     )
 
 
@@ -146,8 +158,13 @@ def compare_runs(
     n_bootstrap: int = 2000,
     n_permutations: int = 199,
     seed: int = 0,
+    differing: tuple[str, list[str]] | None = None,
 ) -> Comparison:
     """The comparison tables of runs that hold the same prompts (pure: no file is read).
+
+    ``differing``: the design factor the runs differ in and each run's level (runs asked
+    different ways), named in the summary (``differing_factor``, ``levels``) and the headline;
+    None for runs of different models on one plan.
 
     Tables (``difference`` is always model b minus model a, for every pair a, b in the given order):
 
@@ -214,7 +231,7 @@ def compare_runs(
     out["ranking"] = _ranking_beyond_noise(ranking_table(runs), out["pair_reversals"])
     out.update(_alignment_tables(runs, n_permutations, seed, n_bootstrap, rng))
     out["runs"] = _runs_table(runs, shared)
-    summary = _summary(runs, shared, out, pair_summaries, min_difference)
+    summary = _summary(runs, shared, out, pair_summaries, min_difference, differing)
     return Comparison(list(runs), out, summary)
 
 
@@ -332,6 +349,7 @@ def _summary(
     tables: dict[str, pd.DataFrame],
     pairs: list[dict[str, Any]],
     min_difference: float,
+    differing: tuple[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     ranking = tables["ranking"]
     beyond_noise = ranking.loc[~ranking["within_noise"]] if len(ranking) else ranking
@@ -346,6 +364,10 @@ def _summary(
         "mean_kendall_w": _mean(beyond_noise, "kendall_w"),
         "mean_reversal_probability": _mean(beyond_noise, "reversal_probability"),
         "n_ranking_items_within_noise": int(ranking["within_noise"].sum()) if len(ranking) else 0,
+        "differing_factor": None if differing is None else differing[0],
+        "levels": {}
+        if differing is None
+        else {run.label: level for run, level in zip(runs, differing[1], strict=True)},
     }
     claims = compare_claims(summary, tables)
     summary["claims"] = [claim.to_json() for claim in claims]

@@ -15,8 +15,10 @@ from culture_probe.report._shared import described_table, item_links, missing_no
 from culture_probe.report.page import Section, heading, join
 from culture_probe.report.tables import html_table
 
-#: tables a section of their own shows (factors, short answers, prompt language)
-SHOWN_ELSEWHERE = frozenset({"factor_stats", "short_answer", "language_effect"})
+#: tables a section of their own shows (factors, elicitation, short answers, prompt language)
+SHOWN_ELSEWHERE = frozenset(
+    {"factor_stats", "elicitation_stats", "short_answer", "language_effect"}
+)
 
 
 def tables_section(data: RunData, names: dict[str, str]) -> Section:

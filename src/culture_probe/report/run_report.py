@@ -2,13 +2,14 @@
 
 :func:`render_run_report` reads a run directory (the plan, the responses, the ``stats/`` tables and
 ``summary.json`` written by :mod:`culture_probe.analysis`) and writes one self-contained
-``report.html``, one section per module (``_verdict``, ``_charts``, ``_crossed``, ``_factors``, ``_people``,
-``_tables``, ``_appendix``; short answers and prompt languages in ``_short_answer``), with column
-labels from the registry (:mod:`culture_probe.columns`). It computes no statistics: every number
-on the page comes from the analysis tables, except the model's pooled answer distribution per
-proxy, the plain mean of its option probabilities, shown beside the human one, and the mean
-answers per level of a crossed axis (``_crossed``), descriptive cell means per option order. A table the run
-does not have leaves its section with a note.
+``report.html``, one section per module (``_verdict``, ``_charts``, ``_crossed``, ``_factors``,
+``_elicitation``, ``_people``, ``_tables``, ``_appendix``; short answers and prompt languages in
+``_short_answer``), with column labels from the registry (:mod:`culture_probe.columns`). It
+computes no statistics: every number on the page comes from the analysis tables, except the
+model's pooled answer distribution per proxy, the plain mean of its option probabilities, shown
+beside the human one, the mean answers per level of a crossed axis (``_crossed``), descriptive
+cell means per option order, and the mean answer distribution per item and elicitation level
+(``_elicitation``). A table the run does not have leaves its section with a note.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from culture_probe.report._appendix import coverage_section, manifest_section, prompts_section
 from culture_probe.report._charts import charts_section
 from culture_probe.report._crossed import crossed_section
+from culture_probe.report._elicitation import elicitation_section
 from culture_probe.report._factors import factors_section
 from culture_probe.report._people import alignment_section
 from culture_probe.report._prompts import prompt_blob
@@ -61,6 +63,7 @@ def build_run_page(data: RunData) -> str:
         charts_section(data, names),
         crossed_section(data),
         factors_section(data),
+        elicitation_section(data),
         language_section(data),
         alignment_section(data, names),
         tables_section(data, names),
