@@ -161,6 +161,49 @@ def test_the_distribution_shift_is_scipys_jensen_shannon_distance_of_the_pooled_
         assert row["js_shift_low"] <= row["js_shift_high"]
 
 
+def test_similarity_to_people_per_level_is_avgp_from_scipys_distance() -> None:
+    plan, responses = simulate_study(
+        PLANTED, n_items=2, n_proxies=3, n_paraphrases=3, seed=6,
+        elicitation_levels=("first_token", "written"),
+    )  # fmt: skip
+    human = [0.1, 0.2, 0.3, 0.4]
+    reference = pd.DataFrame(
+        [
+            (item, proxy, option, share)
+            for item in ("Q0", "Q1")
+            for proxy in ("C00", "C01", "C02")
+            for option, share in enumerate(human)
+        ],
+        columns=["item_id", "proxy", "option", "share"],
+    )
+    tidy = tidy_responses(plan, responses)
+    result = analyze(tidy, reference, n_bootstrap=50, n_permutations=9)
+    table = result.tables["elicitation_stats"]
+    answered = tidy.loc[(tidy["probs"].map(len) > 0) & (tidy["item_id"] == "Q1")]
+    expected = {}
+    for level in ("first_token", "written"):
+        rows = answered.loc[answered["elicitation"] == level]
+        avg_p = [
+            np.mean(
+                [
+                    1
+                    - jensenshannon(np.stack(cell["probs"].to_numpy()).mean(axis=0), human, base=2)
+                    for _, cell in by_proxy.groupby("wording")
+                ]
+            )
+            for _, by_proxy in rows.groupby("proxy")
+        ]
+        expected[level] = np.mean(avg_p)
+    item = table.loc[(table["scope"] == "item") & (table["item_id"] == "Q1")].set_index("level")
+    assert item.at["first_token", "human_similarity"] == pytest.approx(expected["first_token"])
+    assert item.at["written", "human_similarity"] == pytest.approx(expected["written"])
+    assert item.at["written", "human_similarity_change"] == pytest.approx(
+        expected["written"] - expected["first_token"]
+    )
+    claim = next(c for c in result.claims if c.key == "region:elicitation_people")
+    assert claim_problems([claim], result.tables, result.summary) == []
+
+
 def test_refusals_abstentions_and_invalid_answers_are_counted_per_level() -> None:
     outcomes = Outcomes(refused=0.1, abstained=0.2, invalid=0.05)
     plan, responses = simulate_study(

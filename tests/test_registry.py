@@ -69,9 +69,10 @@ def test_every_table_the_analysis_writes_is_registered(analysed_run: tuple[Path,
     on_disk = {path.stem for path in (directory / "stats").glob("*.parquet")}
     assert on_disk == written
     assert written <= set(STATS_TABLE)
-    # the run exercises every optional table but the short answers (their own test module) and
-    # the nominal items' (tests/test_claims.py writes and shows them)
-    assert set(STATS_TABLE) - written == {"short_answer", "nominal_stats"}
+    # the run exercises every optional table but the short answers (their own test module), the
+    # nominal items' (tests/test_claims.py writes and shows them) and the elicitation levels'
+    # (tests/test_elicitation.py)
+    assert set(STATS_TABLE) - written == {"short_answer", "nominal_stats", "elicitation_stats"}
 
 
 def test_the_report_shows_every_table_the_analysis_writes(
