@@ -10,10 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.proportion import proportion_confint
 
-from culture_probe.analysis import analyze, claim_problems, tidy_responses
+from culture_probe.analysis import (
+    analyze,
+    claim_problems,
+    format_terminal_summary,
+    tidy_responses,
+)
 from culture_probe.analysis._elicitation import DOMINATED, elicitation_table
 from culture_probe.analysis.cli import analyze_run
 from culture_probe.analysis.synthetic import Outcomes, PlantedEffects, simulate_study
@@ -246,6 +252,15 @@ def test_the_elicitation_claims_agree_with_their_tables(
     dominated = int((_items(result)["verdict"] == DOMINATED).sum())
     assert f"{dominated} of {n_items} items" in verdict.sentence
     assert verdict.sentence in result.headline
+
+
+def test_the_terminal_summary_says_how_many_items_depend_on_how_they_are_asked() -> None:
+    _, result = _run(PLANTED, 8, 3)
+    console = Console(width=80, record=True)
+    console.print(format_terminal_summary(result))
+    printed = console.export_text()
+    assert "8 of 8 items on the region axis are elicitation-dominated" in " ".join(printed.split())
+    assert max(len(line) for line in printed.splitlines()) <= 80
 
 
 def test_a_changed_agreement_is_caught_by_the_consistency_checker() -> None:
