@@ -446,6 +446,9 @@ STATS_TABLES: tuple[StatsTable, ...] = (
             ("elicitation_share", "elicitation share", "Share of the answer variance due to the "
                                                        "level (fixed effect, N-way model)"),
             ("culture_share", "culture share", "Share due to the proxy axes together"),
+            ("culture_x_elicitation_share", "culture x elicitation",
+             "Share due to level-by-proxy changes: the level changes the differences between "
+             "cultures"),
             ("p_elicitation_bh", "p elicitation (BH)", "Test of the elicitation effect, "
                                                        "Benjamini-Hochberg adjusted"),
             ("verdict", "verdict", "elicitation-dominated: significant and larger than culture"),

@@ -22,7 +22,8 @@ level, against the run's reference level (``first_token`` where the run has it):
   of the fixed effect against its error mean square, Benjamini-Hochberg over items; on nominal
   items Light & Margolin's C test of its Gini variation) and its share of the answer variance
   (omega-squared style, ``factor_stats``; on nominal items the CATANOVA share) is larger than
-  culture's (every proxy axis and axis interaction together).
+  culture's (every proxy axis and axis interaction together); beside them the share of
+  ``culture x elicitation``, how much the level changes the differences between cultures.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ ELICITATION_COLUMNS = (
     "elicitation_share_low",
     "elicitation_share_high",
     "culture_share",
+    "culture_x_elicitation_share",
     "test",
     "statistic",
     "df_effect",
@@ -511,11 +513,13 @@ def _shares(factors: pd.DataFrame | None, item: str, axis: str) -> dict[str, Any
     culture = rows.loc[rows["kind"].isin(PROXY_KINDS), "share"]
     if own.empty:
         return {"elicitation_share": np.nan, "culture_share": float(culture.sum())}
+    interaction = rows.loc[rows["factor"] == f"culture x {FACTOR}", "share"]
     return {
         "elicitation_share": float(own["share"].iat[0]),
         "elicitation_share_low": float(own["share_low"].iat[0]),
         "elicitation_share_high": float(own["share_high"].iat[0]),
         "culture_share": float(culture.sum(min_count=1)),
+        "culture_x_elicitation_share": float(interaction.iat[0]) if len(interaction) else np.nan,
     }
 
 
