@@ -61,7 +61,7 @@ class Factor:
         label: the short name a reader sees.
         plural: how the design line counts its levels ("3 enumerators").
         kind: ``wording``, ``format`` (rendered by a :class:`culture_probe.design.FormatVariant`),
-            ``presentation``, ``language`` or ``sampling``.
+            ``presentation``, ``language``, ``elicitation`` or ``sampling``.
         study_key: the study file key that declares its levels.
         description: what varies between its levels.
         fixed: whether the study declares every level of interest (a fixed effect, reported as
@@ -129,7 +129,9 @@ DESIGN_FACTORS: tuple[Factor, ...] = (
     Factor("language", "language", "languages", "language", "languages",
            "language of the prompt (ISO 639-1)", fixed=True),
     Factor("elicitation", "elicitation", "elicitations", "elicitation", "elicitation",
-           "how the answer is asked for (`first_token`, `constrained`, `written`, `open`)",
+           "how the answer is asked for: `first_token` (the labels' next-token probabilities), "
+           "`constrained` (a label sampled under a constraint), `written` (a free answer with the "
+           "options shown, parsed back), `open` (options hidden, the answer mapped to an option)",
            fixed=True),
     Factor("seed", "seed", "seeds", "sampling", "seeds",
            "sampling seed (0 for log-probability scoring)"),
@@ -142,9 +144,10 @@ FORMAT_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.kind =
 #: the factors whose levels the design fixes: their terms, and interactions among them, are fixed
 #: effects in the N-way decomposition
 FIXED_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.fixed)
-#: the elicitation factor's levels: the next-token choice, a choice generated under a constraint
-#: that admits only the labels, a written answer parsed back, an open answer mapped to an option
+#: the levels of the ``elicitation`` factor, the first the default (docs/studies.md, "Elicitation")
 ELICITATION_LEVELS = ("first_token", "constrained", "written", "open")
+#: the elicitation levels whose answer the model writes as free text, read back to an option
+WRITTEN_LEVELS = ("written", "open")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from culture_probe.columns import WRITTEN_LEVELS
+
 BELL_WIDTH = 0.2
 
 
@@ -57,9 +59,6 @@ class Outcomes:
     abstained: float = 0.10
     invalid: float = 0.03
 
-
-#: the levels whose answer is generated text, one-hot on the option it was parsed or mapped to
-GENERATED_LEVELS = ("written", "open")
 
 
 def simulate_study(
@@ -159,7 +158,7 @@ def _elicited(
     cumulative = probs.cumsum(axis=1)
     draws = rng.uniform(size=(len(probs), 1))
     sampled = np.minimum((draws > cumulative).sum(axis=1), probs.shape[1] - 1)
-    generated = np.isin(levels, GENERATED_LEVELS)
+    generated = np.isin(levels, WRITTEN_LEVELS)
     roll = rng.uniform(size=len(probs))
     outcome = np.full(len(probs), "answered", dtype=object)
     outcome[generated & (roll < outcomes.refused)] = "refused"
