@@ -19,11 +19,8 @@ from culture_probe.analysis._claims import Claim
 from culture_probe.analysis._contrasts import baseline_contrasts
 from culture_probe.analysis._controls import baseline_comparison, placebo_comparison
 from culture_probe.analysis._design import UNIT_COLUMNS
-from culture_probe.analysis._elicitation import (
-    elicitation_claims,
-    elicitation_summary,
-    elicitation_table,
-)
+from culture_probe.analysis._elicitation import elicitation_summary, elicitation_table
+from culture_probe.analysis._elicitation_claims import elicitation_claims
 from culture_probe.analysis._factorial import factor_tables, summary_entries
 from culture_probe.analysis._headline import factor_verdict, headline_claims, headline_sentences
 from culture_probe.analysis._items import (

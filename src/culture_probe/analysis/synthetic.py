@@ -60,7 +60,6 @@ class Outcomes:
     invalid: float = 0.03
 
 
-
 def simulate_study(
     effects: PlantedEffects,
     *,
@@ -176,7 +175,7 @@ def _elicited(
     out["probs"] = [list(written[row]) if answered[row] else [] for row in range(len(probs))]
     out["outcome"] = outcome
     out["generated"] = np.where(generated, [f"option {k}" for k in sampled], "")
-    rule = np.where(levels == "open", "synthetic", "label")
+    rule = np.where(levels == "open", "synthetic", "parse_answer")
     out["mapped_by"] = np.where(generated & answered, rule, "")
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from culture_probe.analysis._tidy import list_column_matrix
+from culture_probe.analysis import probability_matrix
 from culture_probe.columns import ELICITATION_LEVELS, STATS_TABLE, column_labels
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import described_table
@@ -77,9 +77,12 @@ def _answer_shares(plan: pd.DataFrame, responses: pd.DataFrame, levels: list[str
     joined = joined.loc[joined["proxy_kind"] == "culture"].reset_index(drop=True)
     if joined.empty:
         return pd.DataFrame()
-    matrix, lengths = list_column_matrix(joined["probs"], fill=0.0)
-    shares = pd.DataFrame(matrix, columns=[f"option {k + 1}" for k in range(matrix.shape[1])])
-    shares[NO_OPTION] = (lengths == 0).astype(float)
+    matrix = probability_matrix(joined)
+    no_option = np.isnan(matrix).all(axis=1)
+    shares = pd.DataFrame(
+        np.nan_to_num(matrix), columns=[f"option {k + 1}" for k in range(matrix.shape[1])]
+    )
+    shares[NO_OPTION] = no_option.astype(float)
     shares["item_id"] = joined["item_id"].astype(str)
     shares[FACTOR] = pd.Categorical(joined[FACTOR].astype(str), categories=levels, ordered=True)
     return shares.groupby(["item_id", FACTOR], observed=True, sort=True).mean().reset_index()
