@@ -138,6 +138,10 @@ def test_agreement_with_the_first_token_choice_is_the_hand_count_with_a_wilson_i
     assert written["n_pairs"] == 3 and written["agreement"] == pytest.approx(2 / 3)
     low, high = proportion_confint(2, 3, alpha=0.05, method="wilson")
     assert (written["agreement_low"], written["agreement_high"]) == pytest.approx((low, high))
+    # C1's one written answer disagrees: the bound is exactly 0, not a rounding error above it
+    c1 = table.loc[(table["proxy"] == "C1") & (table["level"] == "written")].iloc[0]
+    _, upper = proportion_confint(0, 1, alpha=0.05, method="wilson")
+    assert c1["agreement_low"] == 0.0 and c1["agreement_high"] == pytest.approx(upper)
     assert written["refusal_rate"] == pytest.approx(1 / 4)
     per_proxy = table.loc[(table["scope"] == "proxy") & (table["level"] == "written")]
     assert per_proxy.set_index("proxy")["agreement"].to_dict() == pytest.approx(

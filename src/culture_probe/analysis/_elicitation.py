@@ -240,7 +240,10 @@ def wilson_interval(successes: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, n
         p = successes / n
         centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
+    # at 0 or n successes the bound is exactly 0 or 1, not a rounding error away from it
+    low = np.where(successes == 0, 0.0, centre - half)
+    high = np.where(successes == n, 1.0, centre + half)
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
 # --- per scope and level ---------------------------------------------------------------------------

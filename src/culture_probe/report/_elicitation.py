@@ -18,7 +18,7 @@ from culture_probe.analysis import probability_matrix
 from culture_probe.columns import ELICITATION_LEVELS, STATS_TABLE, column_labels
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import described_table
-from culture_probe.report.page import Section, bullet_list, figure, join, paragraph
+from culture_probe.report.page import Section, bullet_list, collapsible, figure, join, paragraph
 from culture_probe.report.svg import stacked_bar_chart
 
 FACTOR = "elicitation"
@@ -51,14 +51,14 @@ def elicitation_section(data: RunData) -> Section | None:
     if not frame.empty:
         parts.append(_chart(frame, data.plan, levels))
     caption = "One row per level: for the study, each item, and each item and proxy (scope)."
-    parts.append(
-        described_table(
-            table,
-            column_labels("elicitation_stats"),
-            STATS_TABLE["elicitation_stats"].element_id,
-            caption,
-        )
+    rows = described_table(
+        table,
+        column_labels("elicitation_stats"),
+        STATS_TABLE["elicitation_stats"].element_id,
+        caption,
     )
+    # a study of many items and proxies has hundreds of rows: folded away past a screenful
+    parts.append(collapsible(f"elicitation_stats ({len(table)} rows)", rows, open=len(table) <= 40))
     return Section("How the answer is asked for", join(*parts))
 
 
