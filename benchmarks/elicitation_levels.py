@@ -1,0 +1,128 @@
+"""The values study asked four ways on one model: per-level shares, agreement and wall time.
+
+Writes the values study (``taxonomy/values.yaml``) with ``elicitation: [first_token, constrained,
+written, open]`` added into a scratch folder, runs it with ``culture-probe run`` (whole process,
+optionally on a subset of items and proxies, since the written and open levels are generations),
+and prints a Markdown section for ``benchmarks/RESULTS.md``: the run's design, each level's
+prompts and scoring seconds (from the manifest), the N-way shares of the declared factors, and
+per level the agreement with the first-token choice, the distribution shift, the outcome rates,
+the item verdicts and the headline sentences about elicitation.
+
+Example:
+    python benchmarks/elicitation_levels.py --items family_importance,religion_importance \\
+        --proxies US,DE,NG,JP --out /tmp/values-four-levels
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = REPO / "taxonomy" / "values.yaml"
+LEVELS = ("first_token", "constrained", "written", "open")
+#: the study keys whose paths are relative to the study file
+PATH_KEYS = ("items", "template", "framings")
+
+
+def four_level_study(folder: Path, levels: tuple[str, ...]) -> Path:
+    """The values study with an ``elicitation:`` key, its paths made absolute, in ``folder``
+    beside a copy of the taxonomy."""
+    lines = []
+    for line in STUDY.read_text(encoding="utf-8").splitlines():
+        key = line.split(":", 1)[0]
+        if key in PATH_KEYS:
+            relative = line.split(":", 1)[1].strip()
+            line = f"{key}: {(STUDY.parent / relative).resolve()}"
+        if key == "study":
+            line = "study: values_four_levels"
+        lines.append(line)
+    lines.append(f"elicitation: [{', '.join(levels)}]")
+    target = folder / "values_four_levels.yaml"
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(STUDY.parent / "taxonomy.yaml", folder / "taxonomy.yaml")
+    return target
+
+
+def run(study: Path, out: Path, items: str | None, proxies: str | None, extra: list[str]) -> float:
+    """``culture-probe run``, whole process; returns its wall time in seconds."""
+    command = [sys.executable, "-c", "from culture_probe.cli import main; main()"]
+    command += ["run", str(study), "--out", str(out)]
+    command += ["--items", items] if items else []
+    command += ["--proxies", proxies] if proxies else []
+    started = time.perf_counter()
+    subprocess.run([*command, *extra], check=True)
+    return time.perf_counter() - started
+
+
+def markdown(out: Path, wall: float) -> str:
+    """The section for RESULTS.md, from the run directory."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    shares = pd.read_parquet(out / "stats" / "factor_summary.parquet")
+    table = pd.read_parquet(out / "stats" / "elicitation_stats.parquet")
+    study = table.loc[table["scope"] == "study"].set_index("level")
+    per_level = manifest.get("elicitation", {})
+    lines = [f"Design: {manifest['design']}; `culture-probe run` wall time {wall:.0f} s.", ""]
+    lines += [
+        "| level | prompts | scoring s | agreement with first_token [95% Wilson] | cells "
+        "| JS shift, bits [95%] | refused | abstained | invalid |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for level, row in study.iterrows():
+        cost = per_level.get(level, {})
+        lines.append(
+            f"| {level} | {cost.get('prompts', '')} | {cost.get('seconds', float('nan')):.0f} "
+            f"| {_interval(row, 'agreement')} | {int(row['n_pairs'])} "
+            f"| {_interval(row, 'js_shift', '{:.2f}')} | {row['refusal_rate']:.1%} "
+            f"| {row['abstention_rate']:.1%} | {row['invalid_rate']:.1%} |"
+        )
+    lines += ["", "| factor | share [95%] | items leading |", "|---|---|---|"]
+    for _, row in shares.sort_values("share", ascending=False).iterrows():
+        lines.append(
+            f"| {row['factor']} | {row['share']:.1%} [{row['share_low']:.1%}, "
+            f"{row['share_high']:.1%}] | {int(row['n_items_leading'])} |"
+        )
+    items = table.loc[(table["scope"] == "item") & (table["level"] == study.index[0])]
+    lines += ["", "| item | elicitation share | culture share | p (BH) | verdict |"]
+    lines += ["|---|---|---|---|---|"]
+    for _, row in items.iterrows():
+        lines.append(
+            f"| {row['item_id']} | {row['elicitation_share']:.1%} | {row['culture_share']:.1%} "
+            f"| {row['p_elicitation_bh']:.2g} | {row['verdict']} |"
+        )
+    sentences = [c["sentence"] for c in summary.get("claims", []) if "elicitation" in c["key"]]
+    return "\n".join([*lines, "", *(f"- {s}" for s in sentences)])
+
+
+def _interval(row: pd.Series, column: str, style: str = "{:.1%}") -> str:
+    if pd.isna(row[column]):
+        return "-"
+    low, high = row[f"{column}_low"], row[f"{column}_high"]
+    return f"{style.format(row[column])} [{style.format(low)}, {style.format(high)}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", help="item ids, comma-separated (default: all 14)")
+    parser.add_argument("--proxies", help="proxy ids, comma-separated (default: all)")
+    parser.add_argument("--levels", default=",".join(LEVELS), help="elicitation levels")
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("extra", nargs="*", help="more `culture-probe run` options, after --")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        study = four_level_study(Path(folder), tuple(arguments.levels.split(",")))
+        wall = run(study, arguments.out, arguments.items, arguments.proxies, arguments.extra)
+    print(markdown(arguments.out, wall))
+
+
+if __name__ == "__main__":
+    main()
