@@ -3,6 +3,7 @@ the claims, the report section and the comparison of runs asked different ways."
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,21 @@ def test_the_elicitation_claims_agree_with_their_tables(
     dominated = int((_items(result)["verdict"] == DOMINATED).sum())
     assert f"{dominated} of {n_items} items" in verdict.sentence
     assert verdict.sentence in result.headline
+
+
+def test_a_verdict_count_beyond_its_significant_tests_is_caught() -> None:
+    _, result = _run(PLANTED, 8, 3)
+    claim = next(c for c in result.claims if c.key == "region:elicitation_verdicts")
+    assert claim.test is not None
+    fewer = dataclasses.replace(claim.test, n_significant=5)
+    problems = claim_problems(
+        [dataclasses.replace(claim, test=fewer)], result.tables, result.summary
+    )
+    assert problems == [
+        "region:elicitation_verdicts: counts 8 items decided by "
+        + claim.test.name
+        + ", which is significant in only 5"
+    ]
 
 
 def test_the_terminal_summary_says_how_many_items_depend_on_how_they_are_asked() -> None:

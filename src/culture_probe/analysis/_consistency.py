@@ -5,7 +5,8 @@ entry) it names and compares the written forms, and looks for pairs of claims th
 other: a "largest" factor that another claim shows larger, a "dominates" beside a larger residual,
 a share written as zero beside a significant test, one quantity printed with two values, a shift
 whose sign disagrees with the two means it joins, a test printed at an n where it cannot reach
-p < 0.05, a factor named as varying that does not vary. The tests run it over planted synthetic
+p < 0.05, a factor named as varying that does not vary, more items counted as decided by a test
+than it found significant. The tests run it over planted synthetic
 runs and over the packaged studies (docs/statistics.md, "Claims").
 """
 
@@ -147,10 +148,25 @@ def _test_problems(claim: Claim) -> list[str]:
         and _written_zero(estimate.text())
     ):
         problems.append(f"writes {estimate.text()!r} beside a significant {test.name}")
+    problems += _count_problems(claim)
     significant_said = "significant" in sentence and "none of" not in sentence
     if claim.kind in ("share", "largest") and significant_said and not (test and test.significant):
         problems.append("says significant without a significant test behind it")
     return problems
+
+
+def _count_problems(claim: Claim) -> list[str]:
+    """A count of items that a per-item test decides (``k`` items elicitation-dominated, ...)
+    cannot exceed the items that test found significant."""
+    test, counted = claim.test, claim.figures.get("k")
+    if claim.kind != "count" or test is None or test.n_significant is None or counted is None:
+        return []
+    if counted.value is not None and counted.value > test.n_significant:
+        return [
+            f"counts {counted.text()} items decided by {test.name}, which is significant in only "
+            f"{test.n_significant}"
+        ]
+    return []
 
 
 def _direction_problems(claim: Claim) -> list[str]:
