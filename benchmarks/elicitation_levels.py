@@ -8,9 +8,14 @@ prompts and scoring seconds (from the manifest), the N-way shares of the declare
 per level the agreement with the first-token choice, the distribution shift, the outcome rates,
 the item verdicts and the headline sentences about elicitation.
 
+``--simulate`` instead checks the verdict on planted synthetic runs
+(:mod:`culture_probe.analysis.synthetic`): how often "elicitation-dominated" is called with no
+effect, with culture only, and with the level only.
+
 Example:
     python benchmarks/elicitation_levels.py --items family_importance,religion_importance \\
         --proxies US,DE,NG,JP --out /tmp/values-four-levels
+    python benchmarks/elicitation_levels.py --simulate
 """
 
 from __future__ import annotations
@@ -103,6 +108,35 @@ def markdown(out: Path, wall: float) -> str:
     return "\n".join([*lines, "", *(f"- {s}" for s in sentences)])
 
 
+def simulated_verdicts(n_runs: int = 4, n_items: int = 50) -> str:
+    """Share of items called elicitation-dominated, and of unadjusted F tests below 0.05, over
+    planted runs of 4 proxies x 3 paraphrases x 2 orders x the four levels."""
+    from culture_probe.analysis import analyze, tidy_responses
+    from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
+
+    settings = {
+        "no effect": PlantedEffects(noise=0.05),
+        "culture only (sd 0.2)": PlantedEffects(culture=0.2, noise=0.02),
+        "elicitation only (sd 0.25)": PlantedEffects(elicitation=0.25, noise=0.02),
+    }
+    lines = ["| planted | items | elicitation-dominated | F p < 0.05 |", "|---|---|---|---|"]
+    for name, effects in settings.items():
+        verdicts, rejected = [], []
+        for run in range(n_runs):
+            plan, responses = simulate_study(
+                effects, n_items=n_items, n_proxies=4, n_paraphrases=3,
+                elicitation_levels=LEVELS, seed=100 + run,
+            )  # fmt: skip
+            result = analyze(tidy_responses(plan, responses), n_bootstrap=20, n_permutations=9)
+            table = result.tables["elicitation_stats"]
+            items = table.loc[(table["scope"] == "item") & (table["level"] == LEVELS[0])]
+            verdicts += list(items["verdict"] == "elicitation-dominated")
+            rejected += list(items["p_elicitation"] < 0.05)
+        share, tests = sum(verdicts) / len(verdicts), sum(rejected) / len(rejected)
+        lines.append(f"| {name} | {len(verdicts)} | {share:.1%} | {tests:.1%} |")
+    return "\n".join(lines)
+
+
 def _interval(row: pd.Series, column: str, style: str = "{:.1%}") -> str:
     if pd.isna(row[column]):
         return "-"
@@ -115,9 +149,15 @@ def main() -> None:
     parser.add_argument("--items", help="item ids, comma-separated (default: all 14)")
     parser.add_argument("--proxies", help="proxy ids, comma-separated (default: all)")
     parser.add_argument("--levels", default=",".join(LEVELS), help="elicitation levels")
-    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--out", type=Path, help="run directory")
+    parser.add_argument("--simulate", action="store_true", help="planted synthetic runs instead")
     parser.add_argument("extra", nargs="*", help="more `culture-probe run` options, after --")
     arguments = parser.parse_args()
+    if arguments.simulate:
+        print(simulated_verdicts())
+        return
+    if arguments.out is None:
+        parser.error("--out is required for a run")
     with tempfile.TemporaryDirectory() as folder:
         study = four_level_study(Path(folder), tuple(arguments.levels.split(",")))
         wall = run(study, arguments.out, arguments.items, arguments.proxies, arguments.extra)
