@@ -251,7 +251,7 @@ class HFBackend(Backend):
             return self._score_packed(requests, encoded)
         return self._score_batched(requests, encoded)
 
-    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+    def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Sampled free-text answers (greedy at ``temperature=0``), each under its prompt's seed."""
         return hf_generate(
             self.model,
