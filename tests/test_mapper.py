@@ -22,7 +22,7 @@ def test_a_longer_option_inside_the_answer_wins_over_the_shorter_one_it_contains
     # "strongly disagree" contains "disagree" and "strongly agree" does not contain "agree" as the
     # answer's match: the longest option text the answer holds is its choice
     mapped = map_open_answers(["I strongly disagree with that."], [AGREEMENT], ["en"])
-    assert mapped == [MappedAnswer(3, "answered", "option_text", 1.0)]
+    assert mapped == [MappedAnswer(3, "answered", "degree", 1.0)]
 
 
 def test_refusals_empty_answers_and_unmatched_answers_are_outcomes_not_gaps() -> None:
