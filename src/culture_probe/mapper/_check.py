@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,7 +81,8 @@ def agreement_with_labels(
     on_options = [index for index, label in enumerate(labels) if label not in READER_LABELS]
     draws = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
     kappas = [cohen_kappa([labels[i] for i in draw], [got[i] for i in draw]) for draw in draws]
-    low, high = np.nanpercentile(kappas, [2.5, 97.5]) if resamples else (np.nan, np.nan)
+    finite = [kappa for kappa in kappas if not math.isnan(kappa)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if finite else (math.nan, math.nan)
     confusion: dict[tuple[str, str], int] = {}
     for label, category in zip(labels, got, strict=True):
         confusion[label, category] = confusion.get((label, category), 0) + 1
@@ -97,4 +99,4 @@ def agreement_with_labels(
 
 
 def _share(count: int, total: int) -> float:
-    return count / total if total else float("nan")
+    return count / total if total else math.nan
