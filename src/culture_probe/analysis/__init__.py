@@ -128,6 +128,17 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     sequential sums of squares (Light & Margolin 1971), the residual last; per item
     ``gini_variation, n_rows, n_options``, ``js_between_proxies, js_between_wordings`` (bits) and
     ``modal_agreement_proxies, modal_agreement_wordings``.
+``elicitation_stats`` (scope x item x axis x proxy x elicitation level; with several levels;
+:mod:`culture_probe.analysis._elicitation`)
+    ``scope`` ("study", "item", "proxy"), ``level, reference_level, n_responses, n_answered,
+    refusal_rate, abstention_rate, invalid_rate``; ``n_pairs, agreement`` (+ ``_low``, ``_high``:
+    Wilson) of the level's answer with the reference level's most likely option on the same
+    prompt cell; ``js_shift`` (+ ``_low``, ``_high``: wordings resampled), the Jensen-Shannon
+    distance (bits) from the reference level's pooled distribution; with a reference
+    ``human_similarity`` (AvgP) and ``human_similarity_change``; per item ``measure,
+    elicitation_share`` (+ ``_low``, ``_high``), ``culture_share, culture_x_elicitation_share,
+    test, statistic, df_effect, df_error, p_elicitation, p_elicitation_bh, verdict``
+    ("elicitation-dominated": significant after BH and larger than culture's share).
 ``alignment_summary`` (item x axis x proxy; with a reference)
     ``n_wordings, max_p, avg_p, min_p, cps, specificity, specificity_p, specificity_item_p,
     avg_representativeness, baseline_sim, steering_effect, nsr``.
