@@ -8,6 +8,10 @@ prompts and scoring seconds (from the manifest), the N-way shares of the declare
 per level the agreement with the first-token choice, the distribution shift, the outcome rates,
 the item verdicts and the headline sentences about elicitation.
 
+``--partial`` analyses what a stopped run scored (its chunks) in a copy beside it,
+``<out>-partial``, when generation is too slow to finish: the levels then hold different numbers of
+prompts, and the decomposition is the Type I one of an incomplete design.
+
 ``--simulate`` instead checks the verdict on planted synthetic runs
 (:mod:`culture_probe.analysis.synthetic`): how often "elicitation-dominated" is called with no
 effect, with culture only, and with the level only.
@@ -76,7 +80,8 @@ def markdown(out: Path, wall: float) -> str:
     table = pd.read_parquet(out / "stats" / "elicitation_stats.parquet")
     study = table.loc[table["scope"] == "study"].set_index("level")
     per_level = manifest.get("elicitation", {})
-    lines = [f"Design: {manifest['design']}; `culture-probe run` wall time {wall:.0f} s.", ""]
+    ran = f"`culture-probe run` wall time {wall:.0f} s" if wall == wall else "stopped, scored part"
+    lines = [f"Design: {manifest['design']}; {ran}.", ""]
     lines += [
         "| level | prompts | scoring s | agreement with first_token [95% Wilson] | cells "
         "| JS shift, bits [95%] | refused | abstained | invalid |",
@@ -106,6 +111,23 @@ def markdown(out: Path, wall: float) -> str:
         )
     sentences = [c["sentence"] for c in summary.get("claims", []) if "elicitation" in c["key"]]
     return "\n".join([*lines, "", *(f"- {s}" for s in sentences)])
+
+
+def partial_copy(out: Path) -> Path:
+    """``<out>-partial``: the scored prompts of a stopped run, analysed."""
+    from culture_probe.analysis.cli import analyze_run
+
+    target = out.with_name(out.name + "-partial")
+    target.mkdir(exist_ok=True)
+    chunks = sorted((out / "chunks").glob("chunk-*.parquet"))
+    responses = pd.concat([pd.read_parquet(path) for path in chunks], ignore_index=True)
+    responses = responses.drop_duplicates("prompt_id", keep="last")
+    plan = pd.read_parquet(out / "plan.parquet")
+    plan.loc[plan["prompt_id"].isin(responses["prompt_id"])].to_parquet(target / "plan.parquet")
+    responses.to_parquet(target / "responses.parquet")
+    shutil.copy(out / "manifest.json", target / "manifest.json")
+    analyze_run(target)
+    return target
 
 
 def simulated_verdicts(n_runs: int = 4, n_items: int = 50) -> str:
@@ -151,6 +173,7 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(LEVELS), help="elicitation levels")
     parser.add_argument("--out", type=Path, help="run directory")
     parser.add_argument("--simulate", action="store_true", help="planted synthetic runs instead")
+    parser.add_argument("--partial", action="store_true", help="analyse a stopped run's chunks")
     parser.add_argument("extra", nargs="*", help="more `culture-probe run` options, after --")
     arguments = parser.parse_args()
     if arguments.simulate:
@@ -158,6 +181,9 @@ def main() -> None:
         return
     if arguments.out is None:
         parser.error("--out is required for a run")
+    if arguments.partial:
+        print(markdown(partial_copy(arguments.out), float("nan")))
+        return
     with tempfile.TemporaryDirectory() as folder:
         study = four_level_study(Path(folder), tuple(arguments.levels.split(",")))
         wall = run(study, arguments.out, arguments.items, arguments.proxies, arguments.extra)
