@@ -54,12 +54,10 @@ def _differing_claim(summary: dict[str, Any]) -> Claim:
         quantity="the design factor the runs differ in",
         measure="",
         unit="",
-        template="The runs differ only in {factor} ({levels}); each prompt is paired with the "
-        "same design cell in the other run, and every difference below is between those levels.",
-        words={
-            "factor": summary["differing_factor"],
-            "levels": ", ".join(f"{label}: {level}" for label, level in levels.items()),
-        },
+        template="The runs differ only in {factor}, {levels}; each prompt is paired with the "
+        "same design cell in the other run, and every difference below is between those levels "
+        "(each run's label ends with its level).",
+        words={"factor": summary["differing_factor"], "levels": " vs ".join(levels.values())},
     )
 
 
