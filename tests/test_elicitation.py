@@ -26,7 +26,7 @@ from culture_probe.columns import ELICITATION_LEVELS
 from culture_probe.design import build_plan, short_hash
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.planning import PlanFilter, prepare
-from culture_probe.runner import score_study
+from culture_probe.runner import RunSettings, run_study, score_study
 from culture_probe.scoring import build_manifest, score_plan
 from culture_probe.store import RunDirectory
 from culture_probe.study import load_study
@@ -145,6 +145,13 @@ def test_a_backend_lacking_a_level_is_refused_before_anything_is_written(tmp_pat
     prepared = prepare(EXAMPLE, PlanFilter(items=("family_importance",), proxies=("JP",)))
     with pytest.raises(CultureProbeError, match=r"first-token-only backend.*level 'constrained'"):
         score_study(prepared, ReadsFirstTokens(), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_level_ray_replicas_lack_is_refused_before_any_model_loads(tmp_path: Path) -> None:
+    settings = RunSettings(EXAMPLE, ray="local", out=tmp_path / "run")
+    with pytest.raises(CultureProbeError, match=r"Ray-replicated hf backend.*'constrained'"):
+        run_study(settings)
     assert not (tmp_path / "run").exists()
 
 
