@@ -18,6 +18,11 @@ All of that is the CPU engine (:mod:`culture_probe.engine`), entered through one
 its chat template, the label tokens, and the reference path through plain transformers.
 ``prefix_sharing=False`` is the reference: prompts sorted by length, batched with right padding,
 the vocabulary projection at each prompt's last token only.
+
+Elicitation levels: :meth:`HFBackend.score` reads the first token; :meth:`HFBackend.score_constrained`
+reads the same pass at the prompt's end and after each label prefix that branches, and draws a label
+over the labels' trie (:mod:`culture_probe.backends.constrained`); :meth:`HFBackend.write_answers`
+generates (:func:`culture_probe.backends.generation.hf_generate`).
 """
 
 from __future__ import annotations
