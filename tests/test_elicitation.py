@@ -20,7 +20,12 @@ import pandas as pd
 import pytest
 
 from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
-from culture_probe.backends.constrained import label_trie
+from culture_probe.backends.constrained import (
+    LabelTrie,
+    constrained_answer,
+    draw_seed,
+    label_trie,
+)
 from culture_probe.backends.generation import parse_answer
 from culture_probe.columns import ELICITATION_LEVELS
 from culture_probe.design import build_plan, short_hash
@@ -237,6 +242,21 @@ def test_the_same_seed_draws_the_same_label_and_seeds_follow_the_distribution(
     spread = 4 * np.sqrt(probs * (1 - probs) / len(first))
     assert np.all(np.abs(counts / len(first) - probs) <= spread + 1e-9)
     assert len(set(r.choice for r in first)) > 1
+
+
+def test_prompts_under_one_seed_draw_independently() -> None:
+    # two labels at even odds: with the seed alone every prompt would draw the same label
+    trie = LabelTrie.build([[(1,)], [(2,)]])
+    reads = {(): {1: math.log(0.3), 2: math.log(0.3)}}
+    draws = [
+        constrained_answer(trie, reads, draw_seed(ScoringRequest(f"p{k}", "", f"Q{k}", ("A", "B"))))
+        for k in range(400)
+    ]
+    assert all(draw.probs == (0.5, 0.5) for draw in draws)
+    first = sum(draw.choice == 0 for draw in draws)
+    assert abs(first - 200) <= 4 * math.sqrt(400 * 0.25)
+    again = constrained_answer(trie, reads, draw_seed(ScoringRequest("x", "", "Q7", ("A", "B"))))
+    assert again.choice == draws[7].choice  # the same messages and seed: the same label
 
 
 def test_labels_of_one_token_give_the_first_token_distribution(hf_backend: Any) -> None:
