@@ -20,7 +20,7 @@ first-token probabilities with the options in both orders, and kept only at or a
 :data:`JUDGE_THRESHOLD`.
 Abstentions, refusals and invalid answers are outcomes: they are counted, never dropped. How often
 the mapper agrees with a careful reader is measured in ``benchmarks/mapper_accuracy.py`` against
-answers labelled by hand (``docs/statistics.md``, "Open answers and the mapper").
+answers labelled by hand (docs/statistics.md#open-answers-and-the-mapper).
 """
 
 from __future__ import annotations
