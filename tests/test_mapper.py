@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from culture_probe.backends import ScoringRequest
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.mapper import (
+    JUDGE_THRESHOLD,
     MappedAnswer,
     agreement_with_labels,
     judge_prompt,
@@ -206,3 +208,26 @@ def test_a_label_that_is_no_option_of_its_answer_is_refused_with_its_line(tmp_pa
     bad.write_text(f"{header}\n{first}\n{first.replace(',abstain,', ',7,', 1)}\n")
     with pytest.raises(InputError, match=r"labels\.csv:3: key 'label': label '7'"):
         _accuracy_benchmark().read_labelled_answers(bad)
+
+
+@pytest.mark.slow
+def test_the_judge_averages_both_option_orders_of_the_real_model(hf_backend: Any) -> None:
+    texts = ["Family is very important to me.", "My family comes first, always."]
+    mapped = map_open_answers(texts, [IMPORTANCE] * 2, ["en"] * 2, judge=hf_backend)
+    assert mapped[0] == MappedAnswer(0, "answered", "degree", 1.0)  # the rules decide: not judged
+    assert mapped[1].rule == "judge"
+    # the same two prompts scored directly: canonical order, then reversed (positions mirrored)
+    labels = ("A", "B", "C", "D")
+    canonical, reversed_ = hf_backend.score(
+        [
+            ScoringRequest("c", "", judge_prompt(texts[1], IMPORTANCE), labels),
+            ScoringRequest("r", "", judge_prompt(texts[1], IMPORTANCE[::-1]), labels),
+        ]
+    )
+    averaged = [
+        (a + b) / 2 for a, b in zip(canonical.label_probs, reversed_.label_probs[::-1], strict=True)
+    ]
+    assert mapped[1].confidence == pytest.approx(max(averaged), abs=1e-6)
+    best = averaged.index(max(averaged))
+    expected = best if max(averaged) >= JUDGE_THRESHOLD else None
+    assert mapped[1].option == expected
