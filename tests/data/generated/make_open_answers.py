@@ -14,8 +14,9 @@ languages, two paraphrases each, sampled at temperature 0.7.
 The model is the embedded one as the ``hf`` backend loads it (the converted copy of the GGUF file),
 in float32 with transformers, prompts generated in left-padded batches of 16: on the shared two-core
 machine the answers were written, the backend's one-prompt-at-a-time generation took 75 to 130 s per
-40-token answer. Sampled answers are seeded per batch, not per prompt; the set only needs to be
-reproducible as a whole.
+40-token answer. torch runs one thread (two OpenMP threads on an oversubscribed machine spend their
+time waiting on each other). Sampled answers are seeded per batch, not per prompt; the set only
+needs to be reproducible as a whole.
 """
 
 from __future__ import annotations
