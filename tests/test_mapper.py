@@ -91,6 +91,21 @@ def test_an_unqualified_degree_the_scale_lacks_is_not_guessed() -> None:
     assert [(m.option, m.outcome) for m in mapped] == [(None, "abstained"), (None, "abstained")]
 
 
+def test_idioms_echoed_questions_and_doubt_place_nothing() -> None:
+    trust_zh = ["非常同意", "同意", "不同意", "非常不同意"]
+    mapped = map_open_answers(
+        [
+            "I'm so happy to share my story with you.",  # "happy to": an idiom
+            "I'm not sure if I agree or disagree.",
+            "你同意？",  # the prompt's question echoed, not an answer
+            "It is essential to consider what matters to me.",  # a remark, a relative clause
+        ],
+        [HAPPINESS, AGREEMENT, trust_zh, IMPORTANCE],
+        ["en", "en", "zh", "en"],
+    )
+    assert [m.outcome for m in mapped] == ["abstained"] * 4
+
+
 def test_an_answer_stating_two_options_abstains() -> None:
     mapped = map_open_answers(
         ["Politics is not important to me, but family is very important."], [IMPORTANCE], ["en"]
