@@ -275,8 +275,15 @@ def simulate(
         if planted.missing:
             frame = frame.loc[rng.random(len(frame)) >= planted.missing]
         frames.append(frame)
-        truths.append(_truth(item, planted, culture, order, interaction))
+        truths.append(_truth(item, planted, culture, order, interaction, _cell_count(frame)))
     return pd.concat(frames, ignore_index=True), pd.DataFrame(truths)
+
+
+def _cell_count(frame: pd.DataFrame) -> float:
+    """The harmonic mean of the responses per proxy x wording cell: the n of the cell means the
+    analysis has (unweighted means; REPLICATES where nothing is missing)."""
+    counts = frame.groupby(["proxy", "paraphrase"]).size().to_numpy(dtype=np.float64)
+    return float(len(counts) / (1.0 / counts).sum())
 
 
 def _effects(rng: np.random.Generator, n: int, sd: float, skewed: bool) -> np.ndarray:
@@ -286,7 +293,12 @@ def _effects(rng: np.random.Generator, n: int, sd: float, skewed: bool) -> np.nd
 
 
 def _truth(
-    item: int, planted: Planted, culture: np.ndarray, order: np.ndarray, interaction: np.ndarray
+    item: int,
+    planted: Planted,
+    culture: np.ndarray,
+    order: np.ndarray,
+    interaction: np.ndarray,
+    cell_count: float,
 ) -> dict[str, float]:
     """Per item: the N-way components and the two-way statistics' true values."""
     s2_noise = NOISE**2
@@ -322,7 +334,7 @@ def _truth(
         "wording_share": s2_p / two_way_total,
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
-        "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / REPLICATES),
+        "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / cell_count),
         # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
         "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }

@@ -50,7 +50,12 @@ import pandas as pd
 from scipy import optimize, stats
 
 from culture_probe.analysis._design import UNIT_COLUMNS
-from culture_probe.analysis._items import bias_corrected_bounds, item_mean_interval, quiet
+from culture_probe.analysis._items import (
+    bias_corrected_bounds,
+    item_mean_interval,
+    pooled_share_interval,
+    quiet,
+)
 from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS, FIXED_FACTORS
 from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
 
@@ -979,7 +984,8 @@ def _verdict_text(factor: str, p_largest: float) -> str:
 
 
 def study_summary(fits: list[UnitFit], n_draws: int, seed: int) -> pd.DataFrame:
-    """Per axis and factor: the mean of the item shares with its two-stage interval."""
+    """Per axis and factor: the share pooled over items with its ratio-estimator interval
+    (:func:`~culture_probe.analysis._items.pooled_share_interval`)."""
     records = []
     by_axis: dict[str, list[UnitFit]] = {}
     for fit in fits:
@@ -1000,15 +1006,18 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
                 kinds[name], effects[name] = kind, effect
     position = {name: index for index, name in enumerate(factors)}
     point = np.full((len(fits), len(factors)), np.nan)
+    totals = np.array([np.nansum(fit.table["var"].to_numpy(dtype=np.float64)) for fit in fits])
     for row, fit in enumerate(fits):
         columns = [position[name] for name in fit.factors]
         point[row, columns] = fit.table["raw_share"].to_numpy(dtype=np.float64)
     if len(fits) > 1:
-        estimate, low, high = item_mean_interval(point)
+        # shares pooled over items: each item's untruncated component over the summed totals
+        components = point * totals[:, None]
+        estimate, low, high = pooled_share_interval(components, totals)
         rng = np.random.default_rng([seed, 24, len(fits)])
         items = rng.integers(0, len(fits), size=(n_draws, len(fits)))
         with quiet():
-            resampled = np.nanmean(point[items], axis=1)
+            resampled = np.nansum(components[items], axis=1) / totals[items].sum(axis=1)[:, None]
     else:  # one item: its own interval, and its draws for p_largest
         table = fits[0].table
         estimate = np.clip(point[0], 0, 1)
