@@ -142,10 +142,10 @@ def _fit(variances: list[float], region_draws: list[float], totals: list[float])
 
 
 def test_pooled_share_sums_components_before_dividing_worked_by_hand() -> None:
-    """Item 1: region 1 of a total 2 (raw share 0.5); item 2: 0.5 of 2 (0.25). Pooled: (1 + 0.5)
-    / (2 + 2) = 0.375, not the mean share 0.375 by chance only: item 2 with total 6 gives (1 +
-    1.5) / (2 + 6) = 0.3125 where the mean of shares is 0.375. Draw b is (x_1b + x_2b) / (t_1b +
-    t_2b): (1 + 1) / (2 + 4) = 1/3, (2 + 0.5) / (3 + 2) = 0.5, (0 + 3) / (1 + 6) = 3/7."""
+    """Item 1: region 1 of a total 2 (share 0.5); item 2: 1.5 of 6 (0.25). Pooled: (1 + 1.5) /
+    (2 + 6) = 0.3125, where the mean of the shares is 0.375. Draw b is (x_1b + x_2b) / (t_1b +
+    t_2b): (1 + 1) / (2 + 4) = 1/3, (2 + 0.5) / (3 + 2) = 0.5, (0 + 3) / (1 + 6) = 3/7; the bounds
+    are their percentiles."""
     fits = [
         _fit([1.0, 1.0], [1.0, 2.0, 0.0], [2, 3, 1]),
         _fit([1.5, 4.5], [1.0, 0.5, 3.0], [4, 2, 6]),
