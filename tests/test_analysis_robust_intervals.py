@@ -19,6 +19,7 @@ from culture_probe.analysis import _anova as anova
 from culture_probe.analysis._design import balanced_cubes
 from culture_probe.analysis._factorial import UnitFit, pooled_shares
 from culture_probe.analysis._headline import _wording_claims
+from culture_probe.analysis._items import pooled_share_interval
 from culture_probe.analysis._nominal import _between, light_margolin_c, permutation_test
 
 
@@ -145,7 +146,8 @@ def test_pooled_share_sums_components_before_dividing_worked_by_hand() -> None:
     """Item 1: region 1 of a total 2 (share 0.5); item 2: 1.5 of 6 (0.25). Pooled: (1 + 1.5) /
     (2 + 6) = 0.3125, where the mean of the shares is 0.375. Draw b is (x_1b + x_2b) / (t_1b +
     t_2b): (1 + 1) / (2 + 4) = 1/3, (2 + 0.5) / (3 + 2) = 0.5, (0 + 3) / (1 + 6) = 3/7; the bounds
-    are their percentiles."""
+    are their percentiles, and the residual's draws what region leaves. With two items the ratio
+    estimator's t interval (t(0.975, 1) = 12.7) spans [0, 1], and the union with it too."""
     fits = [
         _fit([1.0, 1.0], [1.0, 2.0, 0.0], [2, 3, 1]),
         _fit([1.5, 4.5], [1.0, 0.5, 3.0], [4, 2, 6]),
@@ -154,8 +156,21 @@ def test_pooled_share_sums_components_before_dividing_worked_by_hand() -> None:
     share, low, high, draws = pooled_shares(fits, {"region": 0, "residual": 1}, point)
     assert share[0] == pytest.approx(2.5 / 8)
     np.testing.assert_allclose(draws[:, 0], [1 / 3, 0.5, 3 / 7])
-    expected = np.percentile([1 / 3, 0.5, 3 / 7], [2.5, 97.5])
-    assert (low[0], high[0]) == pytest.approx(tuple(expected))
+    np.testing.assert_allclose(draws[:, 1], [2 / 3, 0.5, 4 / 7])
+    assert (low[0], high[0]) == (0.0, 1.0)
+
+
+def test_pooled_share_is_the_ratio_estimator_worked_by_hand() -> None:
+    """Components (0.2, 0.5, 0.2) over totals (1, 1, 2): R = 0.9 / 4 = 0.225; residuals d =
+    (-0.025, 0.275, -0.25), sum d^2 = 0.13875, SE = sqrt(0.13875 / 6) / (4 / 3) = 0.114052,
+    t(0.975, 2) = 4.302653: [0.225 - 0.490729, 0.225 + 0.490729], clipped to [0, 1]. A term
+    proportional to the totals has no spread."""
+    components = np.array([[0.2, 1.0], [0.5, 1.0], [0.2, 2.0]])
+    share, low, high = pooled_share_interval(components, np.array([1.0, 1.0, 2.0]))
+    assert share[0] == pytest.approx(0.225)
+    assert low[0] == 0.0
+    assert high[0] == pytest.approx(0.225 + 4.302653 * 0.114052, abs=1e-5)
+    assert (share[1], low[1], high[1]) == pytest.approx((1.0, 1.0, 1.0))
 
 
 def test_light_margolin_c_is_pearson_chi_square_scaled_for_two_options() -> None:
