@@ -42,7 +42,9 @@ Scenarios (standard deviations on the 0-1 score scale; per item, effects drawn a
 Truths, with the estimands the tables name: a fixed term's variance is the mean square of its
 realised, centred effects (sum alpha^2 / L); a random term's is its population variance; the
 two-way split keeps the study's own proxies (s2_C = their realised variance, ddof 1) and counts
-the orders and enumerators, which vary within its cells, in its residual. rho2(1)'s error is
+the orders and enumerators, which vary within its cells, in its residual. The items of a
+study share their population components, so the mean of their N-way truths is also the pooled
+share that ``factor_summary`` estimates (sum of components over sum of totals). rho2(1)'s error is
 s2_CP + s2_noise / n: effects the same for every culture are not error. A study-level truth is
 the mean of its items' truths.
 
