@@ -37,7 +37,8 @@ Scenarios (standard deviations on the 0-1 score scale; per item, effects drawn a
   culture x paraphrase (0.04) and noise: the design's own interaction.
 - ``misspecified``: skewed culture effects (centred exponential, sd 0.05), wording (0.03),
   Student-t(3) noise of sd 0.05, and 10% of the responses missing at random (an unbalanced
-  design: the N-way model takes its Type I path, the two-way split drops cells).
+  design: the N-way model takes its Type I path, the two-way split analyses unequal cells by
+  unweighted means).
 
 Truths, with the estimands the tables name: a fixed term's variance is the mean square of its
 realised, centred effects (sum alpha^2 / L); a random term's is its population variance; the
@@ -45,7 +46,9 @@ two-way split keeps the study's own proxies (s2_C = their realised variance, ddo
 the orders and enumerators, which vary within its cells, in its residual. The items of a
 study share their population components, so the mean of their N-way truths is also the pooled
 share that ``factor_summary`` estimates (sum of components over sum of totals). rho2(1)'s error is
-s2_CP + s2_noise / n: effects the same for every culture are not error. A study-level truth is
+s2_CP + s2_noise / n, n the harmonic mean of the item's responses per proxy x wording cell (6, or
+fewer where responses are missing: the n of the cell means the study has); effects the same for
+every culture are not error. A study-level truth is
 the mean of its items' truths.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
