@@ -1,406 +1,381 @@
-"""How the answer is asked for, as a factor: the decomposition, ``elicitation_stats``, the verdict,
-the claims, the report section and the comparison of runs asked different ways."""
+"""How the answer is asked for, as a design factor: the study key, the prompts, the levels scored.
+
+The model tests use the embedded SmolLM2-135M-Instruct (float32, loaded once per session) on small
+slices; the constrained distribution is checked against the model's own token log-probabilities
+read off one plain forward pass of the prompt followed by the label.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from rich.console import Console
-from scipy.spatial.distance import jensenshannon
-from statsmodels.stats.proportion import proportion_confint
 
-from culture_probe.analysis import (
-    analyze,
-    claim_problems,
-    format_terminal_summary,
-    tidy_responses,
+from culture_probe.backends import Backend, BackendInfo, ScoredPrompt, ScoringRequest
+from culture_probe.backends.constrained import (
+    LabelTrie,
+    constrained_answer,
+    draw_seed,
+    label_trie,
 )
-from culture_probe.analysis._elicitation import DOMINATED, elicitation_table
-from culture_probe.analysis.cli import analyze_run
-from culture_probe.analysis.synthetic import Outcomes, PlantedEffects, simulate_study
+from culture_probe.backends.generation import parse_answer
 from culture_probe.columns import ELICITATION_LEVELS
-from culture_probe.compare import PlanMismatchError, compare
-from culture_probe.report.run_report import render_run_report
-from test_compare_stats import make_run
+from culture_probe.design import build_plan, short_hash
+from culture_probe.errors import CultureProbeError, InputError
+from culture_probe.planning import PlanFilter, prepare
+from culture_probe.runner import RunSettings, run_study, score_study
+from culture_probe.scoring import build_manifest, score_plan
+from culture_probe.store import RunDirectory
+from culture_probe.study import load_study
 
-PLANTED = PlantedEffects(elicitation=0.25, noise=0.02)
-NULL = PlantedEffects(noise=0.05)
-
-
-@functools.cache
-def _run(effects: PlantedEffects, n_items: int, seed: int) -> tuple[pd.DataFrame, Any]:
-    plan, responses = simulate_study(
-        effects,
-        n_items=n_items,
-        n_proxies=4,
-        n_paraphrases=3,
-        elicitation_levels=ELICITATION_LEVELS,
-        seed=seed,
-    )
-    tidy = tidy_responses(plan, responses)
-    return tidy, analyze(tidy, n_bootstrap=100, n_permutations=19)
+REPO = Path(__file__).resolve().parents[1]
+VALUES = REPO / "taxonomy" / "values.yaml"
+EXAMPLE = REPO / "taxonomy" / "values_elicitation.yaml"
+#: the values study's plan before the elicitation factor existed: its prompt ids, user and system
+#: texts, hashed (``short_hash`` of each column as a list), and of a budget of 2,000
+DEFAULT_PLAN_HASHES = ("f987e9caabbf66e1", "20f2e649c7cf33bc", "584f99e19082ce57")
+DEFAULT_BUDGET_2000_IDS = "c13e8df3897ad6f8"
 
 
-def _items(result: Any) -> pd.DataFrame:
-    table = result.tables["elicitation_stats"]
-    return table.loc[(table["scope"] == "item") & (table["level"] == "first_token")]
-
-
-# --- the decomposition and the verdict --------------------------------------------------------------
-
-
-def test_elicitation_is_a_fixed_factor_of_the_decomposition_with_its_culture_interaction() -> None:
-    _, result = _run(PLANTED, 8, 3)
-    factors = result.tables["factor_stats"]
-    own = factors.loc[factors["factor"] == "elicitation"]
-    assert len(own) == 8 and set(own["effect"]) == {"fixed"} and set(own["df"]) == {3.0}
-    assert "culture x elicitation" in set(factors["factor"])
-    levels = result.tables["factor_levels"]
-    study = levels.loc[(levels["scope"] == "study") & (levels["factor"] == "elicitation")]
-    assert sorted(study["level"]) == sorted(ELICITATION_LEVELS)
-
-
-def test_only_the_level_moving_the_answer_makes_every_item_elicitation_dominated() -> None:
-    _, result = _run(PLANTED, 8, 3)
-    items = _items(result)
-    assert (items["verdict"] == DOMINATED).all(), items[["item_id", "verdict"]]
-    assert (items["elicitation_share"] > items["culture_share"]).all()
-    assert result.summary["elicitation"]["region"]["verdicts"][DOMINATED] == 8
-
-
-def test_a_null_run_calls_at_most_five_percent_of_items_elicitation_dominated() -> None:
-    _, result = _run(NULL, 40, 5)
-    items = _items(result)
-    assert len(items) == 40
-    assert (items["verdict"] == DOMINATED).mean() <= 0.05
-    # the unadjusted F test itself holds its level on null items
-    assert (items["p_elicitation"] < 0.05).mean() <= 0.15
-
-
-# --- agreement, distance, outcomes -----------------------------------------------------------------
-
-
-def _hand_built() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One item, two proxies, two wordings; first-token and written answers on the same cells.
-
-    First-token most likely options: (C0, p1) 0, (C0, p2) 1, (C1, p1) 2, (C1, p2) 0. Written
-    answers: 0, 1, 1, refused. Agreement: 2 of the 3 answered cells.
-    """
-    first = [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1]]
-    written: list[list[float]] = [[1, 0, 0], [0, 1, 0], [0, 1, 0], []]
-    cells = [("C0", "p1"), ("C0", "p2"), ("C1", "p1"), ("C1", "p2")]
-    rows = []
-    for level, probs in (("first_token", first), ("written", written)):
-        for (proxy, paraphrase), p in zip(cells, probs, strict=True):
-            rows.append((level, proxy, paraphrase, p))
-    ids = [f"{k:016x}" for k in range(len(rows))]
-    plan = pd.DataFrame(
-        {
-            "prompt_id": ids,
-            "row": range(len(rows)),
-            "item_id": "Q0",
-            "scale": "ordinal",
-            "n_options": 3,
-            "axis": "region",
-            "proxy": [r[1] for r in rows],
-            "proxy_kind": "culture",
-            "paraphrase": [r[2] for r in rows],
-            "wording": [r[2] + "/imagine" for r in rows],
-            "order": "canonical",
-            "display_to_canonical": [[0, 1, 2]] * len(rows),
-            "seed": 0,
-            "elicitation": [r[0] for r in rows],
-        }
-    )
-    responses = pd.DataFrame(
-        {
-            "prompt_id": ids,
-            "probs": [r[3] for r in rows],
-            "answer": [int(np.argmax(r[3])) if r[3] else -1 for r in rows],
-            "outcome": ["answered" if r[3] else "refused" for r in rows],
-        }
-    )
-    return plan, responses
-
-
-def test_agreement_with_the_first_token_choice_is_the_hand_count_with_a_wilson_interval() -> None:
-    plan, responses = _hand_built()
-    tidy = tidy_responses(plan, responses)
-    probs = np.stack([np.array(p + [np.nan] * (3 - len(p))) for p in tidy["probs"]])
-    table = elicitation_table(tidy, probs, {}, None, 200, 0)
-    assert table is not None
-    written = table.loc[(table["scope"] == "item") & (table["level"] == "written")].iloc[0]
-    assert written["n_pairs"] == 3 and written["agreement"] == pytest.approx(2 / 3)
-    low, high = proportion_confint(2, 3, alpha=0.05, method="wilson")
-    assert (written["agreement_low"], written["agreement_high"]) == pytest.approx((low, high))
-    # C1's one written answer disagrees: the bound is exactly 0, not a rounding error above it
-    c1 = table.loc[(table["proxy"] == "C1") & (table["level"] == "written")].iloc[0]
-    _, upper = proportion_confint(0, 1, alpha=0.05, method="wilson")
-    assert c1["agreement_low"] == 0.0 and c1["agreement_high"] == pytest.approx(upper)
-    assert written["refusal_rate"] == pytest.approx(1 / 4)
-    per_proxy = table.loc[(table["scope"] == "proxy") & (table["level"] == "written")]
-    assert per_proxy.set_index("proxy")["agreement"].to_dict() == pytest.approx(
-        {"C0": 1.0, "C1": 0.0}
-    )
-
-
-def test_the_distribution_shift_is_scipys_jensen_shannon_distance_of_the_pooled_answers() -> None:
-    tidy, result = _run(PLANTED, 8, 3)
-    table = result.tables["elicitation_stats"]
-    culture = tidy.loc[(tidy["proxy_kind"] == "culture") & (tidy["item_id"] == "Q2")]
-    culture = culture.loc[culture["probs"].map(len) > 0]
-
-    def pooled(level: str) -> np.ndarray:
-        rows = culture.loc[culture["elicitation"] == level]
-        by_wording = [
-            np.stack(g["probs"].to_numpy()).mean(axis=0) for _, g in rows.groupby("wording")
-        ]
-        return np.mean(by_wording, axis=0)
-
-    for level in ("constrained", "written", "open"):
-        expected = jensenshannon(pooled("first_token"), pooled(level), base=2)
-        row = table.loc[
-            (table["scope"] == "item") & (table["item_id"] == "Q2") & (table["level"] == level)
-        ].iloc[0]
-        assert row["js_shift"] == pytest.approx(expected, abs=1e-9)
-        assert row["js_shift_low"] <= row["js_shift_high"]
-
-
-def test_similarity_to_people_per_level_is_avgp_from_scipys_distance() -> None:
-    plan, responses = simulate_study(
-        PLANTED, n_items=2, n_proxies=3, n_paraphrases=3, seed=6,
-        elicitation_levels=("first_token", "written"),
-    )  # fmt: skip
-    human = [0.1, 0.2, 0.3, 0.4]
-    reference = pd.DataFrame(
-        [
-            (item, proxy, option, share)
-            for item in ("Q0", "Q1")
-            for proxy in ("C00", "C01", "C02")
-            for option, share in enumerate(human)
-        ],
-        columns=["item_id", "proxy", "option", "share"],
-    )
-    tidy = tidy_responses(plan, responses)
-    result = analyze(tidy, reference, n_bootstrap=50, n_permutations=9)
-    table = result.tables["elicitation_stats"]
-    answered = tidy.loc[(tidy["probs"].map(len) > 0) & (tidy["item_id"] == "Q1")]
-    expected = {}
-    for level in ("first_token", "written"):
-        rows = answered.loc[answered["elicitation"] == level]
-        avg_p = [
-            np.mean(
-                [
-                    1
-                    - jensenshannon(np.stack(cell["probs"].to_numpy()).mean(axis=0), human, base=2)
-                    for _, cell in by_proxy.groupby("wording")
-                ]
-            )
-            for _, by_proxy in rows.groupby("proxy")
-        ]
-        expected[level] = np.mean(avg_p)
-    item = table.loc[(table["scope"] == "item") & (table["item_id"] == "Q1")].set_index("level")
-    assert item.at["first_token", "human_similarity"] == pytest.approx(expected["first_token"])
-    assert item.at["written", "human_similarity"] == pytest.approx(expected["written"])
-    assert item.at["written", "human_similarity_change"] == pytest.approx(
-        expected["written"] - expected["first_token"]
-    )
-    claim = next(c for c in result.claims if c.key == "region:elicitation_people")
-    assert claim_problems([claim], result.tables, result.summary) == []
-
-
-def test_refusals_abstentions_and_invalid_answers_are_counted_per_level() -> None:
-    outcomes = Outcomes(refused=0.1, abstained=0.2, invalid=0.05)
-    plan, responses = simulate_study(
-        NULL, n_items=4, n_proxies=4, n_paraphrases=3, seed=2,
-        elicitation_levels=("first_token", "written", "open"), outcomes=outcomes,
-    )  # fmt: skip
-    result = analyze(tidy_responses(plan, responses), n_bootstrap=50, n_permutations=9)
-    table = result.tables["elicitation_stats"]
-    study = table.loc[table["scope"] == "study"].set_index("level")
-    joined = plan.merge(responses, on="prompt_id")
-    for level in ("first_token", "written", "open"):
-        counts = joined.loc[joined["elicitation"] == level, "outcome"].value_counts(normalize=True)
-        assert study.at[level, "refusal_rate"] == pytest.approx(counts.get("refused", 0.0))
-        assert study.at[level, "abstention_rate"] == pytest.approx(counts.get("abstained", 0.0))
-        assert study.at[level, "invalid_rate"] == pytest.approx(counts.get("invalid", 0.0))
-    assert (
-        study.at["open", "abstention_rate"] > 0.1 and study.at["first_token", "refusal_rate"] == 0
-    )
-
-
-def test_a_run_asked_one_way_has_no_elicitation_table() -> None:
-    plan, responses = simulate_study(NULL, n_items=2, n_proxies=3, n_paraphrases=2, seed=1)
-    result = analyze(tidy_responses(plan, responses), n_bootstrap=20, n_permutations=9)
-    assert "elicitation_stats" not in result.tables
-    assert not any("elicitation" in claim.key for claim in result.claims)
-
-
-# --- claims -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("effects, n_items, seed", [(PLANTED, 8, 3), (NULL, 40, 5)])
-def test_the_elicitation_claims_agree_with_their_tables(
-    effects: PlantedEffects, n_items: int, seed: int
-) -> None:
-    _, result = _run(effects, n_items, seed)
-    assert claim_problems(result.claims, result.tables, result.summary) == []
-    keys = {claim.key for claim in result.claims}
-    assert {"region:elicitation_verdicts", "region:elicitation_agreement"} <= keys
-    verdict = next(c for c in result.claims if c.key == "region:elicitation_verdicts")
-    dominated = int((_items(result)["verdict"] == DOMINATED).sum())
-    assert f"{dominated} of {n_items} items" in verdict.sentence
-    assert verdict.sentence in result.headline
-
-
-def test_a_verdict_count_beyond_its_significant_tests_is_caught() -> None:
-    _, result = _run(PLANTED, 8, 3)
-    claim = next(c for c in result.claims if c.key == "region:elicitation_verdicts")
-    assert claim.test is not None
-    fewer = dataclasses.replace(claim.test, n_significant=5)
-    problems = claim_problems(
-        [dataclasses.replace(claim, test=fewer)], result.tables, result.summary
-    )
-    assert problems == [
-        "region:elicitation_verdicts: counts 8 items decided by "
-        + claim.test.name
-        + ", which is significant in only 5"
+def _with_levels(tmp_path: Path, source: Path, levels: str | None) -> Path:
+    """A copy of a study beside the original's files, with another ``elicitation`` line."""
+    lines = [
+        line
+        for line in source.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("elicitation:")
     ]
+    if levels is not None:
+        lines.append(f"elicitation: {levels}")
+    lines.append(f"taxonomy: {REPO}/taxonomy/taxonomy.yaml")
+    text = "\n".join(lines).replace("../probes/", f"{REPO}/probes/") + "\n"
+    target = tmp_path / source.name
+    target.write_text(text, encoding="utf-8")
+    return target
 
 
-def test_the_terminal_summary_says_how_many_items_depend_on_how_they_are_asked() -> None:
-    _, result = _run(PLANTED, 8, 3)
-    console = Console(width=80, record=True)
-    console.print(format_terminal_summary(result))
-    printed = console.export_text()
-    assert "8 of 8 items on the region axis are elicitation-dominated" in " ".join(printed.split())
-    assert max(len(line) for line in printed.splitlines()) <= 80
+# ------------------------------------------------------------------------------------------------
+# the study key and the plan
 
 
-def test_a_changed_agreement_is_caught_by_the_consistency_checker() -> None:
-    _, result = _run(PLANTED, 8, 3)
-    tables = dict(result.tables)
-    changed = tables["elicitation_stats"].copy()
-    changed.loc[changed["scope"] == "study", "agreement"] += 0.1
-    tables["elicitation_stats"] = changed
-    problems = claim_problems(result.claims, tables, result.summary)
-    assert any("elicitation_agreement" in problem for problem in problems)
+def test_a_study_without_the_key_keeps_its_plan_and_prompt_ids() -> None:
+    plan = build_plan(load_study(VALUES))
+    assert set(plan["elicitation"]) == {"first_token"}
+    hashes = tuple(short_hash(list(plan[column])) for column in ("prompt_id", "user", "system"))
+    assert hashes == DEFAULT_PLAN_HASHES
+    drawn = build_plan(load_study(VALUES), budget=2000)
+    assert short_hash(list(drawn["prompt_id"])) == DEFAULT_BUDGET_2000_IDS
 
 
-# --- the report ------------------------------------------------------------------------------------
+def test_first_token_prompts_are_the_same_with_other_levels_beside_them(tmp_path: Path) -> None:
+    default = build_plan(load_study(VALUES), items=("family_importance",))
+    study = _with_levels(tmp_path, VALUES, "[written, first_token, constrained]")
+    plan = build_plan(load_study(study), items=("family_importance",))
+    assert len(plan) == 3 * len(default)
+    first = plan.loc[plan["elicitation"] == "first_token"]
+    assert list(first["prompt_id"]) == list(default["prompt_id"])
+    # constrained asks the very same messages, under ids of its own
+    constrained = plan.loc[plan["elicitation"] == "constrained"]
+    assert list(constrained["text_hash"]) == list(default["text_hash"])
+    assert not set(constrained["prompt_id"]) & set(default["prompt_id"])
+
+
+def test_written_shows_the_options_and_open_hides_them() -> None:
+    plan = build_plan(load_study(EXAMPLE), items=("family_importance",), proxies=("JP",))
+    cell = plan.loc[(plan["paraphrase"] == "p1") & (plan["order"] == "canonical")]
+    user = dict(zip(cell["elicitation"], cell["user"], strict=True))
+    question = "How much does family matter in your life?"
+    assert user["written"] == (
+        f"{question}\n\nA. Very important\nB. Rather important\nC. Not very important\n"
+        "D. Not at all important\n\nAnswer in a sentence or two, and say which option you "
+        "choose.\nAnswer:"
+    )
+    assert user["open"] == f"{question}\n\nAnswer in your own words, in a sentence or two."
+    assert user["constrained"] == user["first_token"]
+    assert user["first_token"].endswith("Answer with the letter of one option only.")
+    # the option order does not change an open prompt
+    opened = plan.loc[plan["elicitation"] == "open"]
+    assert opened.groupby("paraphrase")["text_hash"].nunique().eq(1).all()
+
+
+def test_a_budget_draws_the_levels_evenly(tmp_path: Path) -> None:
+    study = load_study(_with_levels(tmp_path, VALUES, "[first_token, written]"), budget=2000)
+    plan = build_plan(study)
+    assert len(plan) == 2000
+    per_item = plan.groupby("item_id")["elicitation"].value_counts().unstack()
+    assert (per_item.max(axis=1) - per_item.min(axis=1)).le(1).all()
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ("[first_token, writen]", r"unknown elicitation level 'writen'.*did you mean 'written'"),
+        ("[open, open]", r"elicitation level 'open' is given twice"),
+        ("[]", r"expected a non-empty list of elicitation levels"),
+        ("7", r"unknown elicitation level 7"),
+    ],
+)
+def test_a_bad_level_names_the_file_line_and_key(tmp_path: Path, levels: str, message: str) -> None:
+    study = _with_levels(tmp_path, EXAMPLE, levels)
+    line = next(
+        number
+        for number, text in enumerate(study.read_text().splitlines(), 1)
+        if text.startswith("elicitation:")
+    )
+    with pytest.raises(InputError, match=message) as refused:
+        load_study(study)
+    assert (refused.value.path, refused.value.line, refused.value.key) == (
+        str(study),
+        line,
+        "elicitation",
+    )
+
+
+def test_a_backend_lacking_a_level_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    class ReadsFirstTokens(Backend):
+        def info(self) -> BackendInfo:
+            return BackendInfo("first-token-only", "none", "0", "float32")
+
+        def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+            return [ScoredPrompt(r.prompt_id, (0.25,) * 4, 1.0) for r in requests]
+
+    assert ReadsFirstTokens.elicitation_levels() == ("first_token",)
+    prepared = prepare(EXAMPLE, PlanFilter(items=("family_importance",), proxies=("JP",)))
+    with pytest.raises(CultureProbeError, match=r"first-token-only backend.*level 'constrained'"):
+        score_study(prepared, ReadsFirstTokens(), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_level_ray_replicas_lack_is_refused_before_any_model_loads(tmp_path: Path) -> None:
+    settings = RunSettings(EXAMPLE, ray="local", out=tmp_path / "run")
+    with pytest.raises(CultureProbeError, match=r"Ray-replicated hf backend.*'constrained'"):
+        run_study(settings)
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# the constrained level on the embedded model
+
+
+def _prompt_ids(backend: Any, request: ScoringRequest) -> list[int]:
+    return list(backend.tokenizer.encode(backend.prompt_text(request), add_special_tokens=False))
+
+
+def _sequence_log_prob(backend: Any, prompt: list[int], label: list[int]) -> tuple[float, Any]:
+    """log p(label | prompt) from one forward pass, and the distribution after the label."""
+    import torch
+
+    ids = torch.tensor([prompt + label])
+    with torch.inference_mode():
+        log_probs = torch.log_softmax(backend.model(input_ids=ids).logits[0].float(), dim=-1)
+    steps = range(len(prompt) - 1, len(prompt) + len(label) - 1)
+    total = sum(float(log_probs[step, token]) for step, token in zip(steps, label, strict=True))
+    return total, log_probs[-1]
+
+
+REQUEST = ScoringRequest(
+    "agree",
+    "Imagine you are a person from Japan.",
+    "Most people can be trusted.\n\nStrongly agree\nAgree\nDisagree\n\n"
+    "Answer with the first word of one option only.",
+    ("Strong", "Strongly", "Agree", "Disagree"),
+)
+
+
+def test_the_constrained_distribution_is_the_labels_sequence_probabilities(
+    hf_backend: Any,
+) -> None:
+    # "Strongly" is two tokens, and its first is "Strong", another label: "Strong" counts only
+    # where the model does not go on into "ly"
+    tokenizer = hf_backend.tokenizer
+    assert tokenizer.encode("Strongly", add_special_tokens=False)[:1] == tokenizer.encode(
+        "Strong", add_special_tokens=False
+    )
+    prompt = _prompt_ids(hf_backend, REQUEST)
+    masses = []
+    for label in REQUEST.option_labels:
+        mass = 0.0
+        spellings = {
+            tuple(tokenizer.encode(s, add_special_tokens=False)) for s in (label, " " + label)
+        }
+        for spelling in spellings:
+            log_prob, after = _sequence_log_prob(hf_backend, prompt, list(spelling))
+            going_on = [
+                longer[len(spelling)]
+                for other in REQUEST.option_labels
+                for longer in (
+                    tokenizer.encode(o, add_special_tokens=False) for o in (other, " " + other)
+                )
+                if len(longer) > len(spelling) and tuple(longer[: len(spelling)]) == spelling
+            ]
+            ends = 1.0 - sum(math.exp(float(after[token])) for token in set(going_on))
+            mass += math.exp(log_prob) * ends
+        masses.append(mass)
+    [result] = hf_backend.score_constrained([REQUEST])
+    expected = np.array(masses) / sum(masses)
+    np.testing.assert_allclose(result.label_probs, expected, rtol=1e-4, atol=1e-6)
+    assert result.option_mass == pytest.approx(sum(masses), rel=1e-4)
+    assert result.outcome == "answered" and 0 <= result.choice < 4
+
+
+def test_the_same_seed_draws_the_same_label_and_seeds_follow_the_distribution(
+    hf_backend: Any,
+) -> None:
+    seeds = range(200)
+    requests = [
+        ScoringRequest(REQUEST.prompt_id, REQUEST.system, REQUEST.user, REQUEST.option_labels, s)
+        for s in seeds
+    ]
+    first = hf_backend.score_constrained(requests)
+    again = hf_backend.score_constrained(requests[:30])
+    assert [r.choice for r in again] == [r.choice for r in first[:30]]
+    probs = np.array(first[0].label_probs)
+    counts = np.bincount([r.choice for r in first], minlength=len(probs))
+    # each label's share of the draws within 4 binomial standard errors of its probability
+    spread = 4 * np.sqrt(probs * (1 - probs) / len(first))
+    assert np.all(np.abs(counts / len(first) - probs) <= spread + 1e-9)
+    assert len(set(r.choice for r in first)) > 1
+
+
+def test_prompts_under_one_seed_draw_independently() -> None:
+    # two labels at even odds: with the seed alone every prompt would draw the same label
+    trie = LabelTrie.build([[(1,)], [(2,)]])
+    reads = {(): {1: math.log(0.3), 2: math.log(0.3)}}
+    draws = [
+        constrained_answer(trie, reads, draw_seed(ScoringRequest(f"p{k}", "", f"Q{k}", ("A", "B"))))
+        for k in range(400)
+    ]
+    assert all(draw.probs == (0.5, 0.5) for draw in draws)
+    first = sum(draw.choice == 0 for draw in draws)
+    assert abs(first - 200) <= 4 * math.sqrt(400 * 0.25)
+    again = constrained_answer(trie, reads, draw_seed(ScoringRequest("x", "", "Q7", ("A", "B"))))
+    assert again.choice == draws[7].choice  # the same messages and seed: the same label
+
+
+def test_labels_of_one_token_give_the_first_token_distribution(hf_backend: Any) -> None:
+    request = ScoringRequest(
+        "roman",
+        "",
+        "How much does family matter?\n\ni. Very important\nii. Rather important\n"
+        "iii. Not very important\niv. Not at all important\n\nAnswer with the roman numeral.",
+        ("i", "ii", "iii", "iv"),
+    )
+    trie = label_trie(hf_backend.tokenizer, request.option_labels)
+    assert trie.branching_nodes() == [()]  # one token each, bare and after a space
+    [constrained] = hf_backend.score_constrained([request])
+    [first_token] = hf_backend.score([request])
+    np.testing.assert_allclose(constrained.label_probs, first_token.label_probs, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# all four levels through the command line
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    plan, responses = simulate_study(
-        PLANTED,
-        n_items=3,
-        n_proxies=4,
-        n_paraphrases=3,
-        elicitation_levels=ELICITATION_LEVELS,
-        seed=3,
+def four_level_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example study, one item and one persona, every level, through `culture-probe run`."""
+    out = tmp_path_factory.mktemp("elicitation") / "run"
+    command = [
+        sys.executable, "-m", "culture_probe.cli", "run", str(EXAMPLE),
+        "--items", "family_importance", "--proxies", "JP", "--dtype", "float32",
+        "--option", "max_new_tokens=24", "--bootstrap", "100", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_every_level_runs_end_to_end_with_its_own_outcomes(four_level_run: Path) -> None:
+    plan = pd.read_parquet(four_level_run / "plan.parquet")
+    responses = pd.read_parquet(four_level_run / "responses.parquet")
+    rows = plan.merge(responses, on="prompt_id", validate="1:1")
+    assert rows.groupby("elicitation").size().to_dict() == {
+        level: 4 for level in ELICITATION_LEVELS
+    }
+    by_level = {level: rows.loc[rows["elicitation"] == level] for level in ELICITATION_LEVELS}
+
+    first = by_level["first_token"]
+    assert first["outcome"].eq("answered").all() and first["mapped_by"].eq("").all()
+    # labels A-D are one token each: the constrained distribution is the first-token one, and the
+    # answer is the label drawn, which need not be the most probable
+    constrained = by_level["constrained"].merge(
+        first[["text_hash", "probs"]], on="text_hash", suffixes=("", "_first")
     )
-    directory = tmp_path_factory.mktemp("elicited")
-    plan.to_parquet(directory / "plan.parquet")
-    responses.to_parquet(directory / "responses.parquet")
-    analyze_run(directory, n_bootstrap=50, n_permutations=9)
-    render_run_report(directory)
-    return directory
+    for probs, first_probs in zip(constrained["probs"], constrained["probs_first"], strict=True):
+        np.testing.assert_allclose(probs, first_probs, atol=1e-5)
+    assert constrained["answer"].between(0, 3).all()
+
+    written = by_level["written"]
+    assert written["mapped_by"].eq("parse_answer").all()
+    for row in written.itertuples():
+        shown = [row.options[index] for index in row.display_to_canonical]
+        parsed = parse_answer(row.generated, list(row.option_labels), shown, "en")
+        assert row.outcome == parsed.outcome
+        if parsed.position is not None:
+            assert row.answer == row.display_to_canonical[parsed.position]
+            assert list(row.probs) == [float(k == row.answer) for k in range(4)]
+
+    opened = by_level["open"]
+    assert set(opened["outcome"]) <= {"answered", "refused", "invalid", "abstained"}
+    assert opened["mapped_by"].ne("").all() and opened["generated"].str.len().gt(0).all()
+    # one text per paraphrase, whatever the option order: asked once and mapped per row
+    assert opened.groupby("paraphrase")["generated"].nunique().eq(1).all()
+    for row in opened.loc[opened["outcome"] == "answered"].itertuples():
+        assert list(row.probs) == [float(k == row.answer) for k in range(4)]
+    for row in opened.loc[opened["outcome"] != "answered"].itertuples():
+        assert len(row.probs) == 0 and row.answer == -1
 
 
-def test_the_report_shows_each_items_answers_per_level_in_chromium(
-    run_dir: Path, browser: Any
+def test_the_manifest_counts_each_level_and_its_time(four_level_run: Path) -> None:
+    manifest = json.loads((four_level_run / "manifest.json").read_text())
+    levels = manifest["elicitation"]
+    assert {level: entry["prompts"] for level, entry in levels.items()} == {
+        level: 4 for level in ELICITATION_LEVELS
+    }
+    assert all(entry["seconds"] > 0 for entry in levels.values())
+    # a generated answer costs more than a forward pass
+    assert levels["written"]["seconds"] > levels["first_token"]["seconds"]
+    assert (four_level_run / "report.html").is_file()
+
+
+def test_a_run_stopped_while_writing_resumes_with_nothing_scored_twice(
+    hf_backend: Any, tmp_path: Path
 ) -> None:
-    from browser import BrowserPage
+    from culture_probe.backends import ScoringStopped
 
-    loaded = BrowserPage(browser, run_dir / "report.html")
-    loaded.assert_clean()
-    chart = loaded.page.locator("#chart-elicitation svg")
-    assert chart.count() == 1
-    bars = chart.locator("rect.segment")
-    # 3 items x 4 levels, one segment per option shown and one for the answers without an option
-    assert bars.count() == 3 * 4 * 5
-    # the study's 4 levels, then 3 items x 4 levels, then 3 items x 4 proxies x 4 levels, once
-    assert loaded.page.locator("#table-elicitation tbody tr").count() == 4 + 12 + 48
-    assert loaded.page.locator("#table-elicitation").count() == 1
-    caption = loaded.page.locator("#chart-elicitation figcaption").inner_text()
-    assert "first_token 72, constrained 72, written 72, open 72" in caption
-    section = loaded.page.locator("section", has=loaded.page.locator("#chart-elicitation"))
-    assert "elicitation-dominated" in section.first.inner_text()
+    class StopsWhileWriting(Backend):
+        """The embedded model, stopping after the first written answer of its second call."""
 
+        calls = 0
 
-def test_a_run_asked_one_way_has_no_elicitation_section(tmp_path: Path) -> None:
-    plan, responses = simulate_study(NULL, n_items=2, n_proxies=3, n_paraphrases=2, seed=1)
-    plan.to_parquet(tmp_path / "plan.parquet")
-    responses.to_parquet(tmp_path / "responses.parquet")
-    analyze_run(tmp_path, n_bootstrap=20, n_permutations=9)
-    html = render_run_report(tmp_path).read_text(encoding="utf-8")
-    assert "chart-elicitation" not in html and "How the answer is asked for" not in html
+        def info(self) -> BackendInfo:
+            return hf_backend.info()  # type: ignore[no-any-return]
 
+        def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+            return hf_backend.score(requests)  # type: ignore[no-any-return]
 
-# --- compare ----------------------------------------------------------------------------------------
+        def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+            self.calls += 1
+            if self.calls == 2:
+                done = hf_backend.write_answers(requests[:1])
+                raise ScoringStopped("the server went away", {0: done[0]})
+            return hf_backend.write_answers(requests)  # type: ignore[no-any-return]
 
-
-def _runs_by_level(tmp_path: Path, levels: tuple[str, str]) -> list[Path]:
-    plan, responses = simulate_study(
-        PLANTED, n_items=3, n_proxies=4, n_paraphrases=3, elicitation_levels=levels, seed=4
-    )
-    paths = []
-    for index, level in enumerate(levels):
-        rows = (plan["elicitation"] == level).to_numpy()
-        paths.append(
-            make_run(
-                tmp_path / level,
-                "model",
-                plan.loc[rows],
-                responses.loc[rows],
-                study_hash=str(index) * 64,  # the study files differ in their elicitation key
-            )
-        )
-    return paths
-
-
-def test_compare_pairs_runs_asked_different_ways_cell_by_cell_and_names_the_factor(
-    tmp_path: Path,
-) -> None:
-    first, written = _runs_by_level(tmp_path, ("first_token", "written"))
-    result = compare([first, written], n_bootstrap=100)
-    assert result.summary["differing_factor"] == "elicitation"
-    assert result.models == ["model (hf, float32) · first_token", "model (hf, float32) · written"]
-    assert result.summary["headline"][0].startswith("The runs differ only in elicitation")
-    # every written answer that names an option is paired with its first-token cell
-    answered = pd.read_parquet(written / "responses.parquet")["outcome"].eq("answered").sum()
-    assert result.summary["n_prompts"] == 3 * 4 * 3 * 2
-    items = result.tables["item_differences"]
-    assert items["n_prompts"].sum() == answered
-    # the difference is the written minus the first-token score, averaged over wordings
-    a, b = result.runs
-    merged = a.tidy.merge(b.tidy, on="prompt_id", suffixes=("_a", "_b")).dropna(
-        subset=["score_a", "score_b"]
-    )
-    merged = merged.loc[merged["item_id_a"] == "Q1"]
-    by_wording = (merged["score_b"] - merged["score_a"]).groupby(merged["wording_a"]).mean()
-    q1 = items.loc[items["item_id"] == "Q1"].iloc[0]
-    assert q1["difference"] == pytest.approx(by_wording.mean())
-
-
-def test_compare_still_refuses_a_run_holding_several_levels_against_one(tmp_path: Path) -> None:
-    plan, responses = simulate_study(
-        PLANTED,
-        n_items=2,
-        n_proxies=3,
-        n_paraphrases=2,
-        elicitation_levels=("first_token", "written"),
-        seed=4,
-    )
-    both = make_run(tmp_path / "both", "model", plan, responses)
-    rows = (plan["elicitation"] == "first_token").to_numpy()
-    one = make_run(tmp_path / "one", "model", plan.loc[rows], responses.loc[rows])
-    with pytest.raises(PlanMismatchError, match="elicitation several levels vs first_token"):
-        compare([both, one])
+    study = _with_levels(tmp_path, EXAMPLE, "[first_token, written]")
+    prepared = prepare(study, PlanFilter(items=("family_importance",), proxies=("JP",)))
+    plan = prepared.plan
+    run = RunDirectory.open(tmp_path / "run", build_manifest(prepared, hf_backend), plan)
+    with pytest.raises(ScoringStopped):
+        score_plan(run, plan, StopsWhileWriting(), chunk_size=3)
+    saved = set(run.results()["prompt_id"])
+    assert 0 < len(saved) < len(plan)
+    assert score_plan(run, plan, hf_backend, chunk_size=3) == len(plan) - len(saved)
+    chunks = pd.concat([pd.read_parquet(path) for path in run.chunk_paths()])
+    assert chunks["prompt_id"].is_unique and set(chunks["prompt_id"]) == set(plan["prompt_id"])
