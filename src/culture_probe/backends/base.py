@@ -63,6 +63,9 @@ class ScoredPrompt:
     #: "server" when the server, not the model, spoiled the result (a malformed reply): such an
     #: ``invalid`` result is asked again when the run resumes. Empty for the model's own outcome.
     failure: str = ""
+    #: the display position chosen under a constraint (``constrained``) or read from a written
+    #: answer; -1 where the answer is the most probable label (``first_token``) or there is none
+    choice: int = -1
 
 
 #: backend options that change the answers, so runs that differ in them must not share a key; one
@@ -71,7 +74,8 @@ class ScoredPrompt:
 #: ``fused_layers`` (mixed's fused layers sum a norm in another order: 4e-4 bits apart at most on
 #: the test prompts). So is what ran the model: ``kernel`` (the split kernel's build, MKL's fallback,
 #: or none), ``revision`` (the hub commit of the weights) and, for a server, its
-#: ``system_fingerprint`` (the server's configuration as it reports it).
+#: ``system_fingerprint`` (the server's configuration as it reports it), and whether a server's
+#: labels outside its top k are scored exactly (``exact_rescore``) or count as 0.
 ANSWER_OPTIONS = (
     "temperature",
     "max_tokens",
@@ -81,6 +85,7 @@ ANSWER_OPTIONS = (
     "kernel",
     "revision",
     "system_fingerprint",
+    "exact_rescore",
 )
 
 
