@@ -236,7 +236,7 @@ class OpenAIOptions:
         default="auto",
         metadata={
             "help": "how labels are scored exactly: grammar (a constrained chat completion), "
-            "prompt_logprobs (/completions with echo), or auto (the first that works, so)"
+            "prompt_logprobs (/completions with echo), or auto (the first of these that works)"
         },
     )
     chat_template: str | None = field(
@@ -692,8 +692,8 @@ class OpenAIBackend(Backend):
         self, request: ScoringRequest
     ) -> tuple[tuple[float, ...], float] | None:
         """The labels' continuation probabilities renormalised, and their sum; None if unknown."""
-        if self.exact_failure:
-            return None
+        if self.mode != "logprobs" or self.exact_failure:
+            return None  # a server without log-probabilities, or none of the methods passed
         try:
             top = self._top_logprobs(request) if self.exact_method is None else {}
             logprobs = self._exact_logprobs(request, request.option_labels, top)
