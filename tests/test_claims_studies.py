@@ -19,6 +19,7 @@ SLICES = {
     "values_languages": ("family_importance", "CN,JP"),
     "food": ("pork_acceptability,morning_drink", "IN,JP"),
     "food_religion": ("pork_at_home", "IN+islam,IN+hinduism,US+islam,US+hinduism"),
+    "food_religion_languages": ("pork_at_home,everyday_staple", "IN+islam,US+hinduism"),
     "names": ("name_order", "EG,JP"),
     "social": ("deference_to_elders,caring_for_parents", "man,woman"),
     "technology": ("trusting_ai_assistants,drying_laundry", "BR,CN"),

@@ -113,12 +113,22 @@ def label_grammar(labels: Sequence[str]) -> str:
     return "root ::= " + " | ".join(gbnf_literal(label) for label in dict.fromkeys(labels))
 
 
-def constraint_fields(labels: Sequence[str]) -> dict[str, Any]:
-    """Request fields that admit only ``labels``: llama.cpp's ``grammar``, vLLM's ``guided_choice``.
+def constraint_fields(texts: Sequence[str]) -> dict[str, Any]:
+    """Request fields that admit only ``texts``: llama.cpp's ``grammar``, vLLM's ``guided_choice``.
 
     Each server reads its own field and ignores the other's.
     """
-    return {"grammar": label_grammar(labels), "guided_choice": list(dict.fromkeys(labels))}
+    return {"grammar": label_grammar(texts), "guided_choice": list(dict.fromkeys(texts))}
+
+
+def all_spellings(labels: Sequence[str]) -> list[str]:
+    """Every spelling of every label ("A", " A", "B", " B"): what a constrained answer may write.
+
+    Example:
+        >>> all_spellings(["A", "B"])
+        ['A', ' A', 'B', ' B']
+    """
+    return [spelling for label in labels for spelling in label_spellings(label)]
 
 
 def echo_continuation_logprob(reply: Mapping[str, Any], continuation: str) -> float:
@@ -217,7 +227,10 @@ def first_token_probabilities(
 
     A label's probability is the sum over its spellings ("A", " A"), as the top-k pass and the
     ``hf`` backend count it (:mod:`culture_probe.backends.labels`), then renormalised. A spelling
-    missing from ``logprob_per_spelling`` counts 0 (:class:`NotALabelToken`).
+    missing from ``logprob_per_spelling`` counts 0 (:class:`NotALabelToken`). The same numbers are
+    the exact distribution of a constrained answer, which writes one of the spellings: sampling
+    under the constraint at temperature 1 draws each with its continuation probability over that
+    of all (exactly so where no two spellings share a first token).
 
     Example:
         >>> table = {"A": math.log(0.5), " A": math.log(0.1), "B": math.log(0.2)}
@@ -235,24 +248,6 @@ def first_token_probabilities(
             for label in labels
         ]
     )
-
-
-def constrained_probabilities(
-    logprob_per_label: Mapping[str, float], labels: Sequence[str]
-) -> tuple[float, ...]:
-    """The distribution a constraint admitting only the labels gives: continuations renormalised.
-
-    Under a grammar of the bare labels, sampling at temperature 1 draws each label with its
-    continuation probability divided by that of all labels (exactly so for labels of one token).
-
-    Example:
-        >>> constrained_probabilities({"A": math.log(0.3), "B": math.log(0.1)}, ["A", "B"])
-        (0.75, 0.25)
-    """
-    shift = max(logprob_per_label[label] for label in labels)
-    weights = [math.exp(logprob_per_label[label] - shift) for label in labels]
-    total = sum(weights)
-    return tuple(weight / total for weight in weights)
 
 
 def chosen_label(text: str, labels: Sequence[str]) -> int:

@@ -74,9 +74,9 @@ from culture_probe.backends._server_exact import (
     NotALabelToken,
     RescoreStats,
     Unavailable,
+    all_spellings,
     chat_template_from,
     chosen_label,
-    constrained_probabilities,
     constraint_fields,
     echo_continuation_logprob,
     first_token_probabilities,
@@ -533,10 +533,7 @@ class OpenAIBackend(Backend):
         """A prompt scored from the exact log-probability of each spelling of each label."""
         started = time.monotonic()
         try:
-            logprobs = self._exact_logprobs(request, request.option_labels, top)
-            # the spaced spelling counts where it is a token of its own, as on hf
-            spaced = [" " + label for label in request.option_labels]
-            logprobs |= self._exact_logprobs(request, spaced, top, optional=True)
+            logprobs = self._spelling_logprobs(request, top)
         except Unavailable as error:
             self.rescore_stats.record(0, time.monotonic() - started, failed=True)
             return ScoredPrompt(
@@ -552,6 +549,18 @@ class OpenAIBackend(Backend):
         probs, mass = first_token_probabilities(logprobs, request.option_labels)
         self.rescore_stats.record(len(logprobs), time.monotonic() - started)
         return ScoredPrompt(request.prompt_id, probs, mass)
+
+    def _spelling_logprobs(
+        self, request: ScoringRequest, top: dict[str, float]
+    ) -> dict[str, float]:
+        """The exact log-probability of each spelling of each label after the prompt.
+
+        The bare label must be scored; the spaced one counts where it is a token of its own, as
+        on ``hf`` (:class:`NotALabelToken`).
+        """
+        logprobs = self._exact_logprobs(request, request.option_labels, top)
+        spaced = [" " + label for label in request.option_labels]
+        return logprobs | self._exact_logprobs(request, spaced, top, optional=True)
 
     def _exact_logprobs(
         self,
@@ -663,10 +672,10 @@ class OpenAIBackend(Backend):
         body = {
             "model": self.server_model,
             "messages": request.messages(),
-            "max_tokens": max(len(label.encode("utf-8")) for label in labels) + 1,
+            "max_tokens": max(len(label.encode("utf-8")) for label in labels) + 2,
             "temperature": CONSTRAINED_TEMPERATURE,
             "seed": request.seed,
-            **constraint_fields(labels),
+            **constraint_fields(all_spellings(labels)),
         }
         try:
             text = message_text(self._post_chat(body))
@@ -696,12 +705,10 @@ class OpenAIBackend(Backend):
             return None  # a server without log-probabilities, or none of the methods passed
         try:
             top = self._top_logprobs(request) if self.exact_method is None else {}
-            logprobs = self._exact_logprobs(request, request.option_labels, top)
+            logprobs = self._spelling_logprobs(request, top)
         except Unavailable:
             return None
-        labels = request.option_labels
-        mass = sum(math.exp(logprobs[label]) for label in labels)
-        return constrained_probabilities(logprobs, labels), mass
+        return first_token_probabilities(logprobs, request.option_labels)
 
     def _score_generate(self, request: ScoringRequest) -> ScoredPrompt:
         try:
@@ -720,8 +727,6 @@ class OpenAIBackend(Backend):
     def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Free-text answers under each prompt's seed, with the generate mode's decoding."""
         return self._run_all(requests, self._write_short_answer)
-
-    write_short_answers = write_answers  # the name the scoring loop calls until it is renamed
 
     def short_answer_decoding(self) -> dict[str, Any]:
         return {

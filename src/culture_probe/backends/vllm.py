@@ -11,7 +11,7 @@ log-probabilities, so a label is never silently 0. The manifest counts the promp
 
 The ``constrained`` level samples one label per prompt under ``guided_choice`` (the labels), at
 temperature 1 under the prompt's seed, and its distribution is the labels' continuation
-probabilities renormalised (:func:`culture_probe.backends._server_exact.constrained_probabilities`).
+probabilities (each spelling, "A" and " A") summed per label and renormalised.
 
 Prefix caching is on: the prompts of a study share long prefixes (system message, framing, question),
 which vLLM then computes once. The runner hands over large chunks (``preferred_chunk_size``) so that
@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 
 from culture_probe.backends._server_exact import (
     RescoreStats,
+    all_spellings,
     chosen_label,
-    constrained_probabilities,
 )
 from culture_probe.backends.base import (
     Backend,
@@ -223,20 +223,15 @@ def continuation_logprob(output: Any, n_tokens: int) -> float:
 
 
 def constrained_result(
-    request: ScoringRequest, text: str, label_logprobs: Sequence[float]
+    request: ScoringRequest, text: str, exact: tuple[tuple[float, ...], float]
 ) -> ScoredPrompt:
-    """A constrained answer: the label written, and the labels' continuations renormalised.
-
-    ``option_mass`` is the labels' continuation probabilities summed, before the constraint.
-    """
+    """A constrained answer: the label written, with the exact distribution and mass ``exact``."""
     choice = chosen_label(text, request.option_labels)
     if choice < 0:
         return ScoredPrompt(
             request.prompt_id, (), 0.0, "invalid", f"the constraint was not kept: {text[:200]!r}"
         )
-    table = dict(zip(request.option_labels, label_logprobs, strict=True))
-    probs = constrained_probabilities(table, request.option_labels)
-    mass = sum(math.exp(value) for value in label_logprobs)
+    probs, mass = exact
     return ScoredPrompt(request.prompt_id, probs, mass, generated=text, choice=choice)
 
 
@@ -461,23 +456,37 @@ class VLLMBackend(Backend):
         """Replace the results at ``which`` by exact scores: each spelling's prompt log-probability."""
         started = time.monotonic()
         chosen = [requests[i] for i in which]
+        for index, (probs, mass) in zip(which, self._exact_scores(chosen), strict=True):
+            results[index] = ScoredPrompt(requests[index].prompt_id, probs, mass)
+        elapsed = time.monotonic() - started
+        for request in chosen:
+            spellings = sum(len(self.spelling_token_ids(label)) for label in request.option_labels)
+            self.rescore_stats.record(spellings, elapsed / len(which))
+
+    def _exact_scores(
+        self, requests: Sequence[ScoringRequest]
+    ) -> list[tuple[tuple[float, ...], float]]:
+        """Each request's label probabilities from its spellings' prompt log-probabilities.
+
+        A label's probability is the sum over its spellings ("A", " A"), renormalised, with the
+        mass before renormalising: the first-token distribution read without a top-k cut, and the
+        exact distribution of a constrained answer.
+        """
         spellings = [
             [self.spelling_token_ids(label) for label in request.option_labels]
-            for request in chosen
+            for request in requests
         ]
         logprobs = self._continuation_logprobs(
-            chosen, [[ids for label in labels for ids in label] for labels in spellings]
+            requests, [[ids for label in labels for ids in label] for labels in spellings]
         )
-        for index, request, labels, found in zip(which, chosen, spellings, logprobs, strict=True):
+        scores = []
+        for labels, found in zip(spellings, logprobs, strict=True):
             masses, position = [], 0
             for label in labels:
                 masses.append(sum(math.exp(v) for v in found[position : position + len(label)]))
                 position += len(label)
-            probs, mass = renormalise(masses)
-            results[index] = ScoredPrompt(request.prompt_id, probs, mass)
-        elapsed = time.monotonic() - started
-        for labels in spellings:
-            self.rescore_stats.record(sum(len(label) for label in labels), elapsed / len(which))
+            scores.append(renormalise(masses))
+        return scores
 
     def _continuation_logprobs(
         self, requests: Sequence[ScoringRequest], continuations: Sequence[Sequence[list[int]]]
@@ -500,27 +509,33 @@ class VLLMBackend(Backend):
     def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """One label per prompt drawn under a choice constraint, with the exact distribution.
 
-        The draw is at temperature 1 under the prompt's seed; the distribution is each label's
-        whole token sequence after the prompt (prompt log-probabilities), renormalised.
+        The choices are every spelling of every label ("A", " A"); the draw is at temperature 1
+        under the prompt's seed; the distribution is each spelling's whole token sequence after
+        the prompt (prompt log-probabilities), summed per label and renormalised.
         """
-        labels = [[self._label_ids(label) for label in r.option_labels] for r in requests]
         params = [
             self.sampling_params(
                 **constrained_sampling_fields(
-                    r.option_labels, r.seed, max(map(len, ids)) + 1, self.constraint
+                    all_spellings(r.option_labels),
+                    r.seed,
+                    max(
+                        len(ids)
+                        for label in r.option_labels
+                        for ids in self.spelling_token_ids(label)
+                    )
+                    + 1,
+                    self.constraint,
                 )
             )
-            for r, ids in zip(requests, labels, strict=True)
+            for r in requests
         ]
         outputs = self.engine.generate(self._prompts(requests), params, use_tqdm=False)
-        logprobs = self._continuation_logprobs(requests, labels)
         return [
-            constrained_result(request, str(output.outputs[0].text), found)
-            for request, output, found in zip(requests, outputs, logprobs, strict=True)
+            constrained_result(request, str(output.outputs[0].text), score)
+            for request, output, score in zip(
+                requests, outputs, self._exact_scores(requests), strict=True
+            )
         ]
-
-    def _label_ids(self, label: str) -> list[int]:
-        return list(self.tokenizer.encode(label, add_special_tokens=False))
 
     def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Free-text answers under each prompt's seed, with the generate mode's decoding."""
@@ -529,8 +544,6 @@ class VLLMBackend(Backend):
             short_answer_result(request, text)
             for request, text in zip(requests, texts, strict=True)
         ]
-
-    write_short_answers = write_answers  # the name the scoring loop calls until it is renamed
 
     def short_answer_decoding(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,37 @@
+"""The offline rules: an empty answer, a refusal, a stated degree, the text of one option."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from culture_probe.backends.generation import is_refusal, match_option_text
+from culture_probe.mapper._answer import MappedAnswer
+from culture_probe.mapper._degrees import degree_option
+
+#: the rule of an answer no rule decides; the judge, where there is one, takes these
+NO_RULE = "no_rule"
+
+
+def apply_rules(text: str, options: Sequence[str]) -> MappedAnswer:
+    """The outcome the offline rules give one answer; rule :data:`NO_RULE` where none decides.
+
+    In order: an empty answer is ``invalid``; a refusal is ``refused``; then the degree the
+    answer states on the options' scale ("extremely important", "I don't agree"); then the text
+    of one option in the answer, or the answer as a fragment of one option ("rather"), in any
+    language. An answer that states the degrees of two options abstains (rule ``conflict``).
+    """
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    if not cleaned:
+        return MappedAnswer(None, "invalid", "empty", 1.0)
+    if is_refusal(cleaned):
+        return MappedAnswer(None, "refused", "refusal", 1.0)
+    position, conflict = degree_option(cleaned, options)
+    if conflict:
+        return MappedAnswer(None, "abstained", "conflict", 0.0)
+    if position is not None:
+        return MappedAnswer(position, "answered", "degree", 1.0)
+    position = match_option_text(cleaned, options)
+    if position is not None:
+        return MappedAnswer(position, "answered", "option_text", 1.0)
+    return MappedAnswer(None, "abstained", NO_RULE, 0.0)
