@@ -174,6 +174,7 @@ def arithmetic_check(out: Path, items: str, threads: int, reference: pd.Series) 
     server = start_server(port, threads, model=copy)
     backend = OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model=str(copy), concurrency=2)
     try:
+        same_tokens = tokens_agree(f"http://127.0.0.1:{port}", requests_for(plan))
         started = time.monotonic()
         results = backend.score(requests_for(plan))
         seconds = time.monotonic() - started
@@ -203,8 +204,30 @@ def arithmetic_check(out: Path, items: str, threads: int, reference: pd.Series) 
         )
     return (
         pd.DataFrame(rows).to_markdown(index=False)
-        + f"\n\n(float32 copy scored in {seconds:.0f} s)"
+        + f"\n\n(float32 copy scored in {seconds:.0f} s; llama.cpp's token ids equal transformers' "
+        + f"for {same_tokens} of {len(plan)} prompts)"
     )
+
+
+def tokens_agree(server: str, requests: list) -> int:
+    """How many prompts llama.cpp tokenizes (``/extras/tokenize``) into transformers' token ids.
+
+    Both read the text the model's chat template makes of the prompt.
+    """
+    import httpx
+    from transformers import AutoTokenizer
+
+    from culture_probe.models import converted_copy, resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(converted_copy(resolve_model("embedded")))
+    same = 0
+    for request in requests:
+        text = tokenizer.apply_chat_template(
+            request.messages(), tokenize=False, add_generation_prompt=True
+        )
+        theirs = httpx.post(f"{server}/extras/tokenize", json={"input": text}, timeout=60)
+        same += theirs.json()["tokens"] == tokenizer.encode(text, add_special_tokens=False)
+    return same
 
 
 def main() -> None:
