@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -127,9 +128,14 @@ def summary_row(name: str, result: MapperAgreement) -> str:
     correct = round(result.accuracy * result.decided)
     low, high = proportion_confint(correct, result.decided, method="wilson")
     kappa_low, kappa_high = result.kappa_interval
+    placed = (
+        "no option labels"
+        if math.isnan(result.correct_options)
+        else (f"{result.correct_options:.1%}")
+    )
     return (
         f"| {name} | {result.answers} | {result.abstention_rate:.1%} | {result.accuracy:.1%} "
-        f"[{low:.1%}, {high:.1%}] | {result.correct_options:.1%} | {result.kappa:.3f} "
+        f"[{low:.1%}, {high:.1%}] | {placed} | {result.kappa:.3f} "
         f"[{kappa_low:.3f}, {kappa_high:.3f}] |"
     )
 

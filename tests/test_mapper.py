@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from culture_probe.errors import CultureProbeError
+from culture_probe.backends import ScoringRequest
+from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.mapper import (
+    JUDGE_THRESHOLD,
     MappedAnswer,
     agreement_with_labels,
     judge_prompt,
     map_open_answers,
 )
 
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "mapper_accuracy.py"
 IMPORTANCE = ["Very important", "Rather important", "Not very important", "Not at all important"]
 DEMOCRACY = [
     "Not at all important",
@@ -82,6 +89,21 @@ def test_an_unqualified_degree_the_scale_lacks_is_not_guessed() -> None:
         ["Family is important to me.", "I am happy."], [IMPORTANCE, HAPPINESS], ["en", "en"]
     )
     assert [(m.option, m.outcome) for m in mapped] == [(None, "abstained"), (None, "abstained")]
+
+
+def test_idioms_echoed_questions_and_doubt_place_nothing() -> None:
+    trust_zh = ["非常同意", "同意", "不同意", "非常不同意"]
+    mapped = map_open_answers(
+        [
+            "I'm so happy to share my story with you.",  # "happy to": an idiom
+            "I'm not sure if I agree or disagree.",
+            "你同意？",  # the prompt's question echoed, not an answer
+            "It is essential to consider what matters to me.",  # a remark, a relative clause
+        ],
+        [HAPPINESS, AGREEMENT, trust_zh, IMPORTANCE],
+        ["en", "en", "zh", "en"],
+    )
+    assert [m.outcome for m in mapped] == ["abstained"] * 4
 
 
 def test_an_answer_stating_two_options_abstains() -> None:
@@ -168,3 +190,59 @@ def test_kappa_is_nan_where_chance_agreement_is_perfect() -> None:
     result = agreement_with_labels(["0", "0"], [_mapped("0"), _mapped("0")], resamples=20)
     assert result.accuracy == 1.0
     assert math.isnan(result.kappa)
+
+
+def _accuracy_benchmark() -> Any:
+    spec = importlib.util.spec_from_file_location("mapper_accuracy", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_offline_mapper_agrees_with_the_hand_labels_where_it_decides() -> None:
+    benchmark = _accuracy_benchmark()
+    answers = benchmark.read_labelled_answers()
+    assert len(answers) >= 300
+    assert len({answer.source for answer in answers}) >= 2
+    result = agreement_with_labels(
+        [a.label for a in answers], benchmark.map_labelled(answers), resamples=200
+    )
+    # measured on the 316 answers: accuracy 0.887 where it decides, abstention 0.775, kappa 0.72
+    # (benchmarks/RESULTS.md, "Open-answer mapper"); a rule change that loses ground fails here
+    assert result.accuracy >= 0.85
+    assert result.abstention_rate <= 0.80
+    assert result.kappa >= 0.65
+
+
+def test_a_label_that_is_no_option_of_its_answer_is_refused_with_its_line(tmp_path: Path) -> None:
+    rows = (BENCHMARK.parents[1] / "tests" / "data" / "open_answers.csv").read_text().splitlines()
+    header, first = rows[0], rows[1]
+    bad = tmp_path / "labels.csv"
+    bad.write_text(f"{header}\n{first}\n{first.replace(',abstain,', ',7,', 1)}\n")
+    with pytest.raises(InputError, match=r"labels\.csv:3: key 'label': label '7'"):
+        _accuracy_benchmark().read_labelled_answers(bad)
+
+
+@pytest.mark.slow
+def test_the_judge_averages_both_option_orders_of_the_real_model(hf_backend: Any) -> None:
+    texts = ["Family is very important to me.", "My family comes first, always."]
+    mapped = map_open_answers(texts, [IMPORTANCE] * 2, ["en"] * 2, judge=hf_backend)
+    assert mapped[0] == MappedAnswer(0, "answered", "degree", 1.0)  # the rules decide: not judged
+    assert mapped[1].rule == "judge"
+    # the same two prompts scored directly: canonical order, then reversed (positions mirrored)
+    labels = ("A", "B", "C", "D")
+    canonical, reversed_ = hf_backend.score(
+        [
+            ScoringRequest("c", "", judge_prompt(texts[1], IMPORTANCE), labels),
+            ScoringRequest("r", "", judge_prompt(texts[1], IMPORTANCE[::-1]), labels),
+        ]
+    )
+    averaged = [
+        (a + b) / 2 for a, b in zip(canonical.label_probs, reversed_.label_probs[::-1], strict=True)
+    ]
+    assert mapped[1].confidence == pytest.approx(max(averaged), abs=1e-6)
+    best = averaged.index(max(averaged))
+    expected = best if max(averaged) >= JUDGE_THRESHOLD else None
+    assert mapped[1].option == expected

@@ -116,6 +116,7 @@ def test_a_crossed_study_in_two_languages_keeps_its_nominal_item_on_its_own_meas
                  out=tmp_path / "run", items=items, proxies=proxies, bootstrap=20)  # fmt: skip
     indonesian = run.plan.loc[(run.plan["language"] == "id") & (run.plan["proxy"] == "IN+islam")]
     assert indonesian["user"].str.contains("sebuah keluarga Muslim biasa di India").any()
+    assert run.plan.groupby("language")["prompt_id"].count().to_dict() == {"en": 144, "id": 144}
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 900})
     page.goto((run.path / "report.html").as_uri(), wait_until="load")

@@ -425,8 +425,9 @@ STATS_TABLES: tuple[StatsTable, ...] = (
         "`measure`; the Gini variation of the option distributions split over the factors by "
         "sequential sums of squares (`df`, `ss`, `ms`, `share`; Light & Margolin 1971), "
         "`gini_variation`, `js_between_proxies`, `js_between_wordings` (bits), "
-        "`modal_agreement_proxies`, `modal_agreement_wordings` "
-        "([statistics.md](statistics.md#nominal-items))",
+        "`modal_agreement_proxies`, `modal_agreement_wordings`; the culture test, Light and "
+        "Margolin's C (`c_statistic`, `c_df`, `p_chi2`) with its permutation p-value "
+        "(`p_permutation`, `p_permutation_bh`) ([statistics.md](statistics.md#nominal-items))",
     ),
     StatsTable(
         "short_answer", "Short answers", "proxy x language x wording",

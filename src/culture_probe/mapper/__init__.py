@@ -10,17 +10,18 @@ assigns it to one of the item's options, in canonical order, or says why it cann
 - ``answered``: one option, with the rule that chose it and how sure it is.
 
 The rules run first and offline: a refusal; then the degree the answer states on the options' scale
-("extremely important" on a very/rather/not very/not at all scale, "I don't agree"), read by an
-English lexicon of qualifiers and negations; then the text of one option in the answer ("muy
-importante") or the answer as a fragment of one option ("rather"), in any language, as ``generate``
-mode reads a written answer (:func:`culture_probe.backends.generation.match_option_text`). An answer
-the rules cannot place abstains. What they leave goes to the judge where one is given: any
+("extremely important" on a very/rather/not very/not at all scale, "I don't agree", a bare
+"Rather."), read by an English lexicon of qualifiers and negations; for options that are no such
+scale (the translated items), the text of one option in the answer ("muy importante") or the answer
+as a fragment of one option, as ``generate`` mode reads a written answer
+(:func:`culture_probe.backends.generation.match_option_text`). An answer the rules cannot place
+abstains. What they leave goes to the judge where one is given: any
 :class:`~culture_probe.backends.Backend` asked which option the answer chooses, read off its
 first-token probabilities with the options in both orders, and kept only at or above
 :data:`JUDGE_THRESHOLD`.
 Abstentions, refusals and invalid answers are outcomes: they are counted, never dropped. How often
 the mapper agrees with a careful reader is measured in ``benchmarks/mapper_accuracy.py`` against
-answers labelled by hand (``docs/statistics.md``, "Open answers and the mapper").
+answers labelled by hand (docs/statistics.md#open-answers-and-the-mapper).
 """
 
 from __future__ import annotations

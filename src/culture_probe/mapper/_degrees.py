@@ -36,12 +36,14 @@ class Degree(enum.Enum):
 
 #: head words of each scale, and the forms an answer may use for them
 _HEADS = {
-    "important": r"important|importance|matters?|mattered|significant|unimportant|insignificant",
+    # not "importance" ("the importance of family" grades nothing) nor "significant" ("the most
+    # significant factor is ..."): both name importance far more often than they grade it
+    "important": r"important|matters?|mattered|unimportant",
     "agree": r"agree|agrees|agreed|disagree|disagrees",
     "happy": r"happy|happier|unhappy",
     "justifiable": r"justifiable|justified|justify|unjustifiable|unjustified",
 }
-_NEGATIVE_HEADS = {"unimportant", "insignificant", "disagree", "disagrees", "unhappy"}
+_NEGATIVE_HEADS = {"unimportant", "disagree", "disagrees", "unhappy"}
 _NEGATIVE_HEADS |= {"unjustifiable", "unjustified"}
 
 _TOP = (
@@ -60,7 +62,10 @@ _LOW = r"slightly|a little|a bit|little|barely|hardly|marginally|rarely|seldom|h
 _NEVER = r"never"
 _NEGATION = r"not|no|nor|cannot"
 #: phrases with a negation word that negate nothing: "no doubt family is very important"
-_NOT_NEGATIONS = r"\b(?:no doubt|not only|not just|no matter|not surprisingly)\b"
+_NOT_NEGATIONS = (
+    r"\b(?:no doubt|not only|not just|no matter|not surprisingly|not the only|no other"
+    r"|nothing else)\b"
+)
 #: qualifiers after the head: "matters a lot", "important at all"
 _AFTER_HIGH = r"a lot|a great deal|greatly|deeply|very much|so much|that much|much"
 #: "not that important", "not all that happy": after a negation, "that" softens as "very" does
@@ -69,13 +74,28 @@ _AFTER_TOP = r"most|the most|above all|more than anything"
 _AT_ALL = r"at all|whatsoever|in the least"
 #: phrases that are a degree on their own, on the importance scale
 _IMPORTANCE_TOP = (
-    r"crucial|essential|vital|paramount|indispensable|fundamental|top priority|the most important"
+    r"crucial|essential|vital|paramount|indispensable|top priority|the most important"
+    r"|(?:utmost|great|paramount|vital|crucial|supreme) importance"
     r"|everything to me|means everything|is everything|my everything|the world to me"
-    r"|means the world|the center of my life|the centre of my life|the cornerstone"
+    r"|means the world|the center of my life|the centre of my life|most precious|above all else"
 )
-_IMPORTANCE_HIGH = r"(?:big|huge|major|large|central|key|great|vital|crucial) (?:role|part)"
-_IMPORTANCE_LOW = r"(?:small|minor|little|limited) (?:role|part)"
+_IMPORTANCE_HIGH = (
+    r"(?:big|huge|major|large|central|key|great) (?:role|part)"
+    r"|(?:a lot of|lots of|great|much|considerable|heavy) weight|cornerstone|pillars?|my rock"
+    r"|a way of life|make life worth living|makes life worth living"
+)
+_IMPORTANCE_LOW = r"(?:small|minor|little|limited) (?:role|part)|little weight|little importance"
+_IMPORTANCE_NONE = r"no importance|no weight|no role"
 _NEUTRAL = r"neither agree nor disagree|neutral|undecided|neither agree or disagree"
+
+#: doubt about the mention that follows: "not sure whether I agree"
+_UNSURE = r"\b(?:not sure|unsure|not certain|uncertain|do not know|whether)\b"
+
+#: "it is important to note that ...": a phrase that grades a remark, not the thing asked about
+_REMARK = (
+    r"(?! to (?:note|remember|consider|recognize|recognise|understand|acknowledge|mention|keep"
+    r"|know|say|point|find|strike|balance|approach|think|ask|be|have|make|take|add)\b)"
+)
 
 #: the words a clause ends at: a qualifier beyond them belongs to another statement
 _CLAUSE_END = re.compile(r"[.;:!?,\n]| but | and | or | while | although | though | however ")
@@ -117,11 +137,15 @@ def answer_degrees(text: str, head: str) -> list[Degree]:
     found = []
     if head == "agree" and re.search(rf"\b(?:{_NEUTRAL})\b", expanded):
         return [Degree.NEUTRAL]
+    if head == "agree":
+        # "if I agree or disagree" weighs both: neither is the answer
+        expanded = re.sub(r"\bagree or disagree\b", " ", expanded)
+        found += _yes_or_no(expanded)
     if head == "agree" and re.search(r"\b(?:could|can|cannot)(?: not)? agree more\b", expanded):
         return [Degree.TOP]
     if head == "important":
         found += _importance_phrases(expanded)
-    for mention in re.finditer(rf"\b({_HEADS[head]})\b", expanded):
+    for mention in re.finditer(rf"\b({_HEADS[head]})\b{_REMARK}", expanded):
         before = _clause_before(expanded[: mention.start()])
         after = _clause_after(expanded[mention.end() :])
         degree = _degree(before, mention.group(1), after)
@@ -130,14 +154,25 @@ def answer_degrees(text: str, head: str) -> list[Degree]:
     return [degree for _, degree in sorted(found, key=lambda pair: pair[0])]
 
 
+def _yes_or_no(text: str) -> list[tuple[int, Degree]]:
+    """A reply that opens with yes or no to an agree-or-disagree question ("Honestly, no.")."""
+    opening = re.match(r"(?:(?:honestly|well|frankly|i would say),? )?(yes|no)(?=[.,!;]|$)", text)
+    if opening is None:
+        return []
+    return [
+        (opening.start(1), Degree.PLAIN if opening.group(1) == "yes" else Degree.PLAIN_NEGATIVE)
+    ]
+
+
 def _importance_phrases(text: str) -> list[tuple[int, Degree]]:
     found = []
     for pattern, degree in (
         (_IMPORTANCE_TOP, Degree.TOP),
         (_IMPORTANCE_HIGH, Degree.HIGH),
         (_IMPORTANCE_LOW, Degree.LOW),
+        (_IMPORTANCE_NONE, Degree.NONE),
     ):
-        for match in re.finditer(rf"\b(?:{pattern})\b", text):
+        for match in re.finditer(rf"\b(?:{pattern})\b{_REMARK}", text):
             before = re.sub(_NOT_NEGATIONS, " ", _clause_before(text[: match.start()]))
             negated = re.search(rf"\b(?:{_NEGATION})\b", before)
             if not negated:
@@ -156,6 +191,12 @@ def _clause_after(text: str) -> str:
 
 def _degree(before: str, head: str, after: str) -> Degree | None:
     """The degree of one mention, from the words before and after it in its clause."""
+    if re.search(_UNSURE, before):
+        return None  # "I'm not sure if I agree": no degree at all
+    if head == "happy" and after.startswith("to "):
+        return None  # "happy to share my story": an idiom, not how happy
+    if head.startswith("matter") and re.search(r"\b(?:what|that|which|who)(?: \w+)?$", before):
+        return None  # "what truly matters to me": names what matters, grades nothing
     negated = bool(re.search(rf"\b(?:{_NEGATION})\b", re.sub(_NOT_NEGATIONS, " ", before)))
     negative_head = head in _NEGATIVE_HEADS
     if negated and negative_head:
@@ -202,6 +243,8 @@ def _qualifier(before: str, after: str) -> Degree | None:
 
 
 _NEGATIVE = {Degree.PLAIN_NEGATIVE, Degree.LOW, Degree.NONE}
+#: the most words a reply may have to be read as a bare qualifier
+_BARE_WORDS = 3
 
 #: where an answer's degree has no option of its own, the option it falls to, if the scale has it:
 #: "extremely important" on a scale that stops at "very", "somewhat agree" on one without "somewhat"
@@ -211,6 +254,8 @@ _FALLBACKS = {
     Degree.MIDDLE: (Degree.PLAIN,),
     Degree.LOW: (Degree.PLAIN_NEGATIVE,),
 }
+#: on a frequency scale, "cannot be justified" is "never": there is no plain negative option
+_HEAD_FALLBACKS = {"justifiable": {Degree.PLAIN_NEGATIVE: (Degree.NONE,)}}
 
 
 def degree_option(text: str, options: Sequence[str]) -> tuple[int | None, bool]:
@@ -231,8 +276,12 @@ def degree_option(text: str, options: Sequence[str]) -> tuple[int | None, bool]:
     degrees = [option_degree(option, head) for option in options]
     if None in degrees or len(set(degrees)) < len(degrees):
         return None, False
-    stated = _refined(answer_degrees(text, head))
-    chosen = {_option_for(degree, degrees) for degree in stated} - {None}
+    stated = answer_degrees(text, head)
+    if not stated and len(text.split()) <= _BARE_WORDS:
+        # a bare qualifier ("Rather.", "Not at all") grades the head the question asked about
+        stated = answer_degrees(f"{text.rstrip('.!')} {head}", head)
+    stated = _refined(stated)
+    chosen = {_option_for(degree, degrees, head) for degree in stated} - {None}
     signs = {degree in _NEGATIVE for degree in stated if degree is not Degree.NEUTRAL}
     if len(chosen) > 1 or (chosen and len(signs) > 1):
         return None, True
@@ -249,8 +298,9 @@ def _refined(degrees: list[Degree]) -> list[Degree]:
     return degrees
 
 
-def _option_for(degree: Degree, degrees: Sequence[Degree | None]) -> int | None:
-    for candidate in (degree, *_FALLBACKS.get(degree, ())):
+def _option_for(degree: Degree, degrees: Sequence[Degree | None], head: str) -> int | None:
+    fallbacks = _HEAD_FALLBACKS.get(head, {}).get(degree, _FALLBACKS.get(degree, ()))
+    for candidate in (degree, *fallbacks):
         if candidate in degrees:
             return list(degrees).index(candidate)
     return None

@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest
-from culture_probe.backends.generation import generated_result, parse_answer
+from culture_probe.backends.generation import generated_result
 from culture_probe.columns import ELICITATION_LEVELS
+from culture_probe.mapper import map_open_answers
 from culture_probe.study import SHORT_ANSWER_SCALE
 
 #: a backend method that turns requests into results (``score``, ``write_answers``, ...)
@@ -151,43 +152,3 @@ def _placed(
     position = display_to_canonical.index(option)
     one_hot = tuple(float(shown == position) for shown in range(len(request.option_labels)))
     return ScoredPrompt(request.prompt_id, one_hot, 1.0, "answered", result.generated, "", position)
-
-
-# ------------------------------------------------------------------------------------------------
-# until culture_probe.mapper lands: parse_answer's rules, else an abstention
-
-
-@dataclass(frozen=True)
-class MappedAnswer:
-    """An open answer read as one option (canonical index), with the rule that decided."""
-
-    option: int | None
-    outcome: str
-    rule: str
-    confidence: float
-
-
-def map_open_answers(
-    texts: Sequence[str], options: Sequence[Sequence[str]], languages: Sequence[str]
-) -> list[MappedAnswer]:
-    """Each answer's one option, a refusal, an empty (invalid) answer, or an abstention.
-
-    The options' texts stand for their labels, since the open prompt showed none: an answer
-    that states one option ("My answer is Very important"), or in a short reply contains the text
-    of one option or a fragment of only one, chooses it (:func:`parse_answer`'s rules).
-    """
-    return [
-        _map_one(text, choices, language)
-        for text, choices, language in zip(texts, options, languages, strict=True)
-    ]
-
-
-def _map_one(text: str, options: Sequence[str], language: str) -> MappedAnswer:
-    if not text.strip():
-        return MappedAnswer(None, "invalid", "empty", 1.0)
-    parsed = parse_answer(text, options, options, language)
-    if parsed.outcome == "refused":
-        return MappedAnswer(None, "refused", "refusal", 1.0)
-    if parsed.outcome != "answered" or parsed.position is None:
-        return MappedAnswer(None, "abstained", "no_rule", 0.0)
-    return MappedAnswer(parsed.position, "answered", "option_text", 1.0)

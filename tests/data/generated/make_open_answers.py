@@ -5,17 +5,18 @@ It asks the values study's questions with the options hidden, as the ``open`` el
 and writes one row per answer: answer_id, source (model and setting), item_id, language, options
 (JSON list, canonical order), system (the persona, if any), question, answer, and empty ``label`` and
 ``notes`` columns. The labels in tests/data/open_answers.csv were then written by reading each
-answer, before the mapper was run on any of them (docs/statistics.md, "Open answers and the mapper").
+answer, before the mapper was run on any of them (docs/statistics.md#open-answers-and-the-mapper).
 
 Settings: greedy decoding with no persona and with two personas per question, sampling at
 temperature 0.7 under two seeds with a persona, and the translated items (values_languages) in six
 languages, two paraphrases each, sampled at temperature 0.7.
 
 The model is the embedded one as the ``hf`` backend loads it (the converted copy of the GGUF file),
-in float32 with transformers, prompts generated in left-padded batches of 32: on the shared two-core
+in float32 with transformers, prompts generated in left-padded batches of 16: on the shared two-core
 machine the answers were written, the backend's one-prompt-at-a-time generation took 75 to 130 s per
-40-token answer. Sampled answers are seeded per batch, not per prompt; the set only needs to be
-reproducible as a whole.
+40-token answer. torch runs one thread (two OpenMP threads on an oversubscribed machine spend their
+time waiting on each other). Sampled answers are seeded per batch, not per prompt; the set only
+needs to be reproducible as a whole.
 """
 
 from __future__ import annotations
@@ -134,36 +135,32 @@ def translated_prompts() -> list[OpenPrompt]:
     return prompts
 
 
-BATCH = 32
+BATCH = 16
 
 
-def answers(model: Any, tokenizer: Any, prompts: list[OpenPrompt]) -> list[str]:
-    """The model's answers to prompts of one setting, in left-padded batches."""
+def answers(model: Any, tokenizer: Any, batch: list[OpenPrompt], start: int) -> list[str]:
+    """The model's answers to one left-padded batch of prompts of one setting."""
     import torch
 
-    texts = []
-    for start in range(0, len(prompts), BATCH):
-        batch = prompts[start : start + BATCH]
-        chats = [
-            tokenizer.apply_chat_template(p.messages(), tokenize=False, add_generation_prompt=True)
-            for p in batch
-        ]
-        encoded = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
-        torch.manual_seed(batch[0].seed + start)
-        sampled = batch[0].temperature > 0
-        with torch.inference_mode():
-            output = model.generate(
-                **encoded,
-                do_sample=sampled,
-                temperature=batch[0].temperature if sampled else None,
-                top_p=None,
-                top_k=None,
-                max_new_tokens=MAX_NEW_TOKENS,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        width = encoded["input_ids"].shape[1]
-        texts += [tokenizer.decode(row[width:], skip_special_tokens=True) for row in output]
-    return texts
+    chats = [
+        tokenizer.apply_chat_template(p.messages(), tokenize=False, add_generation_prompt=True)
+        for p in batch
+    ]
+    encoded = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(batch[0].seed + start)
+    sampled = batch[0].temperature > 0
+    with torch.inference_mode():
+        output = model.generate(
+            **encoded,
+            do_sample=sampled,
+            temperature=batch[0].temperature if sampled else None,
+            top_p=None,
+            top_k=None,
+            max_new_tokens=MAX_NEW_TOKENS,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    width = encoded["input_ids"].shape[1]
+    return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in output]
 
 
 def row(prompt: OpenPrompt, text: str) -> dict[str, str]:
@@ -183,21 +180,30 @@ def row(prompt: OpenPrompt, text: str) -> dict[str, str]:
 
 
 def main(target: Path) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # one thread: on a shared, oversubscribed machine two OpenMP threads wait on each other
+    torch.set_num_threads(1)
     folder = str(converted_copy(resolve_model("embedded")))
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype="float32").eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
     prompts = english_prompts() + translated_prompts()
     settings = sorted({(p.temperature, p.seed) for p in prompts})
+    batches = [
+        (start, [p for p in prompts if (p.temperature, p.seed) == setting][start : start + BATCH])
+        for setting in settings
+        for start in range(0, len(prompts), BATCH)
+    ]
+    # the settings take turns, so that the first answers written already span them all
+    batches = sorted((b for b in batches if b[1]), key=lambda b: b[0])
     with target.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        for temperature, seed in settings:  # written as they come, so a long run can be read early
-            chosen = [p for p in prompts if (p.temperature, p.seed) == (temperature, seed)]
-            for prompt, text in zip(chosen, answers(model, tokenizer, chosen), strict=True):
+        for start, batch in batches:
+            for prompt, text in zip(batch, answers(model, tokenizer, batch, start), strict=True):
                 writer.writerow(row(prompt, text))
-            handle.flush()
+            handle.flush()  # written as they come, to be read early
     print(f"{len(prompts)} answers written to {target}")
 
 
