@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from culture_probe.backends import create_backend
-from culture_probe.backends._server_exact import all_spellings
+from culture_probe.backends._server_exact import all_spellings, server_draw_seed
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import GenerationSettings, hf_generate, short_answer_result
 from culture_probe.backends.labels import label_token_ids
@@ -299,7 +299,7 @@ def test_constrained_answers_ask_for_a_seeded_choice_and_carry_the_labels_distri
     assert (n_sampled, n_scored) == (3, 3 * spellings)
     for request, fields in zip(sample, sampled, strict=True):
         assert fields["guided_decoding"] == {"choice": all_spellings(request.option_labels)}
-        assert (fields["seed"], fields["temperature"]) == (request.seed, 1.0)
+        assert (fields["seed"], fields["temperature"]) == (server_draw_seed(request), 1.0)
     assert scored == exact_sampling_fields()
     # labels of one token: the constrained distribution is the first-token one hf reads
     for hf_result, result in zip(hf_backend.score(sample), results, strict=True):

@@ -7,7 +7,10 @@ here by hand, independently of the backend: the prompt is rendered by transforme
 (not the backend's renderer), sent to ``/v1/completions`` with ``echo`` plus each label, and the
 label token's echoed log-probability is read off the reply; and each label is forced by a grammar
 of its own, its tokens' log-probabilities read off the chat completion. Each exact method must give
-its numbers to 1e-6; the two agree to llama.cpp's own batch arithmetic (a few percent).
+its numbers to 1e-6; the two agree to llama.cpp's own batch arithmetic (a few percent). llama.cpp
+evaluates only the part of a prompt its cache does not hold, and one prompt evaluated in one batch
+or in two gives numbers up to 3% apart; so the numbers by hand are read right after the backend's
+requests for the same prompt, on the same cached prompt.
 
 Faults: a proxy (``tests/fault_server.py``) in front of the server answers 404 on
 ``/v1/completions`` (a chat-only API), or drops ``grammar`` and ``guided_choice`` (a server that
@@ -48,11 +51,12 @@ QUESTION = ScoringRequest(
 TOP_K = 2
 
 
-@pytest.fixture(scope="module")
-def echoed(llama_server: LlamaServer, hf_backend: Any) -> dict[str, float | None]:
+def echoed_by_hand(llama_server: LlamaServer, hf_backend: Any) -> dict[str, float | None]:
     """Each spelling's log-probability after the prompt, read by hand off the server's echo.
 
-    None where the spelling is no token of its own after the prompt.
+    None where the spelling is no token of its own after the prompt. Called right after the
+    backend's requests for the same prompt: llama.cpp then evaluates only what follows the prompt,
+    on the same cached prompt, and gives the same numbers (see the module docstring).
     """
     text = hf_backend.tokenizer.apply_chat_template(
         QUESTION.messages(), tokenize=False, add_generation_prompt=True
@@ -72,11 +76,11 @@ def echoed(llama_server: LlamaServer, hf_backend: Any) -> dict[str, float | None
     return table
 
 
-@pytest.fixture(scope="module")
-def forced(llama_server: LlamaServer) -> dict[str, float | None]:
+def forced_by_hand(llama_server: LlamaServer) -> dict[str, float | None]:
     """Each spelling's log-probability read by hand off a chat completion forced to write it.
 
-    None where the first token written is not the label (a space, then the label).
+    None where the first token written is not the label (a space, then the label). Called right
+    after the backend's requests, as :func:`echoed_by_hand`.
     """
     table: dict[str, float | None] = {}
     for label in QUESTION.option_labels:
@@ -115,7 +119,7 @@ def backend_at(url: str, **options: Any) -> OpenAIBackend:
 
 @pytest.mark.parametrize("method", ["prompt_logprobs", "grammar"])
 def test_labels_outside_the_top_k_get_the_probability_the_server_gives_their_tokens(
-    llama_server: LlamaServer, echoed: dict, forced: dict, hf_backend: Any, method: str
+    llama_server: LlamaServer, hf_backend: Any, method: str
 ) -> None:
     truncated = backend_at(llama_server.url, exact_rescore=False).score([QUESTION])[0]
     assert 0.0 in truncated.label_probs  # without rescoring a label outside the top 2 reads 0
@@ -125,12 +129,14 @@ def test_labels_outside_the_top_k_get_the_probability_the_server_gives_their_tok
     backend.close()
     assert result.outcome == "answered"
     assert min(result.label_probs) > 0.0
-    expected = by_hand(echoed if method == "prompt_logprobs" else forced)
+    by_echo = echoed_by_hand(llama_server, hf_backend)
+    forced = forced_by_hand(llama_server)
+    expected = by_hand(by_echo if method == "prompt_logprobs" else forced)
     np.testing.assert_allclose(result.label_probs, expected, rtol=1e-6)
     assert (options["rescore_method"], options["rescored_prompts"]) == (method, 1)
     # the two ways agree up to llama.cpp's own arithmetic: it evaluates only what its cache
     # lacks, and one prompt evaluated in one batch or in two moves by up to 3% (measured)
-    np.testing.assert_allclose(by_hand(echoed), by_hand(forced), rtol=0.05)
+    np.testing.assert_allclose(by_hand(by_echo), by_hand(forced), rtol=0.05)
     # the same model computed in float32 by transformers: close, not equal (llama.cpp quantizes
     # the activations to 8 bits); measured 0.02 bits
     from_hf = hf_backend.score([QUESTION])[0].label_probs
@@ -159,7 +165,7 @@ def test_the_manifest_counts_the_prompts_rescored_and_their_time(
 
 
 def test_a_server_that_ignores_grammars_falls_back_to_prompt_log_probabilities(
-    llama_server: LlamaServer, echoed: dict
+    llama_server: LlamaServer, hf_backend: Any
 ) -> None:
     with FaultServer(llama_server.url) as proxy:
         proxy.ignore_fields("grammar", "guided_choice")
@@ -168,11 +174,12 @@ def test_a_server_that_ignores_grammars_falls_back_to_prompt_log_probabilities(
         options = backend.info().options
         backend.close()
     assert options["rescore_method"] == "prompt_logprobs"
-    np.testing.assert_allclose(result.label_probs, by_hand(echoed), rtol=1e-6)
+    expected = by_hand(echoed_by_hand(llama_server, hf_backend))
+    np.testing.assert_allclose(result.label_probs, expected, rtol=1e-6)
 
 
 def test_a_server_without_prompt_log_probabilities_scores_with_a_grammar(
-    llama_server: LlamaServer, forced: dict
+    llama_server: LlamaServer,
 ) -> None:
     with FaultServer(llama_server.url) as proxy:
         proxy.refuse_path("/v1/completions")
@@ -185,7 +192,7 @@ def test_a_server_without_prompt_log_probabilities_scores_with_a_grammar(
         backend.close()
     assert refused.outcome == "invalid" and "HTTP 404" in refused.generated
     assert options["rescore_method"] == "grammar"
-    np.testing.assert_allclose(result.label_probs, by_hand(forced), rtol=1e-6)
+    np.testing.assert_allclose(result.label_probs, by_hand(forced_by_hand(llama_server)), rtol=1e-6)
 
 
 def test_a_server_with_neither_makes_the_prompt_invalid_and_says_why(
@@ -217,7 +224,7 @@ def test_without_exact_rescoring_the_top_k_limits_the_options(llama_server: Llam
 
 
 def test_a_constrained_answer_is_a_label_drawn_under_the_seed_with_the_exact_distribution(
-    llama_server: LlamaServer, forced: dict
+    llama_server: LlamaServer,
 ) -> None:
     backend = backend_at(llama_server.url)
     first, again = backend.score_constrained([QUESTION, QUESTION])
@@ -225,6 +232,7 @@ def test_a_constrained_answer_is_a_label_drawn_under_the_seed_with_the_exact_dis
         [dataclasses.replace(QUESTION, seed=seed) for seed in range(8)]
     )
     backend.close()
+    forced = forced_by_hand(llama_server)
     assert first.outcome == "answered"
     assert first.generated.strip() == QUESTION.option_labels[first.choice]
     assert again.choice == first.choice  # the same seed draws the same label

@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culture_probe.backends.base import renormalise
+import numpy as np
+
+from culture_probe.backends.base import ScoringRequest, renormalise
+from culture_probe.backends.constrained import draw_seed
 from culture_probe.backends.labels import label_spellings
 from culture_probe.errors import CultureProbeError
 
@@ -248,6 +251,17 @@ def first_token_probabilities(
             for label in labels
         ]
     )
+
+
+def server_draw_seed(request: ScoringRequest) -> int:
+    """The seed a server draws a constrained answer under: the prompt's seed and its messages.
+
+    One non-negative 31-bit number (what llama.cpp and vLLM take), from the same seed and messages
+    as the ``hf`` backend's draw (:func:`culture_probe.backends.constrained.draw_seed`), so that
+    prompts asked under one seed draw independently and a prompt asked again draws the same label.
+    """
+    state = np.random.SeedSequence(draw_seed(request)).generate_state(1)[0]
+    return int(state) & 0x7FFFFFFF
 
 
 def chosen_label(text: str, labels: Sequence[str]) -> int:

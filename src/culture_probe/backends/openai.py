@@ -83,6 +83,7 @@ from culture_probe.backends._server_exact import (
     forced_continuation_logprob,
     labels_outside,
     reference_token,
+    server_draw_seed,
 )
 from culture_probe.backends.base import (
     Backend,
@@ -674,7 +675,7 @@ class OpenAIBackend(Backend):
             "messages": request.messages(),
             "max_tokens": max(len(label.encode("utf-8")) for label in labels) + 2,
             "temperature": CONSTRAINED_TEMPERATURE,
-            "seed": request.seed,
+            "seed": server_draw_seed(request),
             **constraint_fields(all_spellings(labels)),
         }
         try:

@@ -34,6 +34,7 @@ from culture_probe.backends._server_exact import (
     RescoreStats,
     all_spellings,
     chosen_label,
+    server_draw_seed,
 )
 from culture_probe.backends.base import (
     Backend,
@@ -517,7 +518,7 @@ class VLLMBackend(Backend):
             self.sampling_params(
                 **constrained_sampling_fields(
                     all_spellings(r.option_labels),
-                    r.seed,
+                    server_draw_seed(r),
                     max(
                         len(ids)
                         for label in r.option_labels
