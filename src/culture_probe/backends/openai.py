@@ -661,7 +661,7 @@ class OpenAIBackend(Backend):
     def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """One label per prompt, sampled under a constraint that admits only the labels.
 
-        The sample is drawn under the prompt's seed at temperature 1 (llama.cpp's ``grammar``,
+        The sample is drawn at temperature 1 under :func:`server_draw_seed` (llama.cpp's ``grammar``,
         vLLM's ``guided_choice``); ``label_probs`` is the exact constrained distribution, the
         labels' continuation probabilities renormalised, where an exact method works on the
         server, else one-hot on the label drawn.

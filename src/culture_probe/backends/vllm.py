@@ -10,7 +10,7 @@ label, with ``prompt_logprobs``, and a spelling's probability is the sum of its 
 log-probabilities, so a label is never silently 0. The manifest counts the prompts rescored.
 
 The ``constrained`` level samples one label per prompt under ``guided_choice`` (the labels), at
-temperature 1 under the prompt's seed, and its distribution is the labels' continuation
+temperature 1 under the prompt's seed and messages, and its distribution is the labels' continuation
 probabilities (each spelling, "A" and " A") summed per label and renormalised.
 
 Prefix caching is on: the prompts of a study share long prefixes (system message, framing, question),
@@ -511,7 +511,7 @@ class VLLMBackend(Backend):
         """One label per prompt drawn under a choice constraint, with the exact distribution.
 
         The choices are every spelling of every label ("A", " A"); the draw is at temperature 1
-        under the prompt's seed; the distribution is each spelling's whole token sequence after
+        under the prompt's seed and messages; the distribution is each spelling's whole token sequence after
         the prompt (prompt log-probabilities), summed per label and renormalised.
         """
         params = [
