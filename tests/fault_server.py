@@ -8,7 +8,11 @@ forwards requests to it and misbehaves on a schedule:
 - ``fail_for(seconds, fault)``: every request (model list included) gets the fault for a while;
 - ``fail_prompts({user_text: fault})``: every chat request whose last message is that text gets it;
 - ``die_after(n)``: after ``n`` chat requests are forwarded the server stops listening, so that
-  connections are refused, as from a server process that died.
+  connections are refused, as from a server process that died;
+- ``refuse_path(path)``: requests to that path are answered 404, as by a server without it
+  (``/v1/completions`` on a chat-only API);
+- ``ignore_fields(*names)``: those request fields are dropped before forwarding, as by a server
+  that does not know them (``grammar``, ``guided_choice``).
 
 A fault is a status (429 or 5xx, with or without ``Retry-After``), a connection closed without an
 answer (``RESET``), or a 200 reply that is not a chat completion: truncated JSON, an HTML page, no
@@ -141,6 +145,8 @@ class FaultServer:
         self.window: tuple[float, Fault] | None = None
         self.by_prompt: dict[str, Fault] = {}
         self.forward_limit: int | None = None
+        self.refused_paths: set[str] = set()
+        self.ignored_fields: set[str] = set()
         self.dead = False
         #: what happened to each request, in order: "forwarded" or the fault's kind and status
         self.log: list[str] = []
@@ -189,6 +195,14 @@ class FaultServer:
         with self.lock:
             self.forward_limit = self.forwarded + forwarded
 
+    def refuse_path(self, path: str) -> None:
+        with self.lock:
+            self.refused_paths.add(path)
+
+    def ignore_fields(self, *names: str) -> None:
+        with self.lock:
+            self.ignored_fields.update(names)
+
     @property
     def forwarded(self) -> int:
         return self.log.count("forwarded")
@@ -199,10 +213,10 @@ class FaultServer:
 
     # --- answering --------------------------------------------------------------------------------
 
-    def _choose(self, command: str, body: bytes) -> Fault | None:
+    def _choose(self, command: str, body: bytes, path: str = "") -> Fault | None:
         """The fault for this request, or None to forward it; logs the decision."""
         with self.lock:
-            fault = self._scheduled(command, body)
+            fault = self._scheduled(command, body, path)
             limit = self.forward_limit
             if (
                 fault is None
@@ -214,13 +228,15 @@ class FaultServer:
             self.log.append("forwarded" if fault is None else _describe(fault))
             return fault
 
-    def _scheduled(self, command: str, body: bytes) -> Fault | None:
+    def _scheduled(self, command: str, body: bytes, path: str = "") -> Fault | None:
         if self.dead:
             return Fault("die")
         if self.window is not None and time.monotonic() < self.window[0]:
             return self.window[1]
         if command != "POST":
             return None
+        if path in self.refused_paths:
+            return Fault("status", 404, body=b'{"detail": "Not Found"}')
         if self.queued:
             return self.queued.pop(0)
         return self.by_prompt.get(_last_message(body))
@@ -230,7 +246,8 @@ class FaultServer:
         body = handler.rfile.read(length) if length else b""
         with self.lock:
             self.headers.append(dict(handler.headers))
-        fault = self._choose(handler.command, body)
+        fault = self._choose(handler.command, body, handler.path)
+        body = self._without_ignored_fields(body)
         if fault is not None and fault.kind in ("reset", "die"):
             self._hang_up(handler, dying=fault.kind == "die")
             return
@@ -250,6 +267,14 @@ class FaultServer:
         )
         payload = upstream.content if fault is None else _spoil(upstream.content, fault)
         _send(handler, upstream.status_code, payload, {})
+
+    def _without_ignored_fields(self, body: bytes) -> bytes:
+        with self.lock:
+            ignored = set(self.ignored_fields)
+        if not ignored or not body:
+            return body
+        request = json.loads(body)
+        return json.dumps({k: v for k, v in request.items() if k not in ignored}).encode()
 
     def _hang_up(self, handler: BaseHTTPRequestHandler, dying: bool) -> None:
         """Close the connection without an answer; a dying server also stops listening."""

@@ -12,8 +12,8 @@ kernels, which also quantize the activations to 8 bits (Q8_1 blocks) for each do
 transformers dequantizes the same file to float32 once and computes in float32. The option
 distributions therefore differ by a small Jensen-Shannon distance (measured on the 48 prompts here:
 0.027 bits on average, at most 0.051; the same most likely option on all 48). The server returns only
-the top 20 tokens, and a label outside them would count as 0; for this model and these prompts all
-four labels are always inside, so the truncation costs nothing here. See benchmarks/RESULTS.md.
+the top 20 tokens; for this model and these prompts all four labels are always inside, so nothing
+is rescored here (labels outside them: ``test_openai_exact.py``). See benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

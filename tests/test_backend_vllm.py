@@ -19,16 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 from culture_probe.backends import create_backend
+from culture_probe.backends._server_exact import all_spellings, server_draw_seed
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import GenerationSettings, hf_generate, short_answer_result
 from culture_probe.backends.labels import label_token_ids
 from culture_probe.backends.vllm import (
     VLLMBackend,
     engine_options,
+    exact_sampling_fields,
     generation_sampling_fields,
     prompt_token_ids,
     scored_from_output,
@@ -86,8 +89,24 @@ class TransformersEngine:
 
     def _one(self, request_id: str, ids: list[int], fields: dict[str, Any]) -> RequestOutput:
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
-        log_probs = torch.log_softmax(logits, dim=-1)
+            every = torch.log_softmax(
+                self.model(input_ids=torch.tensor([ids])).logits[0].float(), -1
+            )
+        log_probs = every[-1]
+        if fields.get("prompt_logprobs") is not None:
+            # vLLM: None for the first position, then each prompt token's own log-probability
+            positions = [None] + [
+                {ids[i]: Logprob(float(every[i - 1, ids[i]]))} for i in range(1, len(ids))
+            ]
+            completion = CompletionOutput(0, "", [], None, None, "length")
+            return RequestOutput(request_id, None, ids, positions, [completion])
+        if "guided_decoding" in fields:
+            # stands in for vLLM's guided choice: the choice whose first token is most likely
+            choices = fields["guided_decoding"]["choice"]
+            first = [self.tokenizer.encode(c, add_special_tokens=False)[0] for c in choices]
+            best = choices[int(torch.argmax(log_probs[first]))]
+            completion = CompletionOutput(0, best, [], None, None, "stop")
+            return RequestOutput(request_id, None, ids, None, [completion])
         if fields.get("logprobs"):
             top = torch.topk(log_probs, fields["logprobs"])
             table = {
@@ -238,6 +257,55 @@ def test_vllm_and_hf_give_the_same_probabilities_for_the_same_model(
         assert vllm_result.option_mass == pytest.approx(hf_result.option_mass, abs=1e-4)
     engine = vllm_backend.engine
     assert engine.calls[-1] == (len(requests), scoring_sampling_fields())
+
+
+def test_labels_outside_the_top_k_are_scored_from_prompt_logprobs_as_hf_scores_them(
+    hf_backend: Any, requests: list
+) -> None:
+    engine = TransformersEngine(hf_backend.model, hf_backend.tokenizer)
+    # the top token alone: every prompt has labels outside it
+    exact = VLLMBackend.from_parts(
+        engine, hf_backend.tokenizer, dict, hf_backend.source, top_logprobs=1
+    )
+    truncated = VLLMBackend.from_parts(
+        engine, hf_backend.tokenizer, dict, hf_backend.source, top_logprobs=1, exact_rescore=False
+    )
+    sample = requests[:4]
+    from_hf = hf_backend.score(sample)
+    assert any(0.0 in r.label_probs for r in truncated.score(sample))
+    results = exact.score(sample)
+    n_prompts, params = engine.calls[-1]
+    assert params == exact_sampling_fields()
+    # one prompt + spelling per label spelling that starts with a token of its own ("A", " A")
+    spellings = [len(exact.spelling_token_ids(label)) for label in sample[0].option_labels]
+    assert n_prompts == len(sample) * sum(spellings)
+    for hf_result, vllm_result in zip(from_hf, results, strict=True):
+        assert vllm_result.label_probs == pytest.approx(hf_result.label_probs, abs=1e-4)
+        assert vllm_result.option_mass == pytest.approx(hf_result.option_mass, abs=1e-4)
+    options = exact.info().options
+    assert (options["exact_rescore"], options["rescored_prompts"]) == (True, len(sample))
+    assert (exact.max_options(), truncated.max_options()) == (None, 1)
+
+
+def test_constrained_answers_ask_for_a_seeded_choice_and_carry_the_labels_distribution(
+    hf_backend: Any, requests: list
+) -> None:
+    engine = TransformersEngine(hf_backend.model, hf_backend.tokenizer)
+    backend = VLLMBackend.from_parts(engine, hf_backend.tokenizer, dict, hf_backend.source)
+    sample = requests[:3]
+    results = backend.score_constrained(sample)
+    (n_sampled, sampled), (n_scored, scored) = engine.calls[-2:]
+    spellings = sum(len(backend.spelling_token_ids(label)) for label in sample[0].option_labels)
+    assert (n_sampled, n_scored) == (3, 3 * spellings)
+    for request, fields in zip(sample, sampled, strict=True):
+        assert fields["guided_decoding"] == {"choice": all_spellings(request.option_labels)}
+        assert (fields["seed"], fields["temperature"]) == (server_draw_seed(request), 1.0)
+    assert scored == exact_sampling_fields()
+    # labels of one token: the constrained distribution is the first-token one hf reads
+    for hf_result, result in zip(hf_backend.score(sample), results, strict=True):
+        assert result.label_probs == pytest.approx(hf_result.label_probs, abs=1e-4)
+        assert result.choice == int(np.argmax(hf_result.label_probs))
+        assert result.generated.strip() == sample[0].option_labels[result.choice]
 
 
 @pytest.mark.slow

@@ -40,6 +40,10 @@ class RequestFailed(CultureProbeError):
     """A request that retrying cannot fix: the server is gone, or refused it outright."""
 
 
+class RequestRefused(RequestFailed):
+    """The server answered a status that no retry changes (400, 404, 422, ...): it refused it."""
+
+
 class MalformedReply(CultureProbeError):
     """A successful status whose body is not the JSON the API promises; the message quotes it."""
 
@@ -228,8 +232,9 @@ def send_json(
             return outcome
         where = f"{method} {exchange.client.base_url}{path.lstrip('/')}"
         if not outcome.transient:
-            verb = "answered" if outcome.cause.startswith("HTTP") else "failed with"
-            raise RequestFailed(f"{where} {verb} {outcome.describe()}")
+            if outcome.cause.startswith("HTTP"):
+                raise RequestRefused(f"{where} answered {outcome.describe()}")
+            raise RequestFailed(f"{where} failed with {outcome.describe()}")
         now = time.monotonic()
         first_failure = now if first_failure is None else first_failure
         remaining = policy.budget_s - (now - first_failure)

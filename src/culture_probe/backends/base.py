@@ -90,7 +90,8 @@ class ScoredPrompt:
 #: ``fused_layers`` (mixed's fused layers sum a norm in another order: 4e-4 bits apart at most on
 #: the test prompts). So is what ran the model: ``kernel`` (the split kernel's build, MKL's fallback,
 #: or none), ``revision`` (the hub commit of the weights) and, for a server, its
-#: ``system_fingerprint`` (the server's configuration as it reports it).
+#: ``system_fingerprint`` (the server's configuration as it reports it), and whether a server's
+#: labels outside its top k are scored exactly (``exact_rescore``) or count as 0.
 ANSWER_OPTIONS = (
     "temperature",
     "max_tokens",
@@ -100,6 +101,7 @@ ANSWER_OPTIONS = (
     "kernel",
     "revision",
     "system_fingerprint",
+    "exact_rescore",
 )
 
 

@@ -3,8 +3,13 @@
 That is ``vllm serve``, llama.cpp's server, ``llama_cpp.server``, and the hosted APIs. In ``logprobs``
 mode each prompt is one request for a single token with its top log-probabilities
 (``max_tokens=1, logprobs=true, top_logprobs=20``); the option labels are looked up by token text
-("A" and " A", :mod:`culture_probe.backends.labels`). A label outside the returned top 20 counts as 0,
-which is the one way this backend can differ from reading the full distribution. Servers that return
+("A" and " A", :mod:`culture_probe.backends.labels`). A prompt with a label outside the returned top
+20 is then scored exactly (``exact_rescore``, on by default): each spelling of each of its labels is
+read as the log-probability of prompt + label, from a chat completion constrained to write that
+label or from the server's prompt log-probabilities (``/completions`` with ``echo``)
+(:mod:`culture_probe.backends._server_exact`). Where neither works the prompt is ``invalid``, with
+the reason in its ``generated`` column: a label is never silently 0. The manifest counts the
+prompts rescored and the seconds it took. Servers that return
 no log-probabilities are detected with one probe request when the backend starts; it then samples
 answers and parses them (``generate`` mode), says so in a warning, and records it in the backend
 information that goes into the run's manifest.
@@ -38,10 +43,12 @@ import json
 import math
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -53,11 +60,30 @@ from culture_probe.backends._http import (
     MalformedReply,
     ReplyTooLarge,
     RequestFailed,
+    RequestRefused,
     RetryPolicy,
     RetryStats,
     checked_base_url,
     quote,
     send_json,
+)
+from culture_probe.backends._server_exact import (
+    AGREEMENT_TOLERANCE,
+    METHODS,
+    ChatTemplate,
+    NotALabelToken,
+    RescoreStats,
+    Unavailable,
+    all_spellings,
+    chat_template_from,
+    chosen_label,
+    constraint_fields,
+    echo_continuation_logprob,
+    first_token_probabilities,
+    forced_continuation_logprob,
+    labels_outside,
+    reference_token,
+    server_draw_seed,
 )
 from culture_probe.backends.base import (
     Backend,
@@ -75,7 +101,7 @@ from culture_probe.backends.generation import (
 from culture_probe.backends.labels import label_probabilities, label_spellings
 from culture_probe.backends.options import parse_options
 from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
-from culture_probe.errors import CultureProbeError
+from culture_probe.errors import CultureProbeError, InputError, expected_one_of
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: the most any OpenAI-compatible server returns, and what the hosted API allows
@@ -84,6 +110,9 @@ MAX_TOP_LOGPROBS = 20
 #: :meth:`OpenAIBackend._check_not_all_malformed`)
 MALFORMED_BATCH = 4
 PROBE_MESSAGES = ({"role": "user", "content": "Answer with one letter: A or B?"},)
+#: a constrained answer is sampled at temperature 1, so that it is a draw from the exact
+#: constrained distribution its ``probs`` hold
+CONSTRAINED_TEMPERATURE = 1.0
 
 
 class NoLogprobsWarning(UserWarning):
@@ -114,6 +143,22 @@ class RequestBudget:
                     "results so far are saved: raise max_requests and run the same command again"
                 )
             self.used += 1
+
+
+def rescore_methods(choice: str) -> tuple[str, ...]:
+    """The exact methods ``rescore_with`` names, in the order they are tried.
+
+    Example:
+        >>> rescore_methods("auto")
+        ('grammar', 'prompt_logprobs')
+    """
+    if choice == "auto":
+        return METHODS
+    if choice not in METHODS:
+        raise InputError(
+            f"--option rescore_with got {choice!r}; {expected_one_of(choice, ('auto', *METHODS))}"
+        )
+    return (choice,)
 
 
 def first_setting(*candidates: str | None, default: str | None = None) -> str | None:
@@ -181,6 +226,27 @@ class OpenAIOptions:
     chunk_size: int | None = field(
         default=None, metadata={"help": "prompts handed over at once; unset: 64", "range": POSITIVE}
     )
+    exact_rescore: bool = field(
+        default=True,
+        metadata={
+            "help": "score exactly the prompts with a label outside the top log-probabilities; "
+            "false: such a label counts as 0"
+        },
+    )
+    rescore_with: str = field(
+        default="auto",
+        metadata={
+            "help": "how labels are scored exactly: grammar (a constrained chat completion), "
+            "prompt_logprobs (/completions with echo), or auto (the first of these that works)"
+        },
+    )
+    chat_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "a .gguf file, model folder or Jinja file whose chat template renders prompts "
+            "for prompt_logprobs as the server does; unset: the .gguf file the server names"
+        },
+    )
     max_reply_bytes: int = field(
         default=DEFAULT_MAX_REPLY_BYTES,
         metadata={
@@ -204,6 +270,15 @@ class OpenAIBackend(Backend):
         max_requests, top_logprobs = declared.max_requests, declared.top_logprobs
         temperature, max_new_tokens = declared.temperature, declared.max_new_tokens
         chunk_size = declared.chunk_size
+        self.exact_rescore = declared.exact_rescore
+        self.rescore_methods = rescore_methods(declared.rescore_with)
+        self.chat_template_source = declared.chat_template
+        self.rescore_stats = RescoreStats()
+        self._exact_lock = threading.Lock()
+        #: the way labels are scored exactly, once one passed its check; the reasons all failed
+        self.exact_method: str | None = None
+        self.exact_failure = ""
+        self._template: ChatTemplate | None = None
         retry_budget_s, max_reply_bytes = declared.retry_budget_s, declared.max_reply_bytes
         self.model = model
         self.base_url = checked_base_url(
@@ -247,7 +322,8 @@ class OpenAIBackend(Backend):
     # --- identity -------------------------------------------------------------------------------
 
     def max_options(self) -> int | None:
-        return self.top_logprobs if self.mode == "logprobs" else None
+        # with exact rescoring a label outside the top k is scored, or its prompt is invalid
+        return self.top_logprobs if self.mode == "logprobs" and not self.exact_rescore else None
 
     def info(self) -> BackendInfo:
         options: dict[str, Any] = {
@@ -258,6 +334,9 @@ class OpenAIBackend(Backend):
         }
         if self.mode == "logprobs":
             options["top_logprobs"] = self.top_logprobs
+            options["exact_rescore"] = self.exact_rescore
+            if self.exact_rescore:
+                options.update(self._rescore_record())
         else:
             options["temperature"] = self.generation.temperature
             options["max_tokens"] = self.generation.max_new_tokens
@@ -277,6 +356,18 @@ class OpenAIBackend(Backend):
             mode=self.mode,
             options=options,
         )
+
+    def _rescore_record(self) -> dict[str, Any]:
+        """What the manifest records of the exact rescoring: counts, time, method or why none."""
+        record: dict[str, Any] = {
+            "rescore_with": "auto" if self.rescore_methods == METHODS else self.rescore_methods[0],
+            **self.rescore_stats.as_options(),
+        }
+        if self.exact_method:
+            record["rescore_method"] = self.exact_method
+        if self.exact_failure:
+            record["rescore_unavailable"] = self.exact_failure
+        return record
 
     @property
     def retries(self) -> int:
@@ -422,10 +513,203 @@ class OpenAIBackend(Backend):
                 )
         except MalformedReply as error:
             return self._malformed(request, error)
+        if self.exact_rescore and labels_outside(top, request.option_labels):
+            return self._rescored(request, top)
         probs, mass = label_probabilities(
             top.get, [label_spellings(label) for label in request.option_labels]
         )
         return ScoredPrompt(request.prompt_id, probs, mass)
+
+    def _top_logprobs(self, request: ScoringRequest) -> dict[str, float]:
+        """The server's top-k next tokens for a prompt (MalformedReply when it gives none)."""
+        reply = self._post_chat(self._logprobs_body(request.messages(), request.seed))
+        top = top_logprobs_of(reply)
+        if top is None:
+            raise MalformedReply(f"the reply has no log-probabilities: {quote(json.dumps(reply))}")
+        return top
+
+    # --- exact scores (labels outside the top k, constrained answers) -------------------------
+
+    def _rescored(self, request: ScoringRequest, top: dict[str, float]) -> ScoredPrompt:
+        """A prompt scored from the exact log-probability of each spelling of each label."""
+        started = time.monotonic()
+        try:
+            logprobs = self._spelling_logprobs(request, top)
+        except Unavailable as error:
+            self.rescore_stats.record(0, time.monotonic() - started, failed=True)
+            return ScoredPrompt(
+                request.prompt_id,
+                (),
+                0.0,
+                "invalid",
+                f"a label is outside the server's top {self.top_logprobs} log-probabilities and "
+                f"cannot be scored exactly: {error}",
+            )
+        except MalformedReply as error:
+            return self._malformed(request, error)
+        probs, mass = first_token_probabilities(logprobs, request.option_labels)
+        self.rescore_stats.record(len(logprobs), time.monotonic() - started)
+        return ScoredPrompt(request.prompt_id, probs, mass)
+
+    def _spelling_logprobs(
+        self, request: ScoringRequest, top: dict[str, float]
+    ) -> dict[str, float]:
+        """The exact log-probability of each spelling of each label after the prompt.
+
+        The bare label must be scored; the spaced one counts where it is a token of its own, as
+        on ``hf`` (:class:`NotALabelToken`).
+        """
+        logprobs = self._exact_logprobs(request, request.option_labels, top)
+        spaced = [" " + label for label in request.option_labels]
+        return logprobs | self._exact_logprobs(request, spaced, top, optional=True)
+
+    def _exact_logprobs(
+        self,
+        request: ScoringRequest,
+        continuations: Sequence[str],
+        top: dict[str, float],
+        optional: bool = False,
+    ) -> dict[str, float]:
+        """The exact log-probability of each continuation after the prompt.
+
+        ``optional``: a continuation that is no token of its own after the prompt
+        (:class:`NotALabelToken`) is left out instead of failing the prompt.
+
+        Raises:
+            Unavailable: no way of scoring exactly works on this server (the reasons joined),
+                or a continuation is not its own token after the prompt.
+        """
+        method = self._exact_method(request, top)
+        found = {}
+        for continuation in dict.fromkeys(continuations):
+            try:
+                found[continuation] = self._continuation_logprob(method, request, continuation)
+            except NotALabelToken:
+                if not optional:
+                    raise
+        return found
+
+    def _exact_method(self, request: ScoringRequest, top: dict[str, float]) -> str:
+        """The exact method, chosen once (the first prompt that needs one checks them)."""
+        with self._exact_lock:
+            if self.exact_method is None and not self.exact_failure:
+                self._choose_exact_method(request, top)
+        if self.exact_method is None:
+            raise Unavailable(self.exact_failure)
+        return self.exact_method
+
+    def _choose_exact_method(self, request: ScoringRequest, top: dict[str, float]) -> None:
+        """Try each method on a token the top-k list holds; keep the first that agrees with it."""
+        token = reference_token(top)
+        if token is None:
+            raise Unavailable("the top-k list holds no printable token to check a method against")
+        reasons = []
+        for method in self.rescore_methods:
+            try:
+                value = self._continuation_logprob(method, request, token)
+            except (Unavailable, RequestRefused, MalformedReply) as error:
+                reasons.append(f"{method}: {error}")
+                continue
+            if abs(value - top[token]) <= AGREEMENT_TOLERANCE:
+                self.exact_method = method
+                return
+            reasons.append(
+                f"{method}: it gives the token {token!r} the log-probability {value:.4f} where "
+                f"the top-{self.top_logprobs} list says {top[token]:.4f}"
+            )
+        self.exact_failure = "; ".join(reasons)
+
+    def _continuation_logprob(self, method: str, request: ScoringRequest, text: str) -> float:
+        if method == "prompt_logprobs":
+            body = {
+                "model": self.server_model,
+                "prompt": self._chat_template().render(request.messages()) + text,
+                "echo": True,
+                "logprobs": 1,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "seed": request.seed,
+            }
+            return echo_continuation_logprob(self._send("POST", "/completions", body), text)
+        body = {
+            "model": self.server_model,
+            "messages": request.messages(),
+            # a token holds at least one byte: this many tokens always write the text
+            "max_tokens": len(text.encode("utf-8")) + 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": 1,
+            "seed": request.seed,
+            **constraint_fields([text]),
+        }
+        return forced_continuation_logprob(self._post_chat(body), text)
+
+    def _chat_template(self) -> ChatTemplate:
+        """The template ``chat_template`` names, else the one in the .gguf file the server serves."""
+        if self._template is None:
+            source = self.chat_template_source
+            if source is None:
+                if not (self.server_model.endswith(".gguf") and Path(self.server_model).is_file()):
+                    raise Unavailable(
+                        "no chat template to render prompts for /completions as the server "
+                        "renders chats: name one with --option chat_template=FILE"
+                    )
+                source = self.server_model
+            self._template = chat_template_from(source)
+        return self._template
+
+    def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """One label per prompt, sampled under a constraint that admits only the labels.
+
+        The sample is drawn at temperature 1 under :func:`server_draw_seed` (llama.cpp's ``grammar``,
+        vLLM's ``guided_choice``); ``label_probs`` is the exact constrained distribution, the
+        labels' continuation probabilities renormalised, where an exact method works on the
+        server, else one-hot on the label drawn.
+        """
+        return self._run_all(requests, self._constrained_one)
+
+    def _constrained_one(self, request: ScoringRequest) -> ScoredPrompt:
+        labels = request.option_labels
+        body = {
+            "model": self.server_model,
+            "messages": request.messages(),
+            "max_tokens": max(len(label.encode("utf-8")) for label in labels) + 2,
+            "temperature": CONSTRAINED_TEMPERATURE,
+            "seed": server_draw_seed(request),
+            **constraint_fields(all_spellings(labels)),
+        }
+        try:
+            text = message_text(self._post_chat(body))
+            choice = chosen_label(text, labels)
+            if choice < 0:
+                return ScoredPrompt(
+                    request.prompt_id,
+                    (),
+                    0.0,
+                    "invalid",
+                    f"the server ignored the constraint to write one label: {text[:200]!r}",
+                )
+            exact = self._constrained_distribution(request)
+        except MalformedReply as error:
+            return self._malformed(request, error)
+        if exact is None:
+            one_hot = tuple(1.0 if i == choice else 0.0 for i in range(len(labels)))
+            return ScoredPrompt(request.prompt_id, one_hot, 1.0, generated=text, choice=choice)
+        probs, mass = exact
+        return ScoredPrompt(request.prompt_id, probs, mass, generated=text, choice=choice)
+
+    def _constrained_distribution(
+        self, request: ScoringRequest
+    ) -> tuple[tuple[float, ...], float] | None:
+        """The labels' continuation probabilities renormalised, and their sum; None if unknown."""
+        if self.mode != "logprobs" or self.exact_failure:
+            return None  # a server without log-probabilities, or none of the methods passed
+        try:
+            top = self._top_logprobs(request) if self.exact_method is None else {}
+            logprobs = self._spelling_logprobs(request, top)
+        except Unavailable:
+            return None
+        return first_token_probabilities(logprobs, request.option_labels)
 
     def _score_generate(self, request: ScoringRequest) -> ScoredPrompt:
         try:

@@ -4,8 +4,14 @@ Prompts go to vLLM as token ids built by the model's own tokenizer and chat temp
 ``hf`` backend builds them, so that both score the same tokens. Scoring asks for one token
 (``max_tokens=1``) with its top log-probabilities and reads the option labels' tokens ("A" and " A")
 out of them with the same function as ``hf`` (:func:`culture_probe.backends.labels.label_probabilities`).
-A label token outside the top ``top_logprobs`` (default 20) counts as probability 0; that is the only
-way the two backends can differ, and it only touches tokens less likely than the 20th.
+A prompt with a label none of whose tokens is in the top ``top_logprobs`` (default 20) is then scored
+exactly (``exact_rescore``, on by default): vLLM is sent the prompt followed by each spelling of each
+label, with ``prompt_logprobs``, and a spelling's probability is the sum of its tokens'
+log-probabilities, so a label is never silently 0. The manifest counts the prompts rescored.
+
+The ``constrained`` level samples one label per prompt under ``guided_choice`` (the labels), at
+temperature 1 under the prompt's seed and messages, and its distribution is the labels' continuation
+probabilities (each spelling, "A" and " A") summed per label and renormalised.
 
 Prefix caching is on: the prompts of a study share long prefixes (system message, framing, question),
 which vLLM then computes once. The runner hands over large chunks (``preferred_chunk_size``) so that
@@ -18,18 +24,32 @@ vLLM is the optional extra ``vllm``: ``pip install 'culture-probe[vllm]'``.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from culture_probe.backends.base import Backend, BackendInfo, ScoredPrompt, ScoringRequest
+from culture_probe.backends._server_exact import (
+    RescoreStats,
+    all_spellings,
+    chosen_label,
+    server_draw_seed,
+)
+from culture_probe.backends.base import (
+    Backend,
+    BackendInfo,
+    ScoredPrompt,
+    ScoringRequest,
+    renormalise,
+)
 from culture_probe.backends.generation import (
     GenerationSettings,
     generated_result,
     require_mode,
     short_answer_result,
 )
-from culture_probe.backends.labels import label_probabilities, label_token_ids
+from culture_probe.backends.labels import label_probabilities, label_spellings, label_token_ids
 from culture_probe.backends.options import parse_options
 from culture_probe.bounds import NON_NEGATIVE, POSITIVE, Range
 from culture_probe.errors import CultureProbeError
@@ -99,6 +119,49 @@ def scoring_sampling_fields(top_logprobs: int = DEFAULT_TOP_LOGPROBS) -> dict[st
     return {"max_tokens": 1, "temperature": 0.0, "logprobs": int(top_logprobs), "detokenize": False}
 
 
+def exact_sampling_fields() -> dict[str, Any]:
+    """``SamplingParams`` fields for the log-probability of every prompt token (exact rescoring).
+
+    Example:
+        >>> exact_sampling_fields()
+        {'max_tokens': 1, 'temperature': 0.0, 'prompt_logprobs': 0, 'detokenize': False}
+    """
+    return {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0, "detokenize": False}
+
+
+#: a constrained answer is drawn at temperature 1, from the distribution its ``probs`` hold
+CONSTRAINED_TEMPERATURE = 1.0
+
+
+def constrained_sampling_fields(
+    labels: Sequence[str], seed: int, max_tokens: int, constraint: Callable[..., Any]
+) -> dict[str, Any]:
+    """``SamplingParams`` fields that draw one label under a choice constraint.
+
+    ``constraint`` builds vLLM's choice parameters (:func:`choice_constraint`).
+
+    Example:
+        >>> fields = constrained_sampling_fields(["A", "B"], 7, 2, lambda labels: labels)
+        >>> fields["guided_decoding"], fields["seed"], fields["temperature"]
+        (['A', 'B'], 7, 1.0)
+    """
+    return {
+        "max_tokens": max_tokens,
+        "temperature": CONSTRAINED_TEMPERATURE,
+        "seed": seed,
+        "guided_decoding": constraint(list(dict.fromkeys(labels))),
+    }
+
+
+def choice_constraint(vllm: Any) -> Callable[[list[str]], Any]:
+    """vLLM's ``GuidedDecodingParams(choice=...)`` maker (``sampling_params`` module)."""
+
+    def make(labels: list[str]) -> Any:
+        return vllm.sampling_params.GuidedDecodingParams(choice=labels)
+
+    return make
+
+
 def generation_sampling_fields(settings: GenerationSettings, seed: int) -> dict[str, Any]:
     """``SamplingParams`` fields for sampling one answer under the prompt's own seed."""
     return {
@@ -126,6 +189,51 @@ def first_token_logprobs(output: Any) -> Mapping[int, Any]:
         )
     position: Mapping[int, Any] = completion.logprobs[0]
     return position
+
+
+def spelling_token_ids(tokenizer: Any, label: str) -> list[list[int]]:
+    """The token ids of each spelling of a label ("A", " A") that starts with a token spelling it.
+
+    The spellings :func:`culture_probe.backends.labels.label_token_ids` counts, whole: the exact
+    score of a spelling is the log-probability of all its tokens. The bare label always counts
+    (a label of several tokens, such as "10" where digits are split, has no token of its own).
+    """
+    found: list[list[int]] = []
+    for spelling in label_spellings(label):
+        ids = list(tokenizer.encode(spelling, add_special_tokens=False))
+        spoken = str(tokenizer.decode(ids[:1])) if ids else ""
+        if ids and (spoken.strip() == label or spelling == label) and ids not in found:
+            found.append(ids)
+    return found
+
+
+def continuation_logprob(output: Any, n_tokens: int) -> float:
+    """The summed log-probability of the last ``n_tokens`` prompt tokens of a ``RequestOutput``.
+
+    vLLM's ``prompt_logprobs`` hold, for each prompt position after the first, a map from token id
+    to ``Logprob`` that always includes the token of the prompt itself.
+    """
+    positions = output.prompt_logprobs
+    tokens = output.prompt_token_ids
+    if not positions:
+        raise CultureProbeError(
+            f"vLLM returned no prompt log-probabilities for request {output.request_id}"
+        )
+    start = len(tokens) - n_tokens
+    return float(sum(positions[i][tokens[i]].logprob for i in range(start, len(tokens))))
+
+
+def constrained_result(
+    request: ScoringRequest, text: str, exact: tuple[tuple[float, ...], float]
+) -> ScoredPrompt:
+    """A constrained answer: the label written, with the exact distribution and mass ``exact``."""
+    choice = chosen_label(text, request.option_labels)
+    if choice < 0:
+        return ScoredPrompt(
+            request.prompt_id, (), 0.0, "invalid", f"the constraint was not kept: {text[:200]!r}"
+        )
+    probs, mass = exact
+    return ScoredPrompt(request.prompt_id, probs, mass, generated=text, choice=choice)
 
 
 def scored_from_output(
@@ -182,6 +290,13 @@ class VLLMOptions:
         default=None,
         metadata={"help": "prompts handed to vLLM at once; unset: 8192", "range": POSITIVE},
     )
+    exact_rescore: bool = field(
+        default=True,
+        metadata={
+            "help": "score exactly (prompt log-probabilities) the prompts with a label outside "
+            "the top log-probabilities; false: such a label counts as 0"
+        },
+    )
 
 
 class VLLMBackend(Backend):
@@ -213,6 +328,8 @@ class VLLMBackend(Backend):
             vllm.SamplingParams,
             declared.mode,
             declared.top_logprobs,
+            declared.exact_rescore,
+            choice_constraint(vllm),
         )
         self.generation = GenerationSettings(declared.temperature, declared.max_new_tokens)
         if declared.chunk_size:
@@ -228,12 +345,26 @@ class VLLMBackend(Backend):
         mode: str = "logprobs",
         top_logprobs: int = DEFAULT_TOP_LOGPROBS,
         generation: GenerationSettings | None = None,
+        exact_rescore: bool = True,
+        constraint: Callable[[list[str]], Any] | None = None,
     ) -> VLLMBackend:
-        """A backend around an engine that is already built (an ``LLM`` shared with other code)."""
+        """A backend around an engine that is already built (an ``LLM`` shared with other code).
+
+        ``constraint`` makes vLLM's choice constraint from the labels (default: a plain
+        ``{"choice": labels}``, for an engine that takes dictionaries).
+        """
         backend = cls.__new__(cls)
         backend.source = source
         backend.options = {"model": source.location}
-        backend._setup(engine, tokenizer, sampling_params, mode, top_logprobs)
+        backend._setup(
+            engine,
+            tokenizer,
+            sampling_params,
+            mode,
+            top_logprobs,
+            exact_rescore,
+            constraint or (lambda labels: {"choice": labels}),
+        )
         backend.generation = generation or GenerationSettings()
         return backend
 
@@ -244,16 +375,22 @@ class VLLMBackend(Backend):
         sampling_params: Callable[..., Any],
         mode: str,
         top_logprobs: int,
+        exact_rescore: bool,
+        constraint: Callable[[list[str]], Any],
     ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.sampling_params = sampling_params
         self.mode = require_mode(mode)
         self.top_logprobs = int(top_logprobs)
+        self.exact_rescore = exact_rescore
+        self.constraint = constraint
+        self.rescore_stats = RescoreStats()
         self._label_tokens: dict[str, list[int]] = {}
 
     def max_options(self) -> int | None:
-        return self.top_logprobs if self.mode == "logprobs" else None
+        # with exact rescoring a label outside the top k is scored from prompt log-probabilities
+        return self.top_logprobs if self.mode == "logprobs" and not self.exact_rescore else None
 
     def info(self) -> BackendInfo:
         options = {
@@ -266,6 +403,9 @@ class VLLMBackend(Backend):
             options["max_tokens"] = self.generation.max_new_tokens
         else:
             options["top_logprobs"] = self.top_logprobs
+            options["exact_rescore"] = self.exact_rescore
+            if self.exact_rescore:
+                options.update(self.rescore_stats.as_options(), rescore_method="prompt_logprobs")
         return BackendInfo(
             backend="vllm",
             model=self.source.name,
@@ -299,11 +439,103 @@ class VLLMBackend(Backend):
             ]
         shared = self.sampling_params(**scoring_sampling_fields(self.top_logprobs))
         outputs = self.engine.generate(self._prompts(requests), shared, use_tqdm=False)
+        results = []
+        outside = []
+        for request, output in zip(requests, outputs, strict=True):
+            label_ids = [self.label_token_ids(label) for label in request.option_labels]
+            results.append(scored_from_output(output, request, label_ids))
+            table = first_token_logprobs(output)
+            if self.exact_rescore and any(not set(ids) & set(table) for ids in label_ids):
+                outside.append(len(results) - 1)
+        if outside:
+            self._rescore(requests, results, outside)
+        return results
+
+    def _rescore(
+        self, requests: Sequence[ScoringRequest], results: list[ScoredPrompt], which: list[int]
+    ) -> None:
+        """Replace the results at ``which`` by exact scores: each spelling's prompt log-probability."""
+        started = time.monotonic()
+        chosen = [requests[i] for i in which]
+        for index, (probs, mass) in zip(which, self._exact_scores(chosen), strict=True):
+            results[index] = ScoredPrompt(requests[index].prompt_id, probs, mass)
+        elapsed = time.monotonic() - started
+        for request in chosen:
+            spellings = sum(len(self.spelling_token_ids(label)) for label in request.option_labels)
+            self.rescore_stats.record(spellings, elapsed / len(which))
+
+    def _exact_scores(
+        self, requests: Sequence[ScoringRequest]
+    ) -> list[tuple[tuple[float, ...], float]]:
+        """Each request's label probabilities from its spellings' prompt log-probabilities.
+
+        A label's probability is the sum over its spellings ("A", " A"), renormalised, with the
+        mass before renormalising: the first-token distribution read without a top-k cut, and the
+        exact distribution of a constrained answer.
+        """
+        spellings = [
+            [self.spelling_token_ids(label) for label in request.option_labels]
+            for request in requests
+        ]
+        logprobs = self._continuation_logprobs(
+            requests, [[ids for label in labels for ids in label] for labels in spellings]
+        )
+        scores = []
+        for labels, found in zip(spellings, logprobs, strict=True):
+            masses, position = [], 0
+            for label in labels:
+                masses.append(sum(math.exp(v) for v in found[position : position + len(label)]))
+                position += len(label)
+            scores.append(renormalise(masses))
+        return scores
+
+    def _continuation_logprobs(
+        self, requests: Sequence[ScoringRequest], continuations: Sequence[Sequence[list[int]]]
+    ) -> list[list[float]]:
+        """For each request, the log-probability of each continuation after its prompt, in one call."""
+        prompts = []
+        for request, ids_per_continuation in zip(requests, continuations, strict=True):
+            prompt = prompt_token_ids(self.tokenizer, request)
+            prompts += [{"prompt_token_ids": prompt + ids} for ids in ids_per_continuation]
+        params = self.sampling_params(**exact_sampling_fields())
+        outputs = iter(self.engine.generate(prompts, params, use_tqdm=False))
         return [
-            scored_from_output(
-                output, request, [self.label_token_ids(label) for label in request.option_labels]
+            [continuation_logprob(next(outputs), len(ids)) for ids in ids_per_continuation]
+            for ids_per_continuation in continuations
+        ]
+
+    def spelling_token_ids(self, label: str) -> list[list[int]]:
+        return spelling_token_ids(self.tokenizer, label)
+
+    def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """One label per prompt drawn under a choice constraint, with the exact distribution.
+
+        The choices are every spelling of every label ("A", " A"); the draw is at temperature 1
+        under the prompt's seed and messages; the distribution is each spelling's whole token sequence after
+        the prompt (prompt log-probabilities), summed per label and renormalised.
+        """
+        params = [
+            self.sampling_params(
+                **constrained_sampling_fields(
+                    all_spellings(r.option_labels),
+                    server_draw_seed(r),
+                    max(
+                        len(ids)
+                        for label in r.option_labels
+                        for ids in self.spelling_token_ids(label)
+                    )
+                    + 1,
+                    self.constraint,
+                )
             )
-            for request, output in zip(requests, outputs, strict=True)
+            for r in requests
+        ]
+        outputs = self.engine.generate(self._prompts(requests), params, use_tqdm=False)
+        return [
+            constrained_result(request, str(output.outputs[0].text), score)
+            for request, output, score in zip(
+                requests, outputs, self._exact_scores(requests), strict=True
+            )
         ]
 
     def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
