@@ -152,6 +152,10 @@ def _num(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+#: the widest a digit or sign of an 11 px value label is drawn
+_VALUE_CHAR_WIDTH = 6.6
+
+
 def _fmt(value: Number, value_format: str) -> str:
     """A mark's label; a share in whole percents keeps two significant digits below 1%, so that
     a small non-zero share never reads as "0%"."""
@@ -360,6 +364,12 @@ def _plot_area(left: float, top: float, right: float, bottom: float) -> str:
     )
 
 
+def _value_room(values: Sequence[Number], value_format: str, least: float) -> float:
+    """Room right of the plot for the longest value printed beside a mark (11 px text)."""
+    longest = max((len(_fmt(value, value_format)) for value in values), default=4)
+    return max(least, longest * _VALUE_CHAR_WIDTH + 10)
+
+
 def _label_width(labels: Sequence[object]) -> float:
     """Room for the longest (truncated) row label."""
     longest = max((len(_short(label)) for label in labels), default=4)
@@ -416,7 +426,7 @@ def bar_chart(
     label_width = _label_width(labels)
     row, top = 22, 32
     plot_bottom = top + row * len(labels)
-    scale = _Scale(low, high, label_width + 8, width - 48)
+    scale = _Scale(low, high, label_width + 8, width - _value_room(values, value_format, least=48))
     parts = [
         _title_text(width, title),
         *_x_axis(scale, plot_bottom, value_label, value_format, top),
@@ -655,7 +665,8 @@ def forest_plot(
     label_width = _label_width(labels)
     row, top = 22, 32
     plot_bottom = top + row * len(labels)
-    scale = _Scale(low - pad, high + pad, label_width + 8, width - 56)
+    value_room = _value_room(estimates, value_format, least=56)
+    scale = _Scale(low - pad, high + pad, label_width + 8, width - value_room)
     parts = [_title_text(width, title)]
     parts += _forest_axis(scale, plot_bottom, top, value_label, log_scale, value_format)
     if reference is not None and (not log_scale or reference > 0):
@@ -716,7 +727,9 @@ def forest_plot(
                 fill=OKABE_ITO[5],
             )
         )
-        parts.append(_text(width - 52, y + 4, _fmt(estimate, value_format), size=11, fill=_MUTED))
+        parts.append(
+            _text(width - value_room + 4, y + 4, _fmt(estimate, value_format), size=11, fill=_MUTED)
+        )
     parts.append(_plot_area(scale.start, top, scale.end, plot_bottom))
     return _svg(width, plot_bottom + 36, title, parts, "forest")
 
