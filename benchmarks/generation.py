@@ -276,7 +276,8 @@ def compare(args: argparse.Namespace) -> None:
     ]
     if not args.no_one_at_a_time:
         contenders.append(("culture-probe hf, float32, one prompt at a time", ours(1)))
-    record: dict[str, Any] = {"load_before": os.getloadavg(), "runs": {}}
+    started = time.strftime("%Y-%m-%d %H:%M")
+    record: dict[str, Any] = {"started": started, "load_before": os.getloadavg(), "runs": {}}
     for name, command in contenders:
         load = os.getloadavg()[0]
         out = command[command.index("--out") + 1]
@@ -301,8 +302,10 @@ def report(
         for name, run in record["runs"].items()
     }
     loads = {name: run["load"] for name, run in record["runs"].items()}
-    before, after = tuple(record["load_before"]), tuple(record["load_after"])
-    Report(args, prompts, runs, loads, before, after, tokenizer).print()
+    # a comparison stopped part way has no load after it: the load now stands in
+    before = tuple(record["load_before"])
+    after = tuple(record.get("load_after", os.getloadavg()))
+    Report(args, prompts, runs, loads, before, after, tokenizer).print(record.get("started", ""))
 
 
 def cpu_model() -> str:
@@ -328,10 +331,10 @@ class Report:
         encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         return sum(len(ids) for ids in encoded)
 
-    def print(self) -> None:
+    def print(self, started: str) -> None:
         count = len(self.prompts)
         print(
-            f"date: {time.strftime('%Y-%m-%d %H:%M')}; CPU: {cpu_model()}, {os.cpu_count()} cores; "
+            f"date: {started} to {time.strftime('%H:%M')}; CPU: {cpu_model()}, {os.cpu_count()} cores; "
             f"python {platform.python_version()}"
         )
         print(

@@ -202,3 +202,20 @@ def test_stop_tokens_are_the_eos_and_the_chat_templates_end_of_turn(hf_backend: 
     assert stop_token_ids(hf_backend.model, tokenizer) == {
         tokenizer.convert_tokens_to_ids("<|im_end|>")
     }
+
+
+def test_batches_write_in_the_dtype_the_engine_picks_for_this_cpu(
+    prompts: list[list[int]], greedy_reference: list[list[int]]
+) -> None:
+    from culture_probe.backends import create_backend
+
+    backend = create_backend("hf", model="embedded", dtype="auto")
+    try:
+        stops = stop_token_ids(backend.model, backend.tokenizer)
+        batched = generate(backend.model, prompts, [0] * len(prompts), Decoding(20, 6), stops)
+        alone = generate(backend.model, prompts, [0] * len(prompts), Decoding(20, 1), stops)
+    finally:
+        backend.close()
+    # mixed (or bfloat16 on a GPU) rounds otherwise than float32, and a batch's shape can move
+    # a near tie; on these prompts neither changed an answer
+    assert batched == alone == greedy_reference, backend.dtype

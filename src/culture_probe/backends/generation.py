@@ -85,15 +85,15 @@ class ParsedAnswer:
 class GenerationSettings:
     """Decoding options for ``generate`` mode and written answers.
 
-    ``batch_rows``: prompts decoded together. On two cores a float32 step of the embedded model
-    costs little more for 32 rows than for one (it reads every weight once either way); see
-    docs/performance.md, "Generation".
+    ``batch_rows``: prompts decoded together (the ``hf`` backend's ``batch_size``). A decoding
+    step reads every weight once however many rows it multiplies, so on a CPU a batch writes
+    many times the tokens of one prompt in little more time (docs/performance.md, "Generation").
     """
 
     temperature: float = 0.7
     max_new_tokens: int = 32
     top_p: float = 1.0
-    batch_rows: int = 32
+    batch_rows: int = 16
 
 
 def require_mode(mode: str, allowed: Sequence[str] = MODES) -> str:

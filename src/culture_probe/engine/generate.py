@@ -28,7 +28,6 @@ transformers at import), and reads the answers back.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +107,7 @@ def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     return length
 
 
-class ReservedLayer(DynamicLayer):
+class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """One layer's key/value cache in a buffer reserved for the whole generation.
 
     transformers' ``DynamicLayer`` appends a step by concatenation, which copies every cached key
@@ -117,7 +116,7 @@ class ReservedLayer(DynamicLayer):
     """
 
     def __init__(self, capacity: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.capacity = capacity
         self.length = 0
         self._key_buffer: Any = None
@@ -166,7 +165,7 @@ def _batch_cache(model: Any, capacity: int) -> Any:
     full = all(kind == "full_attention" for kind in layer_types) if layer_types else True
     if not full or (layer_types is None and getattr(config, "sliding_window", None)):
         return DynamicCache(config=model.config)  # sliding windows keep transformers' own layers
-    return Cache(layer_class_to_replicate=functools.partial(ReservedLayer, capacity))
+    return Cache(layers=[ReservedLayer(capacity) for _ in range(config.num_hidden_layers)])
 
 
 class _Batch:
@@ -221,7 +220,7 @@ class _Batch:
 
         if not shared:
             return
-        prefix = DynamicCache(config=self.model.config)
+        prefix: Any = DynamicCache(config=self.model.config)
         self.model(
             input_ids=torch.tensor([list(self.prompts[0][:shared])], device=self.device),
             position_ids=torch.arange(shared, device=self.device)[None],
