@@ -37,13 +37,18 @@ Scenarios (standard deviations on the 0-1 score scale; per item, effects drawn a
   culture x paraphrase (0.04) and noise: the design's own interaction.
 - ``misspecified``: skewed culture effects (centred exponential, sd 0.05), wording (0.03),
   Student-t(3) noise of sd 0.05, and 10% of the responses missing at random (an unbalanced
-  design: the N-way model takes its Type I path, the two-way split drops cells).
+  design: the N-way model takes its Type I path, the two-way split analyses unequal cells by
+  unweighted means).
 
 Truths, with the estimands the tables name: a fixed term's variance is the mean square of its
 realised, centred effects (sum alpha^2 / L); a random term's is its population variance; the
 two-way split keeps the study's own proxies (s2_C = their realised variance, ddof 1) and counts
-the orders and enumerators, which vary within its cells, in its residual. rho2(1)'s error is
-s2_CP + s2_noise / n: effects the same for every culture are not error. A study-level truth is
+the orders and enumerators, which vary within its cells, in its residual. The items of a
+study share their population components, so the mean of their N-way truths is also the pooled
+share that ``factor_summary`` estimates (sum of components over sum of totals). rho2(1)'s error is
+s2_CP + s2_noise / n, n the harmonic mean of the item's responses per proxy x wording cell (6, or
+fewer where responses are missing: the n of the cell means the study has); effects the same for
+every culture are not error. A study-level truth is
 the mean of its items' truths.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
@@ -275,8 +280,15 @@ def simulate(
         if planted.missing:
             frame = frame.loc[rng.random(len(frame)) >= planted.missing]
         frames.append(frame)
-        truths.append(_truth(item, planted, culture, order, interaction))
+        truths.append(_truth(item, planted, culture, order, interaction, _cell_count(frame)))
     return pd.concat(frames, ignore_index=True), pd.DataFrame(truths)
+
+
+def _cell_count(frame: pd.DataFrame) -> float:
+    """The harmonic mean of the responses per proxy x wording cell: the n of the cell means the
+    analysis has (unweighted means; REPLICATES where nothing is missing)."""
+    counts = frame.groupby(["proxy", "paraphrase"]).size().to_numpy(dtype=np.float64)
+    return float(len(counts) / (1.0 / counts).sum())
 
 
 def _effects(rng: np.random.Generator, n: int, sd: float, skewed: bool) -> np.ndarray:
@@ -286,7 +298,12 @@ def _effects(rng: np.random.Generator, n: int, sd: float, skewed: bool) -> np.nd
 
 
 def _truth(
-    item: int, planted: Planted, culture: np.ndarray, order: np.ndarray, interaction: np.ndarray
+    item: int,
+    planted: Planted,
+    culture: np.ndarray,
+    order: np.ndarray,
+    interaction: np.ndarray,
+    cell_count: float,
 ) -> dict[str, float]:
     """Per item: the N-way components and the two-way statistics' true values."""
     s2_noise = NOISE**2
@@ -322,7 +339,7 @@ def _truth(
         "wording_share": s2_p / two_way_total,
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
-        "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / REPLICATES),
+        "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / cell_count),
         # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
         "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }

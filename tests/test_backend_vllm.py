@@ -277,7 +277,7 @@ def test_short_answers_come_from_one_sampling_call_with_each_prompts_seed(
         engine, hf_backend.tokenizer, dict, hf_backend.source, generation=settings
     )
     requests = requests_for(prepare(blend_study).plan)
-    written = backend.write_short_answers(requests)
+    written = backend.write_answers(requests)
     n_prompts, params = engine.calls[-1]
     assert n_prompts == len(requests) == 3
     assert [p["seed"] for p in params] == [r.seed for r in requests]

@@ -230,11 +230,11 @@ def test_the_checker_finds_a_largest_factor_that_is_not() -> None:
     _, result = _run(PLANTED["culture-only"])
     leader = _claim(result, "region:leading_factor")
     residual = _claim(result, "region:factor:residual")
-    larger = _with_figure(residual, "estimate", value=0.99, source=None)
+    larger = _with_figure(residual, "estimate", value=1.0, source=None)
     problems = claim_problems(
         _replaced(result, residual.key, larger), result.tables, result.summary
     )
-    assert any("'dominates' beside a residual of 99%" in p for p in problems)
+    assert any("'dominates' beside a residual of 100%" in p for p in problems)
     rival = dataclasses.replace(
         leader,
         key="region:other",

@@ -13,12 +13,17 @@ from culture_probe.analysis import analyze, assert_consistent, tidy_responses
 
 #: per study: items (an ordinal and a nominal one where the study has both) and proxies, chosen so
 #: that every slice has two proxies per axis it touches (four crossed personas for the crossed
-#: study) and stays under about 110 prompts
+#: studies) and stays under about 110 prompts per language (the two-language crossed study asks
+#: 288)
 SLICES = {
     "values": ("family_importance", "JP,NG"),
     "values_languages": ("family_importance", "CN,JP"),
     "food": ("pork_acceptability,morning_drink", "IN,JP"),
     "food_religion": ("pork_at_home", "IN+islam,IN+hinduism,US+islam,US+hinduism"),
+    "food_religion_languages": (
+        "pork_at_home,everyday_staple",
+        "IN+islam,IN+hinduism,US+islam,US+hinduism",
+    ),
     "names": ("name_order", "EG,JP"),
     "social": ("deference_to_elders,caring_for_parents", "man,woman"),
     "technology": ("trusting_ai_assistants,drying_laundry", "BR,CN"),

@@ -169,6 +169,7 @@ def test_refusals_and_invalid_answers_carry_no_distribution_and_keep_their_text(
         "outcome": "refused",
         "generated": "I'm sorry, I cannot answer that.",
         "failure": "",  # the model's own outcome: a resume does not ask again
+        "mapped_by": "",  # generate mode's own parse, not a written or open level's reading
     }
 
 

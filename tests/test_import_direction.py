@@ -45,8 +45,9 @@ STAGES: list[tuple[str, set[str]]] = [
     ("design", {"budget", "design", "planning"}),
     ("backends", {"models", "backends", "engine", "distributed"}),
     ("store", {"store"}),
-    ("scoring", {"scoring", "noise_floor"}),  # the scoring loop, the run's identity, short-answer
-    # matching, the numeric noise floor of a run
+    # the scoring loop, the run's identity, short-answer matching, the numeric noise floor of a run,
+    # open answers mapped to options
+    ("scoring", {"scoring", "noise_floor", "mapper"}),
     ("analysis", {"analysis"}),
     ("report", {"report"}),
     ("compare", {"compare"}),  # the model as a factor, and its page built from report's blocks

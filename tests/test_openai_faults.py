@@ -250,7 +250,7 @@ def test_generated_text_and_short_answers_quote_a_malformed_reply_too(
     with pytest.warns(MalformedReplyWarning, match="1 of 2 replies"):
         sampled = backend.score(requests[:2])
     with pytest.warns(MalformedReplyWarning, match="1 of 2 replies"):
-        written = backend.write_short_answers(requests[:2])
+        written = backend.write_answers(requests[:2])
     backend.close()
     for first, second in (sampled, written):
         assert first.outcome == "invalid" and first.label_probs == ()

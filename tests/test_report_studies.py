@@ -104,8 +104,39 @@ def test_the_crossed_study_charts_each_axis_per_order(study_reports: dict[str, P
     assert shot.stat().st_size > 20_000
     assert page.locator("#crossed-axes").count() == 1
     page.close()
-    others = [path for study, path in study_reports.items() if study != "food_religion"]
+    others = [path for study, path in study_reports.items() if not study.startswith("food_relig")]
     assert all('id="crossed-axes"' not in path.read_text() for path in others)
+
+
+def test_a_crossed_study_in_two_languages_keeps_its_nominal_item_on_its_own_measure(
+    hf_backend: Any, repo: Path, tmp_path: Path, browser: BrowserContext
+) -> None:
+    items, proxies = SLICES["food_religion_languages"]
+    run = cp.run(repo / "taxonomy/food_religion_languages.yaml", backend=hf_backend,
+                 out=tmp_path / "run", items=items, proxies=proxies, bootstrap=20)  # fmt: skip
+    indonesian = run.plan.loc[(run.plan["language"] == "id") & (run.plan["proxy"] == "IN+islam")]
+    assert indonesian["user"].str.contains("sebuah keluarga Muslim biasa di India").any()
+    assert run.plan.groupby("language")["prompt_id"].count().to_dict() == {"en": 144, "id": 144}
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto((run.path / "report.html").as_uri(), wait_until="load")
+    page.wait_for_selector("html[data-report-ready='1']")
+    verdicts = page.locator("#verdict ul.verdicts li").all_inner_texts()
+    staple = next(text for text in verdicts if text.startswith("everyday_staple"))
+    pork = next(text for text in verdicts if text.startswith("pork_at_home"))
+    assert "Gini variation (CATANOVA)" in staple and "CWI" not in staple
+    assert "CWI" in pork and "Gini" not in pork
+    cwi_labels = page.locator("#chart-cwi text").all_text_contents()
+    assert any("pork_at_home" in label for label in cwi_labels)
+    assert not any("everyday_staple" in label for label in cwi_labels)
+    assert "leave out everyday_staple (nominal)" in page.locator("#culture-or-wording").inner_text()
+    assert page.locator("#crossed-axes").count() == 1 and page.locator("#prompt-language").count()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for section in ("verdict", "crossed-axes", "culture-or-wording"):
+        shot = SCREENSHOTS / f"report-food_religion_languages-{section}.png"
+        page.locator(f"#{section}").screenshot(path=str(shot))
+        assert shot.stat().st_size > 20_000
+    page.close()
 
 
 def test_the_cli_summary_wraps_to_a_60_column_terminal(repo: Path, tmp_path: Path) -> None:

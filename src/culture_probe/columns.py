@@ -61,7 +61,7 @@ class Factor:
         label: the short name a reader sees.
         plural: how the design line counts its levels ("3 enumerators").
         kind: ``wording``, ``format`` (rendered by a :class:`culture_probe.design.FormatVariant`),
-            ``presentation``, ``language`` or ``sampling``.
+            ``presentation``, ``language``, ``elicitation`` or ``sampling``.
         study_key: the study file key that declares its levels.
         description: what varies between its levels.
         fixed: whether the study declares every level of interest (a fixed effect, reported as
@@ -128,6 +128,11 @@ DESIGN_FACTORS: tuple[Factor, ...] = (
            "option order id (`canonical`, `reversed`, `cyclic1`, ...)", fixed=True),
     Factor("language", "language", "languages", "language", "languages",
            "language of the prompt (ISO 639-1)", fixed=True),
+    Factor("elicitation", "elicitation", "elicitations", "elicitation", "elicitation",
+           "how the answer is asked for: `first_token` (the labels' next-token probabilities), "
+           "`constrained` (a label sampled under a constraint), `written` (a free answer with the "
+           "options shown, parsed back), `open` (options hidden, the answer mapped to an option)",
+           fixed=True),
     Factor("seed", "seed", "seeds", "sampling", "seeds",
            "sampling seed (0 for log-probability scoring)"),
 )  # fmt: skip
@@ -139,6 +144,10 @@ FORMAT_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.kind =
 #: the factors whose levels the design fixes: their terms, and interactions among them, are fixed
 #: effects in the N-way decomposition
 FIXED_FACTORS = tuple(factor.name for factor in DESIGN_FACTORS if factor.fixed)
+#: the levels of the ``elicitation`` factor, the first the default (docs/studies.md, "Elicitation")
+ELICITATION_LEVELS = ("first_token", "constrained", "written", "open")
+#: the elicitation levels whose answer the model writes as free text, read back to an option
+WRITTEN_LEVELS = ("written", "open")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -180,6 +189,7 @@ PLAN_SCHEMA: tuple[Column, ...] = _columns(
                     "languages): the wording facet of the analysis"),
         _factor_column("order"),
         *(_factor_column(name) for name in FORMAT_FACTORS),
+        _factor_column("elicitation"),
         ("display_to_canonical", "list: the canonical option index shown at each display position"),
         ("option_labels", "list: the labels answered with, in display order (`A`, `a`, `1`, `ii`, "
                           "an option's first word for enumerator `none`, ...)"),
@@ -199,14 +209,21 @@ RESPONSE_SCHEMA: tuple[Column, ...] = _columns(
     [
         ("prompt_id", "joins to the plan"),
         ("probs", "list: the probability of each option, canonical order, summing to 1 (empty for "
-                  "a refusal or an invalid answer)"),
+                  "a refusal, an abstention or an invalid answer); one-hot on the parsed or mapped "
+                  "option for a written or open answer; for a constrained answer the exact "
+                  "constrained distribution where the backend gives it, else one-hot on the "
+                  "sampled label"),
         ("option_mass", "the probability the option labels got before renormalising"),
-        ("answer", "canonical index of the chosen (most probable) option; -1 if none"),
-        ("outcome", "`answered`, `refused` or `invalid`"),
-        ("generated", "the generated text (`generate` mode and short answers; empty otherwise); "
-                      "for an `invalid` result, what made it invalid"),
+        ("answer", "canonical index of the chosen option (the most probable; for a constrained "
+                   "answer the label sampled under the prompt's seed); -1 if none"),
+        ("outcome", "`answered`, `refused`, `invalid`, or `abstained` (an open answer the mapper "
+                    "could not assign to one option)"),
+        ("generated", "the generated text (`generate` mode, short answers, written and open "
+                      "answers; empty otherwise); for an `invalid` result, what made it invalid"),
         ("failure", "`server` when the server, not the model, spoiled the result (a malformed "
                     "reply): asked again when the same command runs again; empty otherwise"),
+        ("mapped_by", "the rule or judge that assigned a written or open answer to an option "
+                      "(`parse_answer`, or the mapper's rule); empty otherwise"),
     ]
 )  # fmt: skip
 RESPONSE_COLUMNS = tuple(column.name for column in RESPONSE_SCHEMA)
@@ -408,8 +425,9 @@ STATS_TABLES: tuple[StatsTable, ...] = (
         "`measure`; the Gini variation of the option distributions split over the factors by "
         "sequential sums of squares (`df`, `ss`, `ms`, `share`; Light & Margolin 1971), "
         "`gini_variation`, `js_between_proxies`, `js_between_wordings` (bits), "
-        "`modal_agreement_proxies`, `modal_agreement_wordings` "
-        "([statistics.md](statistics.md#nominal-items))",
+        "`modal_agreement_proxies`, `modal_agreement_wordings`; the culture test, Light and "
+        "Margolin's C (`c_statistic`, `c_df`, `p_chi2`) with its permutation p-value "
+        "(`p_permutation`, `p_permutation_bh`) ([statistics.md](statistics.md#nominal-items))",
     ),
     StatsTable(
         "short_answer", "Short answers", "proxy x language x wording",

@@ -51,7 +51,7 @@ from culture_probe.budget import (
     split_evenly,
     unit_minimum,
 )
-from culture_probe.columns import FACTOR, FORMAT_FACTORS
+from culture_probe.columns import ELICITATION_LEVELS, FACTOR, FORMAT_FACTORS
 from culture_probe.errors import InputError, expected_one_of
 from culture_probe.study import (
     ENUMERATOR_PATTERN,
@@ -79,6 +79,31 @@ ANSWER_WORD = {
     "hi": "उत्तर",
     "id": "Jawaban",
 }
+#: the answer instruction of the ``written`` level (options shown, a free answer), per prompt
+#: language (English where not listed); a study's own instruction replaces it
+WRITTEN_INSTRUCTION = {
+    "en": "Answer in a sentence or two, and say which option you choose.",
+    "ja": "一、二文で答え、どの選択肢を選ぶかを書いてください。",
+    "zh": "请用一两句话回答，并说明你选择哪个选项。",
+    "es": "Responda en una o dos frases y diga qué opción elige.",
+    "ar": "أجب بجملة أو جملتين، وقل أي خيار تختار.",
+    "hi": "एक या दो वाक्यों में उत्तर दें, और बताएँ कि आप कौन सा विकल्प चुनते हैं।",
+    "id": "Jawab dalam satu atau dua kalimat, dan sebutkan pilihan yang Anda pilih.",
+}
+#: the answer instruction of the ``open`` level (options hidden), per prompt language
+OPEN_INSTRUCTION = {
+    "en": "Answer in your own words, in a sentence or two.",
+    "ja": "自分の言葉で、一、二文で答えてください。",
+    "zh": "请用你自己的话，用一两句话回答。",
+    "es": "Responda con sus propias palabras, en una o dos frases.",
+    "ar": "أجب بكلماتك الخاصة، في جملة أو جملتين.",
+    "hi": "अपने शब्दों में, एक या दो वाक्यों में उत्तर दें।",
+    "id": "Jawab dengan kata-kata Anda sendiri, dalam satu atau dua kalimat.",
+}
+#: the elicitation level whose prompts are those of a study without the ``elicitation`` key
+DEFAULT_ELICITATION = ELICITATION_LEVELS[0]
+#: the level that hides the options
+OPEN_ELICITATION = "open"
 #: what the instruction calls a label, per label style (English templates)
 LABEL_WORDS = {
     "letters": "letter",
@@ -251,6 +276,7 @@ class Cell:
     language: str
     variant: FormatVariant
     question: str  # the paraphrase's text (or a short-answer item's question)
+    elicitation: str = DEFAULT_ELICITATION
 
 
 def build_plan(
@@ -333,7 +359,7 @@ def _chosen(study: Study, option: str, known: list[str], wanted: tuple[str, ...]
 
 #: the context factors of a cell, in the order the plan lists its cells (the registry's factors
 #: but language, which each unit holds; tests/test_registry.py keeps the two sets equal)
-CONTEXT_FACTORS = ("paraphrase", "order", *FORMAT_COLUMNS, "framing", "seed")
+CONTEXT_FACTORS = ("paraphrase", "order", *FORMAT_COLUMNS, "framing", "seed", "elicitation")
 
 
 @dataclass(frozen=True)
@@ -352,21 +378,35 @@ class DesignUnit:
     orders: tuple[OptionOrder, ...]
     variants: tuple[tuple[Any, ...], ...]  # enumerators, separators, instructions, shots
     seeds: tuple[int, ...]
+    elicitations: tuple[str, ...] = (DEFAULT_ELICITATION,)
 
     def framings(self, proxy: Proxy) -> tuple[Framing, ...]:
         return _framings_for(self.setup, proxy)
 
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """The context factors the unit's cells are drawn over.
+
+        A single elicitation level stays out, so that a study without the ``elicitation`` key
+        draws the very cells (and random numbers) it drew before the factor existed.
+        """
+        return CONTEXT_FACTORS if len(self.elicitations) > 1 else CONTEXT_FACTORS[:-1]
+
     def grid(self) -> UnitGrid:
         """The levels of every context factor per proxy, and the proxies' groups and axes."""
         shared = [len(self.paraphrases), len(self.orders), *(len(v) for v in self.variants)]
+        elicitations = [len(self.elicitations)] if len(self.factors) == len(CONTEXT_FACTORS) else []
         levels = np.array(
-            [[*shared, len(self.framings(proxy)), len(self.seeds)] for proxy in self.proxies],
+            [
+                [*shared, len(self.framings(proxy)), len(self.seeds), *elicitations]
+                for proxy in self.proxies
+            ],
             dtype=np.int64,
-        ).reshape(len(self.proxies), len(CONTEXT_FACTORS))
+        ).reshape(len(self.proxies), len(self.factors))
         axes = sorted({axis for proxy in self.proxies for axis in proxy.axes})
         return UnitGrid(
             levels=levels,
-            factors=CONTEXT_FACTORS,
+            factors=self.factors,
             groups=tuple(proxy.axis if proxy.kind == "culture" else None for proxy in self.proxies),
             axes=pd.DataFrame(
                 {
@@ -380,7 +420,9 @@ class DesignUnit:
     @property
     def size(self) -> int:
         """The unit's cells, counted from its levels."""
-        per_variant = len(self.paraphrases) * len(self.orders) * len(self.seeds)
+        per_variant = (
+            len(self.paraphrases) * len(self.orders) * len(self.seeds) * len(self.elicitations)
+        )
         for values in self.variants:
             per_variant *= len(values)
         return sum(per_variant * len(self.framings(proxy)) for proxy in self.proxies)
@@ -389,24 +431,16 @@ class DesignUnit:
         """The codes of every cell, in the plan's order."""
         grid = self.grid()
         return np.concatenate(
-            [np.zeros((0, len(CONTEXT_FACTORS) + 1), np.int64)]
+            [np.zeros((0, len(self.factors) + 1), np.int64)]
             + [all_cells_of(proxy, grid.levels[proxy]) for proxy in range(len(self.proxies))]
         )
 
     def cells(self, codes: np.ndarray) -> Iterator[Cell]:
         """The cells with these codes: the proxy's index, then each context factor's level."""
         language = self.setup.language
-        for (
-            proxy_at,
-            paraphrase,
-            order,
-            enumerator,
-            separator,
-            instruction,
-            shots,
-            framing,
-            seed,
-        ) in codes.tolist():
+        for code in codes.tolist():
+            (proxy_at, paraphrase, order, enumerator, separator, instruction, shots, framing,
+             seed, *elicitation) = code  # fmt: skip
             proxy = self.proxies[proxy_at]
             chosen = self.paraphrases[paraphrase]
             question = chosen.text
@@ -428,6 +462,7 @@ class DesignUnit:
                     shot_counts[shots],
                 ),
                 question,
+                self.elicitations[elicitation[0] if elicitation else 0],
             )
 
 
@@ -454,12 +489,21 @@ def design_units(study: Study) -> list[DesignUnit]:
                     (OptionOrder("canonical", ()),),
                     first,
                     study.seeds,
+                    # written whatever the level: asked once, at the study's first level
+                    study.elicitations[:1],
                 )
             else:
                 text = item.text(language)
                 orders = tuple(option_orders(study.orders_for(item), len(text.options)))
                 unit = DesignUnit(
-                    item, setup, study.proxies, text.paraphrases, orders, variants, study.seeds
+                    item,
+                    setup,
+                    study.proxies,
+                    text.paraphrases,
+                    orders,
+                    variants,
+                    study.seeds,
+                    study.elicitations,
                 )
             units.append(unit)
     return units
@@ -580,8 +624,12 @@ def _minimum_reason(units: list[DesignUnit], grids: list[UnitGrid]) -> str:
     items = len({unit.item.id for unit in units})
     factors = [
         name
-        for k, name in enumerate(CONTEXT_FACTORS)
-        if any(int(grid.levels[:, k].max(initial=1)) > 1 for grid in grids)
+        for name in CONTEXT_FACTORS
+        if any(
+            int(grid.levels[:, grid.factors.index(name)].max(initial=1)) > 1
+            for grid in grids
+            if name in grid.factors
+        )
     ]
     per_proxy = max(per_proxy_minimum(grid) for grid in grids)
     return (
@@ -615,7 +663,7 @@ class _Renderer:
         self, setup: LanguageSetup, cell: Cell, options: tuple[str, ...]
     ) -> tuple[str, list[str]]:
         block, labels = self._block(
-            setup, cell.item, cell.question, options, cell.order, cell.variant
+            setup, cell.item, cell.question, options, cell.order, cell.variant, cell.elicitation
         )
         if cell.variant.shots == 0:
             return block, labels
@@ -633,10 +681,13 @@ class _Renderer:
         options: tuple[str, ...],
         order: OptionOrder,
         variant: FormatVariant,
+        elicitation: str = DEFAULT_ELICITATION,
     ) -> tuple[str, list[str]]:
-        key = (setup.language, item.id, question, order.id, variant)
+        key = (setup.language, item.id, question, order.id, variant, elicitation)
         if key not in self.blocks:
-            self.blocks[key] = _question_block(setup, item, question, options, order, variant)
+            self.blocks[key] = _question_block(
+                setup, item, question, options, order, variant, elicitation
+            )
         return self.blocks[key]
 
     def _demonstration_items(self, item: ProbeItem, shots: int, seed: int) -> list[ProbeItem]:
@@ -669,7 +720,15 @@ def _question_block(
     options: tuple[str, ...],
     order: OptionOrder,
     variant: FormatVariant,
+    elicitation: str = DEFAULT_ELICITATION,
 ) -> tuple[str, list[str]]:
+    """The question with its options and instruction, as the template renders it.
+
+    ``first_token`` and ``constrained`` render the same prompt. ``written`` shows the options and
+    asks for a free answer; ``open`` hides them (the blank lines the template kept for them
+    collapse to one) and asks for an answer in the model's own words. The template sees the level
+    as ``elicitation``, and may add an answer prefix for it (docs/studies.md, "Elicitation").
+    """
     shown = [options[canonical] for canonical in order.display_to_canonical]
     enumerated = (
         enumerate_options(variant.enumerator, shown) if shown else Enumerated([], [], "letters")
@@ -680,25 +739,40 @@ def _question_block(
         "labels": enumerated.labels,
         "first_label": enumerated.labels[0] if shown else "",
         "last_label": enumerated.labels[-1] if shown else "",
+        "elicitation": elicitation,
     }
-    instruction = variant.instruction.text.render(**context) if variant.instruction.text else ""
+    hidden = elicitation == OPEN_ELICITATION
+    lines = [] if hidden else enumerated.lines
     rendered = setup.template.render(
         question=question,
         options=[
             {"label": label, "text": text, "line": line}
-            for label, text, line in zip(enumerated.labels, shown, enumerated.lines, strict=True)
+            for label, text, line in zip(enumerated.labels, shown, lines, strict=False)
         ],
-        options_block=variant.separator.join(enumerated.lines),
+        options_block=variant.separator.join(lines),
         enumerator=variant.enumerator,
         separator=variant.separator,
-        instruction=instruction,
+        instruction=_instruction(variant.instruction, setup.language, context),
         scale=item.scale,
         kind=item.kind,
         language=setup.language,
         item_id=item.id,
+        answer_word=ANSWER_WORD.get(setup.language, ANSWER_WORD["en"]),
         **context,
     )
+    if hidden:
+        rendered = re.sub(r"\n{3,}", "\n\n", rendered)
     return rendered, enumerated.labels
+
+
+def _instruction(instruction: Instruction, language: str, context: dict[str, Any]) -> str:
+    """The answer instruction: the study's own, else the level's (empty: the template's own)."""
+    if instruction.text is not None:
+        return instruction.text.render(**context)
+    asked = {"written": WRITTEN_INSTRUCTION, OPEN_ELICITATION: OPEN_INSTRUCTION}.get(
+        str(context["elicitation"])
+    )
+    return asked.get(language, asked["en"]) if asked else ""
 
 
 def _frame(framing: Framing, question: str, proxy: Proxy, setup: LanguageSetup) -> tuple[str, str]:
@@ -739,6 +813,8 @@ def _row(
         key = (*key, language)
     if varied_format:
         key = (*key, cell.variant.columns())
+    if cell.elicitation != DEFAULT_ELICITATION:
+        key = (*key, {"elicitation": cell.elicitation})
     wording = f"{cell.paraphrase}/{cell.framing.id}"
     if len(study.languages) > 1:
         wording = f"{wording}@{language}"
@@ -760,6 +836,7 @@ def _row(
         "wording": wording,
         "order": cell.order.id,
         **cell.variant.columns(),
+        "elicitation": cell.elicitation,
         "display_to_canonical": list(cell.order.display_to_canonical),
         "option_labels": labels,
         "options": list(options),
@@ -799,6 +876,8 @@ def describe_design(plan: pd.DataFrame) -> str:
         parts.append(f"{plan['language'].nunique()} languages")
     if plan["seed"].nunique() > 1:
         parts.append(f"{plan['seed'].nunique()} seeds")
+    if "elicitation" in plan and plan["elicitation"].nunique() > 1:
+        parts.append(f"{plan['elicitation'].nunique()} {FACTOR['elicitation'].plural}")
     line = " x ".join(parts)
     if cultures + placebos == 0:
         line = f"{_count(plan['item_id'].nunique(), 'item')} x no-proxy baseline only"
@@ -866,7 +945,7 @@ def example_prompts(plan: pd.DataFrame) -> list[tuple[str, str, str]]:
                 )
             )
     anchor = plan[(plan["item_id"] == first["item_id"]) & (plan["proxy"] == first["proxy"])]
-    for column in FORMAT_COLUMNS:
+    for column in (*FORMAT_COLUMNS, "elicitation"):
         if column not in plan or plan[column].nunique() < 2:
             continue
         for value in plan[column].unique():

@@ -40,6 +40,19 @@ def format_percent(value: float) -> str:
     return f"{shown}%"
 
 
+def format_ratio(value: float) -> str:
+    """A ratio or index with two decimals, or two significant digits below 0.01 (never "0.00" for
+    a value that is not 0).
+
+    Example:
+        >>> format_ratio(2.5), format_ratio(0.0039), format_ratio(0.0)
+        ('2.50', '0.0039', '0.00')
+    """
+    if value == 0 or not math.isfinite(value) or abs(value) >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
 def format_interval(
     estimate: float | None,
     low: float | None,

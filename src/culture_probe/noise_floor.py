@@ -45,13 +45,16 @@ def noise_sample(
 ) -> pd.DataFrame:
     """Up to ``size`` distinct answered prompts, spread evenly over the plan (deterministic).
 
-    Only prompts with a distribution can be compared; duplicates of one text (same hash and
-    seed) would be scored once anyway, so one of each is kept.
+    Only prompts whose distribution is read off the labels (``first_token``) can be compared;
+    duplicates of one text (same hash and seed) would be scored once anyway, so one of each is
+    kept.
     """
     answered = responses.loc[responses["probs"].map(len) > 0, "prompt_id"]
     candidates = plan.loc[plan["prompt_id"].isin(set(answered))]
     if "scale" in candidates.columns:
         candidates = candidates.loc[candidates["scale"] != "short_answer"]
+    if "elicitation" in candidates.columns:  # the other levels sample or write their answers
+        candidates = candidates.loc[candidates["elicitation"] == "first_token"]
     if "text_hash" in candidates.columns:
         key = candidates["text_hash"].astype(str) + ":" + candidates["seed"].astype(str)
         candidates = candidates.loc[~key.duplicated()]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from culture_probe.backends import Backend
+from culture_probe.backends import Backend, backend_class, check_elicitation
 from culture_probe.backends.context import check_plan_fits_backend
 from culture_probe.errors import CultureProbeError
 from culture_probe.events import RunEvents
@@ -35,6 +35,8 @@ from culture_probe.scoring import (
     copy_reference,
     default_run_dir,
     first_line,
+    levels_asked,
+    prompts_per_level,
     requests_for,
     score_plan,
     write_responses,
@@ -136,6 +138,10 @@ def run_study(
     events = events or RunEvents()
     prepared = prepare(settings.study, settings.filters)
     events.prepared(prepared)
+    if backend is None and settings.ray is None:  # refused before the model loads
+        check_elicitation(
+            settings.backend, backend_class(settings.backend), levels_asked(prepared.plan)
+        )
     with ExitStack() as held:
         # Held from the first write to the report. A busy --out is refused before the model loads;
         # the default folder is named by the model, so it is locked once the model has loaded.
@@ -217,7 +223,9 @@ def score_study(
     prompt has a result.
     """
     events = events or RunEvents()
-    check_plan_fits_backend(backend, prepared.plan, requests_for)  # before anything is written
+    # before anything is written
+    check_elicitation(backend.info().backend, type(backend), levels_asked(prepared.plan))
+    check_plan_fits_backend(backend, prepared.plan, requests_for)
     with run_lock(run_dir):
         run = RunDirectory.open(run_dir, build_manifest(prepared, backend), prepared.plan)
         set_aside = run.set_aside_damaged_chunks()
@@ -225,11 +233,13 @@ def score_study(
             events.repaired(set_aside)
         copy_reference(prepared.study, run)
         already = len(run.answered_ids() & set(prepared.plan["prompt_id"]))
+        seconds: dict[str, float] = {}
         try:
             with events.scoring(len(prepared.plan), already) as advance:
-                score_plan(run, prepared.plan, backend, advance, chunk_size)
+                score_plan(run, prepared.plan, backend, advance, chunk_size, seconds)
         finally:
             run.record_backend_options(_json_ready(backend.info().options))
+            run.record_elicitation(prompts_per_level(prepared.plan), seconds)
         responses = write_responses(run, prepared.plan)
         record_noise_floor(run, prepared.plan, responses, backend)
     events.scored(run_dir)

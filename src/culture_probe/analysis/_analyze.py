@@ -12,6 +12,7 @@ from culture_probe.analysis._anova import (
     MAX_PARAPHRASES,
     culture_share_interval,
     cwi_interval,
+    effective_degrees,
     rho2_interval,
 )
 from culture_probe.analysis._cells import cell_stats, wording_cells
@@ -248,11 +249,14 @@ def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]
     (docs/statistics.md)."""
     parts = {column: table[column].to_numpy(dtype=np.float64) for column in F_COLUMNS}
     wordings = table["n_wordings"].to_numpy()
+    replicates = table["n_replicates"].to_numpy(dtype=np.float64)
+    kurtosis = table["error_kurtosis"] if "error_kurtosis" in table else np.zeros(len(table))
+    parts = effective_degrees(parts, np.asarray(kurtosis, dtype=np.float64), replicates)
     if name == "cwi":
-        return cwi_interval(parts, table["n_replicates"].to_numpy(), CONFIDENCE)
+        return cwi_interval(parts, replicates, CONFIDENCE)
     if name == "rho2_1":
         return rho2_interval(parts, wordings, CONFIDENCE)
-    return culture_share_interval(parts, wordings, table["n_replicates"].to_numpy(), CONFIDENCE)
+    return culture_share_interval(parts, wordings, replicates, CONFIDENCE)
 
 
 def _extended_names(core: Decomposition, table: pd.DataFrame) -> list[str]:
@@ -338,6 +342,8 @@ def _axis_summary(
         "refusal_rate": _clustered(cells, "refusal_rate"),
         "share_beating_placebo": rows["beats_placebo"].astype("float64").mean(),
         "n_culture_significant": int(rows["p_proxy_bh"].lt(SIGNIFICANCE).sum()),
+        "n_wording_significant": int(rows["p_wording_bh"].lt(SIGNIFICANCE).sum()),
+        "n_contrast_significant": int(rows["p_interaction_bh"].lt(SIGNIFICANCE).sum()),
         "within_cell_factors": within_cell_factors(culture),
         "placebo": placebo_summary(rows),
         "proxy_flip_rate": _clustered(rows, "proxy_flip_rate"),

@@ -16,7 +16,12 @@ RELIABILITY_TARGET = 0.8
 MAX_PARAPHRASES = 100
 
 
-def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
+def decompose(
+    means: np.ndarray,
+    within_ss: np.ndarray,
+    n_replicates: float,
+    df_within: float | None = None,
+) -> Arrays:
     """Sums of squares, mean squares and random-effects variance components.
 
     Two-way proxy (C) x wording (P) ANOVA with n replicates per cell and expected mean squares of
@@ -30,7 +35,9 @@ def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Ar
     Args:
         means: cell means, shape (..., C, P).
         within_ss: within-cell sums of squares, shape (..., C, P).
-        n_replicates: replicates per cell.
+        n_replicates: replicates per cell; with unequal cell counts their harmonic mean
+            (unweighted means, :mod:`~culture_probe.analysis._design`).
+        df_within: degrees of freedom of ``within_ss``, sum(n_cp - 1); None for C P (n - 1).
 
     Returns:
         Arrays of shape (...) keyed ``ss_proxy``, ``df_proxy``, ``ms_proxy`` and so on for
@@ -52,7 +59,7 @@ def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Ar
         "proxy": n_proxies - 1,
         "wording": n_wordings - 1,
         "interaction": (n_proxies - 1) * (n_wordings - 1),
-        "residual": n_proxies * n_wordings * (n - 1),
+        "residual": n_proxies * n_wordings * (n - 1) if df_within is None else df_within,
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         for source, df in dfs.items():
@@ -60,17 +67,89 @@ def decompose(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Ar
             out[f"ms_{source}"] = (
                 out[f"ss_{source}"] / df if df > 0 else np.full_like(out["ss_proxy"], np.nan)
             )
-    ms_e = np.nan_to_num(out["ms_residual"]) if n > 1 else np.zeros_like(out["ms_proxy"])
+    replicated = dfs["residual"] > 0
+    ms_e = np.nan_to_num(out["ms_residual"]) if replicated else np.zeros_like(out["ms_proxy"])
     out["raw_var_proxy"] = (out["ms_proxy"] - out["ms_interaction"]) / (n_wordings * n)
     out["raw_var_wording"] = (out["ms_wording"] - out["ms_interaction"]) / (n_proxies * n)
     out["raw_var_interaction"] = (out["ms_interaction"] - ms_e) / n
     for source in ("proxy", "wording", "interaction"):
         out[f"var_{source}"] = np.maximum(out[f"raw_var_{source}"], 0)
-    out["var_residual"] = out["ms_residual"] if n > 1 else np.full_like(out["ms_proxy"], np.nan)
+    out["var_residual"] = (
+        out["ms_residual"] if replicated else np.full_like(out["ms_proxy"], np.nan)
+    )
     return out
 
 
-def indices(parts: Arrays, n_replicates: int, n_wordings: int) -> Arrays:
+def error_kurtosis(
+    within_ss: np.ndarray, within_fourth: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """Excess kurtosis of the within-cell errors, from the residuals around each cell mean, kept >= 0.
+
+    A residual r = e_1 - mean(e) of a cell of n independent errors (variance s2, fourth moment
+    m4) has E[r^2] = s2 (n - 1) / n and E[r^4] - 3 E[r^2]^2 = (m4 - 3 s2^2) c4(n), c4(n) = a^4 +
+    (n - 1) / n^4 with a = (n - 1) / n (expanding (a e_1 - (e_2 + ... + e_n) / n)^4). Pooling the
+    cells: s2 = sum r^2 / sum(n - 1) and gamma = (sum r^4 - 3 s2^2 sum_i c2_i^2) / (s2^2 sum_i
+    c4_i), a sum over responses i with c2 = (n - 1) / n. Normal errors give gamma = 0 up to noise;
+    it is floored at 0 so that the normal-theory degrees of freedom are the least an interval
+    assumes (:func:`effective_degrees`).
+
+    Args:
+        within_ss: per cell, the sum of squared residuals, shape (G, C, P).
+        within_fourth: per cell, the sum of fourth powers of the residuals, shape (G, C, P).
+        counts: per cell, the responses n_cp, shape (G, C, P).
+
+    Returns:
+        gamma per unit, shape (G,); 0 where no cell has two responses.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(n > 0, (n - 1) / n, 0.0)
+        c2 = n * a**2  # per cell: its n responses' (E[r^2] / s2)^2
+        c4 = n * (a**4 + np.where(n > 0, (n - 1) / n**4, 0.0))
+        axes = (-2, -1)
+        s2 = within_ss.sum(axis=axes) / np.maximum((n - 1).clip(0).sum(axis=axes), 1)
+        gamma = (within_fourth.sum(axis=axes) - 3 * s2**2 * c2.sum(axis=axes)) / (
+            s2**2 * c4.sum(axis=axes)
+        )
+    return np.asarray(np.where(np.isfinite(gamma), np.maximum(gamma, 0.0), 0.0))
+
+
+def effective_degrees(parts: Arrays, kurtosis: np.ndarray, n_replicates: np.ndarray) -> Arrays:
+    """``parts`` with the error mean squares' degrees of freedom cut for heavy-tailed errors.
+
+    A mean square of N residual terms with excess kurtosis gamma has Var[MS] / E[MS]^2 = 2 / df +
+    gamma / N in a balanced layout (Box 1953; Atiqullah 1962), the variance of a chi-square with
+    df' = 2 / (2 / df + gamma / N) degrees of freedom: the pivots and the noncentral F then use
+    df'. MS_E's terms are the responses (gamma as :func:`error_kurtosis` estimates it); MS_CP's
+    are the C P cell means, whose error part has kurtosis gamma / n and makes up s2_E / E[MS_CP]
+    of MS_CP (estimated as MS_E / MS_CP, kept in [0, 1]), so its kurtosis is that fraction squared
+    times gamma / n. With Student-t(3) errors the normal-theory df left the culture share's and
+    rho2(1)'s intervals at 90-91% (benchmarks/interval_coverage.py).
+
+    Args:
+        parts: :func:`decompose`'s mean squares and degrees of freedom, each of shape (G,).
+        kurtosis: per unit, shape (G,).
+        n_replicates: per unit, shape (G,).
+    """
+    gamma = np.asarray(kurtosis, dtype=np.float64)
+    n = np.asarray(n_replicates, dtype=np.float64)
+    cells = (parts["df_proxy"] + 1) * (parts["df_wording"] + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.clip(np.nan_to_num(parts["ms_residual"] / parts["ms_interaction"]), 0, 1)
+        cell_kurtosis = fraction**2 * gamma / n
+        out = dict(parts)
+        out["df_residual"] = _shrunk(parts["df_residual"], gamma, cells * n)
+        out["df_interaction"] = _shrunk(parts["df_interaction"], cell_kurtosis, cells)
+    return out
+
+
+def _shrunk(df: np.ndarray, gamma: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrunk = 2 / (2 / df + gamma / terms)
+    return np.asarray(np.where(df > 0, np.minimum(shrunk, df), df))
+
+
+def indices(parts: Arrays, n_replicates: float, n_wordings: int) -> Arrays:
     """Shares, culture-vs-wording index, G-theory reliability and effect sizes.
 
     Culture share, wording-level share, wording-contrast share and CWI = s2_C / (s2_P + s2_CP)
@@ -412,12 +491,12 @@ def cwi_interval(
     :func:`decompose` turn every draw into components truncated at 0, and the bounds are the
     quantiles of the draws' CWI. A draw whose wording components are both 0 has an infinite CWI
     (or 0 when its culture component is 0 too), so an upper bound is ``inf``, unbounded above,
-    exactly when more than (1 - confidence) / 2 of the draws put no variance on the wording: the
-    bounds are never a large finite stand-in. The interval is not widened to hold the estimate.
+    where more than (1 - confidence) / 2 of the draws put no variance on the wording, and where
+    the test of no wording variance at all does not reject (:func:`wording_variance_possible`):
+    the draws alone reach that boundary on about 80% of items whose wording has none. The bounds
+    are never a large finite stand-in, and the interval is not widened to hold the estimate.
     The study's proxies are fixed, so s2_C is drawn as the culture share's interval draws it
-    (:func:`fixed_culture_draws`). Where the wording truly has no variance at all, the upper
-    bound is infinite on about 80% of items, not 97.5%: a boundary the finite draws cannot reach
-    more often. A wording bootstrap covered 79-89% with widths up to 1e28
+    (:func:`fixed_culture_draws`). A wording bootstrap covered 79-89% with widths up to 1e28
     (benchmarks/interval_coverage.py).
 
     Args:
@@ -439,8 +518,35 @@ def cwi_interval(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(culture > 0, culture / (wording + contrast), 0.0)
     low, high = _quantiles(ratio, confidence)
+    high = np.where(wording_variance_possible(parts, confidence), np.inf, high)
     undefined = _undefined(parts)
     return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
+
+
+def wording_variance_possible(parts: Arrays, confidence: float) -> np.ndarray:
+    """Whether the data are consistent with no wording variance at all (s2_P = s2_CP = 0), CWI's
+    denominator: the test of that null does not reject at (1 - confidence) / 2.
+
+    Under the null E[MS_P] = E[MS_CP] = E[MS_E], so F = ((SS_P + SS_CP) / (df_P + df_CP)) / MS_E
+    follows F(df_P + df_CP, df_E). Where it does not reject, an infinite CWI is in the interval
+    and its upper bound is ``inf``; the pivotal draws alone reached ``inf`` on about 80% of items
+    whose wording truly had no variance, since a finite draw of MS_P or MS_CP almost never falls
+    below the drawn error. Without replicates s2_CP holds the residual and is never 0: False.
+
+    Args:
+        parts: :func:`decompose`'s sums of squares, mean squares and degrees of freedom, (G,).
+        confidence: e.g. 0.95.
+    """
+    df_num = np.ravel(np.asarray(parts["df_wording"] + parts["df_interaction"], dtype=np.float64))
+    df_den = np.ravel(np.asarray(parts["df_residual"], dtype=np.float64))
+    ss = (
+        parts["ms_wording"] * parts["df_wording"]
+        + parts["ms_interaction"] * parts["df_interaction"]
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.ravel(np.asarray(ss / df_num / parts["ms_residual"], dtype=np.float64))
+        p_value = stats.f.sf(ratio, df_num, df_den)
+    return np.asarray((df_den > 0) & (df_num > 0) & (p_value >= (1 - confidence) / 2))
 
 
 def pivotal_components(
@@ -526,10 +632,15 @@ def noncentrality_bound(
     return result
 
 
-def item_statistics(means: np.ndarray, within_ss: np.ndarray, n_replicates: int) -> Arrays:
+def item_statistics(
+    means: np.ndarray,
+    within_ss: np.ndarray,
+    n_replicates: float,
+    df_within: float | None = None,
+) -> Arrays:
     """Everything docs/statistics.md#culture-against-wording-the-variance-decomposition reports per
-    unit from cell means: decomposition, tests, W, ICC."""
-    parts = decompose(means, within_ss, n_replicates)
+    unit from cell means: decomposition, tests, W, ICC (``df_within`` as in :func:`decompose`)."""
+    parts = decompose(means, within_ss, n_replicates, df_within)
     out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
     out.update(friedman(*block_ranks(means)))
     out["icc2_1"] = icc_2_1(means)
@@ -558,8 +669,9 @@ BOOTSTRAPPED = (
 def paraphrase_bootstrap(
     means: np.ndarray,
     within_ss: np.ndarray,
-    n_replicates: int,
+    n_replicates: float,
     draws: np.ndarray,
+    df_within: float | None = None,
 ) -> Arrays:
     """Recompute the bootstrapped statistics on wordings resampled with replacement.
 
@@ -572,8 +684,9 @@ def paraphrase_bootstrap(
     Args:
         means: cell means, shape (G, C, P).
         within_ss: within-cell sums of squares, shape (G, C, P).
-        n_replicates: replicates per cell.
+        n_replicates: replicates per cell (their harmonic mean where counts differ).
         draws: wording indices, shape (G, B, P).
+        df_within: as in :func:`decompose`, kept for every resample (it has as many cells).
 
     Returns:
         Arrays of shape (G, B) keyed by :data:`BOOTSTRAPPED`.
@@ -587,7 +700,7 @@ def paraphrase_bootstrap(
     n_wordings = means.shape[-1]
     proxy_means = resampled.mean(axis=-1, keepdims=True)
     resampled = proxy_means + np.sqrt(n_wordings / (n_wordings - 1)) * (resampled - proxy_means)
-    parts = decompose(resampled, resampled_ss, n_replicates)
+    parts = decompose(resampled, resampled_ss, n_replicates, df_within)
     out = {**parts, **indices(parts, n_replicates, n_wordings)}
     out["kendall_w"] = resampled_concordance(block_ranks(means)[0], draws)
     return {name: out[name] for name in BOOTSTRAPPED}

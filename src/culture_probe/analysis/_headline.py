@@ -81,7 +81,7 @@ def headline_sentences(claims: list[Claim], summary: dict[str, Any]) -> list[str
 def _axis_claims(
     axis: str, facts: dict[str, Any], summary: dict[str, Any], tables: dict[str, pd.DataFrame]
 ) -> list[Claim]:
-    claims = [_culture_claim(axis, facts), _wording_claim(axis, facts)]
+    claims = [_culture_claim(axis, facts), *_wording_claims(axis, facts)]
     for build in (_remainder_claim, _verdict_claim, _reversal_claim, _position_claim):
         claim = build(axis, facts)
         if claim is not None:
@@ -172,28 +172,86 @@ def _culture_claim(axis: str, facts: dict[str, Any]) -> Claim:
     )
 
 
-def _wording_claim(axis: str, facts: dict[str, Any]) -> Claim:
-    figures = {
-        **_aggregate(axis, "mean_wording_share", facts, "share"),
-        **_aggregate(axis, "mean_wording_contrast_share", facts, "contrast"),
-    }
-    return Claim(
-        key=f"{axis}:wording_share",
-        axis=axis,
-        kind="share",
-        subject="wording",
-        quantity=TWO_WAY,
-        measure=ORDINAL_MEASURE,
-        unit="share",
-        template=(
-            "In the same model the wording level explains "
-            + interval_template("share")
-            + " and wording-by-culture changes "
-            + interval_template("contrast")
-            + "."
-        ),
-        figures=figures,
-    )
+#: per two-way wording component: its aggregate, the item_stats column of its BH-adjusted test,
+#: the summary count of significant items, what the sentence calls it, and the test's name
+WORDING_COMPONENTS = (
+    (
+        "wording_share",
+        "mean_wording_share",
+        "p_wording_bh",
+        "n_wording_significant",
+        "the wording level",
+        "F = MS_wording / MS_wording x culture per item, Benjamini-Hochberg adjusted",
+    ),
+    (
+        "wording_contrast_share",
+        "mean_wording_contrast_share",
+        "p_interaction_bh",
+        "n_contrast_significant",
+        "wording-by-culture changes",
+        "F = MS_wording x culture / MS_within per item, Benjamini-Hochberg adjusted",
+    ),
+)
+
+
+def _wording_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
+    """One claim per wording component of the proxy x wording model, each with its own F test.
+
+    A component whose estimate would be written "0%" is said to be not distinguishable from
+    zero, with its upper bound where that is above 0, never "0% [0%, 0%]" (docs/statistics.md,
+    "Claims")."""
+    claims = []
+    for key, aggregate, column, count, label, test_name in WORDING_COMPONENTS:
+        figures = _aggregate(axis, aggregate, facts, "share")
+        figures["n"] = _n_items(axis, facts)
+        significant = int(facts.get(count, 0))
+        figures["k"] = Figure(
+            significant,
+            "count",
+            Source(
+                "item_stats",
+                column,
+                (*_ordinal_items(axis), Condition(column, "<", ALPHA)),
+                "count",
+            ),
+        )
+        test = Test(test_name, n=int(facts["n_items"]), n_significant=significant)
+        template = "In the same model " + label + " " + _share_words(figures, label) + "; "
+        template += (
+            "its F test is significant after Benjamini-Hochberg in {k} of {n} items."
+            if significant
+            else "its F test is significant in none of the {n} items."
+        )
+        claims.append(
+            Claim(
+                key=f"{axis}:{key}",
+                axis=axis,
+                kind="share",
+                subject=label,
+                quantity=TWO_WAY,
+                measure=ORDINAL_MEASURE,
+                unit="share",
+                template=template,
+                figures=figures,
+                test=test,
+            )
+        )
+    return claims
+
+
+def _share_words(figures: dict[str, Figure], label: str) -> str:
+    """ "explain 3.1% [0.50%, 6.0%]", or, where the estimate writes as 0, "are not
+    distinguishable from 0 (95% upper bound 2.0%)" with the zero figures dropped."""
+    verb = "explain" if label.endswith("s") else "explains"
+    if figures["share"].value is None or figures["share"].text() != "0%":
+        return verb + " " + interval_template("share")
+    del figures["share"], figures["share_low"]
+    be = "are" if label.endswith("s") else "is"
+    high = figures["share_high"]
+    if high.value is None or high.text() == "0%":
+        del figures["share_high"]
+        return be + " not distinguishable from zero"
+    return be + " not distinguishable from zero (upper bound {share_high})"
 
 
 def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:

@@ -16,6 +16,7 @@ from culture_probe.backends.base import (
     ScoredPrompt,
     ScoringRequest,
     ScoringStopped,
+    check_elicitation,
     renormalise,
 )
 from culture_probe.backends.options import format_options_help, parse_options
@@ -83,6 +84,7 @@ __all__ = [
     "ScoringRequest",
     "ScoringStopped",
     "backend_class",
+    "check_elicitation",
     "create_backend",
     "options_help",
     "renormalise",

@@ -7,27 +7,42 @@ labels had before renormalising (a low mass means the model wanted to say someth
 ``generate`` mode sample text instead and parse it back to an option
 (:mod:`culture_probe.backends.generation`).
 
-Outcomes. ``answered`` results carry a distribution over the labels (in ``generate`` mode one-hot on
-the parsed option). ``refused`` and ``invalid`` results carry NO distribution: ``label_probs`` is
-empty and ``option_mass`` is 0. Neither uniform nor zeros would be honest: uniform reads as "the model
-is undecided", zeros do not sum to 1; an empty vector is what the analysis treats as "no answer"
-(a row of NaN probabilities) while it still counts the refusal and invalid rates.
+Elicitation levels. How the answer is asked for is a design factor (the plan's ``elicitation``
+column, :data:`culture_probe.columns.ELICITATION_LEVELS`), and each level is one method:
 
-Short answers. Items without options (``kind: short_answer``) are written, whatever the backend's
-mode: the runner hands them to :meth:`Backend.write_short_answers`, whose results carry the text in
-``generated`` and no distribution. A backend that cannot write text says so with an error.
+- ``first_token``: :meth:`Backend.score`, as above;
+- ``constrained``: :meth:`Backend.score_constrained` samples a label under a constraint that admits
+  only the labels, under the prompt's seed: ``choice`` is the display position sampled and
+  ``label_probs`` the exact constrained distribution (each label's whole token sequence,
+  renormalised over the labels), or one-hot on ``choice`` where the backend cannot give it;
+- ``written`` and ``open``: :meth:`Backend.write_answers` writes free text; the scoring loop reads
+  it back to an option (:mod:`culture_probe.scoring`).
+
+A backend that lacks a level says so before anything is scored (:func:`check_elicitation`).
+
+Outcomes. ``answered`` results carry a distribution over the labels (in ``generate`` mode one-hot on
+the parsed option). ``refused``, ``invalid`` and ``abstained`` results carry NO distribution:
+``label_probs`` is empty and ``option_mass`` is 0. Neither uniform nor zeros would be honest: uniform
+reads as "the model is undecided", zeros do not sum to 1; an empty vector is what the analysis
+treats as "no answer" (a row of NaN probabilities) while it still counts the refusal and invalid
+rates. ``abstained`` is an open answer that no rule or judge could assign to one option.
+
+Written answers. Items without options (``kind: short_answer``), and the ``written`` and ``open``
+levels, are written whatever the backend's mode: the runner hands them to
+:meth:`Backend.write_answers`, whose results carry the text in ``generated``, ``refused`` for a
+refusal, and no distribution. A backend that cannot write text says so with an error.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from culture_probe.errors import CultureProbeError
 
-OUTCOMES = ("answered", "refused", "invalid")
+OUTCOMES = ("answered", "refused", "invalid", "abstained")
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,8 @@ class ScoringRequest:
 class ScoredPrompt:
     """The backend's answer for one prompt; ``label_probs`` are in display order and sum to 1.
 
-    ``label_probs`` is empty for a ``refused`` or ``invalid`` outcome (see the module docstring).
+    ``label_probs`` is empty for a ``refused``, ``invalid`` or ``abstained`` outcome (see the
+    module docstring).
     """
 
     prompt_id: str
@@ -63,6 +79,9 @@ class ScoredPrompt:
     #: "server" when the server, not the model, spoiled the result (a malformed reply): such an
     #: ``invalid`` result is asked again when the run resumes. Empty for the model's own outcome.
     failure: str = ""
+    #: the display position chosen under a constraint (``constrained``) or read from a written
+    #: answer; -1 where the answer is the most probable label (``first_token``) or there is none
+    choice: int = -1
 
 
 #: backend options that change the answers, so runs that differ in them must not share a key; one
@@ -139,16 +158,42 @@ class Backend(abc.ABC):
     def score(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Score a batch; return one result per request, in the same order."""
 
-    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
-        """Write one free-text answer per request (requests without option labels)."""
+    def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Sample one label per request under a constraint that admits only the labels.
+
+        Each result's ``choice`` is the display position sampled under the request's seed, and
+        its ``label_probs`` the exact constrained distribution over the labels (one-hot on
+        ``choice`` where the backend cannot compute it).
+        """
+        raise unsupported_level(self.info().backend, type(self), "constrained")
+
+    def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """Write one free-text answer per request: ``generated`` holds it, refusals are detected.
+
+        Used for the ``written`` and ``open`` levels and for short-answer items; the results
+        carry no distribution (the scoring loop reads the text back to an option).
+        """
         raise CultureProbeError(
-            f"the {self.info().backend} backend cannot write short answers; "
-            "score short-answer items with the hf, vllm or openai backend"
+            f"the {self.info().backend} backend cannot write answers (elicitation 'written' or "
+            "'open', or short-answer items); use the hf, vllm or openai backend"
         )
 
     def short_answer_decoding(self) -> dict[str, Any]:
-        """Decoding options of :meth:`write_short_answers`; they go into the run key."""
+        """Decoding options of :meth:`write_answers`; they go into the run key."""
         return {}
+
+    @classmethod
+    def elicitation_levels(cls) -> tuple[str, ...]:
+        """The elicitation levels this backend offers: those whose method it implements.
+
+        A class method, so that a run can refuse a level before the model loads.
+        """
+        levels = ["first_token"]
+        if cls.score_constrained is not Backend.score_constrained:
+            levels.append("constrained")
+        if cls.write_answers is not Backend.write_answers:
+            levels += ["written", "open"]
+        return tuple(levels)
 
     def max_prompt_tokens(self) -> int | None:
         """Tokens a prompt may have: the model's context less what it writes; None: unknown.
@@ -173,6 +218,32 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connections."""
+
+
+def unsupported_level(name: str, backend: type[Backend], level: str) -> CultureProbeError:
+    """The error for a plan that asks a backend for an elicitation level it does not offer."""
+    offered = ", ".join(backend.elicitation_levels())
+    return CultureProbeError(
+        f"the {name} backend cannot elicit answers at level '{level}' (study key 'elicitation'); "
+        f"it offers: {offered}"
+    )
+
+
+def check_elicitation(name: str, backend: type[Backend], levels: Iterable[str]) -> None:
+    """Refuse, before the model loads or anything is scored, a level the backend does not offer.
+
+    Args:
+        name: the backend's name, as the user gave it (``hf``, ``openai``...).
+        backend: its class.
+        levels: the plan's elicitation levels.
+
+    Raises:
+        CultureProbeError: naming the backend and the first level it lacks.
+    """
+    offered = backend.elicitation_levels()
+    for level in levels:
+        if level not in offered:
+            raise unsupported_level(name, backend, level)
 
 
 def renormalise(mass_per_label: Sequence[float]) -> tuple[tuple[float, ...], float]:

@@ -146,10 +146,10 @@ def parse_answer(
     position = _explicit_label(cleaned, labels, options, language)
     if position is _CONFLICT:
         return ParsedAnswer("invalid")
-    if position is None and _REFUSAL_PATTERN.search(cleaned):
+    if position is None and is_refusal(cleaned):
         return ParsedAnswer("refused")
     if position is None and len(cleaned.split()) <= _MAX_WORDS_FOR_TEXT:
-        position = _option_text(cleaned, options)
+        position = match_option_text(cleaned, options)
     if position is None:
         return ParsedAnswer("invalid")
     return ParsedAnswer("answered", position)
@@ -234,8 +234,23 @@ def _is_own_option_text(
     return bool(option) and normalise_text(first_line) == option
 
 
-def _option_text(text: str, options: Sequence[str]) -> int | None:
-    """The one option whose text the answer contains, or that the answer is a fragment of."""
+def is_refusal(text: str) -> bool:
+    """Whether a text declines to answer, in any of the probes' languages.
+
+    Example:
+        >>> is_refusal("As an AI, I don't have personal opinions."), is_refusal("Very much.")
+        (True, False)
+    """
+    return bool(_REFUSAL_PATTERN.search(text))
+
+
+def match_option_text(text: str, options: Sequence[str]) -> int | None:
+    """The one option whose text the answer contains, or that the answer is a fragment of.
+
+    Example:
+        >>> match_option_text("Not very important to me", ["Very important", "Not very important"])
+        1
+    """
     answer = normalise_text(text)
     if not answer:
         return None
@@ -288,7 +303,7 @@ def short_answer_result(request: ScoringRequest, text: str) -> ScoredPrompt:
     cleaned = unicodedata.normalize("NFKC", text).strip()
     if not cleaned:
         outcome = "invalid"
-    elif _REFUSAL_PATTERN.search(cleaned):
+    elif is_refusal(cleaned):
         outcome = "refused"
     else:
         outcome = "answered"

@@ -22,7 +22,7 @@ the vocabulary projection at each prompt's last token only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +32,12 @@ from culture_probe.backends.base import (
     BackendInfo,
     ScoredPrompt,
     ScoringRequest,
+)
+from culture_probe.backends.constrained import (
+    LabelTrie,
+    Node,
+    constrained_answer,
+    label_trie,
 )
 from culture_probe.backends.generation import (
     GenerationSettings,
@@ -249,14 +255,59 @@ class HFBackend(Backend):
         if self.mode == "generate":
             return hf_generate(self.model, self.tokenizer, requests, self.generation, self.device)
 
-        encoded = [
+        results: dict[int, ScoredPrompt] = {}
+        for index, log_probs in self._next_token_log_probs(self._encoded(requests)):
+            results[index] = self._score_one(requests[index], log_probs)
+        return [results[index] for index in range(len(requests))]
+
+    def score_constrained(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+        """A label drawn under the labels' trie, and the exact constrained distribution.
+
+        The next-token log-probabilities are read at the prompt's end and after each label prefix
+        that branches (:mod:`culture_probe.backends.constrained`), through the same forward pass
+        as :meth:`score`; the draw is seeded by the prompt's seed.
+        """
+        prompts = self._encoded(requests)
+        tries = [label_trie(self.tokenizer, request.option_labels) for request in requests]
+        reads_at = [
+            (index, node) for index, trie in enumerate(tries) for node in trie.branching_nodes()
+        ]
+        sequences = [prompts[index] + list(node) for index, node in reads_at]
+        reads: list[dict[Node, dict[int, float]]] = [{} for _ in requests]
+        for position, log_probs in self._next_token_log_probs(sequences):
+            index, node = reads_at[position]
+            reads[index][node] = {
+                token: float(log_probs[token]) for token in tries[index].children[node]
+            }
+        return [
+            self._constrained_one(request, trie, node_reads)
+            for request, trie, node_reads in zip(requests, tries, reads, strict=True)
+        ]
+
+    def _constrained_one(
+        self, request: ScoringRequest, trie: LabelTrie, reads: dict[Node, dict[int, float]]
+    ) -> ScoredPrompt:
+        answer = constrained_answer(trie, reads, request.seed)
+        return ScoredPrompt(request.prompt_id, answer.probs, answer.mass, choice=answer.choice)
+
+    def _encoded(self, requests: Sequence[ScoringRequest]) -> list[list[int]]:
+        return [
             self.tokenizer.encode(self.prompt_text(r), add_special_tokens=False) for r in requests
         ]
-        if self.prefix_sharing:
-            return self._score_packed(requests, encoded)
-        return self._score_batched(requests, encoded)
 
-    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+    def _next_token_log_probs(self, sequences: list[list[int]]) -> Iterator[tuple[int, Any]]:
+        """``(index, log-probabilities over the vocabulary)`` after each sequence, in any order.
+
+        Through the engine's prefix trees, or (``prefix_sharing=False``) the reference path.
+        """
+        if self.prefix_sharing:
+            for members, log_probs in self.engine.log_probs_at_ends(sequences):
+                for row, index in enumerate(members):
+                    yield index, log_probs[row]
+            return
+        yield from self._batched_log_probs(sequences)
+
+    def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Sampled free-text answers (greedy at ``temperature=0``), each under its prompt's seed."""
         return hf_generate(
             self.model,
@@ -273,29 +324,17 @@ class HFBackend(Backend):
             "max_tokens": self.generation.max_new_tokens,
         }
 
-    def _score_packed(
-        self, requests: Sequence[ScoringRequest], encoded: list[list[int]]
-    ) -> list[ScoredPrompt]:
-        results: dict[int, ScoredPrompt] = {}
-        for members, log_probs in self.engine.log_probs_at_ends(encoded):
-            for row, index in enumerate(members):
-                results[index] = self._score_one(requests[index], log_probs[row])
-        return [results[index] for index in range(len(requests))]
-
-    def _score_batched(
-        self, requests: Sequence[ScoringRequest], encoded: list[list[int]]
-    ) -> list[ScoredPrompt]:
+    def _batched_log_probs(self, encoded: list[list[int]]) -> Iterator[tuple[int, Any]]:
+        """Sequences sorted by length, in right-padded batches of ``batch_size``."""
         import torch
 
-        order = sorted(range(len(requests)), key=lambda index: len(encoded[index]))
-        results: dict[int, ScoredPrompt] = {}
+        order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 log_probs = self._last_token_log_probs([encoded[index] for index in batch])
                 for row, index in enumerate(batch):
-                    results[index] = self._score_one(requests[index], log_probs[row])
-        return [results[index] for index in range(len(requests))]
+                    yield index, log_probs[row]
 
     def _last_token_log_probs(self, sequences: list[list[int]]) -> Any:
         """Log-probabilities after each sequence's last token, from one right-padded batch.

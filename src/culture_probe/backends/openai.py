@@ -441,7 +441,7 @@ class OpenAIBackend(Backend):
             return self._malformed(request, error)
         return short_answer_result(request, text)
 
-    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+    def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Free-text answers under each prompt's seed, with the generate mode's decoding."""
         return self._run_all(requests, self._write_short_answer)
 

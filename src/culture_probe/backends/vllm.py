@@ -306,7 +306,7 @@ class VLLMBackend(Backend):
             for request, output in zip(requests, outputs, strict=True)
         ]
 
-    def write_short_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
+    def write_answers(self, requests: Sequence[ScoringRequest]) -> list[ScoredPrompt]:
         """Free-text answers under each prompt's seed, with the generate mode's decoding."""
         texts = self._sampled_texts(requests)
         return [

@@ -6,9 +6,17 @@ import pandas as pd
 from markupsafe import Markup
 
 from culture_probe.columns import SCORE_LEGEND
+from culture_probe.formatting import PERCENT
 from culture_probe.report._design_captions import option_position_caption
 from culture_probe.report._rundir import RunData
-from culture_probe.report._shared import floats, missing_note, prompt_link, unit_labels
+from culture_probe.report._shared import (
+    floats,
+    missing_note,
+    nominal_note,
+    ordinal_rows,
+    prompt_link,
+    unit_labels,
+)
 from culture_probe.report.page import Section, collapsible, figure, heading, join, note
 from culture_probe.report.svg import forest_plot, heatmap, histogram, stacked_bar_chart
 
@@ -28,6 +36,7 @@ INFORMATION_COLUMNS = {
 
 def charts_section(data: RunData, names: dict[str, str]) -> Section:
     parts = [
+        nominal_note(data.table("item_stats"), data.plan),
         _cwi_forest(data),
         _variance_shares(data),
         _wording_heatmaps(data, names),
@@ -43,6 +52,9 @@ def _cwi_forest(data: RunData) -> Markup:
     items = data.table("item_stats")
     if items is None or "cwi" not in items:
         return missing_note(data, "item_stats")
+    items = ordinal_rows(items, data.plan)
+    if items.empty:
+        return join(heading("Culture against wording"))
     labels = unit_labels(items)
     chart = forest_plot(
         labels,
@@ -52,6 +64,7 @@ def _cwi_forest(data: RunData) -> Markup:
         title="Culture-vs-wording index per item (95% CI)",
         reference=1.0,
         log_scale=True,
+        value_format="{:.2g}",
         value_label="CWI = s2_culture / (s2_wording + s2_wording x culture); log scale",
     )
     caption = "Right of the dashed line, culture moves the answer more than the wording does."
@@ -62,6 +75,9 @@ def _variance_shares(data: RunData) -> Markup:
     items = data.table("item_stats")
     if items is None:
         return Markup("")
+    items = ordinal_rows(items, data.plan)
+    if items.empty:
+        return join(heading("Variance shares"))
     shares = {label: floats(items[c]) for c, label in SHARE_COLUMNS.items() if c in items}
     if not shares:
         return note("item_stats has no variance shares; the stacked bars are left out.")
@@ -82,7 +98,7 @@ def _wording_heatmaps(data: RunData, names: dict[str, str]) -> Markup:
     cells = data.table("wording_cells")
     if cells is None:
         return join(heading("Answers per proxy and wording"), missing_note(data, "wording_cells"))
-    shown = cells.loc[cells["proxy_kind"].isin(["culture", "placebo"])]
+    shown = ordinal_rows(cells.loc[cells["proxy_kind"].isin(["culture", "placebo"])], data.plan)
     folds = []
     for index, (item, unit) in enumerate(shown.groupby("item_id", sort=True)):
         grid = unit.pivot_table(
@@ -109,7 +125,8 @@ def _spread_histogram(data: RunData) -> Markup:
     cells = data.table("cell_stats")
     if cells is None or "wording_spread" not in cells:
         return join(heading("Wording spread"), missing_note(data, "cell_stats"))
-    culture = cells.loc[cells["proxy_kind"] == "culture", "wording_spread"]
+    ordinal = ordinal_rows(cells, data.plan)
+    culture = ordinal.loc[ordinal["proxy_kind"] == "culture", "wording_spread"]
     chart = histogram(
         floats(culture),
         title="How far the wording alone moves one proxy's answer",
@@ -164,13 +181,16 @@ def _placebo_forest(data: RunData) -> Markup:
     needed = ("culture_minus_placebo", "culture_minus_placebo_low", "culture_minus_placebo_high")
     if not all(c in controls for c in needed) or controls[needed[0]].isna().all():
         return join(heading("Controls"), note("This run has no placebo proxies to compare with."))
+    controls = ordinal_rows(controls, data.plan)
+    if controls.empty:
+        return join(heading("Controls"))
     total = _total_variance(controls, data.table("item_stats"))
     caption = "Right of zero: real proxies move the answer more than irrelevant personas do."
     if total.isna().all():  # no components to divide by: raw variance, named so on the axis
         scaled, value_format = controls, "{:.3g}"
         value_label = "s2_culture - s2_placebo (variance of the expected answer, not a share)"
     else:
-        scaled, value_format = controls[list(needed)].div(total, axis=0), "{:.1%}"
+        scaled, value_format = controls[list(needed)].div(total, axis=0), PERCENT
         value_label = "(s2_culture - s2_placebo) / the item's total answer variance"
         caption += (
             " Both variances are divided by the item's total variance (culture, wording, "

@@ -100,3 +100,36 @@ def model_name(manifest: dict[str, Any]) -> str | None:
     if isinstance(model, dict):
         model = model.get("name") or model.get("id") or model.get("path")
     return str(model) if model else None
+
+
+def ordinal_rows(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` on ordinal items.
+
+    An expected answer (0 = first option, 1 = last) and every variance of it mean nothing for
+    options with no order, so charts of it show ordinal items only; nominal items are measured on
+    their option distributions (docs/statistics.md, "Nominal items"), see :func:`nominal_note`.
+    """
+    return frame.loc[_item_scales(frame, plan).eq("ordinal").to_numpy()]
+
+
+def nominal_note(frame: pd.DataFrame | None, plan: pd.DataFrame) -> Markup:
+    """A note naming the items of ``frame`` that charts of the expected answer leave out."""
+    if frame is None:
+        return Markup("")
+    scales = _item_scales(frame, plan)
+    left_out = sorted(set(frame.loc[scales.ne("ordinal").to_numpy(), "item_id"].astype(str)))
+    if not left_out:
+        return Markup("")
+    by_item = dict(zip(frame["item_id"].astype(str), scales, strict=True))
+    listed = ", ".join(f"{item} ({by_item[item]})" for item in left_out)
+    return note(
+        f"The charts of this section leave out {listed}. The expected answer is a position on an "
+        "ordered scale, so it is charted for ordinal items only; nominal items are measured on "
+        "their option distributions (Gini variation, Jensen-Shannon distances, modal agreement: "
+        "the verdict and the nominal_stats table)."
+    )
+
+
+def _item_scales(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.Series:
+    scales = plan.drop_duplicates("item_id").set_index("item_id")["scale"].astype(str)
+    return frame["item_id"].astype(str).map(scales).fillna("no scale")

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
-from culture_probe.formatting import format_interval
+from culture_probe.formatting import ValueFormat, format_interval, format_percent, format_ratio
 from culture_probe.report._rundir import RunData
 from culture_probe.report._shared import missing_note, present, prompt_link, records
 from culture_probe.report.page import Section, bullet_list, collapsible, heading, join, paragraph
@@ -30,7 +30,16 @@ def verdict_section(data: RunData) -> Section:
     if findings:
         parts.append(heading("What the analysis found"))
         parts.append(bullet_list(findings, "verdicts"))
-    per_item = bullet_list([_item_verdict(row) for row in records(items)], "verdicts")
+    nominal = data.table("nominal_stats")
+    per_item = bullet_list(
+        [
+            _nominal_item_verdict(row, nominal)
+            if row.get("scale") == "nominal" and nominal is not None
+            else _item_verdict(row)
+            for row in records(items)
+        ],
+        "verdicts",
+    )
     # a long list would push the charts off the first screen; it folds away past a handful of items
     parts.append(collapsible(f"Per item ({len(items)})", per_item, open=len(items) <= 6))
     return Section("Verdict", join(*parts))
@@ -69,7 +78,7 @@ def _axis_verdict(axis: str, rows: pd.DataFrame, aggregates: dict[str, Any]) -> 
     return sentence + "."
 
 
-def _interval(aggregate: dict[str, Any], value_format: str) -> str:
+def _interval(aggregate: dict[str, Any], value_format: ValueFormat) -> str:
     return format_interval(
         aggregate["estimate"], aggregate.get("ci_low"), aggregate.get("ci_high"), value_format
     )
@@ -78,7 +87,7 @@ def _interval(aggregate: dict[str, Any], value_format: str) -> str:
 def _item_verdict(row: dict[str, Any]) -> Markup:
     parts = []
     for name, label, value_format in (
-        ("cwi", "CWI", "{:.2f}"),
+        ("cwi", "CWI", format_ratio),
         ("culture_share", "culture share", "{:.0%}"),
         ("kendall_w", "Kendall's W", "{:.2f}"),
         ("rho2_1", "single-wording reliability", "{:.2f}"),
@@ -92,3 +101,29 @@ def _item_verdict(row: dict[str, Any]) -> Markup:
     return Markup('<a href="{}">{}</a> ({}): <strong>{}</strong>. {}').format(
         prompt_link(row["item_id"]), row["item_id"], row.get("axis", ""), verdict, "; ".join(parts)
     )
+
+
+def _nominal_item_verdict(row: dict[str, Any], nominal: pd.DataFrame) -> Markup:
+    """A nominal item in its own measure: the Gini variation's split, distances, modal agreement.
+
+    Its ``item_stats`` row holds expected-position figures (CWI, Kendall's W) that mean nothing for
+    options with no order; they are not shown here.
+    """
+    rows = nominal.loc[(nominal["item_id"] == row["item_id"]) & (nominal["axis"] == row["axis"])]
+    head = Markup('<a href="{}">{}</a> ({}): <strong>nominal</strong>. ').format(
+        prompt_link(row["item_id"]), row["item_id"], row.get("axis", "")
+    )
+    if rows.empty:
+        return head + "No option-distribution measures were computed for it."
+    culture = rows.loc[rows["kind"].isin(["proxy", "proxy interaction"]), "share"].sum()
+    leading = rows.loc[rows["share"].idxmax()]
+    first = rows.iloc[0]
+    text = (
+        f"Gini variation (CATANOVA): the proxies explain {format_percent(culture)} of it, "
+        f"{leading['factor']} the most ({format_percent(leading['share'])}); Jensen-Shannon distance "
+        f"{first['js_between_proxies']:.3f} bits between proxies and "
+        f"{first['js_between_wordings']:.3f} bits between wordings; the most likely answer is "
+        f"the same for {first['modal_agreement_proxies']:.0%} of proxy pairs and "
+        f"{first['modal_agreement_wordings']:.0%} of wording pairs"
+    )
+    return head + text

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from culture_probe.formatting import format_interval
+from culture_probe.formatting import PERCENT, format_interval, format_percent
 from culture_probe.report._missing import is_missing
 
 Number = float | int | None
@@ -153,7 +153,11 @@ def _num(value: float) -> str:
 
 
 def _fmt(value: Number, value_format: str) -> str:
-    return "n/a" if is_missing(value) else value_format.format(value)
+    """A mark's label; a share in whole percents keeps two significant digits below 1%, so that
+    a small non-zero share never reads as "0%"."""
+    if value is None or is_missing(value):
+        return "n/a"
+    return format_percent(float(value)) if value_format == PERCENT else value_format.format(value)
 
 
 @dataclass(frozen=True)

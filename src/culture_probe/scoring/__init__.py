@@ -2,6 +2,7 @@
 
 - :mod:`._identity`: what identifies a run (the run key, the manifest, the default folder);
 - :mod:`._loop`: requests, the scoring loop, results in canonical option order;
+- :mod:`._levels`: how each elicitation level is asked and its answers read back;
 - :mod:`._short_answers`: written short answers matched against annotated ones (BLEnD);
 - :mod:`._responses`: the study's human data copied in, ``responses.parquet`` written out.
 """
@@ -12,6 +13,7 @@ from culture_probe.scoring._identity import (
     has_short_answers,
     plan_hash,
 )
+from culture_probe.scoring._levels import levels_asked, prompts_per_level
 from culture_probe.scoring._loop import (
     ProgressCallback,
     first_line,
@@ -41,8 +43,10 @@ __all__ = [
     "default_run_dir",
     "first_line",
     "has_short_answers",
+    "levels_asked",
     "normalise_answer",
     "plan_hash",
+    "prompts_per_level",
     "requests_for",
     "score_plan",
     "score_short_answers",

@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 
 from culture_probe.backends import Backend
+from culture_probe.columns import WRITTEN_LEVELS
 from culture_probe.design import short_hash
 from culture_probe.planning import PreparedStudy
+from culture_probe.scoring._levels import levels_asked
 from culture_probe.study import SHORT_ANSWER_SCALE
 
 
@@ -32,6 +34,8 @@ def build_manifest(prepared: PreparedStudy, backend: Backend) -> dict[str, Any]:
     if writes:
         # Written answers depend on the decoding even when choice items read log-probabilities.
         key = {**key, "short_answers": backend.short_answer_decoding()}
+    if set(levels_asked(prepared.plan)) & set(WRITTEN_LEVELS):
+        key = {**key, "written_answers": backend.short_answer_decoding()}
     manifest = {
         "study": study.id,
         "title": study.title,

@@ -7,7 +7,9 @@ negative probability, a sum far from 1) becomes an ``invalid`` result with the r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -15,11 +17,9 @@ import pandas as pd
 
 from culture_probe.backends import Backend, ScoredPrompt, ScoringRequest, ScoringStopped
 from culture_probe.errors import CultureProbeError
+from culture_probe.scoring._levels import Elicitation, ReadAnswer, elicitation_for, levels_of
 from culture_probe.store import RunDirectory, distribution_problem
-from culture_probe.study import SHORT_ANSWER_SCALE
 
-#: a backend method that turns requests into results (``score`` or ``write_short_answers``)
-ScoreCall = Callable[[Sequence[ScoringRequest]], list[ScoredPrompt]]
 #: called after each chunk with the number of prompts just finished
 ProgressCallback = Callable[[int], None]
 
@@ -43,11 +43,15 @@ def requests_for(plan: pd.DataFrame) -> list[ScoringRequest]:
     return requests
 
 
-def to_canonical(result: ScoredPrompt, display_to_canonical: Sequence[int]) -> dict[str, Any]:
+def to_canonical(
+    result: ScoredPrompt, display_to_canonical: Sequence[int], mapped_by: str = ""
+) -> dict[str, Any]:
     """A result row with probabilities moved from display order to canonical option order.
 
-    A refused or invalid result has no distribution: its ``probs`` stay empty and ``answer`` is -1.
-    So does a result whose probabilities are not a distribution, which becomes ``invalid``.
+    A refused, abstained or invalid result has no distribution: its ``probs`` stay empty and
+    ``answer`` is -1. So does a result whose probabilities are not a distribution, which becomes
+    ``invalid``. The answer is the option at the result's ``choice`` where it has one (a label
+    sampled under a constraint), else the most probable option.
 
     Example:
         >>> to_canonical(ScoredPrompt("p", (0.75, 0.25), 1.0), [1, 0])["probs"]
@@ -67,18 +71,24 @@ def to_canonical(result: ScoredPrompt, display_to_canonical: Sequence[int]) -> d
             if problem is None
             else f"the backend gave no distribution: {problem}",
             "failure": result.failure,
+            "mapped_by": mapped_by,
         }
     probs = np.zeros(len(display_to_canonical))
     for position, canonical in enumerate(display_to_canonical):
         probs[canonical] = result.label_probs[position]
-    answered = result.outcome == "answered"
+    chosen = (
+        int(display_to_canonical[result.choice])
+        if 0 <= result.choice < len(display_to_canonical)
+        else int(np.argmax(probs))
+    )
     return {
         "probs": probs.tolist(),
         "option_mass": float(result.option_mass),
-        "answer": int(np.argmax(probs)) if answered else -1,
+        "answer": chosen if result.outcome == "answered" else -1,
         "outcome": result.outcome,
         "generated": result.generated,
         "failure": result.failure,
+        "mapped_by": mapped_by,
     }
 
 
@@ -88,25 +98,32 @@ def score_plan(
     backend: Backend,
     on_progress: ProgressCallback | None = None,
     chunk_size: int | None = None,
+    seconds_per_level: dict[str, float] | None = None,
 ) -> int:
     """Score every prompt that has no result yet, saving a chunk at a time; returns how many.
 
     A prompt whose last result the server spoiled (a malformed reply) is asked again. Prompts
-    with identical messages (and seed) are sent to the backend once; in ``logprobs`` mode their
-    answer is deterministic, and a sample is seeded by its prompt, so the result is shared.
-    Short-answer items (the plan's ``scale`` is ``short_answer``) have no labels to read: they go
-    to :meth:`Backend.write_short_answers`, and their text is kept in ``generated``.
+    with identical messages, seed and elicitation level are sent to the backend once; in
+    ``logprobs`` mode their answer is deterministic, and a sample is seeded by its prompt, so the
+    result is shared. Each elicitation level goes to its own backend method and reader
+    (:mod:`culture_probe.scoring._levels`); short-answer items (the plan's ``scale`` is
+    ``short_answer``) go to :meth:`Backend.write_answers`, and their text is kept in ``generated``.
+
+    Args:
+        seconds_per_level: where given, the wall time spent on each level (asking and reading)
+            is added to it.
     """
     run.remove_stale_temporaries()
     done = run.answered_ids()
     todo = plan[~plan["prompt_id"].isin(done)]
     scored = 0
     for chunk in _chunks(todo, chunk_size or backend.preferred_chunk_size):
-        for part, score in _by_scoring(chunk, backend):
+        for part, elicitation in _by_scoring(chunk, backend):
             try:
-                results = _score_chunk(part, score)
+                with _timed(seconds_per_level, elicitation.level):
+                    results = _score_chunk(part, elicitation)
             except ScoringStopped as stopped:
-                _save_completed(run, part, stopped)
+                _save_completed(run, part, elicitation, stopped)
                 raise
             except CultureProbeError:
                 raise
@@ -117,6 +134,17 @@ def score_plan(
             if on_progress is not None:
                 on_progress(len(part))
     return scored
+
+
+@contextmanager
+def _timed(seconds: dict[str, float] | None, level: str) -> Iterator[None]:
+    """Add the wall time of the block to ``seconds[level]`` (nothing when ``seconds`` is None)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if seconds is not None:
+            seconds[level] = seconds.get(level, 0.0) + time.perf_counter() - started
 
 
 def first_line(error: BaseException) -> str:
@@ -140,13 +168,13 @@ def _backend_failure(error: Exception, backend: Backend, saved: int) -> CultureP
     )
 
 
-def _by_scoring(chunk: pd.DataFrame, backend: Backend) -> Iterator[tuple[pd.DataFrame, ScoreCall]]:
-    """The chunk's choice rows with ``score``, its short-answer rows with ``write_short_answers``."""
-    writes = (chunk["scale"] == SHORT_ANSWER_SCALE).to_numpy()
-    if (~writes).any():
-        yield chunk.loc[~writes], backend.score
-    if writes.any():
-        yield chunk.loc[writes], backend.write_short_answers
+def _by_scoring(
+    chunk: pd.DataFrame, backend: Backend
+) -> Iterator[tuple[pd.DataFrame, Elicitation]]:
+    """The chunk's rows of each elicitation level (short answers apart), with how to ask them."""
+    levels = levels_of(chunk)
+    for level in dict.fromkeys(levels):
+        yield chunk.loc[levels == level], elicitation_for(str(level), backend)
 
 
 def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
@@ -155,40 +183,47 @@ def _chunks(plan: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
 
 
 def _dedup_key(chunk: pd.DataFrame) -> pd.Series:
-    """Prompts with the same key (messages and seed) get one backend call and share its result."""
-    return chunk["text_hash"] + ":" + chunk["seed"].astype(str)
+    """Prompts with the same key (messages, seed and level) get one backend call and share it."""
+    return chunk["text_hash"] + ":" + chunk["seed"].astype(str) + ":" + levels_of(chunk)
 
 
-def _save_completed(run: RunDirectory, chunk: pd.DataFrame, stopped: ScoringStopped) -> None:
+def _save_completed(
+    run: RunDirectory, chunk: pd.DataFrame, elicitation: Elicitation, stopped: ScoringStopped
+) -> None:
     """Save the results a backend finished before it stopped, so that a rerun skips them."""
     dedup_key = _dedup_key(chunk)
     unique_keys = list(dedup_key.loc[~dedup_key.duplicated()])
     by_key = {unique_keys[position]: result for position, result in stopped.completed.items()}
-    rows = _rows(chunk, dedup_key, by_key)
+    rows = _rows(chunk, dedup_key, by_key, elicitation)
     if rows:
         run.append_chunk(pd.DataFrame(rows))
 
 
-def _score_chunk(chunk: pd.DataFrame, score: ScoreCall) -> pd.DataFrame:
+def _score_chunk(chunk: pd.DataFrame, elicitation: Elicitation) -> pd.DataFrame:
     dedup_key = _dedup_key(chunk)
     unique = chunk.loc[~dedup_key.duplicated()]
-    results = score(requests_for(unique))
+    results = elicitation.ask(requests_for(unique))
     if len(results) != len(unique):
         raise CultureProbeError(
             f"the backend returned {len(results)} results for {len(unique)} prompts"
         )
     by_key = dict(zip(dedup_key.loc[unique.index], results, strict=True))
-    return pd.DataFrame(_rows(chunk, dedup_key, by_key))
+    return pd.DataFrame(_rows(chunk, dedup_key, by_key, elicitation))
 
 
 def _rows(
-    chunk: pd.DataFrame, dedup_key: pd.Series, by_key: dict[str, ScoredPrompt]
+    chunk: pd.DataFrame,
+    dedup_key: pd.Series,
+    by_key: dict[str, ScoredPrompt],
+    elicitation: Elicitation,
 ) -> list[dict[str, Any]]:
-    """One result row per prompt of ``chunk`` whose key has a result."""
+    """One result row per prompt of ``chunk`` whose key has a result, read at its level."""
+    answered = chunk.loc[dedup_key.isin(list(by_key)).to_numpy()]
+    raw = [by_key[key] for key in dedup_key.loc[answered.index]]
+    read: list[ReadAnswer] = elicitation.read(answered, requests_for(answered), raw)
     return [
-        {"prompt_id": prompt_id, **to_canonical(by_key[key], display)}
-        for prompt_id, key, display in zip(
-            chunk["prompt_id"], dedup_key, chunk["display_to_canonical"], strict=True
+        {"prompt_id": prompt_id, **to_canonical(answer.result, display, answer.mapped_by)}
+        for prompt_id, answer, display in zip(
+            answered["prompt_id"], read, answered["display_to_canonical"], strict=True
         )
-        if key in by_key
     ]

@@ -23,20 +23,25 @@ SUM_TOLERANCE = 1e-4
 SERVER_FAILURE = "server"
 #: the column that tells the two apart; chunks written before it existed have none (all model's own)
 FAILURE = "failure"
+#: the rule or judge that read a written or open answer; chunks written before it have none
+MAPPED_BY = "mapped_by"
+#: columns added after the first run folders were written, empty in the chunks that lack them
+LATER_COLUMNS = (FAILURE, MAPPED_BY)
 
 
-def with_failure_column(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``failure`` column ("" where it had none): older chunks lack it."""
-    if FAILURE in frame.columns:
-        return frame
-    return frame.assign(**{FAILURE: ""})
+def with_later_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with :data:`LATER_COLUMNS` ("" where it had none): older chunks lack them."""
+    missing = {column: "" for column in LATER_COLUMNS if column not in frame.columns}
+    return frame.assign(**missing) if missing else frame
 
 
 def chunk_problem(frame: pd.DataFrame) -> str | None:
     """Why a chunk of results cannot be trusted, or None when every row is valid."""
-    missing = [column for column in RESPONSE_COLUMNS if column not in frame.columns]
-    if FAILURE in missing:
-        missing.remove(FAILURE)
+    missing = [
+        column
+        for column in RESPONSE_COLUMNS
+        if column not in frame.columns and column not in LATER_COLUMNS
+    ]
     if missing:
         return f"lacks the columns {', '.join(missing)}"
     found = first_invalid_probabilities(frame["probs"])

@@ -23,7 +23,7 @@ from culture_probe.store._chunks import (
     FAILURE,
     SERVER_FAILURE,
     chunk_problem,
-    with_failure_column,
+    with_later_columns,
 )
 from culture_probe.store._files import (
     ANSWERS,
@@ -262,7 +262,7 @@ class RunDirectory:
         existing = self.chunk_paths()
         number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
         target = self.path / CHUNKS / f"chunk-{number:06d}.parquet"
-        write_parquet(target, with_failure_column(results)[list(RESPONSE_COLUMNS)])
+        write_parquet(target, with_later_columns(results)[list(RESPONSE_COLUMNS)])
         return target
 
     def remove_stale_temporaries(self) -> None:
@@ -319,6 +319,25 @@ class RunDirectory:
         if backend.get("options") == options:
             return
         backend["options"] = options
+        write_json(self.path / MANIFEST, manifest)
+
+    def record_elicitation(self, prompts: dict[str, int], seconds: dict[str, float]) -> None:
+        """Write the prompts of each elicitation level, and the wall time spent scoring it.
+
+        The seconds add up over the sessions of a resumed run, so that the manifest holds what
+        each level cost in all (``elicitation.<level>.seconds``).
+        """
+        manifest = self.manifest()
+        before = manifest.get("elicitation", {})
+        manifest["elicitation"] = {
+            level: {
+                "prompts": count,
+                "seconds": round(
+                    float(before.get(level, {}).get("seconds", 0.0)) + seconds.get(level, 0.0), 3
+                ),
+            }
+            for level, count in prompts.items()
+        }
         write_json(self.path / MANIFEST, manifest)
 
     def _record_repairs(self, repairs: list[dict[str, str]]) -> None:
@@ -391,4 +410,4 @@ def _read_chunk(path: Path) -> pd.DataFrame:
         frame = read_parquet(path, hint)
     except InputError as error:
         raise InputError(f"a results chunk {error.message}", path=path, hint=hint) from error
-    return with_failure_column(frame)
+    return with_later_columns(frame)

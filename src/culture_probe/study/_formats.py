@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from culture_probe.columns import ELICITATION_LEVELS
 from culture_probe.errors import InputError
 from culture_probe.schema import Field, Schema, expected_choice, require_mapping
 from culture_probe.study._model import (
@@ -160,6 +161,47 @@ def _shots(block: Located, items: tuple[ProbeItem, ...]) -> tuple[int, ...]:
             )
         out.append(value)
     return tuple(dict.fromkeys(out))
+
+
+def load_elicitations(raw: Located) -> tuple[str, ...]:
+    """The study's ``elicitation`` levels: a list (or one name) of known levels, each once.
+
+    Example: ``elicitation: [first_token, written]``. Without the key, ``first_token`` alone.
+    """
+    if "elicitation" not in raw:
+        return ELICITATION_LEVELS[:1]
+    value = raw["elicitation"]
+    entries = value if isinstance(value, LocatedList) else [value]
+    if not entries:
+        raise InputError(
+            "expected a non-empty list of elicitation levels",
+            path=raw.path,
+            line=raw.line_of("elicitation"),
+            key="elicitation",
+            hint=f"expected some of: {', '.join(ELICITATION_LEVELS)}",
+        )
+    levels: list[str] = []
+    for index, level in enumerate(entries):
+        line = entries.line_of(index) if isinstance(entries, LocatedList) else None
+        problem = _elicitation_problem(level, levels)
+        if problem:
+            raise InputError(
+                problem,
+                path=raw.path,
+                line=line or raw.line_of("elicitation"),
+                key="elicitation",
+                hint=expected_choice(str(level), ELICITATION_LEVELS),
+            )
+        levels.append(level)
+    return tuple(levels)
+
+
+def _elicitation_problem(level: object, earlier: list[str]) -> str | None:
+    if not isinstance(level, str) or level not in ELICITATION_LEVELS:
+        return f"unknown elicitation level {level!r}"
+    if level in earlier:
+        return f"elicitation level '{level}' is given twice"
+    return None
 
 
 def load_order_policy(raw: Located) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:

@@ -26,7 +26,12 @@ from culture_probe.schema import (
     require_str,
     string_list,
 )
-from culture_probe.study._formats import load_budget, load_formats, load_order_policy
+from culture_probe.study._formats import (
+    load_budget,
+    load_elicitations,
+    load_formats,
+    load_order_policy,
+)
 from culture_probe.study._framings import load_language_framings
 from culture_probe.study._items import load_items
 from culture_probe.study._model import (
@@ -65,6 +70,7 @@ STUDY = Schema(
         "option_labels": Field(default="letters", choices=LABEL_STYLES),
         "formats": Field("mapping"),
         "budget": Field("any"),
+        "elicitation": Field("any"),
         "seeds": Field("list"),
         "language": Field(),
         "languages": Field("str_list"),
@@ -144,6 +150,7 @@ def load_study(
         order_policy=order_policy,
         formats=load_formats(raw, items, spec["option_labels"]),
         budget=load_budget(raw, budget, str(path)),
+        elicitations=load_elicitations(raw),
     )
     _check_baseline(raw, path, study)
     return study

@@ -215,6 +215,9 @@ class Study:
     order_policy: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scale -> orders
     formats: Formats = field(default_factory=Formats)
     budget: Budget | None = None
+    #: how the answer is asked for, one level of :data:`culture_probe.columns.ELICITATION_LEVELS`
+    #: each (the study's ``elicitation`` key; ``first_token`` alone when it has none)
+    elicitations: tuple[str, ...] = ("first_token",)
 
     @property
     def content_hash(self) -> str:
