@@ -19,12 +19,12 @@ def test_every_taxonomy_cell_is_listed_with_the_studies_that_cover_it(repo: Path
     catalogue = build_catalogue(taxonomy_path)
     cells = {cell.id: cell for cell in catalogue.cells}
     assert len(cells) == len(load_taxonomy(taxonomy_path).categories)
-    assert cells["food_and_drink"].studies == ["food", "food_religion"]
+    assert cells["food_and_drink"].studies == ["food", "food_religion", "food_religion_languages"]
     assert cells["food_and_drink"].probes == ["probes/food", "probes/food_religion"]
     assert "food_religion" in cells["religion"].studies  # a crossed study covers each of its axes
     assert cells["subnational_region"].studies == ["food"]
     assert set(cells["region"].studies) >= {"values", "food", "social", "technology", "names"}
-    assert cells["language"].studies == ["values_languages"]
+    assert cells["language"].studies == ["food_religion_languages", "values_languages"]
     assert cells["ethnicity"].studies == [] and cells["kinship"].status == "not_yet_studied"
     assert catalogue.problems == {}
 
@@ -37,7 +37,9 @@ def test_a_broken_study_is_reported_not_fatal(tmp_path: Path, repo: Path) -> Non
     catalogue = build_catalogue(tmp_path / "taxonomy" / "taxonomy.yaml")
     problem = catalogue.problems[str(broken)]
     assert "unknown Region value 'USA'" in problem
-    assert [c.studies for c in catalogue.cells if c.id == "food_and_drink"] == [["food_religion"]]
+    assert [c.studies for c in catalogue.cells if c.id == "food_and_drink"] == [
+        ["food_religion", "food_religion_languages"]
+    ]
 
 
 def test_list_json_for_machines(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

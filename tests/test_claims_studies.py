@@ -18,6 +18,7 @@ from culture_probe.analysis import analyze, assert_consistent, tidy_responses
 SLICES = {
     "values": ("family_importance", "JP,NG"),
     "values_languages": ("family_importance", "CN,JP"),
+    "values_elicitation": ("family_importance", "US,JP"),
     "food": ("pork_acceptability,morning_drink", "IN,JP"),
     "food_religion": ("pork_at_home", "IN+islam,IN+hinduism,US+islam,US+hinduism"),
     "food_religion_languages": (

@@ -395,7 +395,7 @@ class DesignUnit:
     def grid(self) -> UnitGrid:
         """The levels of every context factor per proxy, and the proxies' groups and axes."""
         shared = [len(self.paraphrases), len(self.orders), *(len(v) for v in self.variants)]
-        elicitations = [len(self.elicitations)] if len(self.factors) == len(CONTEXT_FACTORS) else []
+        elicitations = [len(self.elicitations)] if "elicitation" in self.factors else []
         levels = np.array(
             [
                 [*shared, len(self.framings(proxy)), len(self.seeds), *elicitations]
@@ -747,6 +747,7 @@ def _question_block(
         question=question,
         options=[
             {"label": label, "text": text, "line": line}
+            # none under ``open``: ``lines`` is empty there
             for label, text, line in zip(enumerated.labels, shown, lines, strict=False)
         ],
         options_block=variant.separator.join(lines),

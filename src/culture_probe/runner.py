@@ -138,10 +138,8 @@ def run_study(
     events = events or RunEvents()
     prepared = prepare(settings.study, settings.filters)
     events.prepared(prepared)
-    if backend is None and settings.ray is None:  # refused before the model loads
-        check_elicitation(
-            settings.backend, backend_class(settings.backend), levels_asked(prepared.plan)
-        )
+    if backend is None:  # a level the backend lacks is refused before the model loads
+        _check_levels_before_loading(settings, prepared)
     with ExitStack() as held:
         # Held from the first write to the report. A busy --out is refused before the model loads;
         # the default folder is named by the model, so it is locked once the model has loaded.
@@ -176,6 +174,17 @@ def _backend_for(
         yield engine
     finally:
         engine.close()
+
+
+def _check_levels_before_loading(settings: RunSettings, prepared: PreparedStudy) -> None:
+    """Refuse a plan with an elicitation level that the backend to be loaded does not offer."""
+    levels = levels_asked(prepared.plan)
+    if settings.ray is None:
+        check_elicitation(settings.backend, backend_class(settings.backend), levels)
+        return
+    from culture_probe.distributed import RayBackend
+
+    check_elicitation(f"Ray-replicated {settings.backend}", RayBackend, levels)
 
 
 def load_backend(settings: RunSettings) -> Backend:

@@ -9,10 +9,12 @@ label's sequence probability, renormalised over the labels::
 
 where ``p(end | s)`` is 1 unless ``s`` also begins a longer label, in which case it is the
 probability of anything but the tokens that go on into it. The label is drawn token by token,
-under the prompt's seed: at each node of the trie only the tokens that continue a label are
-admitted, each weighted by the probability of the labels it leads to. A plain mask that
-renormalised the next token at each step would draw from another distribution as soon as two
-labels shared a first token; weighted so, the draw follows the distribution reported beside it.
+under the prompt's seed and its messages (:func:`draw_seed`: the same prompt and seed draw the same
+label; prompts asked under one seed draw independently of each other). At each node of the trie
+only the tokens that continue a label are admitted, each weighted by the probability of the labels
+it leads to. A plain mask that renormalised the next token at each step would draw from another
+distribution as soon as two labels shared a first token; weighted so, the draw follows the
+distribution reported beside it.
 
 Only the next-token log-probabilities at the trie's branching nodes are needed
 (:meth:`LabelTrie.branching_nodes`): one forward read at the prompt's end for labels of one token
@@ -28,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from culture_probe.backends.base import renormalise
+from culture_probe.backends.base import ScoringRequest, renormalise
 from culture_probe.backends.labels import label_spellings
 
 #: a node of the trie: the label tokens written so far (the root is the empty tuple)
@@ -98,13 +101,28 @@ class ConstrainedAnswer:
     choice: int
 
 
-def constrained_answer(trie: LabelTrie, reads: NextLogProbs, seed: int) -> ConstrainedAnswer:
+def draw_seed(request: ScoringRequest) -> list[int]:
+    """The random seed of a prompt's draw: its ``seed`` and a hash of its messages.
+
+    With the seed alone, every prompt of a study asked under seed 0 would take the same random
+    number, and so the same quantile of its own distribution; with the messages beside it, the
+    draws of different prompts are independent, and the same prompt under the same seed (in a
+    resumed run, or duplicated in the plan) draws the same label.
+    """
+    messages = f"{request.system}\x00{request.user}".encode()
+    return [request.seed, int.from_bytes(hashlib.sha256(messages).digest()[:8], "big")]
+
+
+def constrained_answer(
+    trie: LabelTrie, reads: NextLogProbs, seed: int | Sequence[int]
+) -> ConstrainedAnswer:
     """The exact distribution over the labels, and one label drawn from it under ``seed``.
 
     Args:
         trie: the labels' spellings.
         reads: the next-token log-probabilities at each of ``trie.branching_nodes()``.
-        seed: the prompt's seed; the same seed draws the same label from the same reads.
+        seed: the draw's seed (:func:`draw_seed`); the same seed draws the same label from the
+            same reads.
 
     Returns:
         ``choice`` is -1 where the log-probabilities are not numbers (the distribution then
@@ -151,6 +169,6 @@ def _walk(trie: LabelTrie, ended: Mapping[Node, float], rng: np.random.Generator
         node = picked
 
 
-def _uniform(n_labels: int, seed: int) -> int:
+def _uniform(n_labels: int, seed: int | Sequence[int]) -> int:
     """A label drawn uniformly: the labels got no probability at all."""
     return int(np.random.default_rng(seed).integers(n_labels)) if n_labels else -1

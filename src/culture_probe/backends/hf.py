@@ -18,6 +18,11 @@ All of that is the CPU engine (:mod:`culture_probe.engine`), entered through one
 its chat template, the label tokens, and the reference path through plain transformers.
 ``prefix_sharing=False`` is the reference: prompts sorted by length, batched with right padding,
 the vocabulary projection at each prompt's last token only.
+
+Elicitation levels: :meth:`HFBackend.score` reads the first token; :meth:`HFBackend.score_constrained`
+reads the same pass at the prompt's end and after each label prefix that branches, and draws a label
+over the labels' trie (:mod:`culture_probe.backends.constrained`); :meth:`HFBackend.write_answers`
+generates (:func:`culture_probe.backends.generation.hf_generate`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from culture_probe.backends.constrained import (
     LabelTrie,
     Node,
     constrained_answer,
+    draw_seed,
     label_trie,
 )
 from culture_probe.backends.generation import (
@@ -265,7 +271,8 @@ class HFBackend(Backend):
 
         The next-token log-probabilities are read at the prompt's end and after each label prefix
         that branches (:mod:`culture_probe.backends.constrained`), through the same forward pass
-        as :meth:`score`; the draw is seeded by the prompt's seed.
+        as :meth:`score`; the draw is seeded by the prompt's seed and messages
+        (:func:`culture_probe.backends.constrained.draw_seed`).
         """
         prompts = self._encoded(requests)
         tries = [label_trie(self.tokenizer, request.option_labels) for request in requests]
@@ -287,7 +294,7 @@ class HFBackend(Backend):
     def _constrained_one(
         self, request: ScoringRequest, trie: LabelTrie, reads: dict[Node, dict[int, float]]
     ) -> ScoredPrompt:
-        answer = constrained_answer(trie, reads, request.seed)
+        answer = constrained_answer(trie, reads, draw_seed(request))
         return ScoredPrompt(request.prompt_id, answer.probs, answer.mass, choice=answer.choice)
 
     def _encoded(self, requests: Sequence[ScoringRequest]) -> list[list[int]]:

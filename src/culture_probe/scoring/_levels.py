@@ -6,7 +6,7 @@
 - ``written``: :meth:`Backend.write_answers` with the options shown; the text is parsed back to one
   of them as ``generate`` mode does (:func:`culture_probe.backends.generation.generated_result`);
 - ``open``: :meth:`Backend.write_answers` with the options hidden; the text is assigned to one
-  option, or abstains, by the mapper.
+  option, or abstains, by the mapper (:func:`culture_probe.mapper.map_open_answers`, offline).
 
 Short-answer items are written whatever the level, and their text kept as written. A written or
 open result says which rule read it in ``mapped_by``. Reading happens per plan row, after prompts
