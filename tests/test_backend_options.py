@@ -127,7 +127,6 @@ def test_the_hf_help_line_shows_type_default_and_help() -> None:
 
     assert (
         "  batch_size (a whole number, at least 1; default 16): prompts per padded batch without "
-        "prefix "
-        "sharing" in lines
+        "prefix sharing, and per generation batch" in lines
     )
     assert any(line.startswith("  fused_layers (true or false; default true): ") for line in lines)

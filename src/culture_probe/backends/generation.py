@@ -83,11 +83,17 @@ class ParsedAnswer:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding options for ``generate`` mode."""
+    """Decoding options for ``generate`` mode and written answers.
+
+    ``batch_rows``: prompts decoded together (the ``hf`` backend's ``batch_size``). A decoding
+    step reads every weight once however many rows it multiplies, so on a CPU a batch writes
+    many times the tokens of one prompt in little more time (docs/performance.md, "Generation").
+    """
 
     temperature: float = 0.7
     max_new_tokens: int = 32
     top_p: float = 1.0
+    batch_rows: int = 16
 
 
 def require_mode(mode: str, allowed: Sequence[str] = MODES) -> str:
@@ -312,34 +318,46 @@ def hf_generate(
     device: str = "cpu",
     read: Callable[[ScoringRequest, str], ScoredPrompt] = generated_result,
 ) -> list[ScoredPrompt]:
-    """Sample one answer per request with a transformers model, each under its own seed.
+    """Write one answer per request with a transformers model, each under its own seed.
 
-    Prompts are generated one at a time: a sample then depends on its prompt and seed only, not on
-    which other prompts shared its batch, so a resumed run draws the same answers. ``read`` turns
-    the text into a result: :func:`generated_result` for options, :func:`short_answer_result` for
-    short answers.
+    The prompts are decoded in batches that share their common prefix, each answer ending at its
+    own stop token (:func:`culture_probe.engine.generate.generate`). Each sample is drawn with a
+    generator seeded by its prompt's seed, so it depends on its prompt and seed only, not on which
+    other prompts shared its batch, and a resumed run draws the same answers (up to float
+    rounding). ``read`` turns the text into a result: :func:`generated_result` for options,
+    :func:`short_answer_result` for short answers.
     """
-    import torch
+    from culture_probe.engine.generate import Decoding, generate, stop_token_ids
 
-    results = []
-    for request in requests:
-        text = tokenizer.apply_chat_template(
-            request.messages(), tokenize=False, add_generation_prompt=True
+    prompts = [
+        tokenizer.encode(
+            str(
+                tokenizer.apply_chat_template(
+                    request.messages(), tokenize=False, add_generation_prompt=True
+                )
+            ),
+            add_special_tokens=False,
         )
-        ids = tokenizer(str(text), return_tensors="pt", add_special_tokens=False).to(device)
-        torch.manual_seed(request.seed)
-        with torch.inference_mode():
-            output = model.generate(
-                **ids,
-                do_sample=settings.temperature > 0,
-                temperature=settings.temperature if settings.temperature > 0 else None,
-                top_p=settings.top_p if settings.temperature > 0 else None,
-                max_new_tokens=settings.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        answer = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-        results.append(read(request, str(answer)))
-    return results
+        for request in requests
+    ]
+    decoding = Decoding(
+        max_new_tokens=settings.max_new_tokens,
+        batch_rows=settings.batch_rows,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+    )
+    written = generate(
+        model,
+        prompts,
+        [request.seed for request in requests],
+        decoding,
+        stop_token_ids(model, tokenizer),
+        device,
+    )
+    return [
+        read(request, str(tokenizer.decode(tokens, skip_special_tokens=True)))
+        for request, tokens in zip(requests, written, strict=True)
+    ]
 
 
 def outcome_rates(results: Sequence[ScoredPrompt]) -> dict[str, float]:

@@ -76,7 +76,10 @@ class HFOptions:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:n]"})
     batch_size: int = field(
         default=16,
-        metadata={"help": "prompts per padded batch without prefix sharing", "range": POSITIVE},
+        metadata={
+            "help": "prompts per padded batch without prefix sharing, and per generation batch",
+            "range": POSITIVE,
+        },
     )
     threads: int | None = field(
         default=None,
@@ -176,7 +179,9 @@ class HFBackend(Backend):
         self.batch_size = options.batch_size
         self.prefix_sharing = options.prefix_sharing
         self._label_tokens: dict[str, list[int]] = {}
-        self.generation = GenerationSettings(options.temperature, options.max_new_tokens)
+        self.generation = GenerationSettings(
+            options.temperature, options.max_new_tokens, batch_rows=options.batch_size
+        )
         # last: a backend that fails to build leaves the process's thread count alone
         self._threads = engine.ThreadCount(options.threads)
 
