@@ -45,12 +45,14 @@ def format_ratio(value: float) -> str:
     a value that is not 0).
 
     Example:
-        >>> format_ratio(2.5), format_ratio(0.0039), format_ratio(0.0)
-        ('2.50', '0.0039', '0.00')
+        >>> format_ratio(2.5), format_ratio(0.0039), format_ratio(0.0), format_ratio(1.2e-5)
+        ('2.50', '0.0039', '0.00', '0.000012')
     """
     if value == 0 or not math.isfinite(value) or abs(value) >= 0.01:
         return f"{value:.2f}"
-    return f"{value:.2g}"
+    # fixed notation with two significant digits: 0.000012, never 1.2e-05
+    decimals = 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{decimals}f}"
 
 
 def format_interval(

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from culture_probe.formatting import format_percent
+from culture_probe.formatting import format_percent, format_ratio
 
 #: the significance level every printed test is read at
 ALPHA = 0.05
@@ -81,8 +81,8 @@ def write(value: float | None, style: str) -> str:
         ('0.0083%', '-0.54', '3')
         >>> write(0.0312, "p"), write(0.00002, "p")
         ('= 0.03', '< 0.001')
-        >>> write(-0.0042, "difference"), write(0.0123, "fine")
-        ('-0.004', '0.012')
+        >>> write(-0.0042, "difference"), write(0.0123, "fine"), write(0.00031, "decimal")
+        ('-0.004', '0.012', '0.00031')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undetermined"
@@ -100,7 +100,7 @@ def write(value: float | None, style: str) -> str:
         if value < 0.001:
             return "< 0.001"
         return f"= {value:.2g}" if value < 0.01 else f"= {value:.2f}"
-    return f"{value:.2f}"
+    return format_ratio(value)  # "decimal": two decimals, significant digits below 0.01
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,7 @@ def elicitation_table(
     frames = [
         _scope_table(rows, answers, levels, rng, n_bootstrap, scope) for scope in ("item", "proxy")
     ]
-    items = frames[0]
-    study = _study_rows(rows, items, levels, rng, n_bootstrap)
+    study = _study_rows(rows, answers, levels, rng, n_bootstrap)
     table = pd.concat([study, *frames], ignore_index=True)
     if reference is not None:
         table = _with_human_similarity(table, tidy, probs, reference, levels, seed)
@@ -342,19 +341,26 @@ def js_shifts(
 
 def _study_rows(
     rows: pd.DataFrame,
-    items: pd.DataFrame,
+    answers: np.ndarray,
     levels: list[str],
     rng: np.random.Generator,
     n_bootstrap: int,
 ) -> pd.DataFrame:
-    """Per axis and level: agreement over every cell of the axis (Wilson), the mean distance over
-    items with an interval that resamples items, rates over every response."""
+    """Per axis and level: agreement over every cell of the axis (Wilson), rates over every
+    response, and the mean distance over items with a two-stage interval (:func:`_two_stage`)."""
     records = []
     for axis, group in rows.groupby("axis", sort=True):
-        axis_items = items.loc[items["axis"] == axis]
-        for level in levels:
-            shifts = axis_items.loc[axis_items["level"] == level, "js_shift"].to_numpy(float)
-            low, high = _item_bootstrap(shifts, rng, n_bootstrap)
+        shifts, draws = [], []
+        for _, unit in group.groupby("item_id", sort=True):
+            shift, _, _, unit_draws = js_shifts(
+                unit, answers[unit.index.to_numpy()], levels, rng, n_bootstrap
+            )
+            shifts.append(shift)
+            draws.append(unit_draws)
+        low, high = _two_stage(np.stack(draws), rng)
+        with quiet():
+            mean_shift = np.nanmean(np.stack(shifts), axis=0)
+        for index, level in enumerate(levels):
             records.append(
                 {
                     "scope": "study",
@@ -362,23 +368,29 @@ def _study_rows(
                     "axis": axis,
                     "proxy": "",
                     **_level_counts(group, level, levels[0]),
-                    "js_shift": float(np.nanmean(shifts)) if np.isfinite(shifts).any() else np.nan,
-                    "js_shift_low": low,
-                    "js_shift_high": high,
+                    "js_shift": mean_shift[index],
+                    "js_shift_low": low[index],
+                    "js_shift_high": high[index],
                 }
             )
     return pd.DataFrame(records)
 
 
-def _item_bootstrap(
-    values: np.ndarray, rng: np.random.Generator, n_bootstrap: int
-) -> tuple[float, float]:
-    present = values[np.isfinite(values)]
-    if len(present) < 2:
-        return np.nan, np.nan
-    means = present[rng.integers(0, len(present), size=(n_bootstrap, len(present)))].mean(axis=1)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+def _two_stage(draws: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% percentile interval of the mean over items, per level, resampling both what is
+    random: each draw takes items with replacement and, for each, one of that item's own
+    wording-resampled draws, so that a study of few items still carries its wordings' spread.
+
+    Args:
+        draws: shape (items, draws, levels), each item's wording-bootstrap distances.
+    """
+    n_items, n_draws, _ = draws.shape
+    items = rng.integers(0, n_items, size=(n_draws, n_items))
+    within = rng.integers(0, n_draws, size=(n_draws, n_items))
+    with quiet():
+        means = np.nanmean(draws[items, within], axis=1)  # (draws, levels)
+        tail = 100 * (1 - CONFIDENCE) / 2
+        return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
 
 
 # --- alignment with people, per level ----------------------------------------------------------
