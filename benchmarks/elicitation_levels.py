@@ -35,6 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from culture_probe.formatting import ValueFormat, format_interval, format_ratio
+
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "taxonomy" / "values.yaml"
 LEVELS = ("first_token", "constrained", "written", "open")
@@ -92,7 +94,7 @@ def markdown(out: Path, wall: float) -> str:
         lines.append(
             f"| {level} | {cost.get('prompts', '')} | {cost.get('seconds', float('nan')):.0f} "
             f"| {_interval(row, 'agreement')} | {int(row['n_pairs'])} "
-            f"| {_interval(row, 'js_shift', '{:.2f}')} | {row['refusal_rate']:.1%} "
+            f"| {_interval(row, 'js_shift', format_ratio)} | {row['refusal_rate']:.1%} "
             f"| {row['abstention_rate']:.1%} | {row['invalid_rate']:.1%} |"
         )
     lines += ["", "| factor | share [95%] | items leading |", "|---|---|---|"]
@@ -159,11 +161,10 @@ def simulated_verdicts(n_runs: int = 4, n_items: int = 50) -> str:
     return "\n".join(lines)
 
 
-def _interval(row: pd.Series, column: str, style: str = "{:.1%}") -> str:
+def _interval(row: pd.Series, column: str, style: ValueFormat = "{:.1%}") -> str:
     if pd.isna(row[column]):
         return "-"
-    low, high = row[f"{column}_low"], row[f"{column}_high"]
-    return f"{style.format(row[column])} [{style.format(low)}, {style.format(high)}]"
+    return format_interval(row[column], row[f"{column}_low"], row[f"{column}_high"], style)
 
 
 def main() -> None:

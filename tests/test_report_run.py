@@ -81,7 +81,18 @@ def _responses(plan: pd.DataFrame) -> pd.DataFrame:
         probs = rng.dirichlet(np.ones(4) * (3.0 if record.proxy == "US" else 1.0))
         answer = int(np.argmax(probs))
         generated = HOSTILE_ANSWER if record.row == 0 else ""
-        rows.append((record.prompt_id, probs.tolist(), 0.9, answer, "answered", generated, ""))
+        rows.append(
+            {
+                "prompt_id": record.prompt_id,
+                "probs": probs.tolist(),
+                "option_mass": 0.9,
+                "answer": answer,
+                "outcome": "answered",
+                "generated": generated,
+                "failure": "",
+                "mapped_by": "",
+            }
+        )
     return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
 
 

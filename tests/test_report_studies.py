@@ -61,10 +61,12 @@ def page(request: pytest.FixtureRequest, browser: BrowserContext, study_reports:
 
 
 def test_the_charts_of_every_study_are_readable_and_hold_their_marks(page: Page) -> None:
+    # a study sliced to a nominal item has fewer charts: those of the expected answer leave it out
+    least = 2 if "leave out" in page.locator("#culture-or-wording").inner_text() else 3
     ticks: dict[str, Any] = page.evaluate(OVERLAPPING_TICKS)
-    assert ticks["axes"] >= 3 and ticks["found"] == []
+    assert ticks["axes"] >= least and ticks["found"] == []
     marks: dict[str, Any] = page.evaluate(MARKS_OUTSIDE)
-    assert marks["charts"] >= 3 and marks["outside"] == []
+    assert marks["charts"] >= least and marks["outside"] == []
     assert page.evaluate(TEXT_OUTSIDE) == []
     pairs = page.evaluate(CELL_TEXT)
     assert pairs, "every study's report has at least one heatmap"
