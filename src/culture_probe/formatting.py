@@ -23,15 +23,22 @@ PERCENT_DIGITS = 2
 def format_percent(value: float) -> str:
     """A share as a percentage: whole percents from 1% up, two significant digits below.
 
-    Exactly 0 is "0%"; anything else keeps enough digits to show it is not 0.
+    Exactly 0 is "0%" and exactly 1 "100%"; anything else keeps enough digits to show it is
+    neither.
 
     Example:
         >>> format_percent(0.41), format_percent(0.000083), format_percent(0.0), format_percent(1e-4)
         ('41%', '0.0083%', '0%', '0.010%')
+        >>> format_percent(0.9969), format_percent(0.999982), format_percent(1.0)
+        ('99.69%', '99.9982%', '100%')
     """
     percent = 100.0 * value
     if percent == 0 or not math.isfinite(percent):
         return f"{percent:.0f}%"
+    if 99.5 <= percent < 100:
+        # just short of all: as many digits as show it is not 100% (99.69% -> "99.69%")
+        decimals = PERCENT_DIGITS - 1 - math.floor(math.log10(100 - percent))
+        return f"{percent:.{decimals}f}%"
     if abs(round(percent)) >= 1:
         return f"{percent:.0f}%"
     decimals = PERCENT_DIGITS - 1 - math.floor(math.log10(abs(percent)))

@@ -352,9 +352,13 @@ def _leader(axis: str, rows: pd.DataFrame, means: pd.Series) -> Claim:
             Source("nominal_stats", "share", _where(axis, factor=RESIDUAL), "mean"),
         ),
     }
-    words = {"axis": axis, "leader": leader.replace(" x ", " × ")}
+    words = {
+        "axis": axis,
+        "leader": leader.replace(" x ", " × "),
+        "items_are": "nominal item is" if n_items == 1 else "nominal items are",
+    }
     template = (
-        "On the {axis} axis, {n} nominal items are measured on their option distributions "
+        "On the {axis} axis, {n} {items_are} measured on their option distributions "
         "(Gini variation, CATANOVA): {leader} explains the most of it, "
         "{estimate} on average"
     )
