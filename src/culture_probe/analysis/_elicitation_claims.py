@@ -138,6 +138,21 @@ def _share_claim(axis: str, summary: pd.DataFrame | None) -> Claim | None:
     )
 
 
+def _interval_figures(
+    stem: str, column: str, style: str, study: pd.DataFrame, axis: str, level: str
+) -> dict[str, Figure]:
+    """A level's study-scope estimate and 95% bounds of ``column``, named ``stem``, ``stem_low``
+    and ``stem_high`` for :func:`interval`."""
+    return {
+        stem + suffix: Figure(
+            float(study.at[level, column + suffix]),
+            style,
+            Source("elicitation_stats", column + suffix, _study(axis, level)),
+        )
+        for suffix in ("", "_low", "_high")
+    }
+
+
 def _agreement_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim | None:
     shown = [level for level in levels[1:] if study.at[level, "n_pairs"] > 0]
     if not shown:
@@ -146,12 +161,7 @@ def _agreement_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim
     parts = []
     for index, level in enumerate(shown):
         stem = f"a{index}"
-        for suffix in ("", "_low", "_high"):
-            figures[stem + suffix] = Figure(
-                float(study.at[level, "agreement" + suffix]),
-                "percent",
-                Source("elicitation_stats", "agreement" + suffix, _study(axis, level)),
-            )
+        figures.update(_interval_figures(stem, "agreement", "percent", study, axis, level))
         figures[f"n{index}"] = Figure(
             float(study.at[level, "n_pairs"]),
             "count",
@@ -187,12 +197,7 @@ def _shift_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim | N
     parts = []
     for index, level in enumerate(shown):
         stem = f"d{index}"
-        for suffix in ("", "_low", "_high"):
-            figures[stem + suffix] = Figure(
-                float(study.at[level, "js_shift" + suffix]),
-                "decimal",
-                Source("elicitation_stats", "js_shift" + suffix, _study(axis, level)),
-            )
+        figures.update(_interval_figures(stem, "js_shift", "decimal", study, axis, level))
         parts.append(f"{LEVEL_NAMES.get(level, level)} by " + interval(stem))
     return Claim(
         key=f"{axis}:elicitation_shift",
