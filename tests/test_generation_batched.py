@@ -1,12 +1,15 @@
 """Batched generation on the embedded model: the same answers as one prompt at a time, faster.
 
 The reference is transformers' own ``generate`` on one prompt at a time, float32, which the
-``generate`` mode used before prompts were batched.
+``generate`` mode used before prompts were batched. Batches are refilled (a waiting prompt takes
+a finished row's place) unless a test says otherwise; with fewer rows than prompts every test
+below runs the refill path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -14,7 +17,13 @@ import torch
 
 from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.generation import GenerationSettings, hf_generate
-from culture_probe.engine.generate import Decoding, generate, stop_token_ids
+from culture_probe.engine.generate import (
+    Decoding,
+    GenerationCounts,
+    common_length,
+    generate,
+    stop_token_ids,
+)
 
 SYSTEM = "You are an average person from {}."
 QUESTION = (
@@ -82,7 +91,9 @@ def test_greedy_batches_write_what_one_prompt_at_a_time_writes(
 ) -> None:
     stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
     for rows in (6, 4):
-        written = generate(hf_backend.model, prompts, [0] * len(prompts), Decoding(20, rows), stops)
+        written = generate(
+            hf_backend.model, prompts, [0] * len(prompts), Decoding(20, rows, refill=False), stops
+        )
         assert written == greedy_reference, f"{rows} rows a batch"
     # not a vacuous comparison: the answers differ, and some end before the limit
     assert len({tuple(tokens) for tokens in greedy_reference}) >= 3
@@ -146,10 +157,10 @@ def test_a_seeded_sample_does_not_depend_on_its_batch(
     stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
     seeds = [11, 12, 13, 14, 15, 16]
     sampled = [
-        generate(hf_backend.model, prompts, seeds, Decoding(12, rows, temperature=1.0), stops)
-        for rows in (1, 4, 6)
+        generate(hf_backend.model, prompts, seeds, Decoding(12, rows, 1.0, refill=refill), stops)
+        for rows, refill in ((1, False), (4, False), (4, True), (6, True))
     ]
-    assert sampled[0] == sampled[1] == sampled[2]
+    assert sampled[0] == sampled[1] == sampled[2] == sampled[3]
     # alone in a batch, with other seeds beside it: the first prompt still draws the same answer
     alone = generate(hf_backend.model, prompts[:1], seeds[:1], Decoding(12, 1, 1.0), stops)
     assert alone[0] == sampled[0][0]
@@ -207,3 +218,74 @@ def test_batches_write_in_the_dtype_the_engine_picks_for_this_cpu(
     # mixed (or bfloat16 on a GPU) rounds otherwise than float32, and a batch's shape can move
     # a near tie; on these prompts neither changed an answer
     assert batched == alone == greedy_reference, backend.dtype
+
+
+def test_refilled_batches_write_what_one_prompt_at_a_time_writes(
+    hf_backend: Any, prompts: list[list[int]], greedy_reference: list[list[int]]
+) -> None:
+    stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
+    counts = {refill: GenerationCounts() for refill in (True, False)}
+    written = {
+        refill: generate(
+            hf_backend.model,
+            prompts,
+            [0] * len(prompts),
+            Decoding(20, 2, refill=refill),
+            stops,
+            counts=counts[refill],
+        )
+        for refill in (True, False)
+    }
+    assert written[True] == written[False] == greedy_reference
+    # every prompt after the first two took a finished row's place in the one running batch
+    assert (counts[True].batches, counts[True].refilled) == (1, 4)
+    assert (counts[False].batches, counts[False].refilled) == (3, 0)
+    # full rows: fewer steps than batches that only shrink
+    assert counts[True].steps < counts[False].steps
+
+
+def test_an_admitted_prompt_computes_only_what_it_does_not_share_with_the_one_before(
+    hf_backend: Any,
+    prompts: list[list[int]],
+    greedy_reference: list[list[int]],
+    recorder: StepRecorder,
+) -> None:
+    stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
+    counts = GenerationCounts()
+    # one row: each prompt is admitted alone when the one before it has ended
+    written = generate(hf_backend.model, prompts, [0] * 6, Decoding(20, 1), stops, counts=counts)
+    assert written == greedy_reference
+    order = sorted(prompts)
+    new = [len(order[0])] + [
+        len(prompt) - common_length(before, prompt) for before, prompt in pairwise(order)
+    ]
+    assert [width for _, width in recorder.shapes if width > 1] == new
+    assert counts.copied_tokens == sum(map(len, order)) - sum(new) > 0
+    assert (counts.batches, counts.refilled) == (1, 5)
+    # answers of up to 20 tokens after six prompts outgrow the reserved columns: rearranged
+    assert counts.rearranged >= 1
+
+
+def test_rows_of_very_different_lengths_each_end_on_their_own(
+    hf_backend: Any, prompts: list[list[int]], greedy_reference: list[list[int]]
+) -> None:
+    long_user = (
+        "Think of the festivals, the meals and the people of your town. " * 6
+        + "Which of them matters most to you, in three words?"
+    )
+    long_prompt = token_ids(hf_backend, SYSTEM.format("Nigeria"), long_user)
+    uneven = [*prompts, long_prompt]
+    # a stop token that ends one answer at its first token: that row is empty and frees at once
+    first = greedy_reference[1][0]
+    stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer) | {first}
+    expected = [
+        tokens[: tokens.index(first)] if first in tokens else tokens
+        for tokens in [*greedy_reference, one_at_a_time(hf_backend, long_prompt, 20)]
+    ]
+    assert len(long_prompt) > 1.5 * max(map(len, prompts))
+    assert [] in expected and max(map(len, expected)) > 10
+    counts = GenerationCounts()
+    written = generate(hf_backend.model, uneven, [0] * 7, Decoding(20, 3), stops, counts=counts)
+    assert written == expected
+    # the long prompt came after the first three, longer than the batch's columns: rearranged
+    assert counts.refilled == 4 and counts.rearranged >= 1
