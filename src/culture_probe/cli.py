@@ -190,8 +190,14 @@ def global_options(
 
 
 def main() -> None:
-    """Entry point of the ``culture-probe`` script."""
-    app()
+    """Entry point of the ``culture-probe`` script; ends without the interpreter's teardown."""
+    from culture_probe._exit import end_process
+
+    try:
+        app()
+    except SystemExit as done:
+        end_process(done.code)
+    end_process(0)
 
 
 def _split(values: str) -> tuple[str, ...]:
