@@ -202,24 +202,19 @@ def local_token_runs(out: Path, proxies: str, threads: int, reference: pd.Series
         float32_gguf(embedded_gguf(), copy)
     rows = []
     for name, model in (("openai-local-q4_1", embedded_gguf()), ("openai-local-f32", copy)):
-        port = free_port()
-        server = start_server(port, threads, model=model, launcher=TOKEN_SERVER)
-        served = [
-            "--backend", "openai", "--model", str(model),
-            "--option", f"base_url=http://127.0.0.1:{port}/v1", "--option", "concurrency=2",
-            "--option", "prompt_tokens=local",
-        ]  # fmt: skip
-        try:
-            wall = run_study(name, out, proxies, served)
-        finally:
-            server.kill()
+        wall = local_token_run(name, model, out, proxies, threads)
         probs = probabilities(out / name).reindex(reference.index)
-        distances = [jensenshannon(p, q, base=2) for p, q in zip(probs, reference, strict=True)]
+        scored = probs.map(len) > 0  # an invalid prompt has no distribution
+        distances = [
+            jensenshannon(p, q, base=2)
+            for p, q in zip(probs[scored], reference[scored], strict=True)
+        ]
         options = json.loads((out / name / "manifest.json").read_text())["backend"]["options"]
         rows.append(
             {
                 "server on": "Q4_1 file" if name.endswith("q4_1") else "float32 copy",
                 "prompts": len(distances),
+                "invalid": int((~scored).sum()),
                 "labels at 0": int(sum((p == 0).sum() for p in probs)),
                 "max JS (bits)": round(max(distances), 5),
                 "mean JS (bits)": round(float(np.mean(distances)), 6),
@@ -230,6 +225,23 @@ def local_token_runs(out: Path, proxies: str, threads: int, reference: pd.Series
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def local_token_run(name: str, model: Path, out: Path, proxies: str, threads: int) -> float:
+    """One ``prompt_tokens=local`` run, a server started for it unless it is finished already."""
+    if (out / name / "responses.parquet").exists():
+        return run_study(name, out, proxies, [])
+    port = free_port()
+    server = start_server(port, threads, model=model, launcher=TOKEN_SERVER)
+    served = [
+        "--backend", "openai", "--model", str(model),
+        "--option", f"base_url=http://127.0.0.1:{port}/v1", "--option", "concurrency=2",
+        "--option", "prompt_tokens=local",
+    ]  # fmt: skip
+    try:
+        return run_study(name, out, proxies, served)
+    finally:
+        server.kill()
 
 
 def tokens_agree(server: str, requests: list) -> int:

@@ -10,10 +10,11 @@ loaded another way (the cached safetensors copy, not the GGUF file).
 
 On a float32 copy of the embedded GGUF file (dequantized by the ``gguf`` package, as transformers
 dequantizes it for ``hf``) the server computes with the weights of the ``hf`` float32 run and
-reads the same tokens, so the option distribution must match it up to float32 arithmetic in
-another order: 1e-4 to 6e-4 bits of Jensen-Shannon distance on four "1." prompts of the values
-study, measured (benchmarks/RESULTS.md); :data:`FLOAT32_TOLERANCE_BITS` allows a little more,
-and is an eighth of what the server's own tokens give on those prompts (0.016 bits and more).
+reads the same tokens, so the option distribution must match it up to float32 arithmetic summed
+in another order (ggml's against torch's): over the 336 prompts of the values study (``--proxies
+JP``) at most 0.0014 bits of Jensen-Shannon distance, mean 0.0005 (benchmarks/RESULTS.md, "Exact
+option scores through llama.cpp's server"). :data:`FLOAT32_TOLERANCE_BITS` allows twice the
+largest; the server's own tokens on the same float32 copy give up to 0.052 bits.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from llama_native import float32_gguf
 
 TOKEN_SERVER = Path(__file__).with_name("token_prompt_server.py")
 #: float32 on both sides, summed in another order (see the module docstring)
-FLOAT32_TOLERANCE_BITS = 0.002
+FLOAT32_TOLERANCE_BITS = 0.003
 
 NUMBERED = ScoringRequest(
     prompt_id="family",

@@ -28,6 +28,11 @@ text quoted in its ``generated`` column; the rest of the run goes on. A batch of
 prompts': it stops the run unsaved, so that a rerun scores it again. The retries, the time spent
 waiting and the malformed replies are counted in :meth:`OpenAIBackend.info`.
 
+With ``prompt_tokens=local`` the chats are rendered and tokenized by the model's own tokenizer,
+as on ``hf``, and every request goes to ``/completions`` with those token ids as its ``prompt``
+(:mod:`culture_probe.backends._local_tokens`): a server's tokenizer may split the same text into
+other tokens than the model was trained with.
+
 Options (``--option KEY=VALUE``): see :class:`OpenAIOptions`; ``base_url`` and ``api_key`` fall
 back on ``CULTURE_PROBE_BASE_URL`` / ``OPENAI_BASE_URL`` and ``CULTURE_PROBE_API_KEY`` /
 ``OPENAI_API_KEY``.
