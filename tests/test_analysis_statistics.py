@@ -18,6 +18,7 @@ from statsmodels.stats.multitest import multipletests
 from culture_probe.analysis import AnalysisResult, analyze, tidy_responses
 from culture_probe.analysis._anova import (
     block_ranks,
+    concordance_interval,
     decompose,
     friedman,
     indices,
@@ -26,7 +27,7 @@ from culture_probe.analysis._anova import (
     resampled_concordance,
     rho2_interval,
 )
-from culture_probe.analysis._summary import clustered_mean
+from culture_probe.analysis._summary import clustered_mean, two_stage_aggregates
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 
 EFFECTS = PlantedEffects(culture=0.1, wording=0.05, interaction=0.04, noise=0.03, position_bias=0.1)
@@ -257,6 +258,62 @@ def test_friedman_and_kendall_w_match_pingouin_and_scipy(
     assert row["kendall_w"] == pytest.approx(pg["W"].iloc[0])
     assert row["friedman_stat"] == pytest.approx(chi2)
     assert row["friedman_p"] == pytest.approx(p_value)
+
+
+def test_kendall_w_interval_inverts_the_noncentral_f_of_the_ranks(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
+    tidy, result = study
+    means = _cell_means(_culture(tidy, "Q2"))
+    # pingouin's F form of the Friedman test is the rank ANOVA's F = (P - 1) W / (1 - W)
+    pg = pingouin.friedman(data=means, dv="score", within="proxy", subject="wording", method="f")
+    row = _item_row(result, "Q2")
+    n_proxies, n_wordings = int(row["n_proxies"]), int(row["n_wordings"])
+    ratio = float(pg["F"].iloc[0])
+    assert ratio == pytest.approx((n_wordings - 1) * row["kendall_w"] / (1 - row["kendall_w"]))
+    # by hand: the lambda at which scipy's noncentral F puts 97.5% (2.5%) below the observed F is
+    # the lower (upper) bound's, theta = lambda / ((C - 1) P), rho = theta / (1 + theta), and
+    # W = ((P - 1) rho + 1) / P
+    d1, d2 = n_proxies - 1, (n_proxies - 1) * (n_wordings - 1)
+    for column, probability in (("kendall_w_low", 0.975), ("kendall_w_high", 0.025)):
+        theta = float(row[column] * n_wordings - 1) / (n_wordings - 1)  # rho, for now
+        theta = theta / (1 - theta)
+        noncentrality = theta * d1 * n_wordings
+        assert stats.ncf.cdf(ratio, d1, d2, noncentrality) == pytest.approx(probability, abs=1e-6)
+    assert row["kendall_w_low"] < row["kendall_w"] < row["kendall_w_high"]
+
+
+def test_kendall_w_interval_at_its_edges() -> None:
+    low, high = concordance_interval(np.array([1.0, 0.01, np.nan]), 5, 3, 0.95)
+    assert (low[0], high[0]) == (1.0, 1.0)
+    # F = 2 * 0.01 / 0.99 is far below 1: no lambda reaches, both bounds are at 1 / P (no
+    # concordance beyond chance), and the lower one moves down to the estimate
+    assert stats.f.cdf(2 * 0.01 / 0.99, 4, 8) < 0.025
+    assert low[1] == pytest.approx(0.01) and high[1] == pytest.approx(1 / 3)
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    # the lower bound leaves 1 / P exactly where the F test on the ranks rejects at 2.5%
+    w = np.linspace(0.2, 0.95, 200)
+    ratio = 2 * w / (1 - w)
+    rejects = stats.f.sf(ratio, 4, 8) < 0.025
+    assert ((concordance_interval(w, 5, 3, 0.95)[0] > 1 / 3 + 1e-9) == rejects).all()
+
+
+def test_study_mean_kendall_w_is_the_t_interval_over_items(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
+    _, result = study
+    table = result.tables["item_stats"]
+    rows = table.loc[table["axis"] == table["axis"].iat[0]].reset_index(drop=True)
+    aggregate = two_stage_aggregates(
+        rows,
+        {"var_proxy": np.zeros((len(rows), 2)), "var_interaction": np.zeros((len(rows), 2))},
+        0,
+    )
+    values = rows["kendall_w"].to_numpy()
+    low, high = stats.t.interval(0.95, len(values) - 1, values.mean(), stats.sem(values))
+    assert aggregate["mean_kendall_w"]["estimate"] == pytest.approx(values.mean())
+    assert aggregate["mean_kendall_w"]["ci_low"] == pytest.approx(low)
+    assert aggregate["mean_kendall_w"]["ci_high"] == pytest.approx(high)
 
 
 def test_friedman_tie_correction_matches_scipy() -> None:

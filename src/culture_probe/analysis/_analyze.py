@@ -10,6 +10,7 @@ import pandas as pd
 
 from culture_probe.analysis._anova import (
     MAX_PARAPHRASES,
+    concordance_interval,
     culture_share_interval,
     cwi_interval,
     effective_degrees,
@@ -53,9 +54,10 @@ from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
-#: statistics whose interval comes from the mean squares' distributions (the culture F test, or
-#: generalised pivots for CWI) instead of resampling wordings; never widened
-F_INTERVALS = ("cwi", "culture_share", "rho2_1")
+#: statistics whose interval comes from the mean squares' distributions (the culture F test, the
+#: F test on the ranks for Kendall's W, or generalised pivots for CWI) instead of resampling
+#: wordings; never widened beyond what their own rule says
+F_INTERVALS = ("cwi", "culture_share", "kendall_w", "rho2_1")
 #: the columns those intervals read
 F_COLUMNS = (
     "ms_proxy",
@@ -253,8 +255,15 @@ def _item_table(
 
 
 def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The noncentral-F interval of rho2(1) or of the culture share, or CWI's pivotal interval
-    (docs/statistics.md)."""
+    """The noncentral-F interval of rho2(1), of the culture share or of Kendall's W, or CWI's
+    pivotal interval (docs/statistics.md)."""
+    if name == "kendall_w":
+        return concordance_interval(
+            table["kendall_w"].to_numpy(dtype=np.float64),
+            table["n_proxies"].to_numpy(dtype=np.float64),
+            table["n_wordings"].to_numpy(dtype=np.float64),
+            CONFIDENCE,
+        )
     parts = {column: table[column].to_numpy(dtype=np.float64) for column in F_COLUMNS}
     wordings = table["n_wordings"].to_numpy()
     replicates = table["n_replicates"].to_numpy(dtype=np.float64)
