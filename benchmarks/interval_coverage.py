@@ -150,9 +150,7 @@ def concordance_table(units: int, bootstrap: int, rng: np.random.Generator) -> N
         means = effects + rng.normal(size=(units, PROXIES, wordings))
         estimate = np.asarray(friedman(*block_ranks(means))["kendall_w"])
         truth = true_concordance(effects, wordings, rng)
-        covered, width = covered_share(
-            *concordance_interval(estimate, PROXIES, wordings, 0.95), truth
-        )
+        covered, width = covered_share(*concordance_interval(means, estimate, 0.95), truth)
         draws = rng.integers(0, wordings, size=(units, bootstrap, wordings))
         shipped = paraphrase_bootstrap(means, np.zeros_like(means), 1, draws)["kendall_w"]
         boot_covered, boot_width = coverage(shipped, estimate, truth)

@@ -10,7 +10,7 @@ import pandas as pd
 import pingouin
 import pytest
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import optimize, stats
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
@@ -20,6 +20,7 @@ from culture_probe.analysis._anova import (
     block_ranks,
     concordance_interval,
     decompose,
+    expected_spearman,
     friedman,
     indices,
     noncentrality_bound,
@@ -260,42 +261,68 @@ def test_friedman_and_kendall_w_match_pingouin_and_scipy(
     assert row["friedman_p"] == pytest.approx(p_value)
 
 
-def test_kendall_w_interval_inverts_the_noncentral_f_of_the_ranks(
-    study: tuple[pd.DataFrame, AnalysisResult],
-) -> None:
-    tidy, result = study
-    means = _cell_means(_culture(tidy, "Q2"))
-    # pingouin's F form of the Friedman test is the rank ANOVA's F = (P - 1) W / (1 - W)
-    pg = pingouin.friedman(data=means, dv="score", within="proxy", subject="wording", method="f")
-    row = _item_row(result, "Q2")
-    n_proxies, n_wordings = int(row["n_proxies"]), int(row["n_wordings"])
-    ratio = float(pg["F"].iloc[0])
-    assert ratio == pytest.approx((n_wordings - 1) * row["kendall_w"] / (1 - row["kendall_w"]))
-    # by hand: the lambda at which scipy's noncentral F puts 97.5% (2.5%) below the observed F is
-    # the lower (upper) bound's, theta = lambda / ((C - 1) P), rho = theta / (1 + theta), and
-    # W = ((P - 1) rho + 1) / P
+def _rank_f_bounds(w: float, n_proxies: int, n_wordings: int) -> list[float]:
+    """By hand: the lambda at which scipy's noncentral F of the ranks puts 97.5% (2.5%) below
+    F = (P - 1) W / (1 - W), theta = lambda / ((C - 1) P), rho = theta / (1 + theta) and
+    W = ((P - 1) rho + 1) / P."""
+    ratio = (n_wordings - 1) * w / (1 - w)
     d1, d2 = n_proxies - 1, (n_proxies - 1) * (n_wordings - 1)
-    for column, probability in (("kendall_w_low", 0.975), ("kendall_w_high", 0.025)):
-        theta = float(row[column] * n_wordings - 1) / (n_wordings - 1)  # rho, for now
-        theta = theta / (1 - theta)
-        noncentrality = theta * d1 * n_wordings
-        assert stats.ncf.cdf(ratio, d1, d2, noncentrality) == pytest.approx(probability, abs=1e-6)
-    assert row["kendall_w_low"] < row["kendall_w"] < row["kendall_w_high"]
+    bounds = []
+    for probability in (0.975, 0.025):
+        if stats.f.cdf(ratio, d1, d2) <= probability:
+            bounds.append(1 / n_wordings)
+            continue
+        lam = optimize.brentq(
+            lambda x, p=probability: stats.ncf.cdf(ratio, d1, d2, x) - p, 1e-9, 1e4
+        )
+        theta = lam / (d1 * n_wordings)
+        bounds.append(((n_wordings - 1) * theta / (1 + theta) + 1) / n_wordings)
+    return bounds
 
 
-def test_kendall_w_interval_at_its_edges() -> None:
-    low, high = concordance_interval(np.array([1.0, 0.01, np.nan]), 5, 3, 0.95)
-    assert (low[0], high[0]) == (1.0, 1.0)
-    # F = 2 * 0.01 / 0.99 is far below 1: no lambda reaches, both bounds are at 1 / P (no
-    # concordance beyond chance), and the lower one moves down to the estimate
-    assert stats.f.cdf(2 * 0.01 / 0.99, 4, 8) < 0.025
-    assert low[1] == pytest.approx(0.01) and high[1] == pytest.approx(1 / 3)
-    assert np.isnan(low[2]) and np.isnan(high[2])
-    # the lower bound leaves 1 / P exactly where the F test on the ranks rejects at 2.5%
-    w = np.linspace(0.2, 0.95, 200)
-    ratio = 2 * w / (1 - w)
-    rejects = stats.f.sf(ratio, 4, 8) < 0.025
-    assert ((concordance_interval(w, 5, 3, 0.95)[0] > 1 / 3 + 1e-9) == rejects).all()
+def test_kendall_w_interval_is_the_rank_f_interval_where_the_test_does_not_reject() -> None:
+    # pingouin's F form of the Friedman test is the rank ANOVA's F = (P - 1) W / (1 - W)
+    means = np.array([[0.1, 0.3, 0.2], [0.2, 0.1, 0.3], [0.3, 0.2, 0.4], [0.4, 0.5, 0.1]])
+    long = pd.DataFrame(
+        [(c, p, means[c, p]) for c in range(4) for p in range(3)],
+        columns=["proxy", "wording", "score"],
+    )
+    pg = pingouin.friedman(data=long, dv="score", within="proxy", subject="wording", method="f")
+    w = float(friedman(*block_ranks(means))["kendall_w"])
+    assert float(pg["F"].iloc[0]) == pytest.approx(2 * w / (1 - w))
+    assert stats.f.sf(2 * w / (1 - w), 3, 6) > 0.025  # no concordance beyond chance shown
+    low, high = concordance_interval(means[None], np.array([w]), 0.95)
+    expected = _rank_f_bounds(w, 4, 3)
+    assert low[0] == pytest.approx(min(expected[0], w), abs=1e-6)
+    assert high[0] == pytest.approx(expected[1], abs=1e-6)
+
+
+def test_expected_spearman_matches_simulated_wordings() -> None:
+    """rho from the closed form against the mean of scipy's Spearman correlation over 20,000
+    pairs of simulated wordings of the same proxies."""
+    rng = np.random.default_rng(4)
+    standard = np.array([0.0, 0.4, 0.5, 1.5, -1.0, 2.5])
+    first = standard + rng.standard_normal((20_000, 6))
+    second = standard + rng.standard_normal((20_000, 6))
+    simulated = np.mean(
+        [stats.spearmanr(a, b).statistic for a, b in zip(first, second, strict=True)]
+    )
+    assert expected_spearman(standard) == pytest.approx(simulated, abs=0.01)
+    assert expected_spearman(np.zeros(5)) == pytest.approx(0.0)
+    assert expected_spearman(np.arange(5) * 1e3) == pytest.approx(1.0)
+
+
+def test_kendall_w_interval_reaches_below_one_when_every_wording_agrees() -> None:
+    """Three wordings rank five well-separated proxies alike (W = 1); their differences are
+    large against the wording noise, but not infinite: the interval holds 1 and reaches below."""
+    rng = np.random.default_rng(1)
+    means = np.arange(5.0)[:, None] * 0.5 + rng.normal(0, 0.1, (5, 3))
+    w = float(friedman(*block_ranks(means))["kendall_w"])
+    assert w == 1.0
+    low, high = concordance_interval(means[None], np.array([w]), 0.95)
+    assert high[0] == 1.0 and 0.8 < low[0] < 1.0
+    nan_low, nan_high = concordance_interval(np.zeros((1, 5, 3)), np.array([np.nan]), 0.95)
+    assert np.isnan(nan_low[0]) and np.isnan(nan_high[0])
 
 
 def test_study_mean_kendall_w_is_the_t_interval_over_items(

@@ -10,7 +10,6 @@ import pandas as pd
 
 from culture_probe.analysis._anova import (
     MAX_PARAPHRASES,
-    concordance_interval,
     culture_share_interval,
     cwi_interval,
     effective_degrees,
@@ -226,6 +225,8 @@ def _item_table(
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
     table.insert(3, "measure", measure_names(table["scale"]))
     for name in INTERVAL_COLUMNS:
+        if f"{name}_low" in table.columns:  # already computed from the cell means
+            continue
         if name in F_INTERVALS:  # from the culture F test; never widened to hold the estimate
             low, high = _f_interval(table, name)
         else:
@@ -257,13 +258,8 @@ def _item_table(
 def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The noncentral-F interval of rho2(1), of the culture share or of Kendall's W, or CWI's
     pivotal interval (docs/statistics.md)."""
-    if name == "kendall_w":
-        return concordance_interval(
-            table["kendall_w"].to_numpy(dtype=np.float64),
-            table["n_proxies"].to_numpy(dtype=np.float64),
-            table["n_wordings"].to_numpy(dtype=np.float64),
-            CONFIDENCE,
-        )
+    if name == "kendall_w":  # from the cell means, in item_statistics (concordance_interval)
+        return table["kendall_w_low"].to_numpy(), table["kendall_w_high"].to_numpy()
     parts = {column: table[column].to_numpy(dtype=np.float64) for column in F_COLUMNS}
     wordings = table["n_wordings"].to_numpy()
     replicates = table["n_replicates"].to_numpy(dtype=np.float64)
