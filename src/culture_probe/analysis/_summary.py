@@ -39,10 +39,10 @@ UNBIASED_SHARES = {
 
 #: statistic -> the ``item_stats`` column whose mean over items, with its Student-t interval
 #: (:func:`unbiased_mean`), the study-level aggregate is: the untruncated shares, and Kendall's W,
-#: which is not truncated and unbiased for the W its wordings give on average. Resampling the W of
-#: each drawn item's wordings as well counted the wording noise twice: the items' spread already
-#: holds it, and the two-stage bootstrap covered the population mean W 86-96% of the time
-#: (benchmarks/interval_coverage.py; docs/statistics.md, "Kendall's W").
+#: which is not truncated and unbiased for the W its wordings give on average. The items' spread
+#: already holds each item's wording noise; the two-stage bootstrap of the W replicates this
+#: replaced counted it twice, and covered no better in simulation (benchmarks/RESULTS.md;
+#: docs/statistics.md, "Kendall's W").
 MEANS_OVER_ITEMS = {**UNBIASED_SHARES, "kendall_w": "kendall_w"}
 
 # Study-level aggregates: (name, per-item statistic, how the items are combined).
