@@ -50,7 +50,7 @@ import culture_probe as cp
 from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.models import embedded_gguf
 from culture_probe.scoring import requests_for, to_canonical
-from llama_native import float32_gguf
+from gguf_float32 import float32_gguf
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN_SERVER = REPO / "tests" / "token_prompt_server.py"

@@ -39,7 +39,7 @@ from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.models import embedded_gguf
 from fault_server import LlamaServer
-from llama_native import float32_gguf
+from gguf_float32 import float32_gguf
 
 TOKEN_SERVER = Path(__file__).with_name("token_prompt_server.py")
 #: float32 on both sides, summed in another order (see the module docstring)
