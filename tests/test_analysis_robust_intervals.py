@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats.anova import anova_lm
 
 from culture_probe.analysis import _anova as anova
@@ -147,7 +147,7 @@ def test_pooled_share_sums_components_before_dividing_worked_by_hand() -> None:
     (2 + 6) = 0.3125, where the mean of the shares is 0.375. Draw b is (x_1b + x_2b) / (t_1b +
     t_2b): (1 + 1) / (2 + 4) = 1/3, (2 + 0.5) / (3 + 2) = 0.5, (0 + 3) / (1 + 6) = 3/7; the bounds
     are their percentiles, and the residual's draws what region leaves. With two items the ratio
-    estimator's t interval (t(0.975, 1) = 12.7) spans [0, 1], and the union with it too."""
+    estimator's t interval (t(0.975, 1) = 12.7) spans [0, 1]."""
     fits = [
         _fit([1.0, 1.0], [1.0, 2.0, 0.0], [2, 3, 1]),
         _fit([1.5, 4.5], [1.0, 0.5, 3.0], [4, 2, 6]),
@@ -171,6 +171,21 @@ def test_pooled_share_is_the_ratio_estimator_worked_by_hand() -> None:
     assert low[0] == 0.0
     assert high[0] == pytest.approx(0.225 + 4.302653 * 0.114052, abs=1e-5)
     assert (share[1], low[1], high[1]) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_pooled_share_clear_of_both_ends_takes_the_logit_scale_worked_by_hand() -> None:
+    """Components (0.3, 0.5, 0.4) over totals (1, 1, 1): R = 0.4, d = (-0.1, 0.1, 0), SE =
+    sqrt(0.02 / 6) = 0.057735, half = t(0.975, 2) SE = 0.248414: R +- half = [0.1516, 0.6484]
+    lies inside (0, 1), so the interval is expit(logit(0.4) +- 0.248414 / (0.4 * 0.6)) =
+    expit(-0.405465 +- 1.035057) = [0.191464, 0.652397]; scipy's expit maps it back."""
+    components = np.array([[0.3], [0.5], [0.4]])
+    share, low, high = pooled_share_interval(components, np.ones(3))
+    assert share[0] == pytest.approx(0.4)
+    assert (low[0], high[0]) == pytest.approx((0.191464, 0.652397), abs=1e-6)
+    half = stats.t.ppf(0.975, 2) * np.sqrt(0.02 / 6)
+    centre, spread = special.logit(0.4), half / 0.24
+    assert low[0] == pytest.approx(special.expit(centre - spread))
+    assert high[0] == pytest.approx(special.expit(centre + spread))
 
 
 def test_light_margolin_c_is_pearson_chi_square_scaled_for_two_options() -> None:
