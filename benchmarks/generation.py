@@ -5,9 +5,9 @@ seeded sample of the values study as ``generate`` mode shows them: options liste
 written freely; chat template applied), from the same weights, each as a whole process of its own
 from start to written results, one after the other in one command:
 
-- **culture-probe**: the ``hf`` backend in ``generate`` mode, float32, prompts decoded in a batch
-  of ``--batch-rows`` rows that a waiting prompt refills whenever a row ends, each admitted prompt
-  copying the prefix it shares with the one before (:mod:`culture_probe.engine.generate`); from
+- **culture-probe**: the ``hf`` backend in ``generate`` mode, float32, prompts decoded in batches
+  of ``--batch-rows`` rows, each prompt copying the prefix it shares with the one admitted before
+  and each row leaving at its own end (:mod:`culture_probe.engine.generate`); from
   the runtime environment ``throughput.py`` sets up (culture-probe as a user installs it), ending
   as the CLI ends, without the interpreter's teardown;
 - **lm-evaluation-harness** ``generate_until`` (``lm-eval==0.4.13``, in its own environment), float32,
@@ -275,7 +275,7 @@ def compare(args: argparse.Namespace) -> None:
     ]  # fmt: skip
     contenders = [
         (f"lm-eval {LM_EVAL_VERSION} generate_until, float32, batch {args.batch_rows}", lm_eval),
-        (f"culture-probe hf, float32, {args.batch_rows} rows refilled", ours(args.batch_rows)),
+        (f"culture-probe hf, float32, batches of {args.batch_rows}", ours(args.batch_rows)),
     ]
     if not args.no_llama_cpp:
         contenders.append(("llama.cpp server, F32 GGUF (same weights)", llama(gguf_f32)))

@@ -7,8 +7,8 @@ prompts together and keeps that batch full until the prompts run out (continuous
 
 - **Order.** Prompts are taken in the order of their token ids, so that prompts admitted one after
   another share a prefix (chat header, persona, question) and differ little in length.
-- **Refill.** When a row ends, the next waiting prompt takes its place in the running batch
-  (``Decoding.refill``). Answers are short and uneven (most a few tokens, a few the whole
+- **Refill** (``Decoding.refill``, off by default). When a row ends, the next waiting prompt takes
+  its place in the running batch. Answers are short and uneven (most a few tokens, a few the whole
   ``max_new_tokens``); a batch that only shrank would spend most of its steps on its few long
   rows, each step costing nearly what a full one does. Without refill a batch runs until its last
   row ends, and the next batch starts then.
@@ -68,7 +68,9 @@ class Decoding:
     batch_rows: int
     temperature: float = 0.0
     top_p: float = 1.0
-    refill: bool = True
+    #: off by default: on 2 CPU threads the small prefill passes of the newcomers cost more than
+    #: the steps refilling saves (benchmarks/RESULTS.md, "Generation")
+    refill: bool = False
 
 
 @dataclass
