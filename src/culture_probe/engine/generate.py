@@ -3,7 +3,8 @@
 Written and open answers are generations of up to ``max_new_tokens`` tokens each, and on a CPU one
 decoding step costs about as much for a few prompts as for thirty: the step reads every weight
 once, whatever the number of rows it multiplies. :func:`generate` therefore decodes ``batch_rows``
-prompts together and keeps that batch full until the prompts run out (continuous batching):
+prompts together, and with ``Decoding.refill`` keeps that batch full until the prompts run out
+(continuous batching):
 
 - **Order.** Prompts are taken in the order of their token ids, so that prompts admitted one after
   another share a prefix (chat header, persona, question) and differ little in length.
