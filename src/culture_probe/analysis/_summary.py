@@ -186,10 +186,13 @@ def within_cell_share(aggregates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     otherwise the rest is stated as a complement, without an interval of its own (the intervals of
     the components carry the uncertainty).
     """
-    shown = [aggregates.get(name, {}).get("estimate") for name in TWO_WAY_COMPONENTS]
-    if any(value is None or not np.isfinite(value) for value in shown):
+    shown = np.array(
+        [aggregates.get(name, {}).get("estimate", np.nan) for name in TWO_WAY_COMPONENTS],
+        dtype=np.float64,
+    )
+    if not np.isfinite(shown).all():
         return {"estimate": float("nan"), "ci_low": None, "ci_high": None, "complement": True}
-    rest = float(np.clip(1.0 - sum(min(max(v, 0.0), 1.0) for v in shown), 0.0, 1.0))
+    rest = float(np.clip(1.0 - np.clip(shown, 0.0, 1.0).sum(), 0.0, 1.0))
     residual = aggregates.get("mean_residual_share", {})
     own = residual.get("estimate")
     if own is not None and abs(own - rest) <= 1e-12 and residual.get("ci_high", 2.0) <= 1.0:
