@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import culture_probe as cp
-from culture_probe.analysis import analyze, assert_consistent, tidy_responses
+from culture_probe.analysis import analyze, assert_consistent, summary_cells, tidy_responses
 
 #: per study: items (an ordinal and a nominal one where the study has both) and proxies, chosen so
 #: that every slice has two proxies per axis it touches (four crossed personas for the crossed
@@ -57,7 +57,7 @@ def test_claims_of_a_packaged_study_agree_with_its_tables(
     )
     result = analyze(tidy_responses(run.plan, run.responses), n_bootstrap=50, n_permutations=19)
     assert result.claims, result.headline
-    assert_consistent(result.claims, result.tables, result.summary)
+    assert_consistent(result.claims, result.tables, result.summary, summary_cells(result.summary))
     assert [claim["sentence"] for claim in run.summary["claims"]]  # the run wrote its claims
     nominal = run.plan.loc[run.plan["scale"] == "nominal", "item_id"].unique()
     if len(nominal):

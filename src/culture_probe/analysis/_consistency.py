@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._claims import Claim, Condition, Source, write
+from culture_probe.analysis._claims import ZERO_WORDS, Claim, Condition, Source, write
+
+if TYPE_CHECKING:
+    from culture_probe.analysis._terminal import SummaryCell
 
 DIGIT = re.compile(r"\d")
 PRINTED_P = re.compile(r"\bp [=<] \d")
@@ -34,10 +37,15 @@ class ClaimsInconsistent(AssertionError):
 
 
 def assert_consistent(
-    claims: list[Claim], tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+    claims: list[Claim],
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    cells: list[SummaryCell] | None = None,
 ) -> None:
-    """Raise :class:`ClaimsInconsistent` when :func:`claim_problems` finds any problem."""
+    """Raise :class:`ClaimsInconsistent` when :func:`claim_problems` finds any problem, or
+    :func:`cell_problems` one in the terminal table's ``cells``."""
     problems = claim_problems(claims, tables, summary)
+    problems += cell_problems(cells or [], claims)
     if problems:
         raise ClaimsInconsistent("\n".join(problems))
 
@@ -62,6 +70,58 @@ def claim_problems(
     problems += _zero_culture_problems(claims, tables.get("factor_summary"))
     problems += _duplicate_problems(claims)
     return problems
+
+
+def cell_problems(cells: list[SummaryCell], claims: list[Claim]) -> list[str]:
+    """Every terminal table cell that writes a quantity otherwise than the claim stating it.
+
+    A cell and a claim state the same quantity when the cell's source is the source of one of
+    the claim's figures (printed or :attr:`Claim.unsaid`). A printed figure's text must be the
+    cell's first line and its interval the cell's second; an unsaid one (the sentence says
+    :data:`ZERO_WORDS`) must be the cell's "≈0", over the upper bound where the sentence gives
+    one.
+
+    Args:
+        cells: the table's cells (:func:`culture_probe.analysis.summary_cells`).
+        claims: the run's claims.
+
+    Returns:
+        One line per disagreeing cell; empty when the table says what the sentences say.
+    """
+    problems = []
+    for cell in cells:
+        for claim in (c for c in claims if c.axis == cell.axis):
+            expected = _expected_cell(claim, cell.source)
+            if expected is not None and _cell_form(cell.text) != _cell_form(expected):
+                problems.append(
+                    f"{claim.key}: the terminal table's {cell.header} cell of {cell.axis} reads "
+                    f"{cell.text!r}, the sentence {expected!r}: {claim.sentence!r}"
+                )
+    return problems
+
+
+def _expected_cell(claim: Claim, source: Source) -> str | None:
+    """What a table cell of ``source``'s quantity must read, by what ``claim`` says of it."""
+    for name, figure in claim.figures.items():
+        if figure.source == source and not name.endswith(("_low", "_high")):
+            low, high = claim.figures.get(f"{name}_low"), claim.figures.get(f"{name}_high")
+            if low is None or high is None or "undetermined" in (low.text(), high.text()):
+                return figure.text()
+            return f"{figure.text()}\n{low.text()}-{high.text()}"
+    for name, figure in claim.unsaid.items():
+        if figure.source == source and not name.endswith(("_low", "_high")):
+            if ZERO_WORDS not in claim.sentence:
+                return None
+            high = claim.figures.get(f"{name}_high")
+            return "≈0" + (f"\n≤{high.text()}" if high is not None else "")
+    return None
+
+
+def _cell_form(text: str) -> str:
+    """A cell's text with what only the narrow cell drops put back: "%" and the leading 0 of
+    ".91", so that "41%\n19-60" and "41%\n19%-60%" compare equal."""
+    text = re.sub(r"(?<![\d])\.(?=\d)", "0.", text.replace("%", ""))
+    return text.replace("undetermined", "-")
 
 
 def _own_problems(
