@@ -30,8 +30,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from culture_probe.analysis import assert_consistent
 from culture_probe.backends import create_backend
 from culture_probe.compare import PlanMismatchError, compare
+from culture_probe.compare._claims import compare_claims
 from culture_probe.planning import PlanFilter, PreparedStudy, prepare
 from culture_probe.runner import score_study
 from fault_server import LlamaServer
@@ -154,6 +156,12 @@ def test_the_same_weights_served_by_llama_cpp_show_no_difference_that_matters(
     assert not comparison.tables["proxy_differences"]["significant"].any()
     headline = " ".join(comparison.summary["headline"])
     assert "0 of 2 items differ" in headline and "by more than 0.01" in headline
+    # models that differ on no item are not ranked across wordings
+    assert "withheld: no item's difference between the models is claimed" in headline
+    assert "mean Kendall's W" not in headline
+    for result in (exact, comparison):
+        claims = compare_claims(result.summary, result.tables)
+        assert_consistent(claims, result.tables, result.summary)
 
 
 def test_a_planted_preference_for_the_first_label_is_found_on_every_item(

@@ -4,7 +4,8 @@
 entry) it names and compares the written forms, and looks for pairs of claims that contradict each
 other: a "largest" factor that another claim shows larger, a "dominates" beside a larger residual,
 a share written as zero beside a significant test, one quantity printed with two values, a shift
-whose sign disagrees with the two means it joins, a test printed at an n where it cannot reach
+whose sign disagrees with the two means it joins, a ranking of models over items where no
+difference between them is claimed, a test printed at an n where it cannot reach
 p < 0.05, a factor named as varying that does not vary, more items counted as decided by a test
 than it found significant. The tests run it over planted synthetic
 runs and over the packaged studies (docs/statistics.md, "Claims").
@@ -69,6 +70,7 @@ def claim_problems(
     problems += _largest_problems(claims)
     problems += _zero_culture_problems(claims, tables.get("factor_summary"))
     problems += _duplicate_problems(claims)
+    problems += _ranking_problems(claims)
     return problems
 
 
@@ -334,6 +336,32 @@ def _duplicate_problems(claims: list[Claim]) -> list[str]:
             problems.append(
                 f"{claim.key} and {other.key} print {claim.subject}'s {claim.quantity} as "
                 f"{figure.text()} and {other_figure.text()}"
+            )
+    return problems
+
+
+def _ranking_problems(claims: list[Claim]) -> list[str]:
+    """A ranking of models (a W printed over ``n_ranked`` items) over more items than the
+    comparisons of those models call different: beside "no difference is claimed" it ranks
+    noise. Each pair's ``n_different`` counts its items; their sum bounds the items where any
+    pair differs."""
+    differences = [c for c in claims if c.kind == "difference"]
+    rankings = [
+        c for c in claims if c.kind == "agreement" and {"n_ranked", "estimate"} <= set(c.figures)
+    ]
+    if not differences or not rankings:
+        return []
+    differing = sum(
+        c.figures["n_different"].value or 0 for c in differences if "n_different" in c.figures
+    )
+    problems = []
+    for ranking in rankings:
+        n_ranked = ranking.figures["n_ranked"].value or 0
+        if n_ranked > differing:
+            problems.append(
+                f"{ranking.key}: ranks the models (W {ranking.figures['estimate'].text()}) over "
+                f"{n_ranked:.0f} items, but a difference between them is claimed on "
+                f"{differing:.0f}" + (": no difference is claimed" if not differing else "")
             )
     return problems
 
