@@ -210,32 +210,27 @@ def test_the_noise_floor_is_the_largest_change_of_a_rescored_prompt() -> None:
 
 @pytest.mark.slow
 def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
-    tmp_path: Path, hf_backend: Any
+    tmp_path: Path, embedded_values_run: Path
 ) -> None:
-    """The embedded model at float32 (the session's backend) and at bfloat16 in batches of 3, on
-    the same 96 prompts: rounding and batch composition apart, the same model."""
+    """The embedded model at float32 (the session's run) and at bfloat16 in batches of 3, on the
+    same 96 prompts: rounding and batch composition apart, the same model."""
     from culture_probe.backends import create_backend
     from culture_probe.compare import compare
     from culture_probe.runner import PlanFilter, RunSettings, run_study
+    from fault_server import SERVED_ITEMS, SERVED_PROXIES
 
-    chosen = PlanFilter(items=("family_importance", "generalised_trust"), proxies=("JP", "NG"))
-    runs = []
-    for dtype in ("float32", "bfloat16"):
-        backend = hf_backend
-        if dtype == "bfloat16":
-            backend = create_backend("hf", model="embedded", dtype=dtype, batch_size=3)
-        try:
-            settings = RunSettings(
-                study=REPO / "taxonomy" / "values.yaml",
-                dtype=dtype,
-                out=tmp_path / dtype,
-                filters=chosen,
-            )
-            run_study(settings, backend=backend, analyse=False)
-        finally:
-            if backend is not hf_backend:
-                backend.close()
-        runs.append(tmp_path / dtype)
+    backend = create_backend("hf", model="embedded", dtype="bfloat16", batch_size=3)
+    try:
+        settings = RunSettings(
+            study=REPO / "taxonomy" / "values.yaml",
+            dtype="bfloat16",
+            out=tmp_path / "bfloat16",
+            filters=PlanFilter(items=SERVED_ITEMS, proxies=SERVED_PROXIES),
+        )
+        run_study(settings, backend=backend, analyse=False)
+    finally:
+        backend.close()
+    runs = [embedded_values_run, tmp_path / "bfloat16"]
     floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
     assert [floor["n_prompts"] for floor in floors] == [32, 32]
     assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]
