@@ -40,11 +40,12 @@ def study_reports(packaged_study_runs: Any) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module", params=sorted(SLICES))
-def page(request: pytest.FixtureRequest, browser: BrowserContext, study_reports: dict[str, Path]
+def page(request: pytest.FixtureRequest, browser: BrowserContext, packaged_study_runs: Any
          ) -> Iterator[Page]:  # fmt: skip
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 900})
-    page.goto(study_reports[request.param].as_uri(), wait_until="load")
+    report = packaged_study_runs[request.param].path / "report.html"  # this study's run alone
+    page.goto(report.as_uri(), wait_until="load")
     page.wait_for_selector("html[data-report-ready='1']")
     page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     yield page
