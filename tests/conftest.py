@@ -270,7 +270,8 @@ def embedded_values_run(
     from fault_server import SERVED_ITEMS, SERVED_PROXIES
 
     prepared = prepare(repo / "taxonomy" / "values.yaml", PlanFilter(SERVED_ITEMS, SERVED_PROXIES))
-    path = tmp_path_factory.mktemp("embedded-values") / "run"
+    # the folder's name is how a comparison names the run ("48 prompts only in .../embedded")
+    path = tmp_path_factory.mktemp("values-slice") / "embedded"
     score_study(prepared, hf_backend, path)  # type: ignore[arg-type]
     return path
 
