@@ -3,14 +3,18 @@
 ``--part units`` (the first two tables): single units, Kendall's W, culture share and rho2(1).
 
 **Kendall's W.** Each simulated unit (an item on one axis) has C proxies with true effects of a
-random size, and P wordings that each add independent noise to the proxy means. The true W for P wordings is
-((P - 1) rho + 1) / P, with rho the unit's mean Spearman correlation between two wordings, estimated
-here from 300 fresh wordings of the same unit. The analysis resamples wordings with replacement
-(``paraphrase_bootstrap``) and reads the bias-corrected percentile interval
-(``bias_corrected_interval``), as ``culture-probe analyze`` does. The table gives, per P, the share
-of units whose 95% interval contains the true W, for the shipped replicates (pairs of distinct
-wordings only) and, beside them, for replicates that recompute W on the resampled wordings as they
-are (a wording drawn twice then agrees perfectly with itself).
+random size, and P wordings that each add independent noise to the proxy means. The truth is the
+W that P wordings of this unit give on average, ((P - 1) rho + 1) / P, with rho the unit's
+expected Spearman correlation between two wordings' proxy rankings (W is this function of the
+mean correlation of its P wordings), estimated here from 1,000 fresh wordings of the same unit.
+The table gives, per P, the coverage of the interval ``analyze`` prints (``concordance_interval``:
+the noncentral F of the rank ANOVA), and beside it that of the wording bootstrap it replaced
+(``paraphrase_bootstrap``'s replicates over pairs of distinct wordings, bias-corrected percentile
+interval). The study columns group the units into studies of 5 and check the mean W's interval
+(the Student-t interval over items, ``item_mean_interval``, as ``two_stage_aggregates`` prints
+it) and the two-stage bootstrap of the W replicates it replaced; the study's units are a sample of
+a population of units, and the truth is that population's mean W (the mean over all simulated
+units).
 
 **Culture share and rho2(1).** Cell means follow the random-effects model that the decomposition
 assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effects (sd 0.5) and 2
@@ -79,6 +83,7 @@ from scipy import stats
 from culture_probe.analysis._analyze import _f_interval
 from culture_probe.analysis._anova import (
     block_ranks,
+    concordance_interval,
     culture_share_interval,
     friedman,
     item_statistics,
@@ -95,11 +100,14 @@ from culture_probe.analysis._items import (
     benjamini_hochberg,
     bias_corrected_interval,
     decompose_units,
+    item_mean_interval,
 )
 from culture_probe.analysis._summary import two_stage_aggregates
 
 PROXIES = 10
-FRESH_WORDINGS = 300
+FRESH_WORDINGS = 1000
+#: units per simulated study for the study mean of W
+STUDY_ITEMS = 5
 WORDINGS = (3, 4, 6, 12)
 #: standard deviations of the variance-component model: proxy, wording, interaction, replicate
 SD_PROXY, SD_WORDING, SD_INTERACTION, SD_REPLICATE = 1.0, 0.7, 0.5, 0.6
@@ -107,28 +115,16 @@ REPLICATES = 2
 
 
 def true_concordance(effects: np.ndarray, wordings: int, rng: np.random.Generator) -> np.ndarray:
-    """Each unit's W for ``wordings`` wordings, from its mean correlation over fresh wordings."""
-    fresh = effects + rng.normal(size=(effects.shape[0], PROXIES, FRESH_WORDINGS))
-    ranks = stats.rankdata(fresh, axis=1)
-    rho = np.array(
-        [
-            (np.corrcoef(unit.T).sum() - FRESH_WORDINGS) / (FRESH_WORDINGS * (FRESH_WORDINGS - 1))
-            for unit in ranks
-        ]
-    )
+    """Each unit's expected W for ``wordings`` wordings: ((P - 1) rho + 1) / P, rho the mean
+    Spearman correlation between two of its wordings over ``FRESH_WORDINGS`` fresh ones."""
+    rho = np.empty(effects.shape[0])
+    for unit, unit_effects in enumerate(effects):
+        ranks = stats.rankdata(unit_effects + rng.normal(size=(PROXIES, FRESH_WORDINGS)), axis=0)
+        centred = ranks - ranks.mean(axis=0)
+        standard = centred / np.sqrt((centred**2).sum(axis=0))
+        total = standard.sum(axis=1)
+        rho[unit] = ((total**2).sum() - FRESH_WORDINGS) / (FRESH_WORDINGS * (FRESH_WORDINGS - 1))
     return np.asarray(((wordings - 1) * rho + 1) / wordings)
-
-
-def with_repeats(means: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """W recomputed on the resampled wordings as drawn, repeats included."""
-    ranks, ties = block_ranks(means)
-    take = draws[:, :, None, :]
-    return np.asarray(
-        friedman(
-            np.take_along_axis(ranks[:, None], take, axis=-1),
-            np.take_along_axis(ties[:, None], draws, axis=-1),
-        )["kendall_w"]
-    )
 
 
 def coverage(
@@ -144,25 +140,52 @@ def covered_share(low: np.ndarray, high: np.ndarray, truth: np.ndarray) -> tuple
 
 def concordance_table(units: int, bootstrap: int, rng: np.random.Generator) -> None:
     print(
-        "| wordings | W | true W | mean replicate | coverage | width | repeats: mean | coverage | width |"
+        "| wordings | W | true W | coverage | width | bootstrap: coverage | width "
+        f"| study mean ({STUDY_ITEMS} units): coverage | width | two-stage bootstrap: coverage |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for wordings in WORDINGS:
         scale = rng.uniform(0.2, 1.5, size=(units, 1, 1))
         effects = rng.normal(size=(units, PROXIES, 1)) * scale
         means = effects + rng.normal(size=(units, PROXIES, wordings))
         estimate = np.asarray(friedman(*block_ranks(means))["kendall_w"])
+        truth = true_concordance(effects, wordings, rng)
+        covered, width = covered_share(*concordance_interval(means, estimate, 0.95), truth)
         draws = rng.integers(0, wordings, size=(units, bootstrap, wordings))
         shipped = paraphrase_bootstrap(means, np.zeros_like(means), 1, draws)["kendall_w"]
-        repeated = with_repeats(means, draws)
-        truth = true_concordance(effects, wordings, rng)
-        covered, width = coverage(shipped, estimate, truth)
-        covered_repeats, width_repeats = coverage(repeated, estimate, truth)
+        boot_covered, boot_width = coverage(shipped, estimate, truth)
+        study = study_concordance(estimate, shipped, truth, rng)
         print(
-            f"| {wordings} | {estimate.mean():.3f} | {truth.mean():.3f} | "
-            f"{np.nanmean(shipped):.3f} | {covered:.0%} | {width:.3f} | "
-            f"{np.nanmean(repeated):.3f} | {covered_repeats:.0%} | {width_repeats:.3f} |"
+            f"| {wordings} | {estimate.mean():.3f} | {truth.mean():.3f} | {covered:.1%} "
+            f"| {width:.3f} | {boot_covered:.1%} | {boot_width:.3f} | {study[0]:.1%} "
+            f"| {study[1]:.3f} | {study[2]:.1%} |"
         )
+
+
+def study_concordance(
+    estimate: np.ndarray, replicates: np.ndarray, truth: np.ndarray, rng: np.random.Generator
+) -> tuple[float, float, float]:
+    """Coverage of the mean W over studies of ``STUDY_ITEMS`` units, by the interval ``analyze``
+    prints (``two_stage_aggregates``) and by the two-stage bootstrap of the W replicates.
+
+    The study's units are a sample of the population of units (effects of a random size), and the
+    interval, which resamples them, is for that population's mean true W: the mean over all
+    simulated units."""
+    n_studies = len(estimate) // STUDY_ITEMS
+    true_mean = truth.mean()
+    hits, widths, bootstrap_hits = [], [], []
+    for study in range(n_studies):
+        rows = slice(study * STUDY_ITEMS, (study + 1) * STUDY_ITEMS)
+        table = pd.DataFrame({"kendall_w": estimate[rows]})
+        low, high = item_mean_interval(table["kendall_w"].to_numpy()[:, None])[1:]
+        hits.append(low[0] <= true_mean <= high[0])
+        widths.append(high[0] - low[0])
+        items = rng.integers(0, STUDY_ITEMS, size=(replicates.shape[1], STUDY_ITEMS))
+        picks = rng.integers(0, replicates.shape[1], size=items.shape)
+        combined = np.nanmean(replicates[rows][items, picks], axis=1)
+        b_low, b_high = bias_corrected_interval(combined, np.asarray(estimate[rows].mean()))
+        bootstrap_hits.append(b_low <= true_mean <= b_high)
+    return float(np.mean(hits)), float(np.mean(widths)), float(np.mean(bootstrap_hits))
 
 
 def components_table(units: int, bootstrap: int, rng: np.random.Generator) -> None:
@@ -209,6 +232,8 @@ def components_table(units: int, bootstrap: int, rng: np.random.Generator) -> No
 
 STUDY_PROXIES, PARAPHRASES, ENUMERATORS, ORDERS = 6, 4, 3, 2
 REPLICATES = ENUMERATORS * ORDERS
+#: fresh wordings per item for its true Kendall's W
+STUDY_FRESH = 400
 SCENARIOS = ("null", "culture", "order", "interaction", "misspecified")
 NOISE = 0.05
 
@@ -280,8 +305,41 @@ def simulate(
         if planted.missing:
             frame = frame.loc[rng.random(len(frame)) >= planted.missing]
         frames.append(frame)
-        truths.append(_truth(item, planted, culture, order, interaction, _cell_count(frame)))
+        truth = _truth(item, planted, culture, order, interaction, _cell_count(frame))
+        truth["kendall_w"] = _true_concordance(planted, culture, order, interaction, rng)
+        truths.append(truth)
     return pd.concat(frames, ignore_index=True), pd.DataFrame(truths)
+
+
+def _true_concordance(
+    planted: Planted,
+    culture: np.ndarray,
+    order: np.ndarray,
+    interaction: np.ndarray,
+    rng: np.random.Generator,
+) -> float:
+    """The item's expected Kendall's W over its PARAPHRASES wordings, its proxies fixed:
+    ((P - 1) rho + 1) / P, rho the mean Spearman correlation between the proxy rankings of
+    STUDY_FRESH fresh wordings, each cell the mean of its present responses as the analysis takes
+    it. 1 / P exactly where no effect differs between proxies."""
+    if not (planted.culture or planted.culture_wording):
+        return 1.0 / PARAPHRASES
+    shape = (STUDY_PROXIES, STUDY_FRESH, ENUMERATORS * ORDERS)
+    within = np.broadcast_to((order[None, :] + interaction).ravel(), shape)
+    noise = (
+        rng.standard_t(3, shape) * NOISE / np.sqrt(3)
+        if planted.heavy_tails
+        else rng.normal(0, NOISE, shape)
+    )
+    present = rng.random(shape) >= planted.missing
+    present[..., 0] |= ~present.any(axis=-1)  # the analysis needs every cell
+    cells = np.where(present, within + noise, 0.0).sum(-1) / present.sum(-1)
+    cells = cells + culture[:, None] + rng.normal(0, planted.culture_wording, shape[:2])
+    ranks = stats.rankdata(cells, axis=0)
+    centred = ranks - ranks.mean(axis=0)
+    total = (centred / np.sqrt((centred**2).sum(axis=0))).sum(axis=1)
+    rho = ((total**2).sum() - STUDY_FRESH) / (STUDY_FRESH * (STUDY_FRESH - 1))
+    return float(((PARAPHRASES - 1) * rho + 1) / PARAPHRASES)
 
 
 def _cell_count(frame: pd.DataFrame) -> float:
@@ -407,9 +465,13 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
     core = decompose_units(tidy, codes, args.draws, seed)
     table = core.table.assign(beats_placebo=np.nan, order_share=np.nan)
     true = truth.loc[table["item_id"]]
-    for name in ("culture_share", "rho2_1", "cwi"):
+    for name in ("culture_share", "rho2_1", "cwi", "kendall_w"):
         low, high = _f_interval(table, name)
         tally.add("item", name, table[name], low, high, true[name])
+    low, _ = _f_interval(table, "kendall_w")
+    claims["Kendall's W interval excludes 1 / P (chance)"] += list(low > 1 / PARAPHRASES + 1e-9)
+    # the study's items are a sample of the scenario's items: the mean W's truth is theirs
+    population_w = float(truth["kendall_w"].mean())
     p = table["p_proxy"].to_numpy()
     claims["F test p < 0.05"] += list(p < 0.05)
     low, _ = _f_interval(table, "culture_share")
@@ -433,6 +495,15 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
             tally.add(
                 "study", name, value["estimate"], value["ci_low"], value["ci_high"], true_mean
             )
+        value = aggregates["mean_kendall_w"]
+        tally.add(
+            "study",
+            "mean_kendall_w",
+            value["estimate"],
+            value["ci_low"],
+            value["ci_high"],
+            population_w,
+        )
 
 
 def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ignore[no-untyped-def]

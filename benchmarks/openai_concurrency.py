@@ -34,9 +34,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(port: int, threads: int, model: Path | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, threads: int, model: Path | None = None, launcher: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m llama_cpp.server`` (or the ``launcher`` script that starts it) on ``port``."""
+    program = ["-m", "llama_cpp.server"] if launcher is None else [str(launcher)]
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model or embedded_gguf()),
+        sys.executable, *program, "--model", str(model or embedded_gguf()),
         "--host", "127.0.0.1", "--port", str(port), "--logits_all", "true",
         "--n_ctx", "2048", "--n_threads", str(threads),
     ]  # fmt: skip

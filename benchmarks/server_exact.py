@@ -12,7 +12,11 @@ GGUF file and runs the values study (``--proxies``, default JP: every item and w
 - ``openai-f32`` (with ``--arithmetic``): the server on a float32 copy of the same GGUF file (every
   tensor dequantized, as transformers dequantizes it), which tells llama.cpp's arithmetic on
   quantized weights (8-bit activations in every Q4_1 dot product) apart from everything else
-  (tokens, chat template, label reading).
+  (tokens, chat template, label reading);
+- ``openai-local-q4_1`` and ``openai-local-f32`` (with ``--local-tokens``): ``prompt_tokens=local``,
+  the chats rendered and tokenized by the model's own tokenizer and sent as token ids, to the
+  server on the Q4_1 file and on its float32 copy. The server is ``llama_cpp.server`` with its
+  request declaration widened to take token ids (``tests/token_prompt_server.py``).
 
 It prints, with rescoring on and off: labels at probability 0, the largest and mean Jensen-Shannon distance
 (bits) to hf float32 over all prompts and over the rescored ones, the prompts rescored and their
@@ -20,6 +24,7 @@ summed time, and the runs' wall times; then ``culture-probe compare`` of the ser
 hf float32. Run folders go under ``--out`` (reused: a finished run is not scored again).
 
 Run: python benchmarks/server_exact.py [--proxies JP] [--out /tmp/server_exact] [--threads 2]
+         [--arithmetic ITEMS] [--local-tokens]
 """
 
 from __future__ import annotations
@@ -38,41 +43,18 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from openai_concurrency import free_port, start_server
 
 import culture_probe as cp
 from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.models import embedded_gguf
 from culture_probe.scoring import requests_for, to_canonical
+from gguf_float32 import float32_gguf
 
 REPO = Path(__file__).resolve().parents[1]
+TOKEN_SERVER = REPO / "tests" / "token_prompt_server.py"
 CLI = [str(Path(sys.executable).with_name("culture-probe"))]
-
-
-def float32_gguf(source: Path, target: Path) -> Path:
-    """A copy of a GGUF file with every tensor dequantized to float32 (``general.file_type`` 0)."""
-    from gguf import GGUFReader, GGUFValueType, GGUFWriter
-    from gguf.quants import dequantize
-
-    reader = GGUFReader(source)
-    architecture = reader.fields["general.architecture"].contents()
-    writer = GGUFWriter(target, arch=architecture)
-    for entry in reader.fields.values():
-        if entry.name == "general.architecture" or entry.name.startswith("GGUF."):
-            continue
-        kind = entry.types[0]
-        value = 0 if entry.name == "general.file_type" else entry.contents()
-        sub = entry.types[-1] if kind == GGUFValueType.ARRAY else None
-        writer.add_key_value(entry.name, value, kind, sub_type=sub)
-    for tensor in reader.tensors:
-        writer.add_tensor(
-            tensor.name, dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
-        )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return target
 
 
 def run_study(name: str, out: Path, proxies: str, extra: list[str]) -> float:
@@ -209,6 +191,59 @@ def arithmetic_check(out: Path, items: str, threads: int, reference: pd.Series) 
     )
 
 
+def local_token_runs(out: Path, proxies: str, threads: int, reference: pd.Series) -> str:
+    """The study with ``prompt_tokens=local`` on the Q4_1 file and on its float32 copy.
+
+    Returns a markdown table: distances to hf float32, the exact rescoring's counts and time from
+    each run's manifest, and each run's wall time.
+    """
+    copy = out / "smollm2-float32.gguf"
+    if not copy.exists():
+        float32_gguf(embedded_gguf(), copy)
+    rows = []
+    for name, model in (("openai-local-q4_1", embedded_gguf()), ("openai-local-f32", copy)):
+        wall = local_token_run(name, model, out, proxies, threads)
+        probs = probabilities(out / name).reindex(reference.index)
+        scored = probs.map(len) > 0  # an invalid prompt has no distribution
+        distances = [
+            jensenshannon(p, q, base=2)
+            for p, q in zip(probs[scored], reference[scored], strict=True)
+        ]
+        options = json.loads((out / name / "manifest.json").read_text())["backend"]["options"]
+        rows.append(
+            {
+                "server on": "Q4_1 file" if name.endswith("q4_1") else "float32 copy",
+                "prompts": len(distances),
+                "invalid": int((~scored).sum()),
+                "labels at 0": int(sum((p == 0).sum() for p in probs)),
+                "max JS (bits)": round(max(distances), 5),
+                "mean JS (bits)": round(float(np.mean(distances)), 6),
+                "rescored": options.get("rescored_prompts"),
+                "rescore requests": options.get("rescore_requests"),
+                "rescore s": options.get("rescore_s"),
+                "run s": round(wall),
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def local_token_run(name: str, model: Path, out: Path, proxies: str, threads: int) -> float:
+    """One ``prompt_tokens=local`` run, a server started for it unless it is finished already."""
+    if (out / name / "responses.parquet").exists():
+        return run_study(name, out, proxies, [])
+    port = free_port()
+    server = start_server(port, threads, model=model, launcher=TOKEN_SERVER)
+    served = [
+        "--backend", "openai", "--model", str(model),
+        "--option", f"base_url=http://127.0.0.1:{port}/v1", "--option", "concurrency=2",
+        "--option", "prompt_tokens=local",
+    ]  # fmt: skip
+    try:
+        return run_study(name, out, proxies, served)
+    finally:
+        server.kill()
+
+
 def tokens_agree(server: str, requests: list) -> int:
     """How many prompts llama.cpp tokenizes (``/extras/tokenize``) into transformers' token ids.
 
@@ -240,6 +275,11 @@ def main() -> None:
         "--arithmetic",
         default="",
         help="comma-separated items to score again on a float32 copy of the GGUF file",
+    )
+    parser.add_argument(
+        "--local-tokens",
+        action="store_true",
+        help="also run with prompt_tokens=local on the Q4_1 file and on its float32 copy",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +315,9 @@ def main() -> None:
     if args.arithmetic:
         print(f"\n### The same prompts on a float32 copy ({args.arithmetic})\n")
         print(arithmetic_check(args.out, args.arithmetic, args.threads, reference))
+    if args.local_tokens:
+        print("\n### prompt_tokens=local: the model's own token ids\n")
+        print(local_token_runs(args.out, args.proxies, args.threads, reference))
 
 
 if __name__ == "__main__":

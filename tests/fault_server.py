@@ -53,10 +53,18 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """``python -m llama_cpp.server`` on a loopback port, serving the embedded GGUF file."""
+    """``python -m llama_cpp.server`` on a loopback port, serving the embedded GGUF file.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``model``: another GGUF file; ``launcher``: what starts the server instead of
+    ``python -m llama_cpp.server`` (``tests/token_prompt_server.py``).
+    """
+
+    def __init__(
+        self, port: int | None = None, model: Path | None = None, launcher: Path | None = None
+    ) -> None:
         self.port = port or free_port()
+        self.model = model or embedded_gguf()
+        self.launcher = ["-m", "llama_cpp.server"] if launcher is None else [str(launcher)]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,8 +73,8 @@ class LlamaServer:
 
     def start(self) -> LlamaServer:
         command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(embedded_gguf()),
+            sys.executable, *self.launcher,
+            "--model", str(self.model),
             "--host", "127.0.0.1", "--port", str(self.port),
             "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "1",
         ]  # fmt: skip

@@ -14,9 +14,11 @@ from statsmodels.stats.anova import anova_lm
 from culture_probe.analysis import analyze, tidy_responses
 from culture_probe.analysis._anova import decompose
 from culture_probe.analysis._factorial import (
+    Term,
     fit_balanced,
     fit_components,
     interval,
+    kurtosis_degrees,
     term_codes,
     unit_decomposition,
     unit_terms,
@@ -307,3 +309,21 @@ def test_crossed_proxy_components_equal_mixedlm_reml() -> None:
         result = model.fit(reml=True, method="bfgs", gtol=1e-12, maxiter=5000)
     np.testing.assert_allclose(fit.var[:-1], result.vcomp, rtol=1e-6)
     assert fit.var[-1] == pytest.approx(result.scale, rel=1e-6)
+
+
+def test_pivot_degrees_are_cut_by_the_levels_kurtosis_worked_by_hand() -> None:
+    """Six proxies whose mean scores are (0, 0, 0, 0, 0, 3) (one far out: pandas' bias-corrected
+    excess kurtosis G2 = 6) and a fixed order: the proxy pivot's df 5 becomes 2 / (2 / 5 + 6 / 6)
+    = 1.4286; the fixed term and the residual keep theirs."""
+    proxy = np.repeat(np.arange(6), 4)
+    order = np.tile([0, 1], 12)
+    scores = np.array([0, 0, 0, 0, 0, 3], dtype=float)[proxy] + np.tile([0.1, -0.1, 0.2, -0.2], 6)
+    terms = [Term("region", ("axis:region",), "proxy"), Term("order", ("order",), "context")]
+    codes = [proxy, order]
+    fit = fit_components(scores, codes)
+    gamma = pd.Series([0.0, 0, 0, 0, 0, 3]).kurt()
+    assert gamma == pytest.approx(6.0)
+    degrees = kurtosis_degrees(scores, codes, terms, fit)
+    assert degrees[0] == pytest.approx(2 / (2 / 5 + gamma / 6))
+    assert degrees[1] == fit.df[1] == 1
+    assert degrees[2] == fit.df[2]

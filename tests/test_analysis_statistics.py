@@ -10,7 +10,7 @@ import pandas as pd
 import pingouin
 import pytest
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import optimize, stats
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
@@ -18,7 +18,9 @@ from statsmodels.stats.multitest import multipletests
 from culture_probe.analysis import AnalysisResult, analyze, tidy_responses
 from culture_probe.analysis._anova import (
     block_ranks,
+    concordance_interval,
     decompose,
+    expected_spearman,
     friedman,
     indices,
     noncentrality_bound,
@@ -26,7 +28,7 @@ from culture_probe.analysis._anova import (
     resampled_concordance,
     rho2_interval,
 )
-from culture_probe.analysis._summary import clustered_mean
+from culture_probe.analysis._summary import clustered_mean, two_stage_aggregates
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 
 EFFECTS = PlantedEffects(culture=0.1, wording=0.05, interaction=0.04, noise=0.03, position_bias=0.1)
@@ -257,6 +259,88 @@ def test_friedman_and_kendall_w_match_pingouin_and_scipy(
     assert row["kendall_w"] == pytest.approx(pg["W"].iloc[0])
     assert row["friedman_stat"] == pytest.approx(chi2)
     assert row["friedman_p"] == pytest.approx(p_value)
+
+
+def _rank_f_bounds(w: float, n_proxies: int, n_wordings: int) -> list[float]:
+    """By hand: the lambda at which scipy's noncentral F of the ranks puts 97.5% (2.5%) below
+    F = (P - 1) W / (1 - W), theta = lambda / ((C - 1) P), rho = theta / (1 + theta) and
+    W = ((P - 1) rho + 1) / P."""
+    ratio = (n_wordings - 1) * w / (1 - w)
+    d1, d2 = n_proxies - 1, (n_proxies - 1) * (n_wordings - 1)
+    bounds = []
+    for probability in (0.975, 0.025):
+        if stats.f.cdf(ratio, d1, d2) <= probability:
+            bounds.append(1 / n_wordings)
+            continue
+        lam = optimize.brentq(
+            lambda x, p=probability: stats.ncf.cdf(ratio, d1, d2, x) - p, 1e-9, 1e4
+        )
+        theta = lam / (d1 * n_wordings)
+        bounds.append(((n_wordings - 1) * theta / (1 + theta) + 1) / n_wordings)
+    return bounds
+
+
+def test_kendall_w_interval_is_the_rank_f_interval_where_the_test_does_not_reject() -> None:
+    # pingouin's F form of the Friedman test is the rank ANOVA's F = (P - 1) W / (1 - W)
+    means = np.array([[0.1, 0.3, 0.2], [0.2, 0.1, 0.3], [0.3, 0.2, 0.4], [0.4, 0.5, 0.1]])
+    long = pd.DataFrame(
+        [(c, p, means[c, p]) for c in range(4) for p in range(3)],
+        columns=["proxy", "wording", "score"],
+    )
+    pg = pingouin.friedman(data=long, dv="score", within="proxy", subject="wording", method="f")
+    w = float(friedman(*block_ranks(means))["kendall_w"])
+    assert float(pg["F"].iloc[0]) == pytest.approx(2 * w / (1 - w))
+    assert stats.f.sf(2 * w / (1 - w), 3, 6) > 0.025  # no concordance beyond chance shown
+    low, high = concordance_interval(means[None], np.array([w]), 0.95)
+    expected = _rank_f_bounds(w, 4, 3)
+    assert low[0] == pytest.approx(min(expected[0], w), abs=1e-6)
+    assert high[0] == pytest.approx(expected[1], abs=1e-6)
+
+
+def test_expected_spearman_matches_simulated_wordings() -> None:
+    """rho from the closed form against the mean of scipy's Spearman correlation over 20,000
+    pairs of simulated wordings of the same proxies."""
+    rng = np.random.default_rng(4)
+    standard = np.array([0.0, 0.4, 0.5, 1.5, -1.0, 2.5])
+    first = standard + rng.standard_normal((20_000, 6))
+    second = standard + rng.standard_normal((20_000, 6))
+    simulated = np.mean(
+        [stats.spearmanr(a, b).statistic for a, b in zip(first, second, strict=True)]
+    )
+    assert expected_spearman(standard) == pytest.approx(simulated, abs=0.01)
+    assert expected_spearman(np.zeros(5)) == pytest.approx(0.0)
+    assert expected_spearman(np.arange(5) * 1e3) == pytest.approx(1.0)
+
+
+def test_kendall_w_interval_reaches_below_one_when_every_wording_agrees() -> None:
+    """Three wordings rank five well-separated proxies alike (W = 1); their differences are
+    large against the wording noise, but not infinite: the interval holds 1 and reaches below."""
+    rng = np.random.default_rng(1)
+    means = np.arange(5.0)[:, None] * 0.5 + rng.normal(0, 0.1, (5, 3))
+    w = float(friedman(*block_ranks(means))["kendall_w"])
+    assert w == 1.0
+    low, high = concordance_interval(means[None], np.array([w]), 0.95)
+    assert high[0] == 1.0 and 0.8 < low[0] < 1.0
+    nan_low, nan_high = concordance_interval(np.zeros((1, 5, 3)), np.array([np.nan]), 0.95)
+    assert np.isnan(nan_low[0]) and np.isnan(nan_high[0])
+
+
+def test_study_mean_kendall_w_is_the_t_interval_over_items(
+    study: tuple[pd.DataFrame, AnalysisResult],
+) -> None:
+    _, result = study
+    table = result.tables["item_stats"]
+    rows = table.loc[table["axis"] == table["axis"].iat[0]].reset_index(drop=True)
+    aggregate = two_stage_aggregates(
+        rows,
+        {"var_proxy": np.zeros((len(rows), 2)), "var_interaction": np.zeros((len(rows), 2))},
+        0,
+    )
+    values = rows["kendall_w"].to_numpy()
+    low, high = stats.t.interval(0.95, len(values) - 1, values.mean(), stats.sem(values))
+    assert aggregate["mean_kendall_w"]["estimate"] == pytest.approx(values.mean())
+    assert aggregate["mean_kendall_w"]["ci_low"] == pytest.approx(low)
+    assert aggregate["mean_kendall_w"]["ci_high"] == pytest.approx(high)
 
 
 def test_friedman_tie_correction_matches_scipy() -> None:

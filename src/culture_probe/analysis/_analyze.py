@@ -53,9 +53,10 @@ from culture_probe.columns import in_table_order
 from culture_probe.errors import InputError
 
 INTERVAL_COLUMNS = ("cwi", "culture_share", "kendall_w", "rho2_1")
-#: statistics whose interval comes from the mean squares' distributions (the culture F test, or
-#: generalised pivots for CWI) instead of resampling wordings; never widened
-F_INTERVALS = ("cwi", "culture_share", "rho2_1")
+#: statistics whose interval comes from the mean squares' distributions (the culture F test, the
+#: F test on the ranks for Kendall's W, or generalised pivots for CWI) instead of resampling
+#: wordings; never widened beyond what their own rule says
+F_INTERVALS = ("cwi", "culture_share", "kendall_w", "rho2_1")
 #: the columns those intervals read
 F_COLUMNS = (
     "ms_proxy",
@@ -224,6 +225,8 @@ def _item_table(
     table.insert(2, "scale", table["item_id"].map(scales).to_numpy())
     table.insert(3, "measure", measure_names(table["scale"]))
     for name in INTERVAL_COLUMNS:
+        if f"{name}_low" in table.columns:  # already computed from the cell means
+            continue
         if name in F_INTERVALS:  # from the culture F test; never widened to hold the estimate
             low, high = _f_interval(table, name)
         else:
@@ -253,8 +256,10 @@ def _item_table(
 
 
 def _f_interval(table: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The noncentral-F interval of rho2(1) or of the culture share, or CWI's pivotal interval
-    (docs/statistics.md)."""
+    """The noncentral-F interval of rho2(1), of the culture share or of Kendall's W, or CWI's
+    pivotal interval (docs/statistics.md)."""
+    if name == "kendall_w":  # from the cell means, in item_statistics (concordance_interval)
+        return table["kendall_w_low"].to_numpy(), table["kendall_w_high"].to_numpy()
     parts = {column: table[column].to_numpy(dtype=np.float64) for column in F_COLUMNS}
     wordings = table["n_wordings"].to_numpy()
     replicates = table["n_replicates"].to_numpy(dtype=np.float64)

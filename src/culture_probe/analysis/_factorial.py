@@ -501,7 +501,11 @@ class Draws:
 
 
 def pivotal_draws(
-    fit: Components, n_draws: int, rng: np.random.Generator, fixed: np.ndarray | None = None
+    fit: Components,
+    n_draws: int,
+    rng: np.random.Generator,
+    fixed: np.ndarray | None = None,
+    pivot_df: np.ndarray | None = None,
 ) -> Draws:
     """Draws of the components: generalised pivots for random terms, a parametric bootstrap for
     fixed ones.
@@ -527,9 +531,10 @@ def pivotal_draws(
     if not len(keep):
         return draws
     df, ms = fit.df[keep], fit.ms[keep]
-    chi2 = rng.chisquare(df, size=(n_draws, len(keep)))
+    spread = df if pivot_df is None else np.asarray(pivot_df, dtype=np.float64)[keep]
+    chi2 = rng.chisquare(spread, size=(n_draws, len(keep)))
     with np.errstate(divide="ignore"):
-        pivots = ms * df / chi2
+        pivots = ms * spread / chi2
     system = fit.expected[np.ix_(keep, keep)]
     inverse = np.linalg.inv(system)
     raw = pivots @ inverse.T
@@ -552,6 +557,33 @@ def pivotal_draws(
     draws.var[:, keep] = components
     draws.raw[:, keep] = raw
     return draws
+
+
+def kurtosis_degrees(
+    scores: np.ndarray, codes: list[np.ndarray], terms: list[Term], fit: Components
+) -> np.ndarray:
+    """Per column (terms, then the residual): the degrees of freedom of each mean square's pivot,
+    cut for a random main effect whose levels are drawn from a heavy-tailed or skewed population.
+
+    The mean square of L levels drawn with excess kurtosis gamma has Var[MS] / E[MS]^2 = 2 / df +
+    gamma / L (Box 1953; as :func:`~culture_probe.analysis._anova.effective_degrees` does for the
+    two-way split's error terms), a chi-square with df' = 2 / (2 / df + gamma / L) degrees of
+    freedom. gamma is the levels' sample excess kurtosis (G2, bias-corrected; Joanes & Gill 1998)
+    of their mean scores, kept >= 0. With 6 proxies drawn from a skewed population the chi-square(5)
+    pivot left the region share's interval at 89% (benchmarks/interval_coverage.py).
+    """
+    pivot_df = fit.df.astype(np.float64).copy()
+    for index, (term, code) in enumerate(zip(terms, codes, strict=True)):
+        if term.effect == FIXED or len(term.columns) != 1 or fit.df[index] < 3:
+            continue
+        sums = np.bincount(code, weights=scores)
+        counts = np.bincount(code)
+        means = sums[counts > 0] / counts[counts > 0]
+        if len(means) < 4 or np.ptp(means) == 0:
+            continue
+        gamma = max(float(stats.kurtosis(means, bias=False)), 0.0)
+        pivot_df[index] = 2 / (2 / fit.df[index] + gamma / len(means))
+    return pivot_df
 
 
 def fixed_effect_scale(terms: list[Term], levels: list[int], df: np.ndarray) -> np.ndarray:
@@ -714,7 +746,8 @@ def unit_decomposition(
     kinds = [*(t.kind for t in terms), RESIDUAL]
     effects = [*(t.effect for t in terms), RANDOM]
     scale = fixed_effect_scale(terms, levels, fit.df)
-    draws = pivotal_draws(fit, n_draws, rng, np.array([e == FIXED for e in effects]))
+    pivot_df = kurtosis_degrees(scores, codes, terms, fit)
+    draws = pivotal_draws(fit, n_draws, rng, np.array([e == FIXED for e in effects]), pivot_df)
     var, var_draws = fit.var * scale, draws.var * scale
     raw_share = raw_shares(fit.raw * scale, var)
     raw_draws = raw_shares(draws.raw * scale, var_draws)
@@ -1050,20 +1083,20 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
 def pooled_shares(
     fits: list[UnitFit], position: dict[str, int], point: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each factor's share pooled over the items, with an interval that spans two.
+    """Each factor's share pooled over the items, with the ratio estimator's interval.
 
     The pooled share of a term is sum_i x_i / sum_i t_i, x_i an item's untruncated component and
     t_i the sum of its non-negative ones; the residual takes what the terms leave (as
     :func:`raw_shares` does for one item). It is the share of all the study's answer variance,
-    clipped to [0, 1]. The interval spans (a) the ratio estimator's t interval over items
+    clipped to [0, 1], and its interval is the ratio estimator's over items
     (:func:`~culture_probe.analysis._items.pooled_share_interval`), which reads the spread between
-    items, and (b) the 2.5% and 97.5% percentiles of the same ratio over each item's own pivotal
-    draws (:func:`pivotal_draws`, independent between items), which carry the skew of a component
-    estimated from few levels (6 random proxies: df 5). Either alone fell short: the mean of item
-    shares sat 0.06-0.08 below a random factor's share (E[X / (X + c)] < E[X] / (E[X] + c)) and
-    its t interval over 5 items covered it 85-90% of the time, the ratio estimator's 86-92%; the
-    draws alone put the residual of a null study low (benchmarks/interval_coverage.py;
-    docs/statistics.md, "Study-level intervals").
+    items: each item's estimate carries its own wordings' and residual's noise, so the spread holds
+    both stages. The mean of item shares sat 0.06-0.08 below a random factor's share (E[X / (X +
+    c)] < E[X] / (E[X] + c)) and its t interval covered it 85-90% of the time; spanning the ratio
+    interval and the percentiles of the items' summed pivotal draws covered 98.5-99.5% (sums of
+    independent inverse chi-square pivots have a long upper tail), and those percentiles alone put
+    a null study's residual low (benchmarks/interval_coverage.py; docs/statistics.md, "Study-level
+    intervals"). The summed draws are still returned: ``p_largest`` reads them.
 
     Args:
         fits: the items of one axis, each with ``component_draws`` and ``total_draws``.
@@ -1075,7 +1108,7 @@ def pooled_shares(
     """
     residual = position[RESIDUAL]
     totals = np.array([np.nansum(fit.table["var"].to_numpy(dtype=np.float64)) for fit in fits])
-    share, t_low, t_high = pooled_share_interval(point * totals[:, None], totals)
+    share, low, high = pooled_share_interval(point * totals[:, None], totals)
     n_draws = min(len(f.total_draws) for f in fits if f.total_draws is not None)
     components = np.zeros((n_draws, point.shape[1]))
     denominator = np.zeros(n_draws)
@@ -1089,10 +1122,7 @@ def pooled_shares(
         draws = components / denominator[:, None]
     terms = np.delete(np.arange(draws.shape[1]), residual)
     draws[:, residual] = 1 - draws[:, terms].sum(axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    with quiet():
-        low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
-    return share, np.fmin(t_low, np.clip(low, 0, 1)), np.fmax(t_high, np.clip(high, 0, 1)), draws
+    return share, low, high, draws
 
 
 def summary_entries(

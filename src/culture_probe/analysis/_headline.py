@@ -263,9 +263,15 @@ def _share_words(figures: dict[str, Figure], unsaid: dict[str, Figure], label: s
 
 def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     """Where the rest of the variance lies: the factors that vary within a proxy x wording cell."""
-    figures = _aggregate(axis, "mean_residual_share", facts, "share")
+    figures = _aggregate(axis, "within_cell_share", facts, "share")
     if figures["share"].value is None:
         return None
+    amount = interval_template("share")
+    if facts["aggregates"].get("within_cell_share", {}).get("complement"):
+        # a component printed as not distinguishable from zero: the rest is what the printed
+        # shares leave, with no interval of its own (docs/statistics.md, "Claims")
+        del figures["share_low"], figures["share_high"]
+        amount = "{share} (what the shares above leave)"
     varying = list(facts.get("within_cell_factors", []))
     words = {"factors": _listed(varying)}
     where = "where {factors} vary" if varying else "between repeated scorings of one prompt"
@@ -279,7 +285,7 @@ def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
         quantity=TWO_WAY,
         measure=ORDINAL_MEASURE,
         unit="share",
-        template="The remaining " + interval_template("share") + " lies within a proxy-by-wording "
+        template="The remaining " + amount + " lies within a proxy-by-wording "
         "prompt, " + where + ".",
         figures=figures,
         words=words if varying else {},

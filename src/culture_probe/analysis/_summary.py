@@ -37,6 +37,14 @@ UNBIASED_SHARES = {
     "rho2_1": "raw_rho2_1",
 }
 
+#: statistic -> the ``item_stats`` column whose mean over items, with its Student-t interval
+#: (:func:`unbiased_mean`), the study-level aggregate is: the untruncated shares, and Kendall's W,
+#: which is not truncated and unbiased for the W its wordings give on average. The items' spread
+#: already holds each item's wording noise; the two-stage bootstrap of the W replicates this
+#: replaced counted it twice, and covered no better in simulation (benchmarks/RESULTS.md;
+#: docs/statistics.md, "Kendall's W").
+MEANS_OVER_ITEMS = {**UNBIASED_SHARES, "kendall_w": "kendall_w"}
+
 # Study-level aggregates: (name, per-item statistic, how the items are combined).
 AGGREGATES = (
     ("mean_culture_share", "culture_share", "mean"),
@@ -139,8 +147,8 @@ def two_stage_aggregates(
     }
     out: dict[str, dict[str, float]] = {}
     for name, column, how in AGGREGATES:
-        if column in UNBIASED_SHARES and UNBIASED_SHARES[column] in point.columns:
-            out[name] = unbiased_mean(point[UNBIASED_SHARES[column]])
+        if column in MEANS_OVER_ITEMS and MEANS_OVER_ITEMS[column] in point.columns:
+            out[name] = unbiased_mean(point[MEANS_OVER_ITEMS[column]])
             continue
         combine = np.nanmedian if how == "median" else np.nanmean
         values = point[column].to_numpy(dtype=np.float64)
@@ -160,7 +168,36 @@ def two_stage_aggregates(
             "ci_high": float(high),
             "interval_extended": extended,
         }
+    out["within_cell_share"] = within_cell_share(out)
     return out
+
+
+#: the two-way model's components that the residual is the rest of
+TWO_WAY_COMPONENTS = ("mean_culture_share", "mean_wording_share", "mean_wording_contrast_share")
+
+
+def within_cell_share(aggregates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the two-way components leave, as the sentences print them.
+
+    The study-level means of the untruncated shares sum to 1; a component whose mean is negative
+    is printed as not distinguishable from zero, so the residual's own mean (then above 1, and
+    clipped to 100% [100%, 100%]) would no longer add up with what is printed beside it. Its
+    interval is given only where it is the residual's own and lies inside what the others leave;
+    otherwise the rest is stated as a complement, without an interval of its own (the intervals of
+    the components carry the uncertainty).
+    """
+    shown = np.array(
+        [aggregates.get(name, {}).get("estimate", np.nan) for name in TWO_WAY_COMPONENTS],
+        dtype=np.float64,
+    )
+    if not np.isfinite(shown).all():
+        return {"estimate": float("nan"), "ci_low": None, "ci_high": None, "complement": True}
+    rest = float(np.clip(1.0 - np.clip(shown, 0.0, 1.0).sum(), 0.0, 1.0))
+    residual = aggregates.get("mean_residual_share", {})
+    own = residual.get("estimate")
+    if own is not None and abs(own - rest) <= 1e-12 and residual.get("ci_high", 2.0) <= 1.0:
+        return {**residual, "complement": False}
+    return {"estimate": rest, "ci_low": None, "ci_high": None, "complement": True}
 
 
 def unbiased_mean(values: pd.Series) -> dict[str, Any]:

@@ -85,15 +85,28 @@ def reference_token(top: Mapping[str, float]) -> str | None:
     """The least likely printable token of a top-k list: the check an exact method must pass.
 
     The least likely one, since a server that reports the constrained log-probability (0 for a
-    token it was forced to write) is told apart best on a token far from probability 1.
+    token it was forced to write) is told apart best on a token far from probability 1. A token
+    that a more likely token of the list begins ("If" after "I") is passed over: a grammar that
+    admits "If" alone lets the server write "I" first, then "f", and their log-probabilities
+    are not that of the token "If". A beginning outside the top k is less likely than the token,
+    so the constrained answer then writes the token itself.
 
     Example:
         >>> reference_token({"B": -1.0, "The": -2.8, "\\n": -3.5})
         'The'
+        >>> reference_token({"I": -1.0, "The": -2.8, "If": -5.1})
+        'The'
     """
     # a token led by a space may join the prompt's last token when sent after it
     printable = [t for t in top if t.strip() and t.isprintable() and not t[0].isspace()]
-    return min(printable, key=lambda token: top[token]) if printable else None
+    whole = [
+        token
+        for token in printable
+        if not any(
+            other != token and token.startswith(other) and top[other] > top[token] for other in top
+        )
+    ]
+    return min(whole, key=lambda token: top[token]) if whole else None
 
 
 def gbnf_literal(text: str) -> str:
@@ -179,34 +192,130 @@ def _check_first_token(first: str, continuation: str) -> None:
         raise NotALabelToken(f"{continuation!r} starts with the token {first!r}")
 
 
-def forced_continuation_logprob(reply: Mapping[str, Any], continuation: str) -> float:
-    """The summed log-probability of the tokens a chat completion was constrained to write.
+def forced_continuation_logprob(
+    reply: Mapping[str, Any],
+    continuation: str,
+    expected: Sequence[tuple[int, str]] | None = None,
+) -> float:
+    """The summed log-probability of the tokens a completion was constrained to write.
+
+    ``expected``: the tokens (id and text) the model's own tokenizer gives the continuation
+    (``prompt_tokens=local``); the server must have written these, compared by id where the reply
+    names ids (llama-server), else by text, so that the sum is over the tokens ``hf`` reads.
 
     Raises:
-        Unavailable: the server wrote something else (it ignored the constraint), or reported
-            no log-probabilities.
+        Unavailable: the server wrote something else (it ignored the constraint), wrote it as
+            other tokens, or reported no log-probabilities.
     """
     choice = _first_choice(reply)
-    message = choice.get("message")
-    written = str(message.get("content") or "") if isinstance(message, dict) else ""
+    written = choice_text(choice)
     if written != continuation:
         raise Unavailable(
             f"the server ignored the constraint: asked to write {continuation!r}, it wrote "
             f"{written[:40]!r}"
         )
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list) or not content:
+    content = token_entries(choice)
+    if not content:
         raise Unavailable("the constrained reply has no log-probabilities")
     try:
         total = sum(float(entry["logprob"]) for entry in content)
         first = str(content[0]["token"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise Unavailable(
             f"the constrained reply's log-probabilities do not read: {error}"
         ) from None
+    if expected is not None and [written_as(entry, expected) for entry in content] != list(
+        expected
+    ):
+        raise Unavailable(
+            f"the server wrote {continuation!r} as the tokens "
+            f"{[entry.get('token') for entry in content]}, the model's tokenizer as "
+            f"{[text for _, text in expected]}"
+        )
     _check_first_token(first, continuation)
     return _finite(total, continuation)
+
+
+def written_as(entry: Mapping[str, Any], expected: Sequence[tuple[int, str]]) -> tuple[int, str]:
+    """A written token as ``(id, text)``, its id taken from ``expected`` where the reply has none."""
+    text = str(entry.get("token"))
+    token_id = entry.get("id")
+    if not isinstance(token_id, int):
+        token_id = next((i for i, t in expected if t == text), -1)
+    return token_id, text
+
+
+def choice_text(choice: Mapping[str, Any]) -> str:
+    """The text a reply's choice wrote: a chat message's content, or a completion's ``text``."""
+    message = choice.get("message")
+    if isinstance(message, dict):
+        return str(message.get("content") or "")
+    return str(choice.get("text") or "")
+
+
+def token_entries(choice: Mapping[str, Any]) -> list[Any] | None:
+    """The written tokens of a reply's choice with their log-probabilities; None if absent.
+
+    Each entry reads as the chat format has it, ``{"token", "logprob", "top_logprobs": [{"token",
+    "logprob"}, ...]}`` (llama-server adds each token's ``id``). Chat completions and
+    ``llama-server``'s ``/completions`` reply in that format; the OpenAI legacy completions format
+    (vLLM's ``/completions``: ``tokens``, ``token_logprobs``, ``top_logprobs`` as one table of
+    token text to log-probability per token) is turned into it.
+
+    Example:
+        >>> legacy = {"tokens": ["1"], "token_logprobs": [-0.5], "top_logprobs": [{"1": -0.5}]}
+        >>> token_entries({"text": "1", "logprobs": legacy})
+        [{'token': '1', 'logprob': -0.5, 'top_logprobs': [{'token': '1', 'logprob': -0.5}]}]
+    """
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        return content
+    tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+    if not isinstance(tokens, list) or not isinstance(values, list):
+        return None
+    tables = logprobs.get("top_logprobs")
+    tables = tables if isinstance(tables, list) else []
+    entries = []
+    for position, (token, value) in enumerate(zip(tokens, values, strict=False)):
+        table = tables[position] if position < len(tables) else None
+        alternatives = table.items() if isinstance(table, dict) else ()
+        entries.append(
+            {
+                "token": token,
+                "logprob": value,
+                "top_logprobs": [{"token": t, "logprob": lp} for t, lp in alternatives],
+            }
+        )
+    return entries
+
+
+def echo_tail_logprob(reply: Mapping[str, Any], count: int) -> float:
+    """The summed log-probability of the last ``count`` tokens of an echoed token-id prompt.
+
+    Raises:
+        Unavailable: the reply has no prompt log-probabilities for them.
+    """
+    logprobs = _first_choice(reply).get("logprobs")
+    values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+    if not isinstance(values, list) or not values:
+        raise Unavailable("the /completions reply has no prompt log-probabilities (echo)")
+    usage = reply.get("usage")
+    written = usage.get("completion_tokens", 0) if isinstance(usage, dict) else 0
+    end = len(values) - int(written or 0)
+    tail = values[max(0, end - count) : end]
+    if len(tail) != count or any(value is None for value in tail):
+        raise Unavailable("the /completions reply has no log-probabilities for the label's tokens")
+    return _finite(sum(float(value) for value in tail), f"{count} tokens")
+
+
+def prompt_tokens_read(reply: Mapping[str, Any]) -> int | None:
+    """How many prompt tokens the server says it read (``usage.prompt_tokens``), if it says."""
+    usage = reply.get("usage")
+    read = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return read if isinstance(read, int) and not isinstance(read, bool) else None
 
 
 def _finite(total: float, continuation: str) -> float:

@@ -90,8 +90,9 @@ class ScoredPrompt:
 #: ``fused_layers`` (mixed's fused layers sum a norm in another order: 4e-4 bits apart at most on
 #: the test prompts). So is what ran the model: ``kernel`` (the split kernel's build, MKL's fallback,
 #: or none), ``revision`` (the hub commit of the weights) and, for a server, its
-#: ``system_fingerprint`` (the server's configuration as it reports it), and whether a server's
-#: labels outside its top k are scored exactly (``exact_rescore``) or count as 0.
+#: ``system_fingerprint`` (the server's configuration as it reports it), whether a server's
+#: labels outside its top k are scored exactly (``exact_rescore``) or count as 0, and whether it
+#: read the model's own token ids (``prompt_tokens``, with the ``tokenizer`` that made them).
 ANSWER_OPTIONS = (
     "temperature",
     "max_tokens",
@@ -102,6 +103,8 @@ ANSWER_OPTIONS = (
     "revision",
     "system_fingerprint",
     "exact_rescore",
+    "prompt_tokens",
+    "tokenizer",
 )
 
 

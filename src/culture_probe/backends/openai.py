@@ -28,6 +28,11 @@ text quoted in its ``generated`` column; the rest of the run goes on. A batch of
 prompts': it stops the run unsaved, so that a rerun scores it again. The retries, the time spent
 waiting and the malformed replies are counted in :meth:`OpenAIBackend.info`.
 
+With ``prompt_tokens=local`` the chats are rendered and tokenized by the model's own tokenizer,
+as on ``hf``, and every request goes to ``/completions`` with those token ids as its ``prompt``
+(:mod:`culture_probe.backends._local_tokens`): a server's tokenizer may split the same text into
+other tokens than the model was trained with.
+
 Options (``--option KEY=VALUE``): see :class:`OpenAIOptions`; ``base_url`` and ``api_key`` fall
 back on ``CULTURE_PROBE_BASE_URL`` / ``OPENAI_BASE_URL`` and ``CULTURE_PROBE_API_KEY`` /
 ``OPENAI_API_KEY``.
@@ -60,12 +65,16 @@ from culture_probe.backends._http import (
     MalformedReply,
     ReplyTooLarge,
     RequestFailed,
-    RequestRefused,
     RetryPolicy,
     RetryStats,
     checked_base_url,
     quote,
     send_json,
+)
+from culture_probe.backends._local_tokens import (
+    PROMPT_TOKENS,
+    LocalTokenizer,
+    default_tokenizer_source,
 )
 from culture_probe.backends._server_exact import (
     AGREEMENT_TOLERANCE,
@@ -76,14 +85,18 @@ from culture_probe.backends._server_exact import (
     Unavailable,
     all_spellings,
     chat_template_from,
+    choice_text,
     chosen_label,
     constraint_fields,
     echo_continuation_logprob,
+    echo_tail_logprob,
     first_token_probabilities,
     forced_continuation_logprob,
     labels_outside,
+    prompt_tokens_read,
     reference_token,
     server_draw_seed,
+    token_entries,
 )
 from culture_probe.backends.base import (
     Backend,
@@ -110,6 +123,10 @@ MAX_TOP_LOGPROBS = 20
 #: :meth:`OpenAIBackend._check_not_all_malformed`)
 MALFORMED_BATCH = 4
 PROBE_MESSAGES = ({"role": "user", "content": "Answer with one letter: A or B?"},)
+#: retries of the start-up request with token ids (``prompt_tokens=local``): llama-cpp-python's
+#: server answers a prompt of token ids with HTTP 500, which would otherwise be retried for the
+#: whole ``retry_budget_s``
+TOKEN_PROBE_RETRIES = 2
 #: a constrained answer is sampled at temperature 1, so that it is a draw from the exact
 #: constrained distribution its ``probs`` hold
 CONSTRAINED_TEMPERATURE = 1.0
@@ -247,6 +264,22 @@ class OpenAIOptions:
             "for prompt_logprobs as the server does; unset: the .gguf file the server names"
         },
     )
+    prompt_tokens: str = field(
+        default="server",
+        metadata={
+            "help": "server: chat messages, which the server renders and tokenizes; local: the "
+            "model's own chat template and tokenizer (as on hf), sent as token ids to "
+            "/completions (vLLM, llama.cpp's llama-server)",
+            "choices": PROMPT_TOKENS,
+        },
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={
+            "help": "the model's tokenizer for prompt_tokens=local: a .gguf file, model folder, "
+            "'embedded' or hub id; unset: the .gguf file the server names"
+        },
+    )
     max_reply_bytes: int = field(
         default=DEFAULT_MAX_REPLY_BYTES,
         metadata={
@@ -273,6 +306,14 @@ class OpenAIBackend(Backend):
         self.exact_rescore = declared.exact_rescore
         self.rescore_methods = rescore_methods(declared.rescore_with)
         self.chat_template_source = declared.chat_template
+        self.prompt_tokens = declared.prompt_tokens
+        if declared.tokenizer is not None and self.prompt_tokens != "local":
+            raise InputError(
+                "--option tokenizer is read only with --option prompt_tokens=local (the server "
+                "tokenizes chat messages itself)"
+            )
+        #: the model's own tokenizer, with ``prompt_tokens=local``
+        self.local: LocalTokenizer | None = None
         self.rescore_stats = RescoreStats()
         self._exact_lock = threading.Lock()
         #: the way labels are scored exactly, once one passed its check; the reasons all failed
@@ -317,6 +358,10 @@ class OpenAIBackend(Backend):
         #: the server's ``system_fingerprint`` in its reply to the start-up probe, if any
         self.system_fingerprint: str | None = None
         self.server_model = self._server_model()
+        if self.prompt_tokens == "local":
+            self.local = LocalTokenizer(
+                declared.tokenizer or default_tokenizer_source(self.server_model)
+            )
         self.mode = self._choose_mode(require_mode(mode, ("auto", "logprobs", "generate")))
 
     # --- identity -------------------------------------------------------------------------------
@@ -340,6 +385,10 @@ class OpenAIBackend(Backend):
         else:
             options["temperature"] = self.generation.temperature
             options["max_tokens"] = self.generation.max_new_tokens
+        if self.local is not None:
+            # recorded only when local, so that runs with the server's tokens keep their key
+            options["prompt_tokens"] = "local"
+            options["tokenizer"] = self.local.source
         if self.mode_note:
             options["mode_note"] = self.mode_note
         if self.budget.limit is not None:
@@ -393,18 +442,24 @@ class OpenAIBackend(Backend):
         return ids[0] if len(ids) == 1 else self.model
 
     def _choose_mode(self, requested: str) -> str:
-        if requested != "auto":
+        if requested != "auto" and self.local is None:
             return requested
         try:
-            reply = self._send(
-                "POST",
-                "/chat/completions",
-                self._logprobs_body(list(PROBE_MESSAGES), seed=0),
-                starting=True,
-            )
+            reply = self._ask(list(PROBE_MESSAGES), self._logprobs_fields(seed=0), starting=True)
             top = top_logprobs_of(reply)
         except MalformedReply as error:
             raise self._not_an_api(error) from error
+        except RequestFailed as error:
+            if self.local is None:
+                raise
+            raise CultureProbeError(
+                f"the server at {self.base_url} refuses token ids as the prompt of /completions "
+                f"({error}); prompt_tokens=local needs a server that takes them (vLLM, llama.cpp's "
+                "llama-server; llama-cpp-python's llama_cpp.server takes text only), or "
+                "--option prompt_tokens=server"
+            ) from error
+        if requested != "auto":
+            return requested
         fingerprint = reply.get("system_fingerprint")
         self.system_fingerprint = str(fingerprint) if fingerprint else None
         if top is not None:
@@ -504,7 +559,7 @@ class OpenAIBackend(Backend):
 
     def _score_logprobs(self, request: ScoringRequest) -> ScoredPrompt:
         try:
-            reply = self._post_chat(self._logprobs_body(request.messages(), request.seed))
+            reply = self._ask(request.messages(), self._logprobs_fields(request.seed))
             top = top_logprobs_of(reply)
             if top is None:
                 raise MalformedReply(
@@ -522,7 +577,7 @@ class OpenAIBackend(Backend):
 
     def _top_logprobs(self, request: ScoringRequest) -> dict[str, float]:
         """The server's top-k next tokens for a prompt (MalformedReply when it gives none)."""
-        reply = self._post_chat(self._logprobs_body(request.messages(), request.seed))
+        reply = self._ask(request.messages(), self._logprobs_fields(request.seed))
         top = top_logprobs_of(reply)
         if top is None:
             raise MalformedReply(f"the reply has no log-probabilities: {quote(json.dumps(reply))}")
@@ -582,6 +637,13 @@ class OpenAIBackend(Backend):
         method = self._exact_method(request, top)
         found = {}
         for continuation in dict.fromkeys(continuations):
+            if self.local is not None and not self.local.spells_label(continuation):
+                if not optional:
+                    raise Unavailable(
+                        f"the model's tokenizer reads {continuation!r} as "
+                        f"{self.local.text_ids(continuation)}, whose first token is not the label"
+                    )
+                continue  # no token of its own: 0, as hf counts it (NotALabelToken)
             try:
                 found[continuation] = self._continuation_logprob(method, request, continuation)
             except NotALabelToken:
@@ -607,7 +669,7 @@ class OpenAIBackend(Backend):
         for method in self.rescore_methods:
             try:
                 value = self._continuation_logprob(method, request, token)
-            except (Unavailable, RequestRefused, MalformedReply) as error:
+            except (Unavailable, RequestFailed, MalformedReply) as error:
                 reasons.append(f"{method}: {error}")
                 continue
             if abs(value - top[token]) <= AGREEMENT_TOLERANCE:
@@ -621,28 +683,32 @@ class OpenAIBackend(Backend):
 
     def _continuation_logprob(self, method: str, request: ScoringRequest, text: str) -> float:
         if method == "prompt_logprobs":
-            body = {
-                "model": self.server_model,
-                "prompt": self._chat_template().render(request.messages()) + text,
-                "echo": True,
-                "logprobs": 1,
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "seed": request.seed,
-            }
-            return echo_continuation_logprob(self._send("POST", "/completions", body), text)
-        body = {
-            "model": self.server_model,
-            "messages": request.messages(),
+            return self._echoed_logprob(request, text)
+        fields = {
             # a token holds at least one byte: this many tokens always write the text
             "max_tokens": len(text.encode("utf-8")) + 1,
             "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": 1,
+            **self._logprob_count(1),
             "seed": request.seed,
             **constraint_fields([text]),
         }
-        return forced_continuation_logprob(self._post_chat(body), text)
+        expected = self.local.tokens(text) if self.local is not None else None
+        return forced_continuation_logprob(self._ask(request.messages(), fields), text, expected)
+
+    def _echoed_logprob(self, request: ScoringRequest, text: str) -> float:
+        """A continuation's log-probability from the server's log-probabilities of the prompt."""
+        fields = {"echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
+        fields["seed"] = request.seed
+        if self.local is not None:
+            continuation = self.local.text_ids(text)
+            body = {"model": self.server_model, "prompt": self._prompt_ids(request) + continuation}
+            reply = self._send("POST", "/completions", body | fields)
+            return echo_tail_logprob(reply, len(continuation))
+        body = {
+            "model": self.server_model,
+            "prompt": self._chat_template().render(request.messages()) + text,
+        }
+        return echo_continuation_logprob(self._send("POST", "/completions", body | fields), text)
 
     def _chat_template(self) -> ChatTemplate:
         """The template ``chat_template`` names, else the one in the .gguf file the server serves."""
@@ -670,16 +736,14 @@ class OpenAIBackend(Backend):
 
     def _constrained_one(self, request: ScoringRequest) -> ScoredPrompt:
         labels = request.option_labels
-        body = {
-            "model": self.server_model,
-            "messages": request.messages(),
+        fields = {
             "max_tokens": max(len(label.encode("utf-8")) for label in labels) + 2,
             "temperature": CONSTRAINED_TEMPERATURE,
             "seed": server_draw_seed(request),
             **constraint_fields(all_spellings(labels)),
         }
         try:
-            text = message_text(self._post_chat(body))
+            text = message_text(self._ask(request.messages(), fields))
             choice = chosen_label(text, labels)
             if choice < 0:
                 return ScoredPrompt(
@@ -736,31 +800,59 @@ class OpenAIBackend(Backend):
         }
 
     def _sampled_text(self, request: ScoringRequest) -> str:
-        body = {
-            "model": self.server_model,
-            "messages": request.messages(),
+        fields = {
             "max_tokens": self.generation.max_new_tokens,
             "temperature": self.generation.temperature,
             "top_p": self.generation.top_p,
             "seed": request.seed,
         }
-        return message_text(self._post_chat(body))
+        return message_text(self._ask(request.messages(), fields))
 
-    def _logprobs_body(self, messages: list[dict[str, str]], seed: int) -> dict[str, Any]:
+    def _logprobs_fields(self, seed: int) -> dict[str, Any]:
+        """One next token, greedy, with the top ``top_logprobs`` log-probabilities."""
         return {
-            "model": self.server_model,
-            "messages": messages,
             "max_tokens": 1,
             "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": self.top_logprobs,
+            **self._logprob_count(self.top_logprobs),
             "seed": seed,
         }
 
+    def _logprob_count(self, count: int) -> dict[str, Any]:
+        """Ask for ``count`` log-probabilities per written token, as each endpoint spells it."""
+        if self.local is not None:
+            return {"logprobs": count}  # the legacy completions field (llama-server: n_probs)
+        return {"logprobs": True, "top_logprobs": count}
+
     # --- HTTP -----------------------------------------------------------------------------------
 
-    def _post_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._send("POST", "/chat/completions", body)
+    def _ask(
+        self, messages: list[dict[str, str]], fields: dict[str, Any], starting: bool = False
+    ) -> dict[str, Any]:
+        """One request about a chat: its messages to ``/chat/completions``, or its token ids.
+
+        With ``prompt_tokens=local`` the chat is rendered and tokenized by the model's own
+        tokenizer and sent as the ``prompt`` of ``/completions``; the server must say it read as
+        many prompt tokens as were sent, where its reply counts them.
+
+        Raises:
+            MalformedReply: the server read another number of prompt tokens than it was sent.
+        """
+        if self.local is None:
+            body = {"model": self.server_model, "messages": messages, **fields}
+            return self._send("POST", "/chat/completions", body, starting=starting)
+        ids = self.local.prompt_ids(messages)
+        body = {"model": self.server_model, "prompt": ids, **fields}
+        reply = self._send("POST", "/completions", body, starting=starting)
+        read = prompt_tokens_read(reply)
+        if read is not None and read != len(ids):
+            raise MalformedReply(
+                f"the server read {read} prompt tokens where {len(ids)} token ids were sent"
+            )
+        return reply
+
+    def _prompt_ids(self, request: ScoringRequest) -> list[int]:
+        assert self.local is not None
+        return self.local.prompt_ids(request.messages())
 
     def _send(
         self, method: str, path: str, body: dict[str, Any] | None = None, starting: bool = False
@@ -771,6 +863,8 @@ class OpenAIBackend(Backend):
         ``base_url`` rather than a server restarting, so it is not retried.
         """
         policy = dataclasses.replace(self.retry, retry_refused=False) if starting else self.retry
+        if starting and self.local is not None and path == "/completions":
+            policy = dataclasses.replace(policy, max_retries=TOKEN_PROBE_RETRIES)
         exchange = Exchange(
             self.client, policy, self.stats, self._stop, self.budget.spend, self.max_reply_bytes
         )
@@ -797,8 +891,7 @@ def top_logprobs_of(reply: dict[str, Any]) -> dict[str, float] | None:
     Raises:
         MalformedReply: the reply has no ``choices``, or log-probabilities that are not numbers.
     """
-    logprobs = first_choice(reply).get("logprobs") or {}
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    content = token_entries(first_choice(reply))
     if not isinstance(content, list) or not content or not isinstance(content[0], dict):
         return None
     entries = content[0].get("top_logprobs")
@@ -826,14 +919,12 @@ def _best_per_token(entries: list[Any]) -> dict[str, float]:
 
 
 def message_text(reply: dict[str, Any]) -> str:
-    """The assistant's text in a chat-completions reply ("" when there is none).
+    """The text a chat completion or a completion wrote ("" when there is none).
 
     Raises:
         MalformedReply: the reply has no ``choices``.
     """
-    message = first_choice(reply).get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    return str(content or "")
+    return choice_text(first_choice(reply))
 
 
 def _finished_results(futures: Sequence[Future[ScoredPrompt]]) -> dict[int, ScoredPrompt]:

@@ -9,7 +9,8 @@ values they take (a :class:`culture_probe.bounds.Range`: counts positive, probab
   an unknown key is an error listing the valid ones, with a "did you mean" when one is spelled
   closely; values given as text are converted to the declared type, or the error names the key and
   the type it expects; a number outside its range (or a NaN or infinite one) is an error naming
-  the key and the range;
+  the key and the range; a text option that declares its ``choices`` takes one of them, or the
+  error names the key, the choices and the closest one;
 - :func:`options_help` writes the help text of a backend's options;
 - :func:`options_record` gives the options for the manifest (secrets left out).
 
@@ -41,7 +42,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from culture_probe.bounds import Range
-from culture_probe.errors import InputError
+from culture_probe.errors import InputError, expected_one_of
 
 OptionsT = TypeVar("OptionsT")
 
@@ -68,7 +69,21 @@ def parse_options(cls: type[OptionsT], raw: Mapping[str, Any]) -> OptionsT:
             raise InputError(_unknown_key_message(key, fields), key=key)
         values[key] = coerce(key, value, hints[key])
         check_range(key, values[key], fields[key].metadata.get("range"))
+        check_choice(key, values[key], fields[key].metadata.get("choices"))
     return cls(**values)
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...] | None) -> None:
+    """Refuse a value outside the option's declared ``choices`` (unset is always allowed).
+
+    Example:
+        >>> check_choice("prompt_tokens", "locale", ("server", "local"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        culture_probe.errors.InputError: --option prompt_tokens got 'locale'; did you mean ...
+    """
+    if choices is not None and value is not None and value not in choices:
+        raise InputError(f"--option {key} got {value!r}; {expected_one_of(str(value), choices)}")
 
 
 def check_range(key: str, value: Any, allowed: Range | None) -> None:
@@ -178,6 +193,8 @@ def describe_options(cls: type[Any]) -> list[tuple[str, str, str, str]]:
         allowed = spec.metadata.get("range")
         if allowed is not None:
             kind += ", " + allowed.describe().removeprefix("a number ").removeprefix("of ")
+        if spec.metadata.get("choices"):
+            kind = " or ".join(spec.metadata["choices"])
         rows.append((spec.name, kind, shown, spec.metadata.get("help", "")))
     return rows
 
