@@ -68,7 +68,7 @@ MACHINE_NEEDS: dict[str, Callable[[], str]] = {
 
 
 #: fixtures that start a program of their own: every test that uses one is slow
-SLOW_FIXTURES = frozenset({"llama_server", "browser"})
+SLOW_FIXTURES = frozenset({"llama_server", "browser", "served_values_run"})
 #: reason -> how many tests were left out for it, for the terminal summary
 LEFT_OUT = pytest.StashKey[dict[str, int]]()
 
@@ -164,6 +164,18 @@ def hf_backend() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
+def packaged_study_runs(
+    repo: Path, hf_backend: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """Every packaged study on its slice (``packaged_studies.SLICES``), scored by the embedded
+    model, analysed and reported at most once per session: the claims and report tests share
+    them."""
+    from packaged_studies import PackagedRuns
+
+    return PackagedRuns(repo, hf_backend, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def blend_study(tmp_path_factory: pytest.TempPathFactory, upstream_data: Path) -> Path:
     """A BLEnD-format beer-food question about the UK and South Korea: 3 prompts (en, en, ko)."""
     from culture_probe.importers import RegionResolver, import_blend, write_study
@@ -244,6 +256,35 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
+
+
+@pytest.fixture(scope="session")
+def embedded_values_run(
+    repo: Path, hf_backend: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The served slice (``fault_server.SERVED_ITEMS`` x ``SERVED_PROXIES``, 96 prompts) scored
+    once per session by the embedded model at float32: compared with the served run
+    (test_compare_models) and with a bfloat16 run (test_compare_noise)."""
+    from culture_probe.planning import PlanFilter, prepare
+    from culture_probe.runner import score_study
+    from fault_server import SERVED_ITEMS, SERVED_PROXIES
+
+    prepared = prepare(repo / "taxonomy" / "values.yaml", PlanFilter(SERVED_ITEMS, SERVED_PROXIES))
+    # the folder's name is how a comparison names the run ("48 prompts only in .../embedded")
+    path = tmp_path_factory.mktemp("values-slice") / "embedded"
+    score_study(prepared, hf_backend, path)  # type: ignore[arg-type]
+    return path
+
+
+@pytest.fixture(scope="session")
+def served_values_run(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The values study's slice (2 items x JP, DE: 96 prompts) scored once per session by
+    ``culture-probe score`` through llama.cpp's server, killed after two chunks and resumed
+    (``fault_server.score_interrupted``): test_backend_openai checks the stop and the resume,
+    test_compare_models compares the finished run with the embedded model's."""
+    from fault_server import score_interrupted
+
+    return score_interrupted(repo, tmp_path_factory.mktemp("served-values") / "run")
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,67 @@ class LlamaServer:
             self.process.wait()
 
 
+#: the values study's slice that ``culture-probe score`` runs through llama.cpp's server
+SERVED_ITEMS = ("family_importance", "generalised_trust")
+SERVED_PROXIES = ("JP", "DE")
+
+
+def score_command(repo: Path, url: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """``culture-probe score`` of :data:`SERVED_ITEMS` x :data:`SERVED_PROXIES` through the
+    server at ``url``, as a user would type it, in chunks of 4 prompts."""
+    command = [
+        sys.executable, "-m", "culture_probe.cli", "score", str(repo / "taxonomy" / "values.yaml"),
+        "--items", ",".join(SERVED_ITEMS), "--proxies", ",".join(SERVED_PROXIES),
+        "--backend", "openai",
+        "--option", f"base_url={url}", "--option", "concurrency=1", "--option", "chunk_size=4",
+        "--option", "retry_budget_s=1", "--option", "backoff=0.05", "--out", str(out),
+        # resuming is what these runs check; exact rescoring beyond the top-k, a dozen requests
+        # per rescored prompt, is checked in test_openai_exact.py
+        "--option", "exact_rescore=false",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo)
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A served run whose server was killed after two chunks, then restarted on the same port
+    and the same command run again (:func:`score_interrupted`).
+
+    Attributes:
+        out: the run directory, finished by the second command.
+        stopped: the first command, which the kill stopped.
+        n_saved: prompts with a result when it stopped.
+        resumed: the second command.
+    """
+
+    out: Path
+    stopped: subprocess.CompletedProcess[str]
+    n_saved: int
+    resumed: subprocess.CompletedProcess[str]
+
+
+def score_interrupted(repo: Path, out: Path) -> InterruptedRun:
+    """Score the served slice, killing llama.cpp's server after two chunks are saved, and
+    resume it with the same command once the server is back."""
+    from culture_probe.store import RunDirectory
+
+    server = LlamaServer().start()
+    try:
+        results: list[subprocess.CompletedProcess[str]] = []
+        run = threading.Thread(target=lambda: results.append(score_command(repo, server.url, out)))
+        run.start()
+        while len(list((out / "chunks").glob("chunk-*.parquet"))) < 2 and run.is_alive():
+            time.sleep(0.02)
+        server.kill()
+        run.join()
+        n_saved = len(RunDirectory(out).results())
+        server = LlamaServer(server.port).start()  # the same address, as a restarted server has
+        resumed = score_command(repo, server.url, out)
+    finally:
+        server.kill()
+    return InterruptedRun(out, results[0], n_saved, resumed)
+
+
 @dataclass(frozen=True)
 class Fault:
     """What the server does instead of forwarding a request.

@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import special, stats
 from statsmodels.stats.anova import anova_lm
@@ -162,30 +163,52 @@ def test_pooled_share_sums_components_before_dividing_worked_by_hand() -> None:
 
 def test_pooled_share_is_the_ratio_estimator_worked_by_hand() -> None:
     """Components (0.2, 0.5, 0.2) over totals (1, 1, 2): R = 0.9 / 4 = 0.225; residuals d =
-    (-0.025, 0.275, -0.25), sum d^2 = 0.13875, SE = sqrt(0.13875 / 6) / (4 / 3) = 0.114052,
-    t(0.975, 2) = 4.302653: [0.225 - 0.490729, 0.225 + 0.490729], clipped to [0, 1]. A term
-    proportional to the totals has no spread."""
+    (-0.025, 0.275, -0.25), leverages t / sum(t) = (0.25, 0.25, 0.5), d / (1 - h) = (-0.033333,
+    0.366667, -0.5), SE = sqrt(0.385556) / 4 = 0.155233, t(0.975, 2) = 4.302653: [0.225 -
+    0.667912, 0.225 + 0.667913], clipped to [0, 1]. A term proportional to the totals has no
+    spread."""
     components = np.array([[0.2, 1.0], [0.5, 1.0], [0.2, 2.0]])
     share, low, high = pooled_share_interval(components, np.array([1.0, 1.0, 2.0]))
     assert share[0] == pytest.approx(0.225)
     assert low[0] == 0.0
-    assert high[0] == pytest.approx(0.225 + 4.302653 * 0.114052, abs=1e-5)
+    assert high[0] == pytest.approx(0.225 + 4.302653 * 0.155233, abs=1e-5)
     assert (share[1], low[1], high[1]) == pytest.approx((1.0, 1.0, 1.0))
 
 
+def test_pooled_share_standard_error_is_statsmodels_hc3_of_the_ratio_regression() -> None:
+    """The ratio R = sum(x) / sum(t) is the weighted least-squares slope of x on t through the
+    origin with weights 1 / t, and its standard error is that regression's HC3 one
+    (statsmodels); R +- t(0.975, I - 1) SE lies inside (0, 1), so the interval is taken on the
+    logit scale."""
+    rng = np.random.default_rng(8)
+    totals = rng.uniform(0.5, 2.0, 6)
+    components = 0.1 * totals + rng.normal(0, 0.08, 6)
+    fit = sm.WLS(components, totals[:, None], weights=1 / totals).fit(cov_type="HC3")
+    share, low, high = pooled_share_interval(components[:, None], totals)
+    assert share[0] == pytest.approx(fit.params[0])
+    ratio = fit.params[0]
+    half = stats.t.ppf(0.975, 5) * fit.bse[0]
+    assert ratio - half > 0
+    assert ratio + half < 1
+    spread = half / (ratio * (1 - ratio))
+    expected = special.expit(special.logit(ratio) + np.array([-spread, spread]))
+    assert (low[0], high[0]) == pytest.approx(tuple(expected))
+
+
 def test_pooled_share_clear_of_both_ends_takes_the_logit_scale_worked_by_hand() -> None:
-    """Components (0.3, 0.5, 0.4) over totals (1, 1, 1): R = 0.4, d = (-0.1, 0.1, 0), SE =
-    sqrt(0.02 / 6) = 0.057735, half = t(0.975, 2) SE = 0.248414: R +- half = [0.1516, 0.6484]
-    lies inside (0, 1), so the interval is expit(logit(0.4) +- 0.248414 / (0.4 * 0.6)) =
-    expit(-0.405465 +- 1.035057) = [0.191464, 0.652397]; scipy's expit maps it back."""
+    """Components (0.3, 0.5, 0.4) over totals (1, 1, 1): R = 0.4, d = (-0.1, 0.1, 0), leverages
+    1 / 3, d / (1 - h) = (-0.15, 0.15, 0), SE = sqrt(0.045) / 3 = 0.070711, half = t(0.975, 2) SE
+    = 0.304243: R +- half = [0.0958, 0.7042] lies inside (0, 1), so the interval is
+    expit(logit(0.4) +- 0.304243 / (0.4 * 0.6)) = expit(-0.405465 +- 1.267681) = [0.158005,
+    0.703123]; scipy's expit maps it back."""
     components = np.array([[0.3], [0.5], [0.4]])
     share, low, high = pooled_share_interval(components, np.ones(3))
     assert share[0] == pytest.approx(0.4)
-    assert (low[0], high[0]) == pytest.approx((0.191464, 0.652397), abs=1e-6)
-    half = stats.t.ppf(0.975, 2) * np.sqrt(0.02 / 6)
+    half = stats.t.ppf(0.975, 2) * np.sqrt(0.045) / 3
     centre, spread = special.logit(0.4), half / 0.24
     assert low[0] == pytest.approx(special.expit(centre - spread))
     assert high[0] == pytest.approx(special.expit(centre + spread))
+    assert (low[0], high[0]) == pytest.approx((0.158005, 0.703123), abs=1e-6)
 
 
 def test_light_margolin_c_is_pearson_chi_square_scaled_for_two_options() -> None:

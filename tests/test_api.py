@@ -14,17 +14,18 @@ import pytest
 import culture_probe as cp
 from culture_probe.backends import Backend, BackendInfo
 from culture_probe.errors import CultureProbeError, InputError
+from packaged_studies import SLICES
 
 SLICE = {"items": ["family_importance"], "proxies": "JP,NG"}
 
 
 @pytest.fixture(scope="module")
-def api_run(hf_backend: object, repo: Path, tmp_path_factory: pytest.TempPathFactory) -> cp.Run:
-    """One run of a small slice through ``cp.run`` on the session's embedded model."""
-    out = tmp_path_factory.mktemp("api") / "run"
-    return cp.run(
-        repo / "taxonomy" / "values.yaml", backend=hf_backend, out=out, bootstrap=100, **SLICE
-    )  # type: ignore[arg-type]
+def api_run(packaged_study_runs: Any) -> cp.Run:
+    """One run of a small slice through ``cp.run`` on the session's embedded model: the
+    session's run of the values study's slice, which is this one."""
+    items, proxies = SLICES["values"]
+    assert (items.split(","), proxies) == (SLICE["items"], SLICE["proxies"])
+    return packaged_study_runs["values"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -43,7 +40,14 @@ from culture_probe.models import embedded_gguf
 from culture_probe.planning import PlanFilter, prepare
 from culture_probe.scoring import build_manifest, requests_for, score_plan, write_responses
 from culture_probe.store import RunDirectory
-from fault_server import NO_LOGPROBS, FaultServer, LlamaServer, free_port, status
+from fault_server import (
+    NO_LOGPROBS,
+    FaultServer,
+    InterruptedRun,
+    LlamaServer,
+    free_port,
+    status,
+)
 
 ITEMS = ("family_importance", "generalised_trust")
 
@@ -312,45 +316,22 @@ def test_retry_waits_grow_exponentially_with_jitter_and_honour_retry_after() -> 
     assert 58 <= policy.wait_before(0, retry_after=in_a_minute) <= 60
 
 
-def cli(repo: Path, url: str, out: Path) -> subprocess.CompletedProcess[str]:
-    """The real command line, as a user would type it."""
-    command = [
-        sys.executable, "-m", "culture_probe.cli", "score", str(repo / "taxonomy" / "values.yaml"),
-        "--items", ",".join(ITEMS), "--proxies", "JP,DE", "--backend", "openai",
-        "--option", f"base_url={url}", "--option", "concurrency=1", "--option", "chunk_size=4",
-        "--option", "retry_budget_s=1", "--option", "backoff=0.05", "--out", str(out),
-        # resuming is what these runs check; exact rescoring beyond the top-k, a dozen requests
-        # per rescored prompt, is checked in test_openai_exact.py
-        "--option", "exact_rescore=false",
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo)
-
-
 def test_a_server_killed_mid_run_stops_the_run_and_the_same_command_resumes_it(
-    repo: Path, direct_results: list, tmp_path: Path
+    served_values_run: InterruptedRun, direct_results: list
 ) -> None:
-    out = tmp_path / "run"
-    server = LlamaServer().start()
-    try:
-        run = threading.Thread(target=lambda: results.append(cli(repo, server.url, out)))
-        results: list[subprocess.CompletedProcess[str]] = []
-        run.start()
-        while len(list((out / "chunks").glob("chunk-*.parquet"))) < 2 and run.is_alive():
-            time.sleep(0.02)
-        server.kill()
-        run.join()
-        stopped = results[0]
-        assert stopped.returncode == 2, stopped.stderr
-        assert "run the same command again to resume" in stopped.stderr
-        saved = RunDirectory(out).results()
-        total = len(RunDirectory(out).plan())
-        assert 8 <= len(saved) < total
-        server = LlamaServer(server.port).start()  # the same address, as a restarted server has
-        resumed = cli(repo, server.url, out)
-        assert resumed.returncode == 0, resumed.stderr
-        assert f"resuming: {len(saved)} of {total} prompts already scored" in resumed.stderr
-    finally:
-        server.kill()
+    out, stopped, resumed = (
+        served_values_run.out,
+        served_values_run.stopped,
+        served_values_run.resumed,
+    )
+    assert stopped.returncode == 2, stopped.stderr
+    assert "run the same command again to resume" in stopped.stderr
+    total = len(RunDirectory(out).plan())
+    assert 8 <= served_values_run.n_saved < total
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {served_values_run.n_saved} of {total} prompts already scored" in (
+        resumed.stderr
+    )
     responses = pd.read_parquet(out / "responses.parquet")
     assert len(responses) == total == 96
     assert responses["prompt_id"].is_unique

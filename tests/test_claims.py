@@ -8,15 +8,27 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from scipy import stats
 
-from culture_probe.analysis import analyze, tidy_responses
+from culture_probe.analysis import (
+    SummaryCell,
+    analyze,
+    format_terminal_summary,
+    summary_cells,
+    tidy_responses,
+)
 from culture_probe.analysis._claims import Claim, Figure
-from culture_probe.analysis._consistency import assert_consistent, claim_problems
+from culture_probe.analysis._consistency import (
+    ClaimsInconsistent,
+    assert_consistent,
+    cell_problems,
+    claim_problems,
+)
 from culture_probe.analysis._headline import MIN_ITEMS_SIGNED_RANK
 from culture_probe.analysis._items import CONFIDENCE
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
-from culture_probe.formatting import format_interval, format_percent
+from culture_probe.formatting import format_interval, format_percent, format_ratio
 
 PLANTED = {
     "null": PlantedEffects(noise=0.05),
@@ -71,7 +83,9 @@ def test_small_percentages_keep_two_significant_digits() -> None:
 
 def test_planted_runs_have_consistent_claims(planted) -> None:  # type: ignore[no-untyped-def]
     _, _, result = planted
-    assert_consistent(result.claims, result.tables, result.summary)
+    cells = summary_cells(result.summary)
+    assert len(cells) == 6  # culture, wording, w×c, order, CWI, W of the one axis
+    assert_consistent(result.claims, result.tables, result.summary, cells)
     assert result.summary["claims"] == [c.to_json() for c in result.claims]
     assert result.headline == [
         s for s in result.headline if s in [c.sentence for c in result.claims]
@@ -158,6 +172,55 @@ def test_placebo_sentence_gives_both_magnitudes_and_the_sign_test() -> None:
     assert f"the larger in {above} of 8 items" in claim.sentence
     assert claim.test is not None
     assert claim.test.p == pytest.approx(stats.binomtest(above, 8).pvalue)
+
+
+def _cell(result, header: str) -> SummaryCell:  # type: ignore[no-untyped-def]
+    return next(c for c in summary_cells(result.summary) if c.header == header)
+
+
+def test_a_share_not_distinguishable_from_zero_reads_so_in_the_table_too() -> None:
+    # culture only: the wording-by-culture component is truncated at zero on every item
+    _, result = _run(PLANTED["culture-only"])
+    aggregate = result.summary["axes"]["region"]["aggregates"]["mean_wording_contrast_share"]
+    assert aggregate["estimate"] == 0 and aggregate["ci_low"] == 0 and aggregate["ci_high"] > 0
+    claim = _claim(result, "region:wording_contrast_share")
+    high = format_percent(aggregate["ci_high"])
+    assert f"are not distinguishable from zero (upper bound {high})" in claim.sentence
+    assert _cell(result, "w×c").text == f"≈0\n≤{high.rstrip('%')}"
+    console = Console(width=120, record=True)
+    console.print(format_terminal_summary(result))
+    printed = console.export_text()
+    assert "≈0" in printed and f"≤{high.rstrip('%')}" in printed
+
+
+def test_the_checker_finds_a_table_cell_that_contradicts_its_sentence() -> None:
+    _, result = _run(PLANTED["culture-only"])
+    cells = summary_cells(result.summary)
+    assert cell_problems(cells, result.claims) == []
+    # the cell as it was written before: "0%" over "0-0" beside "not distinguishable from zero"
+    zero = [dataclasses.replace(c, text="0%\n0-0") if c.header == "w×c" else c for c in cells]
+    problems = cell_problems(zero, result.claims)
+    assert len(problems) == 1 and "w×c cell of region reads '0%\\n0-0'" in problems[0]
+    # a culture share one digit off its sentence
+    culture = _claim(result, "region:culture_share")
+    shown = culture.figures["share"].text()
+    other = [
+        dataclasses.replace(c, text="1" + c.text) if c.header == "culture" else c for c in cells
+    ]
+    problems = cell_problems(other, result.claims)
+    assert len(problems) == 1 and "region:culture_share" in problems[0] and shown in problems[0]
+    with pytest.raises(ClaimsInconsistent, match="terminal table's culture cell"):
+        assert_consistent(result.claims, result.tables, result.summary, other)
+
+
+def test_a_ratio_cell_is_written_as_its_sentence_writes_it() -> None:
+    # Kendall's W sits in the culture sentence where culture is tiny but consistent
+    _tidy, result = _run(PlantedEffects(culture=0.2, position_bias=0.95), n_items=6)
+    claim = _claim(result, "region:culture_share")
+    w = claim.figures["w"]
+    assert w.text() in claim.sentence
+    assert _cell(result, "W").text.split("\n")[0] == format_ratio(w.value)
+    assert cell_problems(summary_cells(result.summary), result.claims) == []
 
 
 # --- the checker finds what is wrong -----------------------------------------------------------

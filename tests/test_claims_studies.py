@@ -8,27 +8,8 @@ from typing import Any
 
 import pytest
 
-import culture_probe as cp
-from culture_probe.analysis import analyze, assert_consistent, tidy_responses
-
-#: per study: items (an ordinal and a nominal one where the study has both) and proxies, chosen so
-#: that every slice has two proxies per axis it touches (four crossed personas for the crossed
-#: studies) and stays under about 110 prompts per language (the two-language crossed study asks
-#: 288)
-SLICES = {
-    "values": ("family_importance", "JP,NG"),
-    "values_languages": ("family_importance", "CN,JP"),
-    "values_elicitation": ("family_importance", "US,JP"),
-    "food": ("pork_acceptability,morning_drink", "IN,JP"),
-    "food_religion": ("pork_at_home", "IN+islam,IN+hinduism,US+islam,US+hinduism"),
-    "food_religion_languages": (
-        "pork_at_home,everyday_staple",
-        "IN+islam,IN+hinduism,US+islam,US+hinduism",
-    ),
-    "names": ("name_order", "EG,JP"),
-    "social": ("deference_to_elders,caring_for_parents", "man,woman"),
-    "technology": ("trusting_ai_assistants,drying_laundry", "BR,CN"),
-}
+from culture_probe.analysis import analyze, assert_consistent, summary_cells, tidy_responses
+from packaged_studies import SLICES
 
 
 def test_every_packaged_study_has_a_slice(repo: Path) -> None:
@@ -43,21 +24,12 @@ def test_every_packaged_study_has_a_slice(repo: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("study", sorted(SLICES))
 def test_claims_of_a_packaged_study_agree_with_its_tables(
-    study: str, hf_backend: Any, repo: Path, tmp_path: Path
+    study: str, packaged_study_runs: Any
 ) -> None:
-    items, proxies = SLICES[study]
-    run = cp.run(
-        repo / "taxonomy" / f"{study}.yaml",
-        backend=hf_backend,
-        out=tmp_path / "run",
-        items=items,
-        proxies=proxies,
-        bootstrap=20,
-        report=False,
-    )
+    run = packaged_study_runs[study]
     result = analyze(tidy_responses(run.plan, run.responses), n_bootstrap=50, n_permutations=19)
     assert result.claims, result.headline
-    assert_consistent(result.claims, result.tables, result.summary)
+    assert_consistent(result.claims, result.tables, result.summary, summary_cells(result.summary))
     assert [claim["sentence"] for claim in run.summary["claims"]]  # the run wrote its claims
     nominal = run.plan.loc[run.plan["scale"] == "nominal", "item_id"].unique()
     if len(nominal):

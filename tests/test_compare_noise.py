@@ -51,6 +51,64 @@ def test_every_sentence_is_a_claim_that_agrees_with_its_table(tmp_path: Path) ->
     assert f"{pair['mean_difference']:+.3f} [{pair['low']:+.3f}, {pair['high']:+.3f}]" in first
     assert "1 of 3 items differ" in first and "up to 0.003" in first
     assert claims[0].test is not None and claims[0].test.significant == (pair["p"] < 0.05)
+    # the models' order across wordings, over the one item where they differ: q1
+    ranking = comparison.tables["ranking"].set_index("item_id")
+    assert ranking["claimed"].tolist() == [True, False, False]
+    assert comparison.summary["mean_kendall_w"] == ranking.loc["q1", "kendall_w"]
+    last = comparison.summary["headline"][-1]
+    assert "over the 1 item where they differ" in last
+    assert f"mean Kendall's W {ranking.loc['q1', 'kendall_w']:.2f}" in last
+
+
+def test_models_that_do_not_differ_are_not_ranked(tmp_path: Path) -> None:
+    """A null pair: two draws of one model's answers, beyond a tiny floor but not different."""
+    from culture_probe.analysis import assert_consistent
+    from culture_probe.compare import compare
+    from culture_probe.compare._claims import compare_claims
+
+    plan = synthetic_plan()
+    runs = [
+        make_run(tmp_path / name, f"model-{name}", plan, synthetic_responses(plan, seed=seed))
+        for name, seed in (("a", 1), ("b", 2))
+    ]
+    for run in runs:
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["noise_floor"] = {"n_prompts": 32, "max_abs_score": 1e-4, "mean_abs_score": 1e-5}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+    comparison = compare(runs, n_bootstrap=50)
+    ranking = comparison.tables["ranking"]
+    assert not ranking["within_noise"].any()  # beyond the floor: the old rule would have ranked
+    assert not ranking["claimed"].any() and ranking["kendall_w"].notna().all()
+    assert comparison.summary["pairs"][0]["n_items_different"] == 0
+    assert np.isnan(comparison.summary["mean_kendall_w"])
+    headline = comparison.summary["headline"]
+    assert "0 of 3 items differ" in headline[0]
+    assert not any("Kendall's W 0" in sentence for sentence in headline)
+    assert "withheld: no item's difference between the models is claimed" in headline[-1]
+    claims = compare_claims(comparison.summary, comparison.tables)
+    assert_consistent(claims, comparison.tables, comparison.summary)
+
+
+def test_the_checker_finds_a_ranking_beside_no_difference(tmp_path: Path) -> None:
+    import dataclasses
+
+    from culture_probe.analysis import claim_problems
+    from culture_probe.compare._claims import compare_claims
+
+    comparison = compared(tmp_path, (0.001, 0.002))
+    claims = compare_claims(comparison.summary, comparison.tables)
+    assert claim_problems(claims, comparison.tables, comparison.summary) == []
+    # the pair's sentence as if no item differed, beside the ranking over one item
+    pair = claims[0]
+    figures = dict(pair.figures)
+    figures["n_different"] = dataclasses.replace(figures["n_different"], value=0, source=None)
+    changed = [dataclasses.replace(pair, figures=figures), *claims[1:]]
+    problems = claim_problems(changed, comparison.tables, comparison.summary)
+    assert problems == [
+        ":ranking: ranks the models (W "
+        f"{claims[-1].figures['estimate'].text()}) over 1 items, but a difference between them "
+        "is claimed on 0: no difference is claimed"
+    ]
 
 
 def test_the_pair_interval_agrees_with_its_welch_test(tmp_path: Path) -> None:
@@ -152,32 +210,27 @@ def test_the_noise_floor_is_the_largest_change_of_a_rescored_prompt() -> None:
 
 @pytest.mark.slow
 def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
-    tmp_path: Path, hf_backend: Any
+    tmp_path: Path, embedded_values_run: Path
 ) -> None:
-    """The embedded model at float32 (the session's backend) and at bfloat16 in batches of 3, on
-    the same 96 prompts: rounding and batch composition apart, the same model."""
+    """The embedded model at float32 (the session's run) and at bfloat16 in batches of 3, on the
+    same 96 prompts: rounding and batch composition apart, the same model."""
     from culture_probe.backends import create_backend
     from culture_probe.compare import compare
     from culture_probe.runner import PlanFilter, RunSettings, run_study
+    from fault_server import SERVED_ITEMS, SERVED_PROXIES
 
-    chosen = PlanFilter(items=("family_importance", "generalised_trust"), proxies=("JP", "NG"))
-    runs = []
-    for dtype in ("float32", "bfloat16"):
-        backend = hf_backend
-        if dtype == "bfloat16":
-            backend = create_backend("hf", model="embedded", dtype=dtype, batch_size=3)
-        try:
-            settings = RunSettings(
-                study=REPO / "taxonomy" / "values.yaml",
-                dtype=dtype,
-                out=tmp_path / dtype,
-                filters=chosen,
-            )
-            run_study(settings, backend=backend, analyse=False)
-        finally:
-            if backend is not hf_backend:
-                backend.close()
-        runs.append(tmp_path / dtype)
+    backend = create_backend("hf", model="embedded", dtype="bfloat16", batch_size=3)
+    try:
+        settings = RunSettings(
+            study=REPO / "taxonomy" / "values.yaml",
+            dtype="bfloat16",
+            out=tmp_path / "bfloat16",
+            filters=PlanFilter(items=SERVED_ITEMS, proxies=SERVED_PROXIES),
+        )
+        run_study(settings, backend=backend, analyse=False)
+    finally:
+        backend.close()
+    runs = [embedded_values_run, tmp_path / "bfloat16"]
     floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
     assert [floor["n_prompts"] for floor in floors] == [32, 32]
     assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]

@@ -207,12 +207,17 @@ TEXT_OUTSIDE = """() => {
       const box = text.getBBox();
       const matrix = text.getCTM(), root = svg.getCTM();
       // rotated column labels: place the box through its own transform, relative to the svg
-      const point = svg.createSVGPoint();
-      point.x = box.x; point.y = box.y;
-      const at = point.matrixTransform(root.inverse().multiply(matrix));
-      if (at.x < view.x - 1 || box.width > view.width
-          || (Math.abs(matrix.b) < 1e-6 && at.x + box.width > view.x + view.width + 1)) {
-        outside.push([svg.getAttribute('aria-label'), text.textContent, at.x, box.width]);
+      const toSvg = root.inverse().multiply(matrix);
+      const corner = (x, y) => {
+        const point = svg.createSVGPoint();
+        point.x = x; point.y = y;
+        return point.matrixTransform(toSvg);
+      };
+      const ends = [corner(box.x, box.y), corner(box.x + box.width, box.y),
+                    corner(box.x, box.y + box.height), corner(box.x + box.width, box.y + box.height)];
+      const left = Math.min(...ends.map(p => p.x)), right = Math.max(...ends.map(p => p.x));
+      if (left < view.x - 1 || right > view.x + view.width + 1) {
+        outside.push([svg.getAttribute('aria-label'), text.textContent, left, right]);
       }
     }
   }

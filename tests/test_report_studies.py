@@ -5,6 +5,7 @@ is there; the crossed study's charts per axis and order; and the CLI's summary i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,8 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-import culture_probe as cp
-from test_claims_studies import SLICES
+from packaged_studies import SLICES
 from test_report_charts import (
     CELL_TEXT,
     MARKS_OUTSIDE,
@@ -33,27 +33,19 @@ NAV_TARGETS = """() => [...document.querySelectorAll('nav.toc a')].map(a => a.ge
   .map(href => [href, document.getElementById(href.slice(1)) !== null])"""
 
 
-@pytest.fixture(scope="session")
-def study_reports(hf_backend: Any, repo: Path, tmp_path_factory: pytest.TempPathFactory
-                  ) -> dict[str, Path]:  # fmt: skip
-    """The report of every packaged study on the first item of the claims tests' slice."""
-    reports = {}
-    for study, (items, proxies) in sorted(SLICES.items()):
-        # the first item only: an ordinal one in every study, which keeps the whole under a minute
-        run = cp.run(repo / "taxonomy" / f"{study}.yaml", backend=hf_backend,
-                     out=tmp_path_factory.mktemp(study) / "run", items=items.split(",")[0],
-                     proxies=proxies,
-                     bootstrap=20)  # fmt: skip
-        reports[study] = run.path / "report.html"
-    return reports
+@pytest.fixture(scope="module")
+def study_reports(packaged_study_runs: Any) -> dict[str, Path]:
+    """The report of every packaged study on the claims tests' slice (scored once per session)."""
+    return {study: packaged_study_runs[study].path / "report.html" for study in sorted(SLICES)}
 
 
 @pytest.fixture(scope="module", params=sorted(SLICES))
-def page(request: pytest.FixtureRequest, browser: BrowserContext, study_reports: dict[str, Path]
+def page(request: pytest.FixtureRequest, browser: BrowserContext, packaged_study_runs: Any
          ) -> Iterator[Page]:  # fmt: skip
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 900})
-    page.goto(study_reports[request.param].as_uri(), wait_until="load")
+    report = packaged_study_runs[request.param].path / "report.html"  # this study's run alone
+    page.goto(report.as_uri(), wait_until="load")
     page.wait_for_selector("html[data-report-ready='1']")
     page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     yield page
@@ -111,11 +103,9 @@ def test_the_crossed_study_charts_each_axis_per_order(study_reports: dict[str, P
 
 
 def test_a_crossed_study_in_two_languages_keeps_its_nominal_item_on_its_own_measure(
-    hf_backend: Any, repo: Path, tmp_path: Path, browser: BrowserContext
+    packaged_study_runs: Any, browser: BrowserContext
 ) -> None:
-    items, proxies = SLICES["food_religion_languages"]
-    run = cp.run(repo / "taxonomy/food_religion_languages.yaml", backend=hf_backend,
-                 out=tmp_path / "run", items=items, proxies=proxies, bootstrap=20)  # fmt: skip
+    run = packaged_study_runs["food_religion_languages"]
     indonesian = run.plan.loc[(run.plan["language"] == "id") & (run.plan["proxy"] == "IN+islam")]
     assert indonesian["user"].str.contains("sebuah keluarga Muslim biasa di India").any()
     assert run.plan.groupby("language")["prompt_id"].count().to_dict() == {"en": 144, "id": 144}
@@ -141,7 +131,11 @@ def test_a_crossed_study_in_two_languages_keeps_its_nominal_item_on_its_own_meas
     page.close()
 
 
-def test_the_cli_summary_wraps_to_a_60_column_terminal(repo: Path, tmp_path: Path) -> None:
+def test_the_cli_summary_wraps_to_a_60_column_terminal(
+    repo: Path, tmp_path: Path, packaged_study_runs: Any
+) -> None:
+    # the session's run, copied: the command finds every prompt scored and goes on to the summary
+    shutil.copytree(packaged_study_runs["food_religion"].path, tmp_path / "run")
     items, proxies = SLICES["food_religion"]
     environment = {**os.environ, "COLUMNS": "60"}
     done = subprocess.run(
@@ -149,6 +143,7 @@ def test_the_cli_summary_wraps_to_a_60_column_terminal(repo: Path, tmp_path: Pat
          proxies, "--out", str(tmp_path / "run"), "--dtype", "float32", "--bootstrap", "100"],
         capture_output=True, text=True, env=environment, timeout=300, check=True,
     )  # fmt: skip
+    assert "resuming: " in done.stderr and "already scored" in done.stderr
     # the last line, "report: <path>", is a path to copy: it is left whole
     lines = [line for line in done.stdout.splitlines() if not line.startswith("report: ")]
     assert "…" not in done.stdout

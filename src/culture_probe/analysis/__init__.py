@@ -148,9 +148,9 @@ from culture_probe.analysis._alignment import alignment_tables
 from culture_probe.analysis._analyze import AnalysisResult, analyze
 from culture_probe.analysis._anova import block_ranks, friedman
 from culture_probe.analysis._claims import Claim, Condition, Figure, Source, Test
-from culture_probe.analysis._consistency import assert_consistent, claim_problems
+from culture_probe.analysis._consistency import assert_consistent, cell_problems, claim_problems
 from culture_probe.analysis._items import benjamini_hochberg, bias_corrected_interval
-from culture_probe.analysis._terminal import format_terminal_summary
+from culture_probe.analysis._terminal import SummaryCell, format_terminal_summary, summary_cells
 from culture_probe.analysis._tidy import probability_matrix, tidy_responses
 
 __all__ = [
@@ -159,6 +159,7 @@ __all__ = [
     "Condition",
     "Figure",
     "Source",
+    "SummaryCell",
     "Test",
     "alignment_tables",
     "analyze",
@@ -166,9 +167,11 @@ __all__ = [
     "benjamini_hochberg",
     "bias_corrected_interval",
     "block_ranks",
+    "cell_problems",
     "claim_problems",
     "format_terminal_summary",
     "friedman",
     "probability_matrix",
+    "summary_cells",
     "tidy_responses",
 ]

@@ -21,6 +21,8 @@ from culture_probe.formatting import format_percent, format_ratio
 ALPHA = 0.05
 #: how a number is written, by style (see :meth:`Figure.text`)
 STYLES = ("percent", "decimal", "signed", "count", "p", "difference", "fine")
+#: what a sentence says of a share whose estimate would be written "0%"
+ZERO_WORDS = "not distinguishable from zero"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,17 @@ def write(value: float | None, style: str) -> str:
     return format_ratio(value)  # "decimal": two decimals, significant digits below 0.01
 
 
+def writes_as_zero(value: float | None) -> bool:
+    """Whether a share would be written "0%": such a share is said in :data:`ZERO_WORDS`, in
+    sentences and table cells alike, never as "0% [0%, 0%]".
+
+    Example:
+        >>> writes_as_zero(0.0), writes_as_zero(0.000083), writes_as_zero(None)
+        (True, False, False)
+    """
+    return value is not None and write(value, "percent") == "0%"
+
+
 @dataclass(frozen=True)
 class Test:
     """The test behind a claim.
@@ -159,7 +172,9 @@ class Claim:
         words: names the sentence prints (axes, factors, proxies), by name.
         direction: "up", "down" or "none" for a shift; None where a direction means nothing.
         test: the test behind the claim, if any.
-        compares: for "largest", the figures' keys of the claims it is compared with.
+        unsaid: figures the sentence states in words rather than digits (a share it calls
+            :data:`ZERO_WORDS`), kept so that a table showing the same quantity can be checked
+            against what the sentence says of it.
     """
 
     key: str
@@ -174,6 +189,7 @@ class Claim:
     words: dict[str, str] = field(default_factory=dict)
     direction: str | None = None
     test: Test | None = None
+    unsaid: dict[str, Figure] = field(default_factory=dict)
 
     @property
     def sentence(self) -> str:

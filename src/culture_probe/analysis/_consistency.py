@@ -4,7 +4,8 @@
 entry) it names and compares the written forms, and looks for pairs of claims that contradict each
 other: a "largest" factor that another claim shows larger, a "dominates" beside a larger residual,
 a share written as zero beside a significant test, one quantity printed with two values, a shift
-whose sign disagrees with the two means it joins, a test printed at an n where it cannot reach
+whose sign disagrees with the two means it joins, a ranking of models over items where no
+difference between them is claimed, a test printed at an n where it cannot reach
 p < 0.05, a factor named as varying that does not vary, more items counted as decided by a test
 than it found significant. The tests run it over planted synthetic
 runs and over the packaged studies (docs/statistics.md, "Claims").
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._claims import Claim, Condition, Source, write
+from culture_probe.analysis._claims import ZERO_WORDS, Claim, Condition, Source, write
+
+if TYPE_CHECKING:
+    from culture_probe.analysis._terminal import SummaryCell
 
 DIGIT = re.compile(r"\d")
 PRINTED_P = re.compile(r"\bp [=<] \d")
@@ -34,10 +38,15 @@ class ClaimsInconsistent(AssertionError):
 
 
 def assert_consistent(
-    claims: list[Claim], tables: dict[str, pd.DataFrame], summary: dict[str, Any]
+    claims: list[Claim],
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    cells: list[SummaryCell] | None = None,
 ) -> None:
-    """Raise :class:`ClaimsInconsistent` when :func:`claim_problems` finds any problem."""
+    """Raise :class:`ClaimsInconsistent` when :func:`claim_problems` finds any problem, or
+    :func:`cell_problems` one in the terminal table's ``cells``."""
     problems = claim_problems(claims, tables, summary)
+    problems += cell_problems(cells or [], claims)
     if problems:
         raise ClaimsInconsistent("\n".join(problems))
 
@@ -61,7 +70,60 @@ def claim_problems(
     problems += _largest_problems(claims)
     problems += _zero_culture_problems(claims, tables.get("factor_summary"))
     problems += _duplicate_problems(claims)
+    problems += _ranking_problems(claims)
     return problems
+
+
+def cell_problems(cells: list[SummaryCell], claims: list[Claim]) -> list[str]:
+    """Every terminal table cell that writes a quantity otherwise than the claim stating it.
+
+    A cell and a claim state the same quantity when the cell's source is the source of one of
+    the claim's figures (printed or :attr:`Claim.unsaid`). A printed figure's text must be the
+    cell's first line and its interval the cell's second; an unsaid one (the sentence says
+    :data:`ZERO_WORDS`) must be the cell's "≈0", over the upper bound where the sentence gives
+    one.
+
+    Args:
+        cells: the table's cells (:func:`culture_probe.analysis.summary_cells`).
+        claims: the run's claims.
+
+    Returns:
+        One line per disagreeing cell; empty when the table says what the sentences say.
+    """
+    problems = []
+    for cell in cells:
+        for claim in (c for c in claims if c.axis == cell.axis):
+            expected = _expected_cell(claim, cell.source)
+            if expected is not None and _cell_form(cell.text) != _cell_form(expected):
+                problems.append(
+                    f"{claim.key}: the terminal table's {cell.header} cell of {cell.axis} reads "
+                    f"{cell.text!r}, the sentence {expected!r}: {claim.sentence!r}"
+                )
+    return problems
+
+
+def _expected_cell(claim: Claim, source: Source) -> str | None:
+    """What a table cell of ``source``'s quantity must read, by what ``claim`` says of it."""
+    for name, figure in claim.figures.items():
+        if figure.source == source and not name.endswith(("_low", "_high")):
+            low, high = claim.figures.get(f"{name}_low"), claim.figures.get(f"{name}_high")
+            if low is None or high is None or "undetermined" in (low.text(), high.text()):
+                return figure.text()
+            return f"{figure.text()}\n{low.text()}-{high.text()}"
+    for name, figure in claim.unsaid.items():
+        if figure.source == source and not name.endswith(("_low", "_high")):
+            if ZERO_WORDS not in claim.sentence:
+                return None
+            high = claim.figures.get(f"{name}_high")
+            return "≈0" + (f"\n≤{high.text()}" if high is not None else "")
+    return None
+
+
+def _cell_form(text: str) -> str:
+    """A cell's text with what only the narrow cell drops put back: "%" and the leading 0 of
+    ".91", so that "41%\n19-60" and "41%\n19%-60%" compare equal."""
+    text = re.sub(r"(?<![\d])\.(?=\d)", "0.", text.replace("%", ""))
+    return text.replace("undetermined", "-")
 
 
 def _own_problems(
@@ -274,6 +336,32 @@ def _duplicate_problems(claims: list[Claim]) -> list[str]:
             problems.append(
                 f"{claim.key} and {other.key} print {claim.subject}'s {claim.quantity} as "
                 f"{figure.text()} and {other_figure.text()}"
+            )
+    return problems
+
+
+def _ranking_problems(claims: list[Claim]) -> list[str]:
+    """A ranking of models (a W printed over ``n_ranked`` items) over more items than the
+    comparisons of those models call different: beside "no difference is claimed" it ranks
+    noise. Each pair's ``n_different`` counts its items; their sum bounds the items where any
+    pair differs."""
+    differences = [c for c in claims if c.kind == "difference"]
+    rankings = [
+        c for c in claims if c.kind == "agreement" and {"n_ranked", "estimate"} <= set(c.figures)
+    ]
+    if not differences or not rankings:
+        return []
+    differing = sum(
+        c.figures["n_different"].value or 0 for c in differences if "n_different" in c.figures
+    )
+    problems = []
+    for ranking in rankings:
+        n_ranked = ranking.figures["n_ranked"].value or 0
+        if n_ranked > differing:
+            problems.append(
+                f"{ranking.key}: ranks the models (W {ranking.figures['estimate'].text()}) over "
+                f"{n_ranked:.0f} items, but a difference between them is claimed on "
+                f"{differing:.0f}" + (": no difference is claimed" if not differing else "")
             )
     return problems
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from culture_probe.analysis._claims import (
     ALPHA,
+    ZERO_WORDS,
     Claim,
     Condition,
     Figure,
@@ -21,6 +22,7 @@ from culture_probe.analysis._claims import (
     Test,
     interval_template,
     write,
+    writes_as_zero,
 )
 from culture_probe.analysis._summary import ORDINAL_MEASURE
 
@@ -216,7 +218,9 @@ def _wording_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
             ),
         )
         test = Test(test_name, n=int(facts["n_items"]), n_significant=significant)
-        template = "In the same model " + label + " " + _share_words(figures, label) + "; "
+        unsaid: dict[str, Figure] = {}
+        template = "In the same model " + label + " " + _share_words(figures, unsaid, label)
+        template += "; "
         template += (
             "its F test is significant after Benjamini-Hochberg in {k} of {n} items."
             if significant
@@ -234,31 +238,40 @@ def _wording_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
                 template=template,
                 figures=figures,
                 test=test,
+                unsaid=unsaid,
             )
         )
     return claims
 
 
-def _share_words(figures: dict[str, Figure], label: str) -> str:
+def _share_words(figures: dict[str, Figure], unsaid: dict[str, Figure], label: str) -> str:
     """ "explain 3.1% [0.50%, 6.0%]", or, where the estimate writes as 0, "are not
-    distinguishable from 0 (95% upper bound 2.0%)" with the zero figures dropped."""
+    distinguishable from 0 (upper bound 2.0%)", the figures no longer printed moved to
+    ``unsaid``."""
     verb = "explain" if label.endswith("s") else "explains"
-    if figures["share"].value is None or figures["share"].text() != "0%":
+    if not writes_as_zero(figures["share"].value):
         return verb + " " + interval_template("share")
-    del figures["share"], figures["share_low"]
+    for name in ("share", "share_low"):
+        unsaid[name] = figures.pop(name)
     be = "are" if label.endswith("s") else "is"
     high = figures["share_high"]
-    if high.value is None or high.text() == "0%":
-        del figures["share_high"]
-        return be + " not distinguishable from zero"
-    return be + " not distinguishable from zero (upper bound {share_high})"
+    if high.text() == write(None, "percent") or writes_as_zero(high.value):
+        unsaid["share_high"] = figures.pop("share_high")
+        return f"{be} {ZERO_WORDS}"
+    return f"{be} {ZERO_WORDS} (upper bound {{share_high}})"
 
 
 def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
     """Where the rest of the variance lies: the factors that vary within a proxy x wording cell."""
-    figures = _aggregate(axis, "mean_residual_share", facts, "share")
+    figures = _aggregate(axis, "within_cell_share", facts, "share")
     if figures["share"].value is None:
         return None
+    amount = interval_template("share")
+    if facts["aggregates"].get("within_cell_share", {}).get("complement"):
+        # a component printed as not distinguishable from zero: the rest is what the printed
+        # shares leave, with no interval of its own (docs/statistics.md, "Claims")
+        del figures["share_low"], figures["share_high"]
+        amount = "{share} (what the shares above leave)"
     varying = list(facts.get("within_cell_factors", []))
     words = {"factors": _listed(varying)}
     where = "where {factors} vary" if varying else "between repeated scorings of one prompt"
@@ -272,7 +285,7 @@ def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
         quantity=TWO_WAY,
         measure=ORDINAL_MEASURE,
         unit="share",
-        template="The remaining " + interval_template("share") + " lies within a proxy-by-wording "
+        template="The remaining " + amount + " lies within a proxy-by-wording "
         "prompt, " + where + ".",
         figures=figures,
         words=words if varying else {},
@@ -589,7 +602,7 @@ def factor_claims(
         return []
     ranked = factors.sort_values("share", ascending=False, kind="stable")
     is_axis = ranked["kind"].isin(PROXY_KINDS)
-    zero = ranked["share"].map(lambda v: write(float(v), "percent") == "0%")
+    zero = ranked["share"].map(lambda v: writes_as_zero(float(v)))
     silenced = is_axis & zero & culture_significant
     residual = rows.loc[rows["kind"] == "residual"]
     shown = ranked.loc[~silenced | (ranked.index == ranked.index[0])]

@@ -168,7 +168,36 @@ def two_stage_aggregates(
             "ci_high": float(high),
             "interval_extended": extended,
         }
+    out["within_cell_share"] = within_cell_share(out)
     return out
+
+
+#: the two-way model's components that the residual is the rest of
+TWO_WAY_COMPONENTS = ("mean_culture_share", "mean_wording_share", "mean_wording_contrast_share")
+
+
+def within_cell_share(aggregates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the two-way components leave, as the sentences print them.
+
+    The study-level means of the untruncated shares sum to 1; a component whose mean is negative
+    is printed as not distinguishable from zero, so the residual's own mean (then above 1, and
+    clipped to 100% [100%, 100%]) would no longer add up with what is printed beside it. Its
+    interval is given only where it is the residual's own and lies inside what the others leave;
+    otherwise the rest is stated as a complement, without an interval of its own (the intervals of
+    the components carry the uncertainty).
+    """
+    shown = np.array(
+        [aggregates.get(name, {}).get("estimate", np.nan) for name in TWO_WAY_COMPONENTS],
+        dtype=np.float64,
+    )
+    if not np.isfinite(shown).all():
+        return {"estimate": float("nan"), "ci_low": None, "ci_high": None, "complement": True}
+    rest = float(np.clip(1.0 - np.clip(shown, 0.0, 1.0).sum(), 0.0, 1.0))
+    residual = aggregates.get("mean_residual_share", {})
+    own = residual.get("estimate")
+    if own is not None and abs(own - rest) <= 1e-12 and residual.get("ci_high", 2.0) <= 1.0:
+        return {**residual, "complement": False}
+    return {"estimate": rest, "ci_low": None, "ci_high": None, "complement": True}
 
 
 def unbiased_mean(values: pd.Series) -> dict[str, Any]:

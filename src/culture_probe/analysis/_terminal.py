@@ -4,6 +4,7 @@ legend and the sentences as paragraphs that wrap to the terminal's own width."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -12,14 +13,22 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from culture_probe.analysis._claims import Condition, Source, writes_as_zero
+from culture_probe.analysis._headline import WORDING_COMPONENTS
 from culture_probe.analysis._summary import VERDICTS
-from culture_probe.formatting import PERCENT, format_bounds, format_percent
+from culture_probe.formatting import PERCENT, format_bounds, format_percent, format_ratio
 
 if TYPE_CHECKING:
     from culture_probe.analysis._analyze import AnalysisResult
 
 #: estimates and bounds beyond this are shown as ">100"
 LARGEST_SHOWN = 100
+#: a share the sentences call not distinguishable from zero, as a cell writes it; its upper bound
+#: follows below, after :data:`UPPER_BOUND`
+ZERO_CELL = "≈0"
+UPPER_BOUND = "≤"
+#: the aggregates whose sentences say "not distinguishable from zero" where they would print 0%
+ZERO_WORDED_AGGREGATES = tuple(component[1] for component in WORDING_COMPONENTS)
 
 # Short headers keep the table within 80 columns; the caption says what each one means.
 COLUMNS = (
@@ -37,7 +46,7 @@ LEGEND = (
     "and wording-by-culture changes; order: share due to the option order in the model over all "
     "declared factors (the one the sentences give); CWI: median culture-vs-wording index; W: "
     "Kendall's W of the proxy ranking across wordings. Each estimate has its 95% interval below "
-    "it."
+    "it; ≈0: not distinguishable from zero, with its upper bound below."
 )
 SHORT_ANSWER_LEGEND = (
     "match: share of written answers that contain an answer the annotators gave (BLEnD, Myung et "
@@ -122,13 +131,12 @@ def _axes_table(summary: dict[str, Any]) -> Table:
     for header, _ in COLUMNS:
         left = header in ("axis", "verdicts")
         table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    cells = summary_cells(summary)
     for axis, facts in summary.get("axes", {}).items():
-        aggregates, verdicts = facts["aggregates"], facts["verdicts"]
+        verdicts = facts["verdicts"]
         table.add_row(
             f"{axis}\n{facts['n_items']} items",
-            *(_cell(aggregates.get(key), percent=True) for _, key in COLUMNS[1:4]),
-            _cell(_order_share(summary, axis, aggregates), percent=True),
-            *(_cell(aggregates.get(key), percent=False) for _, key in COLUMNS[5:7]),
+            *(cell.text for cell in cells if cell.axis == axis),
             "\n".join(
                 f"{verdicts[v]} {SHORT_VERDICTS[v]}" for v in VERDICTS if verdicts.get(v, 0) > 0
             )
@@ -137,13 +145,58 @@ def _axes_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
+@dataclass(frozen=True)
+class SummaryCell:
+    """One number of the terminal table, where it comes from, and its written form.
+
+    Attributes:
+        axis: the table's row.
+        header: the table's column.
+        text: the estimate, and below it the interval (or, for a share written as zero, the
+            words' short form and its upper bound).
+        source: where the estimate comes from, as the claims name it, so that
+            :func:`~culture_probe.analysis._consistency.cell_problems` can find the sentence
+            that states the same quantity.
+    """
+
+    axis: str
+    header: str
+    text: str
+    source: Source
+
+
+def summary_cells(summary: dict[str, Any]) -> list[SummaryCell]:
+    """The number cells of the axes table, row by row, in :data:`COLUMNS` order."""
+    cells = []
+    for axis, facts in summary.get("axes", {}).items():
+        aggregates = facts["aggregates"]
+        for header, key in COLUMNS[1:-1]:
+            if header == "order":
+                aggregate, source = _order_share(summary, str(axis), aggregates)
+            else:
+                aggregate = aggregates.get(key)
+                source = Source("summary", f"axes/{axis}/aggregates/{key}/estimate")
+            percent = key.endswith("_share")
+            zero_worded = key in ZERO_WORDED_AGGREGATES
+            text = _cell(aggregate, percent=percent, zero_worded=zero_worded)
+            cells.append(SummaryCell(str(axis), header, text, source))
+    return cells
+
+
+def _cell(
+    aggregate: dict[str, float | None] | None, *, percent: bool, zero_worded: bool = False
+) -> str:
     """The estimate, and below it the interval: "41%" over "19-60", "0.94" over ".91-.96",
-    "0.0083%" over "0.0050-0.010"."""
+    "0.0083%" over "0.0050-0.010"; where the sentences say a share is not distinguishable from
+    zero (``zero_worded``), "≈0" over its upper bound, "≤2.0", as they do."""
     if not aggregate or aggregate.get("estimate") is None:
         return "-"
     estimate = aggregate["estimate"]
     low, high = aggregate.get("ci_low"), aggregate.get("ci_high")
+    if percent and zero_worded and writes_as_zero(estimate):
+        if high is None or math.isnan(high) or writes_as_zero(high):
+            return ZERO_CELL
+        return f"{ZERO_CELL}\n{UPPER_BOUND}{format_percent(high)[:-1]}"
     if percent:
         # a tiny share keeps its significant digits: "0.0083%", never "0%" beside its test
         shown = format_percent(float(estimate or 0.0))
@@ -156,11 +209,15 @@ def _cell(aggregate: dict[str, float | None] | None, *, percent: bool) -> str:
 
 def _order_share(
     summary: dict[str, Any], axis: str, aggregates: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, Source]:
     """The order share the sentences print: the model over all declared factors' where it has
     one, so that the table and the sentences give one number for one quantity."""
     share = summary.get("factors", {}).get(axis, {}).get("shares", {}).get("order")
-    return share if share is not None else aggregates.get("mean_order_share")
+    if share is not None:
+        where = (Condition("axis", "==", axis), Condition("factor", "==", "order"))
+        return share, Source("factor_summary", "share", where)
+    path = f"axes/{axis}/aggregates/mean_order_share/estimate"
+    return aggregates.get("mean_order_share"), Source("summary", path)
 
 
 def _short_answer_table(summary: dict[str, Any]) -> Table:
@@ -180,8 +237,9 @@ def _short_answer_table(summary: dict[str, Any]) -> Table:
 
 
 def _number(value: float | None, *, short: bool = False) -> str:
-    """Two significant digits (three from 100 up, ">100" and "∞" past that); ``short`` drops
-    the leading zero of 0.x.
+    """As :func:`~culture_probe.formatting.format_ratio` writes it below 10, two significant
+    digits above (three from 100 up, ">100" and "∞" past that); ``short`` drops the leading zero
+    of 0.x.
     """
     if value is None:
         return "-"
@@ -190,7 +248,8 @@ def _number(value: float | None, *, short: bool = False) -> str:
     # A bound past 100 says only "huge" (a near-zero denominator); its digits would overflow.
     if abs(value) > LARGEST_SHOWN:
         return f">{LARGEST_SHOWN}" if value > 0 else f"<-{LARGEST_SHOWN}"
-    text = f"{value:.2f}" if 0.1 <= abs(value) < 10 else f"{value:.2g}"
+    # below 10 as the sentences write a ratio; above, two significant digits keep the cell narrow
+    text = format_ratio(value) if abs(value) < 10 else f"{value:.2g}"
     if abs(value) >= 100:
         text = f"{value:.0f}"
     return text.replace("0.", ".", 1) if short and text.startswith("0.") else text

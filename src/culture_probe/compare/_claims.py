@@ -156,11 +156,24 @@ def _pair_claim(pair: dict[str, Any], min_difference: float) -> Claim:
     )
 
 
+#: why the ranking of the models is withheld, by case
+WITHHELD = {
+    "noise": "on every item the models differ by no more than numeric noise, which would rank "
+    "rounding, not models.",
+    "no difference": "no item's difference between the models is claimed (beyond numeric noise "
+    "and significant after Benjamini-Hochberg), and an order of models that do not differ ranks "
+    "noise.",
+}
+
+
 def _ranking_claim(ranking: pd.DataFrame | None, n_models: int) -> Claim | None:
+    """The stability of the models' order across wordings, over the items where the models
+    differ (``ranking["claimed"]``); withheld where they differ on none, and untested where the
+    Friedman test cannot reach p < 0.05 at the runs' wordings."""
     if ranking is None or ranking.empty or not ranking["kendall_w"].notna().any():
         return None
-    beyond = Condition("within_noise", "==", False)
-    ranked = ranking.loc[~ranking["within_noise"]]
+    claimed = Condition("claimed", "true")
+    ranked = ranking.loc[ranking["claimed"]]
     base: dict[str, Any] = {
         "key": ":ranking",
         "axis": "",
@@ -169,63 +182,68 @@ def _ranking_claim(ranking: pd.DataFrame | None, n_models: int) -> Claim | None:
         "measure": "mean score per item and wording",
         "unit": "W",
     }
-    if ranked.empty:
-        return Claim(
-            **base,
-            kind="note",
-            template="Kendall's W and the reversal probability are withheld: on every item the "
-            "models differ by no more than numeric noise, which would rank rounding, not models.",
-        )
+    if ranking["within_noise"].all():
+        return _withheld(base, WITHHELD["noise"])
     min_n = friedman_min_wordings(n_models)
+    # the wordings of the items ranked; of every item where none is, to say the test is mute
+    where = (claimed,) if len(ranked) else ()
     test = Test(
         name="Friedman test of the models across wordings, per item",
-        n=int(ranked["n_wordings"].min()),
+        n=int((ranked if len(ranked) else ranking)["n_wordings"].min()),
         n_unit="wordings",
         min_n=min_n,
         n_significant=int((ranked["friedman_p"] < ALPHA).sum()),
     )
-    figures = {
-        "n_ranked": Figure(
-            float(len(ranked)), "count", Source("ranking", "item_id", (beyond,), "count")
-        )
-    }
     if not test.can_speak:
-        figures["n"] = Figure(
-            float(test.n), "count", Source("ranking", "n_wordings", (beyond,), "min")
-        )
-        figures["min_n"] = Figure(min_n, "count")
+        figures = {
+            "n": Figure(float(test.n), "count", Source("ranking", "n_wordings", where, "min")),
+            "min_n": Figure(min_n, "count"),
+        }
         template = (
             "Ranking of the models across wordings: not reported; with {n} wordings the Friedman "
             "test cannot reach p < 0.05 (it needs {min_n})."
         )
-    else:
-        figures.update(
-            {
-                "estimate": Figure(
-                    float(ranked["kendall_w"].mean()),
-                    "decimal",
-                    Source("ranking", "kendall_w", (beyond,), "mean"),
-                ),
-                "reversal": Figure(
-                    float(ranked["reversal_probability"].mean()),
-                    "decimal",
-                    Source("ranking", "reversal_probability", (beyond,), "mean"),
-                ),
-                "n_significant": Figure(
-                    float(test.n_significant or 0),
-                    "count",
-                    Source(
-                        "ranking", "item_id", (beyond, Condition("friedman_p", "<", ALPHA)), "count"
-                    ),
-                ),
-            }
-        )
-        template = (
-            "Ranking of the models across wordings, over {n_ranked} items beyond numeric noise: "
-            "mean Kendall's W {estimate}; another wording reverses a pair of models with "
-            "probability {reversal}; the Friedman test rejects at p < 0.05 on {n_significant} of them."
-        )
-    return Claim(**base, kind="agreement", template=template, figures=figures, test=test)
+        return Claim(**base, kind="agreement", template=template, figures=figures, test=test)
+    if ranked.empty:
+        return _withheld(base, WITHHELD["no difference"])
+    figures = {
+        "n_ranked": Figure(
+            float(len(ranked)), "count", Source("ranking", "item_id", where, "count")
+        ),
+        "estimate": Figure(
+            float(ranked["kendall_w"].mean()),
+            "decimal",
+            Source("ranking", "kendall_w", where, "mean"),
+        ),
+        "reversal": Figure(
+            float(ranked["reversal_probability"].mean()),
+            "decimal",
+            Source("ranking", "reversal_probability", where, "mean"),
+        ),
+        "n_significant": Figure(
+            float(test.n_significant or 0),
+            "count",
+            Source("ranking", "item_id", (claimed, Condition("friedman_p", "<", ALPHA)), "count"),
+        ),
+    }
+    template = (
+        "Ranking of the models across wordings, over the {n_ranked} {items} where they differ "
+        "(beyond numeric noise and significant after Benjamini-Hochberg): mean Kendall's W "
+        "{estimate}; another wording reverses a pair of models with probability {reversal}; the "
+        "Friedman test rejects at p < 0.05 on {n_significant} of them."
+    )
+    words = {"items": "item" if len(ranked) == 1 else "items"}
+    return Claim(
+        **base, kind="agreement", template=template, figures=figures, words=words, test=test
+    )
+
+
+def _withheld(base: dict[str, Any], reason: str) -> Claim:
+    return Claim(
+        **base,
+        kind="note",
+        template="Kendall's W and the reversal probability are withheld: " + reason,
+    )
 
 
 def _country_claim(country: pd.DataFrame) -> Claim:

@@ -179,7 +179,8 @@ def compare_runs(
         the model effect against the wording noise and the model x wording interaction (F, p, BH).
     ``ranking`` (item)
         ``kendall_w`` of the models' order over wordings, Friedman test, ``reversal_probability``,
-        ``within_noise`` (every pair within numeric noise: left out of the summary's means).
+        ``within_noise`` (every pair within numeric noise), ``claimed`` (some pair's difference is
+        ``significant`` in ``item_differences``: only these items enter the summary's means).
     ``pair_reversals`` (pair x item)
         wordings whose difference has the opposite sign to the overall one, and their share.
     ``alignment`` (model x item x axis x proxy; with human data)
@@ -228,7 +229,9 @@ def compare_runs(
         [{k: v for k, v in p.items() if k != "overall"} for p in pair_summaries]
     )
     out["pair_reversals"] = _mark_noise(pair_reversals(runs, means), floors)
-    out["ranking"] = _ranking_beyond_noise(ranking_table(runs), out["pair_reversals"])
+    out["ranking"] = _ranked_items(
+        ranking_table(runs), out["pair_reversals"], out["item_differences"]
+    )
     out.update(_alignment_tables(runs, n_permutations, seed, n_bootstrap, rng))
     out["runs"] = _runs_table(runs, shared)
     summary = _summary(runs, shared, out, pair_summaries, min_difference, differing)
@@ -253,13 +256,22 @@ def _mark_noise(
     return reversals
 
 
-def _ranking_beyond_noise(ranking: pd.DataFrame, reversals: pd.DataFrame) -> pd.DataFrame:
-    """``within_noise``: every pair of models on the item is within numeric noise, so its W and
-    reversals rank rounding, not models, and the summary leaves the item out."""
+def _ranked_items(
+    ranking: pd.DataFrame, reversals: pd.DataFrame, differences: pd.DataFrame
+) -> pd.DataFrame:
+    """``within_noise``: every pair of models on the item is within numeric noise; ``claimed``:
+    some pair differs on the item beyond that noise and significantly after Benjamini-Hochberg.
+
+    Only claimed items enter the summary's W and reversal probability: where no difference
+    between the models is claimed, an order of the models ranks noise (rounding, or wordings that
+    move both models alike), and a W beside "no difference is claimed" would contradict it.
+    """
     if ranking.empty:
-        return ranking.assign(within_noise=pd.Series(dtype=bool))
+        return ranking.assign(within_noise=pd.Series(dtype=bool), claimed=pd.Series(dtype=bool))
     noise = reversals.groupby("item_id")["within_noise"].all()
     ranking["within_noise"] = ranking["item_id"].map(noise).fillna(False).astype(bool)
+    claimed = differences.groupby("item_id")["significant"].any()
+    ranking["claimed"] = ranking["item_id"].map(claimed).fillna(False).astype(bool)
     return ranking
 
 
@@ -352,7 +364,7 @@ def _summary(
     differing: tuple[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     ranking = tables["ranking"]
-    beyond_noise = ranking.loc[~ranking["within_noise"]] if len(ranking) else ranking
+    claimed = ranking.loc[ranking["claimed"]] if len(ranking) else ranking
     summary: dict[str, Any] = {
         "models": [run.label for run in runs],
         "runs": [str(run.path) for run in runs],
@@ -361,9 +373,10 @@ def _summary(
         "n_left_out": shared.n_left_out,
         "left_out": shared.left_out,
         "pairs": pairs,
-        "mean_kendall_w": _mean(beyond_noise, "kendall_w"),
-        "mean_reversal_probability": _mean(beyond_noise, "reversal_probability"),
+        "mean_kendall_w": _mean(claimed, "kendall_w"),
+        "mean_reversal_probability": _mean(claimed, "reversal_probability"),
         "n_ranking_items_within_noise": int(ranking["within_noise"].sum()) if len(ranking) else 0,
+        "n_ranking_items_claimed": len(claimed),
         "differing_factor": None if differing is None else differing[0],
         "levels": {}
         if differing is None

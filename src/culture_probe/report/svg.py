@@ -599,7 +599,9 @@ def heatmap(
     )
     if legend_label:
         parts.append(_text(label_width + 8, bottom + 40, legend_label, size=11))
-    full_width = max(width, grid_left + cell_w * len(column_labels) + 8)  # many narrow columns
+    # many narrow columns, and the last column's label, which leans right from its centre
+    label_reach = grid_left + (len(column_labels) - 0.5) * cell_w + header - 6
+    full_width = max(width, grid_left + cell_w * len(column_labels) + 8, label_reach)
     return _svg(full_width, bottom + (50 if legend_label else 34), title, parts, "heatmap")
 
 
