@@ -29,6 +29,7 @@ STAGES: list[tuple[str, set[str]]] = [
         {
             "errors",
             "_lazy",
+            "_exit",
             "atomic",
             "columns",
             "yamlio",
