@@ -19,6 +19,11 @@ from culture_probe.analysis._headline import N_WAY
 from culture_probe.analysis._summary import ORDINAL_MEASURE
 
 
+def _level_name(level: str) -> str:
+    """How a sentence names an elicitation level: "the written answer"; unknown levels as given."""
+    return LEVEL_NAMES.get(level, level)
+
+
 def elicitation_claims(table: pd.DataFrame, factor_summary: pd.DataFrame | None) -> list[Claim]:
     """Per axis: the verdict count, elicitation's N-way share, the agreement with the reference
     level, the distribution shift, the outcomes and, with human data, the similarity per level."""
@@ -54,7 +59,7 @@ def _items(axis: str, reference_level: str) -> tuple[Condition, ...]:
 
 
 def _level_list(levels: list[str]) -> str:
-    names = [LEVEL_NAMES.get(level, level) for level in levels]
+    names = [_level_name(level) for level in levels]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -167,15 +172,13 @@ def _agreement_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim
             "count",
             Source("elicitation_stats", "n_pairs", _study(axis, level)),
         )
-        parts.append(
-            f"by {LEVEL_NAMES.get(level, level)} in " + interval(stem) + f" of {{n{index}}} cells"
-        )
+        parts.append(f"by {_level_name(level)} in " + interval(stem) + f" of {{n{index}}} cells")
     written = ' (for the written answer, the agreement Wang et al. call "My Answer is C")'
     return Claim(
         key=f"{axis}:elicitation_agreement",
         axis=axis,
         kind="rate",
-        subject=f"agreement with {LEVEL_NAMES.get(levels[0], levels[0])}",
+        subject=f"agreement with {_level_name(levels[0])}",
         quantity="share of prompt cells with the same answer (Wilson interval over cells)",
         measure="chosen option",
         unit="rate",
@@ -185,7 +188,7 @@ def _agreement_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim
         + (written if "written" in shown else "")
         + ".",
         figures=figures,
-        words={"reference": LEVEL_NAMES.get(levels[0], levels[0])},
+        words={"reference": _level_name(levels[0])},
     )
 
 
@@ -198,12 +201,12 @@ def _shift_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim | N
     for index, level in enumerate(shown):
         stem = f"d{index}"
         figures.update(_interval_figures(stem, "js_shift", "decimal", study, axis, level))
-        parts.append(f"{LEVEL_NAMES.get(level, level)} by " + interval(stem))
+        parts.append(f"{_level_name(level)} by " + interval(stem))
     return Claim(
         key=f"{axis}:elicitation_shift",
         axis=axis,
         kind="agreement",
-        subject=f"answer distribution against {LEVEL_NAMES.get(levels[0], levels[0])}",
+        subject=f"answer distribution against {_level_name(levels[0])}",
         quantity="mean over items of the Jensen-Shannon distance between pooled distributions",
         measure="option distribution (Jensen-Shannon distance, bits)",
         unit="bits",
@@ -212,7 +215,7 @@ def _shift_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim | N
         + " bits of Jensen-Shannon distance, on average over items (intervals resample items "
         "and wordings).",
         figures=figures,
-        words={"reference": LEVEL_NAMES.get(levels[0], levels[0])},
+        words={"reference": _level_name(levels[0])},
     )
 
 
@@ -232,7 +235,7 @@ def _outcome_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim |
                 Source("elicitation_stats", column, _study(axis, level)),
             )
             texts.append(f"{{{name}}} {outcome}")
-        parts.append(f"{LEVEL_NAMES.get(level, level)}: " + ", ".join(texts))
+        parts.append(f"{_level_name(level)}: " + ", ".join(texts))
     if not parts:
         return None
     return Claim(
@@ -260,9 +263,7 @@ def _human_claim(axis: str, study: pd.DataFrame, levels: list[str]) -> Claim | N
         )
         for index, level in enumerate(known)
     }
-    parts = [
-        f"{{h{index}}} under {LEVEL_NAMES.get(level, level)}" for index, level in enumerate(known)
-    ]
+    parts = [f"{{h{index}}} under {_level_name(level)}" for index, level in enumerate(known)]
     return Claim(
         key=f"{axis}:elicitation_people",
         axis=axis,
