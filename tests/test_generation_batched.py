@@ -7,8 +7,7 @@ takes a finished row's place) say so.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import pairwise
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from culture_probe.backends.generation import GenerationSettings, hf_generate
 from culture_probe.engine.generate import (
     Decoding,
     GenerationCounts,
-    common_length,
+    compacted_order,
     generate,
     stop_token_ids,
 )
@@ -35,6 +34,11 @@ PROMPTS = [
     for country in ("Japan", "Brazil", "Nigeria")
     for question in (QUESTION, "Name a typical breakfast food where you live, in two words.")
 ]
+
+
+def tree_nodes(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens a prefix tree of the prompts holds: each distinct prefix once."""
+    return len({tuple(prompt[: end + 1]) for prompt in prompts for end in range(len(prompt))})
 
 
 def token_ids(backend: Any, system: str, user: str) -> list[int]:
@@ -99,23 +103,21 @@ def test_greedy_batches_write_what_one_prompt_at_a_time_writes(
     assert min(map(len, greedy_reference)) < 20
 
 
-def test_the_shared_prefix_runs_once_and_finished_rows_leave_the_batch(
+def test_shared_prefixes_run_once_and_finished_rows_leave_the_batch(
     hf_backend: Any,
     prompts: list[list[int]],
     greedy_reference: list[list[int]],
     recorder: StepRecorder,
 ) -> None:
     stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
-    generate(hf_backend.model, prompts, [0] * len(prompts), Decoding(20, 6), stops)
-    shared = 0
-    while all(prompt[shared] == prompts[0][shared] for prompt in prompts):
-        shared += 1
-    longest = max(len(prompt) for prompt in prompts)
-    # one row for the prefix, then every prompt's rest in one padded pass, then a token a step
-    assert recorder.shapes[0] == (1, shared)
-    assert recorder.shapes[1] == (6, longest - shared)
-    steps = [rows for rows, width in recorder.shapes[2:]]
-    assert all(width == 1 for _, width in recorder.shapes[2:])
+    counts = GenerationCounts()
+    generate(hf_backend.model, prompts, [0] * len(prompts), Decoding(20, 6), stops, counts=counts)
+    # one pass for every prompt as one prefix tree: each shared token once, no padding
+    nodes = tree_nodes(prompts)
+    assert nodes < sum(map(len, prompts))
+    assert recorder.shapes[0] == (1, nodes) and counts.prefill_tokens == nodes
+    steps = [rows for rows, width in recorder.shapes[1:]]
+    assert all(width == 1 for _, width in recorder.shapes[1:])
     # a row leaves after its last token: the step that writes the k-th token holds the rows
     # whose answers are longer than k - 1 tokens (a row that stops writes no further token)
     lengths = [len(tokens) for tokens in greedy_reference]
@@ -123,6 +125,13 @@ def test_the_shared_prefix_runs_once_and_finished_rows_leave_the_batch(
     assert steps == [sum(end > k for end in ended) for k in range(1, max(ended))]
     assert steps[-1] < 6 and len(steps) == max(ended) - 1
     assert min(lengths) < max(lengths)
+
+
+def test_a_finished_row_takes_the_place_of_the_last_row() -> None:
+    assert compacted_order([0, 2, 4, 5], 6) == [0, 4, 2, 5]
+    assert compacted_order([0, 1, 2], 5) == [0, 1, 2]  # the last rows left: nothing moves
+    assert compacted_order([3, 4], 5) == [3, 4]
+    assert compacted_order([], 3) == []
 
 
 def test_each_row_stops_at_its_own_stop_token(
@@ -243,7 +252,7 @@ def test_refilled_batches_write_what_one_prompt_at_a_time_writes(
     assert counts[True].steps < counts[False].steps
 
 
-def test_an_admitted_prompt_computes_only_what_it_does_not_share_with_the_one_before(
+def test_waiting_prompts_join_in_one_pass_once_half_the_rows_are_free(
     hf_backend: Any,
     prompts: list[list[int]],
     greedy_reference: list[list[int]],
@@ -251,20 +260,14 @@ def test_an_admitted_prompt_computes_only_what_it_does_not_share_with_the_one_be
 ) -> None:
     stops = stop_token_ids(hf_backend.model, hf_backend.tokenizer)
     counts = GenerationCounts()
-    # one row: each prompt is admitted alone when the one before it has ended
-    written = generate(
-        hf_backend.model, prompts, [0] * 6, Decoding(20, 1, refill=True), stops, counts=counts
-    )
+    # four rows: the first four prompts, then the last two together once two rows are free
+    written = generate(hf_backend.model, prompts, [0] * 6, Decoding(20, 4), stops, counts=counts)
     assert written == greedy_reference
+    passes = [rows for rows, width in recorder.shapes if width > 1]
+    assert passes == [1, 1] and (counts.prefills, counts.batches, counts.refilled) == (2, 1, 2)
     order = sorted(prompts)
-    new = [len(order[0])] + [
-        len(prompt) - common_length(before, prompt) for before, prompt in pairwise(order)
-    ]
-    assert [width for _, width in recorder.shapes if width > 1] == new
-    assert counts.copied_tokens == sum(map(len, order)) - sum(new) > 0
-    assert (counts.batches, counts.refilled) == (1, 5)
-    # answers of up to 20 tokens after six prompts outgrow the reserved columns: rearranged
-    assert counts.rearranged >= 1
+    assert counts.prefill_tokens == tree_nodes(order[:4]) + tree_nodes(order[4:])
+    assert max(rows for rows, width in recorder.shapes if width == 1) <= 4
 
 
 def test_rows_of_very_different_lengths_each_end_on_their_own(

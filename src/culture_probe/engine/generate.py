@@ -3,38 +3,40 @@
 Written and open answers are generations of up to ``max_new_tokens`` tokens each, and on a CPU one
 decoding step costs about as much for a few prompts as for thirty: the step reads every weight
 once, whatever the number of rows it multiplies. :func:`generate` therefore decodes ``batch_rows``
-prompts together, and with ``Decoding.refill`` keeps that batch full until the prompts run out
-(continuous batching):
+prompts together, and with ``Decoding.refill`` tops the batch up while prompts wait (continuous
+batching):
 
-- **Order.** Prompts are taken in the order of their token ids, so that prompts admitted one after
-  another share a prefix (chat header, persona, question) and differ little in length.
-- **Refill** (``Decoding.refill``, off by default). When a row ends, the next waiting prompt takes
-  its place in the running batch. Answers are short and uneven (most a few tokens, a few the whole
-  ``max_new_tokens``); a batch that only shrank would spend most of its steps on its few long
-  rows, each step costing nearly what a full one does. Without refill a batch runs until its last
-  row ends, and the next batch starts then.
-- **Prefixes computed once.** Prompts admitted together (a batch's first rows, or the newcomers
-  of a refill) go through the model in one pass: the tokens they share with the prompt admitted
-  before them are copied from that prompt's keys and values, the further tokens they all share go
-  through once as one sequence, and the rest of each prompt is padded on the left. Padding is
-  masked out of every row's attention (a padding position sees only itself, so no attention row
-  is empty), and position ids count only real tokens: a row sees the keys, values and positions
-  it would see alone.
+- **Order.** Prompts are taken in the order of their token ids, so that prompts admitted together
+  share prefixes (chat header, persona, question) and differ little in length.
+- **Prefixes computed once.** Prompts admitted together (a batch's first rows, or a refill's
+  newcomers) go through the model in one pass as a prefix tree
+  (:func:`culture_probe.engine.packing.pack_prefix_trees`): every token they share is computed
+  once, with no padding, each token attending to its own ancestors only (the tree attention of
+  :mod:`culture_probe.engine.tree_attention` where the model runs it, a dense mask otherwise) at
+  its depth as position id. Each row's keys and values are then gathered from its path through
+  the tree: what the prompt alone would have computed, up to float rounding. On the benchmark's 64
+  values-study prompts the tree holds 3,732 tokens where padded batches held 5,347.
+- **Refill in groups** (``Decoding.refill``, on by default). Answers are short and uneven (most
+  a few tokens, a few the whole ``max_new_tokens``); a batch that only shrank would spend most of
+  its steps on its few long rows, each step costing nearly what a full one does. Waiting prompts
+  join the running batch once half of its rows are free (or all of them fit), in one prefill
+  pass: one pass of many rows costs far less per token than many passes of a few, which on 2
+  threads cost more than the steps they saved (benchmarks/RESULTS.md, "Generation").
 - **Key/value cache.** Each step feeds one token a row, all written in one new column; keys and
-  values are kept in a buffer reserved for the batch (:class:`ReservedLayer`), written in place
-  rather than copied onto a longer tensor each step. A newcomer's prompt is copied into its row so
-  that it ends at the current column, and each row's attention mask marks which columns are its
-  own. When the columns run out, every row's own columns move to the end of a shorter layout
-  (:meth:`ReservedLayer.rearrange`).
+  values are kept in a buffer reserved for the batch's rows and columns (:class:`ReservedLayer`),
+  written in place rather than copied onto a longer tensor each step. A newcomer's prompt is
+  written into a free row so that it ends at the current column, and each row's attention mask
+  marks which columns are its own. When the columns run out, every row's own columns move to the
+  end of a shorter layout (:meth:`ReservedLayer.rearrange`).
 - **Own end.** A row stops at a stop token (EOS, the chat template's end of turn) or at
-  ``max_new_tokens``; a finished row that no waiting prompt replaces leaves the batch, so a step
-  costs less as the last rows finish.
+  ``max_new_tokens``, and leaves the batch at once, so a step costs less as the rows finish: the
+  last rows move into the places of the finished ones, and only they are copied.
 - **Own generator.** Sampling draws each row from a ``torch.Generator`` seeded with its prompt's
   seed: a sample depends on its prompt and seed, not on which prompts shared its batch, up to the
   float rounding that a different batch shape brings. Temperature 0 is greedy.
 
-Models with sliding-window layers keep transformers' own cache: their batches are not refilled
-and copy no prefix from an earlier batch.
+Models with sliding-window layers keep transformers' own cache for the batch: their batches are
+not refilled.
 
 This module imports nothing from the backends: :func:`culture_probe.backends.generation.hf_generate`
 renders and tokenizes the prompts, imports this module when it first generates (it needs
@@ -50,44 +52,46 @@ from typing import Any
 
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from culture_probe.engine.packing import PrefixTreePack, pack_prefix_trees
+from culture_probe.engine.tree_attention import NAME as TREE_ATTENTION
+from culture_probe.engine.tree_attention import tree_blocks
+
 #: end-of-turn tokens of common chat templates, used where rendering the template finds none
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>")
-
-#: prompt tokens that computing a group's shared prefix once must save to be worth its own pass:
-#: a pass reads every weight once, which on this project's CPU (float32, 135M parameters) cost
-#: what 30-70 tokens of a large pass cost, measured in one thread
-_MIN_PREFIX_SAVING = 32
 
 
 @dataclass(frozen=True)
 class Decoding:
     """How to decode: greedy at ``temperature`` 0, else sampled (nucleus ``top_p`` below 1);
-    ``batch_rows`` prompts at a time, a finished row's place taken by a waiting prompt where
-    ``refill``."""
+    ``batch_rows`` prompts at a time, topped up with waiting prompts once half the rows are free
+    where ``refill``."""
 
     max_new_tokens: int
     batch_rows: int
     temperature: float = 0.0
     top_p: float = 1.0
-    #: off by default: on 2 CPU threads the small prefill passes of the newcomers cost more than
-    #: the steps refilling saves (benchmarks/RESULTS.md, "Generation")
-    refill: bool = False
+    refill: bool = True
+
+    @property
+    def admit_at(self) -> int:
+        """Free rows that let waiting prompts in (fewer where fewer wait): half the batch."""
+        return max(1, self.batch_rows // 2)
 
 
 @dataclass
 class GenerationCounts:
-    """What one :func:`generate` call did: its batches, refills, steps and prompt tokens."""
+    """What one :func:`generate` call did: its batches, refills, passes, steps and tokens."""
 
-    #: batches started empty (the first, and each one after a batch ran out without refill)
+    #: batches started empty (the first, and each one after a batch ran out)
     batches: int = 0
-    #: prompts admitted into a running batch, in the place of a finished row
+    #: prompts admitted into a running batch
     refilled: int = 0
+    #: prefill passes: a batch's first rows, or a group of newcomers, each pass one prefix tree
+    prefills: int = 0
     #: decoding steps, each one token for every row of the batch
     steps: int = 0
-    #: prompt positions that went through the model, padding included
+    #: prompt tokens that went through the model: each prefix tree's nodes
     prefill_tokens: int = 0
-    #: prompt positions whose keys and values were copied from the prompt admitted before
-    copied_tokens: int = 0
     #: times every row's columns moved to a new layout (:meth:`ReservedLayer.rearrange`)
     rearranged: int = 0
 
@@ -122,52 +126,40 @@ def generate(
     return decoder.written
 
 
-def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
-    """Tokens every prompt starts with, keeping at least one token of each prompt after them.
+def compacted_order(kept: Sequence[int], rows: int) -> list[int]:
+    """Which old row each new row is, when only the ``kept`` of ``rows`` rows stay.
 
-    The last token of each prompt must go through the batched pass, which reads the first
-    next-token distribution there.
-
-    Example:
-        >>> shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]])
-        2
-        >>> shared_prefix_length([[1, 2], [1, 2, 3]])  # [1, 2] keeps its last token
-        1
-    """
-    shortest = min(len(prompt) for prompt in prompts)
-    length = 0
-    first = prompts[0]
-    while length < shortest - 1 and all(prompt[length] == first[length] for prompt in prompts):
-        length += 1
-    return length
-
-
-def common_length(first: Sequence[int], second: Sequence[int]) -> int:
-    """How many tokens two sequences start with in common.
+    The kept rows beyond the new count move into the places of the rows that left, so that a
+    cache copies only them.
 
     Example:
-        >>> common_length([1, 2, 3], [1, 2, 4, 5])
-        2
+        >>> compacted_order([0, 2, 4, 5], 6)  # rows 1 and 3 left: 4 and 5 take their places
+        [0, 4, 2, 5]
     """
-    length = 0
-    for one, other in zip(first, second, strict=False):
-        if one != other:
-            break
-        length += 1
-    return length
+    count = len(kept)
+    staying = set(kept)
+    holes = [row for row in range(count) if row not in staying]
+    movers = [row for row in kept if row >= count]
+    order = list(range(count))
+    for hole, mover in zip(holes, movers, strict=True):
+        order[hole] = mover
+    return order
 
 
 class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """One layer's key/value cache in a buffer reserved for the whole batch.
 
     transformers' ``DynamicLayer`` appends a step by concatenation, which copies every cached key
-    and value each step; here the buffer holds ``capacity`` positions from the first update on and
-    a step writes its own position only. ``keys`` and ``values`` are views of the filled part.
+    and value each step; here the buffer holds ``rows`` rows of ``capacity`` positions from the
+    first update on, a step writes its own position only, and the first ``active`` rows are the
+    batch. ``keys`` and ``values`` are views of the filled part.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, rows: int, capacity: int) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.rows = rows
         self.capacity = capacity
+        self.active = 0
         self.length = 0
         self._key_buffer: Any = None
         self._value_buffer: Any = None
@@ -175,9 +167,9 @@ class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
         import torch
 
-        rows, heads, _, width = key_states.shape
+        _, heads, _, width = key_states.shape
         self.dtype, self.device = key_states.dtype, key_states.device
-        shape = (rows, heads, self.capacity, width)
+        shape = (self.rows, heads, self.capacity, width)
         self._key_buffer = torch.empty(shape, dtype=self.dtype, device=self.device)
         self._value_buffer = torch.empty(
             (*shape[:3], value_states.shape[-1]), dtype=self.dtype, device=self.device
@@ -185,11 +177,13 @@ class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         self.is_initialized = True
 
     def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+        """The given rows' next positions: every active row's, or the first rows' of a batch."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        self.active = key_states.shape[0]
         end = self.length + key_states.shape[-2]
-        self._key_buffer[:, :, self.length : end] = key_states
-        self._value_buffer[:, :, self.length : end] = value_states
+        self._key_buffer[: self.active, :, self.length : end] = key_states
+        self._value_buffer[: self.active, :, self.length : end] = value_states
         self.length = end
         self._show_filled()
         return self.keys, self.values
@@ -198,16 +192,26 @@ class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         return self.length
 
     def batch_select_indices(self, indices: Any) -> None:
-        if self.is_initialized:
-            self._key_buffer = self._key_buffer[indices]
-            self._value_buffer = self._value_buffer[indices]
-            self._show_filled()
+        """Row ``r`` becomes old row ``indices[r]``; only the rows that move are copied."""
+        import torch
 
-    def write_row(self, row: int, start: int, keys: Any, values: Any) -> None:
-        """One row's keys and values (``[heads, positions, width]``) from column ``start`` on."""
-        end = start + keys.shape[-2]
-        self._key_buffer[row, :, start:end] = keys
-        self._value_buffer[row, :, start:end] = values
+        if self.is_initialized:
+            moved = (indices != torch.arange(len(indices), device=indices.device)).nonzero()
+            targets = moved.flatten()
+            if len(targets):
+                sources = indices[targets]
+                self._key_buffer[targets] = self._key_buffer[sources]
+                self._value_buffer[targets] = self._value_buffer[sources]
+        self.active = len(indices)
+        self._show_filled()
+
+    def write_rows(self, first: int, keys: Any, values: Any) -> None:
+        """Rows from ``first`` on (``[rows, heads, positions, width]``, every filled column)."""
+        end = first + keys.shape[0]
+        self._key_buffer[first:end, :, : self.length] = keys
+        self._value_buffer[first:end, :, : self.length] = values
+        self.active = end
+        self._show_filled()
 
     def rearrange(self, columns: Any) -> None:
         """Row ``r``'s column ``j`` becomes its old column ``columns[r, j]``; the rest is dropped."""
@@ -219,14 +223,14 @@ class ReservedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
             buffer = getattr(self, name)
             moved = torch.empty_like(buffer)
             shape = (rows, buffer.shape[1], width, buffer.shape[-1])
-            moved[:, :, :width] = buffer.gather(2, index.expand(shape))
+            moved[:rows, :, :width] = buffer[:rows].gather(2, index.expand(shape))
             setattr(self, name, moved)
         self.length = width
         self._show_filled()
 
     def _show_filled(self) -> None:
-        self.keys = self._key_buffer[:, :, : self.length]
-        self.values = self._value_buffer[:, :, : self.length]
+        self.keys = self._key_buffer[: self.active, :, : self.length]
+        self.values = self._value_buffer[: self.active, :, : self.length]
 
 
 def _reserves(model: Any) -> bool:
@@ -238,32 +242,36 @@ def _reserves(model: Any) -> bool:
     return not getattr(config, "sliding_window", None)
 
 
-def _batch_cache(model: Any, capacity: int) -> Any:
+def _batch_cache(model: Any, rows: int, capacity: int) -> Any:
     """An empty cache for a batch: reserved buffers where every layer attends to all positions."""
     if not _reserves(model):
         return DynamicCache(config=model.config)  # sliding windows keep transformers' own layers
+    return _reserved_cache(model, rows, capacity)
+
+
+def _reserved_cache(model: Any, rows: int, capacity: int) -> Any:
     config = model.config.get_text_config(decoder=True)
-    return Cache(layers=[ReservedLayer(capacity) for _ in range(config.num_hidden_layers)])
-
-
-@dataclass
-class _Admitted:
-    """A prompt's keys and values, every layer's ``[1, heads, tokens, width]``, kept so that the
-    prompt admitted next can copy the prefix they share."""
-
-    tokens: Sequence[int]
-    keys: list[Any]
-    values: list[Any]
+    return Cache(layers=[ReservedLayer(rows, capacity) for _ in range(config.num_hidden_layers)])
 
 
 @dataclass
 class _Prefilled:
-    """Prompts that went through the model together: where each one's tokens sit in the cache of
-    that pass, and the next-token logits at each one's end."""
+    """Prompts that went through the model as one prefix tree: the tree's keys and values, the
+    nodes holding each prompt's tokens, and the next-token logits at each prompt's end."""
 
+    cache: Any
+    paths: list[list[int]]
     logits: Any
-    columns: list[Any]
-    width: int
+
+    def rows(self, layer: int, width: int) -> tuple[Any, Any]:
+        """One layer's keys and values of every prompt as rows ``width`` wide, each prompt at the
+        right end and its first token repeated to its left (masked out, but finite)."""
+        import torch
+
+        index = torch.tensor([[path[0]] * (width - len(path)) + path for path in self.paths])
+        source = self.cache.layers[layer]
+        keys, values = source.keys[0][:, index], source.values[0][:, index]
+        return keys.transpose(0, 1), values.transpose(0, 1)
 
 
 @dataclass
@@ -307,12 +315,13 @@ class _Decoder:
         self.counts = counts if counts is not None else GenerationCounts()
         #: the activations' dtype, which an additive attention mask must share
         self.dtype = model.get_input_embeddings().weight.dtype
+        self.layers = model.config.get_text_config(decoder=True).num_hidden_layers
+        self.tree_attention = getattr(model.config, "_attn_implementation", None) == TREE_ATTENTION
         self.reserves = _reserves(model)
         self.refill = decoding.refill and self.reserves
         self.longest = max((len(prompt) for prompt in prompts), default=0)
         self.waiting = deque(sorted(range(len(prompts)), key=lambda index: list(prompts[index])))
         self.written: list[list[int]] = [[] for _ in prompts]
-        self.previous: _Admitted | None = None
         self.batch: _Running | None = None
 
     def run(self) -> None:
@@ -325,41 +334,41 @@ class _Decoder:
     def _take(self, count: int) -> list[int]:
         return [self.waiting.popleft() for _ in range(min(count, len(self.waiting)))]
 
-    def _record(self, row: int, token: int) -> bool:
-        """Append a drawn token to its row's answer; whether the row goes on."""
-        if token in self.stop_tokens:
-            return False
-        self.written[row].append(token)
-        return len(self.written[row]) < self.decoding.max_new_tokens
+    def _record(self, rows: Sequence[int], drawn: Sequence[int]) -> list[int]:
+        """Append each row's drawn token to its answer; the places of the rows that ended."""
+        ended = []
+        for slot, (row, token) in enumerate(zip(rows, drawn, strict=True)):
+            if token in self.stop_tokens:
+                ended.append(slot)
+                continue
+            self.written[row].append(token)
+            if len(self.written[row]) >= self.decoding.max_new_tokens:
+                ended.append(slot)
+        return ended
 
     def _start(self) -> None:
-        """A batch from empty: its first prompts prefilled straight into its own cache."""
+        """A batch from empty: its first prompts prefilled, then gathered into its own cache."""
         import torch
 
         group = self._take(self.decoding.batch_rows)
         # room for every prompt's length, and (with refill) for steps between rearrangements
         room = self.decoding.max_new_tokens * (2 if self.refill else 1)
         capacity = self.longest + room
-        cache = _batch_cache(self.model, capacity)
-        prefilled = self._prefill(group, cache)
-        width = prefilled.width
-        own = torch.zeros((len(group), width), dtype=torch.bool)
-        for row, columns in enumerate(prefilled.columns):
-            own[row, columns] = True
-        positions = torch.tensor([len(self.prompts[row]) - 1 for row in group])
+        cache = _batch_cache(self.model, self.decoding.batch_rows, capacity)
+        prefilled = self._prefill(group)
+        width = max(len(self.prompts[row]) for row in group)
+        for layer in range(self.layers):
+            keys, values = prefilled.rows(layer, width)
+            cache.update(keys.contiguous(), values.contiguous(), layer)
         generators = [torch.Generator().manual_seed(self.seeds[row]) for row in group]
         drawn = next_tokens(prefilled.logits, generators, self.decoding).tolist()
+        own, positions = self._own_columns(group, width)
         self.batch = _Running(cache, group, generators, drawn, own, positions, capacity)
         self.counts.batches += 1
-        ended = [
-            slot
-            for slot, (row, token) in enumerate(zip(group, drawn, strict=True))
-            if not self._record(row, token)
-        ]
-        self._settle(ended)
+        self._settle(self._record(group, drawn))
 
     def _step(self) -> None:
-        """One token for every row; finished rows refilled or dropped."""
+        """One token for every row; finished rows leave, waiting prompts may join."""
         import torch
 
         batch = self.batch
@@ -371,75 +380,79 @@ class _Decoder:
         tokens = torch.tensor(batch.pending)[:, None]
         logits = self._forward(batch.cache, tokens, batch.positions[:, None], batch.own[:, None])
         self.counts.steps += 1
-        drawn = next_tokens(logits, batch.generators, self.decoding).tolist()
+        drawn = next_tokens(logits[:, -1], batch.generators, self.decoding).tolist()
         batch.pending = drawn
-        ended = [
-            slot
-            for slot, (row, token) in enumerate(zip(batch.rows, drawn, strict=True))
-            if not self._record(row, token)
-        ]
-        self._settle(ended)
+        self._settle(self._record(batch.rows, drawn))
 
     def _settle(self, ended: list[int]) -> None:
-        """Finished rows' places: taken by waiting prompts (with refill), or dropped."""
+        """Finished rows out; waiting prompts in once enough rows are free (with refill)."""
+        batch = self.batch
+        assert batch is not None
+        self._drop(ended)
+        if not batch.rows:
+            self.batch = None
+            return
+        free = self.decoding.batch_rows - len(batch.rows)
+        if self.refill and self.waiting and free >= min(self.decoding.admit_at, len(self.waiting)):
+            self._drop(self._admit(self._take(free)))
+            if not batch.rows:
+                self.batch = None
+
+    def _drop(self, ended: list[int]) -> None:
+        """Rows out of the batch, the last rows moved into their places."""
         import torch
 
         batch = self.batch
         assert batch is not None
-        if self.refill:
-            ended = self._admit(ended)
         if not ended:
             return
         finished = set(ended)
-        keep = [slot for slot in range(len(batch.rows)) if slot not in finished]
-        if not keep:
-            self.batch = None
-            return
-        batch.cache.batch_select_indices(torch.tensor(keep, device=self.device))
-        batch.rows = [batch.rows[slot] for slot in keep]
-        batch.generators = [batch.generators[slot] for slot in keep]
-        batch.pending = [batch.pending[slot] for slot in keep]
-        batch.own, batch.positions = batch.own[keep], batch.positions[keep]
+        order = compacted_order(
+            [slot for slot in range(len(batch.rows)) if slot not in finished], len(batch.rows)
+        )
+        if order:
+            batch.cache.batch_select_indices(torch.tensor(order, device=self.device))
+        batch.rows = [batch.rows[slot] for slot in order]
+        batch.generators = [batch.generators[slot] for slot in order]
+        batch.pending = [batch.pending[slot] for slot in order]
+        batch.own, batch.positions = batch.own[order], batch.positions[order]
 
-    def _admit(self, free: list[int]) -> list[int]:
-        """Waiting prompts into the free rows, as long as both last; the rows left free."""
+    def _admit(self, group: list[int]) -> list[int]:
+        """Waiting prompts into the batch's free rows, in one prefill pass; the places of those
+        that ended at their first token."""
         import torch
 
         batch = self.batch
         assert batch is not None
-        free = list(free)
-        while free and self.waiting:
-            group = self._take(len(free))
-            slots, free = free[: len(group)], free[len(group) :]
-            longest = max(len(self.prompts[row]) for row in group)
-            if longest > batch.length:
-                self._rearrange(max(longest, int(batch.own.sum(dim=1).max())))
-            scratch = _batch_cache(self.model, longest)
-            prefilled = self._prefill(group, scratch)
-            end = batch.length
-            for index, (slot, row) in enumerate(zip(slots, group, strict=True)):
-                start = end - len(self.prompts[row])
-                for target, source in zip(batch.cache.layers, scratch.layers, strict=True):
-                    columns = prefilled.columns[index]
-                    target.write_row(
-                        slot,
-                        start,
-                        source.keys[index, :, columns],
-                        source.values[index, :, columns],
-                    )
-                batch.own[slot] = False
-                batch.own[slot, start:end] = True
-                batch.positions[slot] = len(self.prompts[row]) - 1
-                batch.rows[slot] = row
-                batch.generators[slot] = torch.Generator().manual_seed(self.seeds[row])
-            generators = [batch.generators[slot] for slot in slots]
-            drawn = next_tokens(prefilled.logits, generators, self.decoding).tolist()
-            for slot, row, token in zip(slots, group, drawn, strict=True):
-                batch.pending[slot] = token
-                if not self._record(row, token):
-                    free.append(slot)
-            self.counts.refilled += len(group)
-        return free
+        prefilled = self._prefill(group)
+        longest = max(len(self.prompts[row]) for row in group)
+        if longest > batch.length:
+            self._rearrange(max(longest, int(batch.own.sum(dim=1).max())))
+        first = len(batch.rows)
+        for layer, target in enumerate(batch.cache.layers):
+            keys, values = prefilled.rows(layer, batch.length)
+            target.write_rows(first, keys, values)
+        generators = [torch.Generator().manual_seed(self.seeds[row]) for row in group]
+        drawn = next_tokens(prefilled.logits, generators, self.decoding).tolist()
+        own, positions = self._own_columns(group, batch.length)
+        batch.own = torch.cat([batch.own, own])
+        batch.positions = torch.cat([batch.positions, positions])
+        batch.rows += group
+        batch.generators += generators
+        batch.pending += drawn
+        self.counts.refilled += len(group)
+        return [first + slot for slot in self._record(group, drawn)]
+
+    def _own_columns(self, group: list[int], width: int) -> tuple[Any, Any]:
+        """Each prompt's columns, the last of a layout ``width`` wide, and its last position id."""
+        import torch
+
+        lengths = [len(self.prompts[row]) for row in group]
+        own = (
+            torch.arange(width)[None]
+            >= torch.tensor([width - length for length in lengths])[:, None]
+        )
+        return own, torch.tensor([length - 1 for length in lengths])
 
     def _rearrange(self, width: int) -> None:
         """Every row's own columns moved, in order, to the end of a layout ``width`` wide."""
@@ -458,93 +471,46 @@ class _Decoder:
         batch.own = own
         self.counts.rearranged += 1
 
-    def _prefill(self, group: list[int], cache: Any) -> _Prefilled:
-        """Prompts through the model together into ``cache``: the prefix they share with the prompt
-        admitted before copied, the further prefix they share once, each one's rest padded left."""
+    def _prefill(self, group: list[int]) -> _Prefilled:
+        """Prompts through the model together as one prefix tree, every shared token once."""
+        import torch
+
         prompts = [self.prompts[row] for row in group]
-        shared = shared_prefix_length(prompts)
-        copied = 0
-        if self.previous is not None:
-            copied = min(common_length(self.previous.tokens, prompts[0]), shared)
-        if (len(group) - 1) * (shared - copied) < _MIN_PREFIX_SAVING:
-            shared = copied  # not worth a pass of its own: computed in every row
-        self._prefill_shared(cache, prompts[0], copied, shared, len(group))
-        logits, columns, width = self._prefill_rest(cache, prompts, shared)
-        if self.reserves:
-            last = columns[-1]
-            self.previous = _Admitted(
-                prompts[-1],
-                [layer.keys[-1:, :, last].clone() for layer in cache.layers],
-                [layer.values[-1:, :, last].clone() for layer in cache.layers],
-            )
-        return _Prefilled(logits, columns, width)
+        [pack] = pack_prefix_trees(prompts, sum(len(prompt) for prompt in prompts))
+        nodes = len(pack.token_ids)
+        cache = _reserved_cache(self.model, 1, nodes)
+        extra: dict[str, Any] = {}
+        if self.tree_attention:
+            # the blocks carry the tree; a one-element mask keeps transformers from building one
+            extra["tree_blocks"] = tree_blocks(pack.positions, device=self.device, dtype=self.dtype)
+            sees = torch.ones((1, 1, 1), dtype=torch.bool)
+        else:
+            sees = pack.attention_mask()[0]
+        logits = self._forward(
+            cache,
+            torch.tensor([pack.token_ids]),
+            torch.tensor([pack.positions]),
+            sees,
+            logits_at=torch.tensor(pack.leaves, device=self.device),
+            **extra,
+        )[0]
+        self.counts.prefills += 1
+        self.counts.prefill_tokens += nodes
+        return _Prefilled(
+            cache, _paths_in_group_order(pack, len(group)), _in_group_order(pack, logits)
+        )
 
-    def _prefill_shared(
-        self, cache: Any, prompt: Sequence[int], copied: int, shared: int, rows: int
-    ) -> None:
-        """The shared prefix: its first ``copied`` tokens from the prompt admitted before, the rest
-        through the model once, as one sequence; its keys and values copied to every row."""
-        import torch
-
-        if not shared:
-            return
-        prefix: Any = DynamicCache(config=self.model.config)
-        if copied:
-            assert self.previous is not None
-            for index, (keys, values) in enumerate(
-                zip(self.previous.keys, self.previous.values, strict=True)
-            ):
-                prefix.update(keys[:, :, :copied], values[:, :, :copied], index)
-            self.counts.copied_tokens += copied
-        if shared > copied:
-            self.model(
-                input_ids=torch.tensor([list(prompt[copied:shared])], device=self.device),
-                position_ids=torch.arange(copied, shared, device=self.device)[None],
-                past_key_values=prefix,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            self.counts.prefill_tokens += shared - copied
-        for index, layer in enumerate(prefix.layers):
-            keys, values = layer.keys, layer.values
-            cache.update(
-                keys.expand(rows, *keys.shape[1:]), values.expand(rows, *values.shape[1:]), index
-            )
-
-    def _prefill_rest(
-        self, cache: Any, prompts: list[Sequence[int]], shared: int
-    ) -> tuple[Any, list[Any], int]:
-        """Each prompt's tokens after the prefix, left-padded to one width, in one pass.
-
-        Returns the next-token logits of each row, the cache columns that hold each prompt's
-        tokens, and the width of the cache after the pass.
-        """
-        import torch
-
-        rows = len(prompts)
-        width = max(len(prompt) for prompt in prompts) - shared
-        input_ids = torch.zeros((rows, width), dtype=torch.long)
-        real = torch.zeros((rows, width), dtype=torch.bool)
-        for row, prompt in enumerate(prompts):
-            rest = list(prompt[shared:])
-            input_ids[row, width - len(rest) :] = torch.tensor(rest)
-            real[row, width - len(rest) :] = True
-        # real tokens count on from the prefix; padding gets any position, as nothing sees it
-        positions = (shared + real.long().cumsum(dim=1) - 1).clamp(min=0)
-        visible = torch.cat([torch.ones((rows, shared), dtype=torch.bool), real], dim=1)
-        causal = torch.ones((width, shared + width), dtype=torch.bool).tril(diagonal=shared)
-        sees = causal[None] & visible[:, None, :]
-        # a padding position sees only itself: its attention row is never empty (which would
-        # give NaN, and NaN times a zero weight still reaches the real rows in the next layer)
-        own = torch.eye(width, dtype=torch.bool)[None] & ~real[:, :, None]
-        sees[:, :, shared:] |= own
-        logits = self._forward(cache, input_ids, positions, sees)
-        self.counts.prefill_tokens += rows * width
-        columns = [row_visible.nonzero().flatten() for row_visible in visible]
-        return logits, columns, shared + width
-
-    def _forward(self, cache: Any, input_ids: Any, positions: Any, sees: Any) -> Any:
-        """Next-token logits at each row's last column; ``sees`` is ``[rows, queries, keys]``."""
+    def _forward(
+        self,
+        cache: Any,
+        input_ids: Any,
+        positions: Any,
+        sees: Any,
+        logits_at: Any = 1,
+        **extra: Any,
+    ) -> Any:
+        """Next-token logits ``[rows, kept, vocab]`` at ``logits_at`` (the last column by default);
+        ``sees`` is ``[rows, queries, keys]``."""
         import torch
 
         # an additive 4D mask reaches the attention untouched (transformers builds none of its own)
@@ -555,9 +521,27 @@ class _Decoder:
             attention_mask=mask[:, None].to(self.device),
             past_key_values=cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=logits_at,
+            **extra,
         )
-        return output.logits[:, -1].float().cpu()
+        return output.logits.float().cpu()
+
+
+def _paths_in_group_order(pack: PrefixTreePack, count: int) -> list[list[int]]:
+    """The nodes holding each member's tokens, root to leaf, by the member's place in its group."""
+    paths: list[list[int]] = [[] for _ in range(count)]
+    for member, leaf in zip(pack.members, pack.leaves, strict=True):
+        paths[member] = pack.ancestors[leaf]
+    return paths
+
+
+def _in_group_order(pack: PrefixTreePack, rows: Any) -> Any:
+    """Rows given in the pack's order of members, put in the order of the group."""
+    import torch
+
+    order = torch.empty(len(pack.members), dtype=torch.long)
+    order[torch.tensor(pack.members)] = torch.arange(len(pack.members))
+    return rows[order]
 
 
 def next_tokens(logits: Any, generators: Sequence[Any], decoding: Decoding) -> Any:
