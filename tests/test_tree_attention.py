@@ -151,3 +151,25 @@ def test_without_blocks_it_is_causal_scaled_dot_product_attention() -> None:
 
     expected = scaled_dot_product_attention(query, key, value, is_causal=True, scale=0.5)
     assert torch.allclose(output, expected.transpose(1, 2), atol=1e-6)
+
+
+@pytest.mark.parametrize(("rows", "queries"), [(32, 1), (3, 7)])
+def test_grouped_heads_under_a_mask_give_transformers_bits_without_copying_heads(
+    rows: int, queries: int
+) -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(rows)
+    query = torch.randn(rows, 9, queries, 64, generator=generator)
+    # keys and values as a decoding step's cache holds them: a view of a longer buffer
+    key, value = (torch.randn(rows, 3, 200, 64, generator=generator)[:, :, :130] for _ in range(2))
+    mask = torch.zeros(rows, 1, queries, 130)
+    mask[:, :, :, : rows % 5 + 1] = float("-inf")  # each row's own padding
+    module = GroupedAttention()
+
+    output, _ = tree_attention_forward(module, query, key, value, mask, scaling=0.125)
+
+    # transformers copies each key/value head for its query heads first (repeat_kv)
+    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.125)
+    assert torch.equal(output, expected)
+    assert output.shape == (rows, queries, 9, 64) and output.is_contiguous()
