@@ -23,16 +23,29 @@ def decompose(
     within_ss: np.ndarray,
     n_replicates: float,
     df_within: float | None = None,
+    context_sums: np.ndarray | None = None,
 ) -> Arrays:
     """Sums of squares, mean squares and random-effects variance components.
 
     Two-way proxy (C) x wording (P) ANOVA with n replicates per cell and expected mean squares of
-    the unrestricted random model (Cronbach et al. 1972; Brennan 2001): E[MS_C] = s2_E + n s2_CP +
-    P n s2_C, E[MS_P] = s2_E + n s2_CP + C n s2_P, E[MS_CP] = s2_E + n s2_CP, E[MS_E] = s2_E.
-    Components are method-of-moments estimates truncated at 0; ``raw_var_*`` keep the untruncated
-    estimates, which are unbiased and which study-level means average (docs/statistics.md,
-    "Study-level intervals"). With one replicate the interaction and the residual are confounded:
+    the unrestricted random model (Cronbach et al. 1972; Brennan 2001): E[MS_C] = s2_E' + n s2_CP
+    + P n s2_C, E[MS_P] = s2_E' + n s2_CP + C n s2_P, E[MS_CP] = s2_E' + n s2_CP. Components are
+    method-of-moments estimates truncated at 0; ``raw_var_*`` keep the untruncated estimates,
+    which are unbiased and which study-level means average (docs/statistics.md, "Study-level
+    intervals"). With one replicate the interaction and the residual are confounded:
     ``var_interaction`` then holds both and ``var_residual`` is NaN.
+
+    The replicates of a cell are its K context combinations (option order x enumerator x seed
+    ...), crossed with every cell. An effect of a combination that is the same in every cell (an
+    order effect, an enumerator x order effect) cancels out of the cell means, so it is not in
+    E[MS_CP], but it fills the within-cell MS_E (``ms_residual``). The interaction's error term
+    (``ms_error``, E = s2_E') is therefore the within-cell sum of squares less that of the
+    combinations' means, SS_E' = SS_E - C P sum_k (ybar_k - ybar)^2, the residual of the
+    additive model cell + combination, on C P (n - 1) - (K - 1) degrees of freedom: s2_CP =
+    (MS_CP - MS_E') / n. ``var_residual`` stays MS_E, the within-cell variance with the common
+    effects in it, so the components still add up to the total. Without ``context_sums`` (cells
+    with missing responses, or replicates that no context column tells apart) MS_E' = MS_E, the
+    whole within-cell mean square: then common context effects bias s2_CP low.
 
     Args:
         means: cell means, shape (..., C, P).
@@ -40,10 +53,14 @@ def decompose(
         n_replicates: replicates per cell; with unequal cell counts their harmonic mean
             (unweighted means, :mod:`~culture_probe.analysis._design`).
         df_within: degrees of freedom of ``within_ss``, sum(n_cp - 1); None for C P (n - 1).
+        context_sums: per wording and context combination, the sum over proxies of that
+            replicate's deviations from its cell mean, shape (..., P, K) with K = n; None where
+            the combinations are not each once in every cell.
 
     Returns:
         Arrays of shape (...) keyed ``ss_proxy``, ``df_proxy``, ``ms_proxy`` and so on for
-        ``wording``, ``interaction`` and ``residual``, and ``var_proxy`` ... ``var_residual``.
+        ``wording``, ``interaction``, ``residual`` (within cells) and ``error`` (the
+        interaction's error term), and ``var_proxy`` ... ``var_residual``.
     """
     n = n_replicates
     n_proxies, n_wordings = means.shape[-2:]
@@ -63,6 +80,12 @@ def decompose(
         "interaction": (n_proxies - 1) * (n_wordings - 1),
         "residual": n_proxies * n_wordings * (n - 1) if df_within is None else df_within,
     }
+    common: np.ndarray | float = 0.0
+    dfs["error"] = dfs["residual"]
+    if context_sums is not None:  # the sum of squares of the combinations' means
+        common = (context_sums.sum(axis=-2) ** 2).sum(axis=-1) / (n_proxies * n_wordings)
+        dfs["error"] = dfs["residual"] - (context_sums.shape[-1] - 1)
+    out["ss_error"] = np.maximum(out["ss_residual"] - common, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         for source, df in dfs.items():
             out[f"df_{source}"] = np.full(out["ss_proxy"].shape, float(df))
@@ -70,7 +93,7 @@ def decompose(
                 out[f"ss_{source}"] / df if df > 0 else np.full_like(out["ss_proxy"], np.nan)
             )
     replicated = dfs["residual"] > 0
-    ms_e = np.nan_to_num(out["ms_residual"]) if replicated else np.zeros_like(out["ms_proxy"])
+    ms_e = np.nan_to_num(out["ms_error"]) if dfs["error"] > 0 else np.zeros_like(out["ms_proxy"])
     out["raw_var_proxy"] = (out["ms_proxy"] - out["ms_interaction"]) / (n_wordings * n)
     out["raw_var_wording"] = (out["ms_wording"] - out["ms_interaction"]) / (n_proxies * n)
     out["raw_var_interaction"] = (out["ms_interaction"] - ms_e) / n
@@ -122,11 +145,13 @@ def effective_degrees(parts: Arrays, kurtosis: np.ndarray, n_replicates: np.ndar
     A mean square of N residual terms with excess kurtosis gamma has Var[MS] / E[MS]^2 = 2 / df +
     gamma / N in a balanced layout (Box 1953; Atiqullah 1962), the variance of a chi-square with
     df' = 2 / (2 / df + gamma / N) degrees of freedom: the pivots and the noncentral F then use
-    df'. MS_E's terms are the responses (gamma as :func:`error_kurtosis` estimates it); MS_CP's
-    are the C P cell means, whose error part has kurtosis gamma / n and makes up s2_E / E[MS_CP]
-    of MS_CP (estimated as MS_E / MS_CP, kept in [0, 1]), so its kurtosis is that fraction squared
-    times gamma / n. With Student-t(3) errors the normal-theory df left the culture share's and
-    rho2(1)'s intervals at 90-91% (benchmarks/interval_coverage.py).
+    df'. The terms of MS_E and of MS_E' are the responses (gamma as :func:`error_kurtosis`
+    estimates it from the within-cell residuals); MS_CP's are the C P cell means, whose error
+    part has kurtosis gamma / n and makes up s2_E' / E[MS_CP] of MS_CP (estimated as MS_E' /
+    MS_CP, kept in [0, 1]; MS_E' is the interaction's error term, :func:`decompose`), so its
+    kurtosis is that fraction squared times gamma / n. With Student-t(3) errors the
+    normal-theory df left the culture share's and rho2(1)'s intervals at 90-91%
+    (benchmarks/interval_coverage.py).
 
     Args:
         parts: :func:`decompose`'s mean squares and degrees of freedom, each of shape (G,).
@@ -137,10 +162,11 @@ def effective_degrees(parts: Arrays, kurtosis: np.ndarray, n_replicates: np.ndar
     n = np.asarray(n_replicates, dtype=np.float64)
     cells = (parts["df_proxy"] + 1) * (parts["df_wording"] + 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        fraction = np.clip(np.nan_to_num(parts["ms_residual"] / parts["ms_interaction"]), 0, 1)
+        fraction = np.clip(np.nan_to_num(parts["ms_error"] / parts["ms_interaction"]), 0, 1)
         cell_kurtosis = fraction**2 * gamma / n
         out = dict(parts)
         out["df_residual"] = _shrunk(parts["df_residual"], gamma, cells * n)
+        out["df_error"] = _shrunk(parts["df_error"], gamma, cells * n)
         out["df_interaction"] = _shrunk(parts["df_interaction"], cell_kurtosis, cells)
     return out
 
@@ -242,13 +268,14 @@ def f_tests(parts: Arrays) -> Arrays:
     """F ratios with wording as a random facet (Clark 1973).
 
     F_C = MS_C / MS_CP tests a culture effect that generalises over wordings; F_P = MS_P / MS_CP the
-    wording level effect (unrestricted model); F_CP = MS_CP / MS_E the interaction (needs n > 1).
+    wording level effect (unrestricted model); F_CP = MS_CP / MS_E' the interaction (needs n > 1),
+    against the interaction's error term (:func:`decompose`).
     """
     out: Arrays = {}
     tests = {
         "proxy": ("ms_proxy", "ms_interaction", "df_proxy", "df_interaction"),
         "wording": ("ms_wording", "ms_interaction", "df_wording", "df_interaction"),
-        "interaction": ("ms_interaction", "ms_residual", "df_interaction", "df_residual"),
+        "interaction": ("ms_interaction", "ms_error", "df_interaction", "df_error"),
     }
     for name, (num, den, df_num, df_den) in tests.items():
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -648,24 +675,25 @@ def wording_variance_possible(parts: Arrays, confidence: float) -> np.ndarray:
     """Whether the data are consistent with no wording variance at all (s2_P = s2_CP = 0), CWI's
     denominator: the test of that null does not reject at (1 - confidence) / 2.
 
-    Under the null E[MS_P] = E[MS_CP] = E[MS_E], so F = ((SS_P + SS_CP) / (df_P + df_CP)) / MS_E
-    follows F(df_P + df_CP, df_E). Where it does not reject, an infinite CWI is in the interval
-    and its upper bound is ``inf``; the pivotal draws alone reached ``inf`` on about 80% of items
-    whose wording truly had no variance, since a finite draw of MS_P or MS_CP almost never falls
-    below the drawn error. Without replicates s2_CP holds the residual and is never 0: False.
+    Under the null E[MS_P] = E[MS_CP] = E[MS_E'], so F = ((SS_P + SS_CP) / (df_P + df_CP)) /
+    MS_E' follows F(df_P + df_CP, df_E'), MS_E' the interaction's error term (:func:`decompose`).
+    Where it does not reject, an infinite CWI is in the interval and its upper bound is ``inf``;
+    the pivotal draws alone reached ``inf`` on about 80% of items whose wording truly had no
+    variance, since a finite draw of MS_P or MS_CP almost never falls below the drawn error.
+    Without replicates s2_CP holds the residual and is never 0: False.
 
     Args:
         parts: :func:`decompose`'s sums of squares, mean squares and degrees of freedom, (G,).
         confidence: e.g. 0.95.
     """
     df_num = np.ravel(np.asarray(parts["df_wording"] + parts["df_interaction"], dtype=np.float64))
-    df_den = np.ravel(np.asarray(parts["df_residual"], dtype=np.float64))
+    df_den = np.ravel(np.asarray(parts["df_error"], dtype=np.float64))
     ss = (
         parts["ms_wording"] * parts["df_wording"]
         + parts["ms_interaction"] * parts["df_interaction"]
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.ravel(np.asarray(ss / df_num / parts["ms_residual"], dtype=np.float64))
+        ratio = np.ravel(np.asarray(ss / df_num / parts["ms_error"], dtype=np.float64))
         p_value = stats.f.sf(ratio, df_num, df_den)
     return np.asarray((df_den > 0) & (df_num > 0) & (p_value >= (1 - confidence) / 2))
 
@@ -677,8 +705,10 @@ def pivotal_components(
 
     Each mean square becomes MS_t df_t / W_t, W_t ~ chi2(df_t) independent (Weerahandi 1993), and
     :func:`decompose`'s moment equations turn every draw into components truncated at 0:
-    ``culture``, ``wording``, ``contrast`` and ``error`` (s2_E; 0 with one replicate), and
-    ``interaction``, the drawn MS_CP.
+    ``culture``, ``wording``, ``contrast`` (against the drawn error term MS_E'), ``error`` (the
+    residual component s2_E: the drawn MS_E' plus MS_E - MS_E', the effects common to every
+    cell, which are the design's fixed factors, held at their estimate; 0 with one replicate),
+    and ``interaction``, the drawn MS_CP.
     """
     ms = {k: np.asarray(parts[f"ms_{k}"], dtype=np.float64).ravel() for k in _SOURCES}
     df = {k: np.asarray(parts[f"df_{k}"], dtype=np.float64).ravel() for k in _SOURCES}
@@ -694,12 +724,13 @@ def pivotal_components(
     # C and P from the culture and wording degrees of freedom: C = df_C + 1, P = df_P + 1
     proxies = (df["proxy"] + 1)[:, None]
     wordings = (df["wording"] + 1)[:, None]
-    error = pivot["residual"]  # 0 with one replicate, where df_E = 0
+    error = pivot["error"]  # 0 with one replicate, where df_E' = 0
+    common = np.ravel(np.nan_to_num(np.asarray(parts["ms_residual"] - parts["ms_error"], float)))
     return {
         "culture": np.maximum((pivot["proxy"] - pivot["interaction"]) / (wordings * n), 0.0),
         "wording": np.maximum((pivot["wording"] - pivot["interaction"]) / (proxies * n), 0.0),
         "contrast": np.maximum((pivot["interaction"] - error) / n, 0.0),
-        "error": error,
+        "error": np.maximum(error + common[:, None], 0.0),
         "interaction": pivot["interaction"],
     }
 
@@ -719,7 +750,7 @@ def _undefined(parts: Arrays) -> np.ndarray:
     return ~np.isfinite(np.asarray(total, dtype=np.float64).ravel())
 
 
-_SOURCES = ("proxy", "wording", "interaction", "residual")
+_SOURCES = ("proxy", "wording", "interaction", "error")
 
 
 def noncentrality_bound(
@@ -758,10 +789,12 @@ def item_statistics(
     within_ss: np.ndarray,
     n_replicates: float,
     df_within: float | None = None,
+    context_sums: np.ndarray | None = None,
 ) -> Arrays:
     """Everything docs/statistics.md#culture-against-wording-the-variance-decomposition reports per
-    unit from cell means: decomposition, tests, W, ICC (``df_within`` as in :func:`decompose`)."""
-    parts = decompose(means, within_ss, n_replicates, df_within)
+    unit from cell means: decomposition, tests, W, ICC (``df_within`` and ``context_sums`` as in
+    :func:`decompose`)."""
+    parts = decompose(means, within_ss, n_replicates, df_within, context_sums)
     out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
     out.update(friedman(*block_ranks(means)))
     low, high = concordance_interval(means, out["kendall_w"], CONCORDANCE_CONFIDENCE)
@@ -795,6 +828,7 @@ def paraphrase_bootstrap(
     n_replicates: float,
     draws: np.ndarray,
     df_within: float | None = None,
+    context_sums: np.ndarray | None = None,
 ) -> Arrays:
     """Recompute the bootstrapped statistics on wordings resampled with replacement.
 
@@ -810,6 +844,7 @@ def paraphrase_bootstrap(
         n_replicates: replicates per cell (their harmonic mean where counts differ).
         draws: wording indices, shape (G, B, P).
         df_within: as in :func:`decompose`, kept for every resample (it has as many cells).
+        context_sums: as in :func:`decompose`, shape (G, P, K), resampled with the wordings.
 
     Returns:
         Arrays of shape (G, B) keyed by :data:`BOOTSTRAPPED`.
@@ -817,13 +852,18 @@ def paraphrase_bootstrap(
     take = draws[:, :, None, :]
     resampled = np.take_along_axis(means[:, None], take, axis=-1)
     resampled_ss = np.take_along_axis(within_ss[:, None], take, axis=-1)
+    resampled_context = (
+        None
+        if context_sums is None
+        else np.take_along_axis(context_sums[:, None], draws[..., None], axis=-2)
+    )
     # Rescaled bootstrap (Rao & Wu 1988): a resample of P wordings repeats some, which shrinks the
     # spread between wordings by (P - 1) / P on average; stretching each proxy's deviations from
     # its own mean by sqrt(P / (P - 1)) restores it, so s2_P and s2_CP are not biased downwards.
     n_wordings = means.shape[-1]
     proxy_means = resampled.mean(axis=-1, keepdims=True)
     resampled = proxy_means + np.sqrt(n_wordings / (n_wordings - 1)) * (resampled - proxy_means)
-    parts = decompose(resampled, resampled_ss, n_replicates, df_within)
+    parts = decompose(resampled, resampled_ss, n_replicates, df_within, resampled_context)
     out = {**parts, **indices(parts, n_replicates, n_wordings)}
     out["kendall_w"] = resampled_concordance(block_ranks(means)[0], draws)
     return {name: out[name] for name in BOOTSTRAPPED}
