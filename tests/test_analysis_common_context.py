@@ -1,0 +1,172 @@
+"""The interaction's error term in the proxy x wording split: effects of the context combinations
+(option order, enumerator, seed) that are the same in every cell are not its error
+(docs/statistics.md, "Culture against wording").
+
+Checked against statsmodels (the residual of cell + context combination), a hand-worked example
+and a simulation whose true components are known.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from culture_probe.analysis import _anova as anova
+from culture_probe.analysis._design import balanced_cubes
+from culture_probe.analysis._items import decompose_units
+
+
+def _rows(
+    rng: np.random.Generator,
+    n_items: int,
+    *,
+    contrast: float,
+    enumerator_order: float,
+    noise: float = 0.05,
+) -> pd.DataFrame:
+    """Items of 6 proxies x 4 wordings x 3 enumerators x 2 orders, one response a combination:
+    culture x wording effects and enumerator x order effects shared by every cell."""
+    shape = (6, 4, 3, 2)
+    c, p, e, o = (a.ravel() for a in np.indices(shape))
+    frames = []
+    for item in range(n_items):
+        cells = rng.normal(0, contrast, shape[:2]) + rng.normal(0, 0.03, (6, 1))
+        common = rng.normal(0, enumerator_order, shape[2:])
+        score = 0.5 + cells[c, p] + common[e, o] + rng.normal(0, noise, len(c))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": f"Q{item}",
+                    "axis": "region",
+                    "proxy": np.char.add("C", c.astype(str)),
+                    "wording": np.char.add(np.char.add("p", p.astype(str)), "/imagine"),
+                    "enumerator": np.char.add("e", e.astype(str)),
+                    "order": np.where(o == 0, "canonical", "reversed"),
+                    "seed": 0,
+                    "language": "en",
+                    "score": score,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _decompose(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    (cube,) = balanced_cubes(rows).cubes
+    return anova.decompose(
+        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums
+    )
+
+
+def test_error_term_is_the_residual_of_cell_plus_context_combination() -> None:
+    """SS_E', df_E' and MS_E' are statsmodels' residual of C(cell) + C(enumerator x order); the
+    within-cell SS_E stays the saturated model's."""
+    rows = _rows(np.random.default_rng(0), 1, contrast=0.04, enumerator_order=0.08)
+    parts = _decompose(rows)
+    additive = smf.ols("score ~ C(proxy):C(wording) + C(enumerator):C(order)", rows).fit()
+    saturated = smf.ols("score ~ C(proxy) * C(wording)", rows).fit()
+    assert parts["ss_error"][0] == pytest.approx(additive.ssr)
+    assert parts["df_error"][0] == additive.df_resid == 24 * 5 - 5
+    assert parts["ms_error"][0] == pytest.approx(additive.mse_resid)
+    assert parts["ss_residual"][0] == pytest.approx(saturated.ssr)
+    assert parts["df_residual"][0] == saturated.df_resid == 120
+    ms_cp = parts["ms_interaction"][0]
+    assert parts["raw_var_interaction"][0] == pytest.approx((ms_cp - additive.mse_resid) / 6)
+    assert parts["var_residual"][0] == pytest.approx(saturated.mse_resid)
+
+
+def test_hand_worked_order_shift_common_to_every_cell() -> None:
+    """2 x 2 cells, canonical then reversed: {1, 3}, {3, 5}, {5, 7}, {10, 14}. Within cells the
+    deviations are -1, +1 three times and -2, +2 once: SS_E = 14, MS_E = 14 / 4 = 3.5. The order
+    means are -1.25 and +1.25, SS 4 * 2 * 1.5625 = 12.5, so SS_E' = 1.5 on 3 df, MS_E' = 0.5.
+    Cell means 2, 4, 6, 12: MS_CP = 2 * 4 * 1 = 8, s2_CP = (8 - 0.5) / 2 = 3.75 (with MS_E it
+    was (8 - 3.5) / 2 = 2.25), s2_E = MS_E = 3.5 still, s2_C = 16, s2_P = 6: the shares are
+    16, 6, 3.75 and 3.5 over 29.25 and add up to 1."""
+    cells = {("C1", "W1"): [1, 3], ("C1", "W2"): [3, 5], ("C2", "W1"): [5, 7]}
+    cells[("C2", "W2")] = [10, 14]
+    rows = pd.DataFrame(
+        [
+            {"item_id": "q", "axis": "region", "proxy": proxy, "wording": wording}
+            | {"order": order, "seed": 0, "score": score}
+            for (proxy, wording), scores in cells.items()
+            for order, score in zip(("canonical", "reversed"), scores, strict=True)
+        ]
+    )
+    (cube,) = balanced_cubes(rows).cubes
+    statistics = anova.item_statistics(
+        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums
+    )
+    assert statistics["ss_residual"][0] == pytest.approx(14)
+    assert statistics["ss_error"][0] == pytest.approx(1.5)
+    assert statistics["df_error"][0] == 3
+    assert statistics["f_interaction"][0] == pytest.approx(8 / 0.5)
+    expected = {"proxy": 16, "wording": 6, "interaction": 3.75, "residual": 3.5}
+    for source, value in expected.items():
+        assert statistics[f"var_{source}"][0] == pytest.approx(value), source
+    assert statistics["wording_contrast_share"][0] == pytest.approx(3.75 / 29.25)
+    assert statistics["cwi"][0] == pytest.approx(16 / 9.75)
+    shares = ("culture_share", "wording_share", "wording_contrast_share", "residual_share")
+    assert sum(statistics[name][0] for name in shares) == pytest.approx(1.0)
+
+
+def test_common_enumerator_by_order_effects_no_longer_bias_the_contrast_low() -> None:
+    """300 items with culture x wording sd 0.04 and enumerator x order sd 0.08: the mean
+    untruncated s2_CP is within 15% of 0.04^2 (0.93 of it; with the whole within-cell MS_E as
+    error it was 0.20 of it); the residual keeps the common effects."""
+    rows = _rows(np.random.default_rng(1), 300, contrast=0.04, enumerator_order=0.08)
+    parts = _decompose(rows)
+    assert parts["raw_var_interaction"].mean() == pytest.approx(0.04**2, rel=0.15)
+    within_error = (parts["ms_interaction"] - parts["ms_residual"]) / 6
+    assert within_error.mean() < 0.5 * 0.04**2
+    assert parts["var_residual"].mean() > 2 * parts["ms_error"].mean()
+    assert (parts["ms_error"].mean()) == pytest.approx(0.05**2, rel=0.05)
+
+
+def test_null_contrast_keeps_the_interaction_test_at_its_level() -> None:
+    """No culture x wording effect at all, large common enumerator x order effects: the F test of
+    the interaction against MS_E' rejects on about 5% of 400 items (binomial sd 1.1 points)."""
+    rows = _rows(np.random.default_rng(2), 400, contrast=0.0, enumerator_order=0.1)
+    (cube,) = balanced_cubes(rows).cubes
+    statistics = anova.item_statistics(
+        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums
+    )
+    assert 0.025 <= (statistics["p_interaction"] < 0.05).mean() <= 0.08
+
+
+def test_unbalanced_or_unidentified_replicates_fall_back_to_the_within_cell_error() -> None:
+    """A missing response, or replicates that no context column tells apart, leave no context
+    sums: MS_E' is the within-cell MS_E, as before."""
+    rows = _rows(np.random.default_rng(3), 1, contrast=0.04, enumerator_order=0.08)
+    for variant in (rows.iloc[1:], rows.drop(columns=["enumerator"])):
+        (cube,) = balanced_cubes(variant).cubes
+        assert cube.context_sums is None
+        parts = anova.decompose(
+            cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums
+        )
+        assert parts["ms_error"][0] == parts["ms_residual"][0]
+        assert parts["df_error"][0] == parts["df_residual"][0]
+
+
+def test_a_factor_constant_within_each_cell_is_not_a_replicate() -> None:
+    """The language of a wording varies between cells only: it belongs to the cell, and the
+    replicates are still told apart by their enumerator and order."""
+    rows = _rows(np.random.default_rng(4), 1, contrast=0.04, enumerator_order=0.08)
+    rows["language"] = np.where(rows["wording"].isin(["p0/imagine", "p1/imagine"]), "en", "ja")
+    (cube,) = balanced_cubes(rows).cubes
+    assert cube.context_sums is not None and cube.context_sums.shape == (1, 4, 6)
+
+
+def test_wording_bootstrap_resamples_the_context_sums_with_the_wordings() -> None:
+    """The replicates of s2_CP, each with the error term of its own resampled wordings, centre on
+    the estimates; without the context sums they sat far below them."""
+    rows = _rows(np.random.default_rng(5), 40, contrast=0.04, enumerator_order=0.08)
+    codes = {f"Q{item}": item for item in range(40)}
+    core = decompose_units(rows, codes, 200, seed=0)
+    estimate = core.table["var_interaction"].mean()
+    assert np.nanmean(core.replicates["var_interaction"]) == pytest.approx(estimate, rel=0.2)
+    (cube,) = balanced_cubes(rows).cubes
+    draws = np.random.default_rng(0).integers(0, 4, size=(40, 200, 4))
+    unadjusted = anova.paraphrase_bootstrap(cube.means, cube.within_ss, 6, draws)
+    assert np.nanmean(unadjusted["var_interaction"]) < 0.7 * estimate
