@@ -170,3 +170,27 @@ def test_wording_bootstrap_resamples_the_context_sums_with_the_wordings() -> Non
     draws = np.random.default_rng(0).integers(0, 4, size=(40, 200, 4))
     unadjusted = anova.paraphrase_bootstrap(cube.means, cube.within_ss, 6, draws)
     assert np.nanmean(unadjusted["var_interaction"]) < 0.7 * estimate
+
+
+def test_cwi_interval_covers_with_common_context_effects() -> None:
+    """600 items with small culture effects (sd 0.03), culture x wording (0.04) and common
+    enumerator x order effects (0.08): CWI's interval holds s2_C / s2_CP, s2_C the realised
+    variance of each item's proxies, on 93-98% of them (binomial sd 0.9 points; 94.3%). Where
+    the culture estimate is 0 (74 items) the redraw around a zero signal alone covered 78%; with
+    theta's exact upper bound times the draws' upper R' it covers 89%."""
+    rng = np.random.default_rng(6)
+    shape, n_items = (6, 4, 3, 2), 600
+    culture = rng.normal(0, 0.03, (n_items, 6, 1, 1, 1))
+    contrast = rng.normal(0, 0.04, (n_items, 6, 4, 1, 1))
+    common = rng.normal(0, 0.08, (n_items, 1, 1, 3, 2))
+    scores = culture + contrast + common + rng.normal(0, 0.05, (n_items, *shape))
+    means = scores.mean(axis=(-2, -1))
+    deviations = (scores - means[..., None, None]).reshape(n_items, 6, 4, 6)
+    statistics = anova.item_statistics(
+        means, (deviations**2).sum(-1), 6, None, deviations.sum(axis=1)
+    )
+    low, high = anova.cwi_interval(statistics, 6, 0.95)
+    truth = culture[:, :, 0, 0, 0].var(axis=1, ddof=1) / 0.04**2
+    covered = (low <= truth) & (truth <= high)
+    assert 0.93 <= covered.mean() <= 0.98
+    assert covered[statistics["var_proxy"] == 0].mean() >= 0.85
