@@ -98,9 +98,9 @@ def test_hand_worked_two_by_two_decomposition() -> None:
     # Cells (scaled by 1/20), canonical then reversed order: C1/W1 {1,3}, C1/W2 {3,5}, C2/W1
     # {5,7}, C2/W2 {13,11}. Grand mean 6; proxy means 3, 9 -> SS_C = 2*2*(9+9) = 72; wording
     # means 4, 8 -> SS_P = 2*2*(4+4) = 32; interaction residuals +-1 -> SS_CP = 2*4 = 8; within
-    # cells (+-1)^2 -> SS_E = 8. The canonical order's deviations -1, -1, -1, +1 average -0.5
-    # (the reversed +0.5): SS of the order means 4*2*0.25 = 2, so the interaction's error is
-    # SS_E' = 8 - 2 = 6 on 4*1 - 1 = 3 df, MS_E' = 2 = MS_E.
+    # cells (+-1)^2 -> SS_E = 8. The canonical order's deviations -1, -1, -1, +1 average -1 for
+    # C1 and W1, 0 for C2 and W2, -0.5 overall: the proxy x wording x order residuals are +-0.5,
+    # so the interaction's error is SS_E' = 8 * 0.25 = 2 on 1 df, MS_E' = 2 = MS_E.
     # MS_C = 72, MS_CP = 8, MS_E = 2, F_C = 9; s2_C = (72-8)/4 = 16, s2_P = (32-8)/4 = 6,
     # s2_CP = (8-2)/2 = 3, s2_E = 2; CWI = 16/9; culture share = 16/27.
     cells = {
@@ -116,7 +116,7 @@ def test_hand_worked_two_by_two_decomposition() -> None:
     assert row["ss_wording"] == pytest.approx(32 * scale)
     assert row["ss_interaction"] == pytest.approx(8 * scale)
     assert row["ss_residual"] == pytest.approx(8 * scale)
-    assert row["ss_error"] == pytest.approx(6 * scale) and row["df_error"] == 3
+    assert row["ss_error"] == pytest.approx(2 * scale) and row["df_error"] == 1
     assert row["f_interaction"] == pytest.approx(4.0)
     assert row["f_proxy"] == pytest.approx(9.0)
     assert row["p_proxy"] == pytest.approx(stats.f.sf(9.0, 1, 1))
@@ -149,13 +149,16 @@ def test_sums_of_squares_match_statsmodels_anova(
         ms = table["sum_sq"] / table["df"]
         expected_f = ms["C(proxy)"] / ms["C(proxy):C(wording)"]
         assert row["f_proxy"] == pytest.approx(expected_f)
-        # The interaction is tested against the residual of cell + context combination (the
-        # order x seed of each replicate): the simulated position bias moves every cell alike.
+        # The interaction is tested against the residual of cell + proxy x context + wording x
+        # context (context: the order x seed of each replicate): the simulated position bias
+        # moves every cell alike, and the cell contrasts do not hold it.
+        context = rows["order"] + rows["seed"].astype(str)
         additive = smf.ols(
-            "score ~ C(proxy):C(wording) + C(order):C(seed)", data=rows.astype({"seed": str})
+            "score ~ C(proxy):C(wording) + C(proxy):C(context) + C(wording):C(context)",
+            data=rows.assign(context=context),
         ).fit()
         assert row["ss_error"] == pytest.approx(additive.ssr)
-        assert row["df_error"] == additive.df_resid == table.loc["Residual", "df"] - 3
+        assert row["df_error"] == additive.df_resid == 4 * 3 * 3
         f_interaction = ms["C(proxy):C(wording)"] / additive.mse_resid
         assert row["f_interaction"] == pytest.approx(f_interaction)
         df_cp = table.loc["C(proxy):C(wording)", "df"]

@@ -23,7 +23,7 @@ def decompose(
     within_ss: np.ndarray,
     n_replicates: float,
     df_within: float | None = None,
-    context_sums: np.ndarray | None = None,
+    replicate_deviations: np.ndarray | None = None,
 ) -> Arrays:
     """Sums of squares, mean squares and random-effects variance components.
 
@@ -37,15 +37,18 @@ def decompose(
 
     The replicates of a cell are its K context combinations (option order x enumerator x seed
     ...), crossed with every cell. An effect of a combination that is the same in every cell (an
-    order effect, an enumerator x order effect) cancels out of the cell means, so it is not in
-    E[MS_CP], but it fills the within-cell MS_E (``ms_residual``). The interaction's error term
-    (``ms_error``, E = s2_E') is therefore the within-cell sum of squares less that of the
-    combinations' means, SS_E' = SS_E - C P sum_k (ybar_k - ybar)^2, the residual of the
-    additive model cell + combination, on C P (n - 1) - (K - 1) degrees of freedom: s2_CP =
-    (MS_CP - MS_E') / n. ``var_residual`` stays MS_E, the within-cell variance with the common
-    effects in it, so the components still add up to the total. Without ``context_sums`` (cells
-    with missing responses, or replicates that no context column tells apart) MS_E' = MS_E, the
-    whole within-cell mean square: then common context effects bias s2_CP low.
+    order effect, an enumerator x order effect), or the same in every wording of a proxy (culture
+    x order) or for every proxy under a wording (paraphrase x order), drops out of the proxy x
+    wording contrasts of the cell means, so it is not in E[MS_CP], but it fills the within-cell
+    MS_E (``ms_residual``). The interaction's error term (``ms_error``, E = s2_E') is therefore
+    the proxy x wording x combination residual of the within-cell deviations d, SS_E' = SS_E -
+    P sum_ck dbar_ck^2 - C sum_pk dbar_pk^2 + C P sum_k dbar_k^2 (the residual of the model cell +
+    proxy x combination + wording x combination), on (C - 1)(P - 1)(K - 1) degrees of freedom:
+    s2_CP = (MS_CP - MS_E') / n. ``var_residual`` stays MS_E, the within-cell variance with those
+    effects in it, so the components still add up to the total. Without
+    ``replicate_deviations`` (cells with missing responses, or replicates that no context column
+    tells apart) MS_E' = MS_E, the whole within-cell mean square: then such context effects bias
+    s2_CP low.
 
     Args:
         means: cell means, shape (..., C, P).
@@ -53,9 +56,9 @@ def decompose(
         n_replicates: replicates per cell; with unequal cell counts their harmonic mean
             (unweighted means, :mod:`~culture_probe.analysis._design`).
         df_within: degrees of freedom of ``within_ss``, sum(n_cp - 1); None for C P (n - 1).
-        context_sums: per wording and context combination, the sum over proxies of that
-            replicate's deviations from its cell mean, shape (..., P, K) with K = n; None where
-            the combinations are not each once in every cell.
+        replicate_deviations: per proxy, wording and context combination, that replicate's
+            deviation from its cell mean, shape (..., C, P, K) with K = n; None where the
+            combinations are not each once in every cell.
 
     Returns:
         Arrays of shape (...) keyed ``ss_proxy``, ``df_proxy``, ``ms_proxy`` and so on for
@@ -80,12 +83,11 @@ def decompose(
         "interaction": (n_proxies - 1) * (n_wordings - 1),
         "residual": n_proxies * n_wordings * (n - 1) if df_within is None else df_within,
     }
-    common: np.ndarray | float = 0.0
+    out["ss_error"] = out["ss_residual"]
     dfs["error"] = dfs["residual"]
-    if context_sums is not None:  # the sum of squares of the combinations' means
-        common = (context_sums.sum(axis=-2) ** 2).sum(axis=-1) / (n_proxies * n_wordings)
-        dfs["error"] = dfs["residual"] - (context_sums.shape[-1] - 1)
-    out["ss_error"] = np.maximum(out["ss_residual"] - common, 0.0)
+    if replicate_deviations is not None:
+        out["ss_error"] = np.maximum(out["ss_residual"] - _context_ss(replicate_deviations), 0.0)
+        dfs["error"] = (n_proxies - 1) * (n_wordings - 1) * (replicate_deviations.shape[-1] - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         for source, df in dfs.items():
             out[f"df_{source}"] = np.full(out["ss_proxy"].shape, float(df))
@@ -103,6 +105,21 @@ def decompose(
         out["ms_residual"] if replicated else np.full_like(out["ms_proxy"], np.nan)
     )
     return out
+
+
+def _context_ss(deviations: np.ndarray) -> np.ndarray:
+    """The sum of squares of the within-cell deviations (..., C, P, K) that the proxy x wording
+    contrasts do not hold: the combinations' means, and their interactions with proxy and with
+    wording."""
+    n_proxies, n_wordings = deviations.shape[-3:-1]
+    by_proxy = deviations.mean(axis=-2)  # (..., C, K)
+    by_wording = deviations.mean(axis=-3)  # (..., P, K)
+    overall = deviations.mean(axis=(-3, -2))  # (..., K)
+    return np.asarray(
+        n_wordings * (by_proxy**2).sum(axis=(-2, -1))
+        + n_proxies * (by_wording**2).sum(axis=(-2, -1))
+        - n_proxies * n_wordings * (overall**2).sum(axis=-1)
+    )
 
 
 def error_kurtosis(
@@ -817,12 +834,12 @@ def item_statistics(
     within_ss: np.ndarray,
     n_replicates: float,
     df_within: float | None = None,
-    context_sums: np.ndarray | None = None,
+    replicate_deviations: np.ndarray | None = None,
 ) -> Arrays:
     """Everything docs/statistics.md#culture-against-wording-the-variance-decomposition reports per
-    unit from cell means: decomposition, tests, W, ICC (``df_within`` and ``context_sums`` as in
+    unit from cell means: decomposition, tests, W, ICC (``df_within`` and ``replicate_deviations`` as in
     :func:`decompose`)."""
-    parts = decompose(means, within_ss, n_replicates, df_within, context_sums)
+    parts = decompose(means, within_ss, n_replicates, df_within, replicate_deviations)
     out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
     out.update(friedman(*block_ranks(means)))
     low, high = concordance_interval(means, out["kendall_w"], CONCORDANCE_CONFIDENCE)
@@ -856,7 +873,7 @@ def paraphrase_bootstrap(
     n_replicates: float,
     draws: np.ndarray,
     df_within: float | None = None,
-    context_sums: np.ndarray | None = None,
+    replicate_deviations: np.ndarray | None = None,
 ) -> Arrays:
     """Recompute the bootstrapped statistics on wordings resampled with replacement.
 
@@ -872,7 +889,8 @@ def paraphrase_bootstrap(
         n_replicates: replicates per cell (their harmonic mean where counts differ).
         draws: wording indices, shape (G, B, P).
         df_within: as in :func:`decompose`, kept for every resample (it has as many cells).
-        context_sums: as in :func:`decompose`, shape (G, P, K), resampled with the wordings.
+        replicate_deviations: as in :func:`decompose`, shape (G, C, P, K), resampled with the
+            wordings.
 
     Returns:
         Arrays of shape (G, B) keyed by :data:`BOOTSTRAPPED`.
@@ -882,8 +900,8 @@ def paraphrase_bootstrap(
     resampled_ss = np.take_along_axis(within_ss[:, None], take, axis=-1)
     resampled_context = (
         None
-        if context_sums is None
-        else np.take_along_axis(context_sums[:, None], draws[..., None], axis=-2)
+        if replicate_deviations is None
+        else np.take_along_axis(replicate_deviations[:, None], take[..., None], axis=-2)
     )
     # Rescaled bootstrap (Rao & Wu 1988): a resample of P wordings repeats some, which shrinks the
     # spread between wordings by (P - 1) / P on average; stretching each proxy's deviations from

@@ -12,12 +12,13 @@ and rho2(1), which depends on n, covered its truth 78% of the time
 
 The replicates of a cell are its context combinations (option order, enumerator and the other
 format factors, elicitation, seed). Where every cell of a unit holds each of the same K
-combinations once, the cube also carries, per wording and combination, the sum over proxies of
-the within-cell deviations: the effects common to every cell (an order effect, an enumerator x
-order effect) are then taken out of the interaction's error term
+combinations once, the cube also carries every replicate's deviation from its cell mean, by
+combination: the context effects that the proxy x wording contrasts do not hold (an order
+effect, an enumerator x order effect, the same for every cell; a culture x order effect, the
+same in every wording) are then taken out of the interaction's error term
 (:func:`~culture_probe.analysis._anova.decompose`). Elsewhere (responses missing, a combination
-repeated, no context column) there is no such sum and the error term is the whole within-cell
-mean square.
+repeated, no context column) there are none and the error term is the whole within-cell mean
+square.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ class Cube:
             None for C P (n - 1), a balanced cube's.
         error_kurtosis: per unit, the excess kurtosis of the within-cell errors
             (:func:`~culture_probe.analysis._anova.error_kurtosis`), shape (G,); None for 0.
-        context_sums: per wording and context combination, the sum over proxies of the
-            deviations of that replicate from its cell mean, shape (G, P, K); None where the
-            cells do not hold the same K combinations once each (module docstring).
+        replicate_deviations: per proxy, wording and context combination, that replicate's
+            deviation from its cell mean, shape (G, C, P, K); None where the cells do not hold
+            the same K combinations once each (module docstring).
     """
 
     units: pd.DataFrame
@@ -66,7 +67,7 @@ class Cube:
     n_replicates: float
     df_within: float | None = None
     error_kurtosis: np.ndarray | None = None
-    context_sums: np.ndarray | None = None
+    replicate_deviations: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -143,17 +144,16 @@ def _context_levels(kept: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(complete & (levels > 1), levels, 0), index=levels.index)
 
 
-def _context_sums(
-    kept: pd.DataFrame, units: np.ndarray, n_wordings: int, n_contexts: int
+def _replicate_deviations(
+    kept: pd.DataFrame, units: np.ndarray, shape: tuple[int, ...]
 ) -> np.ndarray:
-    """Per unit, wording and context combination, the sum over proxies of the replicates'
-    deviations from their cell means, shape (G, P, K)."""
+    """Per unit, proxy, wording and context combination, the replicate's deviation from its cell
+    mean, of the given shape (G, C, P, K)."""
     rows = kept.loc[kept["unit"].isin(units)]
     cell = ["unit", "proxy", "wording"]
     deviation = rows["score"] - rows.groupby(cell, observed=True)["score"].transform("mean")
-    keys = [rows["unit"], rows["wording"], rows["context"]]
-    sums = deviation.groupby(keys, observed=True, sort=True).sum()
-    return np.asarray(sums.to_numpy(dtype=np.float64)).reshape(-1, n_wordings, n_contexts)
+    ordered = rows.assign(deviation=deviation).sort_values([*cell, "context"], kind="stable")
+    return np.asarray(ordered["deviation"].to_numpy(dtype=np.float64)).reshape(shape)
 
 
 def _cell_table(kept: pd.DataFrame) -> pd.DataFrame:
@@ -196,8 +196,8 @@ def _stack(cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...
     within_ss = ordered["within_ss"].to_numpy(dtype=np.float64).reshape(shape)
     fourth = ordered["within_fourth"].to_numpy(dtype=np.float64).reshape(shape)
     counts = ordered["count"].to_numpy(dtype=np.float64).reshape(shape)
-    context_sums = (
-        _context_sums(kept, units["unit"].to_numpy(), n_wordings, n_contexts)
+    replicate_deviations = (
+        _replicate_deviations(kept, units["unit"].to_numpy(), (*shape, n_contexts))
         if n_contexts
         else None
     )
@@ -210,7 +210,7 @@ def _stack(cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...
         n_replicates=_number(ordered["n"].iat[0]),
         df_within=float(ordered["df_within"].iat[0]),
         error_kurtosis=error_kurtosis(within_ss, fourth, counts),
-        context_sums=context_sums,
+        replicate_deviations=replicate_deviations,
     )
 
 

@@ -86,7 +86,7 @@ def _cube_table(cube: Cube) -> pd.DataFrame:
     no_kurtosis = np.zeros(len(table))
     table["error_kurtosis"] = no_kurtosis if cube.error_kurtosis is None else cube.error_kurtosis
     statistics = item_statistics(
-        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums
+        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.replicate_deviations
     )
     for name, values in statistics.items():
         table[name] = values
@@ -96,8 +96,8 @@ def _cube_table(cube: Cube) -> pd.DataFrame:
 def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
     n_units, n_proxies, n_wordings = cube.means.shape
     n_bootstrap = draws.shape[1]
-    n_contexts = 0 if cube.context_sums is None else cube.context_sums.shape[-1]
-    cells = max(n_proxies, n_contexts) * n_wordings
+    n_contexts = 1 if cube.replicate_deviations is None else cube.replicate_deviations.shape[-1]
+    cells = n_proxies * n_wordings * n_contexts
     per_resample = max(cells, n_wordings * (n_wordings - 1) // 2, 1)
     step = max(1, CHUNK_ELEMENTS // (max(1, n_bootstrap) * per_resample))
     chunks = [
@@ -107,7 +107,9 @@ def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
             cube.n_replicates,
             draws[start : start + step],
             cube.df_within,
-            None if cube.context_sums is None else cube.context_sums[start : start + step],
+            None
+            if cube.replicate_deviations is None
+            else cube.replicate_deviations[start : start + step],
         )
         for start in range(0, n_units, step)
     ]

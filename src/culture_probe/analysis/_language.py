@@ -80,7 +80,9 @@ def language_table(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def _cube_rows(cube: Cube) -> pd.DataFrame:
     means = cube.means
-    parts = decompose(means, cube.within_ss, cube.n_replicates, cube.df_within, cube.context_sums)
+    parts = decompose(
+        means, cube.within_ss, cube.n_replicates, cube.df_within, cube.replicate_deviations
+    )
     tests = f_tests(parts)
     table = cube.units.loc[:, list(UNIT_COLUMNS)].copy()
     table["n_proxies"], table["n_languages"] = means.shape[1], means.shape[2]
