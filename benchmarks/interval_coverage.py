@@ -56,9 +56,9 @@ A study-level interval resamples the study's items (docs/statistics.md, "Study-l
 intervals"): its items are a sample of a population of items, and it covers that population's
 value, not the mean of the 5 items it happened to draw (the two differ wherever items differ:
 each item's own proxies, its own enumerator x order effects). Its truth is therefore taken over
-all the scenario's items: a mean of item statistics (the two-way shares, rho2(1), W) has the mean
-of all items' truths; the pooled N-way share, a sum of components over a sum of totals, has the
-mean component over the mean total. Scoring such an interval against its own 5 items' mean
+all the scenario's items: a mean of item statistics (the two-way shares, W) has the mean of all
+items' truths; a pooled one (the N-way shares and rho2(1), sums of components over sums of
+totals) has the mean component over the mean total. Scoring such an interval against its own 5 items' mean
 counted the spread between items as error and read 98.5-100% where the items differ.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
@@ -406,6 +406,9 @@ def _truth(
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
         "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / cell_count),
+        # the study's rho2(1) pools these over items
+        "rho2_signal": s2_c,
+        "rho2_total": s2_c + s2_cp + s2_noise / cell_count,
         # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
         "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }
@@ -500,14 +503,10 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
             ("mean_rho2_1", "rho2_1"),
         ):
             value = aggregates[name]
-            tally.add(
-                "study",
-                name,
-                value["estimate"],
-                value["ci_low"],
-                value["ci_high"],
-                population[column],
-            )
+            true = population[column]
+            if column == "rho2_1":  # components pooled over items
+                true = population["rho2_signal"] / population["rho2_total"]
+            tally.add("study", name, value["estimate"], value["ci_low"], value["ci_high"], true)
         value = aggregates["mean_kendall_w"]
         tally.add(
             "study",
