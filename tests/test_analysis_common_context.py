@@ -59,9 +59,9 @@ def _rows(
 
 def _decompose(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     (cube,) = balanced_cubes(rows).cubes
-    return anova.decompose(
-        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.replicate_deviations
-    )
+    assert cube.replicate_deviations is not None
+    context_ss = anova.context_sum_of_squares(cube.replicate_deviations)
+    return anova.decompose(cube.means, cube.within_ss, cube.n_replicates, None, context_ss)
 
 
 def test_error_term_is_the_residual_of_cell_plus_context_by_proxy_and_by_wording() -> None:
@@ -155,8 +155,8 @@ def test_unbalanced_or_unidentified_replicates_fall_back_to_the_within_cell_erro
     for variant in (rows.iloc[1:], rows.drop(columns=["enumerator"])):
         (cube,) = balanced_cubes(variant).cubes
         assert cube.replicate_deviations is None
-        parts = anova.decompose(
-            cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.replicate_deviations
+        parts = anova.item_statistics(
+            cube.means, cube.within_ss, cube.n_replicates, cube.df_within, None
         )
         assert parts["ms_error"][0] == parts["ms_residual"][0]
         assert parts["df_error"][0] == parts["df_residual"][0]
@@ -172,9 +172,21 @@ def test_a_factor_constant_within_each_cell_is_not_a_replicate() -> None:
     assert cube.replicate_deviations.shape == (1, 6, 4, 6)
 
 
-def test_wording_bootstrap_resamples_the_replicate_deviations_with_the_wordings() -> None:
+def test_resampled_context_sum_of_squares_equals_that_of_the_resampled_deviations() -> None:
+    """From the draw counts alone, the same sum of squares as resampling the deviations
+    (G, B, C, P, K) and taking each resample's."""
+    rng = np.random.default_rng(8)
+    deviations = rng.normal(size=(3, 5, 4, 6))
+    draws = rng.integers(0, 4, size=(3, 7, 4))
+    resampled = np.take_along_axis(deviations[:, None], draws[:, :, None, :, None], axis=-2)
+    np.testing.assert_allclose(
+        anova.resampled_context_ss(deviations, draws), anova.context_sum_of_squares(resampled)
+    )
+
+
+def test_wording_bootstrap_resamples_the_error_term_with_the_wordings() -> None:
     """The replicates of s2_CP, each with the error term of its own resampled wordings, centre on
-    the estimates; without the context sums they sat far below them."""
+    the estimates; without the replicate deviations they sat far below them."""
     rows = _rows(np.random.default_rng(5), 40, contrast=0.04, enumerator_order=0.08)
     codes = {f"Q{item}": item for item in range(40)}
     core = decompose_units(rows, codes, 200, seed=0)

@@ -23,7 +23,7 @@ def decompose(
     within_ss: np.ndarray,
     n_replicates: float,
     df_within: float | None = None,
-    replicate_deviations: np.ndarray | None = None,
+    context_ss: np.ndarray | None = None,
 ) -> Arrays:
     """Sums of squares, mean squares and random-effects variance components.
 
@@ -41,14 +41,13 @@ def decompose(
     x order) or for every proxy under a wording (paraphrase x order), drops out of the proxy x
     wording contrasts of the cell means, so it is not in E[MS_CP], but it fills the within-cell
     MS_E (``ms_residual``). The interaction's error term (``ms_error``, E = s2_E') is therefore
-    the proxy x wording x combination residual of the within-cell deviations d, SS_E' = SS_E -
-    P sum_ck dbar_ck^2 - C sum_pk dbar_pk^2 + C P sum_k dbar_k^2 (the residual of the model cell +
-    proxy x combination + wording x combination), on (C - 1)(P - 1)(K - 1) degrees of freedom:
-    s2_CP = (MS_CP - MS_E') / n. ``var_residual`` stays MS_E, the within-cell variance with those
-    effects in it, so the components still add up to the total. Without
-    ``replicate_deviations`` (cells with missing responses, or replicates that no context column
-    tells apart) MS_E' = MS_E, the whole within-cell mean square: then such context effects bias
-    s2_CP low.
+    the proxy x wording x combination residual of the within-cell deviations, SS_E' = SS_E -
+    ``context_ss`` (:func:`context_sum_of_squares`; the residual of the model cell + proxy x
+    combination + wording x combination), on (C - 1)(P - 1)(K - 1) degrees of freedom: s2_CP =
+    (MS_CP - MS_E') / n. ``var_residual`` stays MS_E, the within-cell variance with those effects
+    in it, so the components still add up to the total. Without ``context_ss`` (cells with
+    missing responses, or replicates that no context column tells apart) MS_E' = MS_E, the whole
+    within-cell mean square: then such context effects bias s2_CP low.
 
     Args:
         means: cell means, shape (..., C, P).
@@ -56,9 +55,8 @@ def decompose(
         n_replicates: replicates per cell; with unequal cell counts their harmonic mean
             (unweighted means, :mod:`~culture_probe.analysis._design`).
         df_within: degrees of freedom of ``within_ss``, sum(n_cp - 1); None for C P (n - 1).
-        replicate_deviations: per proxy, wording and context combination, that replicate's
-            deviation from its cell mean, shape (..., C, P, K) with K = n; None where the
-            combinations are not each once in every cell.
+        context_ss: :func:`context_sum_of_squares` of the replicates' deviations, shape (...);
+            None where the cells do not each hold the same n combinations once.
 
     Returns:
         Arrays of shape (...) keyed ``ss_proxy``, ``df_proxy``, ``ms_proxy`` and so on for
@@ -85,9 +83,9 @@ def decompose(
     }
     out["ss_error"] = out["ss_residual"]
     dfs["error"] = dfs["residual"]
-    if replicate_deviations is not None:
-        out["ss_error"] = np.maximum(out["ss_residual"] - _context_ss(replicate_deviations), 0.0)
-        dfs["error"] = (n_proxies - 1) * (n_wordings - 1) * (replicate_deviations.shape[-1] - 1)
+    if context_ss is not None:  # K = n combinations, each once in every cell
+        out["ss_error"] = np.maximum(out["ss_residual"] - context_ss, 0.0)
+        dfs["error"] = (n_proxies - 1) * (n_wordings - 1) * (n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         for source, df in dfs.items():
             out[f"df_{source}"] = np.full(out["ss_proxy"].shape, float(df))
@@ -107,10 +105,17 @@ def decompose(
     return out
 
 
-def _context_ss(deviations: np.ndarray) -> np.ndarray:
-    """The sum of squares of the within-cell deviations (..., C, P, K) that the proxy x wording
-    contrasts do not hold: the combinations' means, and their interactions with proxy and with
-    wording."""
+def context_sum_of_squares(deviations: np.ndarray) -> np.ndarray:
+    """The sum of squares of the within-cell deviations d that the proxy x wording contrasts do
+    not hold: P sum_ck dbar_ck^2 + C sum_pk dbar_pk^2 - C P sum_k dbar_k^2, the combinations'
+    means and their interactions with proxy and with wording (:func:`decompose`).
+
+    Args:
+        deviations: each replicate's deviation from its cell mean, shape (..., C, P, K).
+
+    Returns:
+        Shape (...).
+    """
     n_proxies, n_wordings = deviations.shape[-3:-1]
     by_proxy = deviations.mean(axis=-2)  # (..., C, K)
     by_wording = deviations.mean(axis=-3)  # (..., P, K)
@@ -118,6 +123,28 @@ def _context_ss(deviations: np.ndarray) -> np.ndarray:
     return np.asarray(
         n_wordings * (by_proxy**2).sum(axis=(-2, -1))
         + n_proxies * (by_wording**2).sum(axis=(-2, -1))
+        - n_proxies * n_wordings * (overall**2).sum(axis=-1)
+    )
+
+
+def resampled_context_ss(deviations: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """:func:`context_sum_of_squares` of every wording resample, shape (G, B), from how often
+    each wording is drawn, without building the resampled deviations (G, B, C, P, K).
+
+    Args:
+        deviations: shape (G, C, P, K).
+        draws: wording indices, shape (G, B, P).
+    """
+    n_units, n_proxies, n_wordings, n_contexts = deviations.shape
+    counts = (draws[..., None] == np.arange(n_wordings)).sum(axis=-2).astype(np.float64)
+    by_cell = deviations.transpose(0, 2, 1, 3).reshape(n_units, n_wordings, -1)
+    by_proxy = np.matmul(counts, by_cell) / n_wordings  # (G, B, C K)
+    by_proxy = by_proxy.reshape(*counts.shape[:2], n_proxies, n_contexts)
+    by_wording = (deviations.mean(axis=1) ** 2).sum(axis=-1)  # (G, P)
+    overall = by_proxy.mean(axis=-2)  # (G, B, K)
+    return np.asarray(
+        n_wordings * (by_proxy**2).sum(axis=(-2, -1))
+        + n_proxies * np.einsum("gbp,gp->gb", counts, by_wording)
         - n_proxies * n_wordings * (overall**2).sum(axis=-1)
     )
 
@@ -837,9 +864,12 @@ def item_statistics(
     replicate_deviations: np.ndarray | None = None,
 ) -> Arrays:
     """Everything docs/statistics.md#culture-against-wording-the-variance-decomposition reports per
-    unit from cell means: decomposition, tests, W, ICC (``df_within`` and ``replicate_deviations`` as in
-    :func:`decompose`)."""
-    parts = decompose(means, within_ss, n_replicates, df_within, replicate_deviations)
+    unit from cell means: decomposition, tests, W, ICC (``df_within`` as in :func:`decompose`;
+    ``replicate_deviations``, shape (G, C, P, K), give its ``context_ss``)."""
+    context_ss = (
+        None if replicate_deviations is None else context_sum_of_squares(replicate_deviations)
+    )
+    parts = decompose(means, within_ss, n_replicates, df_within, context_ss)
     out = {**parts, **f_tests(parts), **indices(parts, n_replicates, means.shape[-1])}
     out.update(friedman(*block_ranks(means)))
     low, high = concordance_interval(means, out["kendall_w"], CONCORDANCE_CONFIDENCE)
@@ -889,8 +919,8 @@ def paraphrase_bootstrap(
         n_replicates: replicates per cell (their harmonic mean where counts differ).
         draws: wording indices, shape (G, B, P).
         df_within: as in :func:`decompose`, kept for every resample (it has as many cells).
-        replicate_deviations: as in :func:`decompose`, shape (G, C, P, K), resampled with the
-            wordings.
+        replicate_deviations: as in :func:`item_statistics`, shape (G, C, P, K); each
+            resample's ``context_ss`` is :func:`resampled_context_ss`.
 
     Returns:
         Arrays of shape (G, B) keyed by :data:`BOOTSTRAPPED`.
@@ -898,10 +928,8 @@ def paraphrase_bootstrap(
     take = draws[:, :, None, :]
     resampled = np.take_along_axis(means[:, None], take, axis=-1)
     resampled_ss = np.take_along_axis(within_ss[:, None], take, axis=-1)
-    resampled_context = (
-        None
-        if replicate_deviations is None
-        else np.take_along_axis(replicate_deviations[:, None], take[..., None], axis=-2)
+    context_ss = (
+        None if replicate_deviations is None else resampled_context_ss(replicate_deviations, draws)
     )
     # Rescaled bootstrap (Rao & Wu 1988): a resample of P wordings repeats some, which shrinks the
     # spread between wordings by (P - 1) / P on average; stretching each proxy's deviations from
@@ -909,7 +937,7 @@ def paraphrase_bootstrap(
     n_wordings = means.shape[-1]
     proxy_means = resampled.mean(axis=-1, keepdims=True)
     resampled = proxy_means + np.sqrt(n_wordings / (n_wordings - 1)) * (resampled - proxy_means)
-    parts = decompose(resampled, resampled_ss, n_replicates, df_within, resampled_context)
+    parts = decompose(resampled, resampled_ss, n_replicates, df_within, context_ss)
     out = {**parts, **indices(parts, n_replicates, n_wordings)}
     out["kendall_w"] = resampled_concordance(block_ranks(means)[0], draws)
     return {name: out[name] for name in BOOTSTRAPPED}

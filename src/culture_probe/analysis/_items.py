@@ -97,7 +97,7 @@ def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
     n_units, n_proxies, n_wordings = cube.means.shape
     n_bootstrap = draws.shape[1]
     n_contexts = 1 if cube.replicate_deviations is None else cube.replicate_deviations.shape[-1]
-    cells = n_proxies * n_wordings * n_contexts
+    cells = n_proxies * max(n_wordings, n_contexts)
     per_resample = max(cells, n_wordings * (n_wordings - 1) // 2, 1)
     step = max(1, CHUNK_ELEMENTS // (max(1, n_bootstrap) * per_resample))
     chunks = [
