@@ -777,8 +777,9 @@ def pivotal_components(
     Each mean square becomes MS_t df_t / W_t, W_t ~ chi2(df_t) independent (Weerahandi 1993), and
     :func:`decompose`'s moment equations turn every draw into components truncated at 0:
     ``culture``, ``wording``, ``contrast`` (against the drawn error term MS_E'), ``error`` (the
-    residual component s2_E: the drawn MS_E' plus MS_E - MS_E', the effects common to every
-    cell, which are the design's fixed factors, held at their estimate; 0 with one replicate),
+    residual component s2_E: the drawn MS_E' plus MS_E - MS_E', the context effects that drop out
+    of the proxy x wording contrasts, effects of the design's fixed factors, held at their
+    estimate; 0 with one replicate),
     ``interaction``, the drawn MS_CP, and ``error_term``, the drawn MS_E'.
     """
     ms = {k: np.asarray(parts[f"ms_{k}"], dtype=np.float64).ravel() for k in _SOURCES}
