@@ -360,6 +360,18 @@ def test_robust_noise_variance_is_unbiased_with_chi_square_spread_for_normal_noi
     assert robust_noise_variance(_double_centred(far))[0].mean() / s2.mean() < 1.6
 
 
+def test_kendall_w_pivot_falls_back_to_the_residual_mean_square_where_the_median_is_zero() -> None:
+    """Five of nine residuals exactly 0: the median absolute residual is 0 although MS_CP is not,
+    and the pivot takes MS_CP as the scale instead of reading rho = 1 with certainty."""
+    pattern = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    means = pattern * 0.5 + np.array([0.0, 2.0, 4.0])[:, None]
+    assert robust_noise_variance(_double_centred(means[None]))[0][0] == 0.0
+    w = np.asarray(friedman(*block_ranks(means))["kendall_w"])
+    assert w == 1.0
+    low, high = concordance_interval(means[None], w[None], 0.95)
+    assert high[0] == 1.0 and 0.5 < low[0] < 0.95
+
+
 def _double_centred(tables: np.ndarray) -> np.ndarray:
     """Proxy x wording residuals of tables of shape (G, C, P)."""
     grand = tables.mean((1, 2))[:, None, None]
