@@ -47,13 +47,19 @@ Scenarios (standard deviations on the 0-1 score scale; per item, effects drawn a
 Truths, with the estimands the tables name: a fixed term's variance is the mean square of its
 realised, centred effects (sum alpha^2 / L); a random term's is its population variance; the
 two-way split keeps the study's own proxies (s2_C = their realised variance, ddof 1) and counts
-the orders and enumerators, which vary within its cells, in its residual. The items of a
-study share their population components, so the mean of their N-way truths is also the pooled
-share that ``factor_summary`` estimates (sum of components over sum of totals). rho2(1)'s error is
+the orders and enumerators, which vary within its cells, in its residual. rho2(1)'s error is
 s2_CP + s2_noise / n, n the harmonic mean of the item's responses per proxy x wording cell (6, or
 fewer where responses are missing: the n of the cell means the study has); effects the same for
-every culture are not error. A study-level truth is
-the mean of its items' truths.
+every culture are not error.
+
+A study-level interval resamples the study's items (docs/statistics.md, "Study-level
+intervals"): its items are a sample of a population of items, and it covers that population's
+value, not the mean of the 5 items it happened to draw (the two differ wherever items differ:
+each item's own proxies, its own enumerator x order effects). Its truth is therefore taken over
+all the scenario's items: a mean of item statistics (the two-way shares, W) has the mean of all
+items' truths; a pooled one (the N-way shares and rho2(1), sums of components over sums of
+totals) has the mean component over the mean total. Scoring such an interval against its own 5 items' mean
+counted the spread between items as error and read 98.5-100% where the items differ.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
 ``order``, 0 elsewhere), of an enumerator level 0 (the enumerator x order effects are
@@ -392,12 +398,17 @@ def _truth(
     return {
         "item_id": f"Q{item:05d}",
         **{f"nway:{name}": value / total for name, value in nway.items()},
+        **{f"nway_component:{name}": value for name, value in nway.items()},
+        "nway_total": total,
         **levels,
         "culture_share": s2_c / two_way_total,
         "wording_share": s2_p / two_way_total,
         "wording_contrast_share": s2_cp / two_way_total,
         "residual_share": s2_e / two_way_total,
         "rho2_1": s2_c / (s2_c + s2_cp + s2_noise / cell_count),
+        # the study's rho2(1) pools these over items
+        "rho2_signal": s2_c,
+        "rho2_total": s2_c + s2_cp + s2_noise / cell_count,
         # undefined (NaN) where neither culture nor wording varies; unbounded where only culture does
         "cwi": s2_c / (s2_p + s2_cp) if s2_p + s2_cp > 0 else (np.inf if s2_c > 0 else np.nan),
     }
@@ -470,8 +481,9 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
         tally.add("item", name, table[name], low, high, true[name])
     low, _ = _f_interval(table, "kendall_w")
     claims["Kendall's W interval excludes 1 / P (chance)"] += list(low > 1 / PARAPHRASES + 1e-9)
-    # the study's items are a sample of the scenario's items: the mean W's truth is theirs
-    population_w = float(truth["kendall_w"].mean())
+    # the study's items are a sample of the scenario's items, and every study-level interval
+    # resamples them: its truth is the population's (the mean over all the scenario's items)
+    population = truth.mean(numeric_only=True)
     p = table["p_proxy"].to_numpy()
     claims["F test p < 0.05"] += list(p < 0.05)
     low, _ = _f_interval(table, "culture_share")
@@ -491,10 +503,10 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
             ("mean_rho2_1", "rho2_1"),
         ):
             value = aggregates[name]
-            true_mean = truth.loc[part["item_id"], column].mean()
-            tally.add(
-                "study", name, value["estimate"], value["ci_low"], value["ci_high"], true_mean
-            )
+            true = population[column]
+            if column == "rho2_1":  # components pooled over items
+                true = population["rho2_signal"] / population["rho2_total"]
+            tally.add("study", name, value["estimate"], value["ci_low"], value["ci_high"], true)
         value = aggregates["mean_kendall_w"]
         tally.add(
             "study",
@@ -502,7 +514,7 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
             value["estimate"],
             value["ci_low"],
             value["ci_high"],
-            population_w,
+            population["kendall_w"],
         )
 
 
@@ -538,9 +550,10 @@ def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ign
                 level["effect_high"],
                 truth.loc[item].get(name, np.nan),
             )
+    # the pooled share's population truth: mean component over mean total, all items
+    population = truth.mean(numeric_only=True)
     for study, group in fits.items():
         summary = study_summary(group, args.draws, seed + study)
-        items = [fit.table["item_id"].iat[0] for fit in group]
         levels = level_table(group)
         for _, level in levels.loc[levels["scope"] == "study"].iterrows():
             column = f"level:{level['factor']}:{level['level']}"
@@ -550,10 +563,10 @@ def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ign
                 level["effect"],
                 level["effect_low"],
                 level["effect_high"],
-                truth.loc[items, column].mean(),
+                population[column],
             )
         for _, row in summary.iterrows():
-            column = f"nway:{row['factor']}"
+            column = f"nway_component:{row['factor']}"
             if column in truth.columns:
                 tally.add(
                     "study",
@@ -561,7 +574,7 @@ def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ign
                     row["share"],
                     row["share_low"],
                     row["share_high"],
-                    truth.loc[items, column].mean(),
+                    population[column] / population["nway_total"],
                 )
 
 

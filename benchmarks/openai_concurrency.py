@@ -35,12 +35,12 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, threads: int, model: Path | None = None, launcher: Path | None = None
+    port: int, threads: int, model: Path | None = None, module: str = "llama_cpp.server"
 ) -> subprocess.Popen[bytes]:
-    """``python -m llama_cpp.server`` (or the ``launcher`` script that starts it) on ``port``."""
-    program = ["-m", "llama_cpp.server"] if launcher is None else [str(launcher)]
+    """``python -m llama_cpp.server`` (or another ``module`` that takes its arguments, such as
+    ``culture_probe.serve``) on ``port``."""
     command = [
-        sys.executable, *program, "--model", str(model or embedded_gguf()),
+        sys.executable, "-m", module, "--model", str(model or embedded_gguf()),
         "--host", "127.0.0.1", "--port", str(port), "--logits_all", "true",
         "--n_ctx", "2048", "--n_threads", str(threads),
     ]  # fmt: skip

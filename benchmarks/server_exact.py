@@ -16,7 +16,8 @@ GGUF file and runs the values study (``--proxies``, default JP: every item and w
 - ``openai-local-q4_1`` and ``openai-local-f32`` (with ``--local-tokens``): ``prompt_tokens=local``,
   the chats rendered and tokenized by the model's own tokenizer and sent as token ids, to the
   server on the Q4_1 file and on its float32 copy. The server is ``llama_cpp.server`` with its
-  request declaration widened to take token ids (``tests/token_prompt_server.py``).
+  request declaration widened to take token ids (``python -m culture_probe.serve``, what
+  ``culture-probe serve`` starts).
 
 It prints, with rescoring on and off: labels at probability 0, the largest and mean Jensen-Shannon distance
 (bits) to hf float32 over all prompts and over the rescored ones, the prompts rescored and their
@@ -50,10 +51,9 @@ import culture_probe as cp
 from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.models import embedded_gguf
 from culture_probe.scoring import requests_for, to_canonical
-from gguf_float32 import float32_gguf
+from culture_probe.serve import float32_gguf
 
 REPO = Path(__file__).resolve().parents[1]
-TOKEN_SERVER = REPO / "tests" / "token_prompt_server.py"
 CLI = [str(Path(sys.executable).with_name("culture-probe"))]
 
 
@@ -232,7 +232,7 @@ def local_token_run(name: str, model: Path, out: Path, proxies: str, threads: in
     if (out / name / "responses.parquet").exists():
         return run_study(name, out, proxies, [])
     port = free_port()
-    server = start_server(port, threads, model=model, launcher=TOKEN_SERVER)
+    server = start_server(port, threads, model=model, module="culture_probe.serve")
     served = [
         "--backend", "openai", "--model", str(model),
         "--option", f"base_url=http://127.0.0.1:{port}/v1", "--option", "concurrency=2",

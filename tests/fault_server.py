@@ -55,16 +55,16 @@ def free_port() -> int:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a loopback port, serving the embedded GGUF file.
 
-    ``model``: another GGUF file; ``launcher``: what starts the server instead of
-    ``python -m llama_cpp.server`` (``tests/token_prompt_server.py``).
+    ``model``: another GGUF file; ``module``: what starts the server instead of
+    ``llama_cpp.server``, with its arguments (``culture_probe.serve``: it also takes token ids).
     """
 
     def __init__(
-        self, port: int | None = None, model: Path | None = None, launcher: Path | None = None
+        self, port: int | None = None, model: Path | None = None, module: str = "llama_cpp.server"
     ) -> None:
         self.port = port or free_port()
         self.model = model or embedded_gguf()
-        self.launcher = ["-m", "llama_cpp.server"] if launcher is None else [str(launcher)]
+        self.launcher = ["-m", module]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -44,7 +44,8 @@ STAGES: list[tuple[str, set[str]]] = [
     ("spreadsheets", {"spreadsheet"}),
     ("study", {"taxonomy", "templates", "study", "catalogue"}),
     ("design", {"budget", "design", "planning"}),
-    ("backends", {"models", "backends", "engine", "distributed"}),
+    # serve: a GGUF file behind llama.cpp's server, for the openai backend
+    ("backends", {"models", "backends", "engine", "distributed", "serve"}),
     ("store", {"store"}),
     # the scoring loop, the run's identity, short-answer matching, the numeric noise floor of a run,
     # open answers mapped to options

@@ -93,8 +93,8 @@ def test_the_api_refuses_a_bootstrap_count_beyond_the_bound_before_writing(tmp_p
 class _TopK(Backend):
     """A backend reading the top ``k`` log-probabilities of a server, as the openai one does."""
 
-    def __init__(self, k: int, context: int | None = None) -> None:
-        self.k, self.context = k, context
+    def __init__(self, k: int, context: int | None = None, written: int = 0) -> None:
+        self.k, self.context, self.written = k, context, written
 
     def info(self) -> BackendInfo:
         return BackendInfo("top-k", "tiny-context", "0", "float32")
@@ -102,8 +102,10 @@ class _TopK(Backend):
     def max_options(self) -> int | None:
         return self.k
 
-    def max_prompt_tokens(self) -> int | None:
-        return self.context
+    def max_prompt_tokens(self, writing: bool = False) -> int | None:
+        if self.context is None:
+            return None
+        return self.context - (self.written if writing else 0)
 
     def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:
         return [len((request.system + request.user).split()) for request in requests]
@@ -132,6 +134,25 @@ def test_a_prompt_longer_than_the_context_names_item_proxy_and_wording() -> None
         in str(raised.value)
     )
     check_plan_fits_backend(_TopK(20, context=int(words.max())), plan, requests_for)
+
+
+def test_a_prompt_answered_in_writing_needs_room_for_its_answer() -> None:
+    plan = prepare(REPO / "taxonomy" / "values_elicitation.yaml").plan
+    words = plan.apply(lambda row: len((row["system"] + row["user"]).split()), axis=1)
+    writes = plan["elicitation"].isin(["written", "open"])
+    longest_written = int(words[writes].max())
+    context = int(words.max()) + 1
+    check_plan_fits_backend(_TopK(20, context=context), plan, requests_for)
+    # one token too many to write after the longest prompt that is answered in writing
+    cramped = _TopK(20, context=context, written=context - longest_written + 1)
+    with pytest.raises(InputError) as raised:
+        check_plan_fits_backend(cramped, plan, requests_for)
+    message = str(raised.value)
+    assert (
+        f"is {longest_written} tokens;" in message and "with room for its written answer" in message
+    )
+    named = plan.loc[words.eq(longest_written) & writes, "item_id"]
+    assert any(f"item '{item}'" in message for item in named)
 
 
 def _study_with_reference(tmp_path: Path, shares: tuple[float, float, float]) -> Path:

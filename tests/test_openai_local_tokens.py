@@ -4,7 +4,7 @@ llama.cpp's tokenizer reads the blank line before "1. Very important" as one tok
 model's own tokenizer (transformers', the ``hf`` backend's) as "\\n", "\\n". With
 ``prompt_tokens=local`` the ``openai`` backend renders and tokenizes the chat itself and sends the
 ids to ``/v1/completions``. The server here is llama-cpp-python's ``llama_cpp.server`` with its
-request declaration widened to take token ids (``tests/token_prompt_server.py``; its ``Llama``
+request declaration widened to take token ids (``culture_probe.serve``; its ``Llama``
 takes them as they are); the expected ids come from the ``hf`` backend's tokenizer, which is
 loaded another way (the cached safetensors copy, not the GGUF file).
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,10 +37,10 @@ from culture_probe.backends.base import ScoringRequest
 from culture_probe.backends.openai import OpenAIBackend
 from culture_probe.errors import CultureProbeError, InputError
 from culture_probe.models import embedded_gguf
+from culture_probe.serve import float32_gguf
 from fault_server import LlamaServer
-from gguf_float32 import float32_gguf
 
-TOKEN_SERVER = Path(__file__).with_name("token_prompt_server.py")
+TOKEN_SERVER = "culture_probe.serve"
 #: float32 on both sides, summed in another order (see the module docstring)
 FLOAT32_TOLERANCE_BITS = 0.003
 
@@ -61,7 +60,7 @@ NUMBERED = ScoringRequest(
 @pytest.fixture(scope="module")
 def token_server() -> Iterator[LlamaServer]:
     """The embedded Q4_1 file behind a server that takes token ids."""
-    server = LlamaServer(launcher=TOKEN_SERVER).start()
+    server = LlamaServer(module=TOKEN_SERVER).start()
     yield server
     server.kill()
 
@@ -70,7 +69,7 @@ def token_server() -> Iterator[LlamaServer]:
 def float32_token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """A float32 copy of the embedded file behind a server that takes token ids."""
     copy = float32_gguf(embedded_gguf(), tmp_path_factory.mktemp("f32") / "smollm2-f32.gguf")
-    server = LlamaServer(model=copy, launcher=TOKEN_SERVER).start()
+    server = LlamaServer(model=copy, module=TOKEN_SERVER).start()
     yield server
     server.kill()
 

@@ -419,6 +419,57 @@ def export(
     typer.echo(f"written: {export_runs(list(run_dirs), out)}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Argument(help="A .gguf file, or 'embedded' (SmolLM2-135M-Instruct)."),
+    ] = "embedded",
+    float32: Annotated[
+        bool,
+        typer.Option(
+            "--float32",
+            help="Serve a float32 copy of the file (made once, in the cache): the weights the "
+            "hf backend's float32 run computes with.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1)] = 8000,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="CPU threads (default: llama.cpp's).", min=1),
+    ] = None,
+    context: Annotated[
+        int, typer.Option("--context", help="Context length in tokens.", min=64)
+    ] = 4096,
+) -> None:
+    """Serve a GGUF model through llama.cpp's OpenAI-compatible server, for --backend openai.
+
+    Prompt log-probabilities are on, and prompts may be token ids (prompt_tokens=local).
+
+    Arguments after -- go to llama_cpp.server as they are.
+    """
+    from culture_probe.models import resolve_model
+    from culture_probe.serve import cached_float32_copy, run_server, server_arguments
+
+    source = resolve_model(model)
+    if source.gguf_file is None:
+        raise CultureProbeError(f"serve takes a .gguf file or 'embedded', not {model!r}")
+    path = Path(source.location) / source.gguf_file
+    if float32:
+        typer.echo(f"float32 copy of {path.name} ...", err=True)
+        path = cached_float32_copy(path)
+    url = f"http://{host}:{port}/v1"
+    typer.echo(
+        f"serving {path} at {url}\nscore through it with:\n  culture-probe run STUDY "
+        f"--backend openai --model {path} --option base_url={url} "
+        "--option prompt_tokens=local",
+        err=True,
+    )
+    run_server(server_arguments(path, host, port, threads, context, list(ctx.args)))
+
+
 def _settings(
     study: Path,
     model: str,

@@ -412,7 +412,8 @@ def _agreement_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
             "rho2_1",
             "mean_rho2_1",
             "single-wording reliability",
-            "A single wording compares the {axis} proxies with a mean reliability rho2(1) of ",
+            "With the variance components pooled over items, a single wording compares the "
+            "{axis} proxies with a reliability rho2(1) of ",
         ),
     ):
         figures = _aggregate(axis, name, facts, "value")
@@ -427,7 +428,9 @@ def _agreement_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
                 axis=axis,
                 kind="agreement",
                 subject=subject,
-                quantity=f"mean over items of {key}",
+                quantity=f"pooled over items: {key}"
+                if key == "rho2_1"
+                else f"mean over items of {key}",
                 measure=ORDINAL_MEASURE,
                 unit=key,
                 template=text + interval_template("value") + (note if widened else "") + ".",

@@ -200,8 +200,11 @@ class Backend(abc.ABC):
             levels += ["written", "open"]
         return tuple(levels)
 
-    def max_prompt_tokens(self) -> int | None:
+    def max_prompt_tokens(self, writing: bool = False) -> int | None:
         """Tokens a prompt may have: the model's context less what it writes; None: unknown.
+
+        ``writing``: the prompt is answered in writing (the ``written`` and ``open`` levels, items
+        without options), so the answer's tokens (``max_new_tokens``) need room too.
 
         A backend that returns a number also implements :meth:`prompt_lengths`; the runner then
         refuses a plan with a longer prompt before anything is scored

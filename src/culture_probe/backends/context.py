@@ -60,26 +60,45 @@ def _check_option_count(backend: Backend, plan: pd.DataFrame) -> None:
         )
 
 
+def _answered_in_writing(plan: pd.DataFrame) -> pd.Series:
+    """Whether each row's answer is written (a generation that needs room in the context)."""
+    import pandas as pd
+
+    from culture_probe.columns import WRITTEN_LEVELS
+    from culture_probe.study import SHORT_ANSWER_SCALE
+
+    written = pd.Series(False, index=plan.index)
+    if "elicitation" in plan.columns:
+        written |= plan["elicitation"].astype(str).isin(WRITTEN_LEVELS)
+    if "scale" in plan.columns:
+        written |= plan["scale"].astype(str).eq(SHORT_ANSWER_SCALE)
+    return written
+
+
 def _check_prompt_lengths(
     backend: Backend,
     plan: pd.DataFrame,
     requests_for: Callable[[pd.DataFrame], Sequence[ScoringRequest]],
 ) -> None:
-    limit = backend.max_prompt_tokens()
-    if limit is None:
+    if backend.max_prompt_tokens() is None:
         return
-    distinct = plan.drop_duplicates("text_hash")
+    distinct = plan.assign(writes=_answered_in_writing(plan)).drop_duplicates(
+        ["text_hash", "writes"]
+    )
     lengths = backend.prompt_lengths(requests_for(distinct))
-    too_long = [index for index, length in enumerate(lengths) if length > limit]
+    limits = [backend.max_prompt_tokens(writing=bool(w)) or 0 for w in distinct["writes"]]
+    too_long = [i for i, (n, limit) in enumerate(zip(lengths, limits, strict=True)) if n > limit]
     if not too_long:
         return
-    longest = max(too_long, key=lambda index: lengths[index])
+    longest = max(too_long, key=lambda index: lengths[index] - limits[index])
     row = distinct.iloc[longest]
     more = f"; {len(too_long):,} distinct prompts are too long" if len(too_long) > 1 else ""
+    room = " with room for its written answer" if row["writes"] else ""
     raise InputError(
         f"study '{row['study']}': the prompt of item '{row['item_id']}' for proxy "
         f"'{row['proxy']}' (wording '{row['wording']}', language '{row['language']}') is "
-        f"{lengths[longest]:,} tokens; {backend.info().model} reads at most {limit:,}{more}",
+        f"{lengths[longest]:,} tokens; {backend.info().model} reads at most "
+        f"{limits[longest]:,}{room}{more}",
         hint="shorten that item's paraphrase, its options or the framing, or use a model with "
         "a longer context",
     )

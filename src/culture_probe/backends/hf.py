@@ -245,11 +245,11 @@ class HFBackend(Backend):
         )
         return str(text)
 
-    def max_prompt_tokens(self) -> int | None:
+    def max_prompt_tokens(self, writing: bool = False) -> int | None:
         context = getattr(self.model.config, "max_position_embeddings", None)
         if not context:
             return None
-        written = self.generation.max_new_tokens if self.mode == "generate" else 0
+        written = self.generation.max_new_tokens if writing or self.mode == "generate" else 0
         return int(context) - written
 
     def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:

@@ -455,8 +455,8 @@ class OpenAIBackend(Backend):
             raise CultureProbeError(
                 f"the server at {self.base_url} refuses token ids as the prompt of /completions "
                 f"({error}); prompt_tokens=local needs a server that takes them (vLLM, llama.cpp's "
-                "llama-server; llama-cpp-python's llama_cpp.server takes text only), or "
-                "--option prompt_tokens=server"
+                "llama-server, or `culture-probe serve MODEL.gguf`; llama-cpp-python's own "
+                "`python -m llama_cpp.server` takes text only), or --option prompt_tokens=server"
             ) from error
         if requested != "auto":
             return requested

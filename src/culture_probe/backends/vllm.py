@@ -420,12 +420,13 @@ class VLLMBackend(Backend):
             self._label_tokens[label] = label_token_ids(self.tokenizer, label)
         return self._label_tokens[label]
 
-    def max_prompt_tokens(self) -> int | None:
+    def max_prompt_tokens(self, writing: bool = False) -> int | None:
         config = getattr(getattr(self.engine, "llm_engine", None), "model_config", None)
         context = getattr(config, "max_model_len", None)
         if not isinstance(context, int):
             return None
-        return context - (self.generation.max_new_tokens if self.mode == "generate" else 0)
+        writes = writing or self.mode == "generate"
+        return context - (self.generation.max_new_tokens if writes else 0)
 
     def prompt_lengths(self, requests: Sequence[ScoringRequest]) -> list[int]:
         return [len(prompt_token_ids(self.tokenizer, request)) for request in requests]
