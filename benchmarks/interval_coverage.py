@@ -56,10 +56,10 @@ A study-level interval resamples the study's items (docs/statistics.md, "Study-l
 intervals"): its items are a sample of a population of items, and it covers that population's
 value, not the mean of the 5 items it happened to draw (the two differ wherever items differ:
 each item's own proxies, its own enumerator x order effects). Its truth is therefore taken over
-all the scenario's items: a mean of item statistics (the two-way shares, W) has the mean of all
-items' truths; a pooled one (the N-way shares and rho2(1), sums of components over sums of
-totals) has the mean component over the mean total. Scoring such an interval against its own 5 items' mean
-counted the spread between items as error and read 98.5-100% where the items differ.
+all the scenario's items: a mean of item statistics (Kendall's W) has the mean of all items'
+truths; a pooled one (the two-way and N-way shares and rho2(1), sums of components over sums of
+totals) has the mean component over the mean total. Scoring such an interval against its own 5
+items' mean counted the spread between items as error and read 98.5-100% where the items differ.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
 ``order``, 0 elsewhere), of an enumerator level 0 (the enumerator x order effects are
@@ -401,6 +401,11 @@ def _truth(
         **{f"nway_component:{name}": value for name, value in nway.items()},
         "nway_total": total,
         **levels,
+        "two_way_total": two_way_total,
+        "two_way:culture_share": s2_c,
+        "two_way:wording_share": s2_p,
+        "two_way:wording_contrast_share": s2_cp,
+        "two_way:residual_share": s2_e,
         "culture_share": s2_c / two_way_total,
         "wording_share": s2_p / two_way_total,
         "wording_contrast_share": s2_cp / two_way_total,
@@ -506,6 +511,8 @@ def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  #
             true = population[column]
             if column == "rho2_1":  # components pooled over items
                 true = population["rho2_signal"] / population["rho2_total"]
+            elif f"two_way:{column}" in population.index:  # the shares too
+                true = population[f"two_way:{column}"] / population["two_way_total"]
             tally.add("study", name, value["estimate"], value["ci_low"], value["ci_high"], true)
         value = aggregates["mean_kendall_w"]
         tally.add(

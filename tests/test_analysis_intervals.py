@@ -244,6 +244,9 @@ def test_level_effects_of_a_fixed_factor_equal_ols_with_sum_contrasts() -> None:
 
 
 def _cwi_parts(ms: dict[str, float], df: dict[str, float]) -> dict[str, np.ndarray]:
+    """Mean squares and degrees of freedom; the interaction's error term is the within-cell one
+    where none is given (no context effect common to every cell)."""
+    ms, df = {"error": ms["residual"], **ms}, {"error": df["residual"], **df}
     parts = {f"ms_{k}": np.array([v]) for k, v in ms.items()}
     parts.update({f"df_{k}": np.array([v]) for k, v in df.items()})
     return parts
@@ -252,14 +255,15 @@ def _cwi_parts(ms: dict[str, float], df: dict[str, float]) -> dict[str, np.ndarr
 def test_cwi_interval_matches_the_noncentral_chi_square_quantiles_where_only_ms_c_varies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With 10^9 degrees of freedom on MS_CP and MS_E their pivots are constants, MS_P = 0 puts no
-    variance on the wording, and CWI = max(MS_C* - MS_CP, 0) / (P n) over (MS_CP - MS_E) / n
+    """With 10^9 degrees of freedom on MS_CP and MS_E' their pivots are constants, MS_P = 0 puts no
+    variance on the wording, and CWI = max(MS_C* - MS_CP, 0) / (P n) over (MS_CP - MS_E') / n
     with MS_C* = MS_CP chi2'(df_C, df_C (MS_C - MS_CP) / MS_CP) / df_C: its bounds are scipy's
-    noncentral chi-square quantiles mapped."""
+    noncentral chi-square quantiles mapped. The contrast is measured against the interaction's
+    error term MS_E' = 0.1, not the within-cell MS_E = 0.3 that holds common context effects."""
     monkeypatch.setattr(anova, "CWI_DRAWS", 200_000)
     huge = 1e9
-    ms = {"proxy": 2.0, "wording": 0.0, "interaction": 0.5, "residual": 0.1}
-    df = {"proxy": 5.0, "wording": 3.0, "interaction": huge, "residual": huge}
+    ms = {"proxy": 2.0, "wording": 0.0, "interaction": 0.5, "residual": 0.3, "error": 0.1}
+    df = {"proxy": 5.0, "wording": 3.0, "interaction": huge, "residual": huge, "error": huge}
     low, high = anova.cwi_interval(_cwi_parts(ms, df), 2, 0.95)
     noncentrality = 5 * (2.0 - 0.5) / 0.5
     expected = [

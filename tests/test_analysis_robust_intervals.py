@@ -79,25 +79,31 @@ def test_error_kurtosis_recovers_the_errors_kurtosis_from_cell_residuals() -> No
 
 
 def test_effective_degrees_follow_the_kurtosis_formula() -> None:
-    """df' = 2 / (2 / df + gamma / N): MS_E over 6 x 4 x 6 = 144 responses, MS_CP over its 24
-    cells with kurtosis (MS_E / MS_CP)^2 gamma / n; gamma = 0 leaves them as they are."""
+    """df' = 2 / (2 / df + gamma / N): MS_E and the interaction's error term MS_E' over 6 x 4 x 6 =
+    144 responses, MS_CP over its 24 cells with kurtosis (MS_E' / MS_CP)^2 gamma / n (MS_E', not
+    the within-cell MS_E with the common context effects in it); gamma = 0 leaves them as they
+    are."""
     parts = {
         "ms_proxy": np.array([4.0]),
         "ms_wording": np.array([1.0]),
         "ms_interaction": np.array([0.5]),
-        "ms_residual": np.array([0.25]),
+        "ms_residual": np.array([0.4]),
+        "ms_error": np.array([0.25]),
         "df_proxy": np.array([5.0]),
         "df_wording": np.array([3.0]),
         "df_interaction": np.array([15.0]),
         "df_residual": np.array([120.0]),
+        "df_error": np.array([115.0]),
     }
     out = anova.effective_degrees(parts, np.array([5.0]), np.array([6.0]))
     assert out["df_residual"][0] == pytest.approx(2 / (2 / 120 + 5 / 144))
+    assert out["df_error"][0] == pytest.approx(2 / (2 / 115 + 5 / 144))
     cell_kurtosis = 0.5**2 * 5 / 6
     assert out["df_interaction"][0] == pytest.approx(2 / (2 / 15 + cell_kurtosis / 24))
     assert out["df_proxy"][0] == 5.0
     same = anova.effective_degrees(parts, np.array([0.0]), np.array([6.0]))
     assert same["df_residual"][0] == 120.0 and same["df_interaction"][0] == 15.0
+    assert same["df_error"][0] == 115.0
 
 
 def _parts(rng: np.random.Generator, units: int, sd_wording: float) -> dict[str, np.ndarray]:

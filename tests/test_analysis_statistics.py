@@ -23,10 +23,12 @@ from culture_probe.analysis._anova import (
     expected_spearman,
     friedman,
     indices,
+    noise_scale_calibration,
     noncentrality_bound,
     paraphrase_bootstrap,
     resampled_concordance,
     rho2_interval,
+    robust_noise_variance,
 )
 from culture_probe.analysis._summary import clustered_mean, two_stage_aggregates
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
@@ -95,16 +97,19 @@ def _two_option_tidy(scores: dict[tuple[str, str], list[float]]) -> pd.DataFrame
 
 
 def test_hand_worked_two_by_two_decomposition() -> None:
-    # Cells (scaled by 1/20): C1/W1 {1,3}, C1/W2 {3,5}, C2/W1 {5,7}, C2/W2 {11,13}. Grand mean 6;
-    # proxy means 3, 9 -> SS_C = 2*2*(9+9) = 72; wording means 4, 8 -> SS_P = 2*2*(4+4) = 32;
-    # interaction residuals +-1 -> SS_CP = 2*4 = 8; within cells (+-1)^2 -> SS_E = 8.
+    # Cells (scaled by 1/20), canonical then reversed order: C1/W1 {1,3}, C1/W2 {3,5}, C2/W1
+    # {5,7}, C2/W2 {13,11}. Grand mean 6; proxy means 3, 9 -> SS_C = 2*2*(9+9) = 72; wording
+    # means 4, 8 -> SS_P = 2*2*(4+4) = 32; interaction residuals +-1 -> SS_CP = 2*4 = 8; within
+    # cells (+-1)^2 -> SS_E = 8. The canonical order's deviations -1, -1, -1, +1 average -1 for
+    # C1 and W1, 0 for C2 and W2, -0.5 overall: the proxy x wording x order residuals are +-0.5,
+    # so the interaction's error is SS_E' = 8 * 0.25 = 2 on 1 df, MS_E' = 2 = MS_E.
     # MS_C = 72, MS_CP = 8, MS_E = 2, F_C = 9; s2_C = (72-8)/4 = 16, s2_P = (32-8)/4 = 6,
     # s2_CP = (8-2)/2 = 3, s2_E = 2; CWI = 16/9; culture share = 16/27.
     cells = {
         ("C1", "W1"): [1, 3],
         ("C1", "W2"): [3, 5],
         ("C2", "W1"): [5, 7],
-        ("C2", "W2"): [11, 13],
+        ("C2", "W2"): [13, 11],
     }
     tidy = _two_option_tidy({k: [v / 20 for v in vs] for k, vs in cells.items()})
     row = _item_row(analyze(tidy, n_bootstrap=20, n_permutations=9), "Q1")
@@ -113,6 +118,8 @@ def test_hand_worked_two_by_two_decomposition() -> None:
     assert row["ss_wording"] == pytest.approx(32 * scale)
     assert row["ss_interaction"] == pytest.approx(8 * scale)
     assert row["ss_residual"] == pytest.approx(8 * scale)
+    assert row["ss_error"] == pytest.approx(2 * scale) and row["df_error"] == 1
+    assert row["f_interaction"] == pytest.approx(4.0)
     assert row["f_proxy"] == pytest.approx(9.0)
     assert row["p_proxy"] == pytest.approx(stats.f.sf(9.0, 1, 1))
     assert row["var_proxy"] == pytest.approx(16 * scale)
@@ -144,7 +151,22 @@ def test_sums_of_squares_match_statsmodels_anova(
         ms = table["sum_sq"] / table["df"]
         expected_f = ms["C(proxy)"] / ms["C(proxy):C(wording)"]
         assert row["f_proxy"] == pytest.approx(expected_f)
-        assert row["f_interaction"] == pytest.approx(table.loc["C(proxy):C(wording)", "F"])
+        # The interaction is tested against the residual of cell + proxy x context + wording x
+        # context (context: the order x seed of each replicate): the simulated position bias
+        # moves every cell alike, and the cell contrasts do not hold it.
+        context = rows["order"] + rows["seed"].astype(str)
+        additive = smf.ols(
+            "score ~ C(proxy):C(wording) + C(proxy):C(context) + C(wording):C(context)",
+            data=rows.assign(context=context),
+        ).fit()
+        assert row["ss_error"] == pytest.approx(additive.ssr)
+        assert row["df_error"] == additive.df_resid == 4 * 3 * 3
+        f_interaction = ms["C(proxy):C(wording)"] / additive.mse_resid
+        assert row["f_interaction"] == pytest.approx(f_interaction)
+        df_cp = table.loc["C(proxy):C(wording)", "df"]
+        assert row["p_interaction"] == pytest.approx(
+            stats.f.sf(f_interaction, df_cp, additive.df_resid)
+        )
 
 
 def test_single_replicate_uses_interaction_as_error_like_an_additive_model() -> None:
@@ -323,6 +345,92 @@ def test_kendall_w_interval_reaches_below_one_when_every_wording_agrees() -> Non
     assert high[0] == 1.0 and 0.8 < low[0] < 1.0
     nan_low, nan_high = concordance_interval(np.zeros((1, 5, 3)), np.array([np.nan]), 0.95)
     assert np.isnan(nan_low[0]) and np.isnan(nan_high[0])
+
+
+def test_noise_scale_calibration_tends_to_the_median_absolute_deviation_constants() -> None:
+    """In a large table the residuals are nearly independent N(0, (1 - 1/C)(1 - 1/P)): the median
+    of their absolute values is z sqrt(c2), z the normal 75% point, and its square has the spread
+    of a chi-square with 8 z^2 phi(z)^2 C P degrees of freedom (the sample median's asymptotic
+    variance 1 / (4 n f^2); the median absolute deviation's 37% efficiency)."""
+    n_proxies = n_wordings = 40
+    mean_square, df = noise_scale_calibration(n_proxies, n_wordings)
+    z = stats.norm.ppf(0.75)
+    c2 = (1 - 1 / n_proxies) * (1 - 1 / n_wordings)
+    assert mean_square == pytest.approx(z**2 * c2, rel=0.005)
+    assert df == pytest.approx(8 * z**2 * stats.norm.pdf(z) ** 2 * n_proxies * n_wordings, rel=0.05)
+
+
+def test_robust_noise_variance_is_unbiased_with_chi_square_spread_for_normal_noise() -> None:
+    """Fresh normal 6 x 4 tables of noise variance 4 (another seed than the calibration's): the
+    estimate averages 4 and s2_hat df / 4 has the chi-square's variance 2 df. One cell 5 sd out
+    adds 25 s2 (1 - 1/6)(1 - 1/4) to the residual sum of squares (E = 15 s2), doubling it; it
+    moves the median far less."""
+    rng = np.random.default_rng(11)
+    noise = rng.normal(0, 2, (20_000, 6, 4))
+    s2, df = robust_noise_variance(_double_centred(noise))
+    assert 7 < df < 9.5  # 15 residual degrees of freedom, about half the sum of squares' efficiency
+    assert s2.mean() == pytest.approx(4, rel=0.02)
+    assert np.var(s2 * df / 4) == pytest.approx(2 * df, rel=0.06)
+    far = noise.copy()
+    far[:, 2, 1] += 10
+    squares = (_double_centred(far) ** 2).sum((1, 2)).mean() / (_double_centred(noise) ** 2).sum(
+        (1, 2)
+    ).mean()
+    assert squares == pytest.approx(1 + 25 * 4 * (5 / 6) * (3 / 4) / 60, rel=0.02)
+    assert robust_noise_variance(_double_centred(far))[0].mean() / s2.mean() < 1.6
+
+
+def test_kendall_w_pivot_falls_back_to_the_residual_mean_square_where_the_median_is_zero() -> None:
+    """Five of nine residuals exactly 0: the median absolute residual is 0 although MS_CP is not,
+    and the pivot takes MS_CP as the scale instead of reading rho = 1 with certainty."""
+    pattern = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    means = pattern * 0.5 + np.array([0.0, 2.0, 4.0])[:, None]
+    assert robust_noise_variance(_double_centred(means[None]))[0][0] == 0.0
+    w = np.asarray(friedman(*block_ranks(means))["kendall_w"])
+    assert w == 1.0
+    low, high = concordance_interval(means[None], w[None], 0.95)
+    assert high[0] == 1.0 and 0.5 < low[0] < 0.95
+
+
+def _double_centred(tables: np.ndarray) -> np.ndarray:
+    """Proxy x wording residuals of tables of shape (G, C, P)."""
+    grand = tables.mean((1, 2))[:, None, None]
+    return tables - tables.mean(2, keepdims=True) - tables.mean(1, keepdims=True) + grand
+
+
+@pytest.mark.parametrize("heavy_tails", [False, True])
+def test_kendall_w_interval_covers_with_normal_and_heavy_tailed_noise(heavy_tails: bool) -> None:
+    """400 items of 6 proxies x 4 wordings, each cell the mean of 6 responses with noise of sd
+    0.05, normal or Student-t(3) (same variance), culture effects of sd 0.05. The truth is the W
+    that 4 wordings give on average, ((P - 1) rho + 1) / P with rho the mean Spearman correlation
+    over 1,000 fresh wordings. Here the interval covers 94.75% (normal) and 92.5% (t(3)); the
+    normal-theory pivot (the residual sum of squares on chi2(15)) covered 91.75% and 87.75%.
+    400 items leave a standard error of about
+    1.2 points, hence the bounds."""
+    assert 0.92 <= concordance_coverage(heavy_tails) <= 0.975
+
+
+def concordance_coverage(heavy_tails: bool) -> float:
+    """The share of the items of :func:`test_kendall_w_interval_covers_with_normal_and_heavy_tailed_noise`
+    whose Kendall's W interval holds the truth."""
+    rng = np.random.default_rng(5)
+    n_items, n_proxies, n_wordings, fresh = 400, 6, 4, 1000
+    culture = rng.normal(0, 0.05, (n_items, n_proxies, 1))
+
+    def cells(count: int) -> np.ndarray:
+        shape = (n_items, n_proxies, count, 6)
+        draws = rng.standard_t(3, shape) / np.sqrt(3) if heavy_tails else rng.normal(size=shape)
+        return culture + 0.05 * draws.mean(-1)
+
+    means = cells(n_wordings)
+    ranks = stats.rankdata(cells(fresh), axis=1)
+    standard = (ranks - ranks.mean(1, keepdims=True)) / np.sqrt(n_proxies * (n_proxies**2 - 1) / 12)
+    total = standard.sum(axis=2)
+    rho = ((total**2).sum(1) - fresh) / (fresh * (fresh - 1))
+    truth = ((n_wordings - 1) * rho + 1) / n_wordings
+    w = np.asarray(friedman(*block_ranks(means))["kendall_w"])
+    low, high = concordance_interval(means, w, 0.95)
+    return float(np.mean((low <= truth) & (truth <= high)))
 
 
 def test_study_mean_kendall_w_is_the_t_interval_over_items(

@@ -42,3 +42,35 @@ def test_a_negative_component_makes_the_rest_a_complement_without_an_interval() 
 def test_an_undetermined_component_leaves_the_rest_undetermined() -> None:
     rest = within_cell_share({"mean_culture_share": _aggregate(float("nan"), 0, 0)})
     assert rest["complement"] is True and rest["estimate"] != rest["estimate"]
+
+
+def test_study_shares_pool_the_items_components_and_add_up_to_one() -> None:
+    """Hand-worked: two items with totals 1.0 and 3.0; culture's untruncated components 0.4 and
+    0.3 give the pooled share (0.4 + 0.3) / 4 = 0.175, not the mean of 0.4 and 0.1 (0.25)."""
+    import numpy as np
+    import pandas as pd
+
+    from culture_probe.analysis._summary import two_stage_aggregates
+
+    table = pd.DataFrame(
+        {
+            "var_proxy": [0.4, 0.3],
+            "var_wording": [0.1, 0.0],
+            "var_interaction": [0.0, 0.2],
+            "var_residual": [0.5, 2.5],
+            "raw_culture_share": [0.4, 0.1],
+            "raw_wording_share": [0.1, -0.1 / 3],  # item 2's wording component, -0.1, truncated
+            "raw_wording_contrast_share": [0.0, 0.2 / 3],
+            "raw_residual_share": [0.5, 1 - 0.1 - (-0.1 / 3) - 0.2 / 3],
+        }
+    )
+    for column in ("culture_share", "wording_share", "wording_contrast_share", "residual_share",
+                   "order_share", "cwi", "kendall_w", "rho2_1"):  # fmt: skip
+        table[column] = np.nan
+    replicates = {"var_proxy": np.zeros((2, 10)), "var_interaction": np.zeros((2, 10))}
+    out = two_stage_aggregates(table, replicates, seed=0)
+    assert out["mean_culture_share"]["estimate"] == pytest.approx(0.7 / 4)
+    assert out["mean_wording_share"]["estimate"] == pytest.approx(0.0)  # (0.1 - 0.1) / 4
+    shares = ("culture", "wording", "wording_contrast", "residual")
+    total = sum(out[f"mean_{name}_share"]["estimate"] for name in shares)
+    assert total == pytest.approx(1.0)

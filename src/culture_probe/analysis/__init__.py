@@ -18,12 +18,14 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     ``item_id, axis, scale, measure`` (what the row's statistics are computed on: the expected
     ordinal position; for a nominal item it says they are not meaningful), ``n_proxies,
     n_wordings, n_replicates``; ``ss_/df_/ms_`` for ``proxy``,
-    ``wording``, ``interaction``, ``residual``; ``var_proxy, var_wording, var_interaction,
-    var_residual`` (random-effects components; with one replicate the residual is NaN and sits in
-    the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` = MS_P/MS_CP, ``f_interaction`` =
-    MS_CP/MS_E with ``p_*`` and Benjamini-Hochberg ``p_*_bh``; ``culture_share`` (+ ``_low``,
-    ``_high``: pivotal draws of every component, the lower end above 0 exactly when the culture F
-    test rejects, ``_anova.culture_share_interval``), ``wording_share``,
+    ``wording``, ``interaction``, ``residual`` (within cells) and ``error`` (the interaction's
+    error term MS_E': within cells, less the context effects common to every cell); ``var_proxy,
+    var_wording, var_interaction, var_residual`` (random-effects components; with one replicate
+    the residual is NaN and sits in the interaction); ``f_proxy`` = MS_C/MS_CP, ``f_wording`` =
+    MS_P/MS_CP, ``f_interaction`` = MS_CP/MS_E' with ``p_*`` and Benjamini-Hochberg
+    ``p_*_bh``; ``culture_share`` (+ ``_low``, ``_high``: pivotal draws of every component, the
+    lower end above 0 exactly when the culture F test rejects, ``_anova.culture_share_interval``),
+    ``wording_share``,
     ``wording_contrast_share``, ``residual_share``, ``cwi`` (+ ``cwi_low``, ``cwi_high`` from the
     same draws, ``inf`` where unbounded above, ``_anova.cwi_interval``); ``rho2_1`` = (F - 1) / (F - 1 + P)
     with F = MS_C / MS_CP (+ ``_low``, ``_high``: the noncentral-F interval for the study's own

@@ -85,7 +85,9 @@ def _cube_table(cube: Cube) -> pd.DataFrame:
     table["n_replicates"] = cube.n_replicates
     no_kurtosis = np.zeros(len(table))
     table["error_kurtosis"] = no_kurtosis if cube.error_kurtosis is None else cube.error_kurtosis
-    statistics = item_statistics(cube.means, cube.within_ss, cube.n_replicates, cube.df_within)
+    statistics = item_statistics(
+        cube.means, cube.within_ss, cube.n_replicates, cube.df_within, cube.replicate_deviations
+    )
     for name, values in statistics.items():
         table[name] = values
     return table
@@ -94,7 +96,9 @@ def _cube_table(cube: Cube) -> pd.DataFrame:
 def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
     n_units, n_proxies, n_wordings = cube.means.shape
     n_bootstrap = draws.shape[1]
-    per_resample = max(n_proxies * n_wordings, n_wordings * (n_wordings - 1) // 2, 1)
+    n_contexts = 1 if cube.replicate_deviations is None else cube.replicate_deviations.shape[-1]
+    cells = n_proxies * max(n_wordings, n_contexts)
+    per_resample = max(cells, n_wordings * (n_wordings - 1) // 2, 1)
     step = max(1, CHUNK_ELEMENTS // (max(1, n_bootstrap) * per_resample))
     chunks = [
         paraphrase_bootstrap(
@@ -103,6 +107,9 @@ def _cube_bootstrap(cube: Cube, draws: np.ndarray) -> dict[str, np.ndarray]:
             cube.n_replicates,
             draws[start : start + step],
             cube.df_within,
+            None
+            if cube.replicate_deviations is None
+            else cube.replicate_deviations[start : start + step],
         )
         for start in range(0, n_units, step)
     ]

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from culture_probe.analysis._anova import decompose, f_tests
+from culture_probe.analysis._anova import context_sum_of_squares, decompose, f_tests
 from culture_probe.analysis._design import UNIT_COLUMNS, Cube, balanced_cubes
 
 LANGUAGE_COLUMNS = (
@@ -80,7 +80,9 @@ def language_table(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def _cube_rows(cube: Cube) -> pd.DataFrame:
     means = cube.means
-    parts = decompose(means, cube.within_ss, cube.n_replicates, cube.df_within)
+    deviations = cube.replicate_deviations
+    context_ss = None if deviations is None else context_sum_of_squares(deviations)
+    parts = decompose(means, cube.within_ss, cube.n_replicates, cube.df_within, context_ss)
     tests = f_tests(parts)
     table = cube.units.loc[:, list(UNIT_COLUMNS)].copy()
     table["n_proxies"], table["n_languages"] = means.shape[1], means.shape[2]

@@ -151,6 +151,9 @@ def two_stage_aggregates(
         if column == "rho2_1" and RELIABILITY_PARTS.issubset(point.columns):
             out[name] = pooled_reliability(point)
             continue
+        if column in TWO_WAY_SHARES and TWO_WAY_PARTS.issubset(point.columns):
+            out[name] = pooled_two_way_share(point, UNBIASED_SHARES[column])
+            continue
         if column in MEANS_OVER_ITEMS and MEANS_OVER_ITEMS[column] in point.columns:
             out[name] = unbiased_mean(point[MEANS_OVER_ITEMS[column]])
             continue
@@ -202,6 +205,36 @@ def within_cell_share(aggregates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if own is not None and abs(own - rest) <= 1e-12 and residual.get("ci_high", 2.0) <= 1.0:
         return {**residual, "complement": False}
     return {"estimate": rest, "ci_low": None, "ci_high": None, "complement": True}
+
+
+#: the two-way shares whose study-level value pools the components over items
+TWO_WAY_SHARES = ("culture_share", "wording_share", "wording_contrast_share", "residual_share")
+#: the ``item_stats`` columns whose sum is an item's two-way total
+TWO_WAY_PARTS = frozenset({"var_proxy", "var_wording", "var_interaction", "var_residual"})
+
+
+def pooled_two_way_share(table: pd.DataFrame, raw_column: str) -> dict[str, Any]:
+    """A two-way share of the whole study: the sum over items of the component over the sum of
+    the items' totals, with the ratio estimator's interval
+    (:func:`~culture_probe.analysis._items.pooled_share_interval`; docs/statistics.md,
+    "Study-level intervals"), as the N-way model's study-level shares are.
+
+    The component is the untruncated one (``raw_*`` share times the item's total), so that a null
+    study's interval reaches 0, and the four shares still add up to 1. The mean of the items'
+    shares put each item's truncated total under its own component: where wording-by-culture
+    effects were small against effects common to every cell it sat below the population's share
+    and its Student-t interval over 5 items covered 87.5-89.5% (benchmarks/interval_coverage.py).
+    """
+    parts = table.loc[:, sorted(TWO_WAY_PARTS)].to_numpy(dtype=np.float64)
+    totals = np.nansum(np.clip(parts, 0, None), axis=1)
+    components = table[raw_column].to_numpy(dtype=np.float64) * totals
+    estimate, low, high = pooled_share_interval(components[:, None], totals)
+    return {
+        "estimate": float(estimate[0]),
+        "ci_low": float(low[0]),
+        "ci_high": float(high[0]),
+        "interval_extended": False,
+    }
 
 
 #: the ``item_stats`` columns the study's pooled rho2(1) reads
