@@ -15,7 +15,8 @@ batching):
   :mod:`culture_probe.engine.tree_attention` where the model runs it, a dense mask otherwise) at
   its depth as position id. Each row's keys and values are then gathered from its path through
   the tree: what the prompt alone would have computed, up to float rounding. On the benchmark's 64
-  values-study prompts the tree holds 3,732 tokens where padded batches held 5,347.
+  values-study prompts its three passes computed 3,771 prompt tokens where padded batches
+  computed 5,347.
 - **Refill in groups** (``Decoding.refill``, on by default). Answers are short and uneven (most
   a few tokens, a few the whole ``max_new_tokens``); a batch that only shrank would spend most of
   its steps on its few long rows, each step costing nearly what a full one does. Waiting prompts
