@@ -229,12 +229,7 @@ def pooled_two_way_share(table: pd.DataFrame, raw_column: str) -> dict[str, Any]
     totals = np.nansum(np.clip(parts, 0, None), axis=1)
     components = table[raw_column].to_numpy(dtype=np.float64) * totals
     estimate, low, high = pooled_share_interval(components[:, None], totals)
-    return {
-        "estimate": float(estimate[0]),
-        "ci_low": float(low[0]),
-        "ci_high": float(high[0]),
-        "interval_extended": False,
-    }
+    return study_entry(estimate, low, high)
 
 
 #: the ``item_stats`` columns the study's pooled rho2(1) reads
@@ -259,6 +254,12 @@ def pooled_reliability(table: pd.DataFrame) -> dict[str, Any]:
     error = table["ms_interaction"].to_numpy(dtype=np.float64)
     signal = (table["ms_proxy"].to_numpy(dtype=np.float64) - error) / wordings
     estimate, low, high = pooled_share_interval(signal[:, None], signal + error)
+    return study_entry(estimate, low, high)
+
+
+def study_entry(estimate: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, Any]:
+    """A study-level aggregate as ``summary.json`` holds it, from one-element arrays; its
+    interval is never widened to reach the estimate."""
     return {
         "estimate": float(estimate[0]),
         "ci_low": float(low[0]),
@@ -271,12 +272,7 @@ def unbiased_mean(values: pd.Series) -> dict[str, Any]:
     """The mean of the items' untruncated estimates with its interval over items
     (:func:`~culture_probe.analysis._items.item_mean_interval`)."""
     estimate, low, high = item_mean_interval(values.to_numpy(dtype=np.float64)[:, None])
-    return {
-        "estimate": float(estimate[0]),
-        "ci_low": float(low[0]),
-        "ci_high": float(high[0]),
-        "interval_extended": False,
-    }
+    return study_entry(estimate, low, high)
 
 
 def clustered_mean(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
