@@ -25,8 +25,9 @@ from culture_probe.analysis._consistency import (
     cell_problems,
     claim_problems,
 )
-from culture_probe.analysis._headline import MIN_ITEMS_SIGNED_RANK
+from culture_probe.analysis._headline import MIN_ITEMS_SIGNED_RANK, _placebo_claim
 from culture_probe.analysis._items import CONFIDENCE
+from culture_probe.analysis._summary import placebo_summary
 from culture_probe.analysis.synthetic import PlantedEffects, simulate_study
 from culture_probe.formatting import format_interval, format_percent, format_ratio
 
@@ -159,19 +160,126 @@ def test_the_leading_factor_dominates_only_above_the_residual() -> None:
     assert "does not dominate" in null.summary["factors"]["region"]["verdict"]
 
 
-def test_placebo_sentence_gives_both_magnitudes_and_the_sign_test() -> None:
-    _, result = _run(PLANTED["culture-only"], n_items=8)
+def test_placebo_sentence_gives_both_pooled_shares_and_the_sign_test() -> None:
+    _, result = _run(PlantedEffects(culture=0.2, placebo=0.1, noise=0.02), n_items=8)
     items = result.tables["item_stats"]
     claim = _claim(result, "region:placebo")
-    culture = format_percent(items["culture_share"].mean())
-    placebo = format_percent(items["placebo_culture_share"].mean())
+    placebo = result.summary["axes"]["region"]["placebo"]["placebo_share"]
+    # the placebo's share, pooled afresh from its own components in item_stats
+    parts = items[[f"placebo_var_{p}" for p in ("proxy", "wording", "interaction", "residual")]]
+    totals = parts.clip(lower=0).sum(axis=1)
+    pooled = (items["placebo_raw_culture_share"] * totals).sum() / totals.sum()
+    assert placebo["estimate"] == pytest.approx(pooled)
+    assert placebo["ci_low"] <= placebo["estimate"] <= placebo["ci_high"]
+    written = format_interval(placebo["estimate"], placebo["ci_low"], placebo["ci_high"], "{:.0%}")
+    assert f" and placebo personas explain {written};" in claim.sentence
     above = int((items["culture_minus_placebo"] > 0).sum())
-    assert f"explain a mean {culture} of the answer variance and placebo personas {placebo}" in (
-        claim.sentence
-    )
+    assert 0 < above < 8
     assert f"the larger in {above} of 8 items" in claim.sentence
     assert claim.test is not None
     assert claim.test.p == pytest.approx(stats.binomtest(above, 8).pvalue)
+
+
+def test_placebo_sentence_gives_the_headlines_culture_share() -> None:
+    # every item has placebos: the comparison states the culture share the headline states, read
+    # from the same entry of summary.json
+    _, result = _run(PLANTED["culture-only"], n_items=8)
+    headline, placebo = _claim(result, "region:culture_share"), _claim(result, "region:placebo")
+    for stem, name in (
+        ("share", "culture"),
+        ("share_low", "culture_low"),
+        ("share_high", "culture_high"),
+    ):
+        assert placebo.figures[name] == headline.figures[stem]
+    written = f"{headline.figures['share'].text()} [{headline.figures['share_low'].text()}, "
+    assert f"culture explains {written}" in headline.sentence
+    assert f"pooled over items, culture proxies explain {written}" in placebo.sentence
+    aggregate = result.summary["axes"]["region"]["aggregates"]["mean_culture_share"]
+    assert result.summary["axes"]["region"]["placebo"]["culture_share"] == aggregate
+    assert claim_problems(result.claims, result.tables, result.summary) == []
+
+
+def test_a_placebo_share_below_zero_is_not_distinguishable_from_zero() -> None:
+    # culture only: the placebo personas' untruncated components pool below 0
+    _, result = _run(PLANTED["culture-only"], n_items=8)
+    placebo = result.summary["axes"]["region"]["placebo"]["placebo_share"]
+    assert placebo["estimate"] == 0 and placebo["ci_high"] > 0
+    claim = _claim(result, "region:placebo")
+    high = format_percent(placebo["ci_high"])
+    assert f"placebo personas are not distinguishable from zero (upper bound {high});" in (
+        claim.sentence
+    )
+    assert set(claim.unsaid) == {"placebo", "placebo_low"}
+
+
+def _placebo_items() -> pd.DataFrame:
+    """Four items of one axis, three with placebos; the culture components are those of the
+    worked ratio estimate in test_analysis_robust_intervals.py (0.3, 0.5, 0.4 over totals 1)."""
+    return pd.DataFrame(
+        {
+            "item_id": ["Q1", "Q2", "Q3", "Q4"],
+            "axis": "region",
+            "scale": "ordinal",
+            "var_proxy": [0.3, 0.5, 0.4, 0.9],
+            "var_wording": [0.2, 0.1, 0.2, 0.05],
+            "var_interaction": [0.1, 0.1, 0.2, 0.05],
+            "var_residual": [0.4, 0.3, 0.2, 0.0],
+            "raw_culture_share": [0.3, 0.5, 0.4, 0.9],
+            "placebo_var_proxy": [0.02, 0.0, 0.06, np.nan],
+            "placebo_var_wording": [0.01, 0.05, 0.02, np.nan],
+            "placebo_var_interaction": [0.03, 0.05, 0.02, np.nan],
+            "placebo_var_residual": [0.04, 0.10, 0.20, np.nan],
+            "placebo_raw_culture_share": [0.2, -0.05, 0.2, np.nan],
+            "placebo_culture_share": [0.2, 0.0, 0.2, np.nan],
+            "culture_minus_placebo": [0.28, 0.5, 0.34, np.nan],
+            "beats_placebo": pd.array([True, False, True, pd.NA], dtype="boolean"),
+        }
+    )
+
+
+def test_pooled_placebo_share_is_its_components_over_its_totals_worked_by_hand() -> None:
+    """The placebo's totals are 0.1, 0.2 and 0.3 and its untruncated components (raw share times
+    total) 0.02, -0.01 and 0.06: R = 0.07 / 0.6 = 0.116667. Residuals d = x - R t = (0.008333,
+    -0.033333, 0.025), leverages t / sum(t) = (1/6, 1/3, 1/2), d / (1 - h) = (0.01, -0.05, 0.05),
+    SE = sqrt(0.0051) / 0.6 = 0.119024, half = t(0.975, 2) SE = 0.512118: R - half < 0, so the
+    interval stays linear and clipped, [0, 0.628785]. Culture, over the same three items (Q4 has
+    no placebos), pools 1.2 / 3 = 0.4 with the logit interval [0.158005, 0.703123]."""
+    summary = placebo_summary(_placebo_items())
+    assert summary is not None
+    assert summary["n_items"] == 3
+    placebo = summary["placebo_share"]
+    assert placebo["estimate"] == pytest.approx(0.07 / 0.6)
+    assert placebo["ci_low"] == 0.0
+    assert placebo["ci_high"] == pytest.approx(0.07 / 0.6 + 4.302653 * np.sqrt(0.0051) / 0.6)
+    assert placebo["ci_high"] == pytest.approx(0.628785, abs=1e-6)
+    culture = summary["culture_share"]
+    assert culture["estimate"] == pytest.approx(0.4)
+    assert (culture["ci_low"], culture["ci_high"]) == pytest.approx((0.158005, 0.703123), abs=1e-6)
+    assert (summary["n_above"], summary["n_beating"]) == (3, 2)
+    assert summary["sign_p"] == pytest.approx(0.25)  # 3 of 3 above: 2 / 2^3
+
+
+def test_placebo_sentence_over_fewer_items_than_the_headline_says_which() -> None:
+    # Q4 has no placebos: the culture share is pooled over the three that do, not the headline's
+    items = _placebo_items()
+    facts = {"n_items": 4, "aggregates": {}, "placebo": placebo_summary(items)}
+    claim = _placebo_claim("region", facts)
+    assert claim is not None
+    assert claim.sentence.startswith(
+        "Of the answer variance pooled over the 3 items with placebo personas, culture proxies "
+        "explain 40% [16%, 70%] and placebo personas explain 12% [0%, 63%]; the culture "
+        "component is the larger in 3 of 3 items"
+    )
+    assert "needs at least 6 items" in claim.sentence
+    summary = {"axes": {"region": facts}}
+    assert claim_problems([claim], {"item_stats": items}, summary) == []
+    wrong = _with_figure(claim, "placebo", value=0.2)
+    problems = claim_problems([wrong], {"item_stats": items}, summary)
+    assert any(
+        "placebo is written '20%' but value of summary[axes/region/placebo/placebo_share/"
+        "estimate] is '12%'" in p
+        for p in problems
+    ), problems
 
 
 def _cell(result, header: str) -> SummaryCell:  # type: ignore[no-untyped-def]
@@ -208,7 +316,9 @@ def test_the_checker_finds_a_table_cell_that_contradicts_its_sentence() -> None:
         dataclasses.replace(c, text="1" + c.text) if c.header == "culture" else c for c in cells
     ]
     problems = cell_problems(other, result.claims)
-    assert len(problems) == 1 and "region:culture_share" in problems[0] and shown in problems[0]
+    # the headline and the placebo comparison both state the culture share
+    assert [p.split(":")[1] for p in problems] == ["culture_share", "placebo"]
+    assert all(shown in p for p in problems)
     with pytest.raises(ClaimsInconsistent, match="terminal table's culture cell"):
         assert_consistent(result.claims, result.tables, result.summary, other)
 

@@ -9,7 +9,19 @@ import pandas as pd
 from culture_probe.analysis._design import UNIT_COLUMNS
 from culture_probe.analysis._items import Decomposition, bias_corrected_interval
 
-PLACEBO_COLUMNS = ("var_proxy", "f_proxy", "p_proxy", "culture_share")
+#: the placebo decomposition's columns that ``item_stats`` holds as ``placebo_<column>``: its test,
+#: its share, and the untruncated share and components its study-level share pools
+#: (:func:`~culture_probe.analysis._summary.placebo_summary`)
+PLACEBO_COLUMNS = (
+    "var_proxy",
+    "f_proxy",
+    "p_proxy",
+    "culture_share",
+    "raw_culture_share",
+    "var_wording",
+    "var_interaction",
+    "var_residual",
+)
 
 
 def placebo_comparison(core: Decomposition, placebo: Decomposition) -> pd.DataFrame:

@@ -102,7 +102,12 @@ def _axis_claims(
 def _aggregate(axis: str, name: str, facts: dict[str, Any], stem: str) -> dict[str, Figure]:
     """The estimate and interval of a study-level aggregate, as figures named ``stem...``."""
     values = facts["aggregates"].get(name, {})
-    path = f"axes/{axis}/aggregates/{name}"
+    return _entry_figures(values, f"axes/{axis}/aggregates/{name}", stem)
+
+
+def _entry_figures(values: dict[str, Any], path: str, stem: str) -> dict[str, Figure]:
+    """The estimate and interval of a ``summary.json`` entry at ``path``, as figures named
+    ``stem``, ``stem_low`` and ``stem_high``."""
     return {
         f"{stem}{suffix}": Figure(values.get(key), "percent", Source("summary", f"{path}/{key}"))
         for suffix, key in (("", "estimate"), ("_low", "ci_low"), ("_high", "ci_high"))
@@ -244,21 +249,23 @@ def _wording_claims(axis: str, facts: dict[str, Any]) -> list[Claim]:
     return claims
 
 
-def _share_words(figures: dict[str, Figure], unsaid: dict[str, Figure], label: str) -> str:
+def _share_words(
+    figures: dict[str, Figure], unsaid: dict[str, Figure], label: str, stem: str = "share"
+) -> str:
     """ "explain 3.1% [0.50%, 6.0%]", or, where the estimate writes as 0, "are not
     distinguishable from 0 (upper bound 2.0%)", the figures no longer printed moved to
-    ``unsaid``."""
+    ``unsaid``; ``stem`` names the figures (``stem``, ``stem_low``, ``stem_high``)."""
     verb = "explain" if label.endswith("s") else "explains"
-    if not writes_as_zero(figures["share"].value):
-        return verb + " " + interval_template("share")
-    for name in ("share", "share_low"):
+    if not writes_as_zero(figures[stem].value):
+        return verb + " " + interval_template(stem)
+    for name in (stem, f"{stem}_low"):
         unsaid[name] = figures.pop(name)
     be = "are" if label.endswith("s") else "is"
-    high = figures["share_high"]
+    high = figures[f"{stem}_high"]
     if high.text() == write(None, "percent") or writes_as_zero(high.value):
-        unsaid["share_high"] = figures.pop("share_high")
+        unsaid[f"{stem}_high"] = figures.pop(f"{stem}_high")
         return f"{be} {ZERO_WORDS}"
-    return f"{be} {ZERO_WORDS} (upper bound {{share_high}})"
+    return f"{be} {ZERO_WORDS} (upper bound {{{stem}_high}})"
 
 
 def _remainder_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
@@ -513,45 +520,26 @@ def _human_claim(axis: str, facts: dict[str, Any], items: pd.DataFrame | None) -
 
 
 def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
-    """Real proxies against placebo personas: both shares, how many items, and a sign test."""
+    """Real proxies against placebo personas: both shares pooled over items with their intervals,
+    how many items, and a sign test.
+
+    Where every item of the axis has placebos, the culture share is the headline's own
+    (``mean_culture_share``, same entry of ``summary.json``); otherwise it is pooled over the
+    items with placebos, and the sentence says so."""
     placebo = facts.get("placebo")
     if not placebo or not placebo.get("n_items"):
         return None
     path = f"axes/{axis}/placebo"
     where = (*_ordinal_items(axis), Condition("placebo_culture_share", "notna"))
+    every_item = placebo["n_items"] == facts["n_items"]
     figures = {
-        "culture": Figure(
-            placebo["culture_share"],
-            "percent",
-            Source("item_stats", "culture_share", where, "mean"),
+        **(
+            _aggregate(axis, "mean_culture_share", facts, "culture")
+            if every_item
+            else _entry_figures(placebo["culture_share"], f"{path}/culture_share", "culture")
         ),
-        "placebo": Figure(
-            placebo["placebo_share"],
-            "percent",
-            Source("item_stats", "placebo_culture_share", where, "mean"),
-        ),
-        "k": Figure(
-            placebo["n_above"],
-            "count",
-            Source(
-                "item_stats",
-                "culture_minus_placebo",
-                (*where, Condition("culture_minus_placebo", ">", 0.0)),
-                "count",
-            ),
-        ),
-        "b": Figure(
-            placebo["n_beating"],
-            "count",
-            Source(
-                "item_stats", "beats_placebo", (*where, Condition("beats_placebo", "true")), "count"
-            ),
-        ),
-        "n": Figure(
-            placebo["n_items"],
-            "count",
-            Source("item_stats", "placebo_culture_share", where, "count"),
-        ),
+        **_entry_figures(placebo["placebo_share"], f"{path}/placebo_share", "placebo"),
+        **_placebo_counts(placebo, where),
     }
     test = Test(
         "two-sided sign test over items of culture minus placebo variance component",
@@ -559,9 +547,15 @@ def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
         min_n=MIN_ITEMS_SIGNED_RANK,
         p=placebo.get("sign_p"),
     )
+    unsaid: dict[str, Figure] = {}
     template = (
-        "Culture proxies explain a mean {culture} of the answer variance and placebo personas "
-        "{placebo}; the culture component is the larger in {k} of {n} items, with its 95% "
+        "Of the answer variance pooled over "
+        + ("items" if every_item else "the {n} items with placebo personas")
+        + ", culture proxies "
+        + _share_words(figures, unsaid, "culture proxies", "culture")
+        + " and placebo personas "
+        + _share_words(figures, unsaid, "placebo personas", "placebo")
+        + "; the culture component is the larger in {k} of {n} items, with its 95% "
         "interval (paired bootstrap over wordings) above the placebo's in {b}"
     )
     if test.can_speak and test.p is not None:
@@ -575,13 +569,36 @@ def _placebo_claim(axis: str, facts: dict[str, Any]) -> Claim | None:
         axis=axis,
         kind="placebo",
         subject="culture proxies against placebo personas",
-        quantity="mean share of the answer variance, proxy x wording model",
+        quantity="share of the answer variance pooled over items, proxy x wording model",
         measure=ORDINAL_MEASURE,
         unit="share",
         template=template,
         figures=figures,
         test=test,
+        unsaid=unsaid,
     )
+
+
+def _placebo_counts(placebo: dict[str, Any], where: tuple[Condition, ...]) -> dict[str, Figure]:
+    """The items where the culture component is the larger, where its interval beats the
+    placebo's, and all the items compared, each counted afresh in ``item_stats``."""
+    above = (*where, Condition("culture_minus_placebo", ">", 0.0))
+    beating = (*where, Condition("beats_placebo", "true"))
+    return {
+        "k": Figure(
+            placebo["n_above"],
+            "count",
+            Source("item_stats", "culture_minus_placebo", above, "count"),
+        ),
+        "b": Figure(
+            placebo["n_beating"], "count", Source("item_stats", "beats_placebo", beating, "count")
+        ),
+        "n": Figure(
+            placebo["n_items"],
+            "count",
+            Source("item_stats", "placebo_culture_share", where, "count"),
+        ),
+    }
 
 
 # --- the model over all declared factors -----------------------------------------------------------

@@ -213,7 +213,7 @@ TWO_WAY_SHARES = ("culture_share", "wording_share", "wording_contrast_share", "r
 TWO_WAY_PARTS = frozenset({"var_proxy", "var_wording", "var_interaction", "var_residual"})
 
 
-def pooled_two_way_share(table: pd.DataFrame, raw_column: str) -> dict[str, Any]:
+def pooled_two_way_share(table: pd.DataFrame, raw_column: str, prefix: str = "") -> dict[str, Any]:
     """A two-way share of the whole study: the sum over items of the component over the sum of
     the items' totals, with the ratio estimator's interval
     (:func:`~culture_probe.analysis._items.pooled_share_interval`; docs/statistics.md,
@@ -224,10 +224,16 @@ def pooled_two_way_share(table: pd.DataFrame, raw_column: str) -> dict[str, Any]
     shares put each item's truncated total under its own component: where wording-by-culture
     effects were small against effects common to every cell it sat below the population's share
     and its Student-t interval over 5 items covered 87.5-89.5% (benchmarks/interval_coverage.py).
+
+    Args:
+        table: rows of one axis of ``item_stats``.
+        raw_column: the untruncated share (``raw_culture_share``, ...).
+        prefix: the prefix of another decomposition's columns in ``item_stats``: ``"placebo_"``
+            pools the placebo personas' own proxy x wording model.
     """
-    parts = table.loc[:, sorted(TWO_WAY_PARTS)].to_numpy(dtype=np.float64)
-    totals = np.nansum(np.clip(parts, 0, None), axis=1)
-    components = table[raw_column].to_numpy(dtype=np.float64) * totals
+    parts = table.loc[:, [prefix + part for part in sorted(TWO_WAY_PARTS)]]
+    totals = np.nansum(np.clip(parts.to_numpy(dtype=np.float64), 0, None), axis=1)
+    components = table[prefix + raw_column].to_numpy(dtype=np.float64) * totals
     estimate, low, high = pooled_share_interval(components[:, None], totals)
     return study_entry(estimate, low, high)
 
@@ -327,11 +333,13 @@ def within_cell_factors(culture: pd.DataFrame) -> list[str]:
 def placebo_summary(rows: pd.DataFrame) -> dict[str, Any] | None:
     """Real proxies against placebo personas over the items that have both.
 
-    ``culture_share`` and ``placebo_share`` are the mean shares of the answer variance (the
-    placebo's from the same proxy x wording model over its own personas); ``n_above`` counts
-    the items whose culture component exceeds the placebo's, ``n_beating`` those whose paired
-    bootstrap interval of the difference lies above 0, and ``sign_p`` is the two-sided sign test
-    of ``n_above`` out of ``n_items`` (scipy's exact binomial test).
+    ``culture_share`` and ``placebo_share`` are shares of the answer variance pooled over those
+    items (:func:`pooled_two_way_share`, the placebo's from the same proxy x wording model over its
+    own personas), each ``{estimate, ci_low, ci_high, interval_extended}``; where every item has
+    placebos, ``culture_share`` is the axis's ``mean_culture_share``. ``n_above`` counts the items
+    whose culture component exceeds the placebo's, ``n_beating`` those whose paired bootstrap
+    interval of the difference lies above 0, and ``sign_p`` is the two-sided sign test of
+    ``n_above`` out of ``n_items`` (scipy's exact binomial test).
     """
     from scipy import stats
 
@@ -343,8 +351,8 @@ def placebo_summary(rows: pd.DataFrame) -> dict[str, Any] | None:
     above = int(both["culture_minus_placebo"].astype("float64").gt(0).sum())
     return {
         "n_items": len(both),
-        "culture_share": float(both["culture_share"].astype("float64").mean()),
-        "placebo_share": float(both["placebo_culture_share"].astype("float64").mean()),
+        "culture_share": pooled_two_way_share(both, "raw_culture_share"),
+        "placebo_share": pooled_two_way_share(both, "raw_culture_share", prefix="placebo_"),
         "n_above": above,
         "n_beating": int(both["beats_placebo"].astype("boolean").fillna(False).sum()),
         "sign_p": float(stats.binomtest(above, len(both)).pvalue),
