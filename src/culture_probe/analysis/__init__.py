@@ -42,7 +42,9 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     ``friedman_p``, ``kendall_w`` (+ CI); ``icc2_1``; ``alpha_wording``, ``alpha_order``
     (Krippendorff, ordinal or nominal by the item's scale); the placebo comparison
     ``placebo_var_proxy, placebo_f_proxy, placebo_p_proxy, placebo_culture_share,
-    culture_minus_placebo`` (+ ``_low``, ``_high``), ``beats_placebo``; ``nsr`` with a reference;
+    placebo_raw_culture_share, placebo_var_wording, placebo_var_interaction,
+    placebo_var_residual`` (the placebo's own decomposition, which its study-level share pools),
+    ``culture_minus_placebo`` (+ ``_low``, ``_high``), ``beats_placebo``; ``nsr`` with a reference;
     the proxy x wording x order decomposition (replicates = the responses of a proxy x wording x
     order cell, seeds and format variants together;
     docs/statistics.md#culture-against-wording-the-variance-decomposition): ``n_orders``,
