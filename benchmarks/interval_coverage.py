@@ -10,11 +10,13 @@ mean correlation of its P wordings), estimated here from 1,000 fresh wordings of
 The table gives, per P, the coverage of the interval ``analyze`` prints (``concordance_interval``:
 the noncentral F of the rank ANOVA), and beside it that of the wording bootstrap it replaced
 (``paraphrase_bootstrap``'s replicates over pairs of distinct wordings, bias-corrected percentile
-interval). The study columns group the units into studies of 5 and check the mean W's interval
-(the Student-t interval over items, ``item_mean_interval``, as ``two_stage_aggregates`` prints
-it) and the two-stage bootstrap of the W replicates it replaced; the study's units are a sample of
-a population of units, and the truth is that population's mean W (the mean over all simulated
-units).
+interval). The study columns check the mean W of studies of 5 units: the interval ``analyze``
+prints (the Student-t interval over items, ``item_mean_interval``, as ``two_stage_aggregates``
+prints it) on ``--mean-w-studies`` studies of fresh units of their own (W only, no bootstrap, so
+that the coverage is known to a few tenths of a point), and the two-stage bootstrap of the W
+replicates it replaced on the ``--units`` units grouped in fives. The study's units are a sample
+of a population of units, and the truth is that population's mean W (the mean over all the
+units simulated for that column).
 
 **Culture share and rho2(1).** Cell means follow the random-effects model that the decomposition
 assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effects (sd 0.5) and 2
@@ -72,7 +74,7 @@ within the study), whose culture-share interval excludes 0, and whose N-way regi
 interval excludes 0.
 
 Run: nice python benchmarks/interval_coverage.py [--part all|units|studies] [--units 150]
-[--bootstrap 400] [--studies 200] [--items 5] [--draws 200] [--seed 1]
+[--bootstrap 400] [--mean-w-studies 4000] [--studies 200] [--items 5] [--draws 200] [--seed 1]
 """
 
 from __future__ import annotations
@@ -144,54 +146,79 @@ def covered_share(low: np.ndarray, high: np.ndarray, truth: np.ndarray) -> tuple
     return float(np.mean((low <= truth) & (truth <= high))), float(np.mean(high - low))
 
 
-def concordance_table(units: int, bootstrap: int, rng: np.random.Generator) -> None:
+def concordance_table(
+    units: int, bootstrap: int, mean_w_studies: int, seed: int, rng: np.random.Generator
+) -> None:
     print(
         "| wordings | W | true W | coverage | width | bootstrap: coverage | width "
-        f"| study mean ({STUDY_ITEMS} units): coverage | width | two-stage bootstrap: coverage |"
+        f"| study mean ({STUDY_ITEMS} units): coverage | width | studies "
+        "| two-stage bootstrap: coverage | studies |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for wordings in WORDINGS:
-        scale = rng.uniform(0.2, 1.5, size=(units, 1, 1))
-        effects = rng.normal(size=(units, PROXIES, 1)) * scale
-        means = effects + rng.normal(size=(units, PROXIES, wordings))
+        effects, means = simulate_units(units, wordings, rng)
         estimate = np.asarray(friedman(*block_ranks(means))["kendall_w"])
         truth = true_concordance(effects, wordings, rng)
         covered, width = covered_share(*concordance_interval(means, estimate, 0.95), truth)
         draws = rng.integers(0, wordings, size=(units, bootstrap, wordings))
         shipped = paraphrase_bootstrap(means, np.zeros_like(means), 1, draws)["kendall_w"]
         boot_covered, boot_width = coverage(shipped, estimate, truth)
-        study = study_concordance(estimate, shipped, truth, rng)
+        two_stage = two_stage_concordance(estimate, shipped, truth, rng)
+        # Its own generator, so that the columns drawn from ``rng`` do not depend on its size.
+        study_rng = np.random.default_rng([seed, wordings])
+        study_covered, study_width = study_mean_concordance(mean_w_studies, wordings, study_rng)
         print(
             f"| {wordings} | {estimate.mean():.3f} | {truth.mean():.3f} | {covered:.1%} "
-            f"| {width:.3f} | {boot_covered:.1%} | {boot_width:.3f} | {study[0]:.1%} "
-            f"| {study[1]:.3f} | {study[2]:.1%} |"
+            f"| {width:.3f} | {boot_covered:.1%} | {boot_width:.3f} | {study_covered:.1%} "
+            f"| {study_width:.3f} | {mean_w_studies} | {two_stage:.1%} | {units // STUDY_ITEMS} |"
         )
 
 
-def study_concordance(
-    estimate: np.ndarray, replicates: np.ndarray, truth: np.ndarray, rng: np.random.Generator
-) -> tuple[float, float, float]:
-    """Coverage of the mean W over studies of ``STUDY_ITEMS`` units, by the interval ``analyze``
-    prints (``two_stage_aggregates``) and by the two-stage bootstrap of the W replicates.
+def simulate_units(
+    units: int, wordings: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """True proxy effects of a random size per unit, shape (units, C, 1), and the cell means of
+    ``wordings`` wordings that each add independent standard normal noise, (units, C, P)."""
+    scale = rng.uniform(0.2, 1.5, size=(units, 1, 1))
+    effects = rng.normal(size=(units, PROXIES, 1)) * scale
+    return effects, effects + rng.normal(size=(units, PROXIES, wordings))
+
+
+def study_mean_concordance(
+    studies: int, wordings: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Coverage and mean width of the interval ``analyze`` prints for the mean W of a study of
+    ``STUDY_ITEMS`` units (``item_mean_interval``, as ``two_stage_aggregates`` calls it), on
+    ``studies`` studies of fresh units.
 
     The study's units are a sample of the population of units (effects of a random size), and the
-    interval, which resamples them, is for that population's mean true W: the mean over all
-    simulated units."""
+    interval, which resamples them, is for that population's mean true W: the mean over all the
+    units simulated here."""
+    effects, means = simulate_units(studies * STUDY_ITEMS, wordings, rng)
+    estimate = np.asarray(friedman(*block_ranks(means))["kendall_w"])
+    true_mean = true_concordance(effects, wordings, rng).mean()
+    # One column per study: item_mean_interval takes the mean over axis 0.
+    _, low, high = item_mean_interval(estimate.reshape(studies, STUDY_ITEMS).T)
+    return covered_share(low, high, np.full(studies, true_mean))
+
+
+def two_stage_concordance(
+    estimate: np.ndarray, replicates: np.ndarray, truth: np.ndarray, rng: np.random.Generator
+) -> float:
+    """Coverage of the mean W over studies of ``STUDY_ITEMS`` of the given units by the two-stage
+    bootstrap of the W replicates (items, then each item's wording replicates), which the
+    Student-t interval over items replaced; the truth as :func:`study_mean_concordance`'s."""
     n_studies = len(estimate) // STUDY_ITEMS
     true_mean = truth.mean()
-    hits, widths, bootstrap_hits = [], [], []
+    hits = []
     for study in range(n_studies):
         rows = slice(study * STUDY_ITEMS, (study + 1) * STUDY_ITEMS)
-        table = pd.DataFrame({"kendall_w": estimate[rows]})
-        low, high = item_mean_interval(table["kendall_w"].to_numpy()[:, None])[1:]
-        hits.append(low[0] <= true_mean <= high[0])
-        widths.append(high[0] - low[0])
         items = rng.integers(0, STUDY_ITEMS, size=(replicates.shape[1], STUDY_ITEMS))
         picks = rng.integers(0, replicates.shape[1], size=items.shape)
         combined = np.nanmean(replicates[rows][items, picks], axis=1)
-        b_low, b_high = bias_corrected_interval(combined, np.asarray(estimate[rows].mean()))
-        bootstrap_hits.append(b_low <= true_mean <= b_high)
-    return float(np.mean(hits)), float(np.mean(widths)), float(np.mean(bootstrap_hits))
+        low, high = bias_corrected_interval(combined, np.asarray(estimate[rows].mean()))
+        hits.append(low <= true_mean <= high)
+    return float(np.mean(hits))
 
 
 def components_table(units: int, bootstrap: int, rng: np.random.Generator) -> None:
@@ -588,7 +615,7 @@ def nway(tally, claims, tidy, truth, study_of, args, seed) -> None:  # type: ign
 def units_part(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     print(f"{args.units} units x {PROXIES} proxies, {args.bootstrap} resamples, seed {args.seed}")
-    concordance_table(args.units, args.bootstrap, rng)
+    concordance_table(args.units, args.bootstrap, args.mean_w_studies, args.seed, rng)
     print()
     components_table(args.units, args.bootstrap, rng)
 
@@ -620,6 +647,12 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "units", "studies"), default="all")
     parser.add_argument("--units", type=int, default=150)
     parser.add_argument("--bootstrap", type=int, default=400)
+    parser.add_argument(
+        "--mean-w-studies",
+        type=int,
+        default=4000,
+        help="studies of fresh units for the coverage of the study mean W's interval",
+    )
     parser.add_argument("--studies", type=int, default=200)
     parser.add_argument("--items", type=int, default=5)
     parser.add_argument("--draws", type=int, default=200)
