@@ -74,7 +74,7 @@ within the study), whose culture-share interval excludes 0, and whose N-way regi
 interval excludes 0.
 
 Run: nice python benchmarks/interval_coverage.py [--part all|units|studies] [--units 150]
-[--bootstrap 400] [--mean-w-studies 4000] [--studies 200] [--items 5] [--draws 200] [--seed 1]
+[--bootstrap 400] [--mean-w-studies 4000] [--studies 200] [--items 5] [--draws 1000] [--seed 1]
 """
 
 from __future__ import annotations
@@ -655,7 +655,7 @@ def main() -> None:
     )
     parser.add_argument("--studies", type=int, default=200)
     parser.add_argument("--items", type=int, default=5)
-    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()
