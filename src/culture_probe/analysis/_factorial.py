@@ -526,22 +526,18 @@ def pivotal_draws(
         rng: random generator.
         fixed: per column of ``fit`` (terms, then the residual), whether the term is fixed.
     """
-    keep = np.flatnonzero(fit.df > 0)
-    draws = Draws(np.full((n_draws, len(fit.df)), np.nan), np.full((n_draws, len(fit.df)), np.nan))
+    keep, spread = _estimable(fit, pivot_df)
     if not len(keep):
-        return draws
+        return _draws(fit, keep, n_draws)
     df, ms = fit.df[keep], fit.ms[keep]
-    spread = df if pivot_df is None else np.asarray(pivot_df, dtype=np.float64)[keep]
     chi2 = rng.chisquare(spread, size=(n_draws, len(keep)))
     with np.errstate(divide="ignore"):
         pivots = ms * spread / chi2
-    system = fit.expected[np.ix_(keep, keep)]
-    inverse = np.linalg.inv(system)
-    raw = pivots @ inverse.T
-    components = nonnegative_components(system, df, pivots, raw)
+    components, raw = _solved(fit, keep, pivots)
     is_fixed = np.zeros(len(fit.df), dtype=bool) if fixed is None else np.asarray(fixed, bool)
     chosen = is_fixed[keep]
     if chosen.any():
+        system = fit.expected[np.ix_(keep, keep)]
         own = np.diag(system)
         error = components @ system.T - components * own
         point = np.nan_to_num(fit.var[keep])
@@ -552,11 +548,8 @@ def pivotal_draws(
             noncentrality = np.minimum(signal[chosen] / drawn_error, 1e12)
         spread = rng.noncentral_chisquare(df[chosen], noncentrality)
         pivots[:, chosen] = drawn_error * spread / df[chosen]
-        raw = pivots @ inverse.T
-        components = nonnegative_components(system, df, pivots, raw)
-    draws.var[:, keep] = components
-    draws.raw[:, keep] = raw
-    return draws
+        components, raw = _solved(fit, keep, pivots)
+    return _draws(fit, keep, n_draws, components, raw)
 
 
 def bootstrap_draws(
@@ -588,12 +581,10 @@ def bootstrap_draws(
         pivot_df: per column, the chi-square degrees of freedom of a random term's mean square
             (:func:`kurtosis_degrees`); its df where None.
     """
-    keep = np.flatnonzero(fit.df > 0)
-    draws = Draws(np.full((n_draws, len(fit.df)), np.nan), np.full((n_draws, len(fit.df)), np.nan))
+    keep, spread = _estimable(fit, pivot_df)
     if not len(keep):
-        return draws
+        return _draws(fit, keep, n_draws)
     df, ms = fit.df[keep], fit.ms[keep]
-    spread = df if pivot_df is None else np.asarray(pivot_df, dtype=np.float64)[keep]
     system = fit.expected[np.ix_(keep, keep)]
     fitted = np.nan_to_num(fit.var[keep])
     expected = system @ fitted
@@ -607,9 +598,38 @@ def bootstrap_draws(
             df[chosen], noncentrality, size=(n_draws, int(chosen.sum()))
         )
         resampled[:, chosen] = error * spread_fixed / df[chosen]
-    raw = resampled @ np.linalg.inv(system).T
-    draws.var[:, keep] = nonnegative_components(system, df, resampled, raw)
-    draws.raw[:, keep] = raw
+    return _draws(fit, keep, n_draws, *_solved(fit, keep, resampled))
+
+
+def _estimable(fit: Components, pivot_df: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The columns with degrees of freedom, and the chi-square degrees of freedom of their mean
+    squares (``pivot_df`` where given, :func:`kurtosis_degrees`)."""
+    keep = np.flatnonzero(fit.df > 0)
+    spread = fit.df[keep] if pivot_df is None else np.asarray(pivot_df, dtype=np.float64)[keep]
+    return keep, spread.astype(np.float64)
+
+
+def _solved(
+    fit: Components, keep: np.ndarray, mean_squares: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """E[MS] = MS solved for each draw of the mean squares (rows): the non-negative components
+    and the untruncated ones."""
+    system = fit.expected[np.ix_(keep, keep)]
+    raw = mean_squares @ np.linalg.inv(system).T
+    return nonnegative_components(system, fit.df[keep], mean_squares, raw), raw
+
+
+def _draws(
+    fit: Components,
+    keep: np.ndarray,
+    n_draws: int,
+    components: np.ndarray | None = None,
+    raw: np.ndarray | None = None,
+) -> Draws:
+    """Draws over every column of ``fit``: the solved ones at ``keep``, NaN elsewhere."""
+    draws = Draws(np.full((n_draws, len(fit.df)), np.nan), np.full((n_draws, len(fit.df)), np.nan))
+    if components is not None and raw is not None:
+        draws.var[:, keep], draws.raw[:, keep] = components, raw
     return draws
 
 
