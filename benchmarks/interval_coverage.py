@@ -13,11 +13,10 @@ the noncentral F of the rank ANOVA), and beside it that of the wording bootstrap
 interval). The study columns check the mean W of studies of 5 units: the interval ``analyze``
 prints (the Student-t interval over items on the log-odds scale, ``item_mean_interval``, as
 ``two_stage_aggregates`` prints it) on ``--mean-w-studies`` studies of fresh units of their own
-(W only, no bootstrap, so
-that the coverage is known to a few tenths of a point), and the two-stage bootstrap of the W
-replicates it replaced on the ``--units`` units grouped in fives. The study's units are a sample
-of a population of units, and the truth is that population's mean W (the mean over all the
-units simulated for that column).
+(W only, no bootstrap, so that the coverage is known to a few tenths of a point), and the
+two-stage bootstrap of the W replicates it replaced on the ``--units`` units grouped in fives.
+The study's units are a sample of a population of units, and the truth is that population's mean
+W (the mean over all the units simulated for that column).
 
 **Culture share and rho2(1).** Cell means follow the random-effects model that the decomposition
 assumes: proxy effects (sd 1), wording effects (sd 0.7), proxy-by-wording effects (sd 0.5) and 2
@@ -80,7 +79,7 @@ within the study), whose culture-share interval excludes 0, and whose N-way regi
 interval excludes 0.
 
 Run: nice python benchmarks/interval_coverage.py [--part all|units|studies] [--units 150]
-[--bootstrap 400] [--mean-w-studies 4000] [--studies 200] [--items 5] [--draws 200] [--seed 1]
+[--bootstrap 400] [--mean-w-studies 4000] [--studies 200] [--items 5] [--draws 1000] [--seed 1]
 """
 
 from __future__ import annotations
@@ -686,7 +685,7 @@ def main() -> None:
     )
     parser.add_argument("--studies", type=int, default=200)
     parser.add_argument("--items", type=int, default=5)
-    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()

@@ -15,10 +15,13 @@ from culture_probe.analysis import analyze, tidy_responses
 from culture_probe.analysis._anova import decompose
 from culture_probe.analysis._factorial import (
     Term,
+    bootstrap_draws,
     fit_balanced,
     fit_components,
     interval,
     kurtosis_degrees,
+    pivotal_draws,
+    restricted_contributions,
     term_codes,
     unit_decomposition,
     unit_terms,
@@ -327,3 +330,86 @@ def test_pivot_degrees_are_cut_by_the_levels_kurtosis_worked_by_hand() -> None:
     assert degrees[0] == pytest.approx(2 / (2 / 5 + gamma / 6))
     assert degrees[1] == fit.df[1] == 1
     assert degrees[2] == fit.df[2]
+
+
+def _order_rows(seed: int = 3) -> pd.DataFrame:
+    """3 proxies x 4 paraphrases x 2 option orders x 2 seeds, a planted order effect."""
+    rng = np.random.default_rng(seed)
+    g = _grid({"c": 3, "p": 4, "o": 2, "s": 2})
+    score = (
+        0.3 * rng.normal(size=3)[g["c"]]
+        + 0.2 * rng.normal(size=4)[g["p"]]
+        + np.array([0.4, -0.4])[g["o"]]
+        + 0.3 * rng.normal(size=len(g))
+    )
+    return pd.DataFrame(
+        {
+            "item_id": "q1",
+            "axis": "region",
+            "proxy": "C" + g["c"].astype(str),
+            "proxy_kind": "culture",
+            "paraphrase": "p" + g["p"].astype(str),
+            "framing": "imagine",
+            "order": np.where(g["o"] == 0, "canonical", "reversed"),
+            "seed": g["s"],
+            "language": "en",
+            "score": score,
+        }
+    )
+
+
+def test_fixed_terms_are_bootstrapped_from_the_noncentral_chi_square_at_the_fit() -> None:
+    """A fixed term's bootstrapped mean square is s2_err chi2'(r, lambda) / r with lambda =
+    r (MS - s2_err) / s2_err, s2_err its E[MS] without its own part at the fitted components; a
+    random term's is E[MS] chi2(r) / r. Both are checked against scipy's distributions, with
+    lambda and E[MS] worked out here from the fit."""
+    from scipy import stats
+
+    terms, fit, _ = _fit(_order_rows(), "region")
+    fixed = np.array([t.effect == "fixed" for t in terms] + [False])
+    assert fixed.any()
+    draws = bootstrap_draws(fit, 20000, np.random.default_rng(5), fixed)
+    mean_squares = draws.raw @ fit.expected.T  # E[MS] = expected @ components, per draw
+    expected = fit.expected @ fit.var
+    for index in np.flatnonzero(fit.df > 0):
+        df = fit.df[index]
+        if fixed[index]:
+            error = expected[index] - fit.expected[index, index] * fit.var[index]
+            lam = df * (fit.ms[index] - error) / error
+            assert lam > 10  # the planted order effect is far from zero
+            scaled = mean_squares[:, index] * df / error
+            assert stats.kstest(scaled, stats.ncx2(df, lam).cdf).pvalue > 0.001
+            assert mean_squares[:, index].mean() == pytest.approx(fit.ms[index], rel=0.02)
+        else:
+            scaled = mean_squares[:, index] * df / expected[index]
+            assert stats.kstest(scaled, stats.chi2(df).cdf).pvalue > 0.001
+
+
+def test_a_fixed_share_interval_is_the_bootstrap_percentile_interval() -> None:
+    """The order share's printed interval is the 2.5-97.5% percentiles of the bootstrap's
+    untruncated order shares (its component scaled by df / L over the total of the non-negative
+    ones), rebuilt here from the same random stream."""
+    rows = with_design_columns(_order_rows())
+    fitted = unit_decomposition(rows, "q1", "region", 400, np.random.default_rng(2))
+    assert fitted is not None
+    table = fitted.table.set_index("factor")
+    assert table.loc["order", "effect"] == "fixed"
+    frame = with_design_columns(_order_rows())
+    terms = unit_terms(frame, "region")
+    codes = term_codes(frame, terms)
+    fit = fit_components(frame["score"].to_numpy(), codes, restricted_contributions(terms))
+    fixed = np.array([t.effect == "fixed" for t in terms] + [False])
+    pivot_df = kurtosis_degrees(frame["score"].to_numpy(), codes, terms, fit)
+    rng = np.random.default_rng(2)
+    pivotal_draws(fit, 400, rng, fixed, pivot_df)  # the stream the item's pivots used first
+    draws = bootstrap_draws(fit, 400, rng, fixed, pivot_df)
+    levels = [int(code.max()) + 1 for code in codes]
+    scale = np.ones(len(terms) + 1)
+    for column in np.flatnonzero(fixed):  # a fixed term's variance: sum(alpha^2) / L
+        scale[column] = fit.df[column] / levels[column]
+    index = [t.name for t in terms].index("order")
+    shares = draws.raw[:, index] * scale[index] / np.nansum(draws.var * scale, axis=1)
+    low, high = np.percentile(shares, [2.5, 97.5])
+    assert table.loc["order", "share_low"] == pytest.approx(max(low, 0.0), rel=1e-9)
+    assert table.loc["order", "share_high"] == pytest.approx(min(high, 1.0), rel=1e-9)
+    assert low < table.loc["order", "share"] < high
