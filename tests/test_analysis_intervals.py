@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats.anova import anova_lm
 
 from culture_probe.analysis import _anova as anova
@@ -180,18 +180,63 @@ def test_culture_share_interval_excludes_zero_only_when_f_rejects() -> None:
     ).all()
 
 
-def test_study_mean_interval_is_the_t_interval_over_items() -> None:
+def test_study_mean_interval_reaching_a_bound_is_the_clipped_t_interval() -> None:
+    """A mean whose t interval over items reaches 0 keeps it, clipped: a null share's 0 stays in."""
+    sample = np.array([0.30, -0.02, 0.01, 0.03, -0.04])
+    estimate, low, high = item_mean_interval(sample[:, None])
+    expected = stats.t.interval(0.95, len(sample) - 1, loc=sample.mean(), scale=stats.sem(sample))
+    assert expected[0] < 0
+    assert estimate[0] == pytest.approx(sample.mean())
+    assert low[0] == 0.0
+    assert high[0] == pytest.approx(expected[1])
+
+
+def test_study_mean_interval_inside_the_bounds_is_the_log_odds_interval() -> None:
+    """Five items' Kendall's W, skewed below a mean near 1: the t half-width over items, moved to
+    the log-odds scale by the delta method (logit(m) +- q SE / (m (1 - m))) and mapped back."""
+    sample = np.array([0.91, 0.62, 0.88, 0.85, 0.93])
+    estimate, low, high = item_mean_interval(sample[:, None])
+    mean = sample.sum() / 5  # 0.838
+    error = np.sqrt(((sample - mean) ** 2).sum() / 4 / 5)
+    spread = stats.t.ppf(0.975, 4) * error / (mean * (1 - mean))
+    assert estimate[0] == pytest.approx(0.838)
+    assert low[0] == pytest.approx(special.expit(special.logit(mean) - spread))
+    assert high[0] == pytest.approx(special.expit(special.logit(mean) + spread))
+    # it leans towards the middle of [0, 1], where the items' tail is: below by more than above
+    symmetric = stats.t.interval(0.95, 4, loc=mean, scale=stats.sem(sample))
+    assert low[0] < symmetric[0] and high[0] < symmetric[1]
+    assert mean - low[0] > 1.5 * (high[0] - mean)
+
+
+def test_study_mean_interval_is_the_t_interval_to_first_order() -> None:
+    """Symmetric items, spread shrinking: each end differs from the t interval's by the delta
+    method's second-order term, (1 - 2m) h^2 / (2 m (1 - m)) for half-width h, the same at both
+    ends (a shift towards 0.5; the width matches up to terms in h^3), and at m = 0.5 the interval
+    is symmetric about the mean."""
+    shape = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    for centre in (0.3, 0.5, 0.8):
+        for scale in (0.01, 0.001):
+            sample = centre + scale * shape
+            _, low, high = item_mean_interval(sample[:, None])
+            t_low, t_high = stats.t.interval(0.95, 4, loc=centre, scale=stats.sem(sample))
+            half = (t_high - t_low) / 2
+            shift = (1 - 2 * centre) * half**2 / (2 * centre * (1 - centre))
+            assert low[0] - t_low == pytest.approx(shift, abs=2 * half**3)
+            assert high[0] - t_high == pytest.approx(shift, abs=2 * half**3)
+            assert high[0] - low[0] == pytest.approx(2 * half, abs=4 * half**3)
+            if centre == 0.5:
+                assert high[0] - 0.5 == pytest.approx(0.5 - low[0])
+
+
+def test_level_effect_means_keep_the_t_interval() -> None:
+    """Without clipping (a difference between levels) the interval is the symmetric t interval."""
     values = np.array([[0.12, 0.30], [0.05, -0.02], [0.20, 0.01], [0.08, 0.03], [0.15, -0.04]])
-    estimate, low, high = item_mean_interval(values)
+    estimate, low, high = item_mean_interval(values, clip=False)
     for column in range(2):
         sample = values[:, column]
-        expected = stats.t.interval(
-            0.95, len(sample) - 1, loc=sample.mean(), scale=stats.sem(sample)
-        )
-        assert estimate[column] == pytest.approx(max(sample.mean(), 0))
-        assert low[column] == pytest.approx(max(expected[0], 0))
-        assert high[column] == pytest.approx(expected[1])
-    assert low[1] == 0.0  # clipped: a share is never below 0
+        expected = stats.t.interval(0.95, 4, loc=sample.mean(), scale=stats.sem(sample))
+        assert estimate[column] == pytest.approx(sample.mean())
+        assert (low[column], high[column]) == pytest.approx(expected)
 
 
 def test_null_study_intervals_contain_zero() -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pingouin
 import pytest
 import statsmodels.formula.api as smf
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
@@ -433,9 +433,11 @@ def concordance_coverage(heavy_tails: bool) -> float:
     return float(np.mean((low <= truth) & (truth <= high)))
 
 
-def test_study_mean_kendall_w_is_the_t_interval_over_items(
+def test_study_mean_kendall_w_is_the_log_odds_t_interval_over_items(
     study: tuple[pd.DataFrame, AnalysisResult],
 ) -> None:
+    """The t half-width over items, on the log-odds scale (docs/statistics.md, "Study-level
+    intervals")."""
     _, result = study
     table = result.tables["item_stats"]
     rows = table.loc[table["axis"] == table["axis"].iat[0]].reset_index(drop=True)
@@ -446,6 +448,10 @@ def test_study_mean_kendall_w_is_the_t_interval_over_items(
     )
     values = rows["kendall_w"].to_numpy()
     low, high = stats.t.interval(0.95, len(values) - 1, values.mean(), stats.sem(values))
+    assert low > 0 and high < 1
+    mean = values.mean()
+    spread = (high - mean) / (mean * (1 - mean))
+    low, high = special.expit(special.logit(mean) + np.array([-spread, spread]))
     assert aggregate["mean_kendall_w"]["estimate"] == pytest.approx(values.mean())
     assert aggregate["mean_kendall_w"]["ci_low"] == pytest.approx(low)
     assert aggregate["mean_kendall_w"]["ci_high"] == pytest.approx(high)

@@ -38,8 +38,9 @@ UNBIASED_SHARES = {
     "rho2_1": "raw_rho2_1",
 }
 
-#: statistic -> the ``item_stats`` column whose mean over items, with its Student-t interval
-#: (:func:`unbiased_mean`), the study-level aggregate is: the untruncated shares, and Kendall's W,
+#: statistic -> the ``item_stats`` column whose mean over items, with its Student-t interval on
+#: the log-odds scale (:func:`unbiased_mean`), the study-level aggregate is: the untruncated
+#: shares (where ``item_stats`` lacks the components that pool them), and Kendall's W,
 #: which is not truncated and unbiased for the W its wordings give on average. The items' spread
 #: already holds each item's wording noise; the two-stage bootstrap of the W replicates this
 #: replaced counted it twice, and covered no better in simulation (benchmarks/RESULTS.md;
