@@ -45,3 +45,23 @@ def test_report_shows_shares_with_intervals_and_the_verdict(run_dir: Path) -> No
     assert "over all declared factors: region" in section
     assert "table-factors" in section
     assert "<img src=x" not in html  # the hostile separator only ever appears escaped
+
+
+def test_factor_caption_says_how_the_shares_were_combined(run_dir: Path) -> None:
+    """The chart's caption follows the table it draws: pooled over the run's 3 items, with the
+    fixed factors named; a one-item summary is described as that item's own shares."""
+    from culture_probe.report._factors import factor_caption
+
+    html = render_run_report(run_dir).read_text(encoding="utf-8")
+    summary = pd.read_parquet(run_dir / "stats" / "factor_summary.parquet")
+    fixed = sorted(summary.loc[summary["effect"] == "fixed", "factor"].unique())
+    assert "separator" in fixed  # a format factor, fixed by design
+    caption = factor_caption(summary)
+    assert "pooled over the 3 items" in caption and "Mean over items" not in caption
+    assert f"Fixed by design: {', '.join(summary.loc[summary['effect'] == 'fixed', 'factor'])}" in (
+        caption
+    )
+    assert "pooled over the 3 items" in html
+    one_item = summary.assign(n_items=1, effect="random")
+    assert "this item's answer variance" in factor_caption(one_item)
+    assert "Fixed by design" not in factor_caption(one_item)

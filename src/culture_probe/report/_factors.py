@@ -35,7 +35,7 @@ def factors_section(data: RunData) -> Section | None:
             line = f"On the {axis} axis, over all declared factors: {facts['verdict']}"
             line += f" ({facts.get('n_items', len(rows))} items)."
             parts.append(paragraph(line, "verdict"))
-        parts.append(figure(_factor_chart(str(axis), rows), _FACTOR_CAPTION, "chart-factors"))
+        parts.append(figure(_factor_chart(str(axis), rows), factor_caption(rows), "chart-factors"))
         widened = rows.loc[rows["interval_extended"].astype(bool), "factor"].tolist()
         if widened:
             parts.append(
@@ -56,11 +56,34 @@ def factors_section(data: RunData) -> Section | None:
     return Section("Every declared factor", join(*parts))
 
 
-_FACTOR_CAPTION = (
-    "Mean over items of each factor's share of the answer variance, with a 95% interval that "
-    "resamples items and the uncertainty of each item's components. 'culture x F' is how much the "
-    "culture profile changes with F; the residual pools the interactions the model leaves out."
-)
+def factor_caption(rows: pd.DataFrame) -> str:
+    """The caption of one axis's factor chart, from what its rows are: pooled over several items
+    or one item's own, and which factors are fixed (docs/factorial-analysis.md)."""
+    counts = pd.to_numeric(rows.get("n_items", pd.Series(dtype="float64")))
+    n_items = int(counts.max()) if counts.notna().any() else 0
+    effects = rows.get("effect", pd.Series("random", index=rows.index))
+    fixed = [str(f) for f in rows.loc[effects == "fixed", "factor"]]
+    if n_items > 1:
+        text = (
+            f"Each factor's share of the answer variance pooled over the {n_items} items (the sum "
+            "of the items' components over the sum of their totals), with the ratio estimator's "
+            "95% interval over items."
+        )
+    else:
+        text = (
+            "Each factor's share of this item's answer variance, with its 95% interval: "
+            "generalised pivots for random factors, a parametric bootstrap of the fitted model "
+            "for fixed ones."
+        )
+    if fixed:
+        text += (
+            f" Fixed by design: {', '.join(fixed)}; their share is the variance of their effects "
+            "between the levels the study uses."
+        )
+    return text + (
+        " 'culture x F' is how much the culture profile changes with F; the residual pools the "
+        "interactions the model leaves out."
+    )
 
 
 def _factor_chart(axis: str, rows: pd.DataFrame) -> Markup:
