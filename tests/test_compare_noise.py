@@ -208,32 +208,29 @@ def test_the_noise_floor_is_the_largest_change_of_a_rescored_prompt() -> None:
     assert floor["mean_abs_score"] == pytest.approx(np.mean(sampled), abs=1e-15)
 
 
-@pytest.mark.slow
-def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
-    tmp_path: Path, embedded_values_run: Path
-) -> None:
-    """The embedded model at float32 (the session's run) and at bfloat16 in batches of 3, on the
-    same 96 prompts: rounding and batch composition apart, the same model."""
+def _bfloat16_run(out: Path, batch_size: int) -> Path:
+    """The 96 served prompts of the values study, scored by the embedded model in bfloat16."""
     from culture_probe.backends import create_backend
-    from culture_probe.compare import compare
     from culture_probe.runner import PlanFilter, RunSettings, run_study
     from fault_server import SERVED_ITEMS, SERVED_PROXIES
 
-    backend = create_backend("hf", model="embedded", dtype="bfloat16", batch_size=3)
+    backend = create_backend("hf", model="embedded", dtype="bfloat16", batch_size=batch_size)
     try:
         settings = RunSettings(
             study=REPO / "taxonomy" / "values.yaml",
             dtype="bfloat16",
-            out=tmp_path / "bfloat16",
+            out=out,
             filters=PlanFilter(items=SERVED_ITEMS, proxies=SERVED_PROXIES),
         )
         run_study(settings, backend=backend, analyse=False)
     finally:
         backend.close()
-    runs = [embedded_values_run, tmp_path / "bfloat16"]
-    floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
-    assert [floor["n_prompts"] for floor in floors] == [32, 32]
-    assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]
+    return out
+
+
+def _assert_no_difference_claimed(runs: list[Path]) -> None:
+    from culture_probe.compare import compare
+
     comparison = compare(runs, n_bootstrap=50)
     items = comparison.tables["item_differences"]
     assert not items["significant"].any() and items["within_noise"].all()
@@ -241,3 +238,33 @@ def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
     headline = comparison.summary["headline"]
     assert "no difference is claimed" in headline[0]
     assert not any("mean Kendall's W" in sentence for sentence in headline)
+
+
+@pytest.mark.slow
+def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
+    tmp_path: Path, embedded_values_run: Path
+) -> None:
+    """The embedded model at float32 (the session's run) and at bfloat16 in batches of 3, on the
+    same 96 prompts: rounding and batch composition apart, the same model."""
+    runs = [embedded_values_run, _bfloat16_run(tmp_path / "bfloat16", batch_size=3)]
+    floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
+    assert [floor["n_prompts"] for floor in floors] == [32, 32]
+    assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]
+    _assert_no_difference_claimed(runs)
+
+
+@pytest.mark.slow
+def test_two_bfloat16_runs_of_one_model_show_no_difference(tmp_path: Path) -> None:
+    """Two bfloat16 runs of the embedded model, one prompt per call and 3 per call: the engine
+    groups prompts into the same prefix trees either way, so the scores are bit-identical, and
+    the comparison claims no difference and reports no ranking change. (Rescoring in another
+    grouping does move bfloat16 scores: each run's recorded noise floor says by how much.)"""
+    runs = [_bfloat16_run(tmp_path / f"batch-{size}", batch_size=size) for size in (1, 3)]
+    probs = [
+        pd.read_parquet(run / "responses.parquet").set_index("prompt_id")["probs"] for run in runs
+    ]
+    for first, second in zip(probs[0], probs[1].loc[probs[0].index], strict=True):
+        np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
+    assert all(floor["max_abs_score"] > 1e-4 for floor in floors)
+    _assert_no_difference_claimed(runs)
