@@ -42,11 +42,13 @@ COLUMNS = (
     ("verdicts", ""),
 )
 LEGEND = (
-    "culture, wording, w×c: mean share of the answer variance due to the proxy, the wording level "
-    "and wording-by-culture changes; order: share due to the option order in the model over all "
-    "declared factors (the one the sentences give); CWI: median culture-vs-wording index; W: "
-    "Kendall's W of the proxy ranking across wordings. Each estimate has its 95% interval below "
-    "it; ≈0: not distinguishable from zero, with its upper bound below where that is above 0."
+    "culture, wording, w×c: share of the answer variance due to the proxy, the wording level "
+    "and wording-by-culture changes, pooled over items (components summed, then divided by the "
+    "summed totals); order: share due to the option order in the model over all declared factors "
+    "(the one the sentences give), pooled the same way; CWI: median culture-vs-wording index; W: "
+    "mean over items of Kendall's W of the proxy ranking across wordings. Each estimate has its "
+    "95% interval below it; ≈0: not distinguishable from zero, with its upper bound below where "
+    "that is above 0."
 )
 SHORT_ANSWER_LEGEND = (
     "match: share of written answers that contain an answer the annotators gave (BLEnD, Myung et "
