@@ -240,13 +240,19 @@ def _assert_no_difference_claimed(runs: list[Path]) -> None:
     assert not any("mean Kendall's W" in sentence for sentence in headline)
 
 
+@pytest.fixture(scope="module")
+def bfloat16_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served prompts scored in bfloat16, 3 per call, once for the module."""
+    return _bfloat16_run(tmp_path_factory.mktemp("bfloat16"), batch_size=3)
+
+
 @pytest.mark.slow
 def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
-    tmp_path: Path, embedded_values_run: Path
+    embedded_values_run: Path, bfloat16_run: Path
 ) -> None:
     """The embedded model at float32 (the session's run) and at bfloat16 in batches of 3, on the
     same 96 prompts: rounding and batch composition apart, the same model."""
-    runs = [embedded_values_run, _bfloat16_run(tmp_path / "bfloat16", batch_size=3)]
+    runs = [embedded_values_run, bfloat16_run]
     floors = [json.loads((run / "manifest.json").read_text())["noise_floor"] for run in runs]
     assert [floor["n_prompts"] for floor in floors] == [32, 32]
     assert floors[0]["max_abs_score"] < 1e-4 < floors[1]["max_abs_score"]
@@ -254,12 +260,14 @@ def test_float32_and_bfloat16_runs_of_one_model_show_no_difference(
 
 
 @pytest.mark.slow
-def test_two_bfloat16_runs_of_one_model_show_no_difference(tmp_path: Path) -> None:
+def test_two_bfloat16_runs_of_one_model_show_no_difference(
+    tmp_path: Path, bfloat16_run: Path
+) -> None:
     """Two bfloat16 runs of the embedded model, one prompt per call and 3 per call: the engine
     groups prompts into the same prefix trees either way, so the scores are bit-identical, and
     the comparison claims no difference and reports no ranking change. (Rescoring in another
     grouping does move bfloat16 scores: each run's recorded noise floor says by how much.)"""
-    runs = [_bfloat16_run(tmp_path / f"batch-{size}", batch_size=size) for size in (1, 3)]
+    runs = [_bfloat16_run(tmp_path / "batch-1", batch_size=1), bfloat16_run]
     probs = [
         pd.read_parquet(run / "responses.parquet").set_index("prompt_id")["probs"] for run in runs
     ]
