@@ -859,13 +859,10 @@ def unit_decomposition(
     var_low, var_high, _ = interval(var_draws, var)
     share_low, share_high, extended = share_interval(raw_draws, raw_share, share)
     if fixed.any():
-        _fixed_intervals(
-            bootstrap_draws(fit, n_draws, rng, fixed, pivot_df),
-            scale,
-            fixed,
-            (var, var_low, var_high),
-            (share, share_low, share_high, extended),
-        )
+        resampled = bootstrap_draws(fit, n_draws, rng, fixed, pivot_df)
+        bounds = fixed_intervals(resampled, scale, fixed, var, share)
+        var_low[fixed], var_high[fixed], share_low[fixed], share_high[fixed] = bounds[:4]
+        extended[fixed] = bounds[4]
     var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), var)
     table = pd.DataFrame(
         {
@@ -910,23 +907,22 @@ def unit_decomposition(
     )
 
 
-def _fixed_intervals(
-    resampled: Draws,
-    scale: np.ndarray,
-    fixed: np.ndarray,
-    components: tuple[np.ndarray, np.ndarray, np.ndarray],
-    shares: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> None:
-    """Replace, in place, the fixed terms' component and share intervals with the percentile
-    intervals of the parametric bootstrap (:func:`bootstrap_draws`)."""
-    var, var_low, var_high = components
-    share, share_low, share_high, extended = shares
+def fixed_intervals(
+    resampled: Draws, scale: np.ndarray, fixed: np.ndarray, var: np.ndarray, share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed terms' component and share intervals: the percentile intervals of the parametric
+    bootstrap (:func:`bootstrap_draws`), the component's holding its estimate.
+
+    Returns:
+        For the columns ``fixed`` selects: ``(var_low, var_high, share_low, share_high,
+        outside)``, ``outside`` flagging a printed share outside its interval.
+    """
     var_draws = resampled.var * scale
     low, high = percentiles(var_draws[:, fixed])
-    var_low[fixed], var_high[fixed] = np.fmin(low, var[fixed]), np.fmax(high, var[fixed])
-    boot_shares = raw_shares(resampled.raw * scale, var_draws)
-    low, high, outside = percentile_share_interval(boot_shares[:, fixed], share[fixed])
-    share_low[fixed], share_high[fixed], extended[fixed] = low, high, outside
+    share_low, share_high, outside = percentile_share_interval(
+        raw_shares(resampled.raw * scale, var_draws)[:, fixed], share[fixed]
+    )
+    return np.fmin(low, var[fixed]), np.fmax(high, var[fixed]), share_low, share_high, outside
 
 
 def level_effects(
