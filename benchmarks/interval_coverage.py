@@ -70,7 +70,8 @@ on 600 studies.
 
 Level effects (``factor_levels``): the truth of an order level is its planted effect (+-0.1 in
 ``order``, 0 elsewhere), of an enumerator level 0 (the enumerator x order effects are
-double-centred).
+double-centred). A level effect is the level's over the item's own proxies (no scenario plants a
+culture x order or culture x enumerator effect, so that is the planted effect).
 
 Printed per scenario and interval: the mean estimate, the mean truth, the coverage of the 95%
 interval, its mean width and how many intervals were scored. "False claims" gives, on null

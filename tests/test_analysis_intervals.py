@@ -288,6 +288,43 @@ def test_level_effects_of_a_fixed_factor_equal_ols_with_sum_contrasts() -> None:
     assert set(study["level"]) == {"canonical", "reversed"} and (study["n_items"] == 1).all()
 
 
+def test_each_level_effect_takes_its_own_spread_over_wordings() -> None:
+    """3 proxies x 5 paraphrases x 3 elicitation levels, the third level 10 times noisier: each
+    level's interval is the one-sample t interval (scipy) of its effect within each wording, the
+    level mean minus the mean of the levels there, averaged over proxies; the noisy level's is the
+    widest, where one pooled error gave every level the same width."""
+    rng = np.random.default_rng(4)
+    g = _grid({"c": 3, "p": 5, "e": 3})
+    noise = np.array([0.01, 0.01, 0.1])[g["e"]] * rng.normal(size=len(g))
+    levels = np.array(["constrained", "first_token", "written"])
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy_kind": "culture",
+            "proxy": np.array(["IN", "JP", "US"])[g["c"]],
+            "paraphrase": "p" + g["p"].astype(str),
+            "elicitation": levels[g["e"]],
+            "order": "canonical",
+            "seed": 0,
+            "score": 0.5 + 0.05 * rng.normal(size=5)[g["p"]] + noise,
+        }
+    )
+    _stats, _verdicts, _summary, table = factor_tables(rows, {"q": 0}, 100, 0)
+    item = table.loc[(table["scope"] == "item") & (table["factor"] == "elicitation")]
+    by_wording = rows.pivot_table("score", "paraphrase", "elicitation", aggfunc="mean")
+    within = by_wording.sub(by_wording.mean(axis=1), axis=0)
+    for level in levels:
+        row = item.loc[item["level"] == level].iloc[0]
+        expected = stats.ttest_1samp(within[level], 0.0).confidence_interval(0.95)
+        assert row["effect"] == pytest.approx(within[level].mean(), abs=1e-12)
+        assert row["effect_low"] == pytest.approx(expected.low, rel=1e-9)
+        assert row["effect_high"] == pytest.approx(expected.high, rel=1e-9)
+        assert row["df_error"] == 4.0
+    widths = (item["effect_high"] - item["effect_low"]).to_numpy()
+    assert widths[2] > 1.5 * widths[:2].max()
+
+
 def _cwi_parts(ms: dict[str, float], df: dict[str, float]) -> dict[str, np.ndarray]:
     """Mean squares and degrees of freedom; the interaction's error term is the within-cell one
     where none is given (no context effect common to every cell)."""

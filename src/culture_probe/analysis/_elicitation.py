@@ -481,8 +481,10 @@ def _ordinal_test(
     unit: pd.DataFrame, factors: pd.DataFrame | None, item: str, axis: str
 ) -> dict[str, Any]:
     """The F test of the elicitation term against its error mean square (what the random facets
-    and their interactions with the level add, Satterthwaite degrees of freedom: the error of the
-    level effects in ``factor_levels``), and the shares from ``factor_stats``."""
+    and their interactions with the level add, the proxies' among them, on Satterthwaite degrees
+    of freedom), and the shares from ``factor_stats``. The level effects in ``factor_levels``
+    take each level's own spread over wordings instead: the levels' noise differs (a sampled
+    written answer against first-token probabilities), which one pooled F test cannot follow."""
     out: dict[str, Any] = {"measure": ORDINAL_MEASURE, "test": "F (fixed effect, Satterthwaite)"}
     out.update(_shares(factors, item, axis))
     terms, fit = _fit(unit, axis)

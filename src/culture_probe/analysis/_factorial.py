@@ -56,7 +56,7 @@ from culture_probe.analysis._items import (
     pooled_share_interval,
     quiet,
 )
-from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS, FIXED_FACTORS
+from culture_probe.columns import AXIS_PREFIX, CONTEXT_FACTORS, FACTOR, FIXED_FACTORS
 from culture_probe.columns import FORMAT_FACTORS as FORMAT_COLUMNS
 
 FIXED = "fixed"
@@ -935,27 +935,37 @@ def level_effects(
     """Each level of each fixed factor: its mean and its effect (level mean minus the mean of the
     level means) with a 95% t interval whose error is what the random facets add.
 
-    The error of a fixed term t is E[MS_t] without the term's own part at the non-negative
-    components (s2_err = sum_j a_j MS_j where none is truncated), read off the expected-mean-square
-    solve (for option
-    order in a paraphrase x order design, MS_(paraphrase x order): the wordings are what is
-    random). A level effect then has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l)
-    1 / (L^2 n_k)), (L - 1) s2_err / N on balanced cells, on the Satterthwaite (1946) degrees of
-    freedom (sum a_j MS_j)^2 / sum (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors".
+    A level effect is the effect over the unit's own proxies, for wordings like these: the
+    wordings (and framings) are a sample, the proxies are the ones the study chose. Its error is
+    E[MS_t] without the term's own part and without the parts of terms that hold a proxy axis
+    (culture x order averages out over the unit's proxies), read off the expected-mean-square
+    solve: s2_err = sum_j a_j MS_j. On balanced cells that is one mean square, MS_(paraphrase x
+    order) for option order, so the interval is the exact t interval of the mixed model. A level
+    effect has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l) 1 / (L^2 n_k)), (L - 1) s2_err /
+    N on balanced cells, on the Satterthwaite (1946) degrees of freedom (sum a_j MS_j)^2 / sum
+    (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors". Counting culture x order as error
+    as well (the proxies random) made a quasi-F error of MS_PO + MS_CO - MS_E on 2-3 degrees of
+    freedom where no interaction was planted, and the interval covered 99-100%.
     """
     records: list[dict[str, Any]] = []
     scores = rows["score"].to_numpy(dtype=np.float64)
     for index, term in enumerate(terms):
         if term.effect != FIXED or len(term.columns) != 1 or fit.df[index] <= 0:
             continue
-        error, df_error = _error_mean_square(fit, index)
         code = codes[index]
         counts = np.bincount(code).astype(np.float64)
         means = np.bincount(code, weights=scores) / counts
         n_levels = len(counts)
-        spread = (1 - 1 / n_levels) ** 2 / counts + ((1 / counts).sum() - 1 / counts) / n_levels**2
+        by_wording = _contrasts_by_wording(rows, code, n_levels)
+        if by_wording is not None:
+            variance, df_error = by_wording
+        else:
+            error, df_error = _error_mean_square(fit, index, proxy_terms(terms))
+            spread = (1 - 1 / n_levels) ** 2 / counts
+            spread = spread + ((1 / counts).sum() - 1 / counts) / n_levels**2
+            variance = error * spread
         with np.errstate(invalid="ignore"):
-            half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df_error) * np.sqrt(error * spread)
+            half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df_error) * np.sqrt(variance)
         labels = pd.factorize(rows[term.columns[0]], sort=True, use_na_sentinel=False)[1]
         effect = means - means.mean()
         for level in range(n_levels):
@@ -978,28 +988,95 @@ def level_effects(
     return pd.DataFrame(records, columns=list(LEVEL_COLUMNS))
 
 
-def _error_mean_square(fit: Components, index: int) -> tuple[float, float]:
-    """E[MS_t] without term t's own part at the non-negative components, and its Satterthwaite
-    degrees of freedom from the same quantity written as sum_j a_j MS_j; NaN where it is 0.
+#: the random facets a level effect is computed within: the wordings (seeds are noise within one)
+WORDING_FACTORS = tuple(name for name in CONTEXT_FACTORS if FACTOR[name].kind == "wording")
 
-    Where the combination subtracts mean squares (a_j < 0) the Satterthwaite formula on the
-    combination itself can give a fraction of a degree of freedom and a t quantile in the
-    hundreds; the numerator then uses the non-negative estimate, and the result is kept between
-    1 and the residual's degrees of freedom.
+
+def _contrasts_by_wording(
+    rows: pd.DataFrame, code: np.ndarray, n_levels: int
+) -> tuple[np.ndarray, float] | None:
+    """Each level's effect within every wording that shows all the levels, and the variance of
+    their mean over the W wordings (Student-t on W - 1 degrees of freedom); None where not one
+    wording factor alone varies, or fewer than 2 wordings show every level.
+
+    The wording is the random facet: a level's effect is computed where the wording is held
+    fixed, averaged over the unit's proxies and the other fixed factors, and its spread over
+    wordings is its error, the level's own (a written answer varies more than a first-token one,
+    and a pooled error would give the noisy level the quiet levels' interval). With two levels
+    this is the exact interval on MS_(paraphrase x order); with more, each level keeps W - 1
+    degrees of freedom of its own (Boik 1981's separate error term per contrast).
+    """
+    varied = [c for c in WORDING_FACTORS if c in rows.columns and rows[c].nunique() > 1]
+    if len(varied) != 1:
+        return None
+    wording = pd.factorize(rows[varied[0]], sort=True)[0]
+    cell = wording * n_levels + code
+    n_wordings = int(wording.max()) + 1
+    sums = np.bincount(
+        cell, weights=rows["score"].to_numpy(np.float64), minlength=n_wordings * n_levels
+    )
+    counts = np.bincount(cell, minlength=n_wordings * n_levels)
+    shown = counts.reshape(n_wordings, n_levels)
+    complete = (shown > 0).all(axis=1)
+    if complete.sum() < 2:
+        return None
+    means = sums.reshape(n_wordings, n_levels)[complete] / shown[complete]
+    effects = means - means.mean(axis=1, keepdims=True)
+    kept = len(effects)
+    return effects.var(axis=0, ddof=1) / kept, float(kept - 1)
+
+
+def proxy_terms(terms: list[Term]) -> np.ndarray:
+    """Which of ``terms`` hold a proxy axis (the proxies' main effects and interactions, and
+    culture x context), as a mask over the terms."""
+    return np.array([any(c.startswith(AXIS_PREFIX) for c in t.columns) for t in terms], bool)
+
+
+def _error_mean_square(
+    fit: Components, index: int, proxies: np.ndarray | None = None
+) -> tuple[float, float]:
+    """E[MS_t] without term t's own part and without the terms in ``proxies`` (a mask over the
+    terms; those average out over the unit's own proxies), and its Satterthwaite degrees of
+    freedom from the same quantity written as sum_j a_j MS_j; NaN where it is 0.
+
+    The error is read at the non-negative components, and its degrees of freedom are those of the
+    combination of mean squares it then is: a component fitted at 0 pools its mean square with the
+    ones whose expectation then equals it (Thompson 1962), so the pooled error keeps their degrees
+    of freedom. (The plain solution of a combination that subtracts mean squares, a_j < 0, can
+    fall to a small fraction of the residual's mean square on 1 degree of freedom.) On balanced
+    cells with no component at 0 it is the plain combination. The degrees of freedom are kept
+    between 1 and the residual's.
     """
     keep = np.flatnonzero(fit.df > 0)
     position = int(np.flatnonzero(keep == index)[0])
     system = fit.expected[np.ix_(keep, keep)]
     row = system[position].copy()
     row[position] = 0.0
-    error = float(row @ np.nan_to_num(fit.var[keep]))
+    if proxies is not None:
+        mask = np.append(np.asarray(proxies, bool), False)
+        row[mask[keep]] = 0.0
+    df, ms = fit.df[keep], fit.ms[keep]
+    weights = _pooled_weights(system, df, row, np.nan_to_num(fit.var[keep]) > 0, position)
+    error = float(weights @ ms)
     if not error > 0:
         return float("nan"), float("nan")
-    parts = (row @ np.linalg.inv(system)) * fit.ms[keep]
-    spread = float(np.sum(parts**2 / fit.df[keep]))
-    ceiling = float(fit.df[keep].max())
-    df = error**2 / spread if spread > 0 else ceiling
-    return error, float(np.clip(df, 1.0, ceiling))
+    spread = float(np.sum((weights * ms) ** 2 / df))
+    ceiling = float(df.max())
+    df_error = error**2 / spread if spread > 0 else ceiling
+    return error, float(np.clip(df_error, 1.0, ceiling))
+
+
+def _pooled_weights(
+    system: np.ndarray, df: np.ndarray, row: np.ndarray, active: np.ndarray, position: int
+) -> np.ndarray:
+    """The mean squares' weights in row @ s2 at the non-negative components: with the components
+    fitted at 0 left out, the others are the df-weighted least-squares solution
+    (:func:`nonnegative_components`), a linear function of the mean squares."""
+    active = active.copy()
+    active[position] = True
+    design = system[:, active]
+    weighted = design.T * df
+    return np.asarray(row[active] @ np.linalg.solve(weighted @ design, weighted))
 
 
 def _affordable(terms: list[Term], codes: list[np.ndarray], n_rows: int) -> list[Term]:
