@@ -325,6 +325,45 @@ def test_each_level_effect_takes_its_own_spread_over_wordings() -> None:
     assert widths[2] > 1.5 * widths[:2].max()
 
 
+def test_level_effects_where_paraphrases_cross_framings_leave_culture_x_order_out() -> None:
+    """3 proxies x 3 paraphrases x 2 framings x 2 orders, one response per cell, every effect
+    planted (no component is fitted at 0): the order effect's error is E[MS_order] without the
+    order's own part and without culture x order, MS_PO + MS_FO - MS_E (the mean squares from
+    statsmodels), on its Satterthwaite degrees of freedom; the effect's variance is error / N."""
+    rng = np.random.default_rng(5)
+    g = _grid({"c": 3, "p": 3, "f": 2, "o": 2})
+    score = 0.5 + np.array([0.1, -0.1])[g["o"]] + 0.01 * rng.normal(size=len(g))
+    for pair in ("c", "p", "f", "cp", "cf", "co", "pf", "po", "fo"):
+        shape = [int(g[k].max()) + 1 for k in pair]
+        score += 0.05 * rng.normal(size=shape)[tuple(g[k] for k in pair)]
+    rows = pd.DataFrame(
+        {
+            "item_id": "q",
+            "axis": "region",
+            "proxy_kind": "culture",
+            "proxy": np.array(["IN", "JP", "US"])[g["c"]],
+            "paraphrase": "p" + g["p"].astype(str),
+            "framing": "f" + g["f"].astype(str),
+            "order": np.array(["canonical", "reversed"])[g["o"]],
+            "seed": 0,
+            "score": score,
+        }
+    )
+    factors, _verdicts, _summary, levels = factor_tables(rows, {"q": 0}, 100, 0)
+    assert (factors.loc[factors["factor"] != "residual", "var"] > 0).all()
+    frame = rows.assign(c=g["c"], p=g["p"], f=g["f"], o=g["o"])
+    ms = _mean_squares("score ~ (C(c) + C(p) + C(f) + C(o)) ** 2", frame)
+    df = anova_lm(smf.ols("score ~ (C(c) + C(p) + C(f) + C(o)) ** 2", frame).fit())["df"]
+    parts = {k: (ms[k], df[k]) for k in ("C(p):C(o)", "C(f):C(o)", "Residual")}
+    error = parts["C(p):C(o)"][0] + parts["C(f):C(o)"][0] - parts["Residual"][0]
+    spread = sum(m**2 / d for m, d in parts.values())
+    df_error = error**2 / spread
+    canonical = levels.loc[(levels["scope"] == "item") & (levels["level"] == "canonical")].iloc[0]
+    assert canonical["df_error"] == pytest.approx(df_error, rel=1e-9)
+    half = stats.t.ppf(0.975, df_error) * np.sqrt(error / len(rows))
+    assert canonical["effect_high"] - canonical["effect"] == pytest.approx(half, rel=1e-9)
+
+
 def _cwi_parts(ms: dict[str, float], df: dict[str, float]) -> dict[str, np.ndarray]:
     """Mean squares and degrees of freedom; the interaction's error term is the within-cell one
     where none is given (no context effect common to every cell)."""

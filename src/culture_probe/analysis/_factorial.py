@@ -936,16 +936,17 @@ def level_effects(
     level means) with a 95% t interval whose error is what the random facets add.
 
     A level effect is the effect over the unit's own proxies, for wordings like these: the
-    wordings (and framings) are a sample, the proxies are the ones the study chose. Its error is
-    E[MS_t] without the term's own part and without the parts of terms that hold a proxy axis
-    (culture x order averages out over the unit's proxies), read off the expected-mean-square
-    solve: s2_err = sum_j a_j MS_j. On balanced cells that is one mean square, MS_(paraphrase x
-    order) for option order, so the interval is the exact t interval of the mixed model. A level
-    effect has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l) 1 / (L^2 n_k)), (L - 1) s2_err /
-    N on balanced cells, on the Satterthwaite (1946) degrees of freedom (sum a_j MS_j)^2 / sum
-    (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors". Counting culture x order as error
-    as well (the proxies random) made a quasi-F error of MS_PO + MS_CO - MS_E on 2-3 degrees of
-    freedom where no interaction was planted, and the interval covered 99-100%.
+    wordings are a sample, the proxies are the ones the study chose. Where one wording factor
+    varies, the interval is the t interval over wordings of the level's effect within each
+    wording (:func:`_contrasts_by_wording`). Otherwise (paraphrases crossed with framings, or no
+    wording varied) its error is E[MS_t] without the term's own part and without the parts of
+    terms that hold a proxy axis (culture x order averages out over the unit's proxies), read
+    off the expected-mean-square solve as s2_err = sum_j a_j MS_j (:func:`_error_mean_square`);
+    a level effect then has variance s2_err ((1 - 1/L)^2 / n_l + sum_(k != l) 1 / (L^2 n_k)),
+    (L - 1) s2_err / N on balanced cells, on the Satterthwaite (1946) degrees of freedom (sum a_j
+    MS_j)^2 / sum (a_j MS_j)^2 / df_j; docs/statistics.md, "Fixed factors". Counting culture x
+    order as error as well (the proxies random) made a quasi-F error of MS_PO + MS_CO - MS_E on
+    2-3 degrees of freedom where no interaction was planted, and the interval covered 99-100%.
     """
     records: list[dict[str, Any]] = []
     scores = rows["score"].to_numpy(dtype=np.float64)
@@ -1009,7 +1010,7 @@ def _contrasts_by_wording(
     varied = [c for c in WORDING_FACTORS if c in rows.columns and rows[c].nunique() > 1]
     if len(varied) != 1:
         return None
-    wording = pd.factorize(rows[varied[0]], sort=True)[0]
+    wording = pd.factorize(rows[varied[0]], sort=True, use_na_sentinel=False)[0]
     cell = wording * n_levels + code
     n_wordings = int(wording.max()) + 1
     sums = np.bincount(
