@@ -34,6 +34,13 @@ def _grid(levels: dict[str, int]) -> pd.DataFrame:
     return index.to_frame(index=False)
 
 
+def _one_item(score: np.ndarray, **columns: object) -> pd.DataFrame:
+    """The tidy rows of one item on the region axis, seed 0: ``score`` and the design ``columns``
+    (a constant or one value per row)."""
+    base = {"item_id": "q", "axis": "region", "proxy_kind": "culture", "seed": 0}
+    return pd.DataFrame({**base, **columns, "score": score})
+
+
 def _mean_squares(formula: str, frame: pd.DataFrame) -> pd.Series:
     return anova_lm(smf.ols(formula, frame).fit(), typ=1)["mean_sq"]
 
@@ -261,19 +268,12 @@ def test_level_effects_of_a_fixed_factor_equal_ols_with_sum_contrasts() -> None:
     coefficient and 95% interval statsmodels gives."""
     rng = np.random.default_rng(12)
     g = _grid({"p": 5, "o": 2})
-    rows = pd.DataFrame(
-        {
-            "item_id": "q",
-            "axis": "region",
-            "proxy_kind": "culture",
-            "proxy": "US",
-            "paraphrase": "p" + g["p"].astype(str),
-            "order": np.array(["canonical", "reversed"])[g["o"]],
-            "seed": 0,
-            "score": 0.1 * rng.normal(size=5)[g["p"]]
-            + np.array([0.08, -0.08])[g["o"]]
-            + 0.04 * rng.normal(size=len(g)),
-        }
+    score = 0.1 * rng.normal(size=5)[g["p"]] + np.array([0.08, -0.08])[g["o"]]
+    rows = _one_item(
+        score + 0.04 * rng.normal(size=len(g)),
+        proxy="US",
+        paraphrase="p" + g["p"].astype(str),
+        order=np.array(["canonical", "reversed"])[g["o"]],
     )
     _stats, _verdicts, _summary, levels = factor_tables(rows, {"q": 0}, 100, 0)
     canonical = levels.loc[(levels["scope"] == "item") & (levels["level"] == "canonical")].iloc[0]
@@ -297,18 +297,12 @@ def test_each_level_effect_takes_its_own_spread_over_wordings() -> None:
     g = _grid({"c": 3, "p": 5, "e": 3})
     noise = np.array([0.01, 0.01, 0.1])[g["e"]] * rng.normal(size=len(g))
     levels = np.array(["constrained", "first_token", "written"])
-    rows = pd.DataFrame(
-        {
-            "item_id": "q",
-            "axis": "region",
-            "proxy_kind": "culture",
-            "proxy": np.array(["IN", "JP", "US"])[g["c"]],
-            "paraphrase": "p" + g["p"].astype(str),
-            "elicitation": levels[g["e"]],
-            "order": "canonical",
-            "seed": 0,
-            "score": 0.5 + 0.05 * rng.normal(size=5)[g["p"]] + noise,
-        }
+    rows = _one_item(
+        0.5 + 0.05 * rng.normal(size=5)[g["p"]] + noise,
+        proxy=np.array(["IN", "JP", "US"])[g["c"]],
+        paraphrase="p" + g["p"].astype(str),
+        elicitation=levels[g["e"]],
+        order="canonical",
     )
     _stats, _verdicts, _summary, table = factor_tables(rows, {"q": 0}, 100, 0)
     item = table.loc[(table["scope"] == "item") & (table["factor"] == "elicitation")]
@@ -336,25 +330,21 @@ def test_level_effects_where_paraphrases_cross_framings_leave_culture_x_order_ou
     for pair in ("c", "p", "f", "cp", "cf", "co", "pf", "po", "fo"):
         shape = [int(g[k].max()) + 1 for k in pair]
         score += 0.05 * rng.normal(size=shape)[tuple(g[k] for k in pair)]
-    rows = pd.DataFrame(
-        {
-            "item_id": "q",
-            "axis": "region",
-            "proxy_kind": "culture",
-            "proxy": np.array(["IN", "JP", "US"])[g["c"]],
-            "paraphrase": "p" + g["p"].astype(str),
-            "framing": "f" + g["f"].astype(str),
-            "order": np.array(["canonical", "reversed"])[g["o"]],
-            "seed": 0,
-            "score": score,
-        }
+    rows = _one_item(
+        score,
+        proxy=np.array(["IN", "JP", "US"])[g["c"]],
+        paraphrase="p" + g["p"].astype(str),
+        framing="f" + g["f"].astype(str),
+        order=np.array(["canonical", "reversed"])[g["o"]],
     )
     factors, _verdicts, _summary, levels = factor_tables(rows, {"q": 0}, 100, 0)
     assert (factors.loc[factors["factor"] != "residual", "var"] > 0).all()
     frame = rows.assign(c=g["c"], p=g["p"], f=g["f"], o=g["o"])
-    ms = _mean_squares("score ~ (C(c) + C(p) + C(f) + C(o)) ** 2", frame)
-    df = anova_lm(smf.ols("score ~ (C(c) + C(p) + C(f) + C(o)) ** 2", frame).fit())["df"]
-    parts = {k: (ms[k], df[k]) for k in ("C(p):C(o)", "C(f):C(o)", "Residual")}
+    anova = anova_lm(smf.ols("score ~ (C(c) + C(p) + C(f) + C(o)) ** 2", frame).fit(), typ=1)
+    parts = {
+        k: (anova.at[k, "mean_sq"], anova.at[k, "df"])
+        for k in ("C(p):C(o)", "C(f):C(o)", "Residual")
+    }
     error = parts["C(p):C(o)"][0] + parts["C(f):C(o)"][0] - parts["Residual"][0]
     spread = sum(m**2 / d for m, d in parts.values())
     df_error = error**2 / spread
