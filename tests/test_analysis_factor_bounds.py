@@ -193,3 +193,50 @@ def test_order_decomposition_counts_replicates_and_seeds_apart() -> None:
     assert (table["n_orders"], table["n_cell_replicates"], table["n_seeds"]) == (2, 3, 1)
     ms = _mean_squares("score ~ C(proxy) * C(wording) * C(order)", rows)
     assert table["var_seed"] == pytest.approx(ms["Residual"], rel=1e-9)
+
+
+def _three_way_context_rows(seed: int) -> pd.DataFrame:
+    """No culture effect at all, and a large paraphrase x enumerator x order interaction that the
+    model leaves in the residual: culture x paraphrase's mean square lies far under the residual's."""
+    rows = _rows(seed, culture=0.0, noise=0.002)
+    rng = np.random.default_rng(seed + 100)
+    cell = rows["paraphrase"] + rows["enumerator"] + rows["order"]
+    codes = pd.factorize(cell)[0]
+    rows["score"] = rows["score"] + rng.normal(0, 0.1, codes.max() + 1)[codes]
+    return rows
+
+
+def test_a_term_under_its_error_takes_its_upper_end_from_its_own_mean_square() -> None:
+    from scipy import stats
+
+    rows = _three_way_context_rows(seed=3)
+    table = _table(rows)
+    term = table.loc["culture x paraphrase"]
+    assert term["raw_share"] < 0 and term["share"] == 0 and term["share_low"] == 0
+    assert bool(term["below_error"])
+    ms = _mean_squares(FULL, rows)["C(proxy):C(paraphrase)"]
+    cell = 3 * 2  # rows per proxy x paraphrase cell: 3 enumerators x 2 orders
+    bound = ms * 3 / stats.chi2.ppf(0.025, 3) / cell
+    assert term["var_high"] == pytest.approx(bound, rel=1e-9)
+    assert term["share_high"] == pytest.approx(bound / table["var"].sum(), rel=1e-9)
+    assert 0 < term["share_high"] < 0.05
+    # terms whose draws reach above 0 keep their pivotal interval
+    assert not table.loc[["residual", "paraphrase"], "below_error"].any()
+
+
+def test_pooled_share_under_its_error_sums_the_items_bounds() -> None:
+    from culture_probe.analysis._factorial import factor_tables
+
+    items = [f"item{k}" for k in range(6)]
+    rows = pd.concat(
+        [_three_way_context_rows(k).assign(item_id=item) for k, item in enumerate(items)]
+    )
+    codes = {item: k for k, item in enumerate(items)}
+    stats_table, _, summary, _ = factor_tables(rows, codes, 200, 0)
+    term = stats_table.loc[stats_table["factor"] == "culture x paraphrase"]
+    assert term["below_error"].all()
+    totals = stats_table.groupby("item_id")["var"].sum()
+    expected = term["var_high"].sum() / totals.loc[term["item_id"]].sum()
+    pooled = summary.set_index("factor").loc["culture x paraphrase"]
+    assert bool(pooled["below_error"]) and pooled["share"] == 0
+    assert pooled["share_high"] == pytest.approx(expected, rel=1e-9)

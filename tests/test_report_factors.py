@@ -65,3 +65,19 @@ def test_factor_caption_says_how_the_shares_were_combined(run_dir: Path) -> None
     one_item = summary.assign(n_items=1, effect="random")
     assert "this item's answer variance" in factor_caption(one_item)
     assert "Fixed by design" not in factor_caption(one_item)
+
+
+def test_factors_under_their_error_are_named_under_the_chart() -> None:
+    from culture_probe.report._factors import below_error_note
+
+    rows = pd.DataFrame(
+        {
+            "factor": ["culture x paraphrase", HOSTILE, "residual"],
+            "below_error": [True, True, False],
+        }
+    )
+    text = str(below_error_note(rows))
+    assert "Under their error: culture x paraphrase, &lt;img" in text and "<img" not in text
+    assert "own mean square alone" in text
+    assert below_error_note(rows.assign(below_error=False)) is None
+    assert below_error_note(rows.drop(columns="below_error")) is None  # a run analysed before

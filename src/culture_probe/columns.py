@@ -389,7 +389,9 @@ STATS_TABLES: tuple[StatsTable, ...] = (
         "the N-way decomposition: `kind`, `effect` (fixed or random), `df`, `estimable` (false "
         "where the design leaves the term no degrees of freedom; its `var` and `share` are then "
         "empty, never 0), `ss`, `ms`, variance component `var` and `share` with 95% intervals, "
-        "`raw_share`, `interval_extended`, `p_largest`, `balanced`, `method`",
+        "`raw_share`, `interval_extended`, `below_error` (the term's mean square lies under its "
+        "error's and its interval's upper end is read from that mean square alone), `p_largest`, "
+        "`balanced`, `method`",
         "table-factors",
         _shown([
             _ITEM,
@@ -412,7 +414,8 @@ STATS_TABLES: tuple[StatsTable, ...] = (
     ),
     StatsTable(
         "factor_summary", "Every declared factor, over items", "axis x factor",
-        "study-level shares with intervals, `p_largest`, and the number of items each factor leads",
+        "study-level shares with intervals, `below_error`, `p_largest`, and the number of items "
+        "each factor leads",
     ),
     StatsTable(
         "factor_levels", "Levels of the fixed factors", "item (or study) x axis x fixed factor x level",

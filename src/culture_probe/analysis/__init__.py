@@ -107,7 +107,9 @@ Tables (written by the caller to ``stats/<name>.parquet``):
     sum(alpha^2) / L), ``columns, n_levels, df, ss, ms, var`` (+ ``_low``, ``_high``), ``share``
     (+ ``_low``, ``_high``: from the draws of the untruncated shares, clipped to [0, 1], never
     widened), ``raw_share`` (the untruncated share), ``interval_extended`` (the share lies outside
-    its interval), ``p_largest`` (share of draws in which the factor explains the most),
+    its interval), ``below_error`` (the term's mean square lies under its error's, every draw of
+    its untruncated share at or below 0: its ``share_high`` and ``var_high`` are read from its own
+    mean square alone), ``p_largest`` (share of draws in which the factor explains the most),
     ``n_rows, balanced, method`` ("anova" on balanced
     cells, "type I (Henderson III)" on incomplete designs such as a budgeted fraction). A factor
     the design confounds with earlier ones has ``df`` 0 and NaN components.
@@ -119,8 +121,10 @@ Tables (written by the caller to ``stats/<name>.parquet``):
 ``factor_summary`` (axis x factor)
     ``kind, effect, n_items, share`` (mean of the items' untruncated shares, clipped to [0, 1])
     ``, share_low, share_high`` (Student-t interval over items; one item: its own interval),
-    ``interval_extended`` (False), ``p_largest, n_items_leading``. ``summary.json`` carries the
-    same under ``"factors"``, with ``residual_largest`` and the study-level ``levels`` per axis.
+    ``interval_extended`` (False), ``below_error`` (the pooled interval lies below 0; its upper
+    end is the items' own-mean-square bounds over their totals), ``p_largest, n_items_leading``.
+    ``summary.json`` carries the same under ``"factors"``, with ``residual_largest`` and the
+    study-level ``levels`` per axis.
 ``factor_levels`` (scope x item x axis x fixed factor x level)
     ``scope`` ("item", or "study" with ``item_id`` empty), ``factor, level, n_rows, n_items,
     mean`` (mean score at the level), ``effect`` (level mean minus the mean of the level means)

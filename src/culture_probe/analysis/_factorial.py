@@ -98,6 +98,7 @@ FACTOR_COLUMNS = (
     "share_high",
     "raw_share",
     "interval_extended",
+    "below_error",
     "p_largest",
     "n_rows",
     "balanced",
@@ -140,6 +141,7 @@ SUMMARY_COLUMNS = (
     "share_low",
     "share_high",
     "interval_extended",
+    "below_error",
     "p_largest",
     "n_items_leading",
 )
@@ -814,6 +816,7 @@ class UnitFit:
     levels: pd.DataFrame
     component_draws: np.ndarray | None = None
     total_draws: np.ndarray | None = None
+    own_bounds: np.ndarray | None = None
 
 
 def unit_decomposition(
@@ -863,6 +866,10 @@ def unit_decomposition(
         bounds = fixed_intervals(resampled, scale, fixed, var, share)
         var_low[fixed], var_high[fixed], share_low[fixed], share_high[fixed] = bounds[:4]
         extended[fixed] = bounds[4]
+    own_bounds = own_mean_square_bounds(fit) * scale
+    below = below_error(raw_share, share_high, own_bounds)
+    share_high[below] = np.minimum(own_bounds[below] / np.nansum(var), 1.0)
+    var_high[below] = np.fmax(var_high[below], own_bounds[below])
     var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), var)
     table = pd.DataFrame(
         {
@@ -887,6 +894,7 @@ def unit_decomposition(
             "share_high": share_high,
             "raw_share": raw_share,
             "interval_extended": extended,
+            "below_error": below,
             "p_largest": largest_share(share_draws, names),
             "n_rows": len(rows),
             "balanced": balanced,
@@ -904,7 +912,38 @@ def unit_decomposition(
         levels,
         draws.raw * scale,
         np.nansum(var_draws, axis=-1),
+        own_bounds,
     )
+
+
+def own_mean_square_bounds(fit: Components) -> np.ndarray:
+    """Per column (terms, then the residual): the 97.5% upper bound of each component read from
+    its own mean square alone, MS_t r_t / chi2_0.025(r_t) over the component's coefficient in
+    E[MS_t]; NaN where the term has no degrees of freedom.
+
+    E[MS_t] is the term's own part plus the non-negative parts of the terms below it, so whatever
+    those are, P(component <= bound) >= P(E[MS_t] <= MS_t r_t / chi2_0.025(r_t)) = 97.5%. It is
+    the interval's upper end where the generalised pivots put the whole untruncated interval below
+    0 (:func:`below_error`): a term whose mean square lies far under its error's (culture x
+    paraphrase at 1/150 of the residual mean square in a study whose residual holds large
+    three-way context interactions) would otherwise be printed "0% [0%, 0%]", a certainty the data
+    do not give.
+    """
+    estimable = (fit.df > 0) & np.isfinite(fit.ms)
+    df = np.where(estimable, fit.df, 1.0)
+    own = np.diag(fit.expected)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = fit.ms * df / stats.chi2.ppf((1 - CONFIDENCE) / 2, df) / own
+    return np.where(estimable & (own > 0), bound, np.nan)
+
+
+def below_error(raw_share: np.ndarray, share_high: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The terms (never the residual) whose interval, clipped to [0, 1], is the single point 0:
+    every draw of their untruncated share was at or below 0, their mean square under its error's."""
+    with np.errstate(invalid="ignore"):
+        below = np.isfinite(raw_share) & np.isfinite(bounds) & (share_high <= 0)
+    below[-1] = False
+    return np.asarray(below)
 
 
 def fixed_intervals(
@@ -1257,10 +1296,13 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
         point[row, columns] = fit.table["raw_share"].to_numpy(dtype=np.float64)
     if len(fits) > 1:
         estimate, low, high, resampled = pooled_shares(fits, position, point)
+        below = _pooled_below_error(point, high, position[RESIDUAL])
+        high = np.where(below, _pooled_own_bounds(fits, position, point.shape), high)
     else:  # one item: its own interval, and its draws for p_largest
         table = fits[0].table
         estimate = np.clip(point[0], 0, 1)
         low, high = table["share_low"].to_numpy(), table["share_high"].to_numpy()
+        below = table["below_error"].to_numpy(dtype=bool)
         resampled = fits[0].share_draws
     leading = largest_share(resampled, factors)
     verdicts = [unit_verdict(fit.table).get("dominant_factor") for fit in fits]
@@ -1275,11 +1317,40 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
             "share_low": low[index],
             "share_high": high[index],
             "interval_extended": False,
+            "below_error": bool(below[index]),
             "p_largest": leading[index],
             "n_items_leading": sum(v == name for v in verdicts),
         }
         for index, name in enumerate(factors)
     ]
+
+
+def _pooled_own_bounds(
+    fits: list[UnitFit], position: dict[str, int], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Per factor: the items' own-mean-square bounds (:func:`own_mean_square_bounds`) summed over
+    the sum of the items' totals, clipped to 1; the pooled share's upper end where every item's
+    mean square lies under its error's."""
+    bounds = np.full(shape, np.nan)
+    totals = np.full(shape[0], np.nan)
+    for row, fit in enumerate(fits):
+        if fit.own_bounds is not None:
+            bounds[row, [position[name] for name in fit.factors]] = fit.own_bounds
+        totals[row] = np.nansum(fit.table["var"].to_numpy(dtype=np.float64))
+    present = np.isfinite(bounds)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = np.where(present, bounds, 0).sum(axis=0) / np.where(
+            present, totals[:, None], 0
+        ).sum(axis=0)
+    return np.asarray(np.minimum(pooled, 1.0))
+
+
+def _pooled_below_error(point: np.ndarray, high: np.ndarray, residual: int) -> np.ndarray:
+    """The factors (never the residual) whose pooled interval, clipped, is the single point 0."""
+    with np.errstate(invalid="ignore"):
+        below = np.isfinite(point).any(axis=0) & (high <= 0)
+    below[residual] = False
+    return np.asarray(below)
 
 
 def pooled_shares(
@@ -1342,6 +1413,7 @@ def summary_entries(
                 "ci_low": row["share_low"],
                 "ci_high": row["share_high"],
                 "interval_extended": bool(row["interval_extended"]),
+                "below_error": bool(row.get("below_error", False)),
                 "p_largest": row["p_largest"],
                 "n_items_leading": int(row["n_items_leading"]),
             }

@@ -44,6 +44,9 @@ def factors_section(data: RunData) -> Section | None:
                     "of it): " + ", ".join(map(str, widened)) + "."
                 )
             )
+        below = below_error_note(rows)
+        if below is not None:
+            parts.append(below)
     per_item = item_verdicts_list(data.table("factor_verdicts"))
     if per_item is not None:
         parts.append(collapsible("Leading factor per item", per_item, open=False))
@@ -54,6 +57,21 @@ def factors_section(data: RunData) -> Section | None:
         )
     )
     return Section("Every declared factor", join(*parts))
+
+
+def below_error_note(rows: pd.DataFrame) -> Markup | None:
+    """Names the factors whose interval's upper end comes from their own mean square alone
+    (``below_error``; docs/statistics.md, "Factor shares"), or None where there are none."""
+    flagged = rows.get("below_error", pd.Series(False, index=rows.index)).fillna(False)
+    names = rows.loc[flagged.astype(bool), "factor"].astype(str).tolist()
+    if not names:
+        return None
+    return note(
+        f"Under their error: {', '.join(names)}. Their mean square lies below what it would be "
+        "with no effect of their own, so every draw of their untruncated share is at or below 0; "
+        "the upper end of their interval is read from their own mean square alone (its 97.5% "
+        "chi-square bound)."
+    )
 
 
 def factor_caption(rows: pd.DataFrame) -> str:
