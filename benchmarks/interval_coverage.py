@@ -111,6 +111,7 @@ from culture_probe.analysis._factorial import (
     with_design_columns,
 )
 from culture_probe.analysis._items import (
+    Decomposition,
     benjamini_hochberg,
     bias_corrected_interval,
     decompose_units,
@@ -512,8 +513,23 @@ def run_scenario(
     return tally.table(scenario), false_claims
 
 
+def decompose_studies(tidy, codes, study_of, draws, seed) -> Decomposition:  # type: ignore[no-untyped-def]
+    """``decompose_units`` study by study, as ``analyze`` sees one study: what a study pools (the
+    errors' kurtosis) is pooled over its own items only."""
+    parts = [
+        decompose_units(rows, codes, draws, seed)
+        for _, rows in tidy.groupby(tidy["item_id"].map(study_of), sort=True)
+    ]
+    table = pd.concat([part.table for part in parts], ignore_index=True)
+    replicates = {
+        name: np.concatenate([part.replicates[name] for part in parts])
+        for name in parts[0].replicates
+    }
+    return Decomposition(table, replicates, sum(part.rows_dropped for part in parts))
+
+
 def two_way(tally, claims, tidy, truth, codes, study_of, args, seed) -> None:  # type: ignore[no-untyped-def]
-    core = decompose_units(tidy, codes, args.draws, seed)
+    core = decompose_studies(tidy, codes, study_of, args.draws, seed)
     table = core.table.assign(beats_placebo=np.nan, order_share=np.nan)
     true = truth.loc[table["item_id"]]
     for name in ("culture_share", "rho2_1", "cwi", "kendall_w"):

@@ -69,13 +69,11 @@ def test_error_kurtosis_recovers_the_errors_kurtosis_from_cell_residuals() -> No
         for draw, truth in ((rng.laplace, 3.0), (rng.normal, 0.0)):
             errors = draw(size=(1, 600, 8, n))
             residuals = errors - errors.mean(axis=-1, keepdims=True)
-            gamma = anova.error_kurtosis(
-                (residuals**2).sum(-1), (residuals**4).sum(-1), np.full((1, 600, 8), n)
-            )
+            (gamma,) = _kurtosis(residuals, np.zeros(residuals.shape[:-1], dtype=int))
             reference = max(stats.kurtosis(errors.ravel()), 0.0)
-            assert gamma[0] == pytest.approx(reference, abs=0.35), (n, truth)
+            assert gamma == pytest.approx(reference, abs=0.35), (n, truth)
             if truth == 0.0:  # the sample kurtosis of Laplace errors itself varies by +-0.5
-                assert gamma[0] == pytest.approx(truth, abs=0.2), n
+                assert gamma == pytest.approx(truth, abs=0.2), n
 
 
 def test_effective_degrees_follow_the_kurtosis_formula() -> None:
@@ -293,3 +291,41 @@ def test_a_wording_component_at_zero_is_said_in_words_with_its_test() -> None:
     assert "none of the 5 items" in bounded.sentence
     (_, tiny) = _wording_claims("region", _facts(0.00008, 0.0002, 2))
     assert "explain 0.0080% [0%, 0.020%]" in tiny.sentence
+
+
+def _kurtosis(residuals: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """error_kurtosis of cells whose responses lie along the last axis."""
+    counts = np.full(residuals.shape[:-1], residuals.shape[-1])
+    return anova.error_kurtosis(
+        (residuals**2).sum(-1).ravel(),
+        (residuals**4).sum(-1).ravel(),
+        counts.ravel(),
+        units.ravel(),
+    )
+
+
+def test_error_kurtosis_is_at_least_the_study_pool_weighing_responses_not_noise() -> None:
+    """Two items with Laplace errors (excess kurtosis 3), one 100 times noisier, and one with
+    normal errors: the pool does not depend on the scales; the normal item takes the pool, a
+    Laplace item its own estimate where that is larger; an item without variation adds nothing."""
+    rng = np.random.default_rng(1)
+    errors = np.concatenate([rng.laplace(size=(2, 300, 4)), rng.normal(size=(1, 300, 4))])
+    residuals = errors - errors.mean(axis=-1, keepdims=True)
+    units = np.repeat([[0], [1], [2]], 300, axis=1)
+    gamma = _kurtosis(residuals, units)
+    alone = [_kurtosis(residuals[k : k + 1], np.zeros((1, 300), dtype=int))[0] for k in range(3)]
+    scaled = residuals * np.array([1.0, 100.0, 0.01])[:, None, None]
+    assert _kurtosis(scaled, units) == pytest.approx(gamma, rel=1e-12)
+    # the pool by hand: each unit's fourth-power sum over its own s2 squared, less 3 sum c2, over
+    # the sum of c4; cells of n = 4 give c2 = 4 (3/4)^2 and c4 = 4 ((3/4)^4 + 3/4^4)
+    s2 = (residuals**2).sum(axis=(1, 2)) / (300 * 3)
+    excess = (residuals**4).sum(axis=(1, 2)) / s2**2 - 3 * 300 * 4 * 0.75**2
+    pool = excess.sum() / (3 * 300 * 4 * (0.75**4 + 3 / 4**4))
+    assert gamma[2] == pytest.approx(pool, rel=1e-12) and alone[2] < pool
+    assert gamma[:2] == pytest.approx(np.maximum(alone[:2], pool), rel=1e-12)
+    assert 1.5 < pool < 2.5  # two of three items with kurtosis 3
+    silent = np.concatenate([residuals, np.zeros((1, 300, 4))])
+    with_silent = _kurtosis(silent, np.repeat([[0], [1], [2], [3]], 300, axis=1))
+    assert with_silent[:3] == pytest.approx(gamma, rel=1e-12) and with_silent[3] == pytest.approx(
+        pool
+    )

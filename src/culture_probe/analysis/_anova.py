@@ -151,37 +151,55 @@ def resampled_context_ss(deviations: np.ndarray, draws: np.ndarray) -> np.ndarra
 
 
 def error_kurtosis(
-    within_ss: np.ndarray, within_fourth: np.ndarray, counts: np.ndarray
+    within_ss: np.ndarray, within_fourth: np.ndarray, counts: np.ndarray, units: np.ndarray
 ) -> np.ndarray:
-    """Excess kurtosis of the within-cell errors, from the residuals around each cell mean, kept >= 0.
+    """Excess kurtosis of each unit's within-cell errors, from the residuals around each cell
+    mean: the larger of the unit's own and the study's pooled over its units, kept >= 0.
 
     A residual r = e_1 - mean(e) of a cell of n independent errors (variance s2, fourth moment
     m4) has E[r^2] = s2 (n - 1) / n and E[r^4] - 3 E[r^2]^2 = (m4 - 3 s2^2) c4(n), c4(n) = a^4 +
-    (n - 1) / n^4 with a = (n - 1) / n (expanding (a e_1 - (e_2 + ... + e_n) / n)^4). Pooling the
-    cells: s2 = sum r^2 / sum(n - 1) and gamma = (sum r^4 - 3 s2^2 sum_i c2_i^2) / (s2^2 sum_i
-    c4_i), a sum over responses i with c2 = (n - 1) / n. Normal errors give gamma = 0 up to noise;
-    it is floored at 0 so that the normal-theory degrees of freedom are the least an interval
-    assumes (:func:`effective_degrees`).
+    (n - 1) / n^4 with a = (n - 1) / n (expanding (a e_1 - (e_2 + ... + e_n) / n)^4). Each unit's
+    residuals are standardised by its own s2_u = sum r^2 / sum(n - 1): its own gamma_u = (sum
+    r^4 / s2_u^2 - 3 sum_i c2_i) / sum_i c4_i over its responses i, c2 = a^2, and the pooled one
+    sums both over the units, so that a unit weighs by its responses, not by its noise, and one
+    without variation adds nothing. Normal errors give gamma = 0 up to noise; it is floored at 0
+    so that the normal-theory degrees of freedom are the least an interval assumes
+    (:func:`effective_degrees`).
+
+    The errors of one study come from one model scored one way and share their shape, while one
+    item's few hundred residuals understate a heavy tail: with Student-t(3) errors and 10% of
+    responses missing (benchmarks/interval_coverage.py, ``misspecified``), an item's own estimate
+    left rho2(1)'s interval at 91.2-93.0% and the culture share's at 93.4-94.5% (three seeds of
+    2,000 items); the pooled one over the 5 items of a study at 92.8-93.8% and 93.2-94.8%, since an
+    item whose own residuals hold an extreme error needs its own, larger value; the larger of the
+    two, 93.2-94.7% and 94.0-95.3%. Normal errors keep their coverage (95.5% and 94.3% in
+    ``culture``).
 
     Args:
-        within_ss: per cell, the sum of squared residuals, shape (G, C, P).
-        within_fourth: per cell, the sum of fourth powers of the residuals, shape (G, C, P).
-        counts: per cell, the responses n_cp, shape (G, C, P).
+        within_ss: per cell, the sum of squared residuals.
+        within_fourth: per cell, the sum of fourth powers of the residuals.
+        counts: per cell, its responses n.
+        units: per cell, the integer code of its unit, 0 to G - 1.
 
     Returns:
-        gamma per unit, shape (G,); 0 where no cell has two responses.
+        gamma per unit, shape (G,); 0 for a unit without residuals where no unit has one.
     """
     n = np.asarray(counts, dtype=np.float64)
+    codes = np.asarray(units, dtype=np.int64)
+    size = int(codes.max()) + 1 if len(codes) else 0
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(n > 0, (n - 1) / n, 0.0)
-        c2 = n * a**2  # per cell: its n responses' (E[r^2] / s2)^2
+        c2 = n * a**2  # per cell: its n responses' E[r^2] / s2, squared
         c4 = n * (a**4 + np.where(n > 0, (n - 1) / n**4, 0.0))
-        axes = (-2, -1)
-        s2 = within_ss.sum(axis=axes) / np.maximum((n - 1).clip(0).sum(axis=axes), 1)
-        gamma = (within_fourth.sum(axis=axes) - 3 * s2**2 * c2.sum(axis=axes)) / (
-            s2**2 * c4.sum(axis=axes)
-        )
-    return np.asarray(np.where(np.isfinite(gamma), np.maximum(gamma, 0.0), 0.0))
+        s2 = np.bincount(codes, within_ss, size) / np.bincount(codes, np.maximum(n - 1, 0), size)
+        scaled = within_fourth / s2[codes] ** 2 - 3 * c2
+    usable = np.isfinite(scaled) & (s2[codes] > 0)
+    excess = np.bincount(codes[usable], scaled[usable], size)
+    weight = np.bincount(codes[usable], c4[usable], size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(weight > 0, excess / weight, 0.0)
+    pooled = excess.sum() / weight.sum() if weight.sum() > 0 else 0.0
+    return np.asarray(np.maximum(own, max(pooled, 0.0)).clip(0.0))
 
 
 def effective_degrees(parts: Arrays, kurtosis: np.ndarray, n_replicates: np.ndarray) -> Arrays:

@@ -52,8 +52,9 @@ class Cube:
             with unequal cell counts their harmonic mean.
         df_within: degrees of freedom of the pooled within-cell sum of squares, sum(n_cp - 1);
             None for C P (n - 1), a balanced cube's.
-        error_kurtosis: per unit, the excess kurtosis of the within-cell errors
-            (:func:`~culture_probe.analysis._anova.error_kurtosis`), shape (G,); None for 0.
+        error_kurtosis: per unit, the excess kurtosis of the within-cell errors, at least the
+            study's pooled over its units (:func:`~culture_probe.analysis._anova.error_kurtosis`),
+            shape (G,); None for 0.
         replicate_deviations: per proxy, wording and context combination, that replicate's
             deviation from its cell mean, shape (G, C, P, K); None where the cells do not hold
             the same K combinations once each (module docstring).
@@ -94,9 +95,15 @@ def balanced_cubes(
     """
     kept = _balanced_rows(rows.loc[rows["score"].notna()], unit_columns)
     cells = _cell_table(kept)
+    kurtosis = error_kurtosis(
+        cells["within_ss"].to_numpy(dtype=np.float64),
+        cells["within_fourth"].to_numpy(dtype=np.float64),
+        cells["count"].to_numpy(dtype=np.float64),
+        cells["unit"].to_numpy(),
+    )
     shape = ["n_proxies", "n_wordings", "n", "df_within", "n_contexts"]
     cubes = [
-        _stack(group, kept, unit_columns)
+        _stack(group, kept, unit_columns, kurtosis)
         for _, group in cells.groupby(shape, sort=True)
         if group["n_proxies"].iat[0] >= 2 and group["n_wordings"].iat[0] >= 2
     ]
@@ -183,7 +190,9 @@ def _cell_table(kept: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def _stack(cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...]) -> Cube:
+def _stack(
+    cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...], kurtosis: np.ndarray
+) -> Cube:
     n_proxies = int(cells["n_proxies"].iat[0])
     n_wordings = int(cells["n_wordings"].iat[0])
     n_contexts = int(cells["n_contexts"].iat[0])
@@ -194,8 +203,6 @@ def _stack(cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...
     labels_p = ordered["proxy"].to_numpy().reshape(shape)[:, :, 0]
     labels_w = ordered["wording"].to_numpy().reshape(shape)[:, 0, :]
     within_ss = ordered["within_ss"].to_numpy(dtype=np.float64).reshape(shape)
-    fourth = ordered["within_fourth"].to_numpy(dtype=np.float64).reshape(shape)
-    counts = ordered["count"].to_numpy(dtype=np.float64).reshape(shape)
     replicate_deviations = (
         _replicate_deviations(kept, units["unit"].to_numpy(), (*shape, n_contexts))
         if n_contexts
@@ -209,7 +216,7 @@ def _stack(cells: pd.DataFrame, kept: pd.DataFrame, unit_columns: tuple[str, ...
         within_ss=within_ss,
         n_replicates=_number(ordered["n"].iat[0]),
         df_within=float(ordered["df_within"].iat[0]),
-        error_kurtosis=error_kurtosis(within_ss, fourth, counts),
+        error_kurtosis=kurtosis[units["unit"].to_numpy(dtype=np.int64)],
         replicate_deviations=replicate_deviations,
     )
 
