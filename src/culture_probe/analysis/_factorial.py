@@ -867,7 +867,9 @@ def unit_decomposition(
         var_low[fixed], var_high[fixed], share_low[fixed], share_high[fixed] = bounds[:4]
         extended[fixed] = bounds[4]
     own_bounds = own_mean_square_bounds(fit) * scale
-    below = below_error(raw_share, share_high, own_bounds)
+    below = below_error(
+        np.isfinite(raw_share) & np.isfinite(own_bounds), share_high, len(share_high) - 1
+    )
     share_high[below] = np.minimum(own_bounds[below] / np.nansum(var), 1.0)
     var_high[below] = np.fmax(var_high[below], own_bounds[below])
     var_high = np.fmax(np.fmin(var_high, MAX_SCORE_VARIANCE), var)
@@ -937,12 +939,13 @@ def own_mean_square_bounds(fit: Components) -> np.ndarray:
     return np.where(estimable & (own > 0), bound, np.nan)
 
 
-def below_error(raw_share: np.ndarray, share_high: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """The terms (never the residual) whose interval, clipped to [0, 1], is the single point 0:
-    every draw of their untruncated share was at or below 0, their mean square under its error's."""
+def below_error(present: np.ndarray, share_high: np.ndarray, residual: int) -> np.ndarray:
+    """The terms present (never the residual, at column ``residual``) whose interval, clipped to
+    [0, 1], is the single point 0: every draw of their untruncated share was at or below 0, their
+    mean square under its error's."""
     with np.errstate(invalid="ignore"):
-        below = np.isfinite(raw_share) & np.isfinite(bounds) & (share_high <= 0)
-    below[-1] = False
+        below = np.asarray(present, dtype=bool) & (share_high <= 0)
+    below[residual] = False
     return np.asarray(below)
 
 
@@ -1296,7 +1299,7 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
         point[row, columns] = fit.table["raw_share"].to_numpy(dtype=np.float64)
     if len(fits) > 1:
         estimate, low, high, resampled = pooled_shares(fits, position, point)
-        below = _pooled_below_error(point, high, position[RESIDUAL])
+        below = below_error(np.isfinite(point).any(axis=0), high, position[RESIDUAL])
         high = np.where(below, _pooled_own_bounds(fits, position, point.shape), high)
     else:  # one item: its own interval, and its draws for p_largest
         table = fits[0].table
@@ -1325,6 +1328,11 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
     ]
 
 
+def item_total(fit: UnitFit) -> float:
+    """An item's total variance: the sum of its non-negative components (a share's denominator)."""
+    return float(np.nansum(fit.table["var"].to_numpy(dtype=np.float64)))
+
+
 def _pooled_own_bounds(
     fits: list[UnitFit], position: dict[str, int], shape: tuple[int, ...]
 ) -> np.ndarray:
@@ -1336,21 +1344,13 @@ def _pooled_own_bounds(
     for row, fit in enumerate(fits):
         if fit.own_bounds is not None:
             bounds[row, [position[name] for name in fit.factors]] = fit.own_bounds
-        totals[row] = np.nansum(fit.table["var"].to_numpy(dtype=np.float64))
+        totals[row] = item_total(fit)
     present = np.isfinite(bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
         pooled = np.where(present, bounds, 0).sum(axis=0) / np.where(
             present, totals[:, None], 0
         ).sum(axis=0)
     return np.asarray(np.minimum(pooled, 1.0))
-
-
-def _pooled_below_error(point: np.ndarray, high: np.ndarray, residual: int) -> np.ndarray:
-    """The factors (never the residual) whose pooled interval, clipped, is the single point 0."""
-    with np.errstate(invalid="ignore"):
-        below = np.isfinite(point).any(axis=0) & (high <= 0)
-    below[residual] = False
-    return np.asarray(below)
 
 
 def pooled_shares(
@@ -1380,7 +1380,7 @@ def pooled_shares(
         ``(share, low, high, draws)``; draws of the pooled untruncated shares, (n_draws, factors).
     """
     residual = position[RESIDUAL]
-    totals = np.array([np.nansum(fit.table["var"].to_numpy(dtype=np.float64)) for fit in fits])
+    totals = np.array([item_total(fit) for fit in fits])
     share, low, high = pooled_share_interval(point * totals[:, None], totals)
     n_draws = min(len(f.total_draws) for f in fits if f.total_draws is not None)
     components = np.zeros((n_draws, point.shape[1]))
