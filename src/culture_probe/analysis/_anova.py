@@ -182,7 +182,8 @@ def error_kurtosis(
         units: per cell, the integer code of its unit, 0 to G - 1.
 
     Returns:
-        gamma per unit, shape (G,); 0 for a unit without residuals where no unit has one.
+        gamma per unit, shape (G,); a unit without residuals takes the pool (0 where no unit
+        has any).
     """
     n = np.asarray(counts, dtype=np.float64)
     codes = np.asarray(units, dtype=np.int64)

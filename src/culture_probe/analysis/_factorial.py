@@ -1413,7 +1413,7 @@ def summary_entries(
                 "ci_low": row["share_low"],
                 "ci_high": row["share_high"],
                 "interval_extended": bool(row["interval_extended"]),
-                "below_error": bool(row.get("below_error", False)),
+                "below_error": bool(row["below_error"]),
                 "p_largest": row["p_largest"],
                 "n_items_leading": int(row["n_items_leading"]),
             }
