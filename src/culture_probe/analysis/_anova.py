@@ -585,7 +585,8 @@ def _pivotal_spearman(means: np.ndarray, n_draws: int, rng: np.random.Generator)
             + noise * np.sqrt(variance / n_wordings)[..., None]
         )
         standard = drawn / np.sqrt(scale)[..., None]
-    rho = expected_spearman(standard)
+    with np.errstate(invalid="ignore"):  # a unit without error has infinite gaps: set below
+        rho = expected_spearman(standard)
     # no error at all (every wording orders the proxies alike, with no spread): rho is 1
     return np.asarray(
         np.where(error_ss[:, None] > 0, rho, np.where(signal_ss[:, None] > 0, 1.0, np.nan))
