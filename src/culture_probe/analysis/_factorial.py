@@ -41,6 +41,7 @@ and gives each drawn item one of its pivotal draws (a two-stage bootstrap, Field
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -1293,14 +1294,11 @@ def _axis_records(axis: str, fits: list[UnitFit], n_draws: int, seed: int) -> li
                 factors.append(name)
                 kinds[name], effects[name] = kind, effect
     position = {name: index for index, name in enumerate(factors)}
-    point = np.full((len(fits), len(factors)), np.nan)
-    for row, fit in enumerate(fits):
-        columns = [position[name] for name in fit.factors]
-        point[row, columns] = fit.table["raw_share"].to_numpy(dtype=np.float64)
+    point = _per_item(fits, position, lambda fit: fit.table["raw_share"].to_numpy(np.float64))
     if len(fits) > 1:
         estimate, low, high, resampled = pooled_shares(fits, position, point)
         below = below_error(np.isfinite(point).any(axis=0), high, position[RESIDUAL])
-        high = np.where(below, _pooled_own_bounds(fits, position, point.shape), high)
+        high = np.where(below, _pooled_own_bounds(fits, position), high)
     else:  # one item: its own interval, and its draws for p_largest
         table = fits[0].table
         estimate = np.clip(point[0], 0, 1)
@@ -1333,24 +1331,25 @@ def item_total(fit: UnitFit) -> float:
     return float(np.nansum(fit.table["var"].to_numpy(dtype=np.float64)))
 
 
-def _pooled_own_bounds(
-    fits: list[UnitFit], position: dict[str, int], shape: tuple[int, ...]
+def _per_item(
+    fits: list[UnitFit], position: dict[str, int], values: Callable[[UnitFit], np.ndarray | None]
 ) -> np.ndarray:
-    """Per factor: the items' own-mean-square bounds (:func:`own_mean_square_bounds`) summed over
-    the sum of the items' totals, clipped to 1; the pooled share's upper end where every item's
-    mean square lies under its error's."""
-    bounds = np.full(shape, np.nan)
-    totals = np.full(shape[0], np.nan)
+    """Per item (rows) and factor (columns by ``position``): ``values`` of each item's factors;
+    NaN where an item lacks the factor or has no values."""
+    out = np.full((len(fits), len(position)), np.nan)
     for row, fit in enumerate(fits):
-        if fit.own_bounds is not None:
-            bounds[row, [position[name] for name in fit.factors]] = fit.own_bounds
-        totals[row] = item_total(fit)
-    present = np.isfinite(bounds)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pooled = np.where(present, bounds, 0).sum(axis=0) / np.where(
-            present, totals[:, None], 0
-        ).sum(axis=0)
-    return np.asarray(np.minimum(pooled, 1.0))
+        given = values(fit)
+        if given is not None:
+            out[row, [position[name] for name in fit.factors]] = given
+    return out
+
+
+def _pooled_own_bounds(fits: list[UnitFit], position: dict[str, int]) -> np.ndarray:
+    """Per factor: the items' own-mean-square bounds (:func:`own_mean_square_bounds`) summed over
+    the sum of the items' totals, the pooled share's ratio (clipped to [0, 1]); its upper end where
+    every item's mean square lies under its error's."""
+    bounds = _per_item(fits, position, lambda fit: fit.own_bounds)
+    return pooled_share_interval(bounds, np.array([item_total(fit) for fit in fits]))[0]
 
 
 def pooled_shares(
